@@ -1,0 +1,108 @@
+//! console capability: the `Console` trait (system parameters, servers, health), its WIT glue,
+//! and [`MetaDbConsole`], which reads and writes OMS parameters and servers through the MetaDB
+//! (there is no documented console API for them) over any [`Sql`] backend, real or fake.
+
+pub mod fake;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+pub use crate::bindings::opshost::plugin::console::Server;
+use crate::bindings::opshost::plugin::console as wit;
+use crate::bindings::Error;
+use crate::capabilities::sql::{fake::value_text, Sql, Value};
+use crate::runtime::host_call::Effect;
+use crate::runtime::state::HostState;
+
+#[async_trait]
+pub trait Console: Send + Sync {
+    async fn get_parameter(&self, name: &str) -> Result<Option<String>, Error>;
+    async fn set_parameter(&self, name: &str, value: &str) -> Result<(), Error>;
+    async fn list_servers(&self) -> Result<Vec<Server>, Error>;
+    async fn health(&self, node: &str) -> Result<bool, Error>;
+}
+
+/// Whether the product answers healthy on a node (HTTP on a real node, container state on the fake).
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    async fn healthy(&self, node: &str) -> Result<bool, Error>;
+}
+
+/// Where the product keeps its parameters and servers in the MetaDB.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default = "default_connection")]
+    pub connection: String,
+    /// Database holding `oms_normal_config` (drc_rm_db).
+    pub rm_db: String,
+    /// Database holding the servers table (drc_cm_db).
+    pub cm_db: String,
+    /// Returns (address, status) per server.
+    #[serde(default = "default_servers_query")]
+    pub servers_query: String,
+}
+
+fn default_connection() -> String {
+    "metadb".into()
+}
+fn default_servers_query() -> String {
+    "SELECT ip, status FROM host ORDER BY ip".into()
+}
+
+pub struct MetaDbConsole {
+    pub config: ConsoleConfig,
+    pub sql: Arc<dyn Sql>,
+    pub health: Arc<dyn HealthProbe>,
+}
+
+#[async_trait]
+impl Console for MetaDbConsole {
+    async fn get_parameter(&self, name: &str) -> Result<Option<String>, Error> {
+        let c = &self.config;
+        let rows = self.sql.query(&c.connection, &c.rm_db, "SELECT cfg_value FROM oms_normal_config WHERE cfg_name = ?", &[Value::Text(name.into())]).await?;
+        Ok(rows.rows.first().and_then(|r| r.first()).filter(|v| **v != Value::Null).map(value_text))
+    }
+    async fn set_parameter(&self, name: &str, value: &str) -> Result<(), Error> {
+        let c = &self.config;
+        if self.get_parameter(name).await?.is_some() {
+            self.sql
+                .execute(&c.connection, &c.rm_db, "UPDATE oms_normal_config SET cfg_value = ? WHERE cfg_name = ?", &[Value::Text(value.into()), Value::Text(name.into())])
+                .await?;
+        } else {
+            self.sql
+                .execute(&c.connection, &c.rm_db, "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES (?, ?)", &[Value::Text(name.into()), Value::Text(value.into())])
+                .await?;
+        }
+        Ok(())
+    }
+    async fn list_servers(&self) -> Result<Vec<Server>, Error> {
+        let c = &self.config;
+        let rows = self.sql.query(&c.connection, &c.cm_db, &c.servers_query, &[]).await?;
+        Ok(rows.rows.iter().map(|r| Server { address: r.first().map(value_text).unwrap_or_default(), status: r.get(1).map(value_text).unwrap_or_default() }).collect())
+    }
+    async fn health(&self, node: &str) -> Result<bool, Error> {
+        self.health.healthy(node).await
+    }
+}
+
+impl wit::Host for HostState {
+    async fn get_parameter(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, Error>> {
+        let c = self.caps.console.clone();
+        self.call("console.get-parameter", Effect::Read, json!({"name": name}), async move { c.get_parameter(&name).await }).await
+    }
+    async fn set_parameter(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), Error>> {
+        let c = self.caps.console.clone();
+        self.call("console.set-parameter", Effect::IdempotentWrite, json!({"name": name, "value": value}), async move { c.set_parameter(&name, &value).await }).await
+    }
+    async fn list_servers(&mut self) -> wasmtime::Result<Result<Vec<Server>, Error>> {
+        let c = self.caps.console.clone();
+        self.call("console.list-servers", Effect::Read, json!({}), async move { c.list_servers().await }).await
+    }
+    async fn health(&mut self, node: String) -> wasmtime::Result<Result<bool, Error>> {
+        let c = self.caps.console.clone();
+        self.call("console.health", Effect::Read, json!({"node": node}), async move { c.health(&node).await }).await
+    }
+}

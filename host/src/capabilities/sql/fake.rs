@@ -1,0 +1,269 @@
+//! FakeSql: the sql capability on embedded SQLite, one in-memory database per MetaDB database.
+//! Plugins' statements really execute (no matching of SQL text); dumps are SQL text replayed on
+//! restore; checksums use the same algorithm as the real backend.
+
+use super::checksum::{database_checksum, TableHasher};
+use super::{Backup, Rows, Sql, Value};
+use crate::bindings::Error;
+use crate::capabilities::{failed, invalid, not_found};
+use async_trait::async_trait;
+use rusqlite::types::{Value as SqliteValue, ValueRef};
+use rusqlite::Connection;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+pub struct FakeSql {
+    connections: BTreeSet<String>,
+    databases: Mutex<BTreeMap<String, Connection>>,
+    backups: Mutex<BTreeMap<String, (String, Backup)>>,
+}
+
+impl FakeSql {
+    /// An empty MetaDB server reachable under these connection names.
+    pub fn new(connections: impl IntoIterator<Item = String>) -> Self {
+        FakeSql { connections: connections.into_iter().collect(), databases: Mutex::default(), backups: Mutex::default() }
+    }
+
+    /// Create a database (if needed) and run a script in it: scenario set-up and product behaviour.
+    pub fn apply(&self, database: &str, script: &str) -> Result<(), Error> {
+        let mut dbs = self.databases.lock().unwrap();
+        if !dbs.contains_key(database) {
+            dbs.insert(database.to_string(), open()?);
+        }
+        dbs[database].execute_batch(script).map_err(|e| failed(format!("{database}: {e}")))
+    }
+
+    pub fn database_names(&self) -> Vec<String> {
+        self.databases.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Rows of a query, every value as text (NULL as "NULL"): for scenario expectations.
+    pub fn query_text(&self, database: &str, statement: &str) -> Result<Vec<Vec<String>>, Error> {
+        let rows = self.with_db(database, |c| query(c, statement, &[]))?;
+        Ok(rows.rows.into_iter().map(|r| r.iter().map(value_text).collect()).collect())
+    }
+
+    pub fn checksum_now(&self, database: &str) -> Result<String, Error> {
+        self.with_db(database, |c| checksum(c).map(|(sum, _, _)| sum))
+    }
+
+    fn check_connection(&self, connection: &str) -> Result<(), Error> {
+        if self.connections.contains(connection) {
+            Ok(())
+        } else {
+            Err(not_found(format!("no MetaDB connection named {connection} in the site config")))
+        }
+    }
+
+    fn with_db<T>(&self, database: &str, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        let dbs = self.databases.lock().unwrap();
+        let c = dbs.get(database).ok_or_else(|| not_found(format!("database {database} does not exist")))?;
+        f(c)
+    }
+}
+
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::Uint(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(t) => t.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+fn open() -> Result<Connection, Error> {
+    Connection::open_in_memory().map_err(|e| failed(format!("embedded SQL engine: {e}")))
+}
+
+fn sql_err(e: rusqlite::Error) -> Error {
+    failed(format!("SQL error: {e}"))
+}
+
+fn to_sqlite(v: &Value) -> SqliteValue {
+    match v {
+        Value::Null => SqliteValue::Null,
+        Value::Int(i) => SqliteValue::Integer(*i),
+        Value::Uint(u) => match i64::try_from(*u) {
+            Ok(i) => SqliteValue::Integer(i),
+            Err(_) => SqliteValue::Text(u.to_string()),
+        },
+        Value::Float(f) => SqliteValue::Real(*f),
+        Value::Text(t) => SqliteValue::Text(t.clone()),
+        Value::Bytes(b) => SqliteValue::Blob(b.clone()),
+    }
+}
+
+fn from_sqlite(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Float(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+fn query(c: &Connection, statement: &str, params: &[Value]) -> Result<Rows, Error> {
+    let mut stmt = c.prepare(statement).map_err(sql_err)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let n = columns.len();
+    let mut out = Vec::new();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)?;
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        out.push((0..n).map(|i| row.get_ref(i).map(from_sqlite)).collect::<Result<Vec<_>, _>>().map_err(sql_err)?);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+/// (name, definition) of every user table, in name order.
+fn tables(c: &Connection) -> Result<Vec<(String, String)>, Error> {
+    let rows = query(c, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name", &[])?;
+    Ok(rows.rows.into_iter().map(|r| (value_text(&r[0]), value_text(&r[1]))).collect())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// (checksum, tables, rows)
+fn checksum(c: &Connection) -> Result<(String, u32, u64), Error> {
+    let mut digests = Vec::new();
+    let mut total = 0;
+    for (name, definition) in tables(c)? {
+        let mut t = TableHasher::default();
+        for row in query(c, &format!("SELECT * FROM {}", quote_ident(&name)), &[])?.rows {
+            t.row(&row);
+        }
+        total += t.rows();
+        digests.push((name.clone(), t.finish(&name, &definition)));
+    }
+    Ok((database_checksum(&digests), digests.len() as u32, total))
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::Uint(u) => u.to_string(),
+        // `{:?}` is the shortest text that parses back to the same f64.
+        Value::Float(f) => format!("{f:?}"),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        Value::Bytes(b) => format!("X'{}'", hex::encode(b)),
+    }
+}
+
+fn dump(c: &Connection, database: &str) -> Result<String, Error> {
+    let mut out = format!("-- opshost fake dump of {database}\n");
+    for (name, definition) in tables(c)? {
+        out.push_str(&definition);
+        out.push_str(";\n");
+        for row in query(c, &format!("SELECT * FROM {}", quote_ident(&name)), &[])?.rows {
+            let values: Vec<String> = row.iter().map(literal).collect();
+            out.push_str(&format!("INSERT INTO {} VALUES ({});\n", quote_ident(&name), values.join(",")));
+        }
+    }
+    let extras = query(c, "SELECT sql FROM sqlite_master WHERE type IN ('index','trigger','view') AND sql IS NOT NULL ORDER BY name", &[])?;
+    for r in extras.rows {
+        out.push_str(&value_text(&r[0]));
+        out.push_str(";\n");
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Sql for FakeSql {
+    async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
+        self.check_connection(connection)?;
+        self.with_db(database, |c| query(c, statement, params))
+    }
+
+    async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error> {
+        self.check_connection(connection)?;
+        self.with_db(database, |c| {
+            let mut stmt = c.prepare(statement).map_err(sql_err)?;
+            Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)? as u64)
+        })
+    }
+
+    async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        self.check_connection(connection)?;
+        let (text, (sum, tables, rows)) = self.with_db(database, |c| Ok((dump(c, database)?, checksum(c)?)))?;
+        let backup = Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables, rows, checksum: sum };
+        self.backups.lock().unwrap().insert(backup_name.to_string(), (text, backup.clone()));
+        Ok(backup)
+    }
+
+    async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        self.check_connection(connection)?;
+        let (text, recorded) = self.backups.lock().unwrap().get(backup_name).cloned().ok_or_else(|| not_found(format!("no backup named {backup_name}")))?;
+        let (sum, tables_n, rows) = self.with_db(database, |c| {
+            if !tables(c)?.is_empty() {
+                return Err(invalid(format!("database {database} is not empty: drop and create it before restoring")));
+            }
+            c.execute_batch(&text).map_err(|e| failed(format!("replaying backup {backup_name} into {database}: {e}")))?;
+            checksum(c)
+        })?;
+        if sum != recorded.checksum {
+            return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
+        }
+        Ok(Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables: tables_n, rows, checksum: sum })
+    }
+
+    async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error> {
+        self.check_connection(connection)?;
+        let mut dbs = self.databases.lock().unwrap();
+        if dbs.contains_key(database) {
+            return Err(invalid(format!("database {database} already exists")));
+        }
+        dbs.insert(database.to_string(), open()?);
+        Ok(())
+    }
+
+    async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error> {
+        self.check_connection(connection)?;
+        self.databases.lock().unwrap().remove(database).map(drop).ok_or_else(|| not_found(format!("database {database} does not exist")))
+    }
+
+    async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error> {
+        self.check_connection(connection)?;
+        Ok(self.databases.lock().unwrap().contains_key(database))
+    }
+
+    async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
+        self.check_connection(connection)?;
+        self.checksum_now(database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dump_restore_round_trip_is_exact_for_every_type() {
+        let s = FakeSql::new(["metadb".to_string()]);
+        s.apply("db", "CREATE TABLE t(id INTEGER PRIMARY KEY, f REAL, s TEXT, b BLOB, n TEXT); \
+            INSERT INTO t VALUES (1, 3.4028234e38, 'it''s', X'00ff', NULL), (2, 0.1, '{\"enable\":true}', X'', 'x');").unwrap();
+        let before = s.database_checksum("metadb", "db").await.unwrap();
+        let b = s.dump_database("metadb", "db", "db.sql").await.unwrap();
+        assert_eq!((b.tables, b.rows, &b.checksum), (1, 2, &before));
+        s.execute("metadb", "db", "DELETE FROM t WHERE id = ?", &[Value::Int(1)]).await.unwrap();
+        assert_ne!(s.database_checksum("metadb", "db").await.unwrap(), before);
+        s.drop_database("metadb", "db").await.unwrap();
+        s.create_database("metadb", "db").await.unwrap();
+        let r = s.restore_database("metadb", "db", "db.sql").await.unwrap();
+        assert_eq!(r.checksum, before);
+        assert_eq!(s.query_text("db", "SELECT s, n FROM t WHERE id = 1").unwrap(), vec![vec!["it's".to_string(), "NULL".to_string()]]);
+    }
+
+    #[tokio::test]
+    async fn restore_refuses_a_non_empty_database_and_unknown_connections() {
+        let s = FakeSql::new(["metadb".to_string()]);
+        s.apply("db", "CREATE TABLE t(id INTEGER)").unwrap();
+        s.dump_database("metadb", "db", "b").await.unwrap();
+        assert!(matches!(s.restore_database("metadb", "db", "b").await, Err(Error::InvalidInput(_))));
+        assert!(matches!(s.query("other", "db", "SELECT 1", &[]).await, Err(Error::NotFound(_))));
+    }
+}

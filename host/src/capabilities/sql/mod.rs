@@ -1,0 +1,145 @@
+//! sql capability: the `Sql` trait over named MetaDB connections, its WIT glue, identifier
+//! validation shared by every backend, and backends ([`fake::FakeSql`] on embedded SQLite).
+
+pub mod checksum;
+pub mod fake;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+pub use crate::bindings::opshost::plugin::sql::{Backup, Rows, Value};
+use crate::bindings::opshost::plugin::sql as wit;
+use crate::bindings::Error;
+use crate::runtime::host_call::Effect;
+use crate::runtime::state::HostState;
+
+#[async_trait]
+pub trait Sql: Send + Sync {
+    async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error>;
+    async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error>;
+    async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error>;
+    async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error>;
+    async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error>;
+    async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
+    async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error>;
+    async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error>;
+}
+
+/// A database or table name from a plugin: 1-64 of `[A-Za-z0-9_$]`, not all digits. Anything else
+/// is refused before it reaches a backend, so no identifier can carry SQL.
+pub fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && !name.chars().all(|c| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("{what} name {name:?} is not a plain identifier (letters, digits, _ and $, at most 64)")))
+    }
+}
+
+/// A backup name from a plugin: a file-name-safe identifier (also `.` and `-`), no path.
+pub fn check_backup_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("backup name {name:?} must be letters, digits, _ . - only")))
+    }
+}
+
+impl wit::Host for HostState {
+    async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.query", Effect::Read, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+            check_identifier("database", &database)?;
+            s.query(&connection, &database, &statement, &params).await
+        })
+        .await
+    }
+    async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.execute", Effect::Write, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+            check_identifier("database", &database)?;
+            s.execute(&connection, &database, &statement, &params).await
+        })
+        .await
+    }
+    async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.dump-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+            check_identifier("database", &database)?;
+            check_backup_name(&backup_name)?;
+            s.dump_database(&connection, &database, &backup_name).await
+        })
+        .await
+    }
+    async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.restore-database", Effect::Write, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+            check_identifier("database", &database)?;
+            check_backup_name(&backup_name)?;
+            s.restore_database(&connection, &database, &backup_name).await
+        })
+        .await
+    }
+    async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.create-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.create_database(&connection, &database).await
+        })
+        .await
+    }
+    async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.drop-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.drop_database(&connection, &database).await
+        })
+        .await
+    }
+    async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.database-exists", Effect::Read, json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.database_exists(&connection, &database).await
+        })
+        .await
+    }
+    async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
+        let s = self.caps.sql.clone();
+        self.call("sql.database-checksum", Effect::Read, json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.database_checksum(&connection, &database).await
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_that_could_carry_sql_are_refused() {
+        for bad in ["", "rm_411; DROP DATABASE x", "a`b", "a b", "x'--", "123", "../etc", &"a".repeat(65)] {
+            assert!(matches!(check_identifier("database", bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
+        }
+        for good in ["rm_411", "cm_hb_411", "oms$1", "a1"] {
+            check_identifier("database", good).unwrap();
+        }
+    }
+
+    #[test]
+    fn backup_names_cannot_escape_the_backup_directory() {
+        for bad in ["../x", "a/b", ".hidden", "", "a b"] {
+            assert!(check_backup_name(bad).is_err(), "{bad:?} accepted");
+        }
+        check_backup_name("rm_411.sql").unwrap();
+    }
+}

@@ -1,0 +1,77 @@
+//! The `opshost` command line: one file per subcommand.
+
+mod demo;
+mod plan;
+mod plugins;
+mod test;
+
+use crate::runtime::engine::{default_cache_dir, Runtime};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "opshost", version, about = "Upgrade and roll back OceanBase ops products (OMS, ODC) in Docker through sandboxed WASM plugins")]
+pub struct Cli {
+    /// Directory of plugin files (default: $OPSHOST_PLUGINS, else plugins/ next to the binary).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Compile cache (default: $OPSHOST_CACHE_DIR, else ~/.cache/opshost).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile plugins every time instead of using the cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List and inspect plugin files.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCmd),
+    /// Show what an upgrade would do (prechecks and ordered steps); changes nothing.
+    Plan(plan::PlanArgs),
+    /// Run a plugin against fake-host scenarios; exit 0 only when every expectation holds.
+    Test(test::TestArgs),
+    /// Upgrade, then roll back, a simulated OMS 4.1.1 on the fake host, step by step.
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    pub fn runtime(&self) -> Result<Runtime> {
+        Runtime::new(if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) })
+    }
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir.clone().unwrap_or_else(crate::registry::default_dir)
+    }
+}
+
+/// Run the command line; returns the process exit code (0 ok, 1 a check or step failed,
+/// 2 the command could not run).
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return 2;
+        }
+    };
+    let result = rt.block_on(async {
+        match &cli.command {
+            Command::Plugins(c) => plugins::run(&cli, c).await,
+            Command::Plan(a) => plan::run(&cli, a).await,
+            Command::Test(a) => test::run(&cli, a).await,
+            Command::Demo(a) => demo::run(&cli, a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `opshost plugins list|inspect`: what is in the drop-in directory, and one plugin in detail.
+
+use super::Cli;
+use crate::registry::{scan, Plugin};
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum PluginsCmd {
+    /// Every plugin in the plugin directory: name, product, versions, hash.
+    List {
+        /// Plugin directory (overrides --plugins-dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plugin's manifest: versions, what it needs, its parameters.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
+    let runtime = cli.runtime()?;
+    match cmd {
+        PluginsCmd::List { dir, json } => {
+            let dir = dir.clone().unwrap_or_else(|| cli.plugins_dir());
+            let found = scan(&runtime, &dir).await?;
+            let mut bad = 0;
+            if *json {
+                let rows: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|f| match f {
+                        Ok(p) => serde_json::to_value(p.summary()).unwrap(),
+                        Err((path, e)) => serde_json::json!({"path": path.display().to_string(), "error": format!("{e:#}")}),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                bad = found.iter().filter(|f| f.is_err()).count();
+            } else {
+                if found.is_empty() {
+                    println!("no plugins in {}", dir.display());
+                }
+                for f in &found {
+                    match f {
+                        Ok(p) => {
+                            let s = p.summary();
+                            println!("{:<14} {:<4} {} -> {:<8} {}  {}", s.name, s.product, s.sources.join(","), s.target, &s.hash[..19], s.path);
+                        }
+                        Err((path, e)) => {
+                            bad += 1;
+                            println!("{:<14} unusable: {e:#}  {}", "?", path.display());
+                        }
+                    }
+                }
+            }
+            Ok(if bad > 0 { 1 } else { 0 })
+        }
+        PluginsCmd::Inspect { file, json } => {
+            let p = Plugin::open(&runtime, file).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": p.summary(), "manifest": p.manifest}))?);
+                return Ok(0);
+            }
+            let m = &p.manifest;
+            println!("{} — {} {} -> {}", m.name, m.product, m.sources.join(", "), m.target);
+            println!("file:   {}\nsha256: {}", p.path.display(), p.loaded.hash.trim_start_matches("sha256:"));
+            println!("needs:");
+            for n in &m.needs {
+                println!("  {:<14} {:<12} {}", n.capability, n.target, n.why);
+            }
+            println!("parameters:");
+            for prm in &m.parameters {
+                println!("  {:<18} {}{}", prm.name, prm.description, prm.default.as_ref().map(|d| format!(" [default: {d}]")).unwrap_or_default());
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The plugin registry: plugin files in a drop-in directory (no rebuild of the host for a new
+//! release), their manifests, and the run context a manifest accepts.
+
+use crate::bindings::{Context, Error, Manifest};
+use crate::fakehost::inert_env;
+use crate::runtime::engine::{sha256_hex, LoadedPlugin, Runtime};
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A plugin file, loaded and described by its own manifest.
+pub struct Plugin {
+    pub path: PathBuf,
+    pub loaded: LoadedPlugin,
+    pub manifest: Manifest,
+}
+
+#[derive(Serialize)]
+pub struct PluginSummary {
+    pub path: String,
+    pub name: String,
+    pub product: String,
+    pub sources: Vec<String>,
+    pub target: String,
+    pub hash: String,
+    pub bytes: u64,
+}
+
+impl Plugin {
+    pub async fn open(runtime: &Runtime, path: &Path) -> Result<Plugin> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        Self::from_bytes(runtime, path, &bytes).await
+    }
+
+    pub async fn from_bytes(runtime: &Runtime, path: &Path, bytes: &[u8]) -> Result<Plugin> {
+        let loaded = runtime.load(bytes).with_context(|| format!("loading plugin {}", path.display()))?;
+        let manifest = loaded.manifest(&inert_env()).await.with_context(|| format!("reading the manifest of {}", path.display()))?;
+        Ok(Plugin { path: path.to_path_buf(), loaded, manifest })
+    }
+
+    pub fn summary(&self) -> PluginSummary {
+        PluginSummary {
+            path: self.path.display().to_string(),
+            name: self.manifest.name.clone(),
+            product: self.manifest.product.clone(),
+            sources: self.manifest.sources.clone(),
+            target: self.manifest.target.clone(),
+            hash: self.loaded.hash.clone(),
+            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        }
+    }
+}
+
+/// `*.wasm` files directly in `dir`, sorted.
+pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading plugin directory {}: create it or pass --dir", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every plugin in `dir`; a file that does not load is reported with why, not skipped silently.
+pub async fn scan(runtime: &Runtime, dir: &Path) -> Result<Vec<Result<Plugin, (PathBuf, anyhow::Error)>>> {
+    let mut out = Vec::new();
+    for path in plugin_files(dir)? {
+        out.push(Plugin::open(runtime, &path).await.map_err(|e| (path, e)));
+    }
+    Ok(out)
+}
+
+/// Where plugins live when nobody says: `$OPSHOST_PLUGINS`, else `plugins/` next to the binary
+/// (where the build puts the bundled ones).
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("OPSHOST_PLUGINS") {
+        return PathBuf::from(d);
+    }
+    std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.join("plugins"))).unwrap_or_else(|| PathBuf::from("plugins"))
+}
+
+/// A plugin given as a file path, or by manifest name (e.g. "oms-4.2.0") in `dir`.
+pub async fn resolve(runtime: &Runtime, spec: &str, dir: &Path) -> Result<Plugin> {
+    let as_path = Path::new(spec);
+    if as_path.is_file() {
+        return Plugin::open(runtime, as_path).await;
+    }
+    let mut names = Vec::new();
+    for found in scan(runtime, dir).await? {
+        if let Ok(p) = found {
+            if p.manifest.name == spec {
+                return Ok(p);
+            }
+            names.push(p.manifest.name);
+        }
+    }
+    anyhow::bail!(
+        "no plugin file {spec} and no plugin named {spec} in {}: plugins there: {}",
+        dir.display(),
+        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    )
+}
+
+/// The context for a run, or the refusal that must stop it before the plugin runs: wrong
+/// product, target or source version, unknown parameters. Missing parameters get the
+/// manifest's defaults.
+pub fn context_for(m: &Manifest, product: &str, source: &str, target: &str, params: &BTreeMap<String, String>, nodes: &[String]) -> Result<Context, Error> {
+    if m.product != product {
+        return Err(Error::InvalidInput(format!("plugin {} is for {}, not {product}", m.name, m.product)));
+    }
+    if m.target != target {
+        return Err(Error::InvalidInput(format!("plugin {} upgrades to {}, not {target}", m.name, m.target)));
+    }
+    if !m.sources.iter().any(|s| s == source) {
+        return Err(Error::InvalidInput(format!(
+            "plugin {} upgrades {product} from {} only, but the deployment is at {source}: upgrade through the supported hops first, or correct the version in the site config",
+            m.name,
+            m.sources.join(", ")
+        )));
+    }
+    let known: Vec<&str> = m.parameters.iter().map(|p| p.name.as_str()).collect();
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::InvalidInput(format!("plugin {} has no parameter {unknown}; it takes: {}", m.name, known.join(", "))));
+    }
+    let mut parameters: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for p in &m.parameters {
+        if let (false, Some(d)) = (params.contains_key(&p.name), &p.default) {
+            parameters.push((p.name.clone(), d.clone()));
+        }
+    }
+    parameters.sort();
+    Ok(Context { product: product.into(), source_version: source.into(), target_version: target.into(), parameters, nodes: nodes.to_vec() })
+}
+
+pub fn hash_of(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}

@@ -1,0 +1,119 @@
+//! The wasmtime engine: component model, epoch interruption driven by a ticker thread, and a
+//! compile cache on disk keyed by the plugin's SHA-256 and the engine's compatibility hash
+//! (only artifacts this host compiled itself are ever deserialized).
+
+use crate::bindings::UpgradePluginPre;
+use crate::runtime::state::HostState;
+use anyhow::Result;
+use wasmtime::error::Context as _;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances; the CPU budget is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+pub struct Runtime {
+    pub engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// A compiled plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub pre: UpgradePluginPre<HostState>,
+    pub engine: Engine,
+    /// `sha256:<hex>` of the component bytes.
+    pub hash: String,
+    /// Whether it came from the compile cache.
+    pub cached: bool,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The default compile cache: `$OPSHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/opshost`, else `~/.cache/opshost`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("OPSHOST_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("opshost"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/opshost"))
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).context("creating the wasmtime engine")?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("opshost-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("starting the epoch ticker: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("adding WASI to the linker")?;
+        crate::bindings::UpgradePlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).context("adding opshost interfaces to the linker")?;
+        Ok(Runtime { engine, linker, cache_dir })
+    }
+
+    /// Compile (or load from the cache) a plugin whose bytes the caller has already accepted.
+    pub fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin> {
+        let hash = sha256_hex(wasm);
+        let (component, cached) = self.compile_cached(wasm, &hash)?;
+        let pre = self.linker.instantiate_pre(&component).context("the plugin imports something this host does not provide (is it built for opshost:plugin@0.1.0?)")?;
+        let pre = UpgradePluginPre::new(pre).context("the plugin does not export the upgrade-plugin world")?;
+        Ok(LoadedPlugin { pre, engine: self.engine.clone(), hash, cached })
+    }
+
+    fn cache_path(&self, hash: &str) -> Option<PathBuf> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let key = format!("{}-{:016x}.cwasm", hash.trim_start_matches("sha256:"), h.finish());
+        self.cache_dir.as_ref().map(|d| d.join(key))
+    }
+
+    fn compile_cached(&self, wasm: &[u8], hash: &str) -> Result<(Component, bool)> {
+        let path = self.cache_path(hash);
+        if let Some(p) = path.as_deref().filter(|p| p.exists()) {
+            // SAFETY: files in the cache are written only by `store_in_cache` below from bytes this
+            // engine compiled; the key binds the plugin hash and the engine's compatibility hash.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, p) } {
+                return Ok((c, true));
+            }
+        }
+        let bytes = self.engine.precompile_component(wasm).context("compiling the plugin: is it a WebAssembly component?")?;
+        if let Some(p) = &path {
+            // A cache that cannot be written only costs time.
+            let _ = store_in_cache(p, &bytes);
+        }
+        // SAFETY: `bytes` were produced just now by this engine.
+        let c = unsafe { Component::deserialize(&self.engine, &bytes) }.context("loading the compiled plugin")?;
+        Ok((c, false))
+    }
+}
+
+fn store_in_cache(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache file has a directory");
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,224 @@
+//! The one path every capability call takes: payload caps, injected faults (fake host), a
+//! deadline, the transcript. Backends never see any of this.
+
+use crate::bindings::Error;
+use crate::runtime::state::HostState;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a call does to the world; a journal decides on replay from this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    Read,
+    /// Doing it twice leaves the same state as once (stop, create if absent, set a value).
+    IdempotentWrite,
+    Write,
+}
+
+/// One capability call as it happened.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub seq: u64,
+    pub call: String,
+    pub effect: Effect,
+    pub args: Json,
+    /// `{"ok": value}` or `{"error": {"kind": …, "message": …}}`.
+    pub outcome: Json,
+    /// The outcome came from an injected fault, not a backend.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub injected: bool,
+}
+
+impl CallRecord {
+    pub fn is_error(&self) -> bool {
+        self.outcome.get("error").is_some()
+    }
+}
+
+pub type Transcript = Arc<Mutex<Vec<CallRecord>>>;
+
+/// A fault to inject at a named call (fake host scenarios).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// WIT call name, e.g. "docker.exec" or "sql.dump-database".
+    pub call: String,
+    /// Fire from the nth matching call on (1-based); default the first.
+    #[serde(default)]
+    pub nth: Option<u32>,
+    /// Only calls whose JSON arguments contain this text count.
+    #[serde(default)]
+    pub matching: Option<String>,
+    /// How many times to fire; 0 = every time from `nth` on. Default 1.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Return this error (kind: denied, not-found, invalid-input, failed, timeout; default failed).
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Or return this value instead of calling the backend (e.g. an exec result with exit_code 1).
+    #[serde(default)]
+    pub result: Option<Json>,
+    #[serde(skip)]
+    pub seen: u32,
+    #[serde(skip)]
+    pub fired: u32,
+}
+
+pub enum FaultAction {
+    Error(Error),
+    Result(Json),
+}
+
+#[derive(Clone, Default)]
+pub struct Faults(Arc<Mutex<Vec<FaultRule>>>);
+
+impl Faults {
+    pub fn new(rules: Vec<FaultRule>) -> anyhow::Result<Self> {
+        for r in &rules {
+            match (&r.error, &r.result) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => anyhow::bail!("fault at {}: give exactly one of error or result", r.call),
+            }
+            if let Some(k) = &r.kind {
+                anyhow::ensure!(Error::from_kind(k, String::new()).is_some(), "fault at {}: unknown error kind {k:?}", r.call);
+            }
+        }
+        Ok(Faults(Arc::new(Mutex::new(rules))))
+    }
+
+    fn take(&self, call: &str, args: &Json) -> Option<FaultAction> {
+        let mut rules = self.0.lock().unwrap();
+        let text = args.to_string();
+        for r in rules.iter_mut() {
+            if r.call != call || r.matching.as_ref().is_some_and(|m| !text.contains(m.as_str())) {
+                continue;
+            }
+            r.seen += 1;
+            let times = r.times.unwrap_or(1);
+            if r.seen >= r.nth.unwrap_or(1) && (times == 0 || r.fired < times) {
+                r.fired += 1;
+                return Some(match (&r.error, &r.result) {
+                    (Some(msg), _) => FaultAction::Error(Error::from_kind(r.kind.as_deref().unwrap_or("failed"), msg.clone()).expect("checked in new")),
+                    (None, Some(v)) => FaultAction::Result(v.clone()),
+                    (None, None) => unreachable!("checked in new"),
+                });
+            }
+        }
+        None
+    }
+
+    /// Rules that never fired: a scenario whose fault never happened tested nothing.
+    pub fn unfired(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().filter(|r| r.fired == 0).map(|r| format!("{} (seen {} matching calls)", r.call, r.seen)).collect()
+    }
+}
+
+fn outcome<T: Serialize>(r: &Result<T, Error>) -> Json {
+    match r {
+        Ok(v) => json!({ "ok": serde_json::to_value(v).unwrap_or(Json::Null) }),
+        Err(e) => json!({ "error": { "kind": e.kind(), "message": e.message() } }),
+    }
+}
+
+/// Long calls (dumps, restores, image loads) get the long deadline.
+fn is_long(call: &str) -> bool {
+    matches!(call, "sql.dump-database" | "sql.restore-database" | "docker.load-image" | "docker.exec" | "host.sleep" | "host.confirm")
+}
+
+impl HostState {
+    /// Run one capability call through the host-call path. Typed errors go back to the plugin;
+    /// only host bugs trap.
+    pub async fn call<T, F>(&mut self, name: &'static str, effect: Effect, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, Error>>,
+    {
+        let started = Instant::now();
+        let args_len = args.to_string().len();
+        let (result, injected) = if args_len > self.limits.max_payload_bytes {
+            (Err(Error::Denied(format!("{name}: arguments of {args_len} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes))), false)
+        } else {
+            match self.faults.take(name, &args) {
+                Some(FaultAction::Error(e)) => (Err(e), true),
+                Some(FaultAction::Result(v)) => {
+                    let value = serde_json::from_value(v).map_err(|e| wasmtime::format_err!("injected result for {name} does not fit its type: {e}"))?;
+                    (Ok(value), true)
+                }
+                None => {
+                    let deadline = Duration::from_secs(if is_long(name) { self.limits.long_call_timeout_s } else { self.limits.call_timeout_s });
+                    match tokio::time::timeout(deadline, fut).await {
+                        Ok(r) => (r, false),
+                        Err(_) => (Err(Error::Timeout(format!("{name} did not finish within {} s ([limits] in the site config)", deadline.as_secs()))), false),
+                    }
+                }
+            }
+        };
+        let mut out = outcome(&result);
+        let result = match result {
+            Ok(_) if out.to_string().len() > self.limits.max_payload_bytes => {
+                let e = Error::Failed(format!("{name}: the result exceeds the sandbox limit of {} bytes: ask for less (LIMIT, tail)", self.limits.max_payload_bytes));
+                out = outcome::<()>(&Err(e.clone()));
+                Err(e)
+            }
+            r => r,
+        };
+        self.host_time += started.elapsed();
+        let record = {
+            let mut t = self.transcript.lock().unwrap();
+            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome: out, injected };
+            t.push(record.clone());
+            record
+        };
+        self.reporter.call(&record);
+        Ok(result)
+    }
+
+    /// A call whose WIT signature has no error: an injected error fault cannot apply, a result can.
+    pub async fn call_infallible<T, F>(&mut self, name: &'static str, effect: Effect, args: Json, fut: F) -> wasmtime::Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = T>,
+    {
+        match self.call(name, effect, args, async move { Ok(fut.await) }).await? {
+            Ok(v) => Ok(v),
+            Err(e) => Err(wasmtime::format_err!("{name} cannot fail, but got {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(call: &str, nth: Option<u32>, times: Option<u32>, matching: Option<&str>) -> FaultRule {
+        FaultRule { call: call.into(), nth, matching: matching.map(Into::into), times, error: Some("boom".into()), kind: None, result: None, seen: 0, fired: 0 }
+    }
+
+    #[test]
+    fn faults_fire_at_the_nth_matching_call_for_the_given_times() {
+        let f = Faults::new(vec![rule("docker.stop", Some(2), Some(2), Some("oms_411"))]).unwrap();
+        let a = json!({"container": "oms_411"});
+        let other = json!({"container": "oms_420"});
+        assert!(f.take("docker.stop", &a).is_none());
+        assert!(f.take("docker.stop", &other).is_none());
+        assert!(matches!(f.take("docker.stop", &a), Some(FaultAction::Error(Error::Failed(m))) if m == "boom"));
+        assert!(f.take("docker.stop", &a).is_some());
+        assert!(f.take("docker.stop", &a).is_none());
+        assert!(f.take("docker.start", &a).is_none());
+        assert!(f.unfired().is_empty());
+    }
+
+    #[test]
+    fn a_fault_needs_exactly_one_action() {
+        let mut r = rule("x", None, None, None);
+        r.result = Some(json!(1));
+        assert!(Faults::new(vec![r]).is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! Container swap: look up the old container, stop it keeping it for rollback (T1), run its
+//! successor with the same mounts, run the init script, wait until the servers are online.
+
+use crate::bindings::opshost::plugin::console;
+use crate::bindings::opshost::plugin::docker::{self, ContainerInfo, ContainerState, RunSpec, Ulimit};
+use crate::ctx::{failed, info, invalid, not_found, now_ms, record, wait_until, Result, Within};
+
+pub fn inspect(node: &str, name: &str) -> Result<Option<ContainerInfo>> {
+    docker::inspect(node, name).within(&format!("inspecting container {name} on node {node}"))
+}
+
+pub fn require(node: &str, name: &str, fix: &str) -> Result<ContainerInfo> {
+    inspect(node, name)?.ok_or_else(|| not_found(format!("container {name} does not exist on node {node}: {fix}")))
+}
+
+pub fn require_absent(node: &str, name: &str, fix: &str) -> Result<()> {
+    match inspect(node, name)? {
+        None => Ok(()),
+        Some(c) => Err(invalid(format!("a container named {name} already exists on node {node} ({}): {fix}", state_name(c.state)))),
+    }
+}
+
+pub fn env_value<'a>(spec: &'a RunSpec, key: &str) -> Option<&'a str> {
+    spec.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+pub fn set_env(spec: &mut RunSpec, key: &str, value: &str) {
+    match spec.env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => spec.env.push((key.to_string(), value.to_string())),
+    }
+}
+
+pub fn remove_env(spec: &mut RunSpec, key: &str) {
+    spec.env.retain(|(k, _)| k != key);
+}
+
+/// The OMS run options of the vendor procedure (`docker run -dit --net host --privileged=true
+/// --pids-limit -1 --ulimit nproc=65535:65535`), keeping the old container's mounts and env.
+pub fn oms_successor(old: &RunSpec, name: &str, image: &str) -> RunSpec {
+    let mut spec = old.clone();
+    spec.name = name.to_string();
+    spec.image = image.to_string();
+    spec.network_mode = "host".into();
+    spec.privileged = true;
+    spec.pids_limit = Some(-1);
+    spec.ulimits = vec![Ulimit { name: "nproc".into(), soft: 65535, hard: 65535 }];
+    spec.interactive = true;
+    spec.tty = true;
+    spec.command = Vec::new();
+    spec.labels = vec![("opshost.successor-of".into(), old.name.clone())];
+    spec
+}
+
+/// Stop the old container (kept for rollback) and record T1, the moment the service went down.
+pub fn stop_recording_t1(node: &str, old: &ContainerInfo, timeout_s: u32) -> Result<u64> {
+    record("old.container", &(node, &old.spec))?;
+    if old.state == ContainerState::Running || old.state == ContainerState::Restarting {
+        docker::stop(node, &old.spec.name, timeout_s).within(&format!("stopping {}", old.spec.name))?;
+    }
+    let t1 = now_ms();
+    record("t1", &t1)?;
+    info(format!("stopped {} on node {node} (T1 recorded)", old.spec.name));
+    Ok(t1)
+}
+
+/// Run a container, recording its name first so a rollback finds it even if `run` fails midway.
+pub fn run_recorded(node: &str, spec: &RunSpec) -> Result<String> {
+    record("new.container", &(node, &spec.name))?;
+    let id = docker::run(node, spec).within(&format!("starting {} from {}", spec.name, spec.image))?;
+    info(format!("started {} from {} on node {node}", spec.name, spec.image));
+    Ok(id)
+}
+
+/// `docker exec CONTAINER bash /root/docker_init.sh`; a non-zero exit fails the upgrade.
+pub fn run_init_script(node: &str, container: &str, script: &str) -> Result<()> {
+    let out = docker::exec(node, container, &["bash".to_string(), script.to_string()]).within(&format!("running {script} in {container}"))?;
+    if out.exit_code != 0 {
+        let tail: String = out.stderr.lines().chain(out.stdout.lines()).rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        return Err(failed(format!(
+            "{script} in {container} exited with {}: {tail}; see /home/admin/logs/docker_init*.log in the container, then run rollback",
+            out.exit_code
+        )));
+    }
+    record("init.done", &true)?;
+    info(format!("{script} finished in {container}"));
+    Ok(())
+}
+
+/// Wait until the console lists servers and all are online, and the node answers healthy.
+pub fn wait_online(node: &str, timeout_s: u64, interval_s: u64) -> Result<usize> {
+    wait_until("all servers online and the console healthy", timeout_s, interval_s, || {
+        let servers = console::list_servers().within("listing servers")?;
+        let offline: Vec<_> = servers.iter().filter(|s| s.status != "online").map(|s| format!("{} ({})", s.address, s.status)).collect();
+        if servers.is_empty() || !offline.is_empty() {
+            info(format!("servers not online yet: {}", if servers.is_empty() { "none listed".into() } else { offline.join(", ") }));
+            return Ok(None);
+        }
+        if !console::health(node).within("checking health")? {
+            info(format!("servers online, node {node} not healthy yet"));
+            return Ok(None);
+        }
+        Ok(Some(servers.len()))
+    })
+}
+
+/// Rollback: make sure the old container runs again: `docker restart` it (the seed's step), or
+/// re-create it from its recorded spec if it was removed.
+pub fn bring_back(node: &str, old: &RunSpec, timeout_s: u32) -> Result<&'static str> {
+    match inspect(node, &old.name)? {
+        Some(c) if c.state == ContainerState::Running => Ok("already running"),
+        Some(_) => {
+            docker::restart(node, &old.name, timeout_s).within(&format!("restarting {}", old.name))?;
+            Ok("restarted")
+        }
+        None => {
+            docker::run(node, old).within(&format!("re-creating {} from its recorded options", old.name))?;
+            Ok("re-created from its recorded options")
+        }
+    }
+}
+
+/// Rollback: stop the successor if it runs; returns whether it was stopped now.
+pub fn stop_if_running(node: &str, name: &str, timeout_s: u32) -> Result<bool> {
+    match inspect(node, name)? {
+        Some(c) if matches!(c.state, ContainerState::Running | ContainerState::Restarting | ContainerState::Paused) => {
+            docker::stop(node, name, timeout_s).within(&format!("stopping {name}"))?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+pub fn describe_mounts(spec: &RunSpec) -> String {
+    spec.mounts.iter().map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>().join(", ")
+}
+
+pub fn state_name(s: ContainerState) -> &'static str {
+    match s {
+        ContainerState::Created => "created",
+        ContainerState::Running => "running",
+        ContainerState::Paused => "paused",
+        ContainerState::Restarting => "restarting",
+        ContainerState::Exited => "exited",
+        ContainerState::Dead => "dead",
+    }
+}

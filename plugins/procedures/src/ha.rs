@@ -1,0 +1,93 @@
+//! OMS high availability: `ha.config` off before the upgrade (remembering it exactly), back on
+//! afterwards with the store refetch window covering the downtime (T2 − T1).
+
+use crate::bindings::opshost::plugin::console;
+use crate::ctx::{failed, info, recall, record, Result, Within};
+use serde_json::{Map, Value};
+
+pub const PARAM: &str = "ha.config";
+const BEFORE_KEY: &str = "ha.before";
+
+fn parse(text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(failed(format!("{PARAM} is not a JSON object: {text:?}; fix it on the System Parameters page first"))),
+    }
+}
+
+/// HA is on when `enable` is true (not any key containing "enable").
+pub fn is_enabled(text: &str) -> Result<bool> {
+    Ok(parse(text)?.get("enable").and_then(Value::as_bool).unwrap_or(false))
+}
+
+pub fn current() -> Result<String> {
+    console::get_parameter(PARAM)
+        .within(&format!("reading {PARAM}"))?
+        .ok_or_else(|| failed(format!("system parameter {PARAM} is missing from oms_normal_config")))
+}
+
+/// Seed step 1: record `ha.config` as it is, then turn HA off if it is on. Returns whether it was on.
+pub fn disable_remembering() -> Result<bool> {
+    let before = current()?;
+    if recall::<String>(BEFORE_KEY)?.is_none() {
+        record(BEFORE_KEY, &before)?;
+    }
+    turn_off(&before)
+}
+
+/// Turn HA off if it is on; returns whether it was on.
+pub fn turn_off(text: &str) -> Result<bool> {
+    let mut cfg = parse(text)?;
+    if !cfg.get("enable").and_then(Value::as_bool).unwrap_or(false) {
+        info("HA is off");
+        return Ok(false);
+    }
+    cfg.insert("enable".into(), Value::Bool(false));
+    console::set_parameter(PARAM, &Value::Object(cfg).to_string()).within("turning HA off")?;
+    info("turned HA off");
+    Ok(true)
+}
+
+/// The `ha.config` recorded before the upgrade changed it.
+pub fn recorded_before() -> Result<Option<String>> {
+    recall(BEFORE_KEY)
+}
+
+/// Seed step 8: HA back as it was. If it was on: enable it and make the store refetch window
+/// cover the downtime: `perceiveStoreClientCheckpoint` when `catch_up` is "checkpoint", otherwise
+/// `refetchStoreIntervalMin` > (T2 − T1) minutes. Returns a line for the operator, if any.
+pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str) -> Result<Option<String>> {
+    let Some(before) = recorded_before()? else { return Ok(None) };
+    let mut cfg = parse(&before)?;
+    if !cfg.get("enable").and_then(Value::as_bool).unwrap_or(false) {
+        info("HA was off before the upgrade: leaving it off");
+        return Ok(None);
+    }
+    cfg.insert("enable".into(), Value::Bool(true));
+    let downtime_min = t2_ms.saturating_sub(t1_ms) / 60_000;
+    let note = if catch_up == "checkpoint" || cfg.get("perceiveStoreClientCheckpoint").and_then(Value::as_bool) == Some(true) {
+        cfg.insert("perceiveStoreClientCheckpoint".into(), Value::Bool(true));
+        "HA re-enabled with perceiveStoreClientCheckpoint=true: stores restart from the downstream checkpoints".to_string()
+    } else {
+        let current = cfg.get("refetchStoreIntervalMin").and_then(Value::as_u64).unwrap_or(30);
+        let needed = downtime_min + 1; // strictly greater than T2 - T1
+        let value = current.max(needed);
+        cfg.insert("refetchStoreIntervalMin".into(), Value::from(value));
+        format!("HA re-enabled; refetchStoreIntervalMin = {value} min (T2 − T1 was {} s)", (t2_ms.saturating_sub(t1_ms)) / 1000)
+    };
+    console::set_parameter(PARAM, &Value::Object(cfg).to_string()).within("turning HA back on")?;
+    record("ha.t2", &t2_ms)?;
+    info(&note);
+    Ok(Some(note))
+}
+
+/// Rollback: put `ha.config` back exactly as recorded before the upgrade.
+pub fn restore_exactly() -> Result<bool> {
+    let Some(before) = recorded_before()? else { return Ok(false) };
+    if current()? != before {
+        console::set_parameter(PARAM, &before).within("restoring ha.config")?;
+        info("restored ha.config exactly as it was before the upgrade");
+        return Ok(true);
+    }
+    Ok(false)
+}

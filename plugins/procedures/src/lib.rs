@@ -1,0 +1,30 @@
+//! opshost-procedures: the shared guest library every plugin builds on.
+//!
+//! - [`bindings`]: the WIT world `upgrade-plugin`, generated once here; plugins export through
+//!   [`export_plugin!`].
+//! - [`ctx`]: parameters, errors with context, run records, the clock and waiting.
+//! - [`metadb`]: heartbeat trim, verified backups of a product's databases, restore.
+//! - [`ha`]: OMS `ha.config` toggling with T1/T2 bookkeeping.
+//! - [`container`]: container swap (stop the old one, run its successor with the same mounts).
+//! - [`oms`]: the whole OMS CE single-node hop, parameterised by [`oms::OmsHop`].
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "upgrade-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_plugin",
+        default_bindings_module: "opshost_procedures::bindings",
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+pub mod container;
+pub mod ctx;
+pub mod ha;
+pub mod metadb;
+pub mod oms;
+pub mod version;
+
+pub use bindings::opshost::plugin::types::Error;
+pub use bindings::{Context, Manifest, Need, ParameterSpec, Plan, Step};

@@ -1,0 +1,125 @@
+//! MetaDB procedures: trim the heartbeat table, back up a product's databases and verify the
+//! backups against the live data, restore them on rollback.
+
+use crate::bindings::opshost::plugin::sql::{self, Backup, Value};
+use crate::ctx::{failed, info, not_found, recall, record, Result, Within};
+
+/// The databases of one product deployment on one MetaDB connection.
+pub struct MetaDb {
+    pub connection: String,
+    /// (role, database), e.g. ("rm", "rm_411").
+    pub databases: Vec<(String, String)>,
+}
+
+const BACKUPS_KEY: &str = "metadb.backups";
+const VERIFIED_KEY: &str = "metadb.backups.verified";
+
+impl MetaDb {
+    pub fn database<'a>(&'a self, role: &'a str) -> &'a str {
+        self.databases.iter().find(|(r, _)| r == role).map(|(_, d)| d.as_str()).unwrap_or(role)
+    }
+
+    /// Every database exists (precheck).
+    pub fn check_exist(&self) -> Result<()> {
+        for (role, db) in &self.databases {
+            if !sql::database_exists(&self.connection, db).within(&format!("checking the {role} database"))? {
+                return Err(not_found(format!(
+                    "database {db} ({role}) does not exist on MetaDB connection {}: set parameter {role}_db to the name in config.yaml",
+                    self.connection
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn scalar(&self, db: &str, statement: &str, params: &[Value]) -> Result<Value> {
+        let rows = sql::query(&self.connection, db, statement, params)?;
+        Ok(rows.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+    }
+
+    /// Rows of `heatbeat_sequence` below max(id): what the vendor deletes before the backup.
+    pub fn heartbeat_rows_to_trim(&self, db: &str) -> Result<u64> {
+        let v = self.scalar(db, "SELECT COUNT(*) FROM heatbeat_sequence WHERE id < (SELECT MAX(id) FROM heatbeat_sequence)", &[])?;
+        Ok(as_u64(&v).unwrap_or(0))
+    }
+
+    /// The vendor's heartbeat trim in the portable two-statement form (MySQL 8 refuses the
+    /// one-statement form with error 1093). Returns the rows deleted.
+    pub fn trim_heartbeat(&self, db: &str) -> Result<u64> {
+        let max = self.scalar(db, "SELECT MAX(id) FROM heatbeat_sequence", &[]).within(&format!("reading max(id) of {db}.heatbeat_sequence"))?;
+        let Some(max) = as_i64(&max) else {
+            info(format!("{db}.heatbeat_sequence is empty: nothing to trim"));
+            return Ok(0);
+        };
+        let deleted = sql::execute(&self.connection, db, "DELETE FROM heatbeat_sequence WHERE id < ?", &[Value::Int(max)])
+            .within(&format!("trimming {db}.heatbeat_sequence"))?;
+        record("metadb.heartbeat.trimmed-below", &max)?;
+        info(format!("deleted {deleted} heartbeat rows below id {max} from {db}.heatbeat_sequence"));
+        Ok(deleted)
+    }
+
+    /// Dump every database, then verify each backup: non-empty, and its checksum equal to the live
+    /// database's now (nothing writes while the product is stopped). Records the backups for rollback.
+    pub fn backup_and_verify(&self) -> Result<Vec<Backup>> {
+        let mut backups = Vec::new();
+        for (role, db) in &self.databases {
+            let backup = sql::dump_database(&self.connection, db, db).within(&format!("backing up the {role} database {db}"))?;
+            if backup.bytes == 0 || backup.tables == 0 {
+                return Err(failed(format!(
+                    "backup of {db} is empty ({} bytes, {} tables): the database looks wrong; nothing else was changed, run rollback to restart the old version",
+                    backup.bytes, backup.tables
+                )));
+            }
+            backups.push(backup);
+            record(BACKUPS_KEY, &(&self.connection, &backups))?;
+            info(format!("backed up {db}: {} tables, {} rows, {} bytes", backups.last().unwrap().tables, backups.last().unwrap().rows, backups.last().unwrap().bytes));
+        }
+        for b in &backups {
+            let live = sql::database_checksum(&self.connection, &b.database).within(&format!("checksumming {}", b.database))?;
+            if live != b.checksum {
+                return Err(failed(format!(
+                    "backup {} does not match the live database {} (checksum {} vs {}): something wrote to it during the backup; stop it and run rollback",
+                    b.name, b.database, b.checksum, live
+                )));
+            }
+        }
+        record(VERIFIED_KEY, &true)?;
+        info(format!("verified {} backups against the live databases", backups.len()));
+        Ok(backups)
+    }
+
+    /// The connection and backups recorded by the upgrade, if they were all taken and verified.
+    pub fn verified_backups() -> Result<Option<(String, Vec<Backup>)>> {
+        if recall::<bool>(VERIFIED_KEY)? != Some(true) {
+            return Ok(None);
+        }
+        recall(BACKUPS_KEY)
+    }
+
+    /// The seed's rollback of the data: drop, create, restore each database from its backup; the
+    /// host verifies each restored checksum against the one recorded at dump time.
+    pub fn restore(connection: &str, backups: &[Backup]) -> Result<()> {
+        for b in backups {
+            sql::drop_database(connection, &b.database).within(&format!("dropping {}", b.database))?;
+            sql::create_database(connection, &b.database).within(&format!("creating {}", b.database))?;
+            let restored = sql::restore_database(connection, &b.database, &b.name).within(&format!("restoring {} from backup {}", b.database, b.name))?;
+            if restored.checksum != b.checksum {
+                return Err(failed(format!("restored {} has checksum {} but the backup recorded {}", b.database, restored.checksum, b.checksum)));
+            }
+            info(format!("restored {} ({} rows), checksum verified", b.database, restored.rows));
+        }
+        Ok(())
+    }
+}
+
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Uint(u) => i64::try_from(*u).ok(),
+        Value::Text(t) => t.parse().ok(),
+        _ => None,
+    }
+}
+pub fn as_u64(v: &Value) -> Option<u64> {
+    as_i64(v).and_then(|i| u64::try_from(i).ok())
+}
