@@ -1,0 +1,110 @@
+//! The `opshost` binary as an operator uses it: exit codes, messages, JSON output, bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn opshost(args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join("opshost-cli-test-cache");
+    Command::new(env!("CARGO_BIN_EXE_opshost")).args(args).env("OPSHOST_CACHE_DIR", cache).env_remove("OPSHOST_PLUGINS").output().expect("running opshost")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn plugin() -> String {
+    Path::new(env!("OPSHOST_BUNDLED_PLUGINS")).join("oms_4_2_0.wasm").display().to_string()
+}
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("plugins/oms-4.2.0/scenarios")
+}
+
+#[test]
+fn demo_upgrades_then_restores_the_oms() {
+    let o = opshost(&["demo"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for must in ["== plan ==", "== upgrade ==", "== rollback ==", "stop old container", "restored rm_411", "ok database rm_411 content as before (checksum)", "ok parameter ha.config as before", "demo passed: OMS restored"] {
+        assert!(t.contains(must), "demo output lacks {must:?}:\n{t}");
+    }
+}
+
+#[test]
+fn test_passes_the_shipped_scenarios_and_prints_json() {
+    let dir = scenarios();
+    let o = opshost(&["test", &plugin(), "--scenario", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reports: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON only");
+    let reports = reports.as_array().unwrap();
+    assert!(reports.len() >= 20);
+    assert!(reports.iter().all(|r| r["passed"] == true));
+    // The transcript is in the report: every call with its arguments and outcome.
+    let first = &reports[0]["steps"][0]["calls"][0];
+    assert!(first["call"].is_string() && first["args"].is_object() && first["outcome"].is_object(), "{first}");
+}
+
+#[test]
+fn test_exits_1_when_an_expectation_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(scenarios().join("05-wrong-source-version.toml")).unwrap();
+    let base = scenarios().join("_oms-4.1.1-deployment.toml");
+    let bad = src.replace("base = \"_oms-4.1.1-deployment.toml\"", &format!("base = {:?}", base.display().to_string())).replace("error_kind = \"invalid-input\"\nerror_contains", "error_kind = \"timeout\"\nerror_contains");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, bad).unwrap();
+    let o = opshost(&["test", &plugin(), "--scenario", file.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL error kind timeout") && t.contains("0 passed, 1 failed"), "{t}");
+}
+
+#[test]
+fn plan_shows_the_steps_and_refuses_a_wrong_source_version() {
+    let o = opshost(&["plan", &plugin(), "--scenario", scenarios().join("01-happy-path-then-rollback.toml").to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("Upgrade steps:") && t.contains("[changes]") && t.contains("docker stop oms_411"), "{t}");
+    let o = opshost(&["plan", &plugin(), "--scenario", scenarios().join("05-wrong-source-version.toml").to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("refused") && t.contains("from 4.1.1 only, but the deployment is at 4.1.0"), "{t}");
+}
+
+#[test]
+fn plugins_list_and_inspect_read_the_manifest() {
+    let o = opshost(&["plugins", "list", "--dir", env!("OPSHOST_BUNDLED_PLUGINS"), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let oms = rows.as_array().unwrap().iter().find(|r| r["name"] == "oms-4.2.0").expect("oms-4.2.0 listed");
+    assert_eq!(oms["sources"], serde_json::json!(["4.1.1"]));
+    assert_eq!(oms["target"], "4.2.0");
+    assert!(oms["hash"].as_str().unwrap().starts_with("sha256:"));
+    let o = opshost(&["plugins", "inspect", &plugin()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("oms-4.2.0 — oms 4.1.1 -> 4.2.0") && t.contains("trim_heartbeat") && t.contains("[default: true]"), "{t}");
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_gets_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let o = opshost(&["plugins", "inspect", junk.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("is it a WebAssembly component?"), "{t}");
+    // The directory listing names the bad file instead of skipping it.
+    let o = opshost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("unusable") && t.contains("junk.wasm"), "{t}");
+}
+
+#[test]
+fn an_unknown_plugin_name_lists_what_is_there() {
+    let o = opshost(&["plan", "oms-9.9.9", "--plugins-dir", env!("OPSHOST_BUNDLED_PLUGINS"), "--scenario", scenarios().join("01-happy-path-then-rollback.toml").to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("no plugin named oms-9.9.9") && t.contains("oms-4.2.0"), "{t}");
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing (the wasm32-wasip2 target, a Docker engine,
+# MariaDB), starts a Docker engine and a throwaway MariaDB for this run, and runs every test.
+# Safe to run again; stops only what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+log "Rust toolchain and the wasm32-wasip2 target (rust-toolchain.toml)"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v mariadbd >/dev/null || missing+=(mariadb-server)
+command -v mariadb >/dev/null || missing+=(mariadb-client)
+command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+RUN_DIR=$(mktemp -d /tmp/opshost-test.XXXXXX)
+started_dockerd=""
+started_mariadb=""
+cleanup() {
+  [ -n "$started_mariadb" ] && kill "$started_mariadb" 2>/dev/null && wait "$started_mariadb" 2>/dev/null || true
+  [ -n "$started_dockerd" ] && as_root kill "$started_dockerd" 2>/dev/null || true
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+log "Docker engine"
+if ! docker info >/dev/null 2>&1; then
+  as_root sh -c "dockerd >'$RUN_DIR/dockerd.log' 2>&1 & echo \$! >'$RUN_DIR/dockerd.pid'"
+  started_dockerd=$(cat "$RUN_DIR/dockerd.pid")
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { cat "$RUN_DIR/dockerd.log"; echo "dockerd did not start" >&2; exit 1; }
+fi
+docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'
+
+log "MariaDB (throwaway instance in $RUN_DIR/mariadb)"
+DB_PORT=${OPSHOST_TEST_DB_PORT:-33061}
+mkdir -p "$RUN_DIR/mariadb"
+chown -R mysql:mysql "$RUN_DIR" 2>/dev/null || true
+mariadb-install-db --user=mysql --datadir="$RUN_DIR/mariadb/data" --auth-root-authentication-method=normal >"$RUN_DIR/mariadb-install.log" 2>&1 \
+  || { cat "$RUN_DIR/mariadb-install.log"; exit 1; }
+mariadbd --user=mysql --datadir="$RUN_DIR/mariadb/data" --socket="$RUN_DIR/mariadb/sock" --port="$DB_PORT" \
+  --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=256M --max-allowed-packet=256M \
+  >"$RUN_DIR/mariadb.log" 2>&1 &
+started_mariadb=$!
+for _ in $(seq 1 60); do mariadb --socket="$RUN_DIR/mariadb/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+mariadb --socket="$RUN_DIR/mariadb/sock" -uroot -e "CREATE USER IF NOT EXISTS 'opshost'@'%' IDENTIFIED BY 'opshost-test'; GRANT ALL ON *.* TO 'opshost'@'%'; FLUSH PRIVILEGES;" \
+  || { cat "$RUN_DIR/mariadb.log"; exit 1; }
+export OPSHOST_TEST_DB_URL="mysql://opshost@127.0.0.1:$DB_PORT"
+export OPSHOST_TEST_DB_PASSWORD="opshost-test"
+export OPSHOST_TEST_DOCKER=1
+
+log "cargo test (host, fake-host scenarios, end-to-end on Docker + MariaDB)"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$RUN_DIR/cargo-test.log"
+status=${PIPESTATUS[0]}
+set -e
+
+log "scenarios through the CLI, as a plugin author runs them"
+./target/debug/opshost test target/debug/plugins/oms_4_2_0.wasm --scenario plugins/oms-4.2.0/scenarios
+
+exit "$status"
