@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod fake;
+pub mod real;
 
 use async_trait::async_trait;
 use serde_json::json;

@@ -1,0 +1,492 @@
+//! MysqlSql: the sql capability on a real MetaDB (MariaDB or MySQL) through mysql_async.
+//!
+//! - One pool per named connection from the site config; the password comes from an environment
+//!   variable or a file and never reaches a plugin or a log.
+//! - Values travel over the binary protocol (prepared statements), so FLOAT, DOUBLE, DATETIME(6)
+//!   and friends are exact; the text protocol rounds floats.
+//! - `dump-database` writes plain SQL that the stock client restores (`mariadb -e "source F" -D DB`):
+//!   one consistent snapshot, streamed row by row (memory stays flat), one statement per line,
+//!   binary columns as hex, generated columns left out; the content checksum is computed in the
+//!   same pass and kept beside the dump.
+//! - `restore-database` streams such a file back and verifies the checksum.
+
+use super::checksum::{database_checksum, TableHasher};
+use super::{Backup, Rows, Sql, Value};
+use crate::bindings::Error;
+use crate::capabilities::{failed, invalid, not_found};
+use crate::runtime::report::Reporter;
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+/// A MetaDB connection in the site config (`[metadb.NAME]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_pool")]
+    pub max_connections: usize,
+}
+
+fn default_port() -> u16 {
+    3306
+}
+fn default_pool() -> usize {
+    4
+}
+
+impl ConnectionConfig {
+    /// The password, from the environment or a file; None means no password.
+    pub fn password(&self, name: &str) -> anyhow::Result<Option<String>> {
+        if let Some(var) = &self.password_env {
+            let v = std::env::var(var).map_err(|_| anyhow::anyhow!("MetaDB connection {name}: environment variable {var} (password_env) is not set"))?;
+            return Ok(Some(v));
+        }
+        if let Some(f) = &self.password_file {
+            let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("MetaDB connection {name}: reading password_file {}: {e}", f.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+        }
+        Ok(None)
+    }
+}
+
+pub struct MysqlSql {
+    pools: BTreeMap<String, (Pool, String)>,
+    backup_dir: PathBuf,
+    reporter: Arc<dyn Reporter>,
+}
+
+/// The last line of every complete dump.
+const END_MARKER: &str = "-- opshost dump complete";
+
+/// Largest INSERT statement the dump writes (rows are batched up to this size).
+const INSERT_BYTES: usize = 1 << 20;
+
+impl MysqlSql {
+    /// Pools for the named connections; backups are written under `backup_dir`.
+    pub fn new(connections: &BTreeMap<String, ConnectionConfig>, backup_dir: PathBuf, reporter: Arc<dyn Reporter>) -> anyhow::Result<Self> {
+        let mut pools = BTreeMap::new();
+        for (name, c) in connections {
+            let opts = OptsBuilder::default()
+                .ip_or_hostname(c.host.clone())
+                .tcp_port(c.port)
+                .user(Some(c.user.clone()))
+                .pass(c.password(name)?)
+                .prefer_socket(false)
+                .pool_opts(PoolOpts::default().with_constraints(PoolConstraints::new(0, c.max_connections.max(1)).expect("0 <= max")));
+            pools.insert(name.clone(), (Pool::new(Opts::from(opts)), format!("{}@{}:{}", c.user, c.host, c.port)));
+        }
+        Ok(MysqlSql { pools, backup_dir, reporter })
+    }
+
+    async fn conn(&self, connection: &str) -> Result<Conn, Error> {
+        let (pool, addr) = self.pools.get(connection).ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
+        pool.get_conn().await.map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; check that it is up and the credentials in the site config")))
+    }
+
+    async fn conn_in(&self, connection: &str, database: &str) -> Result<Conn, Error> {
+        let mut c = self.conn(connection).await?;
+        c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
+        Ok(c)
+    }
+
+    /// Where a backup's SQL and metadata live.
+    pub fn backup_paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        (self.backup_dir.join(format!("{name}.sql")), self.backup_dir.join(format!("{name}.json")))
+    }
+
+    /// Check the server answers (for `plan` and before an upgrade starts).
+    pub async fn ping(&self, connection: &str) -> Result<String, Error> {
+        let mut c = self.conn(connection).await?;
+        let v: Option<String> = c.query_first("SELECT VERSION()").await.map_err(|e| failed(format!("MetaDB {connection}: {e}")))?;
+        Ok(v.unwrap_or_default())
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn db_err(database: &str, e: mysql_async::Error) -> Error {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == 1049 => not_found(format!("database {database} does not exist")),
+        _ => failed(format!("{database}: {e}")),
+    }
+}
+
+fn to_mysql(v: &Value) -> mysql_async::Value {
+    match v {
+        Value::Null => mysql_async::Value::NULL,
+        Value::Int(i) => mysql_async::Value::Int(*i),
+        Value::Uint(u) => mysql_async::Value::UInt(*u),
+        Value::Float(f) => mysql_async::Value::Double(*f),
+        Value::Text(t) => mysql_async::Value::Bytes(t.as_bytes().to_vec()),
+        Value::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
+    }
+}
+
+/// How a column's values are read and written.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Text,
+    Binary,
+    Other,
+}
+
+fn column_kind(c: &mysql_async::Column) -> Kind {
+    use ColumnType::*;
+    match c.column_type() {
+        MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
+        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
+            // Character set 63 is "binary": BINARY, VARBINARY, BLOB.
+            if c.character_set() == 63 {
+                Kind::Binary
+            } else {
+                Kind::Text
+            }
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// A binary-protocol value as the WIT value every backend agrees on.
+fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
+    use mysql_async::Value as M;
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) => Value::Int(i),
+        M::UInt(u) => Value::Uint(u),
+        M::Float(f) => Value::Float(f as f64),
+        M::Double(d) => Value::Float(d),
+        M::Bytes(b) => match kind {
+            Kind::Binary => Value::Bytes(b),
+            _ => match String::from_utf8(b) {
+                Ok(s) => Value::Text(s),
+                Err(e) => Value::Bytes(e.into_bytes()),
+            },
+        },
+        M::Date(y, mo, d, h, mi, s, us) => Value::Text(if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
+            format!("{y:04}-{mo:02}-{d:02} 00:00:00")
+        } else {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+        }),
+        M::Time(neg, days, h, mi, s, us) => Value::Text(format!("{}{:02}:{mi:02}:{s:02}.{us:06}", if neg { "-" } else { "" }, days * 24 + h as u32)),
+    }
+}
+
+/// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
+/// shortest text that parses back to the same f32; DOUBLE likewise for f64.
+fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
+    use mysql_async::Value as M;
+    use std::fmt::Write;
+    match v {
+        M::NULL => out.push_str("NULL"),
+        M::Int(i) => write!(out, "{i}").unwrap(),
+        M::UInt(u) => write!(out, "{u}").unwrap(),
+        M::Float(f) => write!(out, "{f:?}").unwrap(),
+        M::Double(d) => write!(out, "{d:?}").unwrap(),
+        M::Bytes(b) if kind == Kind::Binary => {
+            if b.is_empty() {
+                out.push_str("''");
+            } else {
+                out.push_str("0x");
+                out.push_str(&hex::encode(b));
+            }
+        }
+        M::Bytes(b) => {
+            out.push('\'');
+            for &c in b.iter() {
+                match c {
+                    0 => out.push_str("\\0"),
+                    b'\'' => out.push_str("\\'"),
+                    b'\\' => out.push_str("\\\\"),
+                    b'\n' => out.push_str("\\n"),
+                    b'\r' => out.push_str("\\r"),
+                    0x1a => out.push_str("\\Z"),
+                    _ => {}
+                }
+                if !matches!(c, 0 | b'\'' | b'\\' | b'\n' | b'\r' | 0x1a) {
+                    // Safe: the bytes between escapes are copied unchanged; UTF-8 stays UTF-8.
+                    unsafe { out.as_mut_vec().push(c) };
+                }
+            }
+            out.push('\'');
+        }
+        M::Date(..) | M::Time(..) => {
+            if let Value::Text(t) = from_mysql(v.clone(), kind) {
+                out.push('\'');
+                out.push_str(&t);
+                out.push('\'');
+            }
+        }
+    }
+}
+
+/// A table to dump: its name, its definition, and the columns to read (generated ones are left out).
+struct TableInfo {
+    name: String,
+    create: String,
+    columns: Vec<String>,
+    estimated_rows: u64,
+}
+
+/// Normalise `SHOW CREATE TABLE` for the checksum: the AUTO_INCREMENT counter is not content.
+fn definition_for_checksum(create: &str) -> String {
+    create
+        .split(' ')
+        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
+    let names: Vec<(String, Option<u64>)> = c
+        .exec("SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
+    let mut out = Vec::new();
+    for (name, rows) in names {
+        let create: Option<(String, String)> = c.query_first(format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
+        // Generated columns cannot be inserted into; they follow from the others and the definition.
+        let columns: Vec<(String, String)> = c
+            .exec("SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (database, &name))
+            .await
+            .map_err(|e| db_err(database, e))?;
+        let columns = columns.into_iter().filter(|(_, extra)| !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g))).map(|(n, _)| n).collect();
+        out.push(TableInfo { create: create.map(|(_, c)| c).unwrap_or_default(), columns, estimated_rows: rows.unwrap_or(0), name });
+    }
+    Ok(out)
+}
+
+/// Stream every row of a table over the binary protocol, running `$body` with the raw values
+/// and their kinds bound to `$values` and `$kinds` (a macro so that the body can await).
+macro_rules! for_each_row {
+    ($c:expr, $database:expr, $t:expr, |$values:ident, $kinds:ident| $body:block) => {{
+        if !$t.columns.is_empty() {
+            let cols: Vec<String> = $t.columns.iter().map(|c| quote_ident(c)).collect();
+            let sql = format!("SELECT {} FROM {}.{}", cols.join(","), quote_ident($database), quote_ident(&$t.name));
+            let mut result = $c.exec_iter(sql, ()).await.map_err(|e| db_err($database, e))?;
+            let $kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
+            let mut stream = result.stream::<Row>().await.map_err(|e| db_err($database, e))?.ok_or_else(|| failed(format!("{}.{}: no result set", $database, $t.name)))?;
+            while let Some(row) = stream.next().await {
+                let row = row.map_err(|e| db_err($database, e))?;
+                let $values: Vec<mysql_async::Value> = row.unwrap_raw().into_iter().map(|v| v.unwrap_or(mysql_async::Value::NULL)).collect();
+                $body
+            }
+        }
+    }};
+}
+
+async fn checksum_of(c: &mut Conn, database: &str) -> Result<(String, u32, u64), Error> {
+    let tables = tables(c, database).await?;
+    let mut digests = Vec::new();
+    let mut rows = 0;
+    for t in &tables {
+        let mut h = TableHasher::default();
+        for_each_row!(c, database, t, |values, kinds| {
+            let row: Vec<Value> = values.into_iter().zip(&kinds).map(|(v, k)| from_mysql(v, *k)).collect();
+            h.row(&row);
+        });
+        rows += h.rows();
+        digests.push((t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create))));
+    }
+    Ok((database_checksum(&digests), tables.len() as u32, rows))
+}
+
+fn io_err(what: &Path, e: std::io::Error) -> Error {
+    failed(format!("{}: {e}", what.display()))
+}
+
+#[async_trait]
+impl Sql for MysqlSql {
+    async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
+        let mut c = self.conn_in(connection, database).await?;
+        let params: Vec<mysql_async::Value> = params.iter().map(to_mysql).collect();
+        let mut result = c.exec_iter(statement, params).await.map_err(|e| db_err(database, e))?;
+        let columns: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+        let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
+        let raw: Vec<Row> = result.collect().await.map_err(|e| db_err(database, e))?;
+        let rows = raw.into_iter().map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect()).collect();
+        Ok(Rows { columns, rows })
+    }
+
+    async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error> {
+        let mut c = self.conn_in(connection, database).await?;
+        let params: Vec<mysql_async::Value> = params.iter().map(to_mysql).collect();
+        c.exec_drop(statement, params).await.map_err(|e| db_err(database, e))?;
+        Ok(c.affected_rows())
+    }
+
+    async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        let mut c = self.conn_in(connection, database).await?;
+        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| db_err(database, e))?;
+        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| db_err(database, e))?;
+        let tables = tables(&mut c, database).await?;
+        let (sql_path, meta_path) = self.backup_paths(backup_name);
+        tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
+        let tmp = sql_path.with_extension("sql.partial");
+        let file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err(&tmp, e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let total: u64 = tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1);
+        let label = format!("dump {database}");
+        let header = format!(
+            "-- opshost dump of database {database}\n/*!40101 SET NAMES utf8mb4 */;\n/*!40103 SET TIME_ZONE='+00:00' */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
+        );
+        w.write_all(header.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+        let mut digests = Vec::new();
+        let mut rows_total = 0u64;
+        for t in &tables {
+            let table = quote_ident(&t.name);
+            let create = format!("DROP TABLE IF EXISTS {table};\n{};\n", t.create.replace('\n', " "));
+            w.write_all(create.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+            let insert_head = format!("INSERT INTO {table} ({}) VALUES ", t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(","));
+            let mut h = TableHasher::default();
+            let mut stmt = String::new();
+            for_each_row!(c, database, t, |values, kinds| {
+                let row: Vec<Value> = values.iter().zip(&kinds).map(|(v, k)| from_mysql(v.clone(), *k)).collect();
+                h.row(&row);
+                if stmt.is_empty() {
+                    stmt.push_str(&insert_head);
+                } else {
+                    stmt.push(',');
+                }
+                stmt.push('(');
+                for (i, (v, k)) in values.iter().zip(&kinds).enumerate() {
+                    if i > 0 {
+                        stmt.push(',');
+                    }
+                    literal(v, *k, &mut stmt);
+                }
+                stmt.push(')');
+                if stmt.len() >= INSERT_BYTES {
+                    stmt.push_str(";\n");
+                    w.write_all(stmt.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+                    stmt.clear();
+                }
+            });
+            if !stmt.is_empty() {
+                stmt.push_str(";\n");
+                w.write_all(stmt.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+            }
+            rows_total += h.rows();
+            self.reporter.progress(rows_total.min(total), total, &label);
+            digests.push((t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create))));
+        }
+        c.query_drop("COMMIT").await.map_err(|e| db_err(database, e))?;
+        let footer = "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n";
+        w.write_all(footer.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+        w.write_all(format!("{END_MARKER}\n").as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+        w.flush().await.map_err(|e| io_err(&tmp, e))?;
+        w.get_ref().sync_all().await.map_err(|e| io_err(&tmp, e))?;
+        drop(w);
+        tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
+        let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
+        let backup = Backup { name: backup_name.into(), database: database.into(), bytes, tables: tables.len() as u32, rows: rows_total, checksum: database_checksum(&digests) };
+        let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
+        tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
+        Ok(backup)
+    }
+
+    async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        let (sql_path, meta_path) = self.backup_paths(backup_name);
+        let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
+        let recorded: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
+        let mut c = self.conn_in(connection, database).await?;
+        let existing: Vec<String> = c
+            .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+            .await
+            .map_err(|e| db_err(database, e))?;
+        if !existing.is_empty() {
+            return Err(invalid(format!("database {database} is not empty ({} tables): drop and create it before restoring", existing.len())));
+        }
+        let mut file = tokio::fs::File::open(&sql_path).await.map_err(|e| io_err(&sql_path, e))?;
+        let total = file.metadata().await.map_err(|e| io_err(&sql_path, e))?.len().max(1);
+        // A truncated file is refused before anything is replayed.
+        {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let tail_len = END_MARKER.len() as u64 + 1;
+            let mut tail = vec![0u8; tail_len as usize];
+            let ok = total >= tail_len
+                && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).await.is_ok()
+                && file.read_exact(&mut tail).await.is_ok()
+                && tail == format!("{END_MARKER}\n").as_bytes();
+            if !ok || total != recorded.bytes {
+                return Err(failed(format!(
+                    "backup {} is truncated or changed ({total} bytes, {} recorded at dump time): restore it from another copy",
+                    sql_path.display(),
+                    recorded.bytes
+                )));
+            }
+            file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
+        }
+        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+        let label = format!("restore {database}");
+        let mut done = 0u64;
+        let mut complete = false;
+        while let Some(line) = lines.next_line().await.map_err(|e| io_err(&sql_path, e))? {
+            done += line.len() as u64 + 1;
+            if line == END_MARKER {
+                complete = true;
+            }
+            if line.is_empty() || line.starts_with("--") {
+                continue;
+            }
+            c.query_drop(line).await.map_err(|e| failed(format!("restoring {database} from {}: {e}", sql_path.display())))?;
+            self.reporter.progress(done.min(total), total, &label);
+        }
+        if !complete {
+            return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", sql_path.display())));
+        }
+        let (sum, tables, rows) = checksum_of(&mut c, database).await?;
+        if sum != recorded.checksum {
+            return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
+        }
+        Ok(Backup { name: backup_name.into(), database: database.into(), bytes: total, tables, rows, checksum: sum })
+    }
+
+    async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error> {
+        let mut c = self.conn(connection).await?;
+        c.query_drop(format!("CREATE DATABASE {} DEFAULT CHARACTER SET utf8mb4", quote_ident(database))).await.map_err(|e| match &e {
+            mysql_async::Error::Server(s) if s.code == 1007 => invalid(format!("database {database} already exists")),
+            _ => db_err(database, e),
+        })
+    }
+
+    async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error> {
+        let mut c = self.conn(connection).await?;
+        c.query_drop(format!("DROP DATABASE {}", quote_ident(database))).await.map_err(|e| match &e {
+            mysql_async::Error::Server(s) if s.code == 1008 => not_found(format!("database {database} does not exist")),
+            _ => db_err(database, e),
+        })
+    }
+
+    async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error> {
+        let mut c = self.conn(connection).await?;
+        let n: Option<u64> = c.exec_first("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
+        Ok(n.unwrap_or(0) > 0)
+    }
+
+    async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
+        let mut c = self.conn_in(connection, database).await?;
+        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| db_err(database, e))?;
+        let (sum, _, _) = checksum_of(&mut c, database).await?;
+        c.query_drop("COMMIT").await.map_err(|e| db_err(database, e))?;
+        Ok(sum)
+    }
+}

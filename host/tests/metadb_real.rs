@@ -1,0 +1,153 @@
+//! MysqlSql against the real MariaDB: exact dump/restore round trips for every column type, a
+//! dump the stock client restores to the same checksum, and clear refusals.
+
+mod support;
+
+use opshost::bindings::Error;
+use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::{Sql, Value};
+use opshost::runtime::report::Silent;
+use std::sync::Arc;
+use support::*;
+
+fn backend(dir: &std::path::Path) -> MysqlSql {
+    MysqlSql::new(&connections(), dir.to_path_buf(), Arc::new(Silent)).unwrap()
+}
+
+const ALL_TYPES: &str = r#"
+CREATE TABLE every_type (
+  id BIGINT UNSIGNED PRIMARY KEY AUTO_INCREMENT,
+  ti TINYINT, si SMALLINT UNSIGNED, mi MEDIUMINT, i INT, bi BIGINT, bu BIGINT UNSIGNED,
+  f FLOAT, d DOUBLE, dec1 DECIMAL(30,10),
+  c CHAR(10), vc VARCHAR(255), t TEXT, lt LONGTEXT, js JSON,
+  bn BINARY(4), vb VARBINARY(64), bl BLOB,
+  dt DATE, dtm DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, tm TIME(6), yr YEAR,
+  bt BIT(10), en ENUM('a','b','c'), st SET('x','y','z'),
+  pt POINT NULL,
+  vgen INT AS (i * 2) VIRTUAL, sgen VARCHAR(300) AS (CONCAT(vc, '!')) STORED,
+  KEY (vc)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO every_type (ti, si, mi, i, bi, bu, f, d, dec1, c, vc, t, lt, js, bn, vb, bl, dt, dtm, ts, tm, yr, bt, en, st, pt) VALUES
+ (-128, 65535, -8388608, -2147483648, -9223372036854775808, 18446744073709551615, 3.4028234e38, 2.2250738585072014e-308, -12345678901234567890.0123456789,
+  'abc', 'it''s a "quote" \\ back\\slash; DROP TABLE x;--', 'line1\nline2\r\n\ttab', REPEAT('long ', 2000), '{"enable":true,"n":[1,2.5,null]}',
+  X'00FF1A27', X'00010203045C27', X'000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F5C27225C6E',
+  '2026-11-23', '2026-11-23 07:20:39.123456', '2026-11-23 07:20:39.654321', '-838:59:59.000000', 2026,
+  b'1010101010', 'b', 'x,z', ST_GeomFromText('POINT(120.15 30.28)')),
+ (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (0, 0, 0, 0, 0, 0, 0.1, 0.1, 0, '', '', '', '', '[]', X'00000000', X'', X'', '1000-01-01', '1000-01-01 00:00:00', NULL, '00:00:00', 1901, b'0', 'a', '', NULL),
+ (1, 1, 1, 1, 1, 1, 1.17549435e-38, 1.7976931348623157e308, 99999999999999999999.9999999999, 'ü', '中文 emoji 🚀 ok', 'Ω', 'x', '"s"', X'FFFFFFFF', X'FF', X'FF', '9999-12-31', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '838:59:59.999999', 2155, b'1111111111', 'c', 'x,y,z', ST_GeomFromText('POINT(0 0)'));
+CREATE TABLE empty_one (id INT PRIMARY KEY);
+CREATE TABLE many (id INT PRIMARY KEY, payload VARCHAR(200));
+INSERT INTO many SELECT seq, CONCAT('row-', seq, REPEAT('x', 150)) FROM seq_1_to_20000;
+"#;
+
+fn checksum_tables(db: &str) -> String {
+    let o = mariadb_client(&["-N", "-D", db, "-e", "CHECKSUM TABLE many, empty_one EXTENDED"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).replace(db, "DB")
+}
+
+fn select_text(db: &str) -> String {
+    let o = mariadb_client(&["-N", "-D", db, "-e", "SELECT id, HEX(f), HEX(d), dec1, HEX(vc), HEX(t), MD5(lt), js, HEX(bn), HEX(vb), HEX(bl), dt, dtm, ts, tm, yr, bt+0, en, st, ST_AsText(pt), vgen, sgen FROM every_type ORDER BY id"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn every_column_type_round_trips_exactly() {
+    let db = unique_db("types");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("USE {db}; {ALL_TYPES}"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let before_sum = s.database_checksum("metadb", &db).await.unwrap();
+    let before_rows = select_text(&db);
+    let before_stock = checksum_tables(&db);
+
+    let b = s.dump_database("metadb", &db, &format!("{db}.backup")).await.unwrap();
+    assert_eq!((b.tables, b.rows, b.checksum.as_str()), (3, 20004, before_sum.as_str()));
+    assert!(b.bytes > 3_000_000, "{b:?}");
+
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    let r = s.restore_database("metadb", &db, &format!("{db}.backup")).await.unwrap();
+    assert_eq!(r.checksum, before_sum);
+    // Independent of opshost's own hashing: the server's view of every value is unchanged.
+    assert_eq!(select_text(&db), before_rows);
+    assert_eq!(checksum_tables(&db), before_stock);
+    // And the checksum notices a one-bit change in a FLOAT.
+    s.execute("metadb", &db, "UPDATE every_type SET f = ? WHERE id = 1", &[Value::Float(3.40282e38)]).await.unwrap();
+    assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), before_sum);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+#[tokio::test]
+async fn the_stock_client_restores_an_opshost_dump_to_the_same_checksum() {
+    let db = unique_db("stock");
+    let copy = format!("{db}_copy");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; CREATE DATABASE {copy} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("USE {db}; {ALL_TYPES}"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "stock").await.unwrap();
+    // The seeds' way: mysql -e "source FILE" -D DB
+    let file = dir.path().join("stock.sql");
+    let o = mariadb_client(&["-e", &format!("source {}", file.display()), "-D", &copy]);
+    assert!(o.status.success(), "stock client failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.database_checksum("metadb", &copy).await.unwrap(), b.checksum);
+    assert_eq!(select_text(&copy), select_text(&db));
+    sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
+}
+
+#[tokio::test]
+async fn query_and_execute_use_exact_binary_values() {
+    let db = unique_db("query");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; CREATE TABLE cfg (cfg_name VARCHAR(64) PRIMARY KEY, cfg_value TEXT, f FLOAT, b VARBINARY(8));"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let n = s
+        .execute("metadb", &db, "INSERT INTO cfg VALUES (?, ?, ?, ?)", &[Value::Text("ha.config".into()), Value::Text("{\"enable\":true}".into()), Value::Float(3.4028234e38), Value::Bytes(vec![0, 255])])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let rows = s.query("metadb", &db, "SELECT cfg_value, f, b FROM cfg WHERE cfg_name = ?", &[Value::Text("ha.config".into())]).await.unwrap();
+    assert_eq!(rows.columns, vec!["cfg_value", "f", "b"]);
+    assert_eq!(rows.rows, vec![vec![Value::Text("{\"enable\":true}".into()), Value::Float(3.4028234663852886e38), Value::Bytes(vec![0, 255])]]);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+#[tokio::test]
+async fn refusals_are_clear_and_change_nothing() {
+    let db = unique_db("refuse");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "r").await.unwrap();
+    // Restoring over data is refused.
+    assert!(matches!(s.restore_database("metadb", &db, "r").await, Err(Error::InvalidInput(m)) if m.contains("not empty")));
+    // A truncated backup is detected before it is trusted.
+    let path = dir.path().join("r.sql");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() - 30]).unwrap();
+    let empty = format!("{db}_empty");
+    s.create_database("metadb", &empty).await.unwrap();
+    assert!(matches!(s.restore_database("metadb", &empty, "r").await, Err(Error::Failed(m)) if m.contains("truncated")));
+    assert!(matches!(s.restore_database("metadb", &empty, "nope").await, Err(Error::NotFound(_))));
+    assert!(matches!(s.query("metadb", "no_such_db_here", "SELECT 1", &[]).await, Err(Error::NotFound(m)) if m.contains("no_such_db_here")));
+    assert!(matches!(s.query("other", &db, "SELECT 1", &[]).await, Err(Error::NotFound(m)) if m.contains("[metadb.other]")));
+    assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), b.checksum);
+    sql(&format!("DROP DATABASE {db}; DROP DATABASE {empty}"));
+}
+
+#[tokio::test]
+async fn a_metadb_that_is_down_gets_one_clear_error() {
+    let mut c = metadb();
+    c.port = 1; // nothing listens there
+    let conns = std::collections::BTreeMap::from([("metadb".to_string(), c)]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&conns, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    match s.database_exists("metadb", "rm_411").await {
+        Err(Error::Failed(m)) => assert!(m.contains("cannot connect to MetaDB metadb") && m.contains("check that it is up"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,47 @@
+//! Shared by the tests that need the real MetaDB or Docker engine that tests/run-all.sh starts.
+//! A missing service fails loudly: these tests never skip silently.
+#![allow(dead_code)]
+
+use opshost::capabilities::sql::real::ConnectionConfig;
+use std::collections::BTreeMap;
+
+/// The throwaway MariaDB from tests/run-all.sh (`OPSHOST_TEST_DB_URL=mysql://user@host:port`).
+pub fn metadb() -> ConnectionConfig {
+    let url = std::env::var("OPSHOST_TEST_DB_URL").expect("OPSHOST_TEST_DB_URL is not set: run the tests with `bash tests/run-all.sh`, which starts MariaDB");
+    let rest = url.strip_prefix("mysql://").expect("OPSHOST_TEST_DB_URL must look like mysql://user@host:port");
+    let (user, hostport) = rest.split_once('@').expect("user@host:port");
+    let (host, port) = hostport.split_once(':').expect("host:port");
+    ConnectionConfig {
+        host: host.into(),
+        port: port.trim_end_matches('/').parse().unwrap(),
+        user: user.into(),
+        password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
+        password_file: None,
+        max_connections: 4,
+    }
+}
+
+pub fn connections() -> BTreeMap<String, ConnectionConfig> {
+    BTreeMap::from([("metadb".to_string(), metadb())])
+}
+
+/// Run the stock client against the test MariaDB.
+pub fn mariadb_client(args: &[&str]) -> std::process::Output {
+    let c = metadb();
+    std::process::Command::new("mariadb")
+        .args(["--default-character-set=utf8mb4", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user])
+        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
+        .args(args)
+        .output()
+        .expect("the mariadb client is installed (tests/run-all.sh installs it)")
+}
+
+pub fn sql(statements: &str) {
+    let o = mariadb_client(&["-e", statements]);
+    assert!(o.status.success(), "mariadb -e failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A database name unique to this test process and purpose.
+pub fn unique_db(purpose: &str) -> String {
+    format!("t_{}_{}", purpose, std::process::id())
+}
