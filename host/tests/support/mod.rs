@@ -45,3 +45,13 @@ pub fn sql(statements: &str) {
 pub fn unique_db(purpose: &str) -> String {
     format!("t_{}_{}", purpose, std::process::id())
 }
+
+/// The engine tests/run-all.sh starts, with the test images built (fails loudly otherwise).
+pub fn require_docker() {
+    assert!(
+        std::env::var("OPSHOST_TEST_DOCKER").is_ok(),
+        "OPSHOST_TEST_DOCKER is not set: run the tests with `bash tests/run-all.sh`, which starts dockerd and builds the test images"
+    );
+}
+
+pub const BUSYBOX: &str = "opshost-test/busybox:1";

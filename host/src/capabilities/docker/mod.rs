@@ -1,6 +1,8 @@
 //! docker capability: the `Docker` trait, its WIT glue, and backends ([`fake::FakeDocker`]).
 
+pub mod conformance;
 pub mod fake;
+pub mod real;
 
 use async_trait::async_trait;
 use serde_json::json;

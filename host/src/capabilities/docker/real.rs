@@ -1,0 +1,336 @@
+//! BollardDocker: the docker capability on real engines through bollard. One engine per node
+//! (the local socket, `DOCKER_HOST`, or the node's endpoint from the site config), API version
+//! negotiated on first use (Debian's engine speaks 1.41 at most). Image archives must be named in
+//! the site config and are streamed to the engine with progress. Engine errors become typed
+//! errors naming the container or image.
+
+use super::{ContainerInfo, ContainerState, Docker, ExecResult, Mount, RunSpec, Ulimit};
+use crate::bindings::Error;
+use crate::capabilities::{failed, invalid, not_found};
+use crate::runtime::report::Reporter;
+use async_trait::async_trait;
+use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig, ResourcesUlimits};
+use bollard::query_parameters::{
+    CreateContainerOptions, ImportImageOptions, InspectContainerOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// A node in the site config (`[nodes.NAME]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `unix:///var/run/docker.sock`, `tcp://host:2375` or `http://host:2375`; default: `DOCKER_HOST`, else the local socket.
+    #[serde(default)]
+    pub docker: Option<String>,
+}
+
+/// What the site allows containers to be run with, whatever a plugin asks (`[docker_policy]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPolicy {
+    /// Run containers without `--privileged` even when a plugin asks for it (e.g. where the engine refuses it).
+    #[serde(default)]
+    pub deny_privileged: bool,
+}
+
+impl RunPolicy {
+    /// What the plan shows about overrides.
+    pub fn describe(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.deny_privileged {
+            v.push("site policy deny_privileged: containers run without --privileged even where the plugin asks for it".to_string());
+        }
+        v
+    }
+}
+
+pub struct BollardDocker {
+    nodes: BTreeMap<String, (NodeConfig, OnceCell<bollard::Docker>)>,
+    archives: Vec<PathBuf>,
+    policy: RunPolicy,
+    reporter: Arc<dyn Reporter>,
+}
+
+/// Most output kept from an exec or a log read.
+const MAX_OUTPUT: usize = 1 << 20;
+
+impl BollardDocker {
+    pub fn new(nodes: BTreeMap<String, NodeConfig>, archives: Vec<PathBuf>, policy: RunPolicy, reporter: Arc<dyn Reporter>) -> Self {
+        let nodes = nodes.into_iter().map(|(n, c)| (n, (c, OnceCell::new()))).collect();
+        BollardDocker { nodes, archives, policy, reporter }
+    }
+
+    async fn engine(&self, node: &str) -> Result<&bollard::Docker, Error> {
+        let (cfg, cell) = self.nodes.get(node).ok_or_else(|| not_found(format!("no node named {node} in the site config ([nodes.{node}])")))?;
+        cell.get_or_try_init(|| async {
+            let d = match cfg.docker.as_deref() {
+                None => bollard::Docker::connect_with_local_defaults(),
+                Some(e) if e.starts_with("unix://") => bollard::Docker::connect_with_socket(e, 120, bollard::API_DEFAULT_VERSION),
+                Some(e) => bollard::Docker::connect_with_http(e, 120, bollard::API_DEFAULT_VERSION),
+            }
+            .map_err(|e| failed(format!("node {node}: cannot reach the Docker engine ({e}): check [nodes.{node}] docker and that dockerd runs")))?;
+            d.negotiate_version().await.map_err(|e| failed(format!("node {node}: the Docker engine does not answer ({e}): is dockerd running?")))
+        })
+        .await
+    }
+}
+
+/// An engine error as a typed error that names the object.
+fn engine_err(what: &str, e: bollard::errors::Error) -> Error {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError { status_code: 404, message } => not_found(format!("{what}: {message}")),
+        B::DockerResponseServerError { status_code: 409, message } => invalid(format!("{what}: {message}")),
+        B::DockerResponseServerError { status_code, message } => failed(format!("{what}: engine answered {status_code}: {message}")),
+        other => failed(format!("{what}: {other}")),
+    }
+}
+
+fn state_of(s: Option<ContainerStateStatusEnum>) -> ContainerState {
+    match s {
+        Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
+        Some(ContainerStateStatusEnum::EXITED) => ContainerState::Exited,
+        Some(ContainerStateStatusEnum::DEAD) | Some(ContainerStateStatusEnum::REMOVING) => ContainerState::Dead,
+        _ => ContainerState::Created,
+    }
+}
+
+fn parse_bind(b: &str) -> Mount {
+    let parts: Vec<&str> = b.split(':').collect();
+    match parts.as_slice() {
+        [s, t] => Mount { source: s.to_string(), target: t.to_string(), read_only: false },
+        [s, t, opts, ..] => Mount { source: s.to_string(), target: t.to_string(), read_only: opts.split(',').any(|o| o == "ro") },
+        _ => Mount { source: b.to_string(), target: b.to_string(), read_only: false },
+    }
+}
+
+fn bind_of(m: &Mount) -> String {
+    format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })
+}
+
+fn truncate_front(mut s: String) -> String {
+    if s.len() > MAX_OUTPUT {
+        let mut cut = s.len() - MAX_OUTPUT;
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        s = format!("…{}", &s[cut..]);
+    }
+    s
+}
+
+#[async_trait]
+impl Docker for BollardDocker {
+    async fn inspect(&self, node: &str, container: &str) -> Result<Option<ContainerInfo>, Error> {
+        let d = self.engine(node).await?;
+        let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
+            Ok(r) => r,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
+        };
+        let config = r.config.unwrap_or_default();
+        let host = r.host_config.unwrap_or_default();
+        let mounts = match host.binds {
+            Some(binds) if !binds.is_empty() => binds.iter().map(|b| parse_bind(b)).collect(),
+            _ => r
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| Mount { source: m.source.or(m.name).unwrap_or_default(), target: m.destination.unwrap_or_default(), read_only: m.rw == Some(false) })
+                .collect(),
+        };
+        let mut labels: Vec<(String, String)> = config.labels.unwrap_or_default().into_iter().collect();
+        labels.sort();
+        let spec = RunSpec {
+            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image: config.image.unwrap_or_default(),
+            env: config.env.unwrap_or_default().iter().map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((kv.clone(), String::new()))).collect(),
+            mounts,
+            network_mode: host.network_mode.unwrap_or_else(|| "default".into()),
+            privileged: host.privileged.unwrap_or(false),
+            pids_limit: host.pids_limit.filter(|p| *p != 0),
+            ulimits: host.ulimits.unwrap_or_default().into_iter().map(|u| Ulimit { name: u.name.unwrap_or_default(), soft: u.soft.unwrap_or(0), hard: u.hard.unwrap_or(0) }).collect(),
+            cpu_period: host.cpu_period.filter(|p| *p > 0).map(|p| p as u64),
+            cpu_quota: host.cpu_quota.filter(|q| *q != 0),
+            memory_bytes: host.memory.filter(|m| *m > 0).map(|m| m as u64),
+            interactive: config.open_stdin.unwrap_or(false),
+            tty: config.tty.unwrap_or(false),
+            command: config.cmd.unwrap_or_default(),
+            labels,
+        };
+        Ok(Some(ContainerInfo { id: r.id.unwrap_or_default(), state: state_of(r.state.and_then(|s| s.status)), spec }))
+    }
+
+    async fn stop(&self, node: &str, container: &str, timeout_s: u32) -> Result<(), Error> {
+        let d = self.engine(node).await?;
+        match d.stop_container(container, Some(StopContainerOptions { t: Some(timeout_s as i32), ..Default::default() })).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(engine_err(&format!("stopping container {container} on {node}"), e)),
+        }
+    }
+
+    async fn start(&self, node: &str, container: &str) -> Result<(), Error> {
+        let d = self.engine(node).await?;
+        match d.start_container(container, None::<StartContainerOptions>).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(engine_err(&format!("starting container {container} on {node}"), e)),
+        }
+    }
+
+    async fn restart(&self, node: &str, container: &str, timeout_s: u32) -> Result<(), Error> {
+        let d = self.engine(node).await?;
+        d.restart_container(container, Some(RestartContainerOptions { t: Some(timeout_s as i32), ..Default::default() }))
+            .await
+            .map_err(|e| engine_err(&format!("restarting container {container} on {node}"), e))
+    }
+
+    async fn remove(&self, node: &str, container: &str, force: bool) -> Result<(), Error> {
+        let d = self.engine(node).await?;
+        d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() })).await.map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
+    }
+
+    async fn run(&self, node: &str, spec: &RunSpec) -> Result<String, Error> {
+        if spec.name.is_empty() || spec.image.is_empty() {
+            return Err(invalid("a container needs a name and an image"));
+        }
+        let d = self.engine(node).await?;
+        let privileged = spec.privileged && !self.policy.deny_privileged;
+        if spec.privileged && !privileged {
+            self.reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
+        }
+        let host = HostConfig {
+            binds: Some(spec.mounts.iter().map(bind_of).collect()),
+            network_mode: Some(spec.network_mode.clone()),
+            privileged: Some(privileged),
+            pids_limit: spec.pids_limit,
+            ulimits: (!spec.ulimits.is_empty()).then(|| spec.ulimits.iter().map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) }).collect()),
+            cpu_period: spec.cpu_period.map(|p| p as i64),
+            cpu_quota: spec.cpu_quota,
+            memory: spec.memory_bytes.map(|m| m as i64),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
+            open_stdin: Some(spec.interactive),
+            tty: Some(spec.tty),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let created = d
+            .create_container(Some(CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() }), body)
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => not_found(format!("image {} is not on node {node}: load its archive first ({message})", spec.image)),
+                bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => {
+                    invalid(format!("the container name {} is already in use on node {node}: remove that container or choose another name ({message})", spec.name))
+                }
+                e => engine_err(&format!("creating container {} on {node}", spec.name), e),
+            })?;
+        if let Err(e) = d.start_container(&spec.name, None::<StartContainerOptions>).await {
+            // Leave nothing half-made behind: a created-but-unstartable container would block the name.
+            let _ = d.remove_container(&spec.name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            return Err(engine_err(&format!("starting container {} on {node}", spec.name), e));
+        }
+        Ok(created.id)
+    }
+
+    async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error> {
+        let path = PathBuf::from(archive);
+        if !self.archives.iter().any(|a| *a == path) {
+            return Err(not_found(format!("image archive {archive} is not named in the site config: add it to image_archive of the product or to [archives]")));
+        }
+        let d = self.engine(node).await?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| not_found(format!("image archive {archive}: {e}")))?;
+        let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
+        let reporter = self.reporter.clone();
+        let label = format!("load {}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let mut sent = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                sent += c.len() as u64;
+                reporter.progress(sent.min(total), total, &label);
+            }
+            chunk
+        });
+        let mut out = d.import_image_stream(ImportImageOptions { quiet: true, ..Default::default() }, stream, None);
+        let mut tags = Vec::new();
+        while let Some(item) = out.next().await {
+            let info = item.map_err(|e| engine_err(&format!("loading image archive {archive} on {node}"), e))?;
+            if let Some(err) = info.error_detail.and_then(|e| e.message) {
+                return Err(failed(format!("loading image archive {archive} on {node}: {err}")));
+            }
+            for line in info.stream.iter().chain(info.status.iter()) {
+                for l in line.lines() {
+                    if let Some(t) = l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image ID: ")) {
+                        tags.push(t.trim().to_string());
+                    }
+                }
+            }
+        }
+        if tags.is_empty() {
+            return Err(failed(format!("image archive {archive} loaded no image: is it a `docker save` archive?")));
+        }
+        Ok(tags)
+    }
+
+    async fn image_exists(&self, node: &str, image: &str) -> Result<bool, Error> {
+        let d = self.engine(node).await?;
+        match d.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(engine_err(&format!("inspecting image {image} on {node}"), e)),
+        }
+    }
+
+    async fn exec(&self, node: &str, container: &str, command: &[String]) -> Result<ExecResult, Error> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let d = self.engine(node).await?;
+        let what = format!("exec in container {container} on {node}");
+        let created = d
+            .create_exec(container, CreateExecOptions { cmd: Some(command.to_vec()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() })
+            .await
+            .map_err(|e| engine_err(&what, e))?;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        match d.start_exec(&created.id, None).await.map_err(|e| engine_err(&what, e))? {
+            StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(|e| engine_err(&what, e))? {
+                        bollard::container::LogOutput::StdErr { message } => stderr.push_str(&String::from_utf8_lossy(&message)),
+                        other => stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    }
+                    if stdout.len() > 2 * MAX_OUTPUT {
+                        stdout = truncate_front(stdout);
+                    }
+                    if stderr.len() > 2 * MAX_OUTPUT {
+                        stderr = truncate_front(stderr);
+                    }
+                }
+            }
+            StartExecResults::Detached => {}
+        }
+        let inspected = d.inspect_exec(&created.id).await.map_err(|e| engine_err(&what, e))?;
+        let exit_code = inspected.exit_code.ok_or_else(|| failed(format!("{what}: the engine reported no exit code")))? as i32;
+        Ok(ExecResult { exit_code, stdout: truncate_front(stdout), stderr: truncate_front(stderr) })
+    }
+
+    async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error> {
+        let d = self.engine(node).await?;
+        let mut s = d.logs(container, Some(LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() }));
+        let mut out = String::new();
+        while let Some(chunk) = s.next().await {
+            out.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| engine_err(&format!("logs of container {container} on {node}"), e))?.into_bytes()));
+        }
+        Ok(truncate_front(out))
+    }
+}
