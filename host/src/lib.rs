@@ -10,3 +10,5 @@ pub mod runtime;
 pub mod cli;
 pub mod fakehost;
 pub mod registry;
+pub mod config;
+pub mod runs;

@@ -31,3 +31,24 @@ pub fn not_found(msg: impl Into<String>) -> Error {
 pub fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidInput(msg.into())
 }
+
+impl Capabilities {
+    /// Real backends for one product of a site: Docker engines, the MetaDB (backups under
+    /// `backup_dir`), the console through the MetaDB and health URLs, the machine's clock.
+    pub fn real(
+        site: &crate::config::SiteConfig,
+        product: &crate::config::ProductConfig,
+        backup_dir: std::path::PathBuf,
+        reporter: Arc<dyn crate::runtime::report::Reporter>,
+        assume_yes: bool,
+    ) -> anyhow::Result<Capabilities> {
+        let sql = Arc::new(sql::real::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?);
+        let docker = Arc::new(docker::real::BollardDocker::new(site.nodes.clone(), site.allowed_archives(), site.docker_policy.clone(), reporter));
+        let console = console::MetaDbConsole {
+            config: product.console.metadb.clone(),
+            sql: sql.clone(),
+            health: Arc::new(console::real::HttpHealth { urls: product.console.health_urls.clone() }),
+        };
+        Ok(Capabilities { docker, sql, console: Arc::new(console), services: Arc::new(services::SystemServices { assume_yes }) })
+    }
+}

@@ -3,6 +3,7 @@
 mod demo;
 mod plan;
 mod plugins;
+mod run;
 mod test;
 
 use crate::runtime::engine::{default_cache_dir, Runtime};
@@ -33,6 +34,12 @@ pub enum Command {
     Plugins(plugins::PluginsCmd),
     /// Show what an upgrade would do (prechecks and ordered steps); changes nothing.
     Plan(plan::PlanArgs),
+    /// Upgrade a product of the site config to a version (plan, confirm, run).
+    Upgrade(run::UpgradeArgs),
+    /// Roll back a run from what it recorded (default: the product's latest run).
+    Rollback(run::RollbackArgs),
+    /// Runs on this site: status, records.
+    Runs(run::RunsArgs),
     /// Run a plugin against fake-host scenarios; exit 0 only when every expectation holds.
     Test(test::TestArgs),
     /// Upgrade, then roll back, a simulated OMS 4.1.1 on the fake host, step by step.
@@ -63,6 +70,9 @@ pub fn main() -> i32 {
         match &cli.command {
             Command::Plugins(c) => plugins::run(&cli, c).await,
             Command::Plan(a) => plan::run(&cli, a).await,
+            Command::Upgrade(a) => run::upgrade(&cli, a).await,
+            Command::Rollback(a) => run::rollback(&cli, a).await,
+            Command::Runs(a) => run::runs(a).await,
             Command::Test(a) => test::run(&cli, a).await,
             Command::Demo(a) => demo::run(&cli, a).await,
         }

@@ -12,20 +12,36 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["scenario", "config"])))]
 pub struct PlanArgs {
-    /// Plugin file, or plugin name in the plugin directory.
-    pub plugin: String,
-    /// Plan against the deployment a fake-host scenario describes.
+    /// With --scenario: the plugin file, or plugin name in the plugin directory.
+    #[arg(requires = "scenario")]
+    pub plugin: Option<String>,
+    /// Plan against the fake deployment a scenario describes.
     #[arg(long)]
-    pub scenario: PathBuf,
+    pub scenario: Option<PathBuf>,
+    /// Plan against the real deployment of a site config (read-only).
+    #[arg(long, value_name = "FILE", requires_all = ["product", "to"])]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub product: Option<String>,
+    /// Target version.
+    #[arg(long)]
+    pub to: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
+    if let (Some(config), Some(product), Some(to)) = (&a.config, &a.product, &a.to) {
+        return super::run::plan(cli, &super::run::SiteArgs { config: config.clone(), product: product.clone() }, to, a.json).await;
+    }
+    let (Some(plugin), Some(scenario)) = (&a.plugin, &a.scenario) else {
+        anyhow::bail!("give PLUGIN --scenario FILE, or --config FILE --product P --to VERSION");
+    };
     let runtime = cli.runtime()?;
-    let plugin = resolve(&runtime, &a.plugin, &cli.plugins_dir()).await?;
-    let s = Scenario::load(&a.scenario)?;
+    let plugin = resolve(&runtime, plugin, &cli.plugins_dir()).await?;
+    let s = Scenario::load(scenario)?;
     let reporter: Arc<dyn crate::runtime::report::Reporter> = if a.json { Arc::new(Silent) } else { Arc::new(Terminal::new(false, false)) };
     let fake = FakeHost::new(&s, reporter)?;
     let ctx = match context_for(&plugin.manifest, &s.product, &s.source, &s.target, &s.parameters, &s.nodes) {

@@ -137,3 +137,32 @@ pub fn context_for(m: &Manifest, product: &str, source: &str, target: &str, para
 pub fn hash_of(bytes: &[u8]) -> String {
     sha256_hex(bytes)
 }
+
+/// The plugin in `dir` that upgrades `product` from `from` to `to`, or an error naming what is there.
+pub async fn find_hop(runtime: &Runtime, dir: &Path, product: &str, from: &str, to: &str) -> Result<Plugin> {
+    let mut hops = Vec::new();
+    for found in scan(runtime, dir).await? {
+        let Ok(p) = found else { continue };
+        if p.manifest.product == product && p.manifest.target == to && p.manifest.sources.iter().any(|s| s == from) {
+            return Ok(p);
+        }
+        if p.manifest.product == product {
+            hops.push(format!("{} ({} -> {})", p.manifest.name, p.manifest.sources.join("|"), p.manifest.target));
+        }
+    }
+    anyhow::bail!(
+        "no plugin in {} upgrades {product} from {from} to {to}; {product} plugins there: {}",
+        dir.display(),
+        if hops.is_empty() { "none".to_string() } else { hops.join(", ") }
+    )
+}
+
+/// The plugin in `dir` with exactly this hash (a rollback must run the plugin the upgrade ran).
+pub async fn find_by_hash(runtime: &Runtime, dir: &Path, hash: &str, name: &str) -> Result<Plugin> {
+    for found in scan(runtime, dir).await?.into_iter().flatten() {
+        if found.loaded.hash == hash {
+            return Ok(found);
+        }
+    }
+    anyhow::bail!("the run was made with plugin {name} {hash}, which is no longer in {}: put that exact file back to roll back", dir.display())
+}

@@ -1,0 +1,119 @@
+//! The site config (TOML): nodes and their Docker engines, MetaDB connections, products, the
+//! plugin, state and backup directories, sandbox limits and run policy. Credentials are named
+//! (an environment variable or a file), never written in it.
+
+use crate::capabilities::console::ConsoleConfig;
+use crate::capabilities::docker::real::{NodeConfig, RunPolicy};
+use crate::capabilities::sql::real::ConnectionConfig;
+use crate::runtime::state::Limits;
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Run records, locks (default: ~/.local/state/opshost).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Where dumps go, one folder per run.
+    pub backup_dir: PathBuf,
+    #[serde(default)]
+    pub plugins_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub docker_policy: RunPolicy,
+    /// Image archives plugins may load, besides each product's `image_archive` parameter.
+    #[serde(default)]
+    pub archives: Vec<PathBuf>,
+    #[serde(default = "default_nodes")]
+    pub nodes: BTreeMap<String, NodeConfig>,
+    #[serde(default)]
+    pub metadb: BTreeMap<String, ConnectionConfig>,
+    #[serde(default)]
+    pub products: BTreeMap<String, ProductConfig>,
+}
+
+fn default_nodes() -> BTreeMap<String, NodeConfig> {
+    BTreeMap::from([("local".to_string(), NodeConfig::default())])
+}
+
+/// One deployed product (`[products.oms]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    /// "oms" or "odc" (default: the section name).
+    #[serde(default)]
+    pub product: Option<String>,
+    /// The version deployed before opshost's first upgrade; later runs track it.
+    pub version: String,
+    /// Nodes it runs on; the first is the primary.
+    #[serde(default = "local")]
+    pub nodes: Vec<String>,
+    /// Passed to the plugin as its parameters (container, image_archive, rm_db, …).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    pub console: ProductConsole,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConsole {
+    #[serde(flatten)]
+    pub metadb: ConsoleConfig,
+    /// Node name -> health URL, e.g. { local = "http://127.0.0.1:8089/oms/health" }.
+    #[serde(default)]
+    pub health_urls: BTreeMap<String, String>,
+}
+
+fn local() -> Vec<String> {
+    vec!["local".into()]
+}
+
+impl SiteConfig {
+    pub fn load(path: &Path) -> Result<SiteConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading site config {}", path.display()))?;
+        let c: SiteConfig = toml::from_str(&text).with_context(|| format!("site config {} is not valid", path.display()))?;
+        for (name, p) in &c.products {
+            for n in &p.nodes {
+                anyhow::ensure!(c.nodes.contains_key(n), "site config: product {name} runs on node {n}, which has no [nodes.{n}] section");
+            }
+            anyhow::ensure!(c.metadb.contains_key(&p.console.metadb.connection), "site config: product {name} uses MetaDB connection {}, which has no [metadb.{}] section", p.console.metadb.connection, p.console.metadb.connection);
+        }
+        for (name, m) in &c.metadb {
+            m.password(name)?;
+        }
+        Ok(c)
+    }
+
+    pub fn product(&self, name: &str) -> Result<&ProductConfig> {
+        self.products.get(name).with_context(|| {
+            format!("the site config has no [products.{name}] section; it has: {}", self.products.keys().cloned().collect::<Vec<_>>().join(", "))
+        })
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state"))).unwrap_or_else(|| PathBuf::from(".")).join("opshost")
+        })
+    }
+
+    /// Every archive a plugin may load: `[archives]` and each product's `image_archive`.
+    pub fn allowed_archives(&self) -> Vec<PathBuf> {
+        let mut v = self.archives.clone();
+        for p in self.products.values() {
+            if let Some(a) = p.parameters.get("image_archive") {
+                v.push(PathBuf::from(a));
+            }
+        }
+        v
+    }
+}
+
+impl ProductConfig {
+    pub fn kind<'a>(&'a self, section: &'a str) -> &'a str {
+        self.product.as_deref().unwrap_or(section)
+    }
+}

@@ -1,0 +1,211 @@
+//! Runs on a real deployment: each upgrade gets an id and a folder under the state dir with its
+//! metadata (plugin hash, versions, status), its records (what rollback reads) and its call
+//! transcript; one lock per product stops a second run on the same deployment.
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Upgrading,
+    Upgraded,
+    UpgradeFailed,
+    RollingBack,
+    RolledBack,
+    RollbackFailed,
+}
+
+impl RunStatus {
+    pub fn words(self) -> &'static str {
+        match self {
+            RunStatus::Upgrading => "upgrading (or the host stopped during the upgrade)",
+            RunStatus::Upgraded => "upgraded",
+            RunStatus::UpgradeFailed => "upgrade failed",
+            RunStatus::RollingBack => "rolling back (or the host stopped during the rollback)",
+            RunStatus::RolledBack => "rolled back",
+            RunStatus::RollbackFailed => "rollback failed",
+        }
+    }
+    /// The deployment is mid-way: nothing new may start until it is rolled back.
+    pub fn unsettled(self) -> bool {
+        !matches!(self, RunStatus::Upgraded | RunStatus::RolledBack)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub id: String,
+    /// Product section in the site config.
+    pub product: String,
+    pub source: String,
+    pub target: String,
+    pub plugin: String,
+    pub plugin_hash: String,
+    pub site_config: String,
+    pub started_ms: u64,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) for run ids.
+pub fn stamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+pub struct Runs {
+    pub dir: PathBuf,
+}
+
+impl Runs {
+    pub fn new(state_dir: &Path) -> Self {
+        Runs { dir: state_dir.join("runs") }
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// A fresh run folder with its metadata written.
+    pub fn create(&self, mut meta: RunMeta) -> Result<RunMeta> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let base = format!("{}-{}", meta.product, stamp(meta.started_ms));
+        let mut id = base.clone();
+        let mut n = 1;
+        while self.run_dir(&id).exists() {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        meta.id = id;
+        std::fs::create_dir_all(self.run_dir(&meta.id))?;
+        self.save(&meta)?;
+        Ok(meta)
+    }
+
+    pub fn save(&self, meta: &RunMeta) -> Result<()> {
+        let path = self.run_dir(&meta.id).join("run.json");
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(meta)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    pub fn load(&self, id: &str) -> Result<RunMeta> {
+        let path = self.run_dir(id).join("run.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("no run {id} in {} (opshost runs list shows them)", self.dir.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is unreadable", path.display()))
+    }
+
+    /// Every run, oldest first.
+    pub fn list(&self) -> Result<Vec<RunMeta>> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Ok(out) };
+        for e in entries.flatten() {
+            if let Some(id) = e.file_name().to_str() {
+                if let Ok(m) = self.load(id) {
+                    out.push(m);
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.started_ms, m.id.clone()));
+        Ok(out)
+    }
+
+    pub fn latest(&self, product: &str) -> Result<Option<RunMeta>> {
+        Ok(self.list()?.into_iter().filter(|m| m.product == product).next_back())
+    }
+}
+
+/// The version a product is at: the site config's, or the result of its latest settled run.
+pub fn current_version(configured: &str, latest: Option<&RunMeta>) -> String {
+    match latest {
+        Some(m) if m.status == RunStatus::Upgraded => m.target.clone(),
+        Some(m) if m.status == RunStatus::RolledBack => m.source.clone(),
+        _ => configured.to_string(),
+    }
+}
+
+/// A per-product lock file; removed on drop.
+pub struct Lock(PathBuf);
+
+impl Lock {
+    pub fn take(state_dir: &Path, product: &str) -> Result<Lock> {
+        std::fs::create_dir_all(state_dir).with_context(|| format!("creating state dir {}", state_dir.display()))?;
+        let path = state_dir.join(format!("{product}.lock"));
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id())?;
+                    return Ok(Lock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid: Option<u32> = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok());
+                    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    if alive {
+                        anyhow::bail!("another opshost (pid {}) is working on {product}: wait for it, or check {}", pid.unwrap(), path.display());
+                    }
+                    // The holder died: its lock is stale.
+                    std::fs::remove_file(&path).ok();
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating lock {}", path.display())),
+            }
+        }
+        anyhow::bail!("could not take the lock {}", path.display())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        assert_eq!(stamp(0), "19700101-000000");
+        assert_eq!(stamp(1_795_418_439_000), "20261123-072039");
+        assert_eq!(stamp(951_782_400_000), "20000229-000000");
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_product_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Lock::take(d.path(), "oms").unwrap();
+        let e = Lock::take(d.path(), "oms").err().unwrap().to_string();
+        assert!(e.contains("another opshost"), "{e}");
+        Lock::take(d.path(), "odc").unwrap();
+        drop(l);
+        Lock::take(d.path(), "oms").unwrap();
+        // A lock left by a dead process is stale.
+        std::fs::write(d.path().join("x.lock"), "4000000000\n").unwrap();
+        Lock::take(d.path(), "x").unwrap();
+    }
+}
