@@ -59,6 +59,13 @@ export OPSHOST_TEST_DB_URL="mysql://opshost@127.0.0.1:$DB_PORT"
 export OPSHOST_TEST_DB_PASSWORD="opshost-test"
 export OPSHOST_TEST_DOCKER=1
 
+log "build: host, plugins (wasm32-wasip2), stand-in OMS"
+cargo build --workspace --all-targets
+
+log "test images: busybox and the stand-in OMS 3.2.2 / 3.3.0 / 4.1.1 / 4.2.0 (FROM scratch)"
+bash tests/images/build.sh target/debug/oms-standin "$RUN_DIR/images"
+export OPSHOST_TEST_IMAGES="$RUN_DIR/images"
+
 log "cargo test (host, fake-host scenarios, end-to-end on Docker + MariaDB)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$RUN_DIR/cargo-test.log"

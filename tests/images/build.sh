@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Build the local test images (FROM scratch: nothing can be pulled here) and save archives for
-# `docker load`. Needs busybox-static and bash-static from Debian (installed when missing).
+# `docker load`:
+#   opshost-test/busybox:1                              shell image for the Docker conformance suite
+#   reg.example.com/oceanbase/oms:feature_X.Y.Z-ce      stand-in OMS 3.2.2, 3.3.0, 4.1.1, 4.2.0
+# Usage: build.sh STANDIN_BINARY OUT_DIR. Installs busybox-static and bash-static when missing.
 set -euo pipefail
+BIN=$(realpath "${1:?path to the oms-standin binary}")
+OUT=$(realpath -m "${2:?directory for the image archives}")
 cd "$(dirname "$0")"
-OUT=${1:-/tmp/opshost-images}
 mkdir -p "$OUT"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
@@ -12,8 +16,30 @@ dpkg -s bash-static >/dev/null 2>&1 || need+=(bash-static)
 if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+export DOCKER_BUILDKIT=0
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
+
 cp /bin/busybox "$ctx/busybox"
 docker build -q -t opshost-test/busybox:1 -f busybox.Dockerfile "$ctx" >/dev/null
 echo "built opshost-test/busybox:1"
+
+# The stand-in with the shared libraries it links (the image has no libc of its own).
+root="$ctx/rootfs"
+mkdir -p "$root/bin" "$root/root" "$root/opt/oms" "$root/home/admin/logs" "$root/home/ds/store" "$root/home/ds/run" "$root/tmp"
+cp /bin/busybox "$root/bin/busybox"
+cp /bin/bash-static "$ctx/bash"
+strip -o "$root/opt/oms/oms-standin" "$BIN"
+for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+printf '#!/bin/bash\n# Schema changes of the rm, cm and cm_hb databases (stand-in).\nexec /opt/oms/oms-standin init "$@"\n' >"$root/root/docker_init.sh"
+chmod +x "$root/root/docker_init.sh"
+for v in 3.2.2 3.3.0 4.1.1 4.2.0; do
+  case $v in 3.*) tag="feature_${v}_ce" ;; *) tag="feature_${v}-ce" ;; esac
+  image="reg.example.com/oceanbase/oms:$tag"
+  docker build -q --build-arg VERSION=$v -t "$image" -f oms.Dockerfile "$ctx" >/dev/null
+  docker save "$image" | gzip -1 >"$OUT/oms-$tag.tar.gz"
+  echo "built $image -> $OUT/oms-$tag.tar.gz"
+done

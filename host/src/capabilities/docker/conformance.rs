@@ -22,7 +22,7 @@ pub fn probe_spec(name: &str, image: &str, mount_source: &str) -> RunSpec {
         memory_bytes: Some(64 << 20),
         interactive: true,
         tty: false,
-        command: vec!["sleep".into(), "3600".into()],
+        command: vec!["sleep".into(), "3601".into()],
         labels: vec![("opshost.test".into(), "conformance".into())],
     }
 }

@@ -137,6 +137,16 @@ impl Docker for BollardDocker {
         };
         let config = r.config.unwrap_or_default();
         let host = r.host_config.unwrap_or_default();
+        // `docker inspect` merges the image's ENV, labels and CMD into the container's config. A run
+        // spec holds what the container was run with: keep only what differs from the image, so
+        // a successor on a newer image gets that image's defaults, not the old one's.
+        let image_config = match &r.image {
+            Some(id) => d.inspect_image(id).await.ok().and_then(|i| i.config),
+            None => None,
+        };
+        let image_env: Vec<String> = image_config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default();
+        let image_labels: HashMap<String, String> = image_config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let image_cmd: Vec<String> = image_config.as_ref().and_then(|c| c.cmd.clone()).unwrap_or_default();
         let mounts = match host.binds {
             Some(binds) if !binds.is_empty() => binds.iter().map(|b| parse_bind(b)).collect(),
             _ => r
@@ -146,12 +156,12 @@ impl Docker for BollardDocker {
                 .map(|m| Mount { source: m.source.or(m.name).unwrap_or_default(), target: m.destination.unwrap_or_default(), read_only: m.rw == Some(false) })
                 .collect(),
         };
-        let mut labels: Vec<(String, String)> = config.labels.unwrap_or_default().into_iter().collect();
+        let mut labels: Vec<(String, String)> = config.labels.unwrap_or_default().into_iter().filter(|(k, v)| image_labels.get(k) != Some(v)).collect();
         labels.sort();
         let spec = RunSpec {
             name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
             image: config.image.unwrap_or_default(),
-            env: config.env.unwrap_or_default().iter().map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((kv.clone(), String::new()))).collect(),
+            env: config.env.unwrap_or_default().iter().filter(|kv| !image_env.contains(kv)).map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((kv.clone(), String::new()))).collect(),
             mounts,
             network_mode: host.network_mode.unwrap_or_else(|| "default".into()),
             privileged: host.privileged.unwrap_or(false),
@@ -162,7 +172,7 @@ impl Docker for BollardDocker {
             memory_bytes: host.memory.filter(|m| *m > 0).map(|m| m as u64),
             interactive: config.open_stdin.unwrap_or(false),
             tty: config.tty.unwrap_or(false),
-            command: config.cmd.unwrap_or_default(),
+            command: config.cmd.filter(|c| *c != image_cmd).unwrap_or_default(),
             labels,
         };
         Ok(Some(ContainerInfo { id: r.id.unwrap_or_default(), state: state_of(r.state.and_then(|s| s.status)), spec }))
