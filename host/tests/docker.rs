@@ -42,3 +42,18 @@ async fn an_engine_that_is_not_there_gets_one_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_plain_tar_archive_named_in_the_site_config_loads_with_its_tags() {
+    require_docker();
+    let images = std::env::var("OPSHOST_TEST_IMAGES").expect("OPSHOST_TEST_IMAGES is not set: run tests/run-all.sh");
+    let archive = std::path::Path::new(&images).join("oms-feature_3.3.0_ce.tar");
+    let image = "reg.example.com/oceanbase/oms:feature_3.3.0_ce";
+    let _ = std::process::Command::new("docker").args(["rmi", "-f", image]).output();
+    let d = BollardDocker::new(BTreeMap::from([("local".to_string(), NodeConfig::default())]), vec![archive.clone()], RunPolicy::default(), Arc::new(Silent));
+    use opshost::capabilities::docker::Docker;
+    assert!(!d.image_exists("local", image).await.unwrap());
+    let tags = d.load_image("local", archive.to_str().unwrap()).await.unwrap();
+    assert_eq!(tags, vec![image.to_string()]);
+    assert!(d.image_exists("local", image).await.unwrap());
+}

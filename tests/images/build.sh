@@ -41,5 +41,6 @@ for v in 3.2.2 3.3.0 4.1.1 4.2.0; do
   image="reg.example.com/oceanbase/oms:$tag"
   docker build -q --build-arg VERSION=$v -t "$image" -f oms.Dockerfile "$ctx" >/dev/null
   docker save "$image" | gzip -1 >"$OUT/oms-$tag.tar.gz"
+  [ "$v" = 3.3.0 ] && docker save -o "$OUT/oms-$tag.tar" "$image"
   echo "built $image -> $OUT/oms-$tag.tar.gz"
 done
