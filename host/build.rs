@@ -45,6 +45,11 @@ fn main() {
         .expect("running cargo to build the plugins");
     assert!(status.success(), "building the plugins for {WASM_TARGET} failed (see above)");
 
+    // The bundled plugins ship signed by the test vendor key (plugins/keys/): the demo and the
+    // tests trust its public half. A real vendor signs with its own key (`opshost sign`).
+    let key_path = plugins.join("keys/test-vendor.key");
+    println!("cargo:rerun-if-changed={}", key_path.display());
+    let key = wasmsign2::SecretKey::from_any_file(&key_path).unwrap_or_else(|e| panic!("test vendor key {}: {e}", key_path.display()));
     let built = wasm_target_dir.join(WASM_TARGET).join("release");
     let bundled = profile_dir.join("plugins");
     std::fs::create_dir_all(&bundled).unwrap();
@@ -53,18 +58,25 @@ fn main() {
         let p = entry.path();
         if p.extension().is_some_and(|e| e == "wasm") {
             let name = p.file_name().unwrap();
-            copy_if_changed(&p, &out_dir.join(name));
-            copy_if_changed(&p, &bundled.join(name));
+            let module = wasmsign2::Module::deserialize_from_file(&p).unwrap();
+            let (signed, _) = key.sign_multi(module, None, false, false).unwrap();
+            let mut bytes = Vec::new();
+            signed.serialize(&mut bytes).unwrap();
+            write_if_changed(&bytes, &out_dir.join(name));
+            // Test-only plugins (hostile*) stay out of the binary's plugin directory.
+            if !name.to_string_lossy().starts_with("hostile") {
+                write_if_changed(&bytes, &bundled.join(name));
+            }
             n += 1;
         }
     }
     assert!(n > 0, "no plugin components in {}", built.display());
     println!("cargo:rustc-env=OPSHOST_BUNDLED_PLUGINS={}", bundled.display());
+    println!("cargo:rustc-env=OPSHOST_SIGNED_PLUGINS={}", out_dir.display());
 }
 
-fn copy_if_changed(from: &Path, to: &Path) {
-    let new = std::fs::read(from).unwrap();
-    if std::fs::read(to).ok().as_deref() != Some(&new[..]) {
+fn write_if_changed(new: &[u8], to: &Path) {
+    if std::fs::read(to).ok().as_deref() != Some(new) {
         std::fs::write(to, new).unwrap();
     }
 }

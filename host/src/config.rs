@@ -21,6 +21,9 @@ pub struct SiteConfig {
     pub backup_dir: PathBuf,
     #[serde(default)]
     pub plugins_dir: Option<PathBuf>,
+    /// Public keys (PEM) of the vendors and of this site; a plugin must be signed by one of them.
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

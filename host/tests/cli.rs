@@ -5,7 +5,14 @@ use std::process::{Command, Output};
 
 fn opshost(args: &[&str]) -> Output {
     let cache = std::env::temp_dir().join("opshost-cli-test-cache");
-    Command::new(env!("CARGO_BIN_EXE_opshost")).args(args).env("OPSHOST_CACHE_DIR", cache).env_remove("OPSHOST_PLUGINS").output().expect("running opshost")
+    let trust = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("plugins/keys/test-vendor.pub");
+    let needs_trust = !matches!(args.first(), Some(&"demo") | Some(&"key") | Some(&"sign") | Some(&"verify"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opshost"));
+    cmd.args(args).env("OPSHOST_CACHE_DIR", cache).env_remove("OPSHOST_PLUGINS");
+    if needs_trust {
+        cmd.arg("--trust").arg(trust);
+    }
+    cmd.output().expect("running opshost")
 }
 
 fn text(o: &Output) -> String {
@@ -90,10 +97,16 @@ fn a_file_that_is_not_a_plugin_gets_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm not really").unwrap();
+    // Refused as unsigned before anything compiles it...
     let o = opshost(&["plugins", "inspect", junk.to_str().unwrap()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("is it a WebAssembly component?"), "{t}");
+    assert!(t.contains("is not signed: refusing to run it"), "{t}");
+    // ...and, where unsigned plugins are allowed, refused by the compiler with the reason.
+    let o = opshost(&["plugins", "inspect", "--allow-unsigned", junk.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("WARNING") && t.contains("is it a WebAssembly component?"), "{t}");
     // The directory listing names the bad file instead of skipping it.
     let o = opshost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()]);
     let t = text(&o);

@@ -3,6 +3,7 @@
 
 use opshost::fakehost::runner::run_scenario;
 use opshost::fakehost::scenario::Scenario;
+use opshost::registry::signature::{Policy, TrustStore};
 use opshost::registry::Plugin;
 use opshost::runtime::engine::Runtime;
 use opshost::runtime::report::Silent;
@@ -15,7 +16,8 @@ fn root() -> PathBuf {
 
 async fn oms_420(runtime: &Runtime) -> Plugin {
     let path = Path::new(env!("OPSHOST_BUNDLED_PLUGINS")).join("oms_4_2_0.wasm");
-    Plugin::open(runtime, &path).await.expect("bundled plugin loads")
+    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    Plugin::open(runtime, &path, &policy).await.expect("bundled plugin loads")
 }
 
 fn scenario_dir() -> PathBuf {

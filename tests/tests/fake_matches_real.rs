@@ -75,7 +75,8 @@ fn the_fake_host_makes_the_same_calls_and_reaches_the_same_state_as_the_real_one
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(async {
         let runtime = Runtime::new(None).unwrap();
-        let plugin = Plugin::open(&runtime, &target_dir().join("plugins/oms_4_2_0.wasm")).await.unwrap();
+        let policy = opshost::registry::signature::Policy { trust: opshost::registry::signature::TrustStore::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+        let plugin = Plugin::open(&runtime, &target_dir().join("plugins/oms_4_2_0.wasm"), &policy).await.unwrap();
         let scenario = Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/oms-4.2.0/scenarios/01-happy-path-then-rollback.toml")).unwrap();
         run_scenario(&plugin.loaded, &scenario, Arc::new(Silent)).await.unwrap()
     });

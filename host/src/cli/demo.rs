@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 /// The OMS 4.1.1 -> 4.2.0 plugin, built with the host (host/build.rs).
 pub const BUNDLED_OMS_420: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/oms_4_2_0.wasm"));
+/// The public half of the test vendor key the bundled plugins are signed with.
+pub const TEST_VENDOR_KEY: &str = include_str!("../../../plugins/keys/test-vendor.pub");
 pub const DEMO_BASE: &str = include_str!("../../../plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml");
 pub const DEMO_SCENARIO: &str = include_str!("../../../plugins/oms-4.2.0/scenarios/01-happy-path-then-rollback.toml");
 
@@ -25,10 +27,16 @@ pub struct DemoArgs {
 
 pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
     let runtime = cli.runtime()?;
-    let plugin = Plugin::from_bytes(&runtime, Path::new("<bundled oms-4.2.0>"), BUNDLED_OMS_420).await?;
+    // The demo trusts the test vendor key and nothing else: the bundled plugin must verify under it.
+    let policy = crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::default().with_key("test-vendor", TEST_VENDOR_KEY)?, allow_unsigned: false };
+    let plugin = Plugin::from_bytes(&runtime, Path::new("<bundled oms-4.2.0>"), BUNDLED_OMS_420, &policy).await?;
     let scenario = Scenario::parse_layers(&[DEMO_BASE, DEMO_SCENARIO], "the demo scenario")?;
     println!("opshost demo: OMS 4.1.1 -> 4.2.0 on the fake host (in-memory Docker, embedded SQL MetaDB, virtual clock)");
-    println!("plugin {} ({}), {}\n", plugin.manifest.name, &plugin.loaded.hash[..19], if plugin.loaded.cached { "from the compile cache" } else { "compiled now" });
+    let signers = match &plugin.verdict {
+        crate::registry::signature::Verdict::Trusted { signers } => signers.join(", "),
+        crate::registry::signature::Verdict::Unverified { .. } => "nobody".into(),
+    };
+    println!("plugin {} ({}), signed by {signers}, {}\n", plugin.manifest.name, &plugin.loaded.hash[..19], if plugin.loaded.cached { "from the compile cache" } else { "compiled now" });
     let report = run_scenario_with(
         &plugin.loaded,
         &scenario,

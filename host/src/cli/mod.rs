@@ -1,6 +1,7 @@
 //! The `opshost` command line: one file per subcommand.
 
 mod demo;
+mod keys;
 mod plan;
 mod plugins;
 mod run;
@@ -23,6 +24,12 @@ pub struct Cli {
     /// Compile plugins every time instead of using the cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Trusted public key (PEM), besides the site config's `trust`; repeatable.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trust: Vec<PathBuf>,
+    /// Run plugins without a valid signature from a trusted key. For plugin development only.
+    #[arg(long, global = true)]
+    pub allow_unsigned: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,12 +51,26 @@ pub enum Command {
     Test(test::TestArgs),
     /// Upgrade, then roll back, a simulated OMS 4.1.1 on the fake host, step by step.
     Demo(demo::DemoArgs),
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
+    /// Add a signature to a plugin (keeps the ones it has).
+    Sign(keys::SignArgs),
+    /// Check a plugin's signature against trusted keys; exit 0 only when one verifies it.
+    Verify(keys::VerifyArgs),
 }
 
 impl Cli {
     pub fn runtime(&self) -> Result<Runtime> {
         Runtime::new(if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) })
     }
+    /// The trust policy: `--trust` keys plus `extra` (the site config's), `--allow-unsigned`.
+    pub fn policy(&self, extra: &[PathBuf]) -> Result<crate::registry::signature::Policy> {
+        let mut keys = self.trust.clone();
+        keys.extend(extra.iter().cloned());
+        Ok(crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::load(&keys)?, allow_unsigned: self.allow_unsigned })
+    }
+
     pub fn plugins_dir(&self) -> PathBuf {
         self.plugins_dir.clone().unwrap_or_else(crate::registry::default_dir)
     }
@@ -75,6 +96,9 @@ pub fn main() -> i32 {
             Command::Runs(a) => run::runs(a).await,
             Command::Test(a) => test::run(&cli, a).await,
             Command::Demo(a) => demo::run(&cli, a).await,
+            Command::Key(c) => keys::key(c),
+            Command::Sign(a) => keys::sign_cmd(a),
+            Command::Verify(a) => keys::verify_cmd(&cli.trust, a),
         }
     });
     match result {

@@ -40,7 +40,7 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
         anyhow::bail!("give PLUGIN --scenario FILE, or --config FILE --product P --to VERSION");
     };
     let runtime = cli.runtime()?;
-    let plugin = resolve(&runtime, plugin, &cli.plugins_dir()).await?;
+    let plugin = resolve(&runtime, plugin, &cli.plugins_dir(), &cli.policy(&[])?).await?;
     let s = Scenario::load(scenario)?;
     let reporter: Arc<dyn crate::runtime::report::Reporter> = if a.json { Arc::new(Silent) } else { Arc::new(Terminal::new(false, false)) };
     let fake = FakeHost::new(&s, reporter)?;

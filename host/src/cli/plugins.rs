@@ -29,7 +29,7 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
     match cmd {
         PluginsCmd::List { dir, json } => {
             let dir = dir.clone().unwrap_or_else(|| cli.plugins_dir());
-            let found = scan(&runtime, &dir).await?;
+            let found = scan(&runtime, &dir, &cli.policy(&[])?).await?;
             let mut bad = 0;
             if *json {
                 let rows: Vec<serde_json::Value> = found
@@ -49,7 +49,8 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
                     match f {
                         Ok(p) => {
                             let s = p.summary();
-                            println!("{:<14} {:<4} {} -> {:<8} {}  {}", s.name, s.product, s.sources.join(","), s.target, &s.hash[..19], s.path);
+                            let signers = if s.signers.is_empty() { "UNSIGNED".to_string() } else { format!("signed by {}", s.signers.join("+")) };
+                            println!("{:<14} {:<4} {} -> {:<8} {}  {:<24} {}", s.name, s.product, s.sources.join(","), s.target, &s.hash[..19], signers, s.path);
                         }
                         Err((path, e)) => {
                             bad += 1;
@@ -61,7 +62,7 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
             Ok(if bad > 0 { 1 } else { 0 })
         }
         PluginsCmd::Inspect { file, json } => {
-            let p = Plugin::open(&runtime, file).await?;
+            let p = Plugin::open(&runtime, file, &cli.policy(&[])?).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": p.summary(), "manifest": p.manifest}))?);
                 return Ok(0);
@@ -69,6 +70,10 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
             let m = &p.manifest;
             println!("{} — {} {} -> {}", m.name, m.product, m.sources.join(", "), m.target);
             println!("file:   {}\nsha256: {}", p.path.display(), p.loaded.hash.trim_start_matches("sha256:"));
+            match &p.verdict {
+                crate::registry::signature::Verdict::Trusted { signers } => println!("signed: by {}", signers.join(", ")),
+                crate::registry::signature::Verdict::Unverified { reason } => println!("signed: NO ({reason})"),
+            }
             println!("needs:");
             for n in &m.needs {
                 println!("  {:<14} {:<12} {}", n.capability, n.target, n.why);

@@ -115,7 +115,7 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
     let runtime = cli.runtime()?;
     let latest = site.runs.latest(&site.section)?;
     let from = current_version(&site.product.version, latest.as_ref());
-    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, to).await?;
+    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, to, &cli.policy(&site.config.trust)?).await?;
     let ctx = match site.context(&plugin, &from, to) {
         Ok(c) => c,
         Err(m) => {
@@ -169,7 +169,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         return Ok(1);
     }
     let from = current_version(&site.product.version, latest.as_ref());
-    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, &a.to).await?;
+    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, &a.to, &cli.policy(&site.config.trust)?).await?;
     let ctx = match site.context(&plugin, &from, &a.to) {
         Ok(c) => c,
         Err(m) => {
@@ -266,7 +266,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         eprintln!("refused: run {} was already rolled back; rolling back twice would overwrite what {} {} wrote since", meta.id, meta.product, meta.source);
         return Ok(1);
     }
-    let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin).await?;
+    let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
     let ctx = match site.context(&plugin, &meta.source, &meta.target) {
         Ok(c) => c,
         Err(m) => {

@@ -47,7 +47,7 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 pub async fn run(cli: &Cli, a: &TestArgs) -> Result<i32> {
     let runtime = cli.runtime()?;
-    let plugin = resolve(&runtime, &a.plugin, &cli.plugins_dir()).await?;
+    let plugin = resolve(&runtime, &a.plugin, &cli.plugins_dir(), &cli.policy(&[])?).await?;
     let mut reports = Vec::new();
     for file in scenario_files(&a.scenario)? {
         let s = Scenario::load(&file)?;

@@ -5,15 +5,17 @@ use crate::bindings::{Context, Error, Manifest};
 use crate::fakehost::inert_env;
 use crate::runtime::engine::{sha256_hex, LoadedPlugin, Runtime};
 use anyhow::{Context as _, Result};
+use signature::{Policy, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// A plugin file, loaded and described by its own manifest.
+/// A plugin file, accepted by the trust policy, loaded and described by its own manifest.
 pub struct Plugin {
     pub path: PathBuf,
     pub loaded: LoadedPlugin,
     pub manifest: Manifest,
+    pub verdict: Verdict,
 }
 
 #[derive(Serialize)]
@@ -25,18 +27,22 @@ pub struct PluginSummary {
     pub target: String,
     pub hash: String,
     pub bytes: u64,
+    /// Trusted keys that signed it (empty when it runs unverified under --allow-unsigned).
+    pub signers: Vec<String>,
 }
 
 impl Plugin {
-    pub async fn open(runtime: &Runtime, path: &Path) -> Result<Plugin> {
+    pub async fn open(runtime: &Runtime, path: &Path, policy: &Policy) -> Result<Plugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        Self::from_bytes(runtime, path, &bytes).await
+        Self::from_bytes(runtime, path, &bytes, policy).await
     }
 
-    pub async fn from_bytes(runtime: &Runtime, path: &Path, bytes: &[u8]) -> Result<Plugin> {
+    /// Check the signature first: bytes the policy refuses are never compiled.
+    pub async fn from_bytes(runtime: &Runtime, path: &Path, bytes: &[u8], policy: &Policy) -> Result<Plugin> {
+        let verdict = policy.check(bytes, &path.display().to_string())?;
         let loaded = runtime.load(bytes).with_context(|| format!("loading plugin {}", path.display()))?;
         let manifest = loaded.manifest(&inert_env()).await.with_context(|| format!("reading the manifest of {}", path.display()))?;
-        Ok(Plugin { path: path.to_path_buf(), loaded, manifest })
+        Ok(Plugin { path: path.to_path_buf(), loaded, manifest, verdict })
     }
 
     pub fn summary(&self) -> PluginSummary {
@@ -48,6 +54,10 @@ impl Plugin {
             target: self.manifest.target.clone(),
             hash: self.loaded.hash.clone(),
             bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            signers: match &self.verdict {
+                Verdict::Trusted { signers } => signers.clone(),
+                Verdict::Unverified { .. } => Vec::new(),
+            },
         }
     }
 }
@@ -64,10 +74,10 @@ pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Every plugin in `dir`; a file that does not load is reported with why, not skipped silently.
-pub async fn scan(runtime: &Runtime, dir: &Path) -> Result<Vec<Result<Plugin, (PathBuf, anyhow::Error)>>> {
+pub async fn scan(runtime: &Runtime, dir: &Path, policy: &Policy) -> Result<Vec<Result<Plugin, (PathBuf, anyhow::Error)>>> {
     let mut out = Vec::new();
     for path in plugin_files(dir)? {
-        out.push(Plugin::open(runtime, &path).await.map_err(|e| (path, e)));
+        out.push(Plugin::open(runtime, &path, policy).await.map_err(|e| (path, e)));
     }
     Ok(out)
 }
@@ -82,13 +92,13 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// A plugin given as a file path, or by manifest name (e.g. "oms-4.2.0") in `dir`.
-pub async fn resolve(runtime: &Runtime, spec: &str, dir: &Path) -> Result<Plugin> {
+pub async fn resolve(runtime: &Runtime, spec: &str, dir: &Path, policy: &Policy) -> Result<Plugin> {
     let as_path = Path::new(spec);
     if as_path.is_file() {
-        return Plugin::open(runtime, as_path).await;
+        return Plugin::open(runtime, as_path, policy).await;
     }
     let mut names = Vec::new();
-    for found in scan(runtime, dir).await? {
+    for found in scan(runtime, dir, policy).await? {
         if let Ok(p) = found {
             if p.manifest.name == spec {
                 return Ok(p);
@@ -139,10 +149,17 @@ pub fn hash_of(bytes: &[u8]) -> String {
 }
 
 /// The plugin in `dir` that upgrades `product` from `from` to `to`, or an error naming what is there.
-pub async fn find_hop(runtime: &Runtime, dir: &Path, product: &str, from: &str, to: &str) -> Result<Plugin> {
+pub async fn find_hop(runtime: &Runtime, dir: &Path, product: &str, from: &str, to: &str, policy: &Policy) -> Result<Plugin> {
     let mut hops = Vec::new();
-    for found in scan(runtime, dir).await? {
-        let Ok(p) = found else { continue };
+    let mut refused = Vec::new();
+    for found in scan(runtime, dir, policy).await? {
+        let p = match found {
+            Ok(p) => p,
+            Err((path, e)) => {
+                refused.push(format!("{}: {e:#}", path.display()));
+                continue;
+            }
+        };
         if p.manifest.product == product && p.manifest.target == to && p.manifest.sources.iter().any(|s| s == from) {
             return Ok(p);
         }
@@ -151,18 +168,20 @@ pub async fn find_hop(runtime: &Runtime, dir: &Path, product: &str, from: &str, 
         }
     }
     anyhow::bail!(
-        "no plugin in {} upgrades {product} from {from} to {to}; {product} plugins there: {}",
+        "no plugin in {} upgrades {product} from {from} to {to}; {product} plugins there: {}{}",
         dir.display(),
-        if hops.is_empty() { "none".to_string() } else { hops.join(", ") }
+        if hops.is_empty() { "none".to_string() } else { hops.join(", ") },
+        if refused.is_empty() { String::new() } else { format!("; refused: {}", refused.join("; ")) }
     )
 }
 
 /// The plugin in `dir` with exactly this hash (a rollback must run the plugin the upgrade ran).
-pub async fn find_by_hash(runtime: &Runtime, dir: &Path, hash: &str, name: &str) -> Result<Plugin> {
-    for found in scan(runtime, dir).await?.into_iter().flatten() {
+pub async fn find_by_hash(runtime: &Runtime, dir: &Path, hash: &str, name: &str, policy: &Policy) -> Result<Plugin> {
+    for found in scan(runtime, dir, policy).await?.into_iter().flatten() {
         if found.loaded.hash == hash {
             return Ok(found);
         }
     }
     anyhow::bail!("the run was made with plugin {name} {hash}, which is no longer in {}: put that exact file back to roll back", dir.display())
 }
+pub mod signature;

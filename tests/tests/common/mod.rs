@@ -148,6 +148,7 @@ impl Deployment {
             r#"state_dir = "{p}/state"
 backup_dir = "{p}/backups"
 plugins_dir = "{plugins}"
+trust = ["{trust}"]
 
 [docker_policy]
 deny_privileged = true   # this sandbox refuses --privileged
@@ -181,6 +182,7 @@ cm_db = "{cm}"
 health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
 "#,
             plugins = target_dir().join("plugins").display(),
+            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
             host = c.host,
             user = c.user,
             old = self.old(),
