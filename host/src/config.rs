@@ -37,6 +37,9 @@ pub struct SiteConfig {
     pub metadb: BTreeMap<String, ConnectionConfig>,
     #[serde(default)]
     pub products: BTreeMap<String, ProductConfig>,
+    /// What each plugin (by manifest name) may touch: capability -> patterns.
+    #[serde(default)]
+    pub grants: BTreeMap<String, crate::grants::GrantTable>,
 }
 
 fn default_nodes() -> BTreeMap<String, NodeConfig> {

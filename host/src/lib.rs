@@ -12,3 +12,4 @@ pub mod fakehost;
 pub mod registry;
 pub mod config;
 pub mod runs;
+pub mod grants;

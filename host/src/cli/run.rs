@@ -5,6 +5,7 @@ use crate::bindings::Context;
 use crate::capabilities::services::RunRecords;
 use crate::capabilities::Capabilities;
 use crate::config::{ProductConfig, SiteConfig};
+use crate::grants::Grants;
 use crate::registry::{context_for, find_by_hash, find_hop, Plugin};
 use crate::runtime::host_call::Faults;
 use crate::runtime::report::{Reporter, Terminal};
@@ -85,8 +86,21 @@ impl Site {
         cli.plugins_dir.clone().or_else(|| self.config.plugins_dir.clone()).unwrap_or_else(crate::registry::default_dir)
     }
 
-    pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool) -> Result<RunEnv> {
+    /// The plugin's grants from the site config, or a refusal with a block to paste.
+    pub fn grants(&self, plugin: &Plugin) -> Result<Grants, String> {
+        match self.config.grants.get(&plugin.manifest.name) {
+            Some(t) => Ok(Grants::new(&plugin.manifest, Some(t.clone()))),
+            None => Err(format!(
+                "the site config grants plugin {} nothing; review what it needs and add:\n\n{}",
+                plugin.manifest.name,
+                suggest_grants(&plugin.manifest, &self.product.parameters)
+            )),
+        }
+    }
+
+    pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants) -> Result<RunEnv> {
         Ok(RunEnv {
+            grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
             records,
             reporter,
@@ -123,14 +137,22 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
             return Ok(1);
         }
     };
+    let grants = match site.grants(&plugin) {
+        Ok(g) => g,
+        Err(m) => {
+            eprintln!("refused: {m}");
+            return Ok(1);
+        }
+    };
     let reporter: Arc<dyn Reporter> = if json { Arc::new(crate::runtime::report::Silent) } else { Arc::new(Terminal::new(false, false)) };
     let scratch = tempfile_dir()?;
-    let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false)?;
+    let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false, &grants)?;
     let outcome = plugin.loaded.plan(&env, &ctx).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     match outcome.result {
         Ok(mut p) => {
             p.findings.extend(site.config.docker_policy.describe());
+            p.findings.extend(grants.describe());
             if json {
                 println!("{}", serde_json::to_string_pretty(&p)?);
             } else {
@@ -143,6 +165,32 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
             Ok(1)
         }
     }
+}
+
+/// A `[grants."<plugin>"]` block from the manifest's needs, filled in from the product's parameters.
+fn suggest_grants(m: &crate::bindings::Manifest, params: &std::collections::BTreeMap<String, String>) -> String {
+    let mut table: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let conn = params.get("connection").cloned().unwrap_or_else(|| "metadb".into());
+    for n in &m.needs {
+        let concrete: Vec<String> = match n.capability.as_str() {
+            _ if !n.target.contains('*') => vec![n.target.clone()],
+            "docker" => params.iter().filter(|(k, _)| k.contains("container")).map(|(_, v)| v.clone()).collect(),
+            "image-archive" => params.iter().filter(|(k, _)| k.contains("archive")).map(|(_, v)| v.clone()).collect(),
+            "sql" => params.iter().filter(|(k, _)| k.ends_with("_db")).map(|(_, v)| format!("{conn}/{v}")).collect(),
+            _ => vec![n.target.clone()],
+        };
+        let slot = table.entry(n.capability.clone()).or_default();
+        for c in if concrete.is_empty() { vec![n.target.clone()] } else { concrete } {
+            if !slot.contains(&c) {
+                slot.push(c);
+            }
+        }
+    }
+    let mut out = format!("[grants.\"{}\"]\n", m.name);
+    for (cap, items) in table {
+        out.push_str(&format!("{cap} = [{}]\n", items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ")));
+    }
+    out
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
@@ -177,10 +225,17 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
             return Ok(1);
         }
     };
+    let grants = match site.grants(&plugin) {
+        Ok(g) => g,
+        Err(m) => {
+            eprintln!("refused: {m}");
+            return Ok(1);
+        }
+    };
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     // Plan first: prechecks on the real deployment, nothing changes.
     let scratch = tempfile_dir()?;
-    let plan_env = site.env(scratch.clone(), RunRecords::in_memory(), reporter.clone(), a.yes)?;
+    let plan_env = site.env(scratch.clone(), RunRecords::in_memory(), reporter.clone(), a.yes, &grants)?;
     let planned = plugin.loaded.plan(&plan_env, &ctx).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let mut p = match planned.result {
@@ -191,6 +246,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         }
     };
     p.findings.extend(site.config.docker_policy.describe());
+    p.findings.extend(grants.describe());
     super::plan::print_plan(&plugin.manifest.name, &p);
     let question = format!("Upgrade {} {} -> {} now? The steps marked [changes] will run.", site.section, from, a.to);
     if !plan_env.caps.services.confirm(&question).await {
@@ -212,7 +268,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     })?;
     let run_dir = site.runs.run_dir(&meta.id);
     eprintln!("run {} (records in {})", meta.id, run_dir.display());
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes)?;
+    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants)?;
     let outcome = plugin.loaded.upgrade(&env, &ctx).await;
     site.save_transcript(&meta, &env, "upgrade-calls.json");
     finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)
@@ -274,9 +330,16 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
             return Ok(1);
         }
     };
+    let grants = match site.grants(&plugin) {
+        Ok(g) => g,
+        Err(m) => {
+            eprintln!("refused: {m}");
+            return Ok(1);
+        }
+    };
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     let run_dir = site.runs.run_dir(&meta.id);
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes)?;
+    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants)?;
     let question = format!("Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?", meta.id, meta.product, meta.source, meta.target, meta.status.words(), meta.product, meta.source);
     if !env.caps.services.confirm(&question).await {
         eprintln!("not confirmed: nothing was changed");

@@ -28,6 +28,13 @@ pub struct FakeHost {
 }
 
 impl FakeHost {
+    /// Hold the plugin to its manifest, and to the scenario's `[grants]` when it has them.
+    pub fn bind_grants(&mut self, manifest: &crate::bindings::Manifest, granted: Option<crate::grants::GrantTable>) {
+        self.env.grants = Arc::new(crate::grants::Grants::new(manifest, granted));
+    }
+}
+
+impl FakeHost {
     pub fn new(s: &Scenario, reporter: Arc<dyn Reporter>) -> Result<Self> {
         let clock = VirtualClock::starting_at(s.clock_start_ms);
         let sql = Arc::new(FakeSql::new(s.sql.connections.clone()));
@@ -47,9 +54,11 @@ impl FakeHost {
             caps,
             records: RunRecords::in_memory(),
             reporter,
-            limits: Limits::default(),
+            limits: s.limits.clone().unwrap_or_default(),
             faults: Faults::new(s.faults.clone()).context("scenario faults")?,
             transcript: Arc::new(Mutex::new(Vec::new())),
+            // Bound to the plugin's manifest once it is read (runner::run_scenario).
+            grants: Arc::new(crate::grants::Grants::unrestricted()),
         };
         Ok(FakeHost { docker, sql, clock, env })
     }
@@ -74,5 +83,6 @@ pub fn inert_env() -> RunEnv {
         limits: Limits::default(),
         faults: Faults::default(),
         transcript: Arc::new(Mutex::new(Vec::new())),
+        grants: Arc::new(crate::grants::Grants::unrestricted()),
     }
 }

@@ -120,10 +120,11 @@ pub async fn run_scenario_with(
     on_begin: &mut dyn FnMut(&str),
     on_end: &mut dyn FnMut(&StepReport),
 ) -> Result<ScenarioReport> {
-    let fake = FakeHost::new(scenario, reporter.clone())?;
+    let mut fake = FakeHost::new(scenario, reporter.clone())?;
     let initial = Snapshot::take(&fake, &scenario.nodes)?;
     let initial_params = params_now(&fake, scenario).await;
     let manifest = plugin.manifest(&fake.env).await?;
+    fake.bind_grants(&manifest, scenario.grants.clone());
     let ctx = context_for(&manifest, &scenario.product, &scenario.source, &scenario.target, &scenario.parameters, &scenario.nodes);
     let mut steps = Vec::new();
     for step in &scenario.steps {
@@ -133,19 +134,21 @@ pub async fn run_scenario_with(
         let (result, notices, plan) = match &ctx {
             Err(refusal) => (Err(refusal.clone()), Vec::new(), None),
             Ok(ctx) => match step.as_str() {
-                "plan" => {
-                    let o = plugin.plan(&fake.env, ctx).await?;
-                    let plan = o.result.as_ref().ok().cloned();
-                    (o.result.map(|_| ()), o.notices, plan)
-                }
-                "upgrade" => {
-                    let o = plugin.upgrade(&fake.env, ctx).await?;
-                    (o.result, o.notices, None)
-                }
-                _ => {
-                    let o = plugin.rollback(&fake.env, ctx).await?;
-                    (o.result, o.notices, None)
-                }
+                "plan" => match plugin.plan(&fake.env, ctx).await {
+                    Ok(o) => {
+                        let plan = o.result.as_ref().ok().cloned();
+                        (o.result.map(|_| ()), o.notices, plan)
+                    }
+                    Err(trap) => (Err(trapped(trap)), Vec::new(), None),
+                },
+                "upgrade" => match plugin.upgrade(&fake.env, ctx).await {
+                    Ok(o) => (o.result, o.notices, None),
+                    Err(trap) => (Err(trapped(trap)), Vec::new(), None),
+                },
+                _ => match plugin.rollback(&fake.env, ctx).await {
+                    Ok(o) => (o.result, o.notices, None),
+                    Err(trap) => (Err(trapped(trap)), Vec::new(), None),
+                },
             },
         };
         let calls: Vec<CallRecord> = fake.env.transcript.lock().unwrap()[first_call..].to_vec();
@@ -180,6 +183,11 @@ pub async fn run_scenario_with(
         unfired_faults,
         changes: end.changes_since(&initial),
     })
+}
+
+/// A trap (the plugin crashed, or a sandbox limit stopped it) as the step's failure.
+fn trapped(trap: anyhow::Error) -> Error {
+    Error::Failed(format!("the plugin stopped: {trap:#}"))
 }
 
 /// Values of every parameter an expectation names, now.

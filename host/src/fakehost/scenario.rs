@@ -40,6 +40,12 @@ pub struct Scenario {
     pub console: ConsoleConfig,
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// What the site grants the plugin (capability -> patterns); absent: all its manifest needs.
+    #[serde(default)]
+    pub grants: Option<crate::grants::GrantTable>,
+    /// Sandbox limits for this scenario (default: the host's defaults).
+    #[serde(default)]
+    pub limits: Option<crate::runtime::state::Limits>,
     #[serde(default)]
     pub expect: Expectations,
 }

@@ -2,6 +2,7 @@
 //! deadline, the transcript. Backends never see any of this.
 
 use crate::bindings::Error;
+use crate::grants::Target;
 use crate::runtime::state::HostState;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -135,14 +136,16 @@ fn is_long(call: &str) -> bool {
 impl HostState {
     /// Run one capability call through the host-call path. Typed errors go back to the plugin;
     /// only host bugs trap.
-    pub async fn call<T, F>(&mut self, name: &'static str, effect: Effect, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
+    pub async fn call<T, F>(&mut self, name: &'static str, effect: Effect, target: Target, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, Error>>,
     {
         let started = Instant::now();
         let args_len = args.to_string().len();
-        let (result, injected) = if args_len > self.limits.max_payload_bytes {
+        let (result, injected) = if let Err(denied) = self.grants.check(name, target) {
+            (Err(denied), false)
+        } else if args_len > self.limits.max_payload_bytes {
             (Err(Error::Denied(format!("{name}: arguments of {args_len} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes))), false)
         } else {
             match self.faults.take(name, &args) {
@@ -186,7 +189,7 @@ impl HostState {
         T: Serialize + DeserializeOwned,
         F: Future<Output = T>,
     {
-        match self.call(name, effect, args, async move { Ok(fut.await) }).await? {
+        match self.call(name, effect, Target::Free, args, async move { Ok(fut.await) }).await? {
             Ok(v) => Ok(v),
             Err(e) => Err(wasmtime::format_err!("{name} cannot fail, but got {e}")),
         }

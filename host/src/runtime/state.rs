@@ -3,6 +3,7 @@
 
 use crate::capabilities::services::RunRecords;
 use crate::capabilities::Capabilities;
+use crate::grants::Grants;
 use crate::runtime::host_call::{Faults, Transcript};
 use crate::runtime::report::Reporter;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,7 @@ pub struct RunEnv {
     pub limits: Limits,
     pub faults: Faults,
     pub transcript: Transcript,
+    pub grants: Arc<Grants>,
 }
 
 pub struct HostState {
@@ -74,6 +76,7 @@ pub struct HostState {
     pub faults: Faults,
     pub transcript: Transcript,
     pub notices: Vec<String>,
+    pub grants: Arc<Grants>,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
 }
@@ -93,6 +96,7 @@ impl HostState {
             faults: env.faults.clone(),
             transcript: env.transcript.clone(),
             notices: Vec::new(),
+            grants: env.grants.clone(),
             host_time: Duration::ZERO,
         }
     }

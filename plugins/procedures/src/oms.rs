@@ -51,8 +51,8 @@ impl OmsHop {
         let need = |capability: &str, target: &str, why: &str| Need { capability: capability.into(), target: target.into(), why: why.into() };
         let mut needs = vec![
             need("docker", "oms_*", "stop the old OMS container, run the new one, run docker_init.sh in it"),
-            need("image-archive", "oms", "load the new OMS image"),
-            need("sql", "metadb", "trim the heartbeat table, back up and restore the rm, cm and cm_hb databases"),
+            need("image-archive", "*", "load the new OMS image from the archive named in parameter image_archive"),
+            need("sql", "*", "trim the heartbeat table, back up and restore the rm, cm and cm_hb databases named in the parameters"),
             need("console", "servers", "wait until every server is online"),
         ];
         if self.ha_step {

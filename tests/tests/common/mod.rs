@@ -176,6 +176,12 @@ online_timeout_s = "90"
 poll_interval_s = "1"
 stop_timeout_s = "5"
 
+[grants."oms-4.2.0"]
+docker = ["{old}", "{new}"]
+image-archive = ["{archives}/oms-feature_4.2.0-ce.tar.gz"]
+sql = ["metadb/{rm}", "metadb/{cm}", "metadb/{hb}"]
+console = ["ha.config", "servers"]
+
 [products.oms.console]
 rm_db = "{rm}"
 cm_db = "{cm}"

@@ -142,7 +142,7 @@ impl wit::Host for HostState {
     }
     async fn record(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let r = self.records.clone();
-        self.call("host.record", Effect::IdempotentWrite, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
+        self.call("host.record", Effect::IdempotentWrite, crate::grants::Target::Free, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
     }
     async fn recall(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let r = self.records.clone();

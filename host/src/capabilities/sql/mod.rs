@@ -11,6 +11,7 @@ use serde_json::json;
 pub use crate::bindings::opshost::plugin::sql::{Backup, Rows, Value};
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
+use crate::grants::Target;
 use crate::runtime::host_call::Effect;
 use crate::runtime::state::HostState;
 
@@ -56,7 +57,7 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
 impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.query", Effect::Read, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+        self.call("sql.query", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
             check_identifier("database", &database)?;
             s.query(&connection, &database, &statement, &params).await
         })
@@ -64,7 +65,7 @@ impl wit::Host for HostState {
     }
     async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.execute", Effect::Write, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+        self.call("sql.execute", Effect::Write, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
             check_identifier("database", &database)?;
             s.execute(&connection, &database, &statement, &params).await
         })
@@ -72,7 +73,7 @@ impl wit::Host for HostState {
     }
     async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.dump-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+        self.call("sql.dump-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.dump_database(&connection, &database, &backup_name).await
@@ -81,7 +82,7 @@ impl wit::Host for HostState {
     }
     async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.restore-database", Effect::Write, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+        self.call("sql.restore-database", Effect::Write, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.restore_database(&connection, &database, &backup_name).await
@@ -90,7 +91,7 @@ impl wit::Host for HostState {
     }
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.create-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database}), async move {
+        self.call("sql.create-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.create_database(&connection, &database).await
         })
@@ -98,7 +99,7 @@ impl wit::Host for HostState {
     }
     async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.drop-database", Effect::IdempotentWrite, json!({"connection": connection, "database": database}), async move {
+        self.call("sql.drop-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.drop_database(&connection, &database).await
         })
@@ -106,7 +107,7 @@ impl wit::Host for HostState {
     }
     async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.database-exists", Effect::Read, json!({"connection": connection, "database": database}), async move {
+        self.call("sql.database-exists", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.database_exists(&connection, &database).await
         })
@@ -114,7 +115,7 @@ impl wit::Host for HostState {
     }
     async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.database-checksum", Effect::Read, json!({"connection": connection, "database": database}), async move {
+        self.call("sql.database-checksum", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.database_checksum(&connection, &database).await
         })

@@ -1,0 +1,175 @@
+//! Capability grants: what a plugin's manifest declares it needs, intersected with what the site
+//! config grants it (`[grants."<plugin>"]`). Computed once per run; `check` is then a pure lookup
+//! on every host call, before any backend sees it. A denial names the capability and the site
+//! config line that would grant it, and never reveals whether the object exists.
+
+use crate::bindings::{Error, Manifest};
+use std::collections::BTreeMap;
+
+/// What one host call touches.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Host services, and reads that reveal nothing (image-exists).
+    Free,
+    Container(String),
+    Archive(String),
+    Database { connection: String, database: String },
+    Parameter(String),
+    Servers,
+}
+
+impl Target {
+    /// (capability, object) as written in manifests and grants.
+    fn key(&self) -> Option<(&'static str, String)> {
+        Some(match self {
+            Target::Free => return None,
+            Target::Container(c) => ("docker", c.to_string()),
+            Target::Archive(a) => ("image-archive", a.to_string()),
+            Target::Database { connection, database } => ("sql", format!("{connection}/{database}")),
+            Target::Parameter(p) => ("console", p.to_string()),
+            Target::Servers => ("console", "servers".to_string()),
+        })
+    }
+}
+
+/// Patterns per capability, e.g. `docker = ["oms_411", "oms_420"]`.
+pub type GrantTable = BTreeMap<String, Vec<String>>;
+
+#[derive(Clone, Debug)]
+pub struct Grants {
+    plugin: String,
+    needs: Vec<(String, String)>,
+    /// None: everything the manifest needs (the fake host during plugin development).
+    granted: Option<GrantTable>,
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+impl Grants {
+    pub fn new(manifest: &Manifest, granted: Option<GrantTable>) -> Grants {
+        Grants { plugin: manifest.name.clone(), needs: manifest.needs.iter().map(|n| (n.capability.clone(), n.target.clone())).collect(), granted }
+    }
+
+    /// Everything (only for calling `manifest()`, which needs nothing).
+    pub fn unrestricted() -> Grants {
+        Grants { plugin: String::new(), needs: vec![("*".into(), "*".into())], granted: None }
+    }
+
+    pub fn check(&self, call: &str, target: Target) -> Result<(), Error> {
+        let Some((cap, object)) = target.key() else { return Ok(()) };
+        let declared = self.needs.iter().any(|(c, p)| (c == cap || c == "*") && matches(p, &object));
+        if !declared {
+            return Err(Error::Denied(format!(
+                "{call} on {cap} {object}: plugin {} does not declare that need in its manifest, so it cannot be granted",
+                self.plugin
+            )));
+        }
+        let granted = match &self.granted {
+            None => true,
+            Some(t) => t.get(cap).is_some_and(|ps| ps.iter().any(|p| matches(p, &object))),
+        };
+        if !granted {
+            return Err(Error::Denied(format!(
+                "{call} on {cap} {object} is not granted to {}: add \"{object}\" to {cap} in [grants.\"{}\"] of the site config",
+                self.plugin, self.plugin
+            )));
+        }
+        Ok(())
+    }
+
+    /// For the plan: each need, and what the site grants of it.
+    pub fn describe(&self) -> Vec<String> {
+        self.needs
+            .iter()
+            .map(|(cap, pattern)| {
+                let granted: Vec<&String> = match &self.granted {
+                    None => return format!("needs {cap} {pattern}: granted (no site grants: fake host)"),
+                    Some(t) => t.get(cap).map(|ps| ps.iter().filter(|p| matches(pattern, p) || matches(p, pattern)).collect()).unwrap_or_default(),
+                };
+                if granted.is_empty() {
+                    format!("needs {cap} {pattern}: NOT granted (add to {cap} in [grants.\"{}\"])", self.plugin)
+                } else {
+                    format!("needs {cap} {pattern}: granted {}", granted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Need;
+
+    fn manifest() -> Manifest {
+        let need = |c: &str, t: &str| Need { capability: c.into(), target: t.into(), why: String::new() };
+        Manifest {
+            name: "oms-4.2.0".into(),
+            product: "oms".into(),
+            sources: vec![],
+            target: "4.2.0".into(),
+            needs: vec![need("docker", "oms_*"), need("sql", "metadb/*"), need("console", "ha.config"), need("console", "servers"), need("image-archive", "*")],
+            parameters: vec![],
+        }
+    }
+
+    fn site() -> GrantTable {
+        BTreeMap::from([
+            ("docker".into(), vec!["oms_411".into(), "oms_420".into(), "mariadb".into()]),
+            ("sql".into(), vec!["metadb/rm_411".into(), "metadb/cm_*".into()]),
+            ("console".into(), vec!["ha.config".into(), "servers".into()]),
+        ])
+    }
+
+    #[test]
+    fn a_call_needs_both_the_manifest_and_the_site() {
+        let g = Grants::new(&manifest(), Some(site()));
+        let ok = |t: Target| g.check("x", t).is_ok();
+        assert!(ok(Target::Container("oms_411".into())));
+        assert!(ok(Target::Database { connection: "metadb".into(), database: "cm_hb_411".into() }));
+        assert!(ok(Target::Servers));
+        assert!(ok(Target::Free));
+        // Granted by the site but not declared by the plugin.
+        assert!(matches!(g.check("docker.stop", Target::Container("mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
+        // Declared but not granted: the message names the site config line.
+        assert!(matches!(g.check("docker.stop", Target::Container("oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
+        assert!(matches!(g.check("sql.execute", Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
+        assert!(matches!(g.check("console.set-parameter", Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
+        assert!(matches!(g.check("docker.load-image", Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
+    }
+
+    #[test]
+    fn without_site_grants_the_manifest_still_binds() {
+        let g = Grants::new(&manifest(), None);
+        assert!(g.check("x", Target::Container("oms_1".into())).is_ok());
+        assert!(g.check("x", Target::Container("mysql".into())).is_err());
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(matches("oms_*", "oms_411") && matches("*", "") && matches("a*c*e", "abcde") && !matches("oms_*", "xoms_1") && !matches("a*c", "ab"));
+    }
+}
