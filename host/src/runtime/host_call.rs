@@ -66,6 +66,9 @@ pub struct FaultRule {
     /// Or return this value instead of calling the backend (e.g. an exec result with exit_code 1).
     #[serde(default)]
     pub result: Option<Json>,
+    /// Or make the backend this slow (real milliseconds): a hung engine or database.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
     #[serde(skip)]
     pub seen: u32,
     #[serde(skip)]
@@ -75,6 +78,7 @@ pub struct FaultRule {
 pub enum FaultAction {
     Error(Error),
     Result(Json),
+    Delay(Duration),
 }
 
 #[derive(Clone, Default)]
@@ -83,10 +87,8 @@ pub struct Faults(Arc<Mutex<Vec<FaultRule>>>);
 impl Faults {
     pub fn new(rules: Vec<FaultRule>) -> anyhow::Result<Self> {
         for r in &rules {
-            match (&r.error, &r.result) {
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => anyhow::bail!("fault at {}: give exactly one of error or result", r.call),
-            }
+            let actions = r.error.is_some() as u8 + r.result.is_some() as u8 + r.delay_ms.is_some() as u8;
+            anyhow::ensure!(actions == 1, "fault at {}: give exactly one of error, result or delay_ms", r.call);
             if let Some(k) = &r.kind {
                 anyhow::ensure!(Error::from_kind(k, String::new()).is_some(), "fault at {}: unknown error kind {k:?}", r.call);
             }
@@ -105,10 +107,11 @@ impl Faults {
             let times = r.times.unwrap_or(1);
             if r.seen >= r.nth.unwrap_or(1) && (times == 0 || r.fired < times) {
                 r.fired += 1;
-                return Some(match (&r.error, &r.result) {
-                    (Some(msg), _) => FaultAction::Error(Error::from_kind(r.kind.as_deref().unwrap_or("failed"), msg.clone()).expect("checked in new")),
-                    (None, Some(v)) => FaultAction::Result(v.clone()),
-                    (None, None) => unreachable!("checked in new"),
+                return Some(match (&r.error, &r.result, r.delay_ms) {
+                    (Some(msg), _, _) => FaultAction::Error(Error::from_kind(r.kind.as_deref().unwrap_or("failed"), msg.clone()).expect("checked in new")),
+                    (None, Some(v), _) => FaultAction::Result(v.clone()),
+                    (None, None, Some(ms)) => FaultAction::Delay(Duration::from_millis(ms)),
+                    (None, None, None) => unreachable!("checked in new"),
                 });
             }
         }
@@ -148,21 +151,30 @@ impl HostState {
         } else if args_len > self.limits.max_payload_bytes {
             (Err(Error::Denied(format!("{name}: arguments of {args_len} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes))), false)
         } else {
-            match self.faults.take(name, &args) {
-                Some(FaultAction::Error(e)) => (Err(e), true),
+            let delay = match self.faults.take(name, &args) {
+                Some(FaultAction::Error(e)) => return self.finish(name, effect, args, started, Err(e), true),
                 Some(FaultAction::Result(v)) => {
                     let value = serde_json::from_value(v).map_err(|e| wasmtime::format_err!("injected result for {name} does not fit its type: {e}"))?;
-                    (Ok(value), true)
+                    return self.finish(name, effect, args, started, Ok(value), true);
                 }
-                None => {
-                    let deadline = Duration::from_secs(if is_long(name) { self.limits.long_call_timeout_s } else { self.limits.call_timeout_s });
-                    match tokio::time::timeout(deadline, fut).await {
-                        Ok(r) => (r, false),
-                        Err(_) => (Err(Error::Timeout(format!("{name} did not finish within {} s ([limits] in the site config)", deadline.as_secs()))), false),
-                    }
-                }
+                Some(FaultAction::Delay(d)) => d,
+                None => Duration::ZERO,
+            };
+            let deadline = Duration::from_secs(if is_long(name) { self.limits.long_call_timeout_s } else { self.limits.call_timeout_s });
+            let slow = async move {
+                tokio::time::sleep(delay).await;
+                fut.await
+            };
+            match tokio::time::timeout(deadline, slow).await {
+                Ok(r) => (r, !delay.is_zero()),
+                Err(_) => (Err(Error::Timeout(format!("{name} did not finish within {} s (call_timeout_s in [limits] of the site config)", deadline.as_secs()))), !delay.is_zero()),
             }
         };
+        self.finish(name, effect, args, started, result, injected)
+    }
+
+    /// Cap the result, account the time, and write the transcript entry.
+    fn finish<T: Serialize>(&mut self, name: &'static str, effect: Effect, args: Json, started: Instant, result: Result<T, Error>, injected: bool) -> wasmtime::Result<Result<T, Error>> {
         let mut out = outcome(&result);
         let result = match result {
             Ok(_) if out.to_string().len() > self.limits.max_payload_bytes => {
@@ -201,7 +213,7 @@ mod tests {
     use super::*;
 
     fn rule(call: &str, nth: Option<u32>, times: Option<u32>, matching: Option<&str>) -> FaultRule {
-        FaultRule { call: call.into(), nth, matching: matching.map(Into::into), times, error: Some("boom".into()), kind: None, result: None, seen: 0, fired: 0 }
+        FaultRule { call: call.into(), nth, matching: matching.map(Into::into), times, error: Some("boom".into()), kind: None, result: None, delay_ms: None, seen: 0, fired: 0 }
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub struct Outcome<T> {
     pub notices: Vec<String>,
 }
 
+/// A plugin's own error, its message cut to a sane size (a plugin can return megabytes).
+fn clipped(limits: &crate::runtime::state::Limits, r: Result<(), Error>) -> Result<(), Error> {
+    r.map_err(|e| Error::from_kind(e.kind(), limits.clip(e.message().to_string())).expect("known kind"))
+}
+
 impl LoadedPlugin {
     fn store(&self, env: &RunEnv) -> Store<HostState> {
         let mut store = Store::new(&self.engine, HostState::new(env));
@@ -49,20 +54,24 @@ impl LoadedPlugin {
         let mut store = self.store(env);
         let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
         let result = p.call_plan(&mut store, ctx).await.context("the plugin trapped in plan()")?;
+        let result = match result {
+            Ok(plan) => Ok(plan),
+            Err(e) => clipped(&env.limits, Err(e)).map(|_| unreachable!()),
+        };
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 
     pub async fn upgrade(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<()>> {
         let mut store = self.store(env);
         let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = p.call_upgrade(&mut store, ctx).await.context("the plugin trapped in upgrade()")?;
+        let result = clipped(&env.limits, p.call_upgrade(&mut store, ctx).await.context("the plugin trapped in upgrade()")?);
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 
     pub async fn rollback(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<()>> {
         let mut store = self.store(env);
         let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = p.call_rollback(&mut store, ctx).await.context("the plugin trapped in rollback()")?;
+        let result = clipped(&env.limits, p.call_rollback(&mut store, ctx).await.context("the plugin trapped in rollback()")?);
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 }
