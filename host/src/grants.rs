@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 pub enum Target {
     /// Host services, and reads that reveal nothing (image-exists).
     Free,
-    Container(String),
+    /// (node, container)
+    Container(String, String),
     Archive(String),
     Database { connection: String, database: String },
     Parameter(String),
@@ -23,7 +24,7 @@ impl Target {
     fn key(&self) -> Option<(&'static str, String)> {
         Some(match self {
             Target::Free => return None,
-            Target::Container(c) => ("docker", c.to_string()),
+            Target::Container(node, c) => ("docker", format!("{node}/{c}")),
             Target::Archive(a) => ("image-archive", a.to_string()),
             Target::Database { connection, database } => ("sql", format!("{connection}/{database}")),
             Target::Parameter(p) => ("console", p.to_string()),
@@ -41,6 +42,15 @@ pub struct Grants {
     needs: Vec<(String, String)>,
     /// None: everything the manifest needs (the fake host during plugin development).
     granted: Option<GrantTable>,
+}
+
+/// Does a pattern cover an object? Docker objects are `node/container`; a pattern without a node
+/// (`oms_*`) covers that container name on every node.
+fn covers(cap: &str, pattern: &str, object: &str) -> bool {
+    if cap == "docker" && !pattern.contains('/') {
+        return object.split_once('/').is_some_and(|(_, name)| matches(pattern, name));
+    }
+    matches(pattern, object)
 }
 
 /// `*` matches any run of characters; everything else literally.
@@ -80,7 +90,7 @@ impl Grants {
 
     pub fn check(&self, call: &str, target: Target) -> Result<(), Error> {
         let Some((cap, object)) = target.key() else { return Ok(()) };
-        let declared = self.needs.iter().any(|(c, p)| (c == cap || c == "*") && matches(p, &object));
+        let declared = self.needs.iter().any(|(c, p)| (c == cap || c == "*") && covers(cap, p, &object));
         if !declared {
             return Err(Error::Denied(format!(
                 "{call} on {cap} {object}: plugin {} does not declare that need in its manifest, so it cannot be granted",
@@ -89,7 +99,7 @@ impl Grants {
         }
         let granted = match &self.granted {
             None => true,
-            Some(t) => t.get(cap).is_some_and(|ps| ps.iter().any(|p| matches(p, &object))),
+            Some(t) => t.get(cap).is_some_and(|ps| ps.iter().any(|p| covers(cap, p, &object))),
         };
         if !granted {
             return Err(Error::Denied(format!(
@@ -148,24 +158,33 @@ mod tests {
     fn a_call_needs_both_the_manifest_and_the_site() {
         let g = Grants::new(&manifest(), Some(site()));
         let ok = |t: Target| g.check("x", t).is_ok();
-        assert!(ok(Target::Container("oms_411".into())));
+        assert!(ok(Target::Container("local".into(), "oms_411".into())));
         assert!(ok(Target::Database { connection: "metadb".into(), database: "cm_hb_411".into() }));
         assert!(ok(Target::Servers));
         assert!(ok(Target::Free));
         // Granted by the site but not declared by the plugin.
-        assert!(matches!(g.check("docker.stop", Target::Container("mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
+        assert!(matches!(g.check("docker.stop", Target::Container("local".into(), "mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
         // Declared but not granted: the message names the site config line.
-        assert!(matches!(g.check("docker.stop", Target::Container("oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
+        assert!(matches!(g.check("docker.stop", Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
         assert!(matches!(g.check("sql.execute", Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
         assert!(matches!(g.check("console.set-parameter", Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
         assert!(matches!(g.check("docker.load-image", Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
     }
 
     #[test]
+    fn container_grants_can_name_the_node() {
+        let mut t = site();
+        t.insert("docker".into(), vec!["node-a/oms_411".into()]);
+        let g = Grants::new(&manifest(), Some(t));
+        assert!(g.check("x", Target::Container("node-a".into(), "oms_411".into())).is_ok());
+        assert!(matches!(g.check("x", Target::Container("node-b".into(), "oms_411".into())), Err(Error::Denied(m)) if m.contains("node-b/oms_411")));
+    }
+
+    #[test]
     fn without_site_grants_the_manifest_still_binds() {
         let g = Grants::new(&manifest(), None);
-        assert!(g.check("x", Target::Container("oms_1".into())).is_ok());
-        assert!(g.check("x", Target::Container("mysql".into())).is_err());
+        assert!(g.check("x", Target::Container("local".into(), "oms_1".into())).is_ok());
+        assert!(g.check("x", Target::Container("local".into(), "mysql".into())).is_err());
     }
 
     #[test]

@@ -78,7 +78,7 @@ async fn ungranted_containers_and_databases_are_denied_with_the_fix() {
     let r = attack("docker-undeclared", "").await;
     assert_contained(&r, "denied", "does not declare that need in its manifest");
     let r = attack("docker-ungranted", "").await;
-    assert_contained(&r, "denied", "add \"oms_999\" to docker in [grants.\"hostile\"]");
+    assert_contained(&r, "denied", "add \"local/oms_999\" to docker in [grants.\"hostile\"]");
     // The denial is in the transcript; the backend never saw the call.
     let stop = r.steps[0].calls.iter().find(|c| c.call == "docker.stop").unwrap();
     assert_eq!(stop.outcome["error"]["kind"], "denied");

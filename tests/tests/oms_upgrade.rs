@@ -132,7 +132,7 @@ fn bad_input_is_refused_before_anything_changes() {
     let sums = |d: &Deployment| (d.checksum(&rm), d.checksum(&cm), mariadb(&format!("SELECT COUNT(*) >= 5000 FROM {hb}.heatbeat_sequence")));
     let before = sums(&d);
     let good = std::fs::read_to_string(&d.site).unwrap();
-    let not_granted = format!("is not granted to oms-4.2.0: add \"{}\" to docker in [grants.\"oms-4.2.0\"]", d.old());
+    let not_granted = format!("is not granted to oms-4.2.0: add \"local/{}\" to docker in [grants.\"oms-4.2.0\"]", d.old());
     let cases: Vec<(&str, String, &str)> = vec![
         ("wrong source version", good.replace("version = \"4.1.1\"", "version = \"4.1.0\""), "no plugin in"),
         ("missing container", good.replace(&d.old(), "oms_nowhere"), "container oms_nowhere does not exist on node local"),

@@ -32,27 +32,27 @@ pub trait Docker: Send + Sync {
 impl wit::Host for HostState {
     async fn inspect(&mut self, node: String, container: String) -> wasmtime::Result<Result<Option<ContainerInfo>, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.inspect", Effect::Read, Target::Container(container.clone()), json!({"node": node, "container": container}), async move { d.inspect(&node, &container).await }).await
+        self.call("docker.inspect", Effect::Read, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container}), async move { d.inspect(&node, &container).await }).await
     }
     async fn stop(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.stop", Effect::IdempotentWrite, Target::Container(container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.stop(&node, &container, timeout_s).await }).await
+        self.call("docker.stop", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.stop(&node, &container, timeout_s).await }).await
     }
     async fn start(&mut self, node: String, container: String) -> wasmtime::Result<Result<(), Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.start", Effect::IdempotentWrite, Target::Container(container.clone()), json!({"node": node, "container": container}), async move { d.start(&node, &container).await }).await
+        self.call("docker.start", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container}), async move { d.start(&node, &container).await }).await
     }
     async fn restart(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.restart", Effect::IdempotentWrite, Target::Container(container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.restart(&node, &container, timeout_s).await }).await
+        self.call("docker.restart", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.restart(&node, &container, timeout_s).await }).await
     }
     async fn remove(&mut self, node: String, container: String, force: bool) -> wasmtime::Result<Result<(), Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.remove", Effect::Write, Target::Container(container.clone()), json!({"node": node, "container": container, "force": force}), async move { d.remove(&node, &container, force).await }).await
+        self.call("docker.remove", Effect::Write, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "force": force}), async move { d.remove(&node, &container, force).await }).await
     }
     async fn run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.run", Effect::Write, Target::Container(spec.name.clone()), json!({"node": node, "spec": spec}), async move { d.run(&node, &spec).await }).await
+        self.call("docker.run", Effect::Write, Target::Container(node.clone(), spec.name.clone()), json!({"node": node, "spec": spec}), async move { d.run(&node, &spec).await }).await
     }
     async fn load_image(&mut self, node: String, archive: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let d = self.caps.docker.clone();
@@ -64,11 +64,11 @@ impl wit::Host for HostState {
     }
     async fn exec(&mut self, node: String, container: String, command: Vec<String>) -> wasmtime::Result<Result<ExecResult, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.exec", Effect::Write, Target::Container(container.clone()), json!({"node": node, "container": container, "command": command}), async move { d.exec(&node, &container, &command).await }).await
+        self.call("docker.exec", Effect::Write, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "command": command}), async move { d.exec(&node, &container, &command).await }).await
     }
     async fn logs(&mut self, node: String, container: String, tail: u32) -> wasmtime::Result<Result<String, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.logs", Effect::Read, Target::Container(container.clone()), json!({"node": node, "container": container, "tail": tail}), async move { d.logs(&node, &container, tail).await }).await
+        self.call("docker.logs", Effect::Read, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "tail": tail}), async move { d.logs(&node, &container, tail).await }).await
     }
 }
 
