@@ -13,3 +13,4 @@ pub mod registry;
 pub mod config;
 pub mod runs;
 pub mod grants;
+pub mod journal;

@@ -45,8 +45,10 @@ pub enum Command {
     Upgrade(run::UpgradeArgs),
     /// Roll back a run from what it recorded (default: the product's latest run).
     Rollback(run::RollbackArgs),
-    /// Runs on this site: status, records.
+    /// Runs on this site: status, records, where an interrupted run stopped.
     Runs(run::RunsArgs),
+    /// Continue a run the host stopped in (crash, kill, reboot): replay its journal, then go on live.
+    Resume(run::ResumeArgs),
     /// Run a plugin against fake-host scenarios; exit 0 only when every expectation holds.
     Test(test::TestArgs),
     /// Upgrade, then roll back, a simulated OMS 4.1.1 on the fake host, step by step.
@@ -94,6 +96,7 @@ pub fn main() -> i32 {
             Command::Upgrade(a) => run::upgrade(&cli, a).await,
             Command::Rollback(a) => run::rollback(&cli, a).await,
             Command::Runs(a) => run::runs(a).await,
+            Command::Resume(a) => run::resume(&cli, a).await,
             Command::Test(a) => test::run(&cli, a).await,
             Command::Demo(a) => demo::run(&cli, a).await,
             Command::Key(c) => keys::key(c),

@@ -6,6 +6,8 @@ use crate::capabilities::services::RunRecords;
 use crate::capabilities::Capabilities;
 use crate::config::{ProductConfig, SiteConfig};
 use crate::grants::Grants;
+use crate::journal::entry::Header;
+use crate::journal::{Journal, Replay};
 use crate::registry::{context_for, find_by_hash, find_hop, Plugin};
 use crate::runtime::host_call::Faults;
 use crate::runtime::report::{Reporter, Terminal};
@@ -56,13 +58,20 @@ pub struct RollbackArgs {
 
 #[derive(Args)]
 pub struct RunsArgs {
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// One run in detail.
-    #[arg(long)]
-    pub show: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[arg(long, global = true)]
     pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Option<RunsCmd>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum RunsCmd {
+    /// Every run of the site, oldest first (the default).
+    List,
+    /// One run: where it stopped, what resume or rollback will do, its records.
+    Show { id: String },
 }
 
 /// Everything a command on a real deployment works with.
@@ -98,8 +107,9 @@ impl Site {
         }
     }
 
-    pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants) -> Result<RunEnv> {
+    pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants, journal: Option<Arc<Journal>>) -> Result<RunEnv> {
         Ok(RunEnv {
+            journal,
             grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
             records,
@@ -112,6 +122,14 @@ impl Site {
 
     pub fn context(&self, plugin: &Plugin, source: &str, target: &str) -> Result<Context, String> {
         context_for(&plugin.manifest, self.product.kind(&self.section), source, target, &self.product.parameters, &self.product.nodes).map_err(|e| e.message().to_string())
+    }
+
+    pub fn config_hash(&self) -> Result<String> {
+        Ok(crate::runtime::engine::sha256_hex(&std::fs::read(&self.path)?))
+    }
+
+    fn header(&self, meta: &RunMeta, operation: &str) -> Result<Header> {
+        Ok(Header { run: meta.id.clone(), operation: operation.into(), plugin: meta.plugin.clone(), plugin_hash: meta.plugin_hash.clone(), site_config_hash: self.config_hash()? })
     }
 
     fn save_transcript(&self, meta: &RunMeta, env: &RunEnv, name: &str) {
@@ -146,7 +164,7 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
     };
     let reporter: Arc<dyn Reporter> = if json { Arc::new(crate::runtime::report::Silent) } else { Arc::new(Terminal::new(false, false)) };
     let scratch = tempfile_dir()?;
-    let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false, &grants)?;
+    let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false, &grants, None)?;
     let outcome = plugin.loaded.plan(&env, &ctx).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     match outcome.result {
@@ -235,7 +253,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     // Plan first: prechecks on the real deployment, nothing changes.
     let scratch = tempfile_dir()?;
-    let plan_env = site.env(scratch.clone(), RunRecords::in_memory(), reporter.clone(), a.yes, &grants)?;
+    let plan_env = site.env(scratch.clone(), RunRecords::in_memory(), reporter.clone(), a.yes, &grants, None)?;
     let planned = plugin.loaded.plan(&plan_env, &ctx).await?;
     let _ = std::fs::remove_dir_all(&scratch);
     let mut p = match planned.result {
@@ -268,7 +286,8 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     })?;
     let run_dir = site.runs.run_dir(&meta.id);
     eprintln!("run {} (records in {})", meta.id, run_dir.display());
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants)?;
+    let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?);
+    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(journal))?;
     let outcome = plugin.loaded.upgrade(&env, &ctx).await;
     site.save_transcript(&meta, &env, "upgrade-calls.json");
     finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)
@@ -339,7 +358,8 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
     };
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     let run_dir = site.runs.run_dir(&meta.id);
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants)?;
+    let journal_path = next_rollback_journal(&run_dir);
+    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, None)?;
     let question = format!("Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?", meta.id, meta.product, meta.source, meta.target, meta.status.words(), meta.product, meta.source);
     if !env.caps.services.confirm(&question).await {
         eprintln!("not confirmed: nothing was changed");
@@ -347,25 +367,28 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
     }
     meta.status = RunStatus::RollingBack;
     site.runs.save(&meta)?;
+    let env = RunEnv { journal: Some(Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?)), ..env };
     let outcome = plugin.loaded.rollback(&env, &ctx).await;
     site.save_transcript(&meta, &env, "rollback-calls.json");
     finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)
 }
 
 pub async fn runs(a: &RunsArgs) -> Result<i32> {
-    let config = SiteConfig::load(&a.config)?;
+    let Some(config_path) = &a.config else { anyhow::bail!("give the site config: opshost runs list --config site.toml") };
+    let config = SiteConfig::load(config_path)?;
     let runs = Runs::new(&config.state_dir());
-    if let Some(id) = &a.show {
+    if let Some(RunsCmd::Show { id }) = &a.cmd {
         let m = runs.load(id)?;
         let records = std::fs::read_to_string(runs.run_dir(id).join("records.json")).unwrap_or_default();
+        let site_args = format!("--config {} --product {}", config_path.display(), m.product);
+        let words = explain(&site_args, &m, &runs.run_dir(id));
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": m, "records": serde_json::from_str::<serde_json::Value>(&records).ok()}))?);
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": m, "explanation": words, "records": serde_json::from_str::<serde_json::Value>(&records).ok()}))?);
         } else {
-            println!("run {}: {} {} -> {} with {} — {}", m.id, m.product, m.source, m.target, m.plugin, m.status.words());
-            if let Some(e) = &m.error {
-                println!("error: {e}");
+            for line in words {
+                println!("{line}");
             }
-            println!("records: {}", Path::new(&runs.run_dir(id)).join("records.json").display());
+            println!("records ({}):", Path::new(&runs.run_dir(id)).join("records.json").display());
             println!("{records}");
         }
         return Ok(0);
@@ -381,4 +404,139 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `rollback.journal`, or `rollback-N.journal` for a later attempt.
+fn next_rollback_journal(run_dir: &Path) -> PathBuf {
+    let mut n = 1;
+    loop {
+        let p = if n == 1 { run_dir.join("rollback.journal") } else { run_dir.join(format!("rollback-{n}.journal")) };
+        if !p.exists() {
+            return p;
+        }
+        n += 1;
+    }
+}
+
+/// The journal of the operation a run was in when it stopped (the latest rollback attempt's).
+fn interrupted_journal(run_dir: &Path, status: RunStatus) -> Option<PathBuf> {
+    match status {
+        RunStatus::Upgrading => Some(run_dir.join("upgrade.journal")),
+        RunStatus::RollingBack => {
+            let mut latest = None;
+            let mut n = 1;
+            loop {
+                let p = if n == 1 { run_dir.join("rollback.journal") } else { run_dir.join(format!("rollback-{n}.journal")) };
+                if !p.exists() {
+                    return latest;
+                }
+                latest = Some(p);
+                n += 1;
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Where a run stopped and what resume or rollback would do, in plain words.
+pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
+    let mut out = vec![format!("run {}: {} {} -> {} with plugin {} — {}", meta.id, meta.product, meta.source, meta.target, meta.plugin, meta.status.words())];
+    if let Some(e) = &meta.error {
+        out.push(format!("error: {e}"));
+    }
+    let Some(path) = interrupted_journal(run_dir, meta.status) else {
+        match meta.status {
+            RunStatus::UpgradeFailed | RunStatus::RollbackFailed => out.push(format!("next: opshost rollback {site_args} --run {} (restores from the backups this run recorded)", meta.id)),
+            RunStatus::Upgraded => out.push(format!("next: nothing; to undo it: opshost rollback {site_args} --run {}", meta.id)),
+            _ => {}
+        }
+        return out;
+    };
+    match Replay::load(&path) {
+        Ok((h, r)) => {
+            out.push(format!("the host stopped during the {} after {} completed calls{}", h.operation, r.completed(), if r.truncated_tail { " (the last journal line was cut off and is ignored)" } else { "" }));
+            if let Some(last) = r.calls.iter().rev().find(|c| c.outcome.is_some()) {
+                out.push(format!("last completed: #{} {} {}", last.seq, last.call, last.args));
+            }
+            match r.in_doubt() {
+                Some(c) if c.effect == crate::runtime::host_call::Effect::Write => {
+                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; resume will ask before running it again", c.seq, c.call, c.args))
+                }
+                Some(c) => out.push(format!("in doubt: #{} {} started; it is safe to repeat, resume runs it again", c.seq, c.call)),
+                None => {}
+            }
+            out.push(format!("resume: opshost resume {} {site_args} replays those {} calls without touching anything, then continues the {} live", meta.id, r.completed(), h.operation));
+            out.push(format!("or roll back: opshost rollback {site_args} --run {} (from the backups and settings recorded so far)", meta.id));
+        }
+        Err(e) => out.push(format!("its journal cannot be read ({e:#}); roll back: opshost rollback {site_args} --run {}", meta.id)),
+    }
+    out
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// The run to resume (see `opshost runs`).
+    pub run: String,
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub yes: bool,
+    /// Resume even though the site config changed since the run started.
+    #[arg(long)]
+    pub allow_config_change: bool,
+    #[arg(long)]
+    pub transcript: bool,
+}
+
+pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
+    let config = SiteConfig::load(&a.config)?;
+    let runs = Runs::new(&config.state_dir());
+    let mut meta = runs.load(&a.run)?;
+    let site = Site::open(&SiteArgs { config: a.config.clone(), product: meta.product.clone() })?;
+    let _lock = Lock::take(&site.config.state_dir(), &site.section)?;
+    let run_dir = runs.run_dir(&meta.id);
+    let Some(path) = interrupted_journal(&run_dir, meta.status) else {
+        eprintln!("refused: run {} is {}: there is nothing to resume{}", meta.id, meta.status.words(), if meta.status == RunStatus::UpgradeFailed { " (the upgrade failed: roll it back)" } else { "" });
+        return Ok(1);
+    };
+    let (journal, header) = Journal::reopen(&path)?;
+    if header.plugin_hash != meta.plugin_hash {
+        anyhow::bail!("the journal of run {} was written by plugin {} {}, the run says {}: refusing to resume", meta.id, header.plugin, header.plugin_hash, meta.plugin_hash);
+    }
+    if header.site_config_hash != site.config_hash()? && !a.allow_config_change {
+        eprintln!("refused: the site config {} changed since run {} started; resume with the config it ran with, or pass --allow-config-change if the change is deliberate", a.config.display(), meta.id);
+        return Ok(1);
+    }
+    let runtime = cli.runtime()?;
+    let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
+    let ctx = match site.context(&plugin, &meta.source, &meta.target) {
+        Ok(c) => c,
+        Err(m) => {
+            eprintln!("refused: {m}");
+            return Ok(1);
+        }
+    };
+    let grants = match site.grants(&plugin) {
+        Ok(g) => g,
+        Err(m) => {
+            eprintln!("refused: {m}");
+            return Ok(1);
+        }
+    };
+    let site_args = format!("--config {} --product {}", a.config.display(), meta.product);
+    for line in explain(&site_args, &meta, &run_dir) {
+        eprintln!("{line}");
+    }
+    let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
+    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
+    let upgrading = header.operation == "upgrade";
+    let outcome = if upgrading { plugin.loaded.upgrade(&env, &ctx).await } else { plugin.loaded.rollback(&env, &ctx).await };
+    site.save_transcript(&meta, &env, if upgrading { "resume-upgrade-calls.json" } else { "resume-rollback-calls.json" });
+    meta.error = None;
+    let sa = SiteArgs { config: a.config.clone(), product: meta.product.clone() };
+    if upgrading {
+        finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &sa)
+    } else {
+        finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &sa)
+    }
 }

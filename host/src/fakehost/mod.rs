@@ -59,6 +59,7 @@ impl FakeHost {
             transcript: Arc::new(Mutex::new(Vec::new())),
             // Bound to the plugin's manifest once it is read (runner::run_scenario).
             grants: Arc::new(crate::grants::Grants::unrestricted()),
+            journal: None,
         };
         Ok(FakeHost { docker, sql, clock, env })
     }
@@ -84,5 +85,6 @@ pub fn inert_env() -> RunEnv {
         faults: Faults::default(),
         transcript: Arc::new(Mutex::new(Vec::new())),
         grants: Arc::new(crate::grants::Grants::unrestricted()),
+        journal: None,
     }
 }

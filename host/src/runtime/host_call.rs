@@ -33,6 +33,9 @@ pub struct CallRecord {
     /// The outcome came from an injected fault, not a backend.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub injected: bool,
+    /// The outcome came from the journal of an interrupted attempt (resume).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
 }
 
 impl CallRecord {
@@ -124,6 +127,16 @@ impl Faults {
     }
 }
 
+/// A recorded outcome back as the call's result.
+fn from_outcome<T: DeserializeOwned>(o: &Json) -> Result<Result<T, Error>, String> {
+    if let Some(v) = o.get("ok") {
+        return serde_json::from_value(v.clone()).map(Ok).map_err(|e| format!("recorded result does not fit: {e}"));
+    }
+    let kind = o["error"]["kind"].as_str().unwrap_or("failed");
+    let message = o["error"]["message"].as_str().unwrap_or("").to_string();
+    Error::from_kind(kind, message).map(Err).ok_or_else(|| format!("unknown recorded error kind {kind}"))
+}
+
 fn outcome<T: Serialize>(r: &Result<T, Error>) -> Json {
     match r {
         Ok(v) => json!({ "ok": serde_json::to_value(v).unwrap_or(Json::Null) }),
@@ -145,6 +158,37 @@ impl HostState {
         F: Future<Output = Result<T, Error>>,
     {
         let started = Instant::now();
+        let seq = self.journal.as_ref().map(|j| j.next());
+        // Resume: a call the journal already holds returns what it returned then.
+        if let (Some(j), Some(seq)) = (self.journal.clone(), seq) {
+            if let Some(rec) = j.replay.get(seq).cloned() {
+                if rec.call != name || rec.args != args {
+                    wasmtime::bail!(
+                        "the plugin diverged from the journal at call {seq}: it recorded {} {}, the plugin now calls {name} {}; this run cannot be resumed: roll it back",
+                        rec.call,
+                        rec.args,
+                        args
+                    );
+                }
+                match &rec.outcome {
+                    Some(outcome) => {
+                        let result = from_outcome::<T>(outcome).map_err(|e| wasmtime::format_err!("journal call {seq} ({name}): {e}"))?;
+                        self.record(name, effect, args, outcome.clone(), false, true);
+                        return Ok(result);
+                    }
+                    None if effect == Effect::Write => {
+                        let q = format!("{name} {args} had started when the host stopped; whether it finished is unknown. Run it again?");
+                        if !self.caps.services.confirm(&q).await {
+                            wasmtime::bail!("resume stopped at call {seq} ({name}): not re-running it; check by hand whether it happened, then resume again or roll back");
+                        }
+                    }
+                    // Reads and idempotent writes simply run again.
+                    None => {}
+                }
+            } else {
+                j.begin(seq, name, effect, &args).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; stopping before {name}", j.path().display()))?;
+            }
+        }
         let args_len = args.to_string().len();
         let (result, injected) = if let Err(denied) = self.grants.check(name, target) {
             (Err(denied), false)
@@ -152,10 +196,10 @@ impl HostState {
             (Err(Error::Denied(format!("{name}: arguments of {args_len} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes))), false)
         } else {
             let delay = match self.faults.take(name, &args) {
-                Some(FaultAction::Error(e)) => return self.finish(name, effect, args, started, Err(e), true),
+                Some(FaultAction::Error(e)) => return self.finish(name, effect, args, started, Err(e), true, seq),
                 Some(FaultAction::Result(v)) => {
                     let value = serde_json::from_value(v).map_err(|e| wasmtime::format_err!("injected result for {name} does not fit its type: {e}"))?;
-                    return self.finish(name, effect, args, started, Ok(value), true);
+                    return self.finish(name, effect, args, started, Ok(value), true, seq);
                 }
                 Some(FaultAction::Delay(d)) => d,
                 None => Duration::ZERO,
@@ -170,11 +214,12 @@ impl HostState {
                 Err(_) => (Err(Error::Timeout(format!("{name} did not finish within {} s (call_timeout_s in [limits] of the site config)", deadline.as_secs()))), !delay.is_zero()),
             }
         };
-        self.finish(name, effect, args, started, result, injected)
+        self.finish(name, effect, args, started, result, injected, seq)
     }
 
     /// Cap the result, account the time, and write the transcript entry.
-    fn finish<T: Serialize>(&mut self, name: &'static str, effect: Effect, args: Json, started: Instant, result: Result<T, Error>, injected: bool) -> wasmtime::Result<Result<T, Error>> {
+    #[allow(clippy::too_many_arguments)]
+    fn finish<T: Serialize>(&mut self, name: &'static str, effect: Effect, args: Json, started: Instant, result: Result<T, Error>, injected: bool, seq: Option<u64>) -> wasmtime::Result<Result<T, Error>> {
         let mut out = outcome(&result);
         let result = match result {
             Ok(_) if out.to_string().len() > self.limits.max_payload_bytes => {
@@ -185,14 +230,21 @@ impl HostState {
             r => r,
         };
         self.host_time += started.elapsed();
+        if let (Some(j), Some(seq)) = (&self.journal, seq) {
+            j.end(seq, &out, injected).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; {name} did run", j.path().display()))?;
+        }
+        self.record(name, effect, args, out, injected, false);
+        Ok(result)
+    }
+
+    fn record(&mut self, name: &str, effect: Effect, args: Json, outcome: Json, injected: bool, replayed: bool) {
         let record = {
             let mut t = self.transcript.lock().unwrap();
-            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome: out, injected };
+            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed };
             t.push(record.clone());
             record
         };
         self.reporter.call(&record);
-        Ok(result)
     }
 
     /// A call whose WIT signature has no error: an injected error fault cannot apply, a result can.

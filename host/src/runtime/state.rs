@@ -63,6 +63,8 @@ pub struct RunEnv {
     pub faults: Faults,
     pub transcript: Transcript,
     pub grants: Arc<Grants>,
+    /// The run journal (real runs); None on the fake host.
+    pub journal: Option<Arc<crate::journal::Journal>>,
 }
 
 pub struct HostState {
@@ -77,6 +79,7 @@ pub struct HostState {
     pub transcript: Transcript,
     pub notices: Vec<String>,
     pub grants: Arc<Grants>,
+    pub journal: Option<Arc<crate::journal::Journal>>,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
 }
@@ -97,6 +100,7 @@ impl HostState {
             transcript: env.transcript.clone(),
             notices: Vec::new(),
             grants: env.grants.clone(),
+            journal: env.journal.clone(),
             host_time: Duration::ZERO,
         }
     }

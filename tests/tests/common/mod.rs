@@ -229,7 +229,7 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
     }
 
     pub fn runs(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.opshost(&["runs", "--config", self.site.to_str().unwrap(), "--json"]).stdout).unwrap()
+        serde_json::from_slice(&self.opshost(&["runs", "list", "--config", self.site.to_str().unwrap(), "--json"]).stdout).unwrap()
     }
 
     pub fn cleanup(&self) {

@@ -1,0 +1,109 @@
+//! Crash safety on the real Docker engine and MariaDB: the host is killed (abort, as kill -9)
+//! right after each journaled call of the OMS 4.1.1 -> 4.2.0 upgrade, N out of N. After
+//! `opshost resume` the deployment is fully upgraded; after `opshost rollback` it is fully
+//! original (containers, options, rm and cm content, ha.config).
+
+mod common;
+
+use common::*;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+fn upgrade_aborting_after(d: &Deployment, n: u64) -> Output {
+    let mut a: Vec<String> = vec!["upgrade".into()];
+    a.extend(site_args(d));
+    a.extend(["--to".into(), "4.2.0".into(), "--yes".into()]);
+    run(std::process::Command::new(target_dir().join("opshost")).args(&a).env("OPSHOST_CACHE_DIR", d.dir.path().join("cache")).env("OPSHOST_ABORT_AFTER_CALLS", n.to_string()))
+}
+
+fn latest_run(d: &Deployment) -> serde_json::Value {
+    d.runs().as_array().unwrap().last().cloned().unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn killed_after_every_call_resume_completes_and_rollback_restores() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    remove_new_image();
+    let d = Deployment::new("crash", &[], 18094);
+    let (rm, cm, _) = d.dbs();
+    let rm0 = d.checksum(&rm);
+    let cm0 = d.checksum(&cm);
+    let binds0 = d.inspect(&d.old(), "{{json .HostConfig.Binds}}");
+    let env0 = d.inspect(&d.old(), "{{json .Config.Env}}");
+    let mut n = 1;
+    loop {
+        let o = upgrade_aborting_after(&d, n);
+        if o.status.success() {
+            // Past the last call: the upgrade finished without being killed. Undo it and stop.
+            let o = rollback(&d);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            break;
+        }
+        assert_eq!(o.status.code(), None, "call {n}: the host should have been killed: {}", text(&o));
+        let run = latest_run(&d);
+        let id = run["id"].as_str().unwrap().to_string();
+        assert_eq!(run["status"], "upgrading", "call {n}");
+
+        // runs --show says where it stopped and what resume will do.
+        let show = d.opshost(&["runs", "show", &id, "--config", d.site.to_str().unwrap()]);
+        let words = text(&show);
+        assert!(words.contains(&format!("after {n} completed calls")) && words.contains("opshost resume"), "call {n}: {words}");
+
+        let o = d.opshost(&["resume", &id, "--config", d.site.to_str().unwrap(), "--yes"]);
+        assert_eq!(o.status.code(), Some(0), "call {n}: resume failed: {}", text(&o));
+        assert_eq!(latest_run(&d)["status"], "upgraded", "call {n}");
+        assert_eq!(d.state(&d.new_name()), "running", "call {n}");
+        assert_eq!(d.state(&d.old()), "exited", "call {n}");
+        assert_eq!(mariadb(&format!("SELECT version FROM {rm}.oms_version")), "4.2.0", "call {n}");
+        wait_until(&format!("call {n}: new OMS healthy"), || d.healthy());
+
+        let o = rollback(&d);
+        assert_eq!(o.status.code(), Some(0), "call {n}: rollback failed: {}", text(&o));
+        assert_eq!(d.state(&d.old()), "running", "call {n}");
+        wait_until(&format!("call {n}: old OMS healthy"), || d.healthy());
+        assert_eq!(d.inspect(&d.old(), "{{json .HostConfig.Binds}}"), binds0, "call {n}");
+        assert_eq!(d.inspect(&d.old(), "{{json .Config.Env}}"), env0, "call {n}");
+        assert_eq!(mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'")), HA_CONFIG, "call {n}");
+        assert_eq!(d.checksum(&rm), rm0, "call {n}: rm differs");
+        wait_until(&format!("call {n}: cm equal to before"), || d.checksum(&cm) == cm0);
+        // Ready for the next round: the stopped 4.2.0 container is kept by rollback; clear it.
+        let _ = docker(&["rm", "-f", &d.new_name()]);
+        n += 1;
+    }
+    assert!(n > 30, "the upgrade made only {} calls: the kill loop did not cover it", n - 1);
+    eprintln!("killed and resumed after each of {} calls", n - 1);
+}
+
+#[test]
+fn a_run_killed_midway_rolls_back_from_its_records_without_resuming() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("crashrb", &[], 18095);
+    let (rm, cm, _) = d.dbs();
+    let (rm0, cm0) = (d.checksum(&rm), d.checksum(&cm));
+    // Kill it after the new container started (past the backups), then roll back directly.
+    let mut killed_after_run = false;
+    for n in 20..80 {
+        let o = upgrade_aborting_after(&d, n);
+        assert_eq!(o.status.code(), None, "{}", text(&o));
+        let started_new = d.state(&d.new_name()) == "running";
+        let o = rollback(&d);
+        assert_eq!(o.status.code(), Some(0), "after call {n}: {}", text(&o));
+        assert_eq!(d.state(&d.old()), "running");
+        assert_eq!(d.checksum(&rm), rm0, "after call {n}");
+        wait_until("cm equal to before", || d.checksum(&cm) == cm0);
+        let _ = docker(&["rm", "-f", &d.new_name()]);
+        if started_new {
+            killed_after_run = true;
+            break;
+        }
+    }
+    assert!(killed_after_run, "never killed after the new container started");
+}
