@@ -1,0 +1,234 @@
+//! `opshost-bench`: opshost's backup and restore against the tools operators would otherwise use,
+//! on the same synthetic OMS MetaDB in the same run, printed as ratios (tests/bench.sh runs it).
+//!
+//! - dump: opshost (three databases one after another, as the plugin does, checksum on) vs
+//!   `mariadb-dump` on each database (the seeds' way) vs `mydumper -t 2`
+//! - restore: opshost (checksum verified) vs the stock client's `source` vs `myloader -t 2`
+//! - opshost's peak memory (a child process reports its VmHWM)
+//! - plugin start: cold compile, warm start (verify + cached load + instantiate + call)
+
+use opshost::capabilities::sql::real::{ConnectionConfig, MysqlSql};
+use opshost::capabilities::sql::Sql;
+use opshost::runtime::report::Silent;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DBS: [&str; 3] = ["bench_rm", "bench_cm", "bench_cm_hb"];
+
+struct Db {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+}
+
+impl Db {
+    fn from_env() -> Db {
+        let url = std::env::var("OPSHOST_TEST_DB_URL").expect("OPSHOST_TEST_DB_URL (mysql://user@host:port): run tests/bench.sh");
+        let (user, hp) = url.trim_start_matches("mysql://").split_once('@').unwrap();
+        let (host, port) = hp.split_once(':').unwrap();
+        Db { host: host.into(), port: port.parse().unwrap(), user: user.into(), password: std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default() }
+    }
+    fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
+        BTreeMap::from([(
+            "metadb".to_string(),
+            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4 },
+        )])
+    }
+    fn client(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        c.env("MYSQL_PWD", &self.password);
+        c
+    }
+    fn args(&self) -> Vec<String> {
+        vec!["-h".into(), self.host.clone(), "-P".into(), self.port.to_string(), "-u".into(), self.user.clone()]
+    }
+    fn sql(&self, sql: &str) {
+        let o = self.client("mariadb").args(self.args()).args(["--default-character-set=utf8mb4", "-e", sql]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    fn reset(&self) {
+        for db in DBS {
+            self.sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+        }
+    }
+    fn size_mb(&self) -> f64 {
+        let o = self
+            .client("mariadb")
+            .args(self.args())
+            .args(["-N", "-e", "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576 FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'bench\\_%'"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0.0)
+    }
+}
+
+/// A synthetic OMS MetaDB: rm with JSON config and project rows, cm with hosts and tasks, and
+/// a large heartbeat table in cm_hb. `scale` 1.0 is about 300 MB.
+fn build(db: &Db, scale: f64) {
+    db.reset();
+    let n = |base: f64| ((base * scale) as u64).max(10);
+    db.sql(&format!(
+        "USE bench_rm;
+         CREATE TABLE oms_normal_config (id BIGINT AUTO_INCREMENT PRIMARY KEY, cfg_name VARCHAR(128) NOT NULL UNIQUE, cfg_value LONGTEXT, gmt_modified DATETIME(6));
+         INSERT INTO oms_normal_config (cfg_name, cfg_value, gmt_modified) SELECT CONCAT('cfg.', seq), CONCAT('{{\"enable\":', IF(seq % 2, 'true', 'false'), ',\"n\":', seq, ',\"list\":[1,2,3]}}'), NOW(6) FROM seq_1_to_2000;
+         CREATE TABLE oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, description TEXT, cost DOUBLE, weight FLOAT, created DATETIME(6), KEY (name));
+         INSERT INTO oms_project SELECT seq, CONCAT('project-', seq), CONCAT('{{\"source\":\"ob\",\"tables\":[', seq, ',', seq + 1, '],\"opts\":{{\"batch\":', seq % 1000, '}}}}'), REPEAT(CONCAT('line ', seq, ' it''s \"quoted\" \\\\ text; '), 12), seq / 7, seq / 3, NOW(6) - INTERVAL seq SECOND FROM seq_1_to_{};
+         USE bench_cm;
+         CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), status VARCHAR(16));
+         INSERT INTO host (resource_group_id, ip, status) SELECT 1, CONCAT('10.0.', seq DIV 256, '.', seq % 256), 'online' FROM seq_1_to_200;
+         CREATE TABLE task (id BIGINT PRIMARY KEY, host_id INT, payload BLOB, state VARCHAR(32), updated TIMESTAMP(6) NULL, KEY (host_id));
+         INSERT INTO task SELECT seq, seq % 200, UNHEX(REPEAT(SHA2(seq, 256), 4)), ELT(seq % 3 + 1, 'RUNNING', 'PAUSED', 'FAILED'), NOW(6) FROM seq_1_to_{};
+         USE bench_cm_hb;
+         CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
+         INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{};",
+        n(200_000.0),
+        n(300_000.0),
+        n(1_500_000.0)
+    ));
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
+fn run_ok(c: &mut Command) {
+    let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn vm_hwm_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+}
+
+/// Child process: opshost dump or restore of the three databases; prints `peak_mb=…`.
+fn child(op: &str, dir: &Path) {
+    let db = Db::from_env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sql = MysqlSql::new(&db.conn(), dir.to_path_buf(), Arc::new(Silent)).unwrap();
+    rt.block_on(async {
+        for name in DBS {
+            match op {
+                "dump" => {
+                    sql.dump_database("metadb", name, name).await.unwrap();
+                }
+                _ => {
+                    sql.restore_database("metadb", name, name).await.unwrap();
+                }
+            }
+        }
+    });
+    println!("peak_mb={:.1}", vm_hwm_mb());
+}
+
+fn opshost_child(op: &str, dir: &Path) -> (Duration, f64) {
+    let exe = std::env::current_exe().unwrap();
+    let (o, t) = time(|| Command::new(&exe).args(["--child", op, dir.to_str().unwrap()]).output().unwrap());
+    assert!(o.status.success(), "opshost {op}: {}", String::from_utf8_lossy(&o.stderr));
+    let peak = String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("peak_mb=").and_then(|v| v.parse().ok())).unwrap_or(0.0);
+    (t, peak)
+}
+
+fn plugin_start() -> (Duration, Duration) {
+    use opshost::registry::signature::{Policy, TrustStore};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let wasm = std::fs::read(exe_dir.join("plugins/oms_4_2_0.wasm")).expect("the bundled plugin next to the binary");
+    let policy = Policy { trust: TrustStore::load(&[root.join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    let cache = tempdir("bench-cache");
+    rt.block_on(async {
+        let runtime = opshost::runtime::engine::Runtime::new(Some(cache.clone())).unwrap();
+        let (_, cold) = time(|| runtime.load(&wasm).unwrap());
+        let env = opshost::fakehost::inert_env();
+        let mut warm = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            policy.check(&wasm, "oms").unwrap();
+            let p = runtime.load(&wasm).unwrap();
+            assert!(p.cached);
+            p.manifest(&env).await.unwrap();
+            warm.push(t.elapsed());
+        }
+        warm.sort();
+        (cold, warm[warm.len() / 2])
+    })
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("opshost-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        return child(&args[2], Path::new(&args[3]));
+    }
+    let scale: f64 = args.iter().position(|a| a == "--scale").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let db = Db::from_env();
+    println!("building the synthetic OMS MetaDB (scale {scale}) …");
+    let (_, t_build) = time(|| build(&db, scale));
+    let rows = |q: &str| -> String { String::from_utf8_lossy(&db.client("mariadb").args(db.args()).args(["-N", "-e", q]).output().unwrap().stdout).trim().to_string() };
+    let hb_rows = rows("SELECT COUNT(*) FROM bench_cm_hb.heatbeat_sequence");
+    println!("  {:.0} MB in rm, cm, cm_hb ({hb_rows} heartbeat rows), built in {:.0} s", db.size_mb(), t_build.as_secs_f64());
+
+    // Dumps, the same data each time.
+    let ops_dir = tempdir("bench-ops");
+    let (t_ops_dump, peak_dump) = opshost_child("dump", &ops_dir);
+    let dump_dir = tempdir("bench-mariadb-dump");
+    let (_, t_md_dump) = time(|| {
+        for name in DBS {
+            let out = std::fs::File::create(dump_dir.join(format!("{name}.sql"))).unwrap();
+            run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
+        }
+    });
+    let myd_dir = tempdir("bench-mydumper");
+    let (_, t_myd_dump) = time(|| run_ok(db.client("mydumper").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "--regex", "^bench_", "-o", myd_dir.to_str().unwrap()])));
+
+    // Restores into emptied databases.
+    db.reset();
+    let (t_ops_restore, peak_restore) = opshost_child("restore", &ops_dir);
+    db.reset();
+    let (_, t_src_restore) = time(|| {
+        for name in DBS {
+            run_ok(db.client("mariadb").args(db.args()).args(["-e", &format!("source {}", dump_dir.join(format!("{name}.sql")).display()), "-D", name]));
+        }
+    });
+    db.reset();
+    let (_, t_myl_restore) = time(|| run_ok(db.client("myloader").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "-o", "-d", myd_dir.to_str().unwrap()])));
+
+    let (cold, warm) = plugin_start();
+
+    let s = |d: Duration| d.as_secs_f64();
+    let ratio = |a: Duration, b: Duration| s(a) / s(b);
+    println!("\n{:<44} {:>9} {:>22}", "", "seconds", "opshost / it");
+    println!("{:<44} {:>9.2}", "dump: opshost (3 databases, checksums)", s(t_ops_dump));
+    println!("{:<44} {:>9.2} {:>22.2}", "dump: mariadb-dump, one db after another", s(t_md_dump), ratio(t_ops_dump, t_md_dump));
+    println!("{:<44} {:>9.2} {:>22.2}", "dump: mydumper -t 2", s(t_myd_dump), ratio(t_ops_dump, t_myd_dump));
+    println!("{:<44} {:>9.2}", "restore: opshost (checksums verified)", s(t_ops_restore));
+    println!("{:<44} {:>9.2} {:>22.2}", "restore: mariadb -e source, one db after another", s(t_src_restore), ratio(t_ops_restore, t_src_restore));
+    println!("{:<44} {:>9.2} {:>22.2}", "restore: myloader -t 2", s(t_myl_restore), ratio(t_ops_restore, t_myl_restore));
+    println!("\nopshost peak memory: dump {peak_dump:.0} MB, restore {peak_restore:.0} MB");
+    println!("plugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms", cold.as_secs_f64() * 1000.0, warm.as_secs_f64() * 1000.0);
+    let goal = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("\ngoals (issue 7):");
+    println!("  dump <= 0.9 x mydumper -t 2:     {:.2}  {}", ratio(t_ops_dump, t_myd_dump), goal(ratio(t_ops_dump, t_myd_dump) <= 0.9));
+    println!("  restore <= 0.8 x myloader -t 2:  {:.2}  {}", ratio(t_ops_restore, t_myl_restore), goal(ratio(t_ops_restore, t_myl_restore) <= 0.8));
+    println!("  peak memory < 200 MB:           {:.0}  {}", peak_dump.max(peak_restore), goal(peak_dump.max(peak_restore) < 200.0));
+    println!("  warm plugin start < 5 ms:       {:.2}  {}", warm.as_secs_f64() * 1000.0, goal(warm < Duration::from_millis(5)));
+    for d in [ops_dir, dump_dir, myd_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    for name in DBS {
+        db.sql(&format!("DROP DATABASE IF EXISTS {name}"));
+    }
+}
