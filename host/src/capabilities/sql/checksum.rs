@@ -12,13 +12,49 @@ pub struct TableHasher {
     rows: u64,
 }
 
+/// Feeds one row's values into its digest, in the canonical encoding (backends that read raw
+/// protocol values use this directly, without building `Value`s).
+pub struct RowEncoder(Sha256);
+
+impl RowEncoder {
+    fn bytes(&mut self, tag: u8, b: &[u8]) {
+        self.0.update([tag]);
+        self.0.update((b.len() as u64).to_le_bytes());
+        self.0.update(b);
+    }
+    pub fn null(&mut self) {
+        self.0.update([0u8]);
+    }
+    // Signed and unsigned integers of equal value hash alike: backends differ in which they return.
+    pub fn int(&mut self, i: i64) {
+        self.bytes(b'i', itoa_buf(i as i128).as_bytes());
+    }
+    pub fn uint(&mut self, u: u64) {
+        self.bytes(b'i', itoa_buf(u as i128).as_bytes());
+    }
+    /// Floats hash by their exact bits.
+    pub fn float(&mut self, f: f64) {
+        self.bytes(b'f', &f.to_bits().to_le_bytes());
+    }
+    /// Text and binary strings hash alike (the protocol does not always say which it is).
+    pub fn text(&mut self, b: &[u8]) {
+        self.bytes(b't', b);
+    }
+}
+
+fn itoa_buf(i: i128) -> String {
+    i.to_string()
+}
+
 impl TableHasher {
     pub fn row(&mut self, values: &[Value]) {
-        let mut h = Sha256::new();
-        for v in values {
-            encode(&mut h, v);
-        }
-        let d = h.finalize();
+        self.row_with(|e| values.iter().for_each(|v| encode(e, v)));
+    }
+
+    pub fn row_with(&mut self, fill: impl FnOnce(&mut RowEncoder)) {
+        let mut e = RowEncoder(Sha256::new());
+        fill(&mut e);
+        let d = e.0.finalize();
         let mut carry = 0u128;
         for (i, lane) in self.sum.iter_mut().enumerate() {
             let x = u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
@@ -57,20 +93,14 @@ pub fn database_checksum(tables: &[(String, [u8; 32])]) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-fn encode(h: &mut Sha256, v: &Value) {
-    let bytes = |h: &mut Sha256, tag: u8, b: &[u8]| {
-        h.update([tag]);
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(b);
-    };
+fn encode(e: &mut RowEncoder, v: &Value) {
     match v {
-        Value::Null => h.update([0u8]),
-        // Signed and unsigned integers of equal value hash alike: backends differ in which they return.
-        Value::Int(i) => bytes(h, b'i', i.to_string().as_bytes()),
-        Value::Uint(u) => bytes(h, b'i', u.to_string().as_bytes()),
-        Value::Float(f) => bytes(h, b'f', &f.to_bits().to_le_bytes()),
-        Value::Text(t) => bytes(h, b't', t.as_bytes()),
-        Value::Bytes(b) => bytes(h, b't', b),
+        Value::Null => e.null(),
+        Value::Int(i) => e.int(*i),
+        Value::Uint(u) => e.uint(*u),
+        Value::Float(f) => e.float(*f),
+        Value::Text(t) => e.text(t.as_bytes()),
+        Value::Bytes(b) => e.text(b),
     }
 }
 
@@ -95,5 +125,7 @@ mod tests {
         assert_ne!(digest(&[vec![Value::Null]]), digest(&[vec![Value::Text(String::new())]]));
         // Floats hash by their exact bits.
         assert_ne!(digest(&[vec![Value::Float(3.4028234e38)]]), digest(&[vec![Value::Float(3.40282e38)]]));
+        // Signed and unsigned of equal value, text and bytes of equal content, hash alike.
+        assert_eq!(digest(&[vec![Value::Int(5), Value::Text("x".into())]]), digest(&[vec![Value::Uint(5), Value::Bytes(b"x".to_vec())]]));
     }
 }

@@ -10,7 +10,7 @@
 //!   same pass and kept beside the dump.
 //! - `restore-database` streams such a file back and verifies the checksum.
 
-use super::checksum::{database_checksum, TableHasher};
+use super::checksum::{database_checksum, RowEncoder, TableHasher};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
 use crate::capabilities::{failed, invalid, not_found};
@@ -190,6 +190,23 @@ fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
     }
 }
 
+/// Hash one raw protocol value exactly as `from_mysql` then the canonical encoding would.
+fn hash_raw(e: &mut RowEncoder, v: &mysql_async::Value, kind: Kind) {
+    use mysql_async::Value as M;
+    match v {
+        M::NULL => e.null(),
+        M::Int(i) => e.int(*i),
+        M::UInt(u) => e.uint(*u),
+        M::Float(f) => e.float(*f as f64),
+        M::Double(d) => e.float(*d),
+        M::Bytes(b) => e.text(b),
+        M::Date(..) | M::Time(..) => match from_mysql(v.clone(), kind) {
+            Value::Text(t) => e.text(t.as_bytes()),
+            _ => unreachable!("dates and times read as text"),
+        },
+    }
+}
+
 /// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
 /// shortest text that parses back to the same f32; DOUBLE likewise for f64.
 fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
@@ -300,8 +317,7 @@ async fn checksum_of(c: &mut Conn, database: &str) -> Result<(String, u32, u64),
     for t in &tables {
         let mut h = TableHasher::default();
         for_each_row!(c, database, t, |values, kinds| {
-            let row: Vec<Value> = values.into_iter().zip(&kinds).map(|(v, k)| from_mysql(v, *k)).collect();
-            h.row(&row);
+            h.row_with(|e| values.iter().zip(&kinds).for_each(|(v, k)| hash_raw(e, v, *k)));
         });
         rows += h.rows();
         digests.push((t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create))));
@@ -359,8 +375,7 @@ impl Sql for MysqlSql {
             let mut h = TableHasher::default();
             let mut stmt = String::new();
             for_each_row!(c, database, t, |values, kinds| {
-                let row: Vec<Value> = values.iter().zip(&kinds).map(|(v, k)| from_mysql(v.clone(), *k)).collect();
-                h.row(&row);
+                h.row_with(|e| values.iter().zip(&kinds).for_each(|(v, k)| hash_raw(e, v, *k)));
                 if stmt.is_empty() {
                     stmt.push_str(&insert_head);
                 } else {
