@@ -111,6 +111,97 @@ impl MysqlSql {
         (self.backup_dir.join(format!("{name}.sql")), self.backup_dir.join(format!("{name}.json")))
     }
 
+    /// Replay a dump file into `database`. Session settings and DDL run in order on `main`; the
+    /// INSERTs fan out to worker connections, a transaction per few MB, through a bounded channel
+    /// (memory stays flat). The first error stops everything.
+    async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64) -> Result<(), Error> {
+        const WORKERS: usize = 2;
+        const COMMIT_BYTES: usize = 8 << 20;
+        let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
+        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+        let label = format!("restore {database}");
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut session: Vec<String> = Vec::new();
+        let mut complete = false;
+        let (tx, rx) = async_channel(WORKERS * 2);
+        let mut workers = Vec::new();
+        let mut started = false;
+        let mut result: Result<(), Error> = Ok(());
+        while let Some(line) = lines.next_line().await.map_err(|e| io_err(path, e))? {
+            let n = line.len() as u64 + 1;
+            if line == END_MARKER {
+                complete = true;
+            }
+            if line.is_empty() || line.starts_with("--") {
+                done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            if line.starts_with("INSERT INTO ") {
+                if !started {
+                    // Workers start with the session settings seen so far (the dump's header).
+                    for _ in 0..WORKERS {
+                        let mut w = self.conn_in(connection, database).await?;
+                        for s in &session {
+                            w.query_drop(s.as_str()).await.map_err(fail)?;
+                        }
+                        let rx = rx.clone();
+                        let done = done.clone();
+                        let reporter = self.reporter.clone();
+                        let label = label.clone();
+                        let path = path.to_path_buf();
+                        let database = database.to_string();
+                        workers.push(tokio::spawn(async move {
+                            let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
+                            let mut pending = 0usize;
+                            w.query_drop("START TRANSACTION").await.map_err(fail)?;
+                            while let Ok(stmt) = rx.recv().await {
+                                let len = stmt.len();
+                                w.query_drop(stmt).await.map_err(fail)?;
+                                pending += len;
+                                let d = done.fetch_add(len as u64 + 1, std::sync::atomic::Ordering::Relaxed) + len as u64 + 1;
+                                reporter.progress(d.min(total), total, &label);
+                                if pending >= COMMIT_BYTES {
+                                    w.query_drop("COMMIT").await.map_err(fail)?;
+                                    w.query_drop("START TRANSACTION").await.map_err(fail)?;
+                                    pending = 0;
+                                }
+                            }
+                            w.query_drop("COMMIT").await.map_err(fail)?;
+                            Ok::<(), Error>(())
+                        }));
+                    }
+                    started = true;
+                }
+                if tx.send(line).await.is_err() {
+                    break; // a worker failed: its error is reported below
+                }
+                continue;
+            }
+            // Session settings and DDL, in order, on the main connection. A table's CREATE runs
+            // before any of its INSERTs is handed out.
+            if line.starts_with("/*!") || line.starts_with("SET ") {
+                session.push(line.clone());
+            }
+            if let Err(e) = main.query_drop(line.as_str()).await {
+                result = Err(fail(e));
+                break;
+            }
+            done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(tx);
+        for w in workers {
+            let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result?;
+        if !complete {
+            return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", path.display())));
+        }
+        Ok(())
+    }
+
     /// Check the server answers (for `plan` and before an upgrade starts).
     pub async fn ping(&self, connection: &str) -> Result<String, Error> {
         let mut c = self.conn(connection).await?;
@@ -325,6 +416,27 @@ async fn checksum_of(c: &mut Conn, database: &str) -> Result<(String, u32, u64),
     Ok((database_checksum(&digests), tables.len() as u32, rows))
 }
 
+/// A small bounded multi-consumer channel (statements to restore workers).
+fn async_channel(cap: usize) -> (AsyncSender, AsyncReceiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(cap);
+    (AsyncSender(tx), AsyncReceiver(Arc::new(tokio::sync::Mutex::new(rx))))
+}
+
+struct AsyncSender(tokio::sync::mpsc::Sender<String>);
+impl AsyncSender {
+    async fn send(&self, s: String) -> Result<(), ()> {
+        self.0.send(s).await.map_err(|_| ())
+    }
+}
+
+#[derive(Clone)]
+struct AsyncReceiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>>);
+impl AsyncReceiver {
+    async fn recv(&self) -> Result<String, ()> {
+        self.0.lock().await.recv().await.ok_or(())
+    }
+}
+
 fn io_err(what: &Path, e: std::io::Error) -> Error {
     failed(format!("{}: {e}", what.display()))
 }
@@ -450,24 +562,7 @@ impl Sql for MysqlSql {
             }
             file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
         }
-        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
-        let label = format!("restore {database}");
-        let mut done = 0u64;
-        let mut complete = false;
-        while let Some(line) = lines.next_line().await.map_err(|e| io_err(&sql_path, e))? {
-            done += line.len() as u64 + 1;
-            if line == END_MARKER {
-                complete = true;
-            }
-            if line.is_empty() || line.starts_with("--") {
-                continue;
-            }
-            c.query_drop(line).await.map_err(|e| failed(format!("restoring {database} from {}: {e}", sql_path.display())))?;
-            self.reporter.progress(done.min(total), total, &label);
-        }
-        if !complete {
-            return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", sql_path.display())));
-        }
+        self.replay(&mut c, connection, database, &sql_path, file, total).await?;
         let (sum, tables, rows) = checksum_of(&mut c, database).await?;
         if sum != recorded.checksum {
             return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
