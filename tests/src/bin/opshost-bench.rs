@@ -67,7 +67,7 @@ impl Db {
 }
 
 /// A synthetic OMS MetaDB: rm with JSON config and project rows, cm with hosts and tasks, and
-/// a large heartbeat table in cm_hb. `scale` 1.0 is about 300 MB.
+/// a large heartbeat table in cm_hb. `scale` 1.0 is about 320 MB on disk.
 fn build(db: &Db, scale: f64) {
     db.reset();
     let n = |base: f64| ((base * scale) as u64).max(10);
@@ -85,9 +85,9 @@ fn build(db: &Db, scale: f64) {
          USE bench_cm_hb;
          CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
          INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{};",
-        n(200_000.0),
-        n(300_000.0),
-        n(1_500_000.0)
+        n(340_000.0),
+        n(500_000.0),
+        n(2_600_000.0)
     ));
 }
 

@@ -10,27 +10,33 @@ use sha2::{Digest, Sha256};
 pub struct TableHasher {
     sum: [u64; 4],
     rows: u64,
+    buf: Vec<u8>,
 }
 
 /// Feeds one row's values into its digest, in the canonical encoding (backends that read raw
-/// protocol values use this directly, without building `Value`s).
-pub struct RowEncoder(Sha256);
+/// protocol values use this directly, without building `Value`s). The row is encoded into a
+/// reused buffer and hashed once.
+pub struct RowEncoder<'a>(&'a mut Vec<u8>);
 
-impl RowEncoder {
+impl RowEncoder<'_> {
     fn bytes(&mut self, tag: u8, b: &[u8]) {
-        self.0.update([tag]);
-        self.0.update((b.len() as u64).to_le_bytes());
-        self.0.update(b);
+        self.0.push(tag);
+        self.0.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(b);
     }
     pub fn null(&mut self) {
-        self.0.update([0u8]);
+        self.0.push(0u8);
     }
     // Signed and unsigned integers of equal value hash alike: backends differ in which they return.
     pub fn int(&mut self, i: i64) {
-        self.bytes(b'i', itoa_buf(i as i128).as_bytes());
+        let mut buf = [0u8; 40];
+        let text = decimal(i as i128, &mut buf);
+        self.bytes(b'i', text);
     }
     pub fn uint(&mut self, u: u64) {
-        self.bytes(b'i', itoa_buf(u as i128).as_bytes());
+        let mut buf = [0u8; 40];
+        let text = decimal(u as i128, &mut buf);
+        self.bytes(b'i', text);
     }
     /// Floats hash by their exact bits.
     pub fn float(&mut self, f: f64) {
@@ -42,8 +48,23 @@ impl RowEncoder {
     }
 }
 
-fn itoa_buf(i: i128) -> String {
-    i.to_string()
+/// `i` in decimal, without allocating.
+fn decimal(i: i128, buf: &mut [u8; 40]) -> &[u8] {
+    let mut n = i.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 impl TableHasher {
@@ -52,9 +73,11 @@ impl TableHasher {
     }
 
     pub fn row_with(&mut self, fill: impl FnOnce(&mut RowEncoder)) {
-        let mut e = RowEncoder(Sha256::new());
-        fill(&mut e);
-        let d = e.0.finalize();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        fill(&mut RowEncoder(&mut buf));
+        let d = Sha256::digest(&buf);
+        self.buf = buf;
         let mut carry = 0u128;
         for (i, lane) in self.sum.iter_mut().enumerate() {
             let x = u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
@@ -125,6 +148,16 @@ mod tests {
         assert_ne!(digest(&[vec![Value::Null]]), digest(&[vec![Value::Text(String::new())]]));
         // Floats hash by their exact bits.
         assert_ne!(digest(&[vec![Value::Float(3.4028234e38)]]), digest(&[vec![Value::Float(3.40282e38)]]));
+        // Integers hash by their decimal text, whatever their width or sign.
+        for i in [0i64, -1, 7, i64::MIN, i64::MAX] {
+            if i >= 0 {
+                assert_eq!(digest(&[vec![Value::Int(i)]]), digest(&[vec![Value::Uint(i as u64)]]), "{i}");
+            }
+            let mut buf = [0u8; 40];
+            assert_eq!(decimal(i as i128, &mut buf), i.to_string().as_bytes());
+        }
+        let mut buf = [0u8; 40];
+        assert_eq!(decimal(u64::MAX as i128, &mut buf), u64::MAX.to_string().as_bytes());
         // Signed and unsigned of equal value, text and bytes of equal content, hash alike.
         assert_eq!(digest(&[vec![Value::Int(5), Value::Text("x".into())]]), digest(&[vec![Value::Uint(5), Value::Bytes(b"x".to_vec())]]));
     }

@@ -309,7 +309,8 @@ fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
         M::UInt(u) => write!(out, "{u}").unwrap(),
         M::Float(f) => write!(out, "{f:?}").unwrap(),
         M::Double(d) => write!(out, "{d:?}").unwrap(),
-        M::Bytes(b) if kind == Kind::Binary => {
+        // Binary columns, and text that is not UTF-8, as hex: exact bytes whatever the charset.
+        M::Bytes(b) if kind == Kind::Binary || std::str::from_utf8(b).is_err() => {
             if b.is_empty() {
                 out.push_str("''");
             } else {
@@ -319,21 +320,25 @@ fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
         }
         M::Bytes(b) => {
             out.push('\'');
-            for &c in b.iter() {
-                match c {
-                    0 => out.push_str("\\0"),
-                    b'\'' => out.push_str("\\'"),
-                    b'\\' => out.push_str("\\\\"),
-                    b'\n' => out.push_str("\\n"),
-                    b'\r' => out.push_str("\\r"),
-                    0x1a => out.push_str("\\Z"),
-                    _ => {}
-                }
-                if !matches!(c, 0 | b'\'' | b'\\' | b'\n' | b'\r' | 0x1a) {
-                    // Safe: the bytes between escapes are copied unchanged; UTF-8 stays UTF-8.
-                    unsafe { out.as_mut_vec().push(c) };
-                }
+            // SAFETY: `b` is valid UTF-8 (checked in the arm above) and is copied in runs between
+            // ASCII escapes, so `out` stays valid UTF-8.
+            let v = unsafe { out.as_mut_vec() };
+            let mut start = 0;
+            for (i, &c) in b.iter().enumerate() {
+                let esc: &[u8] = match c {
+                    0 => b"\\0",
+                    b'\'' => b"\\'",
+                    b'\\' => b"\\\\",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    0x1a => b"\\Z",
+                    _ => continue,
+                };
+                v.extend_from_slice(&b[start..i]);
+                v.extend_from_slice(esc);
+                start = i + 1;
             }
+            v.extend_from_slice(&b[start..]);
             out.push('\'');
         }
         M::Date(..) | M::Time(..) => {
@@ -394,7 +399,7 @@ macro_rules! for_each_row {
             let mut stream = result.stream::<Row>().await.map_err(|e| db_err($database, e))?.ok_or_else(|| failed(format!("{}.{}: no result set", $database, $t.name)))?;
             while let Some(row) = stream.next().await {
                 let row = row.map_err(|e| db_err($database, e))?;
-                let $values: Vec<mysql_async::Value> = row.unwrap_raw().into_iter().map(|v| v.unwrap_or(mysql_async::Value::NULL)).collect();
+                let $values: Vec<mysql_async::Value> = row.unwrap();
                 $body
             }
         }
