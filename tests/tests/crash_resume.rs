@@ -34,10 +34,7 @@ fn killed_after_every_call_resume_completes_and_rollback_restores() {
     remove_new_image();
     let d = Deployment::new("crash", &[], 18094);
     let (rm, cm, _) = d.dbs();
-    let rm0 = d.checksum(&rm);
-    let cm0 = d.checksum(&cm);
-    let binds0 = d.inspect(&d.old(), "{{json .HostConfig.Binds}}");
-    let env0 = d.inspect(&d.old(), "{{json .Config.Env}}");
+    let Baseline { rm: rm0, cm: cm0, binds: binds0, env: env0 } = d.baseline();
     let mut n = 1;
     loop {
         let o = upgrade_aborting_after(&d, n);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 /// After rollback: the old OMS serves again with its options, rm and cm equal their pre-upgrade
 /// content, ha.config is exactly as before, and every restore matched its dump's checksum.
-fn assert_restored(d: &Deployment, rm0: &str, cm0: &str, binds0: &str, env0: &str) {
+fn assert_restored(d: &Deployment, b: &Baseline) {
+    let (rm0, cm0, binds0, env0) = (b.rm.as_str(), b.cm.as_str(), b.binds.as_str(), b.env.as_str());
     let (rm, cm, hb) = d.dbs();
     assert_eq!(d.state(&d.old()), "running");
     d.wait_healthy(true);
@@ -47,10 +48,8 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     remove_new_image();
     let d = Deployment::new("ok", &[], 18089);
     let (rm, cm, hb) = d.dbs();
-    let rm0 = d.checksum(&rm);
-    let cm0 = d.checksum(&cm);
-    let binds0 = d.inspect(&d.old(), "{{json .HostConfig.Binds}}");
-    let env0 = d.inspect(&d.old(), "{{json .Config.Env}}");
+    let base = d.baseline();
+    let binds0 = base.binds.clone();
 
     let o = upgrade(&d);
     let t = text(&o);
@@ -91,7 +90,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(d.state(&d.new_name()), "exited");
-    assert_restored(&d, &rm0, &cm0, &binds0, &env0);
+    assert_restored(&d, &base);
     // A second rollback of the same run is refused.
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -102,11 +101,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
 fn a_failing_init_script_is_rolled_back_with_nothing_lost() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = Deployment::new("fail", &["STANDIN_FAIL_INIT=4.2.0"], 18090);
-    let (rm, cm, _) = d.dbs();
-    let rm0 = d.checksum(&rm);
-    let cm0 = d.checksum(&cm);
-    let binds0 = d.inspect(&d.old(), "{{json .HostConfig.Binds}}");
-    let env0 = d.inspect(&d.old(), "{{json .Config.Env}}");
+    let base = d.baseline();
 
     let o = upgrade(&d);
     let t = text(&o);
@@ -121,7 +116,7 @@ fn a_failing_init_script_is_rolled_back_with_nothing_lost() {
 
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_restored(&d, &rm0, &cm0, &binds0, &env0);
+    assert_restored(&d, &base);
 }
 
 #[test]

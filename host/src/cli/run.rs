@@ -74,6 +74,19 @@ pub enum RunsCmd {
     Show { id: String },
 }
 
+/// The value, or print why the command refuses (nothing was changed) and exit 1.
+macro_rules! or_refuse {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(m) => {
+                eprintln!("refused: {m}");
+                return Ok(1);
+            }
+        }
+    };
+}
+
 /// Everything a command on a real deployment works with.
 pub struct Site {
     pub config: SiteConfig,
@@ -148,20 +161,8 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
     let latest = site.runs.latest(&site.section)?;
     let from = current_version(&site.product.version, latest.as_ref());
     let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, to, &cli.policy(&site.config.trust)?).await?;
-    let ctx = match site.context(&plugin, &from, to) {
-        Ok(c) => c,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
-    let grants = match site.grants(&plugin) {
-        Ok(g) => g,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
+    let ctx = or_refuse!(site.context(&plugin, &from, to));
+    let grants = or_refuse!(site.grants(&plugin));
     let reporter: Arc<dyn Reporter> = if json { Arc::new(crate::runtime::report::Silent) } else { Arc::new(Terminal::new(false, false)) };
     let scratch = tempfile_dir()?;
     let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false, &grants, None)?;
@@ -236,20 +237,8 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     }
     let from = current_version(&site.product.version, latest.as_ref());
     let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, &a.to, &cli.policy(&site.config.trust)?).await?;
-    let ctx = match site.context(&plugin, &from, &a.to) {
-        Ok(c) => c,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
-    let grants = match site.grants(&plugin) {
-        Ok(g) => g,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
+    let ctx = or_refuse!(site.context(&plugin, &from, &a.to));
+    let grants = or_refuse!(site.grants(&plugin));
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     // Plan first: prechecks on the real deployment, nothing changes.
     let scratch = tempfile_dir()?;
@@ -342,20 +331,8 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         return Ok(1);
     }
     let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
-    let ctx = match site.context(&plugin, &meta.source, &meta.target) {
-        Ok(c) => c,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
-    let grants = match site.grants(&plugin) {
-        Ok(g) => g,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
+    let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
+    let grants = or_refuse!(site.grants(&plugin));
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     let run_dir = site.runs.run_dir(&meta.id);
     let journal_path = next_rollback_journal(&run_dir);
@@ -509,20 +486,8 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     }
     let runtime = cli.runtime()?;
     let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
-    let ctx = match site.context(&plugin, &meta.source, &meta.target) {
-        Ok(c) => c,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
-    let grants = match site.grants(&plugin) {
-        Ok(g) => g,
-        Err(m) => {
-            eprintln!("refused: {m}");
-            return Ok(1);
-        }
-    };
+    let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
+    let grants = or_refuse!(site.grants(&plugin));
     let site_args = format!("--config {} --product {}", a.config.display(), meta.product);
     for line in explain(&site_args, &meta, &run_dir) {
         eprintln!("{line}");

@@ -239,6 +239,21 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
     }
 }
 
+/// What must come back after a rollback: rm and cm content, the old container's mounts and env.
+pub struct Baseline {
+    pub rm: String,
+    pub cm: String,
+    pub binds: String,
+    pub env: String,
+}
+
+impl Deployment {
+    pub fn baseline(&self) -> Baseline {
+        let (rm, cm, _) = self.dbs();
+        Baseline { rm: self.checksum(&rm), cm: self.checksum(&cm), binds: self.inspect(&self.old(), "{{json .HostConfig.Binds}}"), env: self.inspect(&self.old(), "{{json .Config.Env}}") }
+    }
+}
+
 impl Drop for Deployment {
     fn drop(&mut self) {
         self.cleanup();
