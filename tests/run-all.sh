@@ -73,6 +73,9 @@ status=${PIPESTATUS[0]}
 set -e
 
 log "scenarios through the CLI, as a plugin author runs them"
-./target/debug/opshost test --trust plugins/keys/test-vendor.pub target/debug/plugins/oms_4_2_0.wasm --scenario plugins/oms-4.2.0/scenarios
+for dir in plugins/oms-*/; do
+  name=$(basename "$dir")
+  ./target/debug/opshost test --trust plugins/keys/test-vendor.pub "target/debug/plugins/$(echo "$name" | tr -- '-.' '__').wasm" --scenario "$dir/scenarios"
+done
 
 exit "$status"

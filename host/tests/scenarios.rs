@@ -116,3 +116,37 @@ async fn an_inherited_is_upgrade_false_is_overridden_for_the_new_container() {
     assert!(env.iter().any(|kv| kv[0] == "IS_UPGRADE" && kv[1] == "true"), "{env:?}");
     assert!(!env.iter().any(|kv| kv[0] == "IS_UPGRADE" && kv[1] == "false"), "{env:?}");
 }
+
+/// `oms-3.3.0` -> the bundled component `oms_3_3_0.wasm`.
+fn component_of(plugin_dir: &str) -> PathBuf {
+    Path::new(env!("OPSHOST_BUNDLED_PLUGINS")).join(format!("{}.wasm", plugin_dir.replace(['-', '.'], "_")))
+}
+
+#[tokio::test]
+async fn every_plugin_ships_scenarios_and_they_all_pass() {
+    let runtime = Runtime::new(None).unwrap();
+    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(root().join("plugins")).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("oms-") && !name.starts_with("odc-") {
+            continue;
+        }
+        let scenarios: Vec<PathBuf> = std::fs::read_dir(dir.join("scenarios"))
+            .unwrap_or_else(|_| panic!("plugin {name} ships no scenarios/"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+            .collect();
+        assert!(!scenarios.is_empty(), "plugin {name} ships no scenarios");
+        let plugin = Plugin::open(&runtime, &component_of(&name), &policy).await.unwrap();
+        assert_eq!(plugin.manifest.name, name, "the directory is named after the manifest");
+        for f in scenarios {
+            let s = Scenario::load(&f).unwrap();
+            let r = run_scenario(&plugin.loaded, &s, Arc::new(Silent)).await.unwrap();
+            assert!(r.passed, "{}: {}", f.display(), serde_json::to_string_pretty(&r).unwrap());
+            checked.push(f);
+        }
+    }
+    assert!(checked.len() >= 26, "{checked:?}");
+}

@@ -332,3 +332,34 @@ impl OmsHop {
         Ok(())
     }
 }
+
+/// A whole OMS hop plugin from its [`OmsHop`]: the WIT exports and the component's export glue.
+///
+/// ```ignore
+/// opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.0", sources: &["4.1.1"], target: "4.2.0", is_upgrade_env: true, ha_step: true });
+/// ```
+#[macro_export]
+macro_rules! oms_plugin {
+    ($hop:expr) => {
+        const HOP: $crate::oms::OmsHop = $hop;
+
+        struct Plugin;
+
+        impl $crate::bindings::Guest for Plugin {
+            fn manifest() -> $crate::Manifest {
+                HOP.manifest()
+            }
+            fn plan(ctx: $crate::Context) -> Result<$crate::Plan, $crate::Error> {
+                HOP.plan(&ctx)
+            }
+            fn upgrade(ctx: $crate::Context) -> Result<(), $crate::Error> {
+                HOP.upgrade(&ctx)
+            }
+            fn rollback(ctx: $crate::Context) -> Result<(), $crate::Error> {
+                HOP.rollback(&ctx)
+            }
+        }
+
+        $crate::bindings::export_plugin!(Plugin);
+    };
+}
