@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Downtime benchmark (issue 7 §3): time from the old OMS container stopping to the new one
+# healthy, on the stand-in images: the seeds' 4.1.1 -> 4.2.0 procedure scripted in shell
+# (docker CLI + mariadb-dump) vs `opshost upgrade`, on the same deployment, in one run.
+# Usage: bash tests/bench-downtime.sh [ROWS]   (ROWS: heartbeat rows, default 200000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ROWS=${1:-200000}
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+for t in dockerd mariadbd mariadb-dump; do command -v $t >/dev/null || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io mariadb-server mariadb-client >/dev/null; break; }; done
+cargo build --release -p opshost -p opshost-e2e --bin opshost --bin oms-standin
+W=$(mktemp -d /tmp/opshost-downtime.XXXXXX); chown -R mysql:mysql "$W" 2>/dev/null || true
+started_dockerd=""
+if ! docker info >/dev/null 2>&1; then as_root sh -c "dockerd >'$W/dockerd.log' 2>&1 & echo \$! >'$W/dockerd.pid'"; started_dockerd=$(cat "$W/dockerd.pid"); for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; fi
+PORT=33091
+mariadb-install-db --user=mysql --datadir="$W/data" --auth-root-authentication-method=normal >/dev/null 2>&1
+mariadbd --user=mysql --datadir="$W/data" --socket="$W/sock" --port=$PORT --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=512M >"$W/db.log" 2>&1 &
+DB=$!
+cleanup() { docker rm -f oms_411 oms_420 >/dev/null 2>&1 || true; kill $DB 2>/dev/null || true; wait $DB 2>/dev/null || true; [ -n "$started_dockerd" ] && as_root kill "$started_dockerd" 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+for _ in $(seq 60); do mariadb --socket="$W/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+mariadb --socket="$W/sock" -uroot -e "CREATE USER 'oms'@'%' IDENTIFIED BY 'oms'; GRANT ALL ON *.* TO 'oms'@'%';"
+export MYSQL_PWD=oms OMS_METADB_PASSWORD=oms
+SQL="mariadb -h127.0.0.1 -P$PORT -uoms"
+bash tests/images/build.sh target/release/oms-standin "$W/images" >/dev/null
+ARCHIVE="$W/images/oms-feature_4.2.0-ce.tar.gz"
+OLD=reg.example.com/oceanbase/oms:feature_4.1.1-ce NEW=reg.example.com/oceanbase/oms:feature_4.2.0-ce
+HEALTH=http://127.0.0.1:18189/oms/health
+mkdir -p "$W/oms/logs" "$W/oms/store" "$W/oms/run" "$W/backup"
+printf 'oms_meta_host: 127.0.0.1\noms_meta_port: %s\noms_meta_user: oms\noms_meta_password: oms\ndrc_rm_db: rm_411\ndrc_cm_db: cm_411\ndrc_cm_heartbeat_db: cm_hb_411\nnginx_server_port: 18189\n' $PORT >"$W/config.yaml"
+echo deployment-bench >"$W/oms/store/standin-identity"
+MOUNTS=(-v "$W/config.yaml:/home/admin/conf/config.yaml" -v "$W/oms/logs:/home/admin/logs" -v "$W/oms/store:/home/ds/store" -v "$W/oms/run:/home/ds/run")
+healthy() { curl -s --max-time 1 "$HEALTH" 2>/dev/null | grep -q '"healthy":true'; }
+for t in curl bc; do command -v $t >/dev/null || as_root apt-get install -y -qq $t >/dev/null; done
+deploy() {
+  docker rm -f oms_411 oms_420 >/dev/null 2>&1 || true
+  docker rmi -f $NEW >/dev/null 2>&1 || true
+  $SQL -e "DROP DATABASE IF EXISTS rm_411; DROP DATABASE IF EXISTS cm_411; DROP DATABASE IF EXISTS cm_hb_411; CREATE DATABASE rm_411; CREATE DATABASE cm_411; CREATE DATABASE cm_hb_411;"
+  $SQL -D rm_411 -e "CREATE TABLE oms_normal_config (id BIGINT AUTO_INCREMENT PRIMARY KEY, cfg_name VARCHAR(128) UNIQUE, cfg_value LONGTEXT); INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES ('ha.config', '{\"enable\":true,\"refetchStoreIntervalMin\":30}'); CREATE TABLE oms_version (version VARCHAR(32)); INSERT INTO oms_version VALUES ('4.1.1'); CREATE TABLE standin_identity (identity VARCHAR(128)); INSERT INTO standin_identity VALUES ('deployment-bench'); CREATE TABLE oms_project (id BIGINT PRIMARY KEY, config JSON, description TEXT); INSERT INTO oms_project SELECT seq, CONCAT('{\"n\":', seq, '}'), REPEAT('x', 400) FROM seq_1_to_100000;"
+  $SQL -D cm_411 -e "CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), status VARCHAR(16)); INSERT INTO host (resource_group_id, ip, status) VALUES (1, '127.0.0.1', 'offline');"
+  $SQL -D cm_hb_411 -e "CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), gmt_created BIGINT); INSERT INTO heatbeat_sequence (node, gmt_created) SELECT '127.0.0.1', seq FROM seq_1_to_$ROWS;"
+  docker run -dit --net host --pids-limit -1 --ulimit nproc=65535:65535 "${MOUNTS[@]}" -e OMS_HOST_IP=127.0.0.1 --name oms_411 $OLD >/dev/null
+  for _ in $(seq 300); do healthy && return 0; sleep 0.1; done; echo "stand-in OMS did not come up" >&2; exit 1
+}
+now() { date +%s.%N; }
+
+# 1. The seeds' procedure, scripted.
+deploy
+T0=$(now)
+docker stop -t 5 oms_411 >/dev/null
+max=$($SQL -N -D cm_hb_411 -e "SELECT MAX(id) FROM heatbeat_sequence")
+$SQL -D cm_hb_411 -e "DELETE FROM heatbeat_sequence WHERE id < $max"
+for db in rm_411 cm_411 cm_hb_411; do mariadb-dump -h127.0.0.1 -P$PORT -uoms --triggers=false $db >"$W/backup/$db.sql"; [ -s "$W/backup/$db.sql" ]; done
+docker load -i "$ARCHIVE" >/dev/null
+docker run -dit --net host --pids-limit -1 --ulimit nproc=65535:65535 "${MOUNTS[@]}" -e OMS_HOST_IP=127.0.0.1 -e IS_UPGRADE=true --name oms_420 $NEW >/dev/null
+docker exec oms_420 bash /root/docker_init.sh >/dev/null
+until healthy; do sleep 0.05; done
+T1=$(now)
+SEEDS=$(echo "$T1 - $T0" | bc)
+
+# 2. opshost, on a fresh copy of the same deployment. A poller notes when the old container has
+#    stopped and when the new one answers healthy.
+deploy
+cat >"$W/site.toml" <<TOML
+state_dir = "$W/state"
+backup_dir = "$W/opshost-backups"
+plugins_dir = "$ROOT/target/release/plugins"
+trust = ["$ROOT/plugins/keys/test-vendor.pub"]
+[docker_policy]
+deny_privileged = true
+[nodes.local]
+[metadb.metadb]
+host = "127.0.0.1"
+port = $PORT
+user = "oms"
+password_env = "OMS_METADB_PASSWORD"
+[products.oms]
+version = "4.1.1"
+[products.oms.parameters]
+container = "oms_411"
+new_container = "oms_420"
+image_archive = "$ARCHIVE"
+online_timeout_s = "120"
+poll_interval_s = "1"
+stop_timeout_s = "5"
+[products.oms.console]
+rm_db = "rm_411"
+cm_db = "cm_411"
+health_urls = { local = "$HEALTH" }
+[grants."oms-4.2.0"]
+docker = ["oms_411", "oms_420"]
+image-archive = ["$ARCHIVE"]
+sql = ["metadb/rm_411", "metadb/cm_411", "metadb/cm_hb_411"]
+console = ["ha.config", "servers"]
+TOML
+( stopped=""; while true; do
+    if [ -z "$stopped" ] && [ "$(docker inspect -f '{{.State.Status}}' oms_411 2>/dev/null)" = exited ]; then stopped=$(now); echo "$stopped" >"$W/t_stop"; fi
+    if [ -n "$stopped" ] && docker inspect oms_420 >/dev/null 2>&1 && healthy; then now >"$W/t_healthy"; break; fi
+    sleep 0.05
+  done ) &
+POLL=$!
+OPSHOST_CACHE_DIR="$W/cache" ./target/release/opshost upgrade --config "$W/site.toml" --product oms --to 4.2.0 --yes >"$W/opshost.log" 2>&1 || { cat "$W/opshost.log"; exit 1; }
+wait $POLL
+OPS=$(echo "$(cat "$W/t_healthy") - $(cat "$W/t_stop")" | bc)
+printf '\ndowntime (old container stopped -> new one healthy), %s heartbeat rows before the trim:\n' "$ROWS"
+printf '  seeds procedure, scripted (stop, trim, mariadb-dump x3, load, run, init)  %6.2f s\n' "$SEEDS"
+printf '  opshost upgrade (load before the stop; verified backups)                  %6.2f s\n' "$OPS"
+printf '  opshost / seeds: %.2f   (goal <= 0.5: %s)\n' "$(echo "$OPS / $SEEDS" | bc -l)" "$( [ "$(echo "$OPS / $SEEDS <= 0.5" | bc -l)" = 1 ] && echo met || echo 'NOT met')"
