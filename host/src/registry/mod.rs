@@ -3,7 +3,7 @@
 
 use crate::bindings::{Context, Error, Manifest};
 use crate::fakehost::inert_env;
-use crate::runtime::engine::{sha256_hex, LoadedPlugin, Runtime};
+use crate::runtime::engine::{LoadedPlugin, Runtime};
 use anyhow::{Context as _, Result};
 use signature::{Policy, Verdict};
 use serde::Serialize;
@@ -142,10 +142,6 @@ pub fn context_for(m: &Manifest, product: &str, source: &str, target: &str, para
     }
     parameters.sort();
     Ok(Context { product: product.into(), source_version: source.into(), target_version: target.into(), parameters, nodes: nodes.to_vec() })
-}
-
-pub fn hash_of(bytes: &[u8]) -> String {
-    sha256_hex(bytes)
 }
 
 /// The plugin in `dir` that upgrades `product` from `from` to `to`, or an error naming what is there.

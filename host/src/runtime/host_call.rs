@@ -38,12 +38,6 @@ pub struct CallRecord {
     pub replayed: bool,
 }
 
-impl CallRecord {
-    pub fn is_error(&self) -> bool {
-        self.outcome.get("error").is_some()
-    }
-}
-
 pub type Transcript = Arc<Mutex<Vec<CallRecord>>>;
 
 /// A fault to inject at a named call (fake host scenarios).

@@ -1,7 +1,7 @@
 //! Instantiate a plugin in a fresh store (memory limit, CPU budget) and call one export.
 
 use crate::bindings::{Context, Error, Manifest, Plan};
-use crate::runtime::engine::{LoadedPlugin, EPOCH_TICK};
+use crate::runtime::engine::LoadedPlugin;
 use crate::runtime::state::{HostState, RunEnv};
 use anyhow::Result;
 use wasmtime::error::Context as _;
@@ -19,7 +19,7 @@ pub struct Outcome<T> {
 }
 
 /// A plugin's own error, its message cut to a sane size (a plugin can return megabytes).
-fn clipped(limits: &crate::runtime::state::Limits, r: Result<(), Error>) -> Result<(), Error> {
+fn clipped<T>(limits: &crate::runtime::state::Limits, r: Result<T, Error>) -> Result<T, Error> {
     r.map_err(|e| Error::from_kind(e.kind(), limits.clip(e.message().to_string())).expect("known kind"))
 }
 
@@ -40,7 +40,6 @@ impl LoadedPlugin {
             }
             Ok(UpdateDeadline::Continue(CHECK_EVERY_TICKS))
         });
-        let _ = EPOCH_TICK;
         store
     }
 
@@ -53,11 +52,7 @@ impl LoadedPlugin {
     pub async fn plan(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<Plan>> {
         let mut store = self.store(env);
         let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = p.call_plan(&mut store, ctx).await.context("the plugin trapped in plan()")?;
-        let result = match result {
-            Ok(plan) => Ok(plan),
-            Err(e) => clipped(&env.limits, Err(e)).map(|_| unreachable!()),
-        };
+        let result = clipped(&env.limits, p.call_plan(&mut store, ctx).await.context("the plugin trapped in plan()")?);
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 

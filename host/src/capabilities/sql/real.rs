@@ -202,12 +202,6 @@ impl MysqlSql {
         Ok(())
     }
 
-    /// Check the server answers (for `plan` and before an upgrade starts).
-    pub async fn ping(&self, connection: &str) -> Result<String, Error> {
-        let mut c = self.conn(connection).await?;
-        let v: Option<String> = c.query_first("SELECT VERSION()").await.map_err(|e| failed(format!("MetaDB {connection}: {e}")))?;
-        Ok(v.unwrap_or_default())
-    }
 }
 
 pub fn quote_ident(name: &str) -> String {
