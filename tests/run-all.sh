@@ -73,7 +73,9 @@ status=${PIPESTATUS[0]}
 set -e
 
 log "scenarios through the CLI, as a plugin author runs them"
-for dir in plugins/oms-*/; do
+# Every plugin crate with a scenarios/ folder; the crate directory oms-4.2.0 builds oms_4_2_0.wasm.
+for dir in plugins/*/scenarios/; do
+  dir=${dir%/scenarios/}
   name=$(basename "$dir")
   ./target/debug/opshost test --trust plugins/keys/test-vendor.pub "target/debug/plugins/$(echo "$name" | tr -- '-.' '__').wasm" --scenario "$dir/scenarios"
 done

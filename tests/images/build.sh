@@ -2,7 +2,7 @@
 # Build the local test images (FROM scratch: nothing can be pulled here) and save archives for
 # `docker load`:
 #   opshost-test/busybox:1                              shell image for the Docker conformance suite
-#   reg.example.com/oceanbase/oms:feature_X.Y.Z-ce      stand-in OMS 3.2.2, 3.3.0, 4.1.1, 4.2.0
+#   reg.example.com/oceanbase/oms:feature_X.Y.Z-ce      stand-in OMS 3.2.2, 3.3.0, 3.3.1, 4.1.1, 4.2.0
 # Usage: build.sh STANDIN_BINARY OUT_DIR. Installs busybox-static and bash-static when missing.
 set -euo pipefail
 BIN=$(realpath "${1:?path to the oms-standin binary}")
@@ -36,7 +36,7 @@ for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
 done
 printf '#!/bin/bash\n# Schema changes of the rm, cm and cm_hb databases (stand-in).\nexec /opt/oms/oms-standin init "$@"\n' >"$root/root/docker_init.sh"
 chmod +x "$root/root/docker_init.sh"
-for v in 3.2.2 3.3.0 4.1.1 4.2.0; do
+for v in 3.2.2 3.3.0 3.3.1 4.1.1 4.2.0; do
   case $v in 3.*) tag="feature_${v}_ce" ;; *) tag="feature_${v}-ce" ;; esac
   image="reg.example.com/oceanbase/oms:$tag"
   docker build -q --build-arg VERSION=$v -t "$image" -f oms.Dockerfile "$ctx" >/dev/null
