@@ -61,6 +61,11 @@ pub struct ProductConfig {
     /// Passed to the plugin as its parameters (container, image_archive, rm_db, …).
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
+    /// Per-hop overrides of `parameters`, by the hop's target version: on a route
+    /// 3.2.2 -> 3.3.0 -> 3.3.1 each hop needs its own `image_archive`, e.g.
+    /// `[products.oms.hops."3.3.1"] image_archive = "/data/oms-3.3.1.tar.gz"`.
+    #[serde(default)]
+    pub hops: BTreeMap<String, BTreeMap<String, String>>,
     pub console: ProductConsole,
 }
 
@@ -110,8 +115,10 @@ impl SiteConfig {
     pub fn allowed_archives(&self) -> Vec<PathBuf> {
         let mut v = self.archives.clone();
         for p in self.products.values() {
-            if let Some(a) = p.parameters.get("image_archive") {
-                v.push(PathBuf::from(a));
+            for params in std::iter::once(&p.parameters).chain(p.hops.values()) {
+                if let Some(a) = params.get("image_archive") {
+                    v.push(PathBuf::from(a));
+                }
             }
         }
         v
@@ -121,5 +128,14 @@ impl SiteConfig {
 impl ProductConfig {
     pub fn kind<'a>(&'a self, section: &'a str) -> &'a str {
         self.product.as_deref().unwrap_or(section)
+    }
+
+    /// The parameters of the hop to `target`: `parameters` with `hops."<target>"` on top.
+    pub fn parameters_for(&self, target: &str) -> BTreeMap<String, String> {
+        let mut merged = self.parameters.clone();
+        if let Some(over) = self.hops.get(target) {
+            merged.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        merged
     }
 }

@@ -52,6 +52,17 @@ pub struct RunMeta {
     pub finished_ms: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Set when the run is one hop of a multi-hop route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteRef>,
+}
+
+/// The route a run belongs to: its id (the first hop's run id) and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRef {
+    pub id: String,
+    pub source: String,
+    pub target: String,
 }
 
 pub fn now_ms() -> u64 {
@@ -135,18 +146,43 @@ impl Runs {
         Ok(out)
     }
 
-    pub fn latest(&self, product: &str) -> Result<Option<RunMeta>> {
-        Ok(self.list()?.into_iter().filter(|m| m.product == product).next_back())
+    /// The product's runs, oldest first.
+    pub fn history(&self, product: &str) -> Result<Vec<RunMeta>> {
+        Ok(self.list()?.into_iter().filter(|m| m.product == product).collect())
     }
 }
 
-/// The version a product is at: the site config's, or the result of its latest settled run.
-pub fn current_version(configured: &str, latest: Option<&RunMeta>) -> String {
-    match latest {
-        Some(m) if m.status == RunStatus::Upgraded => m.target.clone(),
-        Some(m) if m.status == RunStatus::RolledBack => m.source.clone(),
-        _ => configured.to_string(),
+/// The run the deployment stands on: the newest one not rolled back (runs stack up; rolling one
+/// back uncovers the one below).
+pub fn top(history: &[RunMeta]) -> Option<&RunMeta> {
+    history.iter().rev().find(|m| m.status != RunStatus::RolledBack)
+}
+
+/// The version a product is at: the target of the run it stands on; when every run was rolled
+/// back, the first run's source; with no runs, the site config's.
+pub fn current_version(configured: &str, history: &[RunMeta]) -> String {
+    match (top(history), history.first()) {
+        (Some(m), _) if m.status == RunStatus::Upgraded => m.target.clone(),
+        (Some(m), _) => m.source.clone(),
+        (None, Some(first)) => first.source.clone(),
+        (None, None) => configured.to_string(),
     }
+}
+
+/// What `rollback` without `--run` undoes, newest first: the run on top and, when it is a hop of
+/// a route, the route's other hops below it that are not rolled back yet.
+pub fn to_unwind(history: &[RunMeta]) -> Vec<RunMeta> {
+    let Some(top) = top(history) else { return Vec::new() };
+    match &top.route {
+        None => vec![top.clone()],
+        Some(r) => history.iter().rev().filter(|m| m.status != RunStatus::RolledBack && m.route.as_ref().is_some_and(|x| x.id == r.id)).cloned().collect(),
+    }
+}
+
+/// Runs newer than `id` that still stand (not rolled back): they must be undone first.
+pub fn standing_above<'a>(history: &'a [RunMeta], id: &str) -> Vec<&'a RunMeta> {
+    let Some(at) = history.iter().position(|m| m.id == id) else { return Vec::new() };
+    history[at + 1..].iter().filter(|m| m.status != RunStatus::RolledBack).collect()
 }
 
 /// A per-product lock file; removed on drop.
@@ -193,6 +229,58 @@ mod tests {
         assert_eq!(stamp(0), "19700101-000000");
         assert_eq!(stamp(1_795_418_439_000), "20261123-072039");
         assert_eq!(stamp(951_782_400_000), "20000229-000000");
+    }
+
+    fn run(id: &str, source: &str, target: &str, status: RunStatus, route: Option<&str>) -> RunMeta {
+        RunMeta {
+            id: id.into(),
+            product: "oms".into(),
+            source: source.into(),
+            target: target.into(),
+            plugin: format!("oms-{target}"),
+            plugin_hash: String::new(),
+            site_config: String::new(),
+            started_ms: 0,
+            status,
+            finished_ms: None,
+            error: None,
+            route: route.map(|r| RouteRef { id: r.into(), source: "3.2.2".into(), target: "3.3.1".into() }),
+        }
+    }
+
+    #[test]
+    fn the_version_follows_the_stack_of_runs() {
+        use RunStatus::*;
+        assert_eq!(current_version("3.2.2", &[]), "3.2.2");
+        let a = run("a", "3.2.2", "3.3.0", Upgraded, Some("a"));
+        let b = run("b", "3.3.0", "3.3.1", Upgraded, Some("a"));
+        assert_eq!(current_version("3.2.2", &[a.clone(), b.clone()]), "3.3.1");
+        let b_rb = RunMeta { status: RolledBack, ..b.clone() };
+        assert_eq!(current_version("3.2.2", &[a.clone(), b_rb.clone()]), "3.3.0");
+        let a_rb = RunMeta { status: RolledBack, ..a.clone() };
+        assert_eq!(current_version("3.2.2", &[a_rb.clone(), b_rb.clone()]), "3.2.2");
+        // A retry after a rollback stands on its own.
+        let c = run("c", "3.2.2", "3.3.0", Upgraded, None);
+        assert_eq!(current_version("3.2.2", &[a_rb, b_rb, c]), "3.3.0");
+        // A failed hop: the deployment is between versions; upgrade refuses, rollback unwinds.
+        let b_failed = RunMeta { status: UpgradeFailed, ..b };
+        assert_eq!(top(&[a.clone(), b_failed.clone()]).unwrap().id, "b");
+    }
+
+    #[test]
+    fn rollback_unwinds_the_route_newest_first() {
+        use RunStatus::*;
+        let old = run("old", "3.1.0", "3.2.2", Upgraded, None);
+        let a = run("a", "3.2.2", "3.3.0", Upgraded, Some("a"));
+        let b = run("b", "3.3.0", "3.3.1", UpgradeFailed, Some("a"));
+        let h = vec![old.clone(), a.clone(), b.clone()];
+        let ids: Vec<String> = to_unwind(&h).into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, ["b", "a"], "the route only, not the run before it");
+        let h2 = vec![old.clone(), a.clone(), RunMeta { status: RolledBack, ..b }];
+        assert_eq!(to_unwind(&h2).into_iter().map(|m| m.id).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(standing_above(&h, "a").iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(standing_above(&h2, "a").is_empty());
+        assert_eq!(to_unwind(&[old]).into_iter().map(|m| m.id).collect::<Vec<_>>(), ["old"]);
     }
 
     #[test]

@@ -2,18 +2,18 @@
 
 use super::Cli;
 use crate::bindings::Context;
-use crate::capabilities::services::RunRecords;
+use crate::capabilities::services::{RunRecords, Services, SystemServices};
 use crate::capabilities::Capabilities;
 use crate::config::{ProductConfig, SiteConfig};
 use crate::grants::Grants;
 use crate::journal::entry::Header;
 use crate::journal::{Journal, Replay};
-use crate::registry::{context_for, find_by_hash, find_hop, Plugin};
+use crate::registry::{context_for, find_by_hash, find_route, Plugin};
 use crate::runtime::host_call::Faults;
 use crate::runtime::report::{Reporter, Terminal};
 use crate::runtime::state::RunEnv;
-use crate::runs::{current_version, now_ms, Lock, RunMeta, RunStatus, Runs};
-use anyhow::{Context as _, Result};
+use crate::runs::{current_version, now_ms, standing_above, to_unwind, top, Lock, RouteRef, RunMeta, RunStatus, Runs};
+use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -115,7 +115,7 @@ impl Site {
             None => Err(format!(
                 "the site config grants plugin {} nothing; review what it needs and add:\n\n{}",
                 plugin.manifest.name,
-                suggest_grants(&plugin.manifest, &self.product.parameters)
+                suggest_grants(&plugin.manifest, &self.product.parameters_for(&plugin.manifest.target))
             )),
         }
     }
@@ -134,7 +134,7 @@ impl Site {
     }
 
     pub fn context(&self, plugin: &Plugin, source: &str, target: &str) -> Result<Context, String> {
-        context_for(&plugin.manifest, self.product.kind(&self.section), source, target, &self.product.parameters, &self.product.nodes).map_err(|e| e.message().to_string())
+        context_for(&plugin.manifest, self.product.kind(&self.section), source, target, &self.product.parameters_for(target), &self.product.nodes).map_err(|e| e.message().to_string())
     }
 
     pub fn config_hash(&self) -> Result<String> {
@@ -154,28 +154,85 @@ impl Site {
     }
 }
 
-/// Show the plan of the hop `from -> to` on the real deployment (read-only).
+/// One hop of a route, checked against the site config before anything runs.
+pub struct Hop {
+    pub plugin: Plugin,
+    pub ctx: Context,
+    pub grants: Grants,
+}
+
+impl Site {
+    /// The route from the deployed version to `to`, every hop's context and grants checked: a
+    /// refusal here comes before anything changes.
+    async fn route(&self, cli: &Cli, runtime: &crate::runtime::engine::Runtime, from: &str, to: &str) -> Result<Result<Vec<Hop>, String>> {
+        let plugins = match find_route(runtime, &self.plugins_dir(cli), self.product.kind(&self.section), from, to, &cli.policy(&self.config.trust)?).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("{e:#}"))),
+        };
+        let mut hops = Vec::new();
+        let mut source = from.to_string();
+        for plugin in plugins {
+            let target = plugin.manifest.target.clone();
+            let ctx = match self.context(&plugin, &source, &target) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            let grants = match self.grants(&plugin) {
+                Ok(g) => g,
+                Err(e) => return Ok(Err(e)),
+            };
+            hops.push(Hop { plugin, ctx, grants });
+            source = target;
+        }
+        Ok(Ok(hops))
+    }
+
+    /// The hop's plan against the deployment as it is now (prechecks; changes nothing).
+    async fn plan_hop(&self, hop: &Hop, reporter: Arc<dyn Reporter>, yes: bool) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
+        let scratch = tempfile_dir()?;
+        let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
+        let planned = hop.plugin.loaded.plan(&env, &hop.ctx).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        Ok((
+            planned?.result.map(|mut p| {
+                p.findings.extend(self.config.docker_policy.describe());
+                p.findings.extend(hop.grants.describe());
+                p
+            }),
+            env,
+        ))
+    }
+}
+
+fn print_route(product: &str, hops: &[Hop]) {
+    if hops.len() < 2 {
+        return;
+    }
+    println!("Route for {product}: {} hops, each with its own run and MetaDB backup", hops.len());
+    for (i, h) in hops.iter().enumerate() {
+        println!("  {}. {} -> {}  with plugin {}", i + 1, h.ctx.source_version, h.ctx.target_version, h.plugin.manifest.name);
+    }
+    println!("Hops after the first are prechecked and planned when the hop before them has finished.");
+    println!();
+}
+
+/// Show the route and the first hop's plan on the real deployment (read-only).
 pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> {
     let site = Site::open(a)?;
     let runtime = cli.runtime()?;
-    let latest = site.runs.latest(&site.section)?;
-    let from = current_version(&site.product.version, latest.as_ref());
-    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, to, &cli.policy(&site.config.trust)?).await?;
-    let ctx = or_refuse!(site.context(&plugin, &from, to));
-    let grants = or_refuse!(site.grants(&plugin));
+    let history = site.runs.history(&site.section)?;
+    let from = current_version(&site.product.version, &history);
+    let hops = or_refuse!(site.route(cli, &runtime, &from, to).await?);
     let reporter: Arc<dyn Reporter> = if json { Arc::new(crate::runtime::report::Silent) } else { Arc::new(Terminal::new(false, false)) };
-    let scratch = tempfile_dir()?;
-    let env = site.env(scratch.clone(), RunRecords::in_memory(), reporter, false, &grants, None)?;
-    let outcome = plugin.loaded.plan(&env, &ctx).await?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    match outcome.result {
-        Ok(mut p) => {
-            p.findings.extend(site.config.docker_policy.describe());
-            p.findings.extend(grants.describe());
+    let (planned, _) = site.plan_hop(&hops[0], reporter, false).await?;
+    match planned {
+        Ok(p) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&p)?);
+                let route: Vec<_> = hops.iter().map(|h| serde_json::json!({"plugin": h.plugin.manifest.name, "source": h.ctx.source_version, "target": h.ctx.target_version})).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"route": route, "plan": p}))?);
             } else {
-                super::plan::print_plan(&plugin.manifest.name, &p);
+                print_route(&site.section, &hops);
+                super::plan::print_plan(&hops[0].plugin.manifest.name, &p);
             }
             Ok(0)
         }
@@ -222,64 +279,93 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     let site = Site::open(&a.site)?;
     let _lock = Lock::take(&site.config.state_dir(), &site.section)?;
     let runtime = cli.runtime()?;
-    let latest = site.runs.latest(&site.section)?;
-    if let Some(m) = latest.as_ref().filter(|m| m.status.unsettled()) {
+    let history = site.runs.history(&site.section)?;
+    if let Some(m) = top(&history).filter(|m| m.status.unsettled()) {
         eprintln!(
-            "refused: run {} of {} is {}; roll it back first: opshost rollback --config {} --product {} --run {}",
+            "refused: run {} of {} ({} -> {}) is {}; roll it back first: opshost rollback --config {} --product {}",
             m.id,
             m.product,
+            m.source,
+            m.target,
             m.status.words(),
             site.path.display(),
             site.section,
-            m.id
         );
         return Ok(1);
     }
-    let from = current_version(&site.product.version, latest.as_ref());
-    let plugin = find_hop(&runtime, &site.plugins_dir(cli), site.product.kind(&site.section), &from, &a.to, &cli.policy(&site.config.trust)?).await?;
-    let ctx = or_refuse!(site.context(&plugin, &from, &a.to));
-    let grants = or_refuse!(site.grants(&plugin));
+    let from = current_version(&site.product.version, &history);
+    let hops = or_refuse!(site.route(cli, &runtime, &from, &a.to).await?);
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     // Plan first: prechecks on the real deployment, nothing changes.
-    let scratch = tempfile_dir()?;
-    let plan_env = site.env(scratch.clone(), RunRecords::in_memory(), reporter.clone(), a.yes, &grants, None)?;
-    let planned = plugin.loaded.plan(&plan_env, &ctx).await?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    let mut p = match planned.result {
+    let (planned, plan_env) = site.plan_hop(&hops[0], reporter.clone(), a.yes).await?;
+    let p = match planned {
         Ok(p) => p,
         Err(e) => {
             eprintln!("refused before any change ({}): {}", e.kind(), e.message());
             return Ok(1);
         }
     };
-    p.findings.extend(site.config.docker_policy.describe());
-    p.findings.extend(grants.describe());
-    super::plan::print_plan(&plugin.manifest.name, &p);
-    let question = format!("Upgrade {} {} -> {} now? The steps marked [changes] will run.", site.section, from, a.to);
+    print_route(&site.section, &hops);
+    super::plan::print_plan(&hops[0].plugin.manifest.name, &p);
+    let question = if hops.len() > 1 {
+        format!("Upgrade {} {from} -> {} in {} hops now? The steps marked [changes] will run; each later hop is prechecked first and the route stops at the first refusal.", site.section, a.to, hops.len())
+    } else {
+        format!("Upgrade {} {from} -> {} now? The steps marked [changes] will run.", site.section, a.to)
+    };
     if !plan_env.caps.services.confirm(&question).await {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
-    let meta = site.runs.create(RunMeta {
-        id: String::new(),
-        product: site.section.clone(),
-        source: from.clone(),
-        target: a.to.clone(),
-        plugin: plugin.manifest.name.clone(),
-        plugin_hash: plugin.loaded.hash.clone(),
-        site_config: std::fs::canonicalize(&site.path).unwrap_or(site.path.clone()).display().to_string(),
-        started_ms: now_ms(),
-        status: RunStatus::Upgrading,
-        finished_ms: None,
-        error: None,
-    })?;
-    let run_dir = site.runs.run_dir(&meta.id);
-    eprintln!("run {} (records in {})", meta.id, run_dir.display());
-    let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?);
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(journal))?;
-    let outcome = plugin.loaded.upgrade(&env, &ctx).await;
-    site.save_transcript(&meta, &env, "upgrade-calls.json");
-    finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)
+    // A route continues the one the deployment stands on when it was cut short (e.g. resumed).
+    let mut route = top(&history).and_then(|m| m.route.clone()).filter(|r| r.target == a.to);
+    for (i, hop) in hops.iter().enumerate() {
+        if i > 0 {
+            println!("\n== hop {} of {}: {} -> {} ({}) ==", i + 1, hops.len(), hop.ctx.source_version, hop.ctx.target_version, hop.plugin.manifest.name);
+            let (planned, _) = site.plan_hop(hop, reporter.clone(), a.yes).await?;
+            match planned {
+                Ok(p) => super::plan::print_plan(&hop.plugin.manifest.name, &p),
+                Err(e) => {
+                    eprintln!("the route stopped before hop {} ({} -> {}): its precheck refused ({}): {}", i + 1, hop.ctx.source_version, hop.ctx.target_version, e.kind(), e.message());
+                    eprintln!("{} is at {} (hops 1..{} are upgraded); fix the cause and run the same upgrade again, or go back: opshost rollback --config {} --product {}", site.section, hop.ctx.source_version, i, site.path.display(), site.section);
+                    return Ok(1);
+                }
+            }
+        }
+        let mut meta = site.runs.create(RunMeta {
+            id: String::new(),
+            product: site.section.clone(),
+            source: hop.ctx.source_version.clone(),
+            target: hop.ctx.target_version.clone(),
+            plugin: hop.plugin.manifest.name.clone(),
+            plugin_hash: hop.plugin.loaded.hash.clone(),
+            site_config: std::fs::canonicalize(&site.path).unwrap_or(site.path.clone()).display().to_string(),
+            started_ms: now_ms(),
+            status: RunStatus::Upgrading,
+            finished_ms: None,
+            error: None,
+            route: route.clone(),
+        })?;
+        if hops.len() > 1 && route.is_none() {
+            let r = RouteRef { id: meta.id.clone(), source: from.clone(), target: a.to.clone() };
+            meta.route = Some(r.clone());
+            site.runs.save(&meta)?;
+            route = Some(r);
+        }
+        let run_dir = site.runs.run_dir(&meta.id);
+        eprintln!("run {} (records in {})", meta.id, run_dir.display());
+        let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?);
+        let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
+        let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
+        site.save_transcript(&meta, &env, "upgrade-calls.json");
+        let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    if hops.len() > 1 {
+        println!("route complete: {} {from} -> {} in {} hops", site.section, a.to, hops.len());
+    }
+    Ok(0)
 }
 
 fn finish(
@@ -308,7 +394,13 @@ fn finish(
         (None, s) => println!("run {}: {}", meta.id, s.words()),
         (Some(e), RunStatus::UpgradeFailed) => {
             eprintln!("run {}: upgrade failed: {e}", meta.id);
-            eprintln!("to return to {} {}: opshost rollback --config {} --product {} --run {}", meta.product, meta.source, a.config.display(), a.product, meta.id);
+            match &meta.route {
+                Some(r) if r.id != meta.id => eprintln!(
+                    "to return to {} {} (the route's start): opshost rollback --config {} --product {}  (unwinds every hop of the route, newest first); to return to {} only: add --run {}",
+                    meta.product, r.source, a.config.display(), a.product, meta.source, meta.id
+                ),
+                _ => eprintln!("to return to {} {}: opshost rollback --config {} --product {} --run {}", meta.product, meta.source, a.config.display(), a.product, meta.id),
+            }
         }
         (Some(e), _) => eprintln!("run {}: rollback failed: {e}\nfix the cause and run the same rollback again", meta.id),
     }
@@ -319,35 +411,80 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
     let site = Site::open(&a.site)?;
     let _lock = Lock::take(&site.config.state_dir(), &site.section)?;
     let runtime = cli.runtime()?;
-    let mut meta = match &a.run {
-        Some(id) => site.runs.load(id)?,
-        None => site.runs.latest(&site.section)?.with_context(|| format!("no run of {} in {}: nothing to roll back", site.section, site.runs.dir.display()))?,
+    let history = site.runs.history(&site.section)?;
+    // What to undo, newest first: the named run, or the run on top with the rest of its route.
+    let runs: Vec<RunMeta> = match &a.run {
+        Some(id) => {
+            let meta = site.runs.load(id)?;
+            if meta.product != site.section {
+                anyhow::bail!("run {} is of {}, not {}", meta.id, meta.product, site.section);
+            }
+            if meta.status == RunStatus::RolledBack {
+                eprintln!("refused: run {} was already rolled back; rolling back twice would overwrite what {} {} wrote since", meta.id, meta.product, meta.source);
+                return Ok(1);
+            }
+            let above = standing_above(&history, &meta.id);
+            if !above.is_empty() {
+                eprintln!(
+                    "refused: {} run(s) after {} still stand ({}); roll back newest first: opshost rollback --config {} --product {} (unwinds a whole route)",
+                    above.len(),
+                    meta.id,
+                    above.iter().map(|m| format!("{} {} -> {}", m.id, m.source, m.target)).collect::<Vec<_>>().join(", "),
+                    site.path.display(),
+                    site.section
+                );
+                return Ok(1);
+            }
+            vec![meta]
+        }
+        None => {
+            let runs = to_unwind(&history);
+            if runs.is_empty() {
+                eprintln!("refused: no run of {} to roll back in {}{}", site.section, site.runs.dir.display(), if history.is_empty() { "" } else { " (every run is rolled back already)" });
+                return Ok(1);
+            }
+            runs
+        }
     };
-    if meta.product != site.section {
-        anyhow::bail!("run {} is of {}, not {}", meta.id, meta.product, site.section);
+    // Everything each rollback needs, checked before the first one starts.
+    let mut prepared = Vec::new();
+    for meta in &runs {
+        let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
+        let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
+        let grants = or_refuse!(site.grants(&plugin));
+        prepared.push(Hop { plugin, ctx, grants });
     }
-    if meta.status == RunStatus::RolledBack {
-        eprintln!("refused: run {} was already rolled back; rolling back twice would overwrite what {} {} wrote since", meta.id, meta.product, meta.source);
-        return Ok(1);
-    }
-    let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
-    let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
-    let grants = or_refuse!(site.grants(&plugin));
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
-    let run_dir = site.runs.run_dir(&meta.id);
-    let journal_path = next_rollback_journal(&run_dir);
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, None)?;
-    let question = format!("Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?", meta.id, meta.product, meta.source, meta.target, meta.status.words(), meta.product, meta.source);
-    if !env.caps.services.confirm(&question).await {
+    let question = if runs.len() == 1 {
+        let m = &runs[0];
+        format!("Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?", m.id, m.product, m.source, m.target, m.status.words(), m.product, m.source)
+    } else {
+        println!("Rollback of the route {} -> {}, newest hop first:", runs.last().unwrap().source, runs[0].target);
+        for (i, m) in runs.iter().enumerate() {
+            println!("  {}. run {}: {} -> {} ({}), back to {}", i + 1, m.id, m.source, m.target, m.status.words(), m.source);
+        }
+        format!("Roll back these {} runs: restore each hop's MetaDB backups and containers, ending at {} {}?", runs.len(), site.section, runs.last().unwrap().source)
+    };
+    if !(SystemServices { assume_yes: a.yes }).confirm(&question).await {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
-    meta.status = RunStatus::RollingBack;
-    site.runs.save(&meta)?;
-    let env = RunEnv { journal: Some(Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?)), ..env };
-    let outcome = plugin.loaded.rollback(&env, &ctx).await;
-    site.save_transcript(&meta, &env, "rollback-calls.json");
-    finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)
+    for (mut meta, hop) in runs.into_iter().zip(prepared) {
+        let run_dir = site.runs.run_dir(&meta.id);
+        let journal_path = next_rollback_journal(&run_dir);
+        meta.status = RunStatus::RollingBack;
+        site.runs.save(&meta)?;
+        eprintln!("rolling back run {} ({} -> {})", meta.id, meta.source, meta.target);
+        let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?);
+        let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
+        let outcome = hop.plugin.loaded.rollback(&env, &hop.ctx).await;
+        site.save_transcript(&meta, &env, "rollback-calls.json");
+        let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
 }
 
 pub async fn runs(a: &RunsArgs) -> Result<i32> {
@@ -500,7 +637,12 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     meta.error = None;
     let sa = SiteArgs { config: a.config.clone(), product: meta.product.clone() };
     if upgrading {
-        finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &sa)
+        let route = meta.route.clone().filter(|r| r.target != meta.target);
+        let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &sa)?;
+        if let (0, Some(r)) = (code, route) {
+            println!("this run is one hop of the route to {}: continue it with opshost upgrade --config {} --product {} --to {}", r.target, a.config.display(), sa.product, r.target);
+        }
+        Ok(code)
     } else {
         finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &sa)
     }

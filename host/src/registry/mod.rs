@@ -144,31 +144,32 @@ pub fn context_for(m: &Manifest, product: &str, source: &str, target: &str, para
     Ok(Context { product: product.into(), source_version: source.into(), target_version: target.into(), parameters, nodes: nodes.to_vec() })
 }
 
-/// The plugin in `dir` that upgrades `product` from `from` to `to`, or an error naming what is there.
-pub async fn find_hop(runtime: &Runtime, dir: &Path, product: &str, from: &str, to: &str, policy: &Policy) -> Result<Plugin> {
-    let mut hops = Vec::new();
+/// The plugins in `dir` that take `product` from `from` to `to`, in the order they run: one for a
+/// single hop, several for a route (shortest, see [`route`]). The error names the missing hop and
+/// any plugin file the trust policy refused.
+pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str, to: &str, policy: &Policy) -> Result<Vec<Plugin>> {
+    let mut plugins = Vec::new();
     let mut refused = Vec::new();
     for found in scan(runtime, dir, policy).await? {
-        let p = match found {
-            Ok(p) => p,
-            Err((path, e)) => {
-                refused.push(format!("{}: {e:#}", path.display()));
-                continue;
-            }
-        };
-        if p.manifest.product == product && p.manifest.target == to && p.manifest.sources.iter().any(|s| s == from) {
-            return Ok(p);
-        }
-        if p.manifest.product == product {
-            hops.push(format!("{} ({} -> {})", p.manifest.name, p.manifest.sources.join("|"), p.manifest.target));
+        match found {
+            Ok(p) if p.manifest.product == product => plugins.push(p),
+            Ok(_) => {}
+            Err((path, e)) => refused.push(format!("{}: {e:#}", path.display())),
         }
     }
-    anyhow::bail!(
-        "no plugin in {} upgrades {product} from {from} to {to}; {product} plugins there: {}{}",
-        dir.display(),
-        if hops.is_empty() { "none".to_string() } else { hops.join(", ") },
-        if refused.is_empty() { String::new() } else { format!("; refused: {}", refused.join("; ")) }
-    )
+    let edges: Vec<route::Edge> = plugins.iter().map(|p| route::Edge { plugin: p.manifest.name.clone(), sources: p.manifest.sources.clone(), target: p.manifest.target.clone() }).collect();
+    match route::shortest_route(&edges, product, from, to) {
+        Ok(order) => {
+            let mut slots: Vec<Option<Plugin>> = plugins.into_iter().map(Some).collect();
+            Ok(order.into_iter().map(|i| slots[i].take().expect("a route uses each plugin once")).collect())
+        }
+        Err(why) => anyhow::bail!(
+            "{why} ({}; {product} plugins there: {}){}",
+            dir.display(),
+            if edges.is_empty() { "none".to_string() } else { edges.iter().map(|e| format!("{} ({} -> {})", e.plugin, e.sources.join("|"), e.target)).collect::<Vec<_>>().join(", ") },
+            if refused.is_empty() { String::new() } else { format!("; refused: {}", refused.join("; ")) }
+        ),
+    }
 }
 
 /// The plugin in `dir` with exactly this hash (a rollback must run the plugin the upgrade ran).
@@ -180,4 +181,5 @@ pub async fn find_by_hash(runtime: &Runtime, dir: &Path, hash: &str, name: &str,
     }
     anyhow::bail!("the run was made with plugin {name} {hash}, which is no longer in {}: put that exact file back to roll back", dir.display())
 }
+pub mod route;
 pub mod signature;
