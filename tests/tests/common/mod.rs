@@ -56,6 +56,8 @@ pub fn mariadb(sql: &str) -> String {
 /// A stand-in OMS 4.1.1 deployment: MetaDB of realistic shape, mounted dirs, a running container.
 pub struct Deployment {
     pub id: String,
+    /// The OMS version it starts at (4.1.1 unless made with [`Deployment::at`]).
+    pub version: &'static str,
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub site: PathBuf,
@@ -65,12 +67,30 @@ pub struct Deployment {
 
 pub const HA_CONFIG: &str = r#"{"enable":true,"enableHost":false,"enableStore":true,"enableConnector":true,"enableJdbcWriter":true,"subtopicStoreNumberThreshold":5,"checkRequestIntervalSec":600,"checkHostDownIntervalSec":540,"checkModuleExceptionIntervalSec":240,"clearAbnormalResourceHours":72}"#;
 
+/// Stand-in OMS versions with an image (tests/images/build.sh).
+pub const OMS_VERSIONS: &[&str] = &["3.2.2", "3.3.0", "3.3.1", "4.1.1", "4.2.0"];
+
+/// The stand-in image of an OMS version: tags are `feature_X.Y.Z_ce` before 4.0, `-ce` after.
+pub fn oms_image(version: &str) -> String {
+    if version.starts_with('3') { format!("reg.example.com/oceanbase/oms:feature_{version}_ce") } else { format!("reg.example.com/oceanbase/oms:feature_{version}-ce") }
+}
+
+pub fn digits(version: &str) -> String {
+    version.replace('.', "")
+}
+
 impl Deployment {
     pub fn new(tag: &str, extra_env: &[&str], port: u16) -> Deployment {
+        Self::at("4.1.1", tag, extra_env, port)
+    }
+
+    /// A deployment at `version`; its site config is written for 4.1.1 -> 4.2.0, or, at another
+    /// version, by [`Deployment::write_route_site`].
+    pub fn at(version: &'static str, tag: &str, extra_env: &[&str], port: u16) -> Deployment {
         let id = format!("{tag}{}", std::process::id() % 100000);
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path().join("site.toml");
-        let d = Deployment { id, dir, port, site, rt: tokio::runtime::Runtime::new().unwrap(), sql: MysqlSql::new(&BTreeMap::from([("metadb".to_string(), db_conn())]), std::env::temp_dir(), Arc::new(Silent)).unwrap() };
+        let d = Deployment { id, version, dir, port, site, rt: tokio::runtime::Runtime::new().unwrap(), sql: MysqlSql::new(&BTreeMap::from([("metadb".to_string(), db_conn())]), std::env::temp_dir(), Arc::new(Silent)).unwrap() };
         d.cleanup();
         let (rm, cm, hb) = d.dbs();
         let p = d.dir.path();
@@ -95,7 +115,7 @@ impl Deployment {
             "CREATE DATABASE {rm}; CREATE DATABASE {cm}; CREATE DATABASE {hb}; USE {rm};
              CREATE TABLE {rm}.oms_normal_config (id BIGINT AUTO_INCREMENT PRIMARY KEY, cfg_name VARCHAR(128) NOT NULL UNIQUE, cfg_value LONGTEXT, description VARCHAR(512), gmt_modified DATETIME(6));
              INSERT INTO {rm}.oms_normal_config (cfg_name, cfg_value, description, gmt_modified) VALUES ('ha.config', '{HA_CONFIG}', 'HA', '2026-11-01 10:00:00.123456'), ('oms.alarm.config', '{{\"enable\":false}}', NULL, NULL), ('store.retention.hours', '72', NULL, NULL);
-             CREATE TABLE {rm}.oms_version (version VARCHAR(32) NOT NULL); INSERT INTO {rm}.oms_version VALUES ('4.1.1');
+             CREATE TABLE {rm}.oms_version (version VARCHAR(32) NOT NULL); INSERT INTO {rm}.oms_version VALUES ('{version}');
              CREATE TABLE {rm}.standin_identity (identity VARCHAR(128)); INSERT INTO {rm}.standin_identity VALUES ('{identity}');
              CREATE TABLE {rm}.cluster_info (region VARCHAR(64), cm_url VARCHAR(256), code VARCHAR(64), is_default_cm TINYINT); INSERT INTO {rm}.cluster_info VALUES ('hangzhou', 'http://127.0.0.1:8088', 'cn-hangzhou', 1);
              CREATE TABLE {rm}.oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, cost DOUBLE, weight FLOAT, blob_cfg BLOB);
@@ -119,11 +139,14 @@ impl Deployment {
         for e in extra_env {
             args.extend(["-e", e]);
         }
-        args.push(OLD_IMAGE);
+        let image = oms_image(version);
+        args.push(&image);
         let o = docker(&args);
         assert!(o.status.success(), "docker run: {}", text(&o));
         d.wait_healthy(true);
-        std::fs::write(&d.site, d.site_toml("4.1.1", c.port)).unwrap();
+        if version == "4.1.1" {
+            std::fs::write(&d.site, d.site_toml("4.1.1", c.port)).unwrap();
+        }
         d
     }
 
@@ -131,7 +154,11 @@ impl Deployment {
         (format!("rm_{}", self.id), format!("cm_{}", self.id), format!("cm_hb_{}", self.id))
     }
     pub fn old(&self) -> String {
-        format!("oms_411_{}", self.id)
+        self.container_at(self.version)
+    }
+    /// This deployment's container name for an OMS version, e.g. oms_330_<id>.
+    pub fn container_at(&self, version: &str) -> String {
+        format!("oms_{}_{}", digits(version), self.id)
     }
     pub fn new_name(&self) -> String {
         format!("oms_420_{}", self.id)
@@ -198,6 +225,71 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
         )
     }
 
+    /// A site config for upgrading along `targets` (e.g. ["3.3.0", "3.3.1"]): the shared
+    /// parameters once, and per hop its containers and image archive under
+    /// `[products.oms.hops."<target>"]`, with each hop's plugin granted what it touches.
+    pub fn write_route_site(&self, targets: &[&str]) {
+        let (rm, cm, hb) = self.dbs();
+        let p = self.dir.path().display();
+        let c = db_conn();
+        let archives = env("OPSHOST_TEST_IMAGES");
+        let mut hops = String::new();
+        let mut grants = String::new();
+        let mut source = self.version;
+        for target in targets {
+            let archive = format!("{archives}/oms-{}.tar.gz", oms_image(target).rsplit(':').next().unwrap());
+            let (old, new) = (self.container_at(source), self.container_at(target));
+            hops.push_str(&format!("\n[products.oms.hops.\"{target}\"]\ncontainer = \"{old}\"\nnew_container = \"{new}\"\nimage_archive = \"{archive}\"\n"));
+            grants.push_str(&format!(
+                "\n[grants.\"oms-{target}\"]\ndocker = [\"{old}\", \"{new}\"]\nimage-archive = [\"{archive}\"]\nsql = [\"metadb/{rm}\", \"metadb/{cm}\", \"metadb/{hb}\"]\nconsole = [\"ha.config\", \"servers\"]\n"
+            ));
+            source = target;
+        }
+        let text = format!(
+            r#"state_dir = "{p}/state"
+backup_dir = "{p}/backups"
+plugins_dir = "{plugins}"
+trust = ["{trust}"]
+
+[docker_policy]
+deny_privileged = true   # this sandbox refuses --privileged
+
+[nodes.local]
+
+[metadb.metadb]
+host = "{host}"
+port = {port}
+user = "{user}"
+password_env = "OPSHOST_TEST_DB_PASSWORD"
+
+[products.oms]
+version = "{version}"
+nodes = ["local"]
+
+[products.oms.parameters]
+rm_db = "{rm}"
+cm_db = "{cm}"
+cm_hb_db = "{hb}"
+online_timeout_s = "90"
+poll_interval_s = "1"
+stop_timeout_s = "5"
+
+[products.oms.console]
+rm_db = "{rm}"
+cm_db = "{cm}"
+health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
+{hops}{grants}"#,
+            plugins = target_dir().join("plugins").display(),
+            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            host = c.host,
+            port = c.port,
+            user = c.user,
+            version = self.version,
+            health = self.port,
+        );
+        std::fs::write(&self.site, text).unwrap();
+    }
+
     pub fn opshost(&self, args: &[&str]) -> Output {
         run(Command::new(target_dir().join("opshost")).args(args).env("OPSHOST_CACHE_DIR", self.dir.path().join("cache")))
     }
@@ -233,7 +325,11 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
     }
 
     pub fn cleanup(&self) {
-        let _ = docker(&["rm", "-f", &self.old(), &self.new_name()]);
+        let mut names: Vec<String> = OMS_VERSIONS.iter().map(|v| self.container_at(v)).collect();
+        names.push(self.new_name());
+        let mut args = vec!["rm", "-f"];
+        args.extend(names.iter().map(String::as_str));
+        let _ = docker(&args);
         let (rm, cm, hb) = self.dbs();
         mariadb(&format!("DROP DATABASE IF EXISTS {rm}; DROP DATABASE IF EXISTS {cm}; DROP DATABASE IF EXISTS {hb};"));
     }
