@@ -129,7 +129,7 @@ fn bad_input_is_refused_before_anything_changes() {
     let good = std::fs::read_to_string(&d.site).unwrap();
     let not_granted = format!("is not granted to oms-4.2.0: add \"local/{}\" to docker in [grants.\"oms-4.2.0\"]", d.old());
     let cases: Vec<(&str, String, &str)> = vec![
-        ("wrong source version", good.replace("version = \"4.1.1\"", "version = \"4.1.0\""), "no plugin in"),
+        ("wrong source version", good.replace("version = \"4.1.1\"", "version = \"4.1.0\""), "no route from oms 4.1.0 to 4.2.0"),
         ("missing container", good.replace(&d.old(), "oms_nowhere"), "container oms_nowhere does not exist on node local"),
         ("container not granted", good.replace(&format!("docker = [\"{}\", ", d.old()), "docker = ["), &not_granted),
         ("no grants at all", good.replace("[grants.\"oms-4.2.0\"]", "[grants.\"some-other-plugin\"]"), "the site config grants plugin oms-4.2.0 nothing"),

@@ -440,7 +440,11 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         None => {
             let runs = to_unwind(&history);
             if runs.is_empty() {
-                eprintln!("refused: no run of {} to roll back in {}{}", site.section, site.runs.dir.display(), if history.is_empty() { "" } else { " (every run is rolled back already)" });
+                if history.is_empty() {
+                    eprintln!("refused: no run of {} in {}: nothing to roll back", site.section, site.runs.dir.display());
+                } else {
+                    eprintln!("refused: nothing to roll back: every run of {} is already rolled back (opshost runs list --config {})", site.section, site.path.display());
+                }
                 return Ok(1);
             }
             runs
