@@ -81,6 +81,22 @@ fn two_hop_route_then_unwind() {
     d.write_route_site(&["3.3.0", "3.3.1"]);
     let base = d.baseline();
 
+    // A plugin directory with only the first hop names the missing one; dropping the second
+    // plugin file in completes the route, with no rebuild of the host.
+    let dropin = d.dir.path().join("dropin");
+    std::fs::create_dir_all(&dropin).unwrap();
+    let bundled = target_dir().join("plugins");
+    std::fs::copy(bundled.join("oms_3_3_0.wasm"), dropin.join("oms_3_3_0.wasm")).unwrap();
+    let dir_flag = format!("--plugins-dir={}", dropin.display());
+    let (code, t) = cli(&d, "plan", &["--to", "3.3.1", &dir_flag]);
+    assert_eq!(code, 1, "{t}");
+    assert!(t.contains("3.3.1 is reached only from 3.3.0") || t.contains("no plugin upgrades oms to 3.3.1"), "{t}");
+    assert!(t.contains("Missing hop: a plugin that upgrades oms from one of 3.2.2, 3.3.0 to 3.3.1"), "{t}");
+    std::fs::copy(bundled.join("oms_3_3_1.wasm"), dropin.join("oms_3_3_1.wasm")).unwrap();
+    let (code, t) = cli(&d, "plan", &["--to", "3.3.1", &dir_flag]);
+    assert_eq!(code, 0, "{t}");
+    assert!(t.contains("Route for oms: 2 hops"), "{t}");
+
     let (code, t) = cli(&d, "plan", &["--to", "3.3.1"]);
     assert_eq!(code, 0, "{t}");
     assert!(t.contains("Route for oms: 2 hops") && t.contains("1. 3.2.2 -> 3.3.0  with plugin oms-3.3.0") && t.contains("2. 3.3.0 -> 3.3.1  with plugin oms-3.3.1"), "{t}");

@@ -518,7 +518,8 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
         println!("no runs in {}", runs.dir.display());
     } else {
         for m in list {
-            println!("{:<28} {:<6} {} -> {:<8} {}", m.id, m.product, m.source, m.target, m.status.words());
+            let route = m.route.as_ref().map(|r| format!("  (route {} -> {}, {})", r.source, r.target, r.id)).unwrap_or_default();
+            println!("{:<28} {:<6} {} -> {:<8} {}{route}", m.id, m.product, m.source, m.target, m.status.words());
         }
     }
     Ok(0)
