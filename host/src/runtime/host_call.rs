@@ -36,6 +36,9 @@ pub struct CallRecord {
     /// The outcome came from the journal of an interrupted attempt (resume).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+    /// Wall-clock milliseconds the host spent on it (which step of a downtime window was slow).
+    #[serde(default)]
+    pub ms: u64,
 }
 
 pub type Transcript = Arc<Mutex<Vec<CallRecord>>>;
@@ -167,7 +170,7 @@ impl HostState {
                 match &rec.outcome {
                     Some(outcome) => {
                         let result = from_outcome::<T>(outcome).map_err(|e| wasmtime::format_err!("journal call {seq} ({name}): {e}"))?;
-                        self.record(name, effect, args, outcome.clone(), false, true);
+                        self.record(name, effect, args, outcome.clone(), false, true, 0);
                         return Ok(result);
                     }
                     None if effect == Effect::Write => {
@@ -223,18 +226,20 @@ impl HostState {
             }
             r => r,
         };
-        self.host_time += started.elapsed();
+        let elapsed = started.elapsed();
+        self.host_time += elapsed;
         if let (Some(j), Some(seq)) = (&self.journal, seq) {
             j.end(seq, &out, injected).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; {name} did run", j.path().display()))?;
         }
-        self.record(name, effect, args, out, injected, false);
+        self.record(name, effect, args, out, injected, false, elapsed.as_millis() as u64);
         Ok(result)
     }
 
-    fn record(&mut self, name: &str, effect: Effect, args: Json, outcome: Json, injected: bool, replayed: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn record(&mut self, name: &str, effect: Effect, args: Json, outcome: Json, injected: bool, replayed: bool, ms: u64) {
         let record = {
             let mut t = self.transcript.lock().unwrap();
-            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed };
+            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed, ms };
             t.push(record.clone());
             record
         };

@@ -94,6 +94,7 @@ impl Reporter for Terminal {
         }
         self.finish_bar();
         let mark = if r.injected { " [injected]" } else { "" };
-        eprintln!("    #{:<3} {} {} -> {}{mark}", r.seq, r.call, short(&r.args, 160), short(&r.outcome, 200));
+        let mark = if r.replayed { " [replayed]" } else { mark };
+        eprintln!("    #{:<3} {:>6} ms  {} {} -> {}{mark}", r.seq, r.ms, r.call, short(&r.args, 160), short(&r.outcome, 200));
     }
 }
