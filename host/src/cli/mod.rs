@@ -3,6 +3,7 @@
 mod demo;
 mod keys;
 mod plan;
+mod plugin_new;
 mod plugins;
 mod run;
 mod test;
@@ -36,8 +37,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// List and inspect plugin files.
-    #[command(subcommand)]
+    /// List and inspect plugin files; start a new plugin crate (new).
+    #[command(subcommand, visible_alias = "plugin")]
     Plugins(plugins::PluginsCmd),
     /// Show what an upgrade would do (prechecks and ordered steps); changes nothing.
     Plan(plan::PlanArgs),
@@ -91,6 +92,7 @@ pub fn main() -> i32 {
     };
     let result = rt.block_on(async {
         match &cli.command {
+            Command::Plugins(plugins::PluginsCmd::New(a)) => plugin_new::run(a), // no runtime needed
             Command::Plugins(c) => plugins::run(&cli, c).await,
             Command::Plan(a) => plan::run(&cli, a).await,
             Command::Upgrade(a) => run::upgrade(&cli, a).await,

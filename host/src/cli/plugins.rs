@@ -1,4 +1,5 @@
 //! `opshost plugins list|inspect`: what is in the drop-in directory, and one plugin in detail.
+//! (`plugins new` / `plugin new` is in plugin_new.rs.)
 
 use super::Cli;
 use crate::registry::{scan, Plugin};
@@ -22,6 +23,8 @@ pub enum PluginsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Start a plugin crate for one version hop: builds and passes its scenarios out of the box.
+    New(super::plugin_new::NewArgs),
 }
 
 pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
@@ -84,5 +87,6 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        PluginsCmd::New(a) => super::plugin_new::run(a),
     }
 }
