@@ -1,9 +1,11 @@
-//! Container swap: look up the old container, stop it keeping it for rollback (T1), run its
-//! successor with the same mounts, run the init script, wait until the servers are online.
+//! Container swap: look up the old container(s), stop them keeping them for rollback (T1), run
+//! their successors with the same mounts, run the init script, wait until the servers are online.
+//! Works on one node or several (`*_all` functions and the `old.containers` / `new.containers`
+//! run records).
 
 use crate::bindings::opshost::plugin::console;
 use crate::bindings::opshost::plugin::docker::{self, ContainerInfo, ContainerState, RunSpec, Ulimit};
-use crate::ctx::{failed, info, invalid, not_found, now_ms, record, wait_until, Result, Within};
+use crate::ctx::{failed, info, invalid, not_found, now_ms, recall, record, wait_until, Result, Within};
 
 pub fn inspect(node: &str, name: &str) -> Result<Option<ContainerInfo>> {
     docker::inspect(node, name).within(&format!("inspecting container {name} on node {node}"))
@@ -89,6 +91,11 @@ pub fn run_init_script(node: &str, container: &str, script: &str) -> Result<()> 
 
 /// Wait until the console lists servers and all are online, and the node answers healthy.
 pub fn wait_online(node: &str, timeout_s: u64, interval_s: u64) -> Result<usize> {
+    wait_online_all(&[node.to_string()], timeout_s, interval_s)
+}
+
+/// Wait until the console lists servers and all are online, and every node answers healthy.
+pub fn wait_online_all(nodes: &[String], timeout_s: u64, interval_s: u64) -> Result<usize> {
     wait_until("all servers online and the console healthy", timeout_s, interval_s, || {
         let servers = console::list_servers().within("listing servers")?;
         let offline: Vec<_> = servers.iter().filter(|s| s.status != "online").map(|s| format!("{} ({})", s.address, s.status)).collect();
@@ -96,12 +103,69 @@ pub fn wait_online(node: &str, timeout_s: u64, interval_s: u64) -> Result<usize>
             info(format!("servers not online yet: {}", if servers.is_empty() { "none listed".into() } else { offline.join(", ") }));
             return Ok(None);
         }
-        if !console::health(node).within("checking health")? {
-            info(format!("servers online, node {node} not healthy yet"));
-            return Ok(None);
+        for node in nodes {
+            if !console::health(node).within("checking health")? {
+                info(format!("servers online, node {node} not healthy yet"));
+                return Ok(None);
+            }
         }
         Ok(Some(servers.len()))
     })
+}
+
+const OLD_CONTAINERS: &str = "old.containers";
+const NEW_CONTAINERS: &str = "new.containers";
+
+/// Several nodes: record every old container (node, spec) first, then stop each, keeping them
+/// for rollback. T1, the moment the service went down, is recorded when the first one stopped.
+pub fn stop_all_recording_t1(olds: &[(String, ContainerInfo)], timeout_s: u32) -> Result<u64> {
+    let specs: Vec<(&str, &RunSpec)> = olds.iter().map(|(n, c)| (n.as_str(), &c.spec)).collect();
+    record(OLD_CONTAINERS, &specs)?;
+    let mut t1 = None;
+    for (node, old) in olds {
+        if old.state == ContainerState::Running || old.state == ContainerState::Restarting {
+            let on = if olds.len() > 1 { format!(" on node {node}") } else { String::new() };
+            docker::stop(node, &old.spec.name, timeout_s).within(&format!("stopping {}{on}", old.spec.name))?;
+        }
+        if t1.is_none() {
+            let now = now_ms();
+            record("t1", &now)?;
+            t1 = Some(now);
+        }
+        info(format!("stopped {} on node {node} (T1 recorded)", old.spec.name));
+    }
+    t1.ok_or_else(|| invalid("no old container to stop: the deployment lists no node"))
+}
+
+/// Several nodes: run each successor, recording the ones started so far (node, name) before each
+/// `run`, so that a rollback finds them even if a `run` fails midway.
+pub fn run_all_recorded(runs: &[(String, RunSpec)]) -> Result<()> {
+    let mut started: Vec<(&str, &str)> = Vec::new();
+    for (node, spec) in runs {
+        started.push((node, &spec.name));
+        record(NEW_CONTAINERS, &started)?;
+        let on = if runs.len() > 1 { format!(" on node {node}") } else { String::new() };
+        docker::run(node, spec).within(&format!("starting {} from {}{on}", spec.name, spec.image))?;
+        info(format!("started {} from {} on node {node}", spec.name, spec.image));
+    }
+    Ok(())
+}
+
+/// Rollback: the old containers the upgrade recorded (node, spec): [`stop_all_recording_t1`]'s
+/// list, or the single one [`stop_recording_t1`] records.
+pub fn recorded_old() -> Result<Vec<(String, RunSpec)>> {
+    if let Some(all) = recall(OLD_CONTAINERS)? {
+        return Ok(all);
+    }
+    Ok(recall::<(String, RunSpec)>("old.container")?.into_iter().collect())
+}
+
+/// Rollback: the new containers the upgrade started or tried to start (node, name).
+pub fn recorded_new() -> Result<Vec<(String, String)>> {
+    if let Some(all) = recall(NEW_CONTAINERS)? {
+        return Ok(all);
+    }
+    Ok(recall::<(String, String)>("new.container")?.into_iter().collect())
 }
 
 /// Rollback: make sure the old container runs again: `docker restart` it (the seed's step), or

@@ -7,7 +7,8 @@ use crate::ctx::{failed, info, not_found, recall, record, Result, Within};
 /// The databases of one product deployment on one MetaDB connection.
 pub struct MetaDb {
     pub connection: String,
-    /// (role, database), e.g. ("rm", "rm_411").
+    /// (role, database), e.g. ("rm", "rm_411"); a per-region database's role names its region
+    /// after a slash, e.g. ("cm_hb/hangzhou", "cm_hb_421_hangzhou").
     pub databases: Vec<(String, String)>,
 }
 
@@ -23,10 +24,14 @@ impl MetaDb {
     pub fn check_exist(&self) -> Result<()> {
         for (role, db) in &self.databases {
             if !sql::database_exists(&self.connection, db).within(&format!("checking the {role} database"))? {
-                return Err(not_found(format!(
-                    "database {db} ({role}) does not exist on MetaDB connection {}: set parameter {role}_db to the name in config.yaml",
-                    self.connection
-                )));
+                let fix = match role.split_once('/') {
+                    // A per-region database, e.g. ("cm_hb/hangzhou", "cm_hb_421_hangzhou").
+                    Some((base, region)) => format!(
+                        "set parameter {base}_db to the name in config.yaml without the region suffix (region {region}'s database is <{base}_db>_{region}), and region_nodes to the regions' cm_location values"
+                    ),
+                    None => format!("set parameter {role}_db to the name in config.yaml"),
+                };
+                return Err(not_found(format!("database {db} ({role}) does not exist on MetaDB connection {}: {fix}", self.connection)));
             }
         }
         Ok(())

@@ -1,5 +1,8 @@
-//! The OMS CE single-node hop (seeds oms-upgrade-4.1.1-to-4.2.0-single-node.md and
-//! oms-upgrade-3.2.2-to-3.3.0.md), parameterised by what differs between releases.
+//! The OMS CE hop (seeds oms-upgrade-4.1.1-to-4.2.0-single-node.md and
+//! oms-upgrade-3.2.2-to-3.3.0.md), parameterised by what differs between releases: one node, or
+//! (hops with [`OmsHop::multi_node`], 4.2.2 on) several nodes in regions, where `docker_init.sh`
+//! runs once per region whose nodes share one config file, else once per node, and the heartbeat
+//! database of every region (`<cm_hb_db>_<cm_location>`) is trimmed, backed up and restored.
 
 use crate::bindings::opshost::plugin::{docker, host};
 use crate::bindings::opshost::plugin::docker::{ContainerInfo, RunSpec};
@@ -19,26 +22,119 @@ pub struct OmsHop {
     pub is_upgrade_env: bool,
     /// Turn HA off for the upgrade and back on afterwards (4.2.0 on).
     pub ha_step: bool,
+    /// Take several nodes in regions (parameters `region_nodes`, `regions_sharing_config`; 4.2.2
+    /// on): every node's container is swapped, every region's heartbeat database backed up, and
+    /// `docker_init.sh` runs once per region that shares one config file, else once per node.
+    /// Without `region_nodes` the hop is the single-node one.
+    pub multi_node: bool,
+}
+
+impl OmsHop {
+    /// What `oms_plugin!(OmsHop { … })` fills in for the fields a plugin leaves out: single node
+    /// only. `name`, `sources` and `target` are always given.
+    pub const DEFAULTS: OmsHop = OmsHop { name: "", sources: &[], target: "", is_upgrade_env: false, ha_step: false, multi_node: false };
 }
 
 const INIT_SCRIPT: &str = "/root/docker_init.sh";
 
-/// Everything the prechecks established; shared by plan and upgrade.
-struct Checked {
+/// One OMS node: its Docker node, its old container, and the new container's OMS_HOST_IP.
+struct OmsNode {
     node: String,
     old: ContainerInfo,
+    host_ip: String,
+}
+
+/// A region (cm_location) of a multi-node OMS; a single-node deployment is one region with no
+/// location, whose heartbeat database is `cm_hb_db` itself.
+struct Region {
+    location: Option<String>,
+    /// Indices into [`Checked::nodes`].
+    nodes: Vec<usize>,
+    /// Its nodes mount one shared config.yaml: docker_init.sh runs once, on its first node.
+    shares_config: bool,
+    heartbeat_db: String,
+    heartbeat_rows: u64,
+}
+
+/// Everything the prechecks established; shared by plan and upgrade.
+struct Checked {
+    nodes: Vec<OmsNode>,
+    regions: Vec<Region>,
     new_name: String,
     image: String,
     archive: Option<String>,
-    host_ip: String,
     metadb: MetaDb,
     trim: bool,
-    heartbeat_rows: u64,
     ha_before: Option<String>,
     stop_timeout_s: u32,
     online_timeout_s: u64,
     poll_s: u64,
     catch_up: String,
+}
+
+impl Checked {
+    fn multi(&self) -> bool {
+        self.nodes.len() > 1 || self.regions.iter().any(|r| r.location.is_some())
+    }
+    /// " on node X" when there are several nodes, else nothing (single-node messages stay as they were).
+    fn on(&self, node: &str) -> String {
+        if self.multi() { format!(" on node {node}") } else { String::new() }
+    }
+    fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.node.clone()).collect()
+    }
+    /// "node a" or "nodes a, b, c".
+    fn nodes_phrase(&self) -> String {
+        nodes_phrase(&self.node_names())
+    }
+    /// The nodes docker_init.sh runs on, each with why: once per region sharing a config file,
+    /// else on every node.
+    fn init_targets(&self) -> Vec<(&str, Option<String>)> {
+        let mut out = Vec::new();
+        for r in &self.regions {
+            match (&r.location, r.shares_config) {
+                (Some(loc), true) => out.push((self.nodes[r.nodes[0]].node.as_str(), Some(format!("once for region {loc}, whose nodes share one config.yaml")))),
+                (Some(loc), false) => out.extend(r.nodes.iter().map(|&i| (self.nodes[i].node.as_str(), Some(format!("region {loc}, each node has its own config.yaml"))))),
+                (None, _) => out.extend(r.nodes.iter().map(|&i| (self.nodes[i].node.as_str(), None))),
+            }
+        }
+        out
+    }
+}
+
+fn nodes_phrase(nodes: &[String]) -> String {
+    if nodes.len() == 1 { format!("node {}", nodes[0]) } else { format!("nodes {}", nodes.join(", ")) }
+}
+
+/// Parameter `region_nodes`: `hangzhou=oms-a,oms-b;shanghai=oms-c`, regions (cm_location) and
+/// their Docker nodes, in the order they are handled.
+fn parse_region_nodes(text: &str) -> Result<Vec<(String, Vec<String>)>> {
+    let bad = |why: String| invalid(format!("parameter region_nodes = {text:?}: {why}; write it as region=node,node;region=node (regions are the cm_location values of config.yaml)"));
+    let mut regions: Vec<(String, Vec<String>)> = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (region, nodes) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} has no '='")))?;
+        let region = region.trim();
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad(format!("region {region:?} must be letters, digits and _ (it names the heartbeat database <cm_hb_db>_<cm_location>)")));
+        }
+        if regions.iter().any(|(r, _)| r == region) {
+            return Err(bad(format!("region {region} is listed twice")));
+        }
+        let nodes: Vec<String> = nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+        if nodes.is_empty() {
+            return Err(bad(format!("region {region} lists no node")));
+        }
+        for n in &nodes {
+            if regions.iter().any(|(_, ns)| ns.contains(n)) || nodes.iter().filter(|m| *m == n).count() > 1 {
+                return Err(bad(format!("node {n} is listed twice")));
+            }
+        }
+        regions.push((region.to_string(), nodes));
+    }
+    if regions.is_empty() {
+        return Err(bad("no region given".into()));
+    }
+    Ok(regions)
 }
 
 impl OmsHop {
@@ -58,29 +154,42 @@ impl OmsHop {
         if self.ha_step {
             needs.push(need("console", ha::PARAM, "turn HA off during the upgrade and back on afterwards"));
         }
+        let mut parameters = vec![
+            p("node", "Docker node of the OMS container", Some("local")),
+            p("container", "name of the running OMS container (default oms_<source digits>, e.g. oms_411)", None),
+            p("new_container", "name for the new container (default oms_<target digits>)", None),
+            p("image_archive", "image archive to load, as named in the site config (omit if the image is already loaded)", None),
+            p("image", "new image reference (default: the loaded tag for the target version, or the old image with the version replaced)", None),
+            p("host_ip", "OMS_HOST_IP for the new container (default: the old container's)", None),
+            p("connection", "MetaDB connection name in the site config", Some("metadb")),
+            p("rm_db", "drc_rm_db from config.yaml (default rm_<source digits>)", None),
+            p("cm_db", "drc_cm_db from config.yaml (default cm_<source digits>)", None),
+            p("cm_hb_db", "drc_cm_heartbeat_db from config.yaml (default cm_hb_<source digits>)", None),
+            p("trim_heartbeat", "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)", Some("true")),
+            p("ha_catch_up", "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)", Some("interval")),
+            p("stop_timeout_s", "seconds docker stop waits before killing", Some("60")),
+            p("online_timeout_s", "seconds to wait for every server to come online", Some("900")),
+            p("poll_interval_s", "seconds between server status checks", Some("10")),
+        ];
+        if self.multi_node {
+            parameters.push(p(
+                "region_nodes",
+                "multi-node OMS: regions (cm_location of config.yaml) and their Docker nodes, e.g. hangzhou=node-a,node-b;shanghai=node-c; the container names are the same on every node, each region's heartbeat database is <cm_hb_db>_<cm_location>, and parameters node and host_ip do not apply (omit for a single node)",
+                None,
+            ));
+            parameters.push(p(
+                "regions_sharing_config",
+                "multi-node OMS: regions (comma-separated) whose nodes mount one shared config.yaml: docker_init.sh runs once there, on the region's first node; in every other region it runs on each node",
+                None,
+            ));
+        }
         Manifest {
             name: self.name.into(),
             product: "oms".into(),
             sources: self.sources.iter().map(|s| s.to_string()).collect(),
             target: self.target.into(),
             needs,
-            parameters: vec![
-                p("node", "Docker node of the OMS container", Some("local")),
-                p("container", "name of the running OMS container (default oms_<source digits>, e.g. oms_411)", None),
-                p("new_container", "name for the new container (default oms_<target digits>)", None),
-                p("image_archive", "image archive to load, as named in the site config (omit if the image is already loaded)", None),
-                p("image", "new image reference (default: the loaded tag for the target version, or the old image with the version replaced)", None),
-                p("host_ip", "OMS_HOST_IP for the new container (default: the old container's)", None),
-                p("connection", "MetaDB connection name in the site config", Some("metadb")),
-                p("rm_db", "drc_rm_db from config.yaml (default rm_<source digits>)", None),
-                p("cm_db", "drc_cm_db from config.yaml (default cm_<source digits>)", None),
-                p("cm_hb_db", "drc_cm_heartbeat_db from config.yaml (default cm_hb_<source digits>)", None),
-                p("trim_heartbeat", "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)", Some("true")),
-                p("ha_catch_up", "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)", Some("interval")),
-                p("stop_timeout_s", "seconds docker stop waits before killing", Some("60")),
-                p("online_timeout_s", "seconds to wait for every server to come online", Some("900")),
-                p("poll_interval_s", "seconds between server status checks", Some("10")),
-            ],
+            parameters,
         }
     }
 
@@ -99,47 +208,97 @@ impl OmsHop {
         }
         let p = Params(ctx);
         let src = digits(&ctx.source_version);
-        let node = p.node();
-        let old_name = p.or("container", format!("oms_{src}"));
-        let old = container::require(&node, &old_name, "set parameter container to the running OMS container's name")?;
-        match version_in_image(&old.spec.image) {
-            Some(v) if v != ctx.source_version => {
+        let cm_hb = p.or("cm_hb_db", format!("cm_hb_{src}"));
+        // Regions and their nodes: one region without a location for a single node.
+        let layout: Vec<(Option<String>, Vec<String>)> = match p.get("region_nodes").filter(|_| self.multi_node) {
+            Some(text) => parse_region_nodes(text)?.into_iter().map(|(r, ns)| (Some(r), ns)).collect(),
+            None => vec![(None, vec![p.node()])],
+        };
+        let sharing: Vec<String> = match p.get("regions_sharing_config").filter(|_| self.multi_node) {
+            None => Vec::new(),
+            Some(text) => text.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect(),
+        };
+        for r in &sharing {
+            if !layout.iter().any(|(l, _)| l.as_deref() == Some(r.as_str())) {
                 return Err(invalid(format!(
-                    "container {old_name} runs {} (OMS {v}), not OMS {}: correct the version in the site config",
-                    old.spec.image, ctx.source_version
-                )))
+                    "parameter regions_sharing_config names region {r}, which parameter region_nodes does not list: add it to region_nodes or remove it from regions_sharing_config"
+                )));
             }
-            _ => {}
         }
+        let node_count: usize = layout.iter().map(|(_, ns)| ns.len()).sum();
+        if node_count > 1 && p.get("host_ip").is_some() {
+            return Err(invalid(format!(
+                "parameter host_ip sets one address, but region_nodes lists {node_count} nodes: remove host_ip; each new container takes OMS_HOST_IP from its node's old container"
+            )));
+        }
+        let old_name = p.or("container", format!("oms_{src}"));
         let new_name = p.or("new_container", format!("oms_{}", digits(self.target)));
         if new_name == old_name {
             return Err(invalid(format!("new_container must differ from container ({old_name}): the old one is kept for rollback")));
         }
-        container::require_absent(&node, &new_name, "remove it, or set parameter new_container to another name")?;
+        let mut nodes: Vec<OmsNode> = Vec::new();
+        let mut regions: Vec<Region> = Vec::new();
+        for (location, names) in layout {
+            let mut indices = Vec::new();
+            for node in names {
+                let old = container::require(&node, &old_name, "set parameter container to the running OMS container's name")?;
+                match version_in_image(&old.spec.image) {
+                    Some(v) if v != ctx.source_version => {
+                        return Err(invalid(format!(
+                            "container {old_name}{} runs {} (OMS {v}), not OMS {}: correct the version in the site config",
+                            if node_count > 1 { format!(" on node {node}") } else { String::new() },
+                            old.spec.image,
+                            ctx.source_version
+                        )))
+                    }
+                    _ => {}
+                }
+                container::require_absent(&node, &new_name, "remove it, or set parameter new_container to another name")?;
+                let host_ip = match p.get("host_ip").or_else(|| env_value(&old.spec, "OMS_HOST_IP")) {
+                    Some(ip) => ip.to_string(),
+                    None if node_count > 1 => return Err(invalid(format!("container {old_name} on node {node} has no OMS_HOST_IP: set it in that container, the new one takes it from there"))),
+                    None => return Err(invalid(format!("container {old_name} has no OMS_HOST_IP: set parameter host_ip"))),
+                };
+                indices.push(nodes.len());
+                nodes.push(OmsNode { node, old, host_ip });
+            }
+            let heartbeat_db = match &location {
+                Some(loc) => format!("{cm_hb}_{loc}"),
+                None => cm_hb.clone(),
+            };
+            let shares_config = location.as_ref().is_some_and(|l| sharing.contains(l));
+            regions.push(Region { location, nodes: indices, shares_config, heartbeat_db, heartbeat_rows: 0 });
+        }
         let archive = p.get("image_archive").map(str::to_string);
+        let first = &nodes[0];
         let image = match p.get("image") {
             Some(i) => i.to_string(),
-            None => image_with_version(&old.spec.image, &ctx.source_version, self.target)
-                .ok_or_else(|| invalid(format!("cannot derive the new image from {}: set parameter image", old.spec.image)))?,
+            None => image_with_version(&first.old.spec.image, &ctx.source_version, self.target)
+                .ok_or_else(|| invalid(format!("cannot derive the new image from {}: set parameter image", first.old.spec.image)))?,
         };
-        if archive.is_none() && !docker::image_exists(&node, &image).within("checking the new image")? {
-            return Err(invalid(format!("image {image} is not on node {node}: set parameter image_archive to the OMS {} archive", self.target)));
+        if archive.is_none() {
+            for n in &nodes {
+                if !docker::image_exists(&n.node, &image).within("checking the new image")? {
+                    return Err(invalid(format!("image {image} is not on node {}: set parameter image_archive to the OMS {} archive", n.node, self.target)));
+                }
+            }
         }
-        let host_ip = match p.get("host_ip").or_else(|| env_value(&old.spec, "OMS_HOST_IP")) {
-            Some(ip) => ip.to_string(),
-            None => return Err(invalid(format!("container {old_name} has no OMS_HOST_IP: set parameter host_ip"))),
-        };
-        let metadb = MetaDb {
-            connection: p.or("connection", "metadb"),
-            databases: vec![
-                ("rm".into(), p.or("rm_db", format!("rm_{src}"))),
-                ("cm".into(), p.or("cm_db", format!("cm_{src}"))),
-                ("cm_hb".into(), p.or("cm_hb_db", format!("cm_hb_{src}"))),
-            ],
-        };
+        let mut databases = vec![("rm".to_string(), p.or("rm_db", format!("rm_{src}"))), ("cm".to_string(), p.or("cm_db", format!("cm_{src}")))];
+        for r in &regions {
+            let role = match &r.location {
+                Some(loc) => format!("cm_hb/{loc}"),
+                None => "cm_hb".to_string(),
+            };
+            databases.push((role, r.heartbeat_db.clone()));
+        }
+        let metadb = MetaDb { connection: p.or("connection", "metadb"), databases };
         metadb.check_exist()?;
         let trim = p.flag("trim_heartbeat", true)?;
-        let heartbeat_rows = if trim { metadb.heartbeat_rows_to_trim(metadb.database("cm_hb"))? } else { 0 };
+        if trim {
+            for r in &mut regions {
+                r.heartbeat_rows = metadb.heartbeat_rows_to_trim(&r.heartbeat_db)?;
+            }
+        }
         let ha_before = if self.ha_step {
             let text = ha::current()?;
             ha::is_enabled(&text)?;
@@ -152,15 +311,13 @@ impl OmsHop {
             return Err(invalid(format!("parameter ha_catch_up = {catch_up:?} must be \"interval\" or \"checkpoint\"")));
         }
         Ok(Checked {
-            node,
-            old,
+            nodes,
+            regions,
             new_name,
             image,
             archive,
-            host_ip,
             metadb,
             trim,
-            heartbeat_rows,
             ha_before,
             stop_timeout_s: p.number("stop_timeout_s", 60)? as u32,
             online_timeout_s: p.number("online_timeout_s", 900)?,
@@ -169,9 +326,9 @@ impl OmsHop {
         })
     }
 
-    fn new_spec(&self, c: &Checked) -> RunSpec {
-        let mut spec = oms_successor(&c.old.spec, &c.new_name, &c.image);
-        set_env(&mut spec, "OMS_HOST_IP", &c.host_ip);
+    fn new_spec(&self, c: &Checked, n: &OmsNode) -> RunSpec {
+        let mut spec = oms_successor(&n.old.spec, &c.new_name, &c.image);
+        set_env(&mut spec, "OMS_HOST_IP", &n.host_ip);
         if self.is_upgrade_env {
             set_env(&mut spec, "IS_UPGRADE", "true");
         } else {
@@ -187,38 +344,57 @@ impl OmsHop {
             None => false,
         };
         let dbs = c.metadb.databases.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join(", ");
-        let mut findings = vec![
-            format!("OMS {} in container {} ({}, image {}) on node {}", ctx.source_version, c.old.spec.name, container::state_name(c.old.state), c.old.spec.image, c.node),
-            format!("mounts: {}", container::describe_mounts(&c.old.spec)),
-            format!("MetaDB connection {}: databases {dbs} exist", c.metadb.connection),
-        ];
+        let old_name = c.nodes[0].old.spec.name.clone();
+        let mut findings = Vec::new();
+        for n in &c.nodes {
+            findings.push(format!("OMS {} in container {} ({}, image {}) on node {}", ctx.source_version, n.old.spec.name, container::state_name(n.old.state), n.old.spec.image, n.node));
+            findings.push(format!("mounts{}: {}", c.on(&n.node), container::describe_mounts(&n.old.spec)));
+        }
+        for r in &c.regions {
+            if let Some(loc) = &r.location {
+                let names: Vec<String> = r.nodes.iter().map(|&i| c.nodes[i].node.clone()).collect();
+                let init = if r.shares_config { format!("share one config.yaml: docker_init.sh runs once, on {}", names[0]) } else { "have a config.yaml each: docker_init.sh runs on each node".to_string() };
+                findings.push(format!("region {loc}: {} {init}; heartbeat database {}", nodes_phrase(&names), r.heartbeat_db));
+            }
+        }
+        findings.push(format!("MetaDB connection {}: databases {dbs} exist", c.metadb.connection));
         if let Some(t) = &c.ha_before {
             findings.push(format!("ha.config: HA is {} ({t})", if ha_on { "on" } else { "off" }));
         }
         if c.trim {
-            findings.push(format!("{} heartbeat rows below max(id) in {}.heatbeat_sequence will be deleted and are not restored on rollback (vendor step; trim_heartbeat=false keeps them)", c.heartbeat_rows, c.metadb.database("cm_hb")));
+            for r in &c.regions {
+                findings.push(format!("{} heartbeat rows below max(id) in {}.heatbeat_sequence will be deleted and are not restored on rollback (vendor step; trim_heartbeat=false keeps them)", r.heartbeat_rows, r.heartbeat_db));
+            }
         }
-        let spec = self.new_spec(&c);
         let mut steps: Vec<Step> = Vec::new();
         match &c.archive {
-            Some(a) => steps.push(step("load image", format!("load archive {a} on node {} (before the downtime starts); expect {}", c.node, c.image), true)),
-            None => steps.push(step("image present", format!("{} is already on node {}", c.image, c.node), false)),
+            Some(a) => steps.push(step("load image", format!("load archive {a} on {} (before the downtime starts); expect {}", c.nodes_phrase(), c.image), true)),
+            None => steps.push(step("image present", format!("{} is already on {}", c.image, c.nodes_phrase()), false)),
         }
         if self.ha_step {
             steps.push(step("HA off", if ha_on { "set ha.config enable=false, remembering the current value".to_string() } else { "HA is already off; remember ha.config".to_string() }, ha_on));
         }
-        steps.push(step("stop old container", format!("docker stop {} (kept for rollback); record T1", c.old.spec.name), true));
+        let stop_where = if c.multi() { format!(" on {}", c.nodes_phrase()) } else { String::new() };
+        steps.push(step("stop old container", format!("docker stop {old_name}{stop_where} (kept for rollback); record T1"), true));
         if c.trim {
-            steps.push(step("trim heartbeat", format!("delete {} rows below max(id) from {}.heatbeat_sequence", c.heartbeat_rows, c.metadb.database("cm_hb")), true));
+            for r in &c.regions {
+                steps.push(step("trim heartbeat", format!("delete {} rows below max(id) from {}.heatbeat_sequence", r.heartbeat_rows, r.heartbeat_db), true));
+            }
         }
         steps.push(step("back up MetaDB", format!("dump {dbs}; each must be non-empty and match the live database's checksum"), false));
-        let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        steps.push(step(
-            "run new container",
-            format!("{} from {}: --net host --privileged --pids-limit -1 --ulimit nproc=65535:65535, env {env}, mounts {}", spec.name, spec.image, container::describe_mounts(&spec)),
-            true,
-        ));
-        steps.push(step("init schema", format!("docker exec {} bash {INIT_SCRIPT} (changes the schema of {dbs}); fail on a non-zero exit", spec.name), true));
+        for n in &c.nodes {
+            let spec = self.new_spec(&c, n);
+            let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            steps.push(step(
+                "run new container",
+                format!("{}{} from {}: --net host --privileged --pids-limit -1 --ulimit nproc=65535:65535, env {env}, mounts {}", spec.name, c.on(&n.node), spec.image, container::describe_mounts(&spec)),
+                true,
+            ));
+        }
+        for (node, why) in c.init_targets() {
+            let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+            steps.push(step("init schema", format!("docker exec {}{} bash {INIT_SCRIPT}{why} (changes the schema of {dbs}); fail on a non-zero exit", c.new_name, c.on(node)), true));
+        }
         steps.push(step("wait online", format!("until every server is online and the console healthy (at most {} s)", c.online_timeout_s), false));
         if self.ha_step && ha_on {
             let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { "refetchStoreIntervalMin > (T2 − T1) minutes".to_string() };
@@ -229,9 +405,9 @@ impl OmsHop {
         if self.ha_step {
             rollback.push(step("HA off", "set ha.config enable=false if it is on", true));
         }
-        rollback.push(step("stop new container", format!("docker stop {} if it runs", spec.name), true));
+        rollback.push(step("stop new container", format!("docker stop {}{stop_where} if it runs", c.new_name), true));
         rollback.push(step("restore MetaDB", format!("drop, create and restore {dbs} from the verified backups; checksums checked"), true));
-        rollback.push(step("restart old container", format!("docker restart {}", c.old.spec.name), true));
+        rollback.push(step("restart old container", format!("docker restart {old_name}{stop_where}"), true));
         if self.ha_step {
             rollback.push(step("ha.config as before", "set ha.config back to the value recorded before the upgrade", true));
         }
@@ -244,26 +420,37 @@ impl OmsHop {
         }
         let c = self.check(ctx)?;
         record("upgrade.started", &now_ms())?;
-        // Before the downtime starts: load the new image.
-        if let Some(archive) = &c.archive {
-            let tags = docker::load_image(&c.node, archive).within(&format!("loading image archive {archive}"))?;
-            info(format!("loaded {}", tags.join(", ")));
-        }
-        if !docker::image_exists(&c.node, &c.image).within("checking the new image")? {
-            return Err(invalid(format!("image {} is not on node {} after loading: set parameter image to one of the archive's tags", c.image, c.node)));
+        // Before the downtime starts: load the new image on every node.
+        for n in &c.nodes {
+            if let Some(archive) = &c.archive {
+                let tags = docker::load_image(&n.node, archive).within(&format!("loading image archive {archive}{}", c.on(&n.node)))?;
+                info(format!("loaded {}", tags.join(", ")));
+            }
+            if !docker::image_exists(&n.node, &c.image).within("checking the new image")? {
+                return Err(invalid(format!("image {} is not on node {} after loading: set parameter image to one of the archive's tags", c.image, n.node)));
+            }
         }
         if self.ha_step {
             ha::disable_remembering()?;
         }
-        let t1 = container::stop_recording_t1(&c.node, &c.old, c.stop_timeout_s)?;
+        let olds: Vec<(String, ContainerInfo)> = c.nodes.iter().map(|n| (n.node.clone(), n.old.clone())).collect();
+        let t1 = container::stop_all_recording_t1(&olds, c.stop_timeout_s)?;
         if c.trim {
-            c.metadb.trim_heartbeat(c.metadb.database("cm_hb"))?;
+            for r in &c.regions {
+                c.metadb.trim_heartbeat(&r.heartbeat_db)?;
+            }
         }
         c.metadb.backup_and_verify()?;
-        let spec = self.new_spec(&c);
-        container::run_recorded(&c.node, &spec)?;
-        container::run_init_script(&c.node, &spec.name, INIT_SCRIPT)?;
-        let n = container::wait_online(&c.node, c.online_timeout_s, c.poll_s)?;
+        let runs: Vec<(String, RunSpec)> = c.nodes.iter().map(|n| (n.node.clone(), self.new_spec(&c, n))).collect();
+        container::run_all_recorded(&runs)?;
+        for (node, why) in c.init_targets() {
+            if let Some(why) = &why {
+                info(format!("running {INIT_SCRIPT} in {} on node {node}: {why}", c.new_name));
+            }
+            let done = container::run_init_script(node, &c.new_name, INIT_SCRIPT);
+            if c.multi() { done.within(&format!("on node {node}"))? } else { done? };
+        }
+        let n = container::wait_online_all(&c.node_names(), c.online_timeout_s, c.poll_s)?;
         info(format!("{n} servers online"));
         if self.ha_step {
             if let Some(note) = ha::restore_after_upgrade(t1, now_ms(), &c.catch_up)? {
@@ -279,9 +466,9 @@ impl OmsHop {
         if let Some(t) = recall::<u64>("rollback.finished")? {
             return Err(invalid(format!("this run was already rolled back (at {t} ms): rolling back twice would overwrite what the old version wrote since")));
         }
-        let old: Option<(String, RunSpec)> = recall("old.container")?;
+        let old = container::recorded_old()?;
         let ha_before = ha::recorded_before()?;
-        if old.is_none() && ha_before.is_none() {
+        if old.is_empty() && ha_before.is_none() {
             if recall::<u64>("upgrade.started")?.is_none() {
                 return Err(not_found("no upgrade is recorded for this run: nothing to roll back"));
             }
@@ -293,37 +480,50 @@ impl OmsHop {
         if self.ha_step {
             ha::turn_off(&ha::current()?)?;
         }
-        // 9.2: stop the new container (T3).
-        let new: Option<(String, String)> = recall("new.container")?;
-        if let Some((node, name)) = &new {
+        // 9.2: stop the new containers (T3 when the first stops).
+        let new = container::recorded_new()?;
+        let mut t3 = false;
+        for (node, name) in &new {
             if container::stop_if_running(node, name, 60)? {
-                record("t3", &now_ms())?;
-                info(format!("stopped {name}"));
+                if !t3 {
+                    record("t3", &now_ms())?;
+                    t3 = true;
+                }
+                info(if new.len() > 1 { format!("stopped {name} on node {node}") } else { format!("stopped {name}") });
             }
         }
-        // 9.3-9.4: drop, create, restore the databases from the verified backups.
-        match (MetaDb::verified_backups()?, &new) {
-            (Some((connection, backups)), _) => MetaDb::restore(&connection, &backups)?,
-            (None, Some(_)) => {
+        // 9.3-9.4: drop, create, restore the databases (every region's heartbeat database too)
+        // from the verified backups.
+        match MetaDb::verified_backups()? {
+            Some((connection, backups)) => MetaDb::restore(&connection, &backups)?,
+            None if !new.is_empty() => {
                 return Err(failed("a new container was started but no verified backup is recorded: the MetaDB cannot be restored automatically; restore the dumps by hand before restarting the old container"));
             }
-            (None, None) => info("no backup was completed and nothing but the heartbeat trim touched the databases: no restore needed"),
+            None => info("no backup was completed and nothing but the heartbeat trim touched the databases: no restore needed"),
         }
-        // 9.5: restart the old container.
-        if let Some((node, spec)) = &old {
+        // 9.5: restart every old container.
+        for (node, spec) in &old {
             let how = container::bring_back(node, spec, 60)?;
-            info(format!("old container {}: {how}", spec.name));
-            if let Some((_, name)) = &new {
-                host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again"));
+            info(if old.len() > 1 { format!("old container {} on node {node}: {how}", spec.name) } else { format!("old container {}: {how}", spec.name) });
+        }
+        if !old.is_empty() {
+            match new.as_slice() {
+                [] => {}
+                [(_, name)] => host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again")),
+                many => {
+                    let names: Vec<String> = many.iter().map(|(node, name)| format!("{name} on node {node}")).collect();
+                    host::notice(&format!("the new containers ({}) are stopped and kept; remove them (docker rm on each node) before upgrading again", names.join(", ")));
+                }
             }
         }
         // 9.6: HA as it was, exactly (the checksum of rm then equals the pre-upgrade one).
         if self.ha_step && ha::restore_exactly()? && ha_before.as_deref().map(ha::is_enabled).transpose()?.unwrap_or(false) {
             host::notice("HA is back on with its previous settings; if connectors lag, raise refetchStoreIntervalMin above the minutes since T1");
         }
-        if let Some((node, _)) = &old {
+        if !old.is_empty() {
             let p = Params(ctx);
-            if let Err(e) = container::wait_online(node, p.number("online_timeout_s", 900)?, p.number("poll_interval_s", 10)?.max(1)) {
+            let nodes: Vec<String> = old.iter().map(|(n, _)| n.clone()).collect();
+            if let Err(e) = container::wait_online_all(&nodes, p.number("online_timeout_s", 900)?, p.number("poll_interval_s", 10)?.max(1)) {
                 warn(format!("after rollback: {}", e.message()));
                 host::notice("rolled back, but not every server came online: check the Servers page of the OMS console");
             }
@@ -334,13 +534,15 @@ impl OmsHop {
 }
 
 /// A whole OMS hop plugin from its [`OmsHop`]: the WIT exports and the component's export glue.
+/// Fields left out of `OmsHop { … }` take [`OmsHop::DEFAULTS`] (single node).
 ///
 /// ```ignore
 /// opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.0", sources: &["4.1.1"], target: "4.2.0", is_upgrade_env: true, ha_step: true });
+/// opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.2", sources: &["4.2.1"], target: "4.2.2", is_upgrade_env: true, ha_step: true, multi_node: true });
 /// ```
 #[macro_export]
 macro_rules! oms_plugin {
-    ($hop:expr) => {
+    (@hop $hop:expr) => {
         const HOP: $crate::oms::OmsHop = $hop;
 
         struct Plugin;
@@ -361,5 +563,12 @@ macro_rules! oms_plugin {
         }
 
         $crate::bindings::export_plugin!(Plugin);
+    };
+    // `OmsHop { … }` as the plugin wrote it (its own `use … OmsHop`), with the defaults after.
+    ($hop_type:ident { $($field:ident : $value:expr),* $(,)? }) => {
+        $crate::oms_plugin!(@hop $hop_type { $($field: $value,)* ..$hop_type::DEFAULTS });
+    };
+    ($hop:expr) => {
+        $crate::oms_plugin!(@hop $hop);
     };
 }
