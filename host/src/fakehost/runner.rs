@@ -275,6 +275,11 @@ async fn evaluate(
     for absent in &e.calls_absent {
         check(checks, format!("no {absent} call"), !names.contains(&absent.as_str()), "");
     }
+    for want in &e.call_counts {
+        let n = calls.iter().filter(|c| c.call == want.call && want.matching.as_ref().is_none_or(|m| c.args.to_string().contains(m.as_str()))).count();
+        let which = want.matching.as_ref().map(|m| format!(" matching {m}")).unwrap_or_default();
+        check(checks, format!("{} {} call(s){which}", want.count, want.call), n == want.count, format!("{n} made"));
+    }
     for image in &e.images {
         check(checks, format!("image {image} on local"), fake.docker.images("local").iter().any(|x| x == image), "");
     }

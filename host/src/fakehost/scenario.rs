@@ -111,6 +111,10 @@ pub struct Expect {
     /// Calls that must not have happened in this step.
     #[serde(default)]
     pub calls_absent: Vec<String>,
+    /// How many times a call happened in this step, e.g. docker_init.sh per node:
+    /// `{ call = "docker.exec", matching = '"node":"hz-1"', count = 1 }`.
+    #[serde(default)]
+    pub call_counts: Vec<CallCount>,
     /// Images that must be present on node "local".
     #[serde(default)]
     pub images: Vec<String>,
@@ -148,6 +152,18 @@ pub struct ContainerExpect {
     /// e.g. "nproc=65535:65535".
     #[serde(default)]
     pub ulimits: Vec<String>,
+}
+
+/// The number of calls of one name, optionally only those whose JSON arguments contain a text.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallCount {
+    /// WIT call name, e.g. "docker.exec".
+    pub call: String,
+    /// Only calls whose JSON arguments contain this text count (as in `faults`).
+    #[serde(default)]
+    pub matching: Option<String>,
+    pub count: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
