@@ -62,6 +62,8 @@ struct Checked {
     regions: Vec<Region>,
     new_name: String,
     image: String,
+    /// `image` came from the parameter, not derived from the old tag.
+    image_given: bool,
     archive: Option<String>,
     metadb: MetaDb,
     trim: bool,
@@ -315,6 +317,7 @@ impl OmsHop {
             regions,
             new_name,
             image,
+            image_given: p.get("image").is_some(),
             archive,
             metadb,
             trim,
@@ -418,14 +421,24 @@ impl OmsHop {
         if let Some(t) = recall::<u64>("upgrade.finished")? {
             return Err(invalid(format!("this run already finished its upgrade (at {t} ms); start a new run to upgrade again")));
         }
-        let c = self.check(ctx)?;
+        let mut c = self.check(ctx)?;
         record("upgrade.started", &now_ms())?;
         // Before the downtime starts: load the new image on every node.
-        for n in &c.nodes {
+        for i in 0..c.nodes.len() {
+            let n = &c.nodes[i];
             if let Some(archive) = &c.archive {
                 let tags = docker::load_image(&n.node, archive).within(&format!("loading image archive {archive}{}", c.on(&n.node)))?;
                 info(format!("loaded {}", tags.join(", ")));
+                // The tag form changes between releases (feature_3.2.2_ce, feature_4.0.0-ce): when
+                // the tag derived from the old one did not load, take the loaded tag of the target.
+                if i == 0 && !c.image_given && !tags.contains(&c.image) {
+                    if let Some(tag) = tags.iter().find(|t| version_in_image(t).as_deref() == Some(self.target)) {
+                        info(format!("{} is not in the archive; using its tag {tag}", c.image));
+                        c.image = tag.clone();
+                    }
+                }
             }
+            let n = &c.nodes[i];
             if !docker::image_exists(&n.node, &c.image).within("checking the new image")? {
                 return Err(invalid(format!("image {} is not on node {} after loading: set parameter image to one of the archive's tags", c.image, n.node)));
             }
