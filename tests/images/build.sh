@@ -3,10 +3,18 @@
 # `docker load`:
 #   opshost-test/busybox:1                              shell image for the Docker conformance suite
 #   reg.example.com/oceanbase/oms:feature_X.Y.Z-ce      stand-in OMS 3.2.2, 3.3.0, 3.3.1, 4.1.1, 4.2.0
-# Usage: build.sh STANDIN_BINARY OUT_DIR. Installs busybox-static and bash-static when missing.
+#   reg.example.com/oceanbase/odc-server:X.Y.Z          stand-in ODC 4.2.2, 4.3.0, 4.3.1
+#   reg.example.com/oceanbase/odc-nginx:X.Y.Z           stand-in nginx in front of an HA ODC, 1.24.0, 1.26.2
+# Usage: build.sh OMS_STANDIN_BINARY OUT_DIR [SETS]. The odc-standin binary is taken from the same
+# directory as the oms-standin one. SETS is a comma-separated subset of busybox,oms,odc (default:
+# all), e.g. `build.sh target/debug/oms-standin /tmp/images odc` rebuilds only the ODC images.
+# Installs busybox-static and bash-static when missing.
 set -euo pipefail
 BIN=$(realpath "${1:?path to the oms-standin binary}")
 OUT=$(realpath -m "${2:?directory for the image archives}")
+ODC_BIN=$(dirname "$BIN")/odc-standin
+SETS=",${3:-busybox,oms,odc},"
+want() { [[ $SETS == *",$1,"* ]]; }
 cd "$(dirname "$0")"
 mkdir -p "$OUT"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -20,10 +28,13 @@ export DOCKER_BUILDKIT=0
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 
+if want busybox; then
 cp /bin/busybox "$ctx/busybox"
 docker build -q -t opshost-test/busybox:1 -f busybox.Dockerfile "$ctx" >/dev/null
 echo "built opshost-test/busybox:1"
+fi
 
+if want oms; then
 # The stand-in with the shared libraries it links (the image has no libc of its own).
 root="$ctx/rootfs"
 mkdir -p "$root/bin" "$root/root" "$root/opt/oms" "$root/home/admin/logs" "$root/home/ds/store" "$root/home/ds/run" "$root/tmp"
@@ -44,3 +55,28 @@ for v in 3.2.2 3.3.0 3.3.1 4.1.1 4.2.0; do
   [ "$v" = 3.3.0 ] && docker save -o "$OUT/oms-$tag.tar" "$image"
   echo "built $image -> $OUT/oms-$tag.tar.gz"
 done
+fi
+
+if want odc; then
+[ -x "$ODC_BIN" ] || { echo "$ODC_BIN is missing: build it (cargo build -p opshost-e2e --bin odc-standin)" >&2; exit 1; }
+root="$ctx/odc-rootfs"
+mkdir -p "$root/bin" "$root/opt/odc/log" "$root/opt/odc/data" "$root/etc/nginx/conf.d" "$root/tmp"
+cp /bin/busybox "$root/bin/busybox"
+strip -o "$root/opt/odc/odc-standin" "$ODC_BIN"
+for lib in $(ldd "$ODC_BIN" | grep -o '/[^ ]*'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+for v in 4.2.2 4.3.0 4.3.1; do
+  image="reg.example.com/oceanbase/odc-server:$v"
+  docker build -q --build-arg VERSION=$v --build-arg MODE=serve -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
+  docker save "$image" | gzip -1 >"$OUT/odc-server-$v.tar.gz"
+  echo "built $image -> $OUT/odc-server-$v.tar.gz"
+done
+for v in 1.24.0 1.26.2; do
+  image="reg.example.com/oceanbase/odc-nginx:$v"
+  docker build -q --build-arg VERSION=$v --build-arg MODE=nginx -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
+  docker save "$image" | gzip -1 >"$OUT/odc-nginx-$v.tar.gz"
+  echo "built $image -> $OUT/odc-nginx-$v.tar.gz"
+done
+fi
