@@ -7,6 +7,7 @@
 //! - [`ha`]: OMS `ha.config` toggling with T1/T2 bookkeeping.
 //! - [`container`]: container swap (stop the old one, run its successor with the same mounts).
 //! - [`oms`]: the whole OMS CE single-node hop, parameterised by [`oms::OmsHop`].
+//! - [`odc`]: the whole ODC hop, single node or HA behind nginx, parameterised by [`odc::OdcHop`].
 
 pub mod bindings {
     wit_bindgen::generate!({
@@ -23,6 +24,7 @@ pub mod container;
 pub mod ctx;
 pub mod ha;
 pub mod metadb;
+pub mod odc;
 pub mod oms;
 pub mod version;
 
