@@ -531,7 +531,9 @@ impl OdcHop {
         if let Some(x) = &c.nginx {
             record(NGINX_OLD_KEY, &(x.node.as_str(), x.old.id.as_str(), &x.old.spec))?;
         }
-        info(format!("recorded the run specs of {}", c.nodes.iter().map(|n| format!("{} on node {}", n.old.spec.name, n.node)).collect::<Vec<_>>().join(", ")));
+        let mut recorded: Vec<String> = c.nodes.iter().map(|n| format!("{} on node {}", n.old.spec.name, n.node)).collect();
+        recorded.extend(c.nginx.iter().map(|x| format!("{} on node {}", x.old.spec.name, x.node)));
+        info(format!("recorded the run specs of {}", recorded.join(", ")));
         // Before the downtime: the new images on every node.
         let mut loaded = Vec::new();
         for n in &c.nodes {
