@@ -1,0 +1,495 @@
+//! End to end on a real Docker engine and a real MariaDB: a stand-in ODC 4.2.2 (single node, and
+//! HA: two nodes on the one local engine with their own container names and ports, behind a
+//! stand-in nginx) is upgraded to 4.3.0 by the `opshost` binary and rolled back, with the MetaDB
+//! exactly as before. The stand-in ODC migrates its schema on start and refuses a newer one, so
+//! the rollback only works because it restores the MetaDB first. Needs what tests/run-all.sh
+//! starts and builds (it fails loudly without it). Ports 2898x/2899x, names *_odc*_<pid>: apart
+//! from the OMS tests.
+
+mod common;
+
+use common::*;
+use opshost::capabilities::console::real::{healthy_body, http_get};
+use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::Sql;
+use opshost::runtime::report::Silent;
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ODC_OLD: &str = "reg.example.com/oceanbase/odc-server:4.2.2";
+const ODC_NEW: &str = "reg.example.com/oceanbase/odc-server:4.3.0";
+const NGINX_OLD: &str = "reg.example.com/oceanbase/odc-nginx:1.24.0";
+const NGINX_NEW: &str = "reg.example.com/oceanbase/odc-nginx:1.26.2";
+const ADMIN_PASSWORD: &str = "Adm1n@odc";
+
+/// One ODC node of a test deployment: its site-config node name, container and port.
+struct OdcNode {
+    node: String,
+    container: String,
+    port: u16,
+}
+
+/// A stand-in ODC 4.2.2 deployment: its MetaDB (migrated by the old ODC itself, then given some
+/// user data), one or two running ODC containers, optionally an nginx in front.
+struct OdcDeployment {
+    id: String,
+    db: String,
+    dir: tempfile::TempDir,
+    site: std::path::PathBuf,
+    nodes: Vec<OdcNode>,
+    /// (container, port)
+    nginx: Option<(String, u16)>,
+    rt: tokio::runtime::Runtime,
+    sql: MysqlSql,
+}
+
+fn odc_env(db: &str, port: u16) -> Vec<String> {
+    let c = db_conn();
+    vec![
+        format!("DATABASE_HOST={}", c.host),
+        format!("DATABASE_PORT={}", c.port),
+        format!("DATABASE_USERNAME={}", c.user),
+        format!("DATABASE_PASSWORD={}", env("OPSHOST_TEST_DB_PASSWORD")),
+        format!("DATABASE_NAME={db}"),
+        "ODC_PROFILE_MODE=alipay".to_string(),
+        format!("ODC_ADMIN_INITIAL_PASSWORD={ADMIN_PASSWORD}"),
+        format!("ODC_SERVER_PORT={port}"),
+    ]
+}
+
+impl OdcDeployment {
+    /// `ports`: one per ODC node (node names `odc-a`, `odc-b`, … when several, else `local`).
+    fn new(tag: &str, ports: &[u16], nginx_port: Option<u16>) -> OdcDeployment {
+        let id = format!("{tag}{}", std::process::id() % 100000);
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["odc-a", "odc-b", "odc-c"];
+        let nodes: Vec<OdcNode> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &port)| OdcNode {
+                node: if ports.len() == 1 { "local".into() } else { names[i].into() },
+                container: if ports.len() == 1 { format!("obodc_{id}") } else { format!("obodc_{}_{id}", (b'a' + i as u8) as char) },
+                port,
+            })
+            .collect();
+        let d = OdcDeployment {
+            db: format!("odc_meta_{id}"),
+            site: dir.path().join("site.toml"),
+            nginx: nginx_port.map(|p| (format!("odc_nginx_{id}"), p)),
+            id,
+            dir,
+            nodes,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            sql: MysqlSql::new(&BTreeMap::from([("metadb".to_string(), db_conn())]), std::env::temp_dir(), Arc::new(Silent)).unwrap(),
+        };
+        d.cleanup();
+        mariadb(&format!("CREATE DATABASE {}", d.db));
+        for sub in ["log", "data"] {
+            std::fs::create_dir_all(d.dir.path().join(sub)).unwrap();
+        }
+        for n in &d.nodes {
+            d.run_odc(n, ODC_OLD);
+        }
+        for n in &d.nodes {
+            d.wait_healthy(n.port, true);
+        }
+        // User data of ODC 4.2.2's shape, as a site has it.
+        mariadb(&format!(
+            "INSERT INTO {db}.iam_user (account_name, name, password) VALUES ('dev', 'Developer', SHA2('dev-pass', 256));
+             INSERT INTO {db}.connect_connection (name, host, port, username, cluster_name, tenant_name, creator_id, ssl_enabled) VALUES
+               ('orders', '10.0.0.21', 2881, 'app', 'ob_cluster', 'orders_tenant', 2, 0), ('users', '10.0.0.22', 2881, 'app', 'ob_cluster', 'users_tenant', 2, 1);",
+            db = d.db
+        ));
+        if let Some((name, port)) = &d.nginx {
+            let upstreams: String = d.nodes.iter().map(|n| format!("  server 127.0.0.1:{};\n", n.port)).collect();
+            let conf = d.dir.path().join("nginx.conf");
+            std::fs::write(&conf, format!("upstream odc {{\n  ip_hash;\n{upstreams}}}\nserver {{\n  listen {port};\n  location / {{ proxy_pass http://odc; }}\n}}\n")).unwrap();
+            let bind = format!("{}:/etc/nginx/conf.d/default.conf:ro", conf.display());
+            let o = docker(&["run", "-d", "--net", "host", "--name", name, "-v", &bind, NGINX_OLD]);
+            assert!(o.status.success(), "docker run nginx: {}", text(&o));
+            d.wait_healthy(*port, true);
+        }
+        d.write_site();
+        d
+    }
+
+    /// `docker run` the vendor's way (seed odc-rollback-after-failed-upgrade.md), with the log
+    /// and data volumes.
+    fn run_odc(&self, n: &OdcNode, image: &str) {
+        let p = self.dir.path().display();
+        let (log, data) = (format!("{p}/log:/opt/odc/log"), format!("{p}/data:/opt/odc/data"));
+        let mut args: Vec<String> = ["run", "-d", "-i", "--net", "host", "--cpu-period", "100000", "--cpu-quota", "400000", "--memory", "8G", "--name", &n.container, "-v", &log, "-v", &data]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for e in odc_env(&self.db, n.port) {
+            args.push("-e".into());
+            args.push(e);
+        }
+        args.push(image.into());
+        let o = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "docker run {}: {}", n.container, text(&o));
+    }
+
+    fn write_site(&self) {
+        let p = self.dir.path().display();
+        let c = db_conn();
+        let images = env("OPSHOST_TEST_IMAGES");
+        let ha = self.nodes.len() > 1;
+        let node_sections: String = self.nodes.iter().map(|n| format!("[nodes.{}]\n", n.node)).collect();
+        let node_list = self.nodes.iter().map(|n| format!("\"{}\"", n.node)).collect::<Vec<_>>().join(", ");
+        let mut health: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\" = \"http://127.0.0.1:{}/api/v1/heartbeat/isHealthy\"", n.node, n.port)).collect();
+        let mut docker_grants: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\"", n.container)).collect();
+        let mut params = if ha {
+            format!("node_containers = \"{}\"\n", self.nodes.iter().map(|n| format!("{}={}", n.node, n.container)).collect::<Vec<_>>().join(","))
+        } else {
+            format!("container = \"{}\"\n", self.nodes[0].container)
+        };
+        let mut archives = vec![format!("\"{images}/odc-server-4.3.0.tar.gz\"")];
+        if let Some((name, port)) = &self.nginx {
+            params.push_str(&format!(
+                "nginx_container = \"{name}\"\nnginx_node = \"{}\"\nnginx_image = \"{NGINX_NEW}\"\nnginx_image_archive = \"{images}/odc-nginx-1.26.2.tar.gz\"\nnginx_health = \"nginx\"\n",
+                self.nodes[0].node
+            ));
+            health.push(format!("nginx = \"http://127.0.0.1:{port}/api/v1/heartbeat/isHealthy\""));
+            docker_grants.push(format!("\"{name}\""));
+            archives.push(format!("\"{images}/odc-nginx-1.26.2.tar.gz\""));
+        }
+        let text = format!(
+            r#"state_dir = "{p}/state"
+backup_dir = "{p}/backups"
+plugins_dir = "{plugins}"
+trust = ["{trust}"]
+archives = [{archives}]
+
+[docker_policy]
+deny_privileged = true   # this sandbox refuses --privileged
+
+{node_sections}
+[metadb.metadb]
+host = "{host}"
+port = {db_port}
+user = "{user}"
+password_env = "OPSHOST_TEST_DB_PASSWORD"
+
+[products.odc]
+version = "4.2.2"
+nodes = [{node_list}]
+
+[products.odc.parameters]
+{params}image_archive = "{images}/odc-server-4.3.0.tar.gz"
+healthy_timeout_s = "60"
+poll_interval_s = "1"
+stop_timeout_s = "5"
+
+# ODC keeps no OMS tables: the console's MetaDB settings are unused, its health URLs are what counts.
+[products.odc.console]
+rm_db = "{db}"
+cm_db = "{db}"
+health_urls = {{ {health} }}
+
+[grants."odc-4.3.0"]
+docker = [{docker_grants}]
+image-archive = [{archives}]
+sql = ["metadb/{db}"]
+console = ["servers"]
+"#,
+            plugins = target_dir().join("plugins").display(),
+            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            archives = archives.join(", "),
+            host = c.host,
+            db_port = c.port,
+            user = c.user,
+            db = self.db,
+            health = health.join(", "),
+            docker_grants = docker_grants.join(", "),
+        );
+        std::fs::write(&self.site, text).unwrap();
+    }
+
+    fn opshost(&self, args: &[&str]) -> Output {
+        run(Command::new(target_dir().join("opshost")).args(args).env("OPSHOST_CACHE_DIR", self.dir.path().join("cache")))
+    }
+    fn cli(&self, verb: &str, extra: &[&str]) -> Output {
+        let site = self.site.display().to_string();
+        let mut a = vec![verb, "--config", &site, "--product", "odc"];
+        a.extend(extra);
+        self.opshost(&a)
+    }
+
+    fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        self.rt.block_on(http_get(&format!("http://127.0.0.1:{port}{path}"), Duration::from_secs(2))).ok()
+    }
+    fn healthy(&self, port: u16) -> bool {
+        matches!(self.get(port, "/api/v1/heartbeat/isHealthy"), Some((200, b)) if healthy_body(&b))
+    }
+    fn version_on(&self, port: u16) -> String {
+        let (_, body) = self.get(port, "/api/v1/info").unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["data"]["version"].as_str().map(str::to_string)).unwrap_or_default()
+    }
+    fn wait_healthy(&self, port: u16, want: bool) {
+        let start = Instant::now();
+        while self.healthy(port) != want {
+            let logs: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.container, text(&docker(&["logs", &n.container])))).collect();
+            assert!(start.elapsed() < Duration::from_secs(60), "port {port} never became {}; logs:\n{}", if want { "healthy" } else { "unhealthy" }, logs.join("\n"));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn checksum(&self) -> String {
+        self.rt.block_on(self.sql.database_checksum("metadb", &self.db)).unwrap()
+    }
+    fn schema(&self) -> String {
+        mariadb(&format!("SELECT GROUP_CONCAT(version ORDER BY installed_rank) FROM {}.migrate_schema_history WHERE success = 1", self.db))
+    }
+    fn state(&self, container: &str) -> String {
+        let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
+        if o.status.success() { String::from_utf8_lossy(&o.stdout).trim().to_string() } else { "absent".into() }
+    }
+    fn inspect(&self, container: &str, format: &str) -> String {
+        String::from_utf8_lossy(&docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
+    }
+    /// What a container was run with, as the tests compare it before and after.
+    fn options(&self, container: &str) -> String {
+        self.inspect(container, "{{.HostConfig.NetworkMode}} cpu-period={{.HostConfig.CpuPeriod}} cpu-quota={{.HostConfig.CpuQuota}} memory={{.HostConfig.Memory}} binds={{json .HostConfig.Binds}} stdin={{.Config.OpenStdin}}")
+    }
+    fn env_of(&self, container: &str) -> Vec<String> {
+        let mut v: Vec<String> = serde_json::from_str(&self.inspect(container, "{{json .Config.Env}}")).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The latest run's directory under the state dir, and its status.
+    fn last_run(&self) -> (std::path::PathBuf, serde_json::Value) {
+        let site = self.site.display().to_string();
+        let runs: serde_json::Value = serde_json::from_slice(&self.opshost(&["runs", "list", "--config", &site, "--json"]).stdout).unwrap();
+        let run = runs.as_array().and_then(|a| a.last()).cloned().unwrap_or_else(|| panic!("no run recorded: {runs}"));
+        (self.dir.path().join("state/runs").join(run["id"].as_str().unwrap()), run)
+    }
+
+    fn cleanup(&self) {
+        let mut names: Vec<&str> = self.nodes.iter().map(|n| n.container.as_str()).collect();
+        if let Some((n, _)) = &self.nginx {
+            names.push(n);
+        }
+        let mut args = vec!["rm", "-f"];
+        args.extend(names);
+        let _ = docker(&args);
+        mariadb(&format!("DROP DATABASE IF EXISTS {}", self.db));
+    }
+}
+
+impl Drop for OdcDeployment {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// The new images must come from their archives, as on a real site.
+fn remove_new_images() {
+    let _ = docker(&["rmi", "-f", ODC_NEW, NGINX_NEW]);
+}
+
+/// What must come back after a rollback: the MetaDB content and every container's image, env and
+/// options.
+struct OdcBaseline {
+    checksum: String,
+    schema: String,
+    containers: Vec<(String, String, Vec<String>, String)>,
+}
+
+impl OdcDeployment {
+    fn baseline(&self) -> OdcBaseline {
+        let mut names: Vec<String> = self.nodes.iter().map(|n| n.container.clone()).collect();
+        names.extend(self.nginx.iter().map(|(n, _)| n.clone()));
+        OdcBaseline {
+            checksum: self.checksum(),
+            schema: self.schema(),
+            containers: names.into_iter().map(|n| (self.inspect(&n, "{{.Config.Image}}"), self.env_of(&n), self.options(&n), n)).map(|(i, e, o, n)| (n, i, e, o)).collect(),
+        }
+    }
+
+    /// After rollback: every container as before and healthy, the MetaDB content as before, the
+    /// restore verified against the dump's checksum.
+    fn assert_restored(&self, b: &OdcBaseline) {
+        for (name, image, env, options) in &b.containers {
+            assert_eq!(self.state(name), "running", "{name}");
+            assert_eq!(&self.inspect(name, "{{.Config.Image}}"), image, "{name}");
+            assert_eq!(&self.env_of(name), env, "{name}");
+            assert_eq!(&self.options(name), options, "{name}");
+        }
+        for n in &self.nodes {
+            self.wait_healthy(n.port, true);
+            assert_eq!(self.version_on(n.port), "4.2.2", "{}", n.container);
+        }
+        assert_eq!(self.schema(), b.schema);
+        assert_eq!(self.checksum(), b.checksum, "the MetaDB differs from before the upgrade");
+        let (dir, run) = self.last_run();
+        assert_eq!(run["status"], "rolled-back");
+        let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("rollback-calls.json")).unwrap()).unwrap();
+        let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-database").collect();
+        assert_eq!(restores.len(), 1);
+        assert_eq!(restores[0]["outcome"]["ok"]["checksum"].as_str(), Some(b.checksum.as_str()), "the restore matches the MetaDB before the upgrade");
+        // The old ODC starts only after the restore (it would refuse the migrated schema).
+        let names: Vec<&str> = calls.as_array().unwrap().iter().filter_map(|c| c["call"].as_str()).collect();
+        let restore_at = names.iter().position(|c| *c == "sql.restore-database").unwrap();
+        assert!(names.iter().position(|c| *c == "docker.run").unwrap() > restore_at, "{names:?}");
+    }
+}
+
+/// The old ODC image on the MetaDB the new one migrated: what the vendor's rollback page leads
+/// to. It must refuse to start, saying why.
+fn old_odc_refuses_migrated_schema(d: &OdcDeployment) {
+    let name = format!("obodc_probe_{}", d.id);
+    let mut args: Vec<String> = vec!["run".into(), "--net".into(), "host".into(), "--name".into(), name.clone()];
+    for e in odc_env(&d.db, 28999) {
+        args.push("-e".into());
+        args.push(e);
+    }
+    args.push(ODC_OLD.into());
+    let o = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let _ = docker(&["rm", "-f", &name]);
+    assert_ne!(o.status.code(), Some(0), "ODC 4.2.2 started on a 4.3.0 schema: {}", text(&o));
+    assert!(text(&o).contains("REFUSING TO START") && text(&o).contains("newer than this ODC 4.2.2"), "{}", text(&o));
+}
+
+#[test]
+fn odc_single_node_upgrade_then_rollback() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    remove_new_images();
+    let d = OdcDeployment::new("s", &[28989], None);
+    let n = &d.nodes[0];
+    let base = d.baseline();
+    assert_eq!(base.schema, "4.2.0.1,4.2.2.1");
+    let old_env = d.env_of(&n.container);
+    let old_options = d.options(&n.container);
+    assert!(old_options.contains("cpu-period=100000 cpu-quota=400000 memory=8589934592"), "{old_options}");
+
+    let o = d.cli("plan", &["--to", "4.3.0"]);
+    let t = text(&o);
+    eprintln!("{t}");
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for want in [
+        format!("ODC 4.2.2 in container {} (running, image {ODC_OLD}) on node local", n.container),
+        "schema version 4.2.2.1".into(),
+        "--cpu-period 100000 --cpu-quota 400000 --memory 8G".into(),
+        "DATABASE_PASSWORD=***".into(),
+        "before any old ODC starts".into(),
+    ] {
+        assert!(t.contains(&want), "plan lacks {want:?}:\n{t}");
+    }
+    assert!(!t.contains(&env("OPSHOST_TEST_DB_PASSWORD")) && !t.contains(ADMIN_PASSWORD), "the plan shows a password:\n{t}");
+
+    let o = d.cli("upgrade", &["--to", "4.3.0", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("clear the browser cache"), "{t}");
+    // The new ODC runs from the loaded archive with the old env, mounts and limits, and migrated the MetaDB.
+    assert_eq!(d.state(&n.container), "running");
+    assert_eq!(d.inspect(&n.container, "{{.Config.Image}}"), ODC_NEW);
+    let new_env = d.env_of(&n.container);
+    for e in odc_env(&d.db, n.port) {
+        assert!(new_env.contains(&e), "{e} missing from {new_env:?}");
+    }
+    assert!(new_env.contains(&"STANDIN_VERSION=4.3.0".to_string()), "the new image's own defaults win: {new_env:?}");
+    assert_eq!(d.options(&n.container), old_options);
+    assert!(d.healthy(n.port));
+    assert_eq!(d.version_on(n.port), "4.3.0");
+    assert_eq!(d.schema(), "4.2.0.1,4.2.2.1,4.3.0.1,4.3.0.2");
+    assert!(mariadb(&format!("SHOW CREATE TABLE {}.connect_connection", d.db)).contains("environment_id"));
+    assert!(text(&docker(&["logs", &n.container])).contains("Migrating schema of MetaDB"));
+    // The old container's whole run spec is in the run records; the backup is on disk.
+    let (dir, run) = d.last_run();
+    assert_eq!(run["status"], "upgraded");
+    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("records.json")).unwrap()).unwrap();
+    let old: serde_json::Value = serde_json::from_str(records["odc.old"].as_str().unwrap()).unwrap();
+    assert_eq!(old[0][0], "local");
+    assert_eq!(old[0][2]["image"], ODC_OLD);
+    assert_eq!(old[0][2]["memory_bytes"], 8u64 << 30);
+    let recorded_env: Vec<String> = old[0][2]["env"].as_array().unwrap().iter().map(|kv| format!("{}={}", kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
+    for e in odc_env(&d.db, n.port) {
+        assert!(recorded_env.contains(&e), "{e} not recorded: {recorded_env:?}");
+    }
+    let backup = d.dir.path().join("backups").join(run["id"].as_str().unwrap()).join(format!("{}.sql", d.db));
+    assert!(std::fs::metadata(&backup).map(|m| m.len() > 0).unwrap_or(false), "{}", backup.display());
+    // Why the rollback must restore the MetaDB: the old image refuses the migrated schema.
+    old_odc_refuses_migrated_schema(&d);
+
+    let o = d.cli("rollback", &["--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(d.env_of(&n.container), old_env);
+    d.assert_restored(&base);
+    // A second rollback of the same run is refused.
+    let o = d.cli("rollback", &["--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already rolled back"), "{}", text(&o));
+}
+
+#[test]
+fn odc_ha_two_nodes_and_nginx_upgrade_then_rollback() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    remove_new_images();
+    let d = Arc::new(OdcDeployment::new("ha", &[28991, 28992], Some(28990)));
+    let nginx_port = d.nginx.as_ref().unwrap().1;
+    let nginx = d.nginx.as_ref().unwrap().0.clone();
+    let base = d.baseline();
+    assert!(d.healthy(nginx_port), "ODC answers through nginx");
+    assert_eq!(d.version_on(nginx_port), "4.2.2");
+
+    // While the upgrade runs: at every moment at least one ODC node answers healthy, so nginx
+    // always has somewhere to send clients.
+    let done = Arc::new(AtomicBool::new(false));
+    let outages: Arc<Mutex<Vec<String>>> = Arc::default();
+    let probes = Arc::new(Mutex::new(0u32));
+    let watcher = {
+        let (d, done, outages, probes) = (d.clone(), done.clone(), outages.clone(), probes.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let up: Vec<bool> = d.nodes.iter().map(|n| d.healthy(n.port)).collect();
+                if !up.iter().any(|u| *u) {
+                    outages.lock().unwrap().push(format!("{:?}: no ODC node healthy", Instant::now()));
+                }
+                *probes.lock().unwrap() += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let o = d.cli("upgrade", &["--to", "4.3.0", "--yes"]);
+    done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(*probes.lock().unwrap() > 5, "the watcher barely ran");
+    assert!(outages.lock().unwrap().is_empty(), "ODC was down on every node at once: {:?}\n{t}", outages.lock().unwrap());
+    for n in &d.nodes {
+        assert_eq!(d.inspect(&n.container, "{{.Config.Image}}"), ODC_NEW, "{}", n.container);
+        assert_eq!(d.version_on(n.port), "4.3.0");
+        assert!(d.env_of(&n.container).contains(&format!("ODC_SERVER_PORT={}", n.port)));
+    }
+    // The nodes went one after the other: b's new container started after a's.
+    let started = |c: &str| d.inspect(c, "{{.State.StartedAt}}");
+    assert!(started(&d.nodes[1].container) > started(&d.nodes[0].container));
+    assert_eq!(d.inspect(&nginx, "{{.Config.Image}}"), NGINX_NEW);
+    assert_eq!(d.options(&nginx), base.containers.iter().find(|c| c.0 == nginx).unwrap().3, "nginx keeps its config mount");
+    assert!(d.healthy(nginx_port));
+    assert_eq!(d.version_on(nginx_port), "4.3.0");
+    assert!(text(&docker(&["logs", &nginx])).contains("nginx/1.26.2"));
+    assert_eq!(d.schema(), "4.2.0.1,4.2.2.1,4.3.0.1,4.3.0.2");
+    // One backup, taken before the first new ODC started.
+    let (dir, _) = d.last_run();
+    let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("upgrade-calls.json")).unwrap()).unwrap();
+    let names: Vec<&str> = calls.as_array().unwrap().iter().filter_map(|c| c["call"].as_str()).collect();
+    assert_eq!(names.iter().filter(|c| **c == "sql.dump-database").count(), 1, "{names:?}");
+    assert!(names.iter().position(|c| *c == "sql.dump-database") < names.iter().position(|c| *c == "docker.run"), "{names:?}");
+    old_odc_refuses_migrated_schema(&d);
+
+    let o = d.cli("rollback", &["--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    d.assert_restored(&base);
+    assert_eq!(d.inspect(&nginx, "{{.Config.Image}}"), NGINX_OLD);
+    assert!(d.healthy(nginx_port));
+    assert_eq!(d.version_on(nginx_port), "4.2.2");
+}
