@@ -42,6 +42,8 @@ struct OdcDeployment {
     nodes: Vec<OdcNode>,
     /// (container, port)
     nginx: Option<(String, u16)>,
+    /// More `KEY=value` for the ODC containers (fault injection).
+    extra_env: Vec<String>,
     rt: tokio::runtime::Runtime,
     sql: MysqlSql,
 }
@@ -63,6 +65,10 @@ fn odc_env(db: &str, port: u16) -> Vec<String> {
 impl OdcDeployment {
     /// `ports`: one per ODC node (node names `odc-a`, `odc-b`, … when several, else `local`).
     fn new(tag: &str, ports: &[u16], nginx_port: Option<u16>) -> OdcDeployment {
+        Self::with_env(tag, ports, nginx_port, &[])
+    }
+
+    fn with_env(tag: &str, ports: &[u16], nginx_port: Option<u16>, extra_env: &[&str]) -> OdcDeployment {
         let id = format!("{tag}{}", std::process::id() % 100000);
         let dir = tempfile::tempdir().unwrap();
         let names = ["odc-a", "odc-b", "odc-c"];
@@ -79,6 +85,7 @@ impl OdcDeployment {
             db: format!("odc_meta_{id}"),
             site: dir.path().join("site.toml"),
             nginx: nginx_port.map(|p| (format!("odc_nginx_{id}"), p)),
+            extra_env: extra_env.iter().map(|e| e.to_string()).collect(),
             id,
             dir,
             nodes,
@@ -125,7 +132,7 @@ impl OdcDeployment {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        for e in odc_env(&self.db, n.port) {
+        for e in odc_env(&self.db, n.port).into_iter().chain(self.extra_env.iter().cloned()) {
             args.push("-e".into());
             args.push(e);
         }
@@ -492,4 +499,32 @@ fn odc_ha_two_nodes_and_nginx_upgrade_then_rollback() {
     assert_eq!(d.inspect(&nginx, "{{.Config.Image}}"), NGINX_OLD);
     assert!(d.healthy(nginx_port));
     assert_eq!(d.version_on(nginx_port), "4.2.2");
+}
+
+#[test]
+fn odc_failing_schema_migration_is_rolled_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    remove_new_images();
+    // The new ODC (it inherits the old container's env) applies part of its 4.3.0 migration and
+    // exits 1: the upgrade notices at once (not after the health timeout) and the rollback
+    // removes the half-migrated schema with the restore.
+    let d = OdcDeployment::with_env("f", &[28993], None, &["STANDIN_FAIL_MIGRATE=4.3.0"]);
+    let n = &d.nodes[0];
+    let base = d.baseline();
+
+    let started = Instant::now();
+    let o = d.cli("upgrade", &["--to", "4.3.0", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains(&format!("container {} on node local exited instead of becoming healthy", n.container)) && t.contains("injected by STANDIN_FAIL_MIGRATE"), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(50), "the failure was noticed only at the health timeout");
+    assert_eq!(d.state(&n.container), "exited");
+    assert_eq!(d.schema(), "4.2.0.1,4.2.2.1", "the failed migration recorded no version");
+    assert!(mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)).contains("collaboration_environment"), "half of the migration is in the MetaDB");
+    assert_eq!(d.last_run().1["status"], "upgrade-failed");
+
+    let o = d.cli("rollback", &["--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)), "");
+    d.assert_restored(&base);
 }

@@ -588,12 +588,12 @@ impl OdcHop {
         //    that were not reached yet too, so that nothing uses it while it is replaced.
         for (node, id, spec) in &old {
             match container::inspect(node, &spec.name)? {
-                Some(c) if c.id == *id => {
-                    if touched_db && running(c.state) {
-                        docker::stop(node, &spec.name, stop_s).within(&format!("stopping {} on node {node} for the MetaDB restore", spec.name))?;
-                        info(format!("stopped {} on node {node} (not upgraded yet) while the MetaDB is restored", spec.name));
-                    }
+                Some(c) if c.id == *id && touched_db && running(c.state) => {
+                    docker::stop(node, &spec.name, stop_s).within(&format!("stopping {} on node {node} for the MetaDB restore", spec.name))?;
+                    info(format!("stopped {} on node {node} (not upgraded yet) while the MetaDB is restored", spec.name));
                 }
+                // The old container, untouched, and nothing to restore: leave it.
+                Some(c) if c.id == *id => {}
                 Some(c) => {
                     stop_and_remove(node, &spec.name, stop_s)?;
                     info(format!("stopped and removed the new {} ({}) on node {node}", spec.name, c.spec.image));

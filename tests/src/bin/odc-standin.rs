@@ -145,7 +145,7 @@ impl Odc {
 
     async fn migrate_locked(&self, c: &mut mysql_async::Conn, mine: &str) -> Result<()> {
         let applied = Self::applied(c).await?;
-        if let Some(newest) = applied.iter().filter(|v| release(v) > release(mine)).next_back() {
+        if let Some(newest) = applied.iter().rfind(|v| release(v) > release(mine)) {
             return Err(format!(
                 "REFUSING TO START: MetaDB {} has schema version {newest} (migrate_schema_history), newer than this ODC {mine}; an older ODC cannot run on a newer schema: restore the MetaDB backup taken before the upgrade, or run the newer ODC",
                 self.db
