@@ -528,3 +528,49 @@ fn odc_failing_schema_migration_is_rolled_back() {
     assert_eq!(mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)), "");
     d.assert_restored(&base);
 }
+
+#[test]
+fn odc_route_through_two_hops_then_unwound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = docker(&["rmi", "-f", ODC_NEW, "reg.example.com/oceanbase/odc-server:4.3.1"]);
+    // 4.2.2 -> 4.3.0 -> 4.3.1: odc-4.3.0 then odc-4.3.1, each with its own archive and grants.
+    let d = OdcDeployment::new("r", &[28994], None);
+    let n = &d.nodes[0];
+    let base = d.baseline();
+    let images = env("OPSHOST_TEST_IMAGES");
+    let mut site = std::fs::read_to_string(&d.site).unwrap();
+    site.push_str(&format!(
+        "\n[products.odc.hops.\"4.3.1\"]\nimage_archive = \"{images}/odc-server-4.3.1.tar.gz\"\n\n[grants.\"odc-4.3.1\"]\ndocker = [\"{c}\"]\nimage-archive = [\"{images}/odc-server-4.3.1.tar.gz\"]\nsql = [\"metadb/{db}\"]\nconsole = [\"servers\"]\n",
+        c = n.container,
+        db = d.db
+    ));
+    std::fs::write(&d.site, site).unwrap();
+
+    let o = d.cli("upgrade", &["--to", "4.3.1", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(d.inspect(&n.container, "{{.Config.Image}}"), "reg.example.com/oceanbase/odc-server:4.3.1");
+    assert_eq!(d.version_on(n.port), "4.3.1");
+    assert_eq!(d.schema(), "4.2.0.1,4.2.2.1,4.3.0.1,4.3.0.2,4.3.1.1");
+    // Each hop recorded the container it replaced: 4.2.2's, then 4.3.0's.
+    let site_arg = d.site.display().to_string();
+    let runs: serde_json::Value = serde_json::from_slice(&d.opshost(&["runs", "list", "--config", &site_arg, "--json"]).stdout).unwrap();
+    let mut olds = Vec::new();
+    for r in runs.as_array().unwrap() {
+        let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(r["id"].as_str().unwrap()).join("records.json")).unwrap()).unwrap();
+        let old: serde_json::Value = serde_json::from_str(records["odc.old"].as_str().unwrap()).unwrap();
+        olds.push(old[0][2]["image"].as_str().unwrap().to_string());
+    }
+    olds.sort();
+    assert_eq!(olds, vec![ODC_OLD.to_string(), ODC_NEW.to_string()], "{runs}");
+
+    let o = d.cli("rollback", &["--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(d.inspect(&n.container, "{{.Config.Image}}"), ODC_OLD);
+    d.wait_healthy(n.port, true);
+    assert_eq!(d.version_on(n.port), "4.2.2");
+    assert_eq!(d.schema(), base.schema);
+    assert_eq!(d.checksum(), base.checksum, "the MetaDB differs from before the route");
+    assert_eq!(d.env_of(&n.container), base.containers[0].2);
+    assert_eq!(d.options(&n.container), base.containers[0].3);
+}
