@@ -151,3 +151,61 @@ async fn a_metadb_that_is_down_gets_one_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A database big enough to be read by two connections in key ranges: the dump and checksum
+/// equal a one-connection read's, the stock client restores the dump, and the server's own
+/// CHECKSUM TABLE agrees. Keys with gaps and negatives, a table without an integer key and an
+/// unsigned key beyond the signed range are read whole.
+#[tokio::test]
+async fn a_parallel_range_read_equals_a_sequential_one() {
+    let db = unique_db("ranges");
+    let copy = format!("{db}_copy");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; CREATE DATABASE {copy} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!(
+        "USE {db};
+         CREATE TABLE big (id BIGINT PRIMARY KEY, node VARCHAR(64), beat BIGINT, info TEXT);
+         INSERT INTO big SELECT CAST(seq AS SIGNED) * 3 - 200000, CONCAT('10.0.0.', seq % 8), seq, CONCAT('beat ', seq, ' it''s ', MD5(seq)) FROM seq_1_to_260000;
+         CREATE TABLE by_name (name VARCHAR(64) PRIMARY KEY, v INT);
+         INSERT INTO by_name SELECT CONCAT('n', seq), seq FROM seq_1_to_120000;
+         CREATE TABLE huge_keys (id BIGINT UNSIGNED PRIMARY KEY, v INT);
+         INSERT INTO huge_keys SELECT 18446744073709551615 - seq, seq FROM seq_1_to_110000;
+         CREATE TABLE small (id INT PRIMARY KEY); INSERT INTO small VALUES (1), (2);
+         ANALYZE TABLE big, by_name, huge_keys, small;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = connections();
+    one.get_mut("metadb").unwrap().max_connections = 1;
+    let sequential = MysqlSql::new(&one, dir.path().join("one"), Arc::new(Silent)).unwrap();
+    let mut two = connections();
+    two.get_mut("metadb").unwrap().max_connections = 2;
+    let parallel = MysqlSql::new(&two, dir.path().join("two"), Arc::new(Silent)).unwrap();
+
+    let want = sequential.database_checksum("metadb", &db).await.unwrap();
+    assert_eq!(parallel.database_checksum("metadb", &db).await.unwrap(), want);
+    let a = sequential.dump_database("metadb", &db, "seq").await.unwrap();
+    let b = parallel.dump_database("metadb", &db, "par").await.unwrap();
+    assert_eq!((a.checksum.as_str(), a.rows, a.tables), (want.as_str(), 490_002, 4));
+    assert_eq!((b.checksum.as_str(), b.rows, b.tables), (want.as_str(), 490_002, 4));
+
+    // The parallel dump is a plain SQL file the stock client restores to the same content.
+    let o = mariadb_client(&["-e", &format!("source {}", dir.path().join("two/par.sql").display()), "-D", &copy]);
+    assert!(o.status.success(), "stock client failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sequential.database_checksum("metadb", &copy).await.unwrap(), want);
+    let server_sums = |d: &str| {
+        let o = mariadb_client(&["-N", "-D", d, "-e", "CHECKSUM TABLE big, by_name, huge_keys, small EXTENDED"]);
+        String::from_utf8_lossy(&o.stdout).replace(d, "DB")
+    };
+    assert_eq!(server_sums(&copy), server_sums(&db));
+    // And opshost's own restore of it verifies the checksum.
+    parallel.drop_database("metadb", &copy).await.unwrap();
+    parallel.create_database("metadb", &copy).await.unwrap();
+    assert_eq!(parallel.restore_database("metadb", &copy, "par").await.unwrap().checksum, want);
+    // A pool of one connection restores too (everything on one connection, nothing waits).
+    sequential.drop_database("metadb", &copy).await.unwrap();
+    sequential.create_database("metadb", &copy).await.unwrap();
+    assert_eq!(sequential.restore_database("metadb", &copy, "seq").await.unwrap().checksum, want);
+    // A changed row anywhere in a range changes the checksum.
+    sql(&format!("UPDATE {db}.big SET info = 'x' WHERE id = 300001"));
+    assert_ne!(parallel.database_checksum("metadb", &db).await.unwrap(), want);
+    sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
+}

@@ -29,13 +29,13 @@ impl RowEncoder<'_> {
     }
     // Signed and unsigned integers of equal value hash alike: backends differ in which they return.
     pub fn int(&mut self, i: i64) {
-        let mut buf = [0u8; 40];
-        let text = decimal(i as i128, &mut buf);
+        let mut buf = [0u8; 21];
+        let text = decimal(i < 0, i.unsigned_abs(), &mut buf);
         self.bytes(b'i', text);
     }
     pub fn uint(&mut self, u: u64) {
-        let mut buf = [0u8; 40];
-        let text = decimal(u as i128, &mut buf);
+        let mut buf = [0u8; 21];
+        let text = decimal(false, u, &mut buf);
         self.bytes(b'i', text);
     }
     /// Floats hash by their exact bits.
@@ -48,9 +48,9 @@ impl RowEncoder<'_> {
     }
 }
 
-/// `i` in decimal, without allocating.
-fn decimal(i: i128, buf: &mut [u8; 40]) -> &[u8] {
-    let mut n = i.unsigned_abs();
+/// `-n` (when `negative`) or `n` in decimal, without allocating (u64 arithmetic: this runs for
+/// every integer of every row).
+pub fn decimal(negative: bool, mut n: u64, buf: &mut [u8; 21]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -60,7 +60,7 @@ fn decimal(i: i128, buf: &mut [u8; 40]) -> &[u8] {
             break;
         }
     }
-    if i < 0 {
+    if negative {
         at -= 1;
         buf[at] = b'-';
     }
@@ -89,6 +89,17 @@ impl TableHasher {
     }
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+    /// Add the rows another hasher saw (a table read in key ranges by several connections): the
+    /// result equals one hasher fed every row, because rows combine by addition.
+    pub fn merge(&mut self, other: &TableHasher) {
+        let mut carry = 0u128;
+        for (lane, x) in self.sum.iter_mut().zip(other.sum) {
+            let s = *lane as u128 + x as u128 + carry;
+            *lane = s as u64;
+            carry = s >> 64;
+        }
+        self.rows += other.rows;
     }
     /// The table's digest given its name and a canonical definition (column names and types).
     pub fn finish(&self, table: &str, definition: &str) -> [u8; 32] {
@@ -131,6 +142,19 @@ fn encode(e: &mut RowEncoder, v: &Value) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn merged_partial_hashers_equal_one_hasher() {
+        let rows: Vec<Vec<Value>> = (0..50).map(|i| vec![Value::Int(i), Value::Text(format!("row {i}"))]).collect();
+        let mut whole = TableHasher::default();
+        rows.iter().for_each(|r| whole.row(r));
+        let (mut a, mut b) = (TableHasher::default(), TableHasher::default());
+        rows[..17].iter().for_each(|r| a.row(r));
+        rows[17..].iter().for_each(|r| b.row(r));
+        a.merge(&b);
+        assert_eq!(a.rows(), 50);
+        assert_eq!(a.finish("t", "d"), whole.finish("t", "d"));
+    }
+
     fn digest(rows: &[Vec<Value>]) -> [u8; 32] {
         let mut t = TableHasher::default();
         rows.iter().for_each(|r| t.row(r));
@@ -153,11 +177,11 @@ mod tests {
             if i >= 0 {
                 assert_eq!(digest(&[vec![Value::Int(i)]]), digest(&[vec![Value::Uint(i as u64)]]), "{i}");
             }
-            let mut buf = [0u8; 40];
-            assert_eq!(decimal(i as i128, &mut buf), i.to_string().as_bytes());
+            let mut buf = [0u8; 21];
+            assert_eq!(decimal(i < 0, i.unsigned_abs(), &mut buf), i.to_string().as_bytes());
         }
-        let mut buf = [0u8; 40];
-        assert_eq!(decimal(u64::MAX as i128, &mut buf), u64::MAX.to_string().as_bytes());
+        let mut buf = [0u8; 21];
+        assert_eq!(decimal(false, u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
         // Signed and unsigned of equal value, text and bytes of equal content, hash alike.
         assert_eq!(digest(&[vec![Value::Int(5), Value::Text("x".into())]]), digest(&[vec![Value::Uint(5), Value::Bytes(b"x".to_vec())]]));
     }

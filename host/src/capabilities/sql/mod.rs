@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod fake;
 pub mod real;
+mod snapshot;
 
 use async_trait::async_trait;
 use serde_json::json;

@@ -8,15 +8,17 @@
 //!   one consistent snapshot, streamed row by row (memory stays flat), one statement per line,
 //!   binary columns as hex, generated columns left out; the content checksum is computed in the
 //!   same pass and kept beside the dump.
+//! - Reads for a dump or a checksum run on two connections in one snapshot when the database is
+//!   big enough to split (`snapshot.rs`).
 //! - `restore-database` streams such a file back and verifies the checksum.
 
-use super::checksum::{database_checksum, RowEncoder, TableHasher};
+use super::checksum::{database_checksum, RowEncoder};
+use super::snapshot;
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
 use crate::capabilities::{failed, invalid, not_found};
 use crate::runtime::report::Reporter;
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
@@ -67,7 +69,8 @@ impl ConnectionConfig {
 }
 
 pub struct MysqlSql {
-    pools: BTreeMap<String, (Pool, String)>,
+    /// Per connection name: the pool, "user@host:port" for messages, and its size.
+    pools: BTreeMap<String, (Pool, String, usize)>,
     backup_dir: PathBuf,
     reporter: Arc<dyn Reporter>,
 }
@@ -76,7 +79,11 @@ pub struct MysqlSql {
 const END_MARKER: &str = "-- opshost dump complete";
 
 /// Largest INSERT statement the dump writes (rows are batched up to this size).
-const INSERT_BYTES: usize = 1 << 20;
+pub(super) const INSERT_BYTES: usize = 1 << 20;
+
+/// Connections that read one database in parallel (this is what the 2-core target machine and
+/// the MetaDB server on it gain from; the pool size caps it).
+const READERS: usize = 2;
 
 impl MysqlSql {
     /// Pools for the named connections; backups are written under `backup_dir`.
@@ -90,13 +97,13 @@ impl MysqlSql {
                 .pass(c.password(name)?)
                 .prefer_socket(false)
                 .pool_opts(PoolOpts::default().with_constraints(PoolConstraints::new(0, c.max_connections.max(1)).expect("0 <= max")));
-            pools.insert(name.clone(), (Pool::new(Opts::from(opts)), format!("{}@{}:{}", c.user, c.host, c.port)));
+            pools.insert(name.clone(), (Pool::new(Opts::from(opts)), format!("{}@{}:{}", c.user, c.host, c.port), c.max_connections.max(1)));
         }
         Ok(MysqlSql { pools, backup_dir, reporter })
     }
 
     async fn conn(&self, connection: &str) -> Result<Conn, Error> {
-        let (pool, addr) = self.pools.get(connection).ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
+        let (pool, addr, _) = self.pools.get(connection).ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
         pool.get_conn().await.map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; check that it is up and the credentials in the site config")))
     }
 
@@ -106,6 +113,41 @@ impl MysqlSql {
         Ok(c)
     }
 
+    /// Connections in one consistent snapshot of `database` for reading `tables`: several when
+    /// there is enough to split, else one.
+    async fn snapshot(&self, connection: &str, database: &str, first: Conn, tables: &[TableInfo]) -> Result<Vec<Conn>, Error> {
+        let pool_size = self.pools.get(connection).map(|p| p.2).unwrap_or(1);
+        let rows: u64 = tables.iter().map(|t| t.estimated_rows).sum();
+        let want = if rows > snapshot::RANGE_ROWS { READERS.min(pool_size) } else { 1 };
+        let mut more = Vec::new();
+        for _ in 1..want {
+            more.push(self.conn_in(connection, database).await?);
+        }
+        snapshot::start(first, more, database).await
+    }
+
+    /// The content checksum of `database` as it is now: (checksum, tables, rows).
+    async fn checksum(&self, connection: &str, database: &str) -> Result<(String, u32, u64), Error> {
+        let mut first = self.conn_in(connection, database).await?;
+        let tables = Arc::new(tables(&mut first, database).await?);
+        let mut conns = self.snapshot(connection, database, first, &tables).await?;
+        let readers = conns.len();
+        let chunks = snapshot::plan(&mut conns[0], database, &tables, readers).await?;
+        let job = snapshot::Job {
+            database: database.into(),
+            tables: tables.clone(),
+            queue: Default::default(),
+            out: None,
+            rows: Default::default(),
+            total: tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1),
+            label: format!("checksum {database}"),
+            reporter: self.reporter.clone(),
+        };
+        let hashers = snapshot::read_all(conns, chunks, job).await?;
+        let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+        Ok((database_checksum(&digests), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum()))
+    }
+
     /// Where a backup's SQL and metadata live.
     pub fn backup_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         (self.backup_dir.join(format!("{name}.sql")), self.backup_dir.join(format!("{name}.json")))
@@ -113,17 +155,20 @@ impl MysqlSql {
 
     /// Replay a dump file into `database`. Session settings and DDL run in order on `main`; the
     /// INSERTs fan out to worker connections, a transaction per few MB, through a bounded channel
-    /// (memory stays flat). The first error stops everything.
+    /// (memory stays flat). The first error stops everything. A pool of one connection replays
+    /// everything on `main` (the workers would wait forever for a connection).
     async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64) -> Result<(), Error> {
-        const WORKERS: usize = 2;
         const COMMIT_BYTES: usize = 8 << 20;
+        let pool_size = self.pools.get(connection).map(|p| p.2).unwrap_or(1);
+        let n_workers = pool_size.saturating_sub(1).min(2);
+        let mut inline_pending: Option<usize> = None;
         let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
         let mut lines = BufReader::with_capacity(1 << 20, file).lines();
         let label = format!("restore {database}");
         let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut session: Vec<String> = Vec::new();
         let mut complete = false;
-        let (tx, rx) = async_channel(WORKERS * 2);
+        let (tx, rx) = async_channel(n_workers.max(1) * 2);
         let mut workers = Vec::new();
         let mut started = false;
         let mut result: Result<(), Error> = Ok(());
@@ -136,10 +181,31 @@ impl MysqlSql {
                 done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 continue;
             }
+            if line.starts_with("INSERT INTO ") && n_workers == 0 {
+                let pending = match inline_pending {
+                    Some(p) => p,
+                    None => {
+                        main.query_drop("START TRANSACTION").await.map_err(fail)?;
+                        0
+                    }
+                };
+                if let Err(e) = main.query_drop(line.as_str()).await {
+                    result = Err(fail(e));
+                    break;
+                }
+                inline_pending = Some(pending + line.len());
+                if pending + line.len() >= COMMIT_BYTES {
+                    main.query_drop("COMMIT").await.map_err(fail)?;
+                    inline_pending = None;
+                }
+                let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                self.reporter.progress(d.min(total), total, &label);
+                continue;
+            }
             if line.starts_with("INSERT INTO ") {
                 if !started {
                     // Workers start with the session settings seen so far (the dump's header).
-                    for _ in 0..WORKERS {
+                    for _ in 0..n_workers {
                         let mut w = self.conn_in(connection, database).await?;
                         for s in &session {
                             w.query_drop(s.as_str()).await.map_err(fail)?;
@@ -179,6 +245,9 @@ impl MysqlSql {
             }
             // Session settings and DDL, in order, on the main connection. A table's CREATE runs
             // before any of its INSERTs is handed out.
+            if inline_pending.take().is_some() {
+                main.query_drop("COMMIT").await.map_err(fail)?;
+            }
             if line.starts_with("/*!") || line.starts_with("SET ") {
                 session.push(line.clone());
             }
@@ -189,6 +258,9 @@ impl MysqlSql {
             done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         }
         drop(tx);
+        if result.is_ok() && inline_pending.is_some() {
+            main.query_drop("COMMIT").await.map_err(fail)?;
+        }
         for w in workers {
             let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
             if result.is_ok() {
@@ -208,7 +280,7 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-fn db_err(database: &str, e: mysql_async::Error) -> Error {
+pub(super) fn db_err(database: &str, e: mysql_async::Error) -> Error {
     match &e {
         mysql_async::Error::Server(s) if s.code == 1049 => not_found(format!("database {database} does not exist")),
         _ => failed(format!("{database}: {e}")),
@@ -228,13 +300,13 @@ fn to_mysql(v: &Value) -> mysql_async::Value {
 
 /// How a column's values are read and written.
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(super) enum Kind {
     Text,
     Binary,
     Other,
 }
 
-fn column_kind(c: &mysql_async::Column) -> Kind {
+pub(super) fn column_kind(c: &mysql_async::Column) -> Kind {
     use ColumnType::*;
     match c.column_type() {
         MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
@@ -276,7 +348,7 @@ fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
 }
 
 /// Hash one raw protocol value exactly as `from_mysql` then the canonical encoding would.
-fn hash_raw(e: &mut RowEncoder, v: &mysql_async::Value, kind: Kind) {
+pub(super) fn hash_raw(e: &mut RowEncoder, v: &mysql_async::Value, kind: Kind) {
     use mysql_async::Value as M;
     match v {
         M::NULL => e.null(),
@@ -294,13 +366,13 @@ fn hash_raw(e: &mut RowEncoder, v: &mysql_async::Value, kind: Kind) {
 
 /// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
 /// shortest text that parses back to the same f32; DOUBLE likewise for f64.
-fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
+pub(super) fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
     use mysql_async::Value as M;
     use std::fmt::Write;
     match v {
         M::NULL => out.push_str("NULL"),
-        M::Int(i) => write!(out, "{i}").unwrap(),
-        M::UInt(u) => write!(out, "{u}").unwrap(),
+        M::Int(i) => out.push_str(std::str::from_utf8(super::checksum::decimal(*i < 0, i.unsigned_abs(), &mut [0u8; 21])).unwrap()),
+        M::UInt(u) => out.push_str(std::str::from_utf8(super::checksum::decimal(false, *u, &mut [0u8; 21])).unwrap()),
         M::Float(f) => write!(out, "{f:?}").unwrap(),
         M::Double(d) => write!(out, "{d:?}").unwrap(),
         // Binary columns, and text that is not UTF-8, as hex: exact bytes whatever the charset.
@@ -308,8 +380,15 @@ fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
             if b.is_empty() {
                 out.push_str("''");
             } else {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("0x");
-                out.push_str(&hex::encode(b));
+                // SAFETY: only ASCII hex digits are appended.
+                let v = unsafe { out.as_mut_vec() };
+                v.reserve(b.len() * 2);
+                for &x in b {
+                    v.push(HEX[(x >> 4) as usize]);
+                    v.push(HEX[(x & 15) as usize]);
+                }
             }
         }
         M::Bytes(b) => {
@@ -346,11 +425,11 @@ fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
 }
 
 /// A table to dump: its name, its definition, and the columns to read (generated ones are left out).
-struct TableInfo {
-    name: String,
-    create: String,
-    columns: Vec<String>,
-    estimated_rows: u64,
+pub(super) struct TableInfo {
+    pub name: String,
+    pub create: String,
+    pub columns: Vec<String>,
+    pub estimated_rows: u64,
 }
 
 /// Normalise `SHOW CREATE TABLE` for the checksum: the AUTO_INCREMENT counter is not content.
@@ -379,40 +458,6 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
         out.push(TableInfo { create: create.map(|(_, c)| c).unwrap_or_default(), columns, estimated_rows: rows.unwrap_or(0), name });
     }
     Ok(out)
-}
-
-/// Stream every row of a table over the binary protocol, running `$body` with the raw values
-/// and their kinds bound to `$values` and `$kinds` (a macro so that the body can await).
-macro_rules! for_each_row {
-    ($c:expr, $database:expr, $t:expr, |$values:ident, $kinds:ident| $body:block) => {{
-        if !$t.columns.is_empty() {
-            let cols: Vec<String> = $t.columns.iter().map(|c| quote_ident(c)).collect();
-            let sql = format!("SELECT {} FROM {}.{}", cols.join(","), quote_ident($database), quote_ident(&$t.name));
-            let mut result = $c.exec_iter(sql, ()).await.map_err(|e| db_err($database, e))?;
-            let $kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
-            let mut stream = result.stream::<Row>().await.map_err(|e| db_err($database, e))?.ok_or_else(|| failed(format!("{}.{}: no result set", $database, $t.name)))?;
-            while let Some(row) = stream.next().await {
-                let row = row.map_err(|e| db_err($database, e))?;
-                let $values: Vec<mysql_async::Value> = row.unwrap();
-                $body
-            }
-        }
-    }};
-}
-
-async fn checksum_of(c: &mut Conn, database: &str) -> Result<(String, u32, u64), Error> {
-    let tables = tables(c, database).await?;
-    let mut digests = Vec::new();
-    let mut rows = 0;
-    for t in &tables {
-        let mut h = TableHasher::default();
-        for_each_row!(c, database, t, |values, kinds| {
-            h.row_with(|e| values.iter().zip(&kinds).for_each(|(v, k)| hash_raw(e, v, *k)));
-        });
-        rows += h.rows();
-        digests.push((t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create))));
-    }
-    Ok((database_checksum(&digests), tables.len() as u32, rows))
 }
 
 /// A small bounded multi-consumer channel (statements to restore workers).
@@ -461,60 +506,45 @@ impl Sql for MysqlSql {
     }
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
-        let mut c = self.conn_in(connection, database).await?;
-        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| db_err(database, e))?;
-        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| db_err(database, e))?;
-        let tables = tables(&mut c, database).await?;
+        let mut first = self.conn_in(connection, database).await?;
+        let tables = Arc::new(tables(&mut first, database).await?);
+        let mut conns = self.snapshot(connection, database, first, &tables).await?;
+        let readers = conns.len();
+        let chunks = snapshot::plan(&mut conns[0], database, &tables, readers).await?;
         let (sql_path, meta_path) = self.backup_paths(backup_name);
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
         let tmp = sql_path.with_extension("sql.partial");
         let file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        let total: u64 = tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1);
-        let label = format!("dump {database}");
-        let header = format!(
+        // Header and every table's definition first; then the rows, in whatever order the readers
+        // produce them (each INSERT stands alone); then the footer and the end marker.
+        let mut head = format!(
             "-- opshost dump of database {database}\n/*!40101 SET NAMES utf8mb4 */;\n/*!40103 SET TIME_ZONE='+00:00' */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
         );
-        w.write_all(header.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-        let mut digests = Vec::new();
-        let mut rows_total = 0u64;
-        for t in &tables {
-            let table = quote_ident(&t.name);
-            let create = format!("DROP TABLE IF EXISTS {table};\n{};\n", t.create.replace('\n', " "));
-            w.write_all(create.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-            let insert_head = format!("INSERT INTO {table} ({}) VALUES ", t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(","));
-            let mut h = TableHasher::default();
-            let mut stmt = String::new();
-            for_each_row!(c, database, t, |values, kinds| {
-                h.row_with(|e| values.iter().zip(&kinds).for_each(|(v, k)| hash_raw(e, v, *k)));
-                if stmt.is_empty() {
-                    stmt.push_str(&insert_head);
-                } else {
-                    stmt.push(',');
-                }
-                stmt.push('(');
-                for (i, (v, k)) in values.iter().zip(&kinds).enumerate() {
-                    if i > 0 {
-                        stmt.push(',');
-                    }
-                    literal(v, *k, &mut stmt);
-                }
-                stmt.push(')');
-                if stmt.len() >= INSERT_BYTES {
-                    stmt.push_str(";\n");
-                    w.write_all(stmt.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-                    stmt.clear();
-                }
-            });
-            if !stmt.is_empty() {
-                stmt.push_str(";\n");
+        for t in tables.iter() {
+            head.push_str(&format!("DROP TABLE IF EXISTS {};\n{};\n", quote_ident(&t.name), t.create.replace('\n', " ")));
+        }
+        w.write_all(head.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
+        let job = snapshot::Job {
+            database: database.into(),
+            tables: tables.clone(),
+            queue: Default::default(),
+            out: Some(tx),
+            rows: Default::default(),
+            total: tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1),
+            label: format!("dump {database}"),
+            reporter: self.reporter.clone(),
+        };
+        let writer = async {
+            while let Some(stmt) = rx.recv().await {
                 w.write_all(stmt.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
             }
-            rows_total += h.rows();
-            self.reporter.progress(rows_total.min(total), total, &label);
-            digests.push((t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create))));
-        }
-        c.query_drop("COMMIT").await.map_err(|e| db_err(database, e))?;
+            Ok::<(), Error>(())
+        };
+        let (read, written) = tokio::join!(snapshot::read_all(conns, chunks, job), writer);
+        written?;
+        let hashers = read?;
         let footer = "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n";
         w.write_all(footer.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
         w.write_all(format!("{END_MARKER}\n").as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
@@ -523,6 +553,8 @@ impl Sql for MysqlSql {
         drop(w);
         tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
         let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
+        let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+        let rows_total: u64 = hashers.iter().map(|h| h.rows()).sum();
         let backup = Backup { name: backup_name.into(), database: database.into(), bytes, tables: tables.len() as u32, rows: rows_total, checksum: database_checksum(&digests) };
         let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
         tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
@@ -562,7 +594,8 @@ impl Sql for MysqlSql {
             file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
         }
         self.replay(&mut c, connection, database, &sql_path, file, total).await?;
-        let (sum, tables, rows) = checksum_of(&mut c, database).await?;
+        drop(c);
+        let (sum, tables, rows) = self.checksum(connection, database).await?;
         if sum != recorded.checksum {
             return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
         }
@@ -592,10 +625,7 @@ impl Sql for MysqlSql {
     }
 
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
-        let mut c = self.conn_in(connection, database).await?;
-        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| db_err(database, e))?;
-        let (sum, _, _) = checksum_of(&mut c, database).await?;
-        c.query_drop("COMMIT").await.map_err(|e| db_err(database, e))?;
-        Ok(sum)
+        Ok(self.checksum(connection, database).await?.0)
     }
+
 }
