@@ -101,10 +101,17 @@ pub fn now_ms() -> u64 {
     host::now()
 }
 
-/// Poll `check` every `interval_s` until it returns `Some`, or fail after `timeout_s` (host clock).
+/// The first wait of [`wait_until`].
+pub const FIRST_POLL_MS: u64 = 250;
+
+/// Poll `check` until it returns `Some`, or fail after `timeout_s` (host clock). The first checks
+/// come quickly (after 250 ms, then doubling) and settle at `interval_s`: a product that is up in
+/// a second is noticed in a second, which is downtime saved, and a slow one is not hammered.
 pub fn wait_until<T>(what: &str, timeout_s: u64, interval_s: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
     let start = now_ms();
     let deadline = start + timeout_s * 1000;
+    let interval_ms = interval_s.max(1) * 1000;
+    let mut wait_ms = FIRST_POLL_MS.min(interval_ms);
     loop {
         if let Some(v) = check()? {
             return Ok(v);
@@ -114,7 +121,8 @@ pub fn wait_until<T>(what: &str, timeout_s: u64, interval_s: u64, mut check: imp
             return Err(Error::Timeout(format!("{what}: still not the case after {timeout_s} s")));
         }
         host::progress((now - start) / 1000, timeout_s, &format!("waiting: {what}"));
-        host::sleep((interval_s * 1000).min(deadline - now).max(1));
+        host::sleep(wait_ms.min(deadline - now).max(1));
+        wait_ms = (wait_ms * 2).min(interval_ms);
     }
 }
 

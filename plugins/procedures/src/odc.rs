@@ -270,7 +270,7 @@ impl OdcHop {
                 p("nginx_health", "a node name of the console's health_urls whose URL goes through nginx, checked after the nginx swap", None),
                 p("stop_timeout_s", "seconds docker stop waits before killing", Some("30")),
                 p("healthy_timeout_s", "seconds to wait for each ODC node to answer healthy", Some("600")),
-                p("poll_interval_s", "seconds between health checks", Some("5")),
+                p("poll_interval_s", "seconds between health checks, once the first quick ones (from 250 ms, doubling) found it not ready", Some("5")),
             ],
         }
     }

@@ -171,7 +171,7 @@ impl OmsHop {
             p("ha_catch_up", "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)", Some("interval")),
             p("stop_timeout_s", "seconds docker stop waits before killing", Some("60")),
             p("online_timeout_s", "seconds to wait for every server to come online", Some("900")),
-            p("poll_interval_s", "seconds between server status checks", Some("10")),
+            p("poll_interval_s", "seconds between server status checks, once the first quick ones (from 250 ms, doubling) found them not online", Some("10")),
         ];
         if self.multi_node {
             parameters.push(p(
