@@ -157,6 +157,15 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
             Err((path, e)) => refused.push(format!("{}: {e:#}", path.display())),
         }
     }
+    // The first refusals say why (and what to do); the rest would only repeat it.
+    let refused_words = |list: &[String]| match list.len() {
+        0 => String::new(),
+        1 | 2 => list.join("; "),
+        n => format!("{}; and {} more files refused", list[..2].join("; "), n - 2),
+    };
+    if plugins.is_empty() && !refused.is_empty() {
+        anyhow::bail!("none of the {} plugin files in {} can be used: {}", refused.len(), dir.display(), refused_words(&refused));
+    }
     let edges: Vec<route::Edge> = plugins.iter().map(|p| route::Edge { plugin: p.manifest.name.clone(), sources: p.manifest.sources.clone(), target: p.manifest.target.clone() }).collect();
     match route::shortest_route(&edges, product, from, to) {
         Ok(order) => {
@@ -167,7 +176,7 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
             "{why} ({}; {product} plugins there: {}){}",
             dir.display(),
             if edges.is_empty() { "none".to_string() } else { edges.iter().map(|e| format!("{} ({} -> {})", e.plugin, e.sources.join("|"), e.target)).collect::<Vec<_>>().join(", ") },
-            if refused.is_empty() { String::new() } else { format!("; refused: {}", refused.join("; ")) }
+            if refused.is_empty() { String::new() } else { format!("; refused: {}", refused_words(&refused)) }
         ),
     }
 }
