@@ -38,10 +38,13 @@ pub trait HealthProbe: Send + Sync {
 pub struct ConsoleConfig {
     #[serde(default = "default_connection")]
     pub connection: String,
-    /// Database holding `oms_normal_config` (drc_rm_db).
-    pub rm_db: String,
-    /// Database holding the servers table (drc_cm_db).
-    pub cm_db: String,
+    /// Database holding `oms_normal_config` (OMS: drc_rm_db). Products without system parameters
+    /// (ODC) leave it out.
+    #[serde(default)]
+    pub rm_db: Option<String>,
+    /// Database holding the servers table (OMS: drc_cm_db); optional like `rm_db`.
+    #[serde(default)]
+    pub cm_db: Option<String>,
     /// Returns (address, status) per server.
     #[serde(default = "default_servers_query")]
     pub servers_query: String,
@@ -54,6 +57,13 @@ fn default_servers_query() -> String {
     "SELECT ip, status FROM host ORDER BY ip".into()
 }
 
+impl ConsoleConfig {
+    /// The database a console call needs, or a refusal naming the config key to set.
+    fn db<'a>(&self, db: &'a Option<String>, key: &str, what: &str) -> Result<&'a str, Error> {
+        db.as_deref().ok_or_else(|| crate::capabilities::not_found(format!("{what}: the site config's console section names no {key}; set {key} under [products.<product>.console]")))
+    }
+}
+
 pub struct MetaDbConsole {
     pub config: ConsoleConfig,
     pub sql: Arc<dyn Sql>,
@@ -64,25 +74,28 @@ pub struct MetaDbConsole {
 impl Console for MetaDbConsole {
     async fn get_parameter(&self, name: &str) -> Result<Option<String>, Error> {
         let c = &self.config;
-        let rows = self.sql.query(&c.connection, &c.rm_db, "SELECT cfg_value FROM oms_normal_config WHERE cfg_name = ?", &[Value::Text(name.into())]).await?;
+        let rm_db = c.db(&c.rm_db, "rm_db", "system parameters")?;
+        let rows = self.sql.query(&c.connection, rm_db, "SELECT cfg_value FROM oms_normal_config WHERE cfg_name = ?", &[Value::Text(name.into())]).await?;
         Ok(rows.rows.first().and_then(|r| r.first()).filter(|v| **v != Value::Null).map(value_text))
     }
     async fn set_parameter(&self, name: &str, value: &str) -> Result<(), Error> {
         let c = &self.config;
+        let rm_db = c.db(&c.rm_db, "rm_db", "system parameters")?;
         if self.get_parameter(name).await?.is_some() {
             self.sql
-                .execute(&c.connection, &c.rm_db, "UPDATE oms_normal_config SET cfg_value = ? WHERE cfg_name = ?", &[Value::Text(value.into()), Value::Text(name.into())])
+                .execute(&c.connection, rm_db, "UPDATE oms_normal_config SET cfg_value = ? WHERE cfg_name = ?", &[Value::Text(value.into()), Value::Text(name.into())])
                 .await?;
         } else {
             self.sql
-                .execute(&c.connection, &c.rm_db, "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES (?, ?)", &[Value::Text(name.into()), Value::Text(value.into())])
+                .execute(&c.connection, rm_db, "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES (?, ?)", &[Value::Text(name.into()), Value::Text(value.into())])
                 .await?;
         }
         Ok(())
     }
     async fn list_servers(&self) -> Result<Vec<Server>, Error> {
         let c = &self.config;
-        let rows = self.sql.query(&c.connection, &c.cm_db, &c.servers_query, &[]).await?;
+        let cm_db = c.db(&c.cm_db, "cm_db", "the server list")?;
+        let rows = self.sql.query(&c.connection, cm_db, &c.servers_query, &[]).await?;
         Ok(rows.rows.iter().map(|r| Server { address: r.first().map(value_text).unwrap_or_default(), status: r.get(1).map(value_text).unwrap_or_default() }).collect())
     }
     async fn health(&self, node: &str) -> Result<bool, Error> {
@@ -106,5 +119,32 @@ impl wit::Host for HostState {
     async fn health(&mut self, node: String) -> wasmtime::Result<Result<bool, Error>> {
         let c = self.caps.console.clone();
         self.call("console.health", Effect::Read, Target::Servers, json!({"node": node}), async move { c.health(&node).await }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::sql::fake::FakeSql;
+
+    struct NeverHealthy;
+    #[async_trait]
+    impl HealthProbe for NeverHealthy {
+        async fn healthy(&self, _: &str) -> Result<bool, Error> {
+            Ok(false)
+        }
+    }
+
+    /// ODC has no system parameters or server table: its console section names neither database,
+    /// and a plugin that asks anyway gets a refusal naming the key to set.
+    #[tokio::test]
+    async fn a_console_without_databases_names_the_missing_key() {
+        let config: ConsoleConfig = toml::from_str("").unwrap();
+        let console = MetaDbConsole { config, sql: Arc::new(FakeSql::new(["metadb".to_string()])), health: Arc::new(NeverHealthy) };
+        let e = console.get_parameter("ha.config").await.unwrap_err();
+        assert!(matches!(&e, Error::NotFound(m) if m.contains("names no rm_db; set rm_db under [products.<product>.console]")), "{e:?}");
+        let e = console.list_servers().await.unwrap_err();
+        assert!(matches!(&e, Error::NotFound(m) if m.contains("names no cm_db")), "{e:?}");
+        assert!(!console.health("local").await.unwrap());
     }
 }
