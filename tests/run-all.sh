@@ -59,10 +59,10 @@ export OPSHOST_TEST_DB_URL="mysql://opshost@127.0.0.1:$DB_PORT"
 export OPSHOST_TEST_DB_PASSWORD="opshost-test"
 export OPSHOST_TEST_DOCKER=1
 
-log "build: host, plugins (wasm32-wasip2), stand-in OMS"
+log "build: host, plugins (wasm32-wasip2), stand-in OMS and ODC"
 cargo build --workspace --all-targets
 
-log "test images: busybox and the stand-in OMS 3.2.2 / 3.3.0 / 4.1.1 / 4.2.0 (FROM scratch)"
+log "test images (FROM scratch): busybox, stand-in OMS 3.2.2 / 3.3.0 / 3.3.1 / 4.1.1 / 4.2.0, ODC 4.2.2 / 4.3.0 / 4.3.1, nginx"
 bash tests/images/build.sh target/debug/oms-standin "$RUN_DIR/images"
 export OPSHOST_TEST_IMAGES="$RUN_DIR/images"
 
