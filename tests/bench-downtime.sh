@@ -2,11 +2,16 @@
 # Downtime benchmark (issue 7 §3): time from the old OMS container stopping to the new one
 # healthy, on the stand-in images: the seeds' 4.1.1 -> 4.2.0 procedure scripted in shell
 # (docker CLI + mariadb-dump) vs `opshost upgrade`, on the same deployment, in one run.
-# Usage: bash tests/bench-downtime.sh [ROWS]   (ROWS: heartbeat rows, default 200000)
+# Usage: bash tests/bench-downtime.sh [ROWS] [IMAGE_MB]
+#   ROWS      heartbeat rows before the trim (default 200000)
+#   IMAGE_MB  megabytes of incompressible filler in the new image (default 0: the 7 MB stand-in).
+#             Real OMS CE images are gigabytes; the seeds load the archive inside the downtime,
+#             opshost before the stop, so this is where the two differ most.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ROWS=${1:-200000}
+IMAGE_MB=${2:-0}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 for t in dockerd mariadbd mariadb-dump; do command -v $t >/dev/null || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io mariadb-server mariadb-client >/dev/null; break; }; done
 cargo build --release -p opshost -p opshost-e2e --bin opshost --bin oms-standin
@@ -23,9 +28,18 @@ for _ in $(seq 60); do mariadb --socket="$W/sock" -uroot -e 'SELECT 1' >/dev/nul
 mariadb --socket="$W/sock" -uroot -e "CREATE USER 'oms'@'%' IDENTIFIED BY 'oms'; GRANT ALL ON *.* TO 'oms'@'%';"
 export MYSQL_PWD=oms OMS_METADB_PASSWORD=oms
 SQL="mariadb -h127.0.0.1 -P$PORT -uoms"
-bash tests/images/build.sh target/release/oms-standin "$W/images" >/dev/null
+bash tests/images/build.sh target/release/oms-standin "$W/images" oms >/dev/null
 ARCHIVE="$W/images/oms-feature_4.2.0-ce.tar.gz"
 OLD=reg.example.com/oceanbase/oms:feature_4.1.1-ce NEW=reg.example.com/oceanbase/oms:feature_4.2.0-ce
+if [ "$IMAGE_MB" -gt 0 ]; then
+  # The new image with a filler layer of the given size, saved uncompressed (as big as it is).
+  mkdir -p "$W/filler" && head -c "${IMAGE_MB}M" /dev/urandom >"$W/filler/filler.bin"
+  printf 'FROM %s\nCOPY filler.bin /opt/oms/filler.bin\n' "$NEW" >"$W/filler/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$NEW" "$W/filler" >/dev/null 2>&1
+  ARCHIVE="$W/images/oms-feature_4.2.0-ce-${IMAGE_MB}mb.tar"
+  docker save -o "$ARCHIVE" "$NEW"
+  rm -rf "$W/filler"
+fi
 HEALTH=http://127.0.0.1:18189/oms/health
 mkdir -p "$W/oms/logs" "$W/oms/store" "$W/oms/run" "$W/backup"
 printf 'oms_meta_host: 127.0.0.1\noms_meta_port: %s\noms_meta_user: oms\noms_meta_password: oms\ndrc_rm_db: rm_411\ndrc_cm_db: cm_411\ndrc_cm_heartbeat_db: cm_hb_411\nnginx_server_port: 18189\n' $PORT >"$W/config.yaml"
@@ -103,7 +117,16 @@ POLL=$!
 OPSHOST_CACHE_DIR="$W/cache" ./target/release/opshost upgrade --config "$W/site.toml" --product oms --to 4.2.0 --yes >"$W/opshost.log" 2>&1 || { cat "$W/opshost.log"; exit 1; }
 wait $POLL
 OPS=$(echo "$(cat "$W/t_healthy") - $(cat "$W/t_stop")" | bc)
-printf '\ndowntime (old container stopped -> new one healthy), %s heartbeat rows before the trim:\n' "$ROWS"
+if command -v python3 >/dev/null; then
+  printf '\nopshost, the slower capability calls (from the run transcript):\n'
+  python3 - "$W"/state/runs/*/upgrade-calls.json <<'PY'
+import json, sys
+for c in json.load(open(sys.argv[1])):
+    if c.get("ms", 0) >= 20:
+        print(f"  {c['ms']:>6} ms  {c['call']} {json.dumps(c['args'])[:70]}")
+PY
+fi
+printf '\ndowntime (old container stopped -> new one healthy), %s heartbeat rows before the trim, new image archive %s MB:\n' "$ROWS" "$(( $(stat -c %s "$ARCHIVE") / 1048576 ))"
 printf '  seeds procedure, scripted (stop, trim, mariadb-dump x3, load, run, init)  %6.2f s\n' "$SEEDS"
 printf '  opshost upgrade (load before the stop; verified backups)                  %6.2f s\n' "$OPS"
 printf '  opshost / seeds: %.2f   (goal <= 0.5: %s)\n' "$(echo "$OPS / $SEEDS" | bc -l)" "$( [ "$(echo "$OPS / $SEEDS <= 0.5" | bc -l)" = 1 ] && echo met || echo 'NOT met')"
