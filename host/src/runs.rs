@@ -110,7 +110,11 @@ impl Runs {
             id = format!("{base}-{n}");
         }
         meta.id = id;
+        // Records, journals and transcripts hold the containers' options, passwords in their
+        // environment included (rollback re-creates containers from them): owner only.
         std::fs::create_dir_all(self.run_dir(&meta.id))?;
+        owner_only(&self.dir)?;
+        owner_only(&self.run_dir(&meta.id))?;
         self.save(&meta)?;
         Ok(meta)
     }
@@ -150,6 +154,12 @@ impl Runs {
     pub fn history(&self, product: &str) -> Result<Vec<RunMeta>> {
         Ok(self.list()?.into_iter().filter(|m| m.product == product).collect())
     }
+}
+
+/// Restrict a directory to its owner (0700).
+pub fn owner_only(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("restricting {} to its owner", dir.display()))
 }
 
 /// The run the deployment stands on: the newest one not rolled back (runs stack up; rolling one
@@ -281,6 +291,17 @@ mod tests {
         assert_eq!(standing_above(&h, "a").iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["b"]);
         assert!(standing_above(&h2, "a").is_empty());
         assert_eq!(to_unwind(&[old]).into_iter().map(|m| m.id).collect::<Vec<_>>(), ["old"]);
+    }
+
+    #[test]
+    fn run_folders_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let runs = Runs::new(d.path());
+        let m = runs.create(run("", "3.2.2", "3.3.0", RunStatus::Upgrading, None)).unwrap();
+        for dir in [runs.dir.clone(), runs.run_dir(&m.id)] {
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "{}", dir.display());
+        }
     }
 
     #[test]

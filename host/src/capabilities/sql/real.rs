@@ -513,6 +513,11 @@ impl Sql for MysqlSql {
         let chunks = snapshot::plan(&mut conns[0], database, &tables, readers).await?;
         let (sql_path, meta_path) = self.backup_paths(backup_name);
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
+        // Dumps hold the MetaDB's content: owner only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tokio::fs::set_permissions(&self.backup_dir, std::fs::Permissions::from_mode(0o700)).await.map_err(|e| io_err(&self.backup_dir, e))?;
+        }
         let tmp = sql_path.with_extension("sql.partial");
         let file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
