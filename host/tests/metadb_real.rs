@@ -209,3 +209,50 @@ async fn a_parallel_range_read_equals_a_sequential_one() {
     assert_ne!(parallel.database_checksum("metadb", &db).await.unwrap(), want);
     sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
 }
+
+/// A disk that fills during a dump (the partial file is /dev/full here) fails the dump with the
+/// cause and the fix, leaves no partial file behind, and does not hang the readers waiting on a
+/// writer that stopped.
+#[tokio::test]
+async fn a_full_disk_fails_the_dump_instead_of_hanging_it() {
+    let db = unique_db("full");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};"));
+    sql(&format!("USE {db}; CREATE TABLE big (id BIGINT PRIMARY KEY, info TEXT); INSERT INTO big SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_250000; ANALYZE TABLE big;"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut two = connections();
+    two.get_mut("metadb").unwrap().max_connections = 2;
+    let s = MysqlSql::new(&two, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("full.sql.partial")).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(120), s.dump_database("metadb", &db, "full")).await.expect("the dump hung after its writer failed");
+    match r {
+        Err(Error::Failed(m)) => assert!(m.contains("No space left on device") && m.contains("free space in"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+/// A restore whose every worker fails (each INSERT names a table the dump never created) reports the
+/// server's error instead of waiting forever to hand out the next statement.
+#[tokio::test]
+async fn a_restore_whose_workers_all_fail_reports_the_error() {
+    let db = unique_db("collide");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let mut text = String::from("-- hand-made dump\nCREATE TABLE t (id INT PRIMARY KEY);\n");
+    for _ in 0..50 {
+        text.push_str("INSERT INTO `missing` (`id`) VALUES (1);\n");
+    }
+    text.push_str("-- opshost dump complete\n");
+    std::fs::write(dir.path().join("collide.sql"), &text).unwrap();
+    let meta = serde_json::json!({"name": "collide", "database": db, "bytes": text.len(), "tables": 1, "rows": 50, "checksum": "sha256:00"});
+    std::fs::write(dir.path().join("collide.json"), meta.to_string()).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.restore_database("metadb", &db, "collide")).await.expect("the restore hung after its workers failed");
+    match r {
+        Err(Error::Failed(m)) => assert!(m.contains("missing' doesn't exist"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}

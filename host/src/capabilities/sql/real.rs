@@ -169,6 +169,7 @@ impl MysqlSql {
         let mut session: Vec<String> = Vec::new();
         let mut complete = false;
         let (tx, rx) = async_channel(n_workers.max(1) * 2);
+        let mut rx = Some(rx);
         let mut workers = Vec::new();
         let mut started = false;
         let mut result: Result<(), Error> = Ok(());
@@ -210,7 +211,7 @@ impl MysqlSql {
                         for s in &session {
                             w.query_drop(s.as_str()).await.map_err(fail)?;
                         }
-                        let rx = rx.clone();
+                        let rx = rx.as_ref().expect("workers start once").clone();
                         let done = done.clone();
                         let reporter = self.reporter.clone();
                         let label = label.clone();
@@ -237,6 +238,9 @@ impl MysqlSql {
                         }));
                     }
                     started = true;
+                    // Only the workers receive: if they all fail, sending fails instead of
+                    // waiting forever on a full channel.
+                    drop(rx.take());
                 }
                 if tx.send(line).await.is_err() {
                     break; // a worker failed: its error is reported below
@@ -460,6 +464,18 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     Ok(out)
 }
 
+/// Write the statements from `rx` to `w` until the readers are done. On a write error the channel
+/// is closed at once, so readers blocked on a full channel fail instead of waiting forever.
+pub(super) async fn pump<W: tokio::io::AsyncWrite + Unpin>(rx: &mut tokio::sync::mpsc::Receiver<String>, w: &mut W) -> std::io::Result<()> {
+    while let Some(stmt) = rx.recv().await {
+        if let Err(e) = w.write_all(stmt.as_bytes()).await {
+            rx.close();
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// A small bounded multi-consumer channel (statements to restore workers).
 fn async_channel(cap: usize) -> (AsyncSender, AsyncReceiver) {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(cap);
@@ -541,21 +557,30 @@ impl Sql for MysqlSql {
             label: format!("dump {database}"),
             reporter: self.reporter.clone(),
         };
-        let writer = async {
-            while let Some(stmt) = rx.recv().await {
-                w.write_all(stmt.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-            }
-            Ok::<(), Error>(())
-        };
+        let writer = pump(&mut rx, &mut w);
         let (read, written) = tokio::join!(snapshot::read_all(conns, chunks, job), writer);
-        written?;
-        let hashers = read?;
-        let footer = "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n";
-        w.write_all(footer.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-        w.write_all(format!("{END_MARKER}\n").as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
-        w.flush().await.map_err(|e| io_err(&tmp, e))?;
-        w.get_ref().sync_all().await.map_err(|e| io_err(&tmp, e))?;
+        let finished = async {
+            // The writer's error (a full disk) is the cause; the readers then only saw it stop.
+            written?;
+            let footer = "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n";
+            w.write_all(footer.as_bytes()).await?;
+            w.write_all(format!("{END_MARKER}\n").as_bytes()).await?;
+            w.flush().await?;
+            w.get_ref().sync_all().await
+        }
+        .await;
         drop(w);
+        if let Err(e) = finished {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(failed(format!("writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again", tmp.display(), self.backup_dir.display())));
+        }
+        let hashers = match read {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
         tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
         let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
         let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
