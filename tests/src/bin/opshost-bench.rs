@@ -180,6 +180,10 @@ fn main() {
     let rows = |q: &str| -> String { String::from_utf8_lossy(&db.client("mariadb").args(db.args()).args(["-N", "-e", q]).output().unwrap().stdout).trim().to_string() };
     let hb_rows = rows("SELECT COUNT(*) FROM bench_cm_hb.heatbeat_sequence");
     println!("  {:.0} MB in rm, cm, cm_hb ({hb_rows} heartbeat rows), built in {:.0} s", db.size_mb(), t_build.as_secs_f64());
+    // `--build-only` leaves the data for profiling one side: `opshost-bench --child dump DIR`.
+    if args.iter().any(|a| a == "--build-only") {
+        return;
+    }
 
     // Dumps, the same data each time.
     let ops_dir = tempdir("bench-ops");
