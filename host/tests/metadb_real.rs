@@ -237,7 +237,7 @@ async fn a_full_disk_fails_the_dump_instead_of_hanging_it() {
 /// server's error instead of waiting forever to hand out the next statement.
 #[tokio::test]
 async fn a_restore_whose_workers_all_fail_reports_the_error() {
-    let db = unique_db("collide");
+    let db = unique_db("missing");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};"));
     let dir = tempfile::tempdir().unwrap();
     let s = backend(dir.path());
@@ -246,10 +246,10 @@ async fn a_restore_whose_workers_all_fail_reports_the_error() {
         text.push_str("INSERT INTO `missing` (`id`) VALUES (1);\n");
     }
     text.push_str("-- opshost dump complete\n");
-    std::fs::write(dir.path().join("collide.sql"), &text).unwrap();
-    let meta = serde_json::json!({"name": "collide", "database": db, "bytes": text.len(), "tables": 1, "rows": 50, "checksum": "sha256:00"});
-    std::fs::write(dir.path().join("collide.json"), meta.to_string()).unwrap();
-    let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.restore_database("metadb", &db, "collide")).await.expect("the restore hung after its workers failed");
+    std::fs::write(dir.path().join("missing.sql"), &text).unwrap();
+    let meta = serde_json::json!({"name": "missing", "database": db, "bytes": text.len(), "tables": 1, "rows": 50, "checksum": "sha256:00"});
+    std::fs::write(dir.path().join("missing.json"), meta.to_string()).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.restore_database("metadb", &db, "missing")).await.expect("the restore hung after its workers failed");
     match r {
         Err(Error::Failed(m)) => assert!(m.contains("missing' doesn't exist"), "{m}"),
         other => panic!("{other:?}"),

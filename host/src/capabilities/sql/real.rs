@@ -500,7 +500,7 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
 
 /// Write the statements from `rx` to `w` until the readers are done. On a write error the channel
 /// is closed at once, so readers blocked on a full channel fail instead of waiting forever.
-pub(super) async fn pump<W: tokio::io::AsyncWrite + Unpin>(rx: &mut tokio::sync::mpsc::Receiver<String>, w: &mut W) -> std::io::Result<()> {
+async fn pump<W: tokio::io::AsyncWrite + Unpin>(rx: &mut tokio::sync::mpsc::Receiver<String>, w: &mut W) -> std::io::Result<()> {
     while let Some(stmt) = rx.recv().await {
         if let Err(e) = w.write_all(stmt.as_bytes()).await {
             rx.close();
@@ -593,22 +593,22 @@ impl Sql for MysqlSql {
         };
         let writer = pump(&mut rx, &mut w);
         let (read, written) = tokio::join!(snapshot::read_all(conns, chunks, job), writer);
+        let disk = |e: std::io::Error| failed(format!("writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again", tmp.display(), self.backup_dir.display()));
         let finished = async {
             // The writer's error (a full disk) is the cause; the readers then only saw it stop.
-            written?;
+            written.map_err(disk)?;
+            let hashers = read?;
             let footer = "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n";
-            w.write_all(footer.as_bytes()).await?;
-            w.write_all(format!("{END_MARKER}\n").as_bytes()).await?;
-            w.flush().await?;
-            w.get_ref().sync_all().await
+            w.write_all(footer.as_bytes()).await.map_err(disk)?;
+            w.write_all(format!("{END_MARKER}\n").as_bytes()).await.map_err(disk)?;
+            w.flush().await.map_err(disk)?;
+            w.get_ref().sync_all().await.map_err(disk)?;
+            Ok::<_, Error>(hashers)
         }
         .await;
         drop(w);
-        if let Err(e) = finished {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(failed(format!("writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again", tmp.display(), self.backup_dir.display())));
-        }
-        let hashers = match read {
+        // A dump that did not finish leaves no partial file behind.
+        let hashers = match finished {
             Ok(h) => h,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
