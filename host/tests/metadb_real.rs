@@ -100,6 +100,48 @@ async fn the_stock_client_restores_an_opshost_dump_to_the_same_checksum() {
 }
 
 #[tokio::test]
+async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() {
+    use opshost::capabilities::sql::checksum::RowHash;
+    let db = unique_db("oldsum");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("USE {db}; {ALL_TYPES}"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "old").await.unwrap();
+    assert!(b.checksum.starts_with("xxh3:"), "{}", b.checksum);
+    // The metadata as the version before XXH3 rows wrote it: a `sha256:` checksum.
+    let (old_sum, _, _) = s.checksum("metadb", &db, RowHash::Sha256).await.unwrap();
+    assert!(old_sum.starts_with("sha256:") && old_sum != b.checksum);
+    let meta = dir.path().join("old.json");
+    let rewrite = |sum: &str| {
+        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+        m["checksum"] = sum.into();
+        std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    rewrite(&old_sum);
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    let r = s.restore_database("metadb", &db, "old").await.unwrap();
+    assert_eq!(r.checksum, old_sum, "verified with the algorithm the backup was recorded with");
+
+    // A wrong sha256 checksum is still caught, and an unknown format is refused before any replay.
+    for (sum, expect) in [(format!("sha256:{}", "0".repeat(64)), "recorded sha256:000"), ("blake9:00".to_string(), "format this opshost does not know")] {
+        rewrite(&sum);
+        s.drop_database("metadb", &db).await.unwrap();
+        s.create_database("metadb", &db).await.unwrap();
+        match s.restore_database("metadb", &db, "old").await {
+            Err(Error::Failed(m)) => assert!(m.contains(expect), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        if sum.starts_with("blake9") {
+            let n: Vec<Vec<Value>> = s.query("metadb", &db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", &[Value::Text(db.clone())]).await.unwrap().rows;
+            assert_eq!(n, vec![vec![Value::Int(0)]], "nothing was replayed");
+        }
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+#[tokio::test]
 async fn query_and_execute_use_exact_binary_values() {
     let db = unique_db("query");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; CREATE TABLE cfg (cfg_name VARCHAR(64) PRIMARY KEY, cfg_value TEXT, f FLOAT, b VARBINARY(8));"));

@@ -2,7 +2,7 @@
 //! Plugins' statements really execute (no matching of SQL text); dumps are SQL text replayed on
 //! restore; checksums use the same algorithm as the real backend.
 
-use super::checksum::{database_checksum, TableHasher};
+use super::checksum::{database_checksum, recorded_hash, RowHash, TableHasher};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
 use crate::capabilities::{failed, invalid, not_found};
@@ -44,7 +44,7 @@ impl FakeSql {
     }
 
     pub fn checksum_now(&self, database: &str) -> Result<String, Error> {
-        self.with_db(database, |c| checksum(c).map(|(sum, _, _)| sum))
+        self.with_db(database, |c| checksum(c, RowHash::default()).map(|(sum, _, _)| sum))
     }
 
     fn check_connection(&self, connection: &str) -> Result<(), Error> {
@@ -127,19 +127,19 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// (checksum, tables, rows)
-fn checksum(c: &Connection) -> Result<(String, u32, u64), Error> {
+/// (checksum, tables, rows), rows hashed with `hash`
+fn checksum(c: &Connection, hash: RowHash) -> Result<(String, u32, u64), Error> {
     let mut digests = Vec::new();
     let mut total = 0;
     for (name, definition) in tables(c)? {
-        let mut t = TableHasher::default();
+        let mut t = TableHasher::new(hash);
         for row in query(c, &format!("SELECT * FROM {}", quote_ident(&name)), &[])?.rows {
             t.row(&row);
         }
         total += t.rows();
         digests.push((name.clone(), t.finish(&name, &definition)));
     }
-    Ok((database_checksum(&digests), digests.len() as u32, total))
+    Ok((database_checksum(&digests, hash), digests.len() as u32, total))
 }
 
 fn literal(v: &Value) -> String {
@@ -189,7 +189,7 @@ impl Sql for FakeSql {
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
         self.check_connection(connection)?;
-        let (text, (sum, tables, rows)) = self.with_db(database, |c| Ok((dump(c, database)?, checksum(c)?)))?;
+        let (text, (sum, tables, rows)) = self.with_db(database, |c| Ok((dump(c, database)?, checksum(c, RowHash::default())?)))?;
         let backup = Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables, rows, checksum: sum };
         self.backups.lock().unwrap().insert(backup_name.to_string(), (text, backup.clone()));
         Ok(backup)
@@ -198,12 +198,13 @@ impl Sql for FakeSql {
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
         self.check_connection(connection)?;
         let (text, recorded) = self.backups.lock().unwrap().get(backup_name).cloned().ok_or_else(|| not_found(format!("no backup named {backup_name}")))?;
+        let hash = recorded_hash(&recorded, std::path::Path::new("fake host"))?;
         let (sum, tables_n, rows) = self.with_db(database, |c| {
             if !tables(c)?.is_empty() {
                 return Err(invalid(format!("database {database} is not empty: drop and create it before restoring")));
             }
             c.execute_batch(&text).map_err(|e| failed(format!("replaying backup {backup_name} into {database}: {e}")))?;
-            checksum(c)
+            checksum(c, hash)
         })?;
         if sum != recorded.checksum {
             return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));

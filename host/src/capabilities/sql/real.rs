@@ -12,7 +12,7 @@
 //!   big enough to split (`snapshot.rs`).
 //! - `restore-database` streams such a file back and verifies the checksum.
 
-use super::checksum::{database_checksum, RowEncoder};
+use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash};
 use super::snapshot;
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
@@ -126,8 +126,8 @@ impl MysqlSql {
         snapshot::start(first, more, database).await
     }
 
-    /// The content checksum of `database` as it is now: (checksum, tables, rows).
-    async fn checksum(&self, connection: &str, database: &str) -> Result<(String, u32, u64), Error> {
+    /// The content checksum of `database` as it is now, rows hashed with `hash`: (checksum, tables, rows).
+    pub async fn checksum(&self, connection: &str, database: &str, hash: RowHash) -> Result<(String, u32, u64), Error> {
         let mut first = self.conn_in(connection, database).await?;
         let tables = Arc::new(tables(&mut first, database).await?);
         let mut conns = self.snapshot(connection, database, first, &tables).await?;
@@ -138,6 +138,7 @@ impl MysqlSql {
             tables: tables.clone(),
             queue: Default::default(),
             out: None,
+            hash,
             rows: Default::default(),
             total: tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1),
             label: format!("checksum {database}"),
@@ -145,7 +146,7 @@ impl MysqlSql {
         };
         let hashers = snapshot::read_all(conns, chunks, job).await?;
         let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
-        Ok((database_checksum(&digests), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum()))
+        Ok((database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum()))
     }
 
     /// Where a backup's SQL and metadata live.
@@ -342,12 +343,68 @@ fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
                 Err(e) => Value::Bytes(e.into_bytes()),
             },
         },
-        M::Date(y, mo, d, h, mi, s, us) => Value::Text(if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
-            format!("{y:04}-{mo:02}-{d:02} 00:00:00")
-        } else {
-            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
-        }),
-        M::Time(neg, days, h, mi, s, us) => Value::Text(format!("{}{:02}:{mi:02}:{s:02}.{us:06}", if neg { "-" } else { "" }, days * 24 + h as u32)),
+        M::Date(..) | M::Time(..) => {
+            let mut t = Vec::with_capacity(26);
+            temporal_text(&v, kind, &mut t);
+            Value::Text(String::from_utf8(t).expect("digits and punctuation"))
+        }
+    }
+}
+
+/// `n` in decimal, zero-padded to `width` digits (no formatter: this runs for every date of a dump).
+fn push_padded(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let mut buf = [0u8; 10];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(buf.len() - at)));
+    out.extend_from_slice(&buf[at..]);
+}
+
+/// A DATE, DATETIME, TIMESTAMP or TIME value as text the server reads back exactly:
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` (a DATE, or a midnight without fraction in a date column, has
+/// no fraction) and `[-]HHH:MM:SS.ffffff`. Other values append nothing.
+fn temporal_text(v: &mysql_async::Value, kind: Kind, out: &mut Vec<u8>) {
+    use mysql_async::Value as M;
+    match *v {
+        M::Date(y, mo, d, h, mi, s, us) => {
+            push_padded(out, y.into(), 4);
+            out.push(b'-');
+            push_padded(out, mo.into(), 2);
+            out.push(b'-');
+            push_padded(out, d.into(), 2);
+            if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
+                out.extend_from_slice(b" 00:00:00");
+            } else {
+                out.push(b' ');
+                push_padded(out, h.into(), 2);
+                out.push(b':');
+                push_padded(out, mi.into(), 2);
+                out.push(b':');
+                push_padded(out, s.into(), 2);
+                out.push(b'.');
+                push_padded(out, us, 6);
+            }
+        }
+        M::Time(neg, days, h, mi, s, us) => {
+            if neg {
+                out.push(b'-');
+            }
+            push_padded(out, days * 24 + h as u32, 2);
+            out.push(b':');
+            push_padded(out, mi.into(), 2);
+            out.push(b':');
+            push_padded(out, s.into(), 2);
+            out.push(b'.');
+            push_padded(out, us, 6);
+        }
+        _ => {}
     }
 }
 
@@ -361,10 +418,7 @@ pub(super) fn hash_raw(e: &mut RowEncoder, v: &mysql_async::Value, kind: Kind) {
         M::Float(f) => e.float(*f as f64),
         M::Double(d) => e.float(*d),
         M::Bytes(b) => e.text(b),
-        M::Date(..) | M::Time(..) => match from_mysql(v.clone(), kind) {
-            Value::Text(t) => e.text(t.as_bytes()),
-            _ => unreachable!("dates and times read as text"),
-        },
+        M::Date(..) | M::Time(..) => e.text_with(|out| temporal_text(v, kind, out)),
     }
 }
 
@@ -453,11 +507,10 @@ pub(super) fn literal(v: &mysql_async::Value, kind: Kind, out: &mut String) {
             out.push('\'');
         }
         M::Date(..) | M::Time(..) => {
-            if let Value::Text(t) = from_mysql(v.clone(), kind) {
-                out.push('\'');
-                out.push_str(&t);
-                out.push('\'');
-            }
+            out.push('\'');
+            // SAFETY: only ASCII digits and punctuation are appended.
+            temporal_text(v, kind, unsafe { out.as_mut_vec() });
+            out.push('\'');
         }
     }
 }
@@ -586,6 +639,7 @@ impl Sql for MysqlSql {
             tables: tables.clone(),
             queue: Default::default(),
             out: Some(tx),
+            hash: RowHash::default(),
             rows: Default::default(),
             total: tables.iter().map(|t| t.estimated_rows).sum::<u64>().max(1),
             label: format!("dump {database}"),
@@ -619,7 +673,7 @@ impl Sql for MysqlSql {
         let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
         let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
         let rows_total: u64 = hashers.iter().map(|h| h.rows()).sum();
-        let backup = Backup { name: backup_name.into(), database: database.into(), bytes, tables: tables.len() as u32, rows: rows_total, checksum: database_checksum(&digests) };
+        let backup = Backup { name: backup_name.into(), database: database.into(), bytes, tables: tables.len() as u32, rows: rows_total, checksum: database_checksum(&digests, RowHash::default()) };
         let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
         tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
         Ok(backup)
@@ -629,6 +683,7 @@ impl Sql for MysqlSql {
         let (sql_path, meta_path) = self.backup_paths(backup_name);
         let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
         let recorded: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
+        let hash = recorded_hash(&recorded, &meta_path)?;
         let mut c = self.conn_in(connection, database).await?;
         let existing: Vec<String> = c
             .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
@@ -659,7 +714,7 @@ impl Sql for MysqlSql {
         }
         self.replay(&mut c, connection, database, &sql_path, file, total).await?;
         drop(c);
-        let (sum, tables, rows) = self.checksum(connection, database).await?;
+        let (sum, tables, rows) = self.checksum(connection, database, hash).await?;
         if sum != recorded.checksum {
             return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
         }
@@ -689,7 +744,7 @@ impl Sql for MysqlSql {
     }
 
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
-        Ok(self.checksum(connection, database).await?.0)
+        Ok(self.checksum(connection, database, RowHash::default()).await?.0)
     }
 
 }
@@ -697,6 +752,48 @@ impl Sql for MysqlSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_times_read_as_the_formatter_wrote_them() {
+        use mysql_async::Value as M;
+        // The formatting of the version before: dumps and checksums must not change.
+        let reference = |v: &M, kind: Kind| match *v {
+            M::Date(y, mo, d, h, mi, s, us) => {
+                if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
+                    format!("{y:04}-{mo:02}-{d:02} 00:00:00")
+                } else {
+                    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+                }
+            }
+            M::Time(neg, days, h, mi, s, us) => format!("{}{:02}:{mi:02}:{s:02}.{us:06}", if neg { "-" } else { "" }, days * 24 + h as u32),
+            _ => unreachable!(),
+        };
+        let values = [
+            M::Date(2026, 11, 23, 0, 0, 0, 0),
+            M::Date(1000, 1, 1, 0, 0, 0, 0),
+            M::Date(0, 0, 0, 0, 0, 0, 0),
+            M::Date(9999, 12, 31, 23, 59, 59, 999_999),
+            M::Date(2026, 1, 2, 3, 4, 5, 6),
+            M::Date(2026, 1, 2, 0, 0, 0, 1),
+            M::Time(true, 34, 22, 59, 59, 0),
+            M::Time(false, 0, 0, 0, 0, 0),
+            M::Time(false, 0, 5, 1, 2, 30),
+            M::Time(false, 4, 6, 7, 8, 999_999),
+        ];
+        for v in &values {
+            for kind in [Kind::Other, Kind::Text] {
+                let want = reference(v, kind);
+                assert_eq!(from_mysql(v.clone(), kind), Value::Text(want.clone()), "{v:?}");
+                let mut lit = String::new();
+                literal(v, kind, &mut lit);
+                assert_eq!(lit, format!("'{want}'"));
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                hash_raw(&mut super::super::checksum::RowEncoder::new(&mut a), v, kind);
+                super::super::checksum::RowEncoder::new(&mut b).text(want.as_bytes());
+                assert_eq!(a, b, "{v:?} hashes as its text");
+            }
+        }
+    }
 
     #[test]
     fn text_literals_escape_what_mysql_real_escape_string_escapes() {

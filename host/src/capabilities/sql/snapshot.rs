@@ -9,7 +9,7 @@
 //!   the same whatever order the ranges finish in, and equal to a sequential read's.
 //! - For a dump, each range is also encoded as INSERT statements sent to the one file writer.
 
-use super::checksum::TableHasher;
+use super::checksum::{RowHash, TableHasher};
 use super::real::{column_kind, db_err, hash_raw, literal, quote_ident, Kind, TableInfo, INSERT_BYTES};
 use crate::bindings::Error;
 use crate::capabilities::failed;
@@ -138,6 +138,8 @@ pub struct Job {
     pub queue: Mutex<VecDeque<Chunk>>,
     /// Where encoded INSERT statements go (a dump), or None (a checksum).
     pub out: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The row hash of the checksum being computed.
+    pub hash: RowHash,
     pub rows: AtomicU64,
     pub total: u64,
     pub label: String,
@@ -151,7 +153,7 @@ pub async fn read(mut c: Conn, job: Arc<Job>) -> Result<(Conn, Vec<(usize, Table
     loop {
         let Some(chunk) = job.queue.lock().unwrap().pop_front() else { break };
         let t = &job.tables[chunk.table];
-        let mut h = TableHasher::default();
+        let mut h = TableHasher::new(job.hash);
         if !t.columns.is_empty() {
             let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
             let filter = match &chunk.range {
@@ -204,7 +206,7 @@ pub async fn read(mut c: Conn, job: Arc<Job>) -> Result<(Conn, Vec<(usize, Table
 
 /// Run `conns.len()` readers over `chunks`; per table (in `tables` order) the merged hasher.
 pub async fn read_all(conns: Vec<Conn>, chunks: Vec<Chunk>, job: Job) -> Result<Vec<TableHasher>, Error> {
-    let n_tables = job.tables.len();
+    let (n_tables, hash) = (job.tables.len(), job.hash);
     *job.queue.lock().unwrap() = chunks.into();
     let job = Arc::new(job);
     let mut readers = Vec::new();
@@ -212,7 +214,7 @@ pub async fn read_all(conns: Vec<Conn>, chunks: Vec<Chunk>, job: Job) -> Result<
         readers.push(tokio::spawn(read(c, job.clone())));
     }
     drop(job);
-    let mut merged: Vec<TableHasher> = (0..n_tables).map(|_| TableHasher::default()).collect();
+    let mut merged: Vec<TableHasher> = (0..n_tables).map(|_| TableHasher::new(hash)).collect();
     let mut first_error = None;
     for r in readers {
         match r.await.map_err(|e| failed(format!("reader task: {e}")))? {
