@@ -18,6 +18,7 @@ pub fn metadb() -> ConnectionConfig {
         password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
         password_file: None,
         max_connections: 4,
+        load_data: true,
     }
 }
 

@@ -35,7 +35,7 @@ impl Db {
     fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
         BTreeMap::from([(
             "metadb".to_string(),
-            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4 },
+            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true },
         )])
     }
     fn client(&self, tool: &str) -> Command {
@@ -114,6 +114,7 @@ fn child(op: &str, dir: &Path) {
     let sql = MysqlSql::new(&db.conn(), dir.to_path_buf(), Arc::new(Silent)).unwrap();
     rt.block_on(async {
         for name in DBS {
+            let t = Instant::now();
             match op {
                 "dump" => {
                     sql.dump_database("metadb", name, name).await.unwrap();
@@ -126,6 +127,7 @@ fn child(op: &str, dir: &Path) {
                     sql.restore_database("metadb", name, name).await.unwrap();
                 }
             }
+            eprintln!("{op} {name}: {:.2} s", t.elapsed().as_secs_f64());
         }
     });
     println!("peak_mb={:.1}", vm_hwm_mb());

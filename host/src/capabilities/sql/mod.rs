@@ -3,6 +3,7 @@
 
 pub mod checksum;
 pub mod fake;
+pub mod load;
 pub mod real;
 mod snapshot;
 
