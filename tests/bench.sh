@@ -2,7 +2,8 @@
 # The benchmark command: opshost's backup and restore vs mariadb-dump / the stock client (the
 # seeds' way) and mydumper / myloader -t 2, on the same synthetic OMS MetaDB in one run, printed
 # as ratios; plus opshost's peak memory and plugin start. Release build, throwaway MariaDB.
-# Usage: bash tests/bench.sh [--scale 1.0]     (1.0 is about 320 MB on disk, 2.6M heartbeat rows)
+# Usage: bash tests/bench.sh [--scale 1.0] [--rounds N]   (1.0 is about 550 MB on disk, 2.6M heartbeat
+# rows; N rounds report each tool's median)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

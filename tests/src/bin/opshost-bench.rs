@@ -209,48 +209,76 @@ fn main() {
         return;
     }
 
-    // Dumps, the same data each time.
+    // `--rounds N` repeats the dumps and restores and reports each tool's median (this machine's
+    // speed moves between runs; every tool is timed in every round).
+    let rounds: usize = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     let ops_dir = tempdir("bench-ops");
-    db.settle();
-    let (t_ops_dump, peak_dump) = opshost_child("dump", &ops_dir);
     let dump_dir = tempdir("bench-mariadb-dump");
-    db.settle();
-    let (_, t_md_dump) = time(|| {
-        for name in DBS {
-            let out = std::fs::File::create(dump_dir.join(format!("{name}.sql"))).unwrap();
-            run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
-        }
-    });
     let myd_dir = tempdir("bench-mydumper");
-    db.settle();
-    let (_, t_myd_dump) = time(|| run_ok(db.client("mydumper").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "--regex", "^bench_", "-o", myd_dir.to_str().unwrap()])));
+    let mut times: Vec<[Duration; 6]> = Vec::new();
+    let (mut peak_dump, mut peak_restore) = (0f64, 0f64);
+    for round in 1..=rounds {
+        // Dumps, the same data each time.
+        db.settle();
+        let (t_ops_dump, peak) = opshost_child("dump", &ops_dir);
+        peak_dump = peak_dump.max(peak);
+        db.settle();
+        let (_, t_md_dump) = time(|| {
+            for name in DBS {
+                let out = std::fs::File::create(dump_dir.join(format!("{name}.sql"))).unwrap();
+                run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
+            }
+        });
+        let _ = std::fs::remove_dir_all(&myd_dir);
+        db.settle();
+        let (_, t_myd_dump) = time(|| run_ok(db.client("mydumper").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "--regex", "^bench_", "-o", myd_dir.to_str().unwrap()])));
 
-    // Restores into emptied databases.
-    db.reset();
-    db.settle();
-    let (t_ops_restore, peak_restore) = opshost_child("restore", &ops_dir);
-    db.reset();
-    db.settle();
-    let (_, t_src_restore) = time(|| {
-        for name in DBS {
-            run_ok(db.client("mariadb").args(db.args()).args(["-e", &format!("source {}", dump_dir.join(format!("{name}.sql")).display()), "-D", name]));
+        // Restores into emptied databases.
+        db.reset();
+        db.settle();
+        let (t_ops_restore, peak) = opshost_child("restore", &ops_dir);
+        peak_restore = peak_restore.max(peak);
+        db.reset();
+        db.settle();
+        let (_, t_src_restore) = time(|| {
+            for name in DBS {
+                run_ok(db.client("mariadb").args(db.args()).args(["-e", &format!("source {}", dump_dir.join(format!("{name}.sql")).display()), "-D", name]));
+            }
+        });
+        db.reset();
+        db.settle();
+        let (_, t_myl_restore) = time(|| run_ok(db.client("myloader").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "-o", "-d", myd_dir.to_str().unwrap()])));
+        let t = [t_ops_dump, t_md_dump, t_myd_dump, t_ops_restore, t_src_restore, t_myl_restore];
+        if rounds > 1 {
+            println!(
+                "  round {round}: dump {:.2} s ({:.2}x mydumper), restore {:.2} s ({:.2}x myloader)",
+                t[0].as_secs_f64(),
+                t[0].as_secs_f64() / t[2].as_secs_f64(),
+                t[3].as_secs_f64(),
+                t[3].as_secs_f64() / t[5].as_secs_f64()
+            );
         }
-    });
-    db.reset();
-    db.settle();
-    let (_, t_myl_restore) = time(|| run_ok(db.client("myloader").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "-o", "-d", myd_dir.to_str().unwrap()])));
+        times.push(t);
+    }
+    let median = |i: usize| {
+        let mut v: Vec<Duration> = times.iter().map(|t| t[i]).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let [t_ops_dump, t_md_dump, t_myd_dump, t_ops_restore, t_src_restore, t_myl_restore] = std::array::from_fn(median);
 
     let (cold, warm) = plugin_start();
 
     let s = |d: Duration| d.as_secs_f64();
     let ratio = |a: Duration, b: Duration| s(a) / s(b);
-    println!("\n{:<44} {:>9} {:>22}", "", "seconds", "opshost / it");
-    println!("{:<44} {:>9.2}", "dump: opshost (3 databases, checksums)", s(t_ops_dump));
-    println!("{:<44} {:>9.2} {:>22.2}", "dump: mariadb-dump, one db after another", s(t_md_dump), ratio(t_ops_dump, t_md_dump));
-    println!("{:<44} {:>9.2} {:>22.2}", "dump: mydumper -t 2", s(t_myd_dump), ratio(t_ops_dump, t_myd_dump));
-    println!("{:<44} {:>9.2}", "restore: opshost (checksums verified)", s(t_ops_restore));
-    println!("{:<44} {:>9.2} {:>22.2}", "restore: mariadb -e source, one db after another", s(t_src_restore), ratio(t_ops_restore, t_src_restore));
-    println!("{:<44} {:>9.2} {:>22.2}", "restore: myloader -t 2", s(t_myl_restore), ratio(t_ops_restore, t_myl_restore));
+    let heading = if rounds > 1 { format!("median of {rounds} rounds, s") } else { "seconds".to_string() };
+    println!("\n{:<50} {:>22} {:>14}", "", heading, "opshost / it");
+    println!("{:<50} {:>22.2}", "dump: opshost (3 databases, checksums)", s(t_ops_dump));
+    println!("{:<50} {:>22.2} {:>14.2}", "dump: mariadb-dump, one db after another", s(t_md_dump), ratio(t_ops_dump, t_md_dump));
+    println!("{:<50} {:>22.2} {:>14.2}", "dump: mydumper -t 2", s(t_myd_dump), ratio(t_ops_dump, t_myd_dump));
+    println!("{:<50} {:>22.2}", "restore: opshost (checksums verified)", s(t_ops_restore));
+    println!("{:<50} {:>22.2} {:>14.2}", "restore: mariadb -e source, one db after another", s(t_src_restore), ratio(t_ops_restore, t_src_restore));
+    println!("{:<50} {:>22.2} {:>14.2}", "restore: myloader -t 2", s(t_myl_restore), ratio(t_ops_restore, t_myl_restore));
     println!("\nopshost peak memory: dump {peak_dump:.0} MB, restore {peak_restore:.0} MB");
     println!("plugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms", cold.as_secs_f64() * 1000.0, warm.as_secs_f64() * 1000.0);
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
