@@ -109,17 +109,15 @@ fn ident(s: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Append `bytes` as one field of the data, escaping what the field syntax reserves.
-fn push_field_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &c in bytes {
-        match c {
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0 => out.extend_from_slice(b"\\0"),
-            c => out.push(c),
-        }
+/// Append one byte of a field's value, escaping what the field syntax reserves.
+fn push_field_byte(out: &mut Vec<u8>, c: u8) {
+    match c {
+        b'\t' => out.extend_from_slice(b"\\t"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0 => out.extend_from_slice(b"\\0"),
+        c => out.push(c),
     }
 }
 
@@ -198,11 +196,9 @@ pub fn from_insert(stmt: &str) -> Option<Load> {
                     if (i - start) % 2 != 0 || i == start {
                         return None;
                     }
-                    let mut bytes = Vec::with_capacity((i - start) / 2);
                     for pair in v[start..i].chunks_exact(2) {
-                        bytes.push(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?);
+                        push_field_byte(&mut out, hex_digit(pair[0])? << 4 | hex_digit(pair[1])?);
                     }
-                    push_field_bytes(&mut out, &bytes);
                 }
                 b'N' if v.get(i..i + 4) == Some(b"NULL") => {
                     out.extend_from_slice(b"\\N");

@@ -179,9 +179,10 @@ impl MysqlSql {
     /// stops everything. A pool of one connection replays everything on `main` (the workers would
     /// wait forever for a connection).
     async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64) -> Result<(), Error> {
-        let pool_size = self.pools.get(connection).map(|p| p.size).unwrap_or(1);
+        let metadb = self.pools.get(connection);
+        let pool_size = metadb.map(|p| p.size).unwrap_or(1);
         let autoinc_lock_mode: Option<u64> = main.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten();
-        let policy = Arc::new(load::Policy::new(self.pools.get(connection).is_some_and(|p| p.load_data), autoinc_lock_mode));
+        let policy = Arc::new(load::Policy::new(metadb.is_some_and(|p| p.load_data), autoinc_lock_mode));
         let n_workers = pool_size.saturating_sub(1).min(2);
         let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
         let mut lines = BufReader::with_capacity(1 << 20, file).lines();
@@ -347,19 +348,22 @@ fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
 }
 
 /// `n` in decimal, zero-padded to `width` digits (no formatter: this runs for every date of a dump).
-fn push_padded(out: &mut Vec<u8>, mut n: u32, width: usize) {
-    let mut buf = [0u8; 10];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(buf.len() - at)));
-    out.extend_from_slice(&buf[at..]);
+fn push_padded(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut buf = [0u8; 21];
+    let digits = super::checksum::decimal(false, n.into(), &mut buf);
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits.len())));
+    out.extend_from_slice(digits);
+}
+
+/// `HH:MM:SS.ffffff` (at least two digits of hours).
+fn push_clock(out: &mut Vec<u8>, hours: u32, minutes: u8, seconds: u8, micros: u32) {
+    push_padded(out, hours, 2);
+    out.push(b':');
+    push_padded(out, minutes.into(), 2);
+    out.push(b':');
+    push_padded(out, seconds.into(), 2);
+    out.push(b'.');
+    push_padded(out, micros, 6);
 }
 
 /// A DATE, DATETIME, TIMESTAMP or TIME value as text the server reads back exactly:
@@ -378,26 +382,14 @@ fn temporal_text(v: &mysql_async::Value, kind: Kind, out: &mut Vec<u8>) {
                 out.extend_from_slice(b" 00:00:00");
             } else {
                 out.push(b' ');
-                push_padded(out, h.into(), 2);
-                out.push(b':');
-                push_padded(out, mi.into(), 2);
-                out.push(b':');
-                push_padded(out, s.into(), 2);
-                out.push(b'.');
-                push_padded(out, us, 6);
+                push_clock(out, h.into(), mi, s, us);
             }
         }
         M::Time(neg, days, h, mi, s, us) => {
             if neg {
                 out.push(b'-');
             }
-            push_padded(out, days * 24 + h as u32, 2);
-            out.push(b':');
-            push_padded(out, mi.into(), 2);
-            out.push(b':');
-            push_padded(out, s.into(), 2);
-            out.push(b'.');
-            push_padded(out, us, 6);
+            push_clock(out, days * 24 + h as u32, mi, s, us);
         }
         _ => {}
     }
