@@ -102,6 +102,7 @@ async fn the_stock_client_restores_an_opshost_dump_to_the_same_checksum() {
 #[tokio::test]
 async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() {
     use opshost::capabilities::sql::checksum::RowHash;
+    use opshost::capabilities::sql::real::Zone;
     let db = unique_db("oldsum");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     sql(&format!("USE {db}; {ALL_TYPES}"));
@@ -110,7 +111,7 @@ async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() 
     let b = s.dump_database("metadb", &db, "old").await.unwrap();
     assert!(b.checksum.starts_with("xxh3:"), "{}", b.checksum);
     // The metadata as the version before XXH3 rows wrote it: a `sha256:` checksum.
-    let (old_sum, _, _) = s.checksum("metadb", &db, RowHash::Sha256).await.unwrap();
+    let (old_sum, _, _) = s.checksum("metadb", &db, RowHash::Sha256, Zone::Utc).await.unwrap();
     assert!(old_sum.starts_with("sha256:") && old_sum != b.checksum);
     let meta = dir.path().join("old.json");
     let rewrite = |sum: &str| {

@@ -95,6 +95,24 @@ struct Metadb {
 /// The last line of every complete dump.
 const END_MARKER: &str = "-- opshost dump complete";
 
+/// The second line of every dump whose TIMESTAMP values (and definitions) were read in UTC.
+const UTC_MARKER: &str = "-- timestamps: UTC";
+
+/// The header statement that makes a replay write TIMESTAMP values in UTC.
+const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
+
+/// The session time zone TIMESTAMP values are read (and replayed) in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC, as mysqldump does: every dump and checksum of this version. The dump says so
+    /// ([`UTC_MARKER`]) and its header replays in UTC, whatever the server's own time zone.
+    Utc,
+    /// The server's default zone. Dumps made before the marker were read in it (while their
+    /// header said UTC): they are replayed and verified in it, which is right on the server and
+    /// time-zone setting they were made on.
+    Server,
+}
+
 /// Largest INSERT statement the dump writes (rows are batched up to this size).
 pub(super) const INSERT_BYTES: usize = 1 << 20;
 
@@ -131,24 +149,35 @@ impl MysqlSql {
         Ok(c)
     }
 
+    /// A connection in `database` whose TIMESTAMP values read in `zone`. A pooled connection's
+    /// session is reset when it goes back to the pool, so the zone does not leak to plugin queries.
+    async fn conn_zoned(&self, connection: &str, database: &str, zone: Zone) -> Result<Conn, Error> {
+        let mut c = self.conn_in(connection, database).await?;
+        if zone == Zone::Utc {
+            c.query_drop("SET SESSION time_zone = '+00:00'").await.map_err(|e| db_err(database, e))?;
+        }
+        Ok(c)
+    }
+
     /// Connections in one consistent snapshot of `database` for reading `tables`: several when
     /// there is enough to split, else one.
-    async fn snapshot(&self, connection: &str, database: &str, first: Conn, tables: &[TableInfo]) -> Result<Vec<Conn>, Error> {
+    async fn snapshot(&self, connection: &str, database: &str, first: Conn, tables: &[TableInfo], zone: Zone) -> Result<Vec<Conn>, Error> {
         let pool_size = self.pools.get(connection).map(|p| p.size).unwrap_or(1);
         let rows: u64 = tables.iter().map(|t| t.estimated_rows).sum();
         let want = if rows > snapshot::RANGE_ROWS { READERS.min(pool_size) } else { 1 };
         let mut more = Vec::new();
         for _ in 1..want {
-            more.push(self.conn_in(connection, database).await?);
+            more.push(self.conn_zoned(connection, database, zone).await?);
         }
         snapshot::start(first, more, database).await
     }
 
-    /// The content checksum of `database` as it is now, rows hashed with `hash`: (checksum, tables, rows).
-    pub async fn checksum(&self, connection: &str, database: &str, hash: RowHash) -> Result<(String, u32, u64), Error> {
-        let mut first = self.conn_in(connection, database).await?;
+    /// The content checksum of `database` as it is now, rows hashed with `hash` and TIMESTAMP
+    /// values read in `zone`: (checksum, tables, rows).
+    pub async fn checksum(&self, connection: &str, database: &str, hash: RowHash, zone: Zone) -> Result<(String, u32, u64), Error> {
+        let mut first = self.conn_zoned(connection, database, zone).await?;
         let tables = Arc::new(tables(&mut first, database).await?);
-        let mut conns = self.snapshot(connection, database, first, &tables).await?;
+        let mut conns = self.snapshot(connection, database, first, &tables, zone).await?;
         let readers = conns.len();
         let chunks = snapshot::plan(&mut conns[0], database, &tables, readers).await?;
         let job = snapshot::Job {
@@ -178,7 +207,7 @@ impl MysqlSql {
     /// other wants (InnoDB locks a whole empty table while it bulk-loads it). The first error
     /// stops everything. A pool of one connection replays everything on `main` (the workers would
     /// wait forever for a connection).
-    async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64) -> Result<(), Error> {
+    async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64, zone: Zone) -> Result<(), Error> {
         let metadb = self.pools.get(connection);
         let pool_size = metadb.map(|p| p.size).unwrap_or(1);
         let autoinc_lock_mode: Option<u64> = main.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten();
@@ -200,7 +229,8 @@ impl MysqlSql {
             if line == END_MARKER {
                 complete = true;
             }
-            if line.is_empty() || line.starts_with("--") {
+            // A dump read in the server's zone replays in it (its header's UTC was wrong).
+            if line.is_empty() || line.starts_with("--") || (zone == Zone::Server && line == SET_UTC) {
                 done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 continue;
             }
@@ -275,6 +305,17 @@ impl MysqlSql {
         Ok(())
     }
 
+}
+
+/// The zone a dump's TIMESTAMP values were read in: UTC when its second line says so (then
+/// `file` is back at its start).
+async fn zone_of(file: &mut tokio::fs::File, path: &Path) -> Result<Zone, Error> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut head = Vec::with_capacity(512);
+    (&mut *file).take(512).read_to_end(&mut head).await.map_err(|e| io_err(path, e))?;
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(path, e))?;
+    let second = head.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+    Ok(if second == UTC_MARKER.as_bytes() { Zone::Utc } else { Zone::Server })
 }
 
 pub fn quote_ident(name: &str) -> String {
@@ -596,9 +637,11 @@ impl Sql for MysqlSql {
     }
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
-        let mut first = self.conn_in(connection, database).await?;
+        // Read in UTC, as the header replays it: TIMESTAMP values (and TIMESTAMP defaults in the
+        // definitions) come back as the same instants whatever the server's time zone.
+        let mut first = self.conn_zoned(connection, database, Zone::Utc).await?;
         let tables = Arc::new(tables(&mut first, database).await?);
-        let mut conns = self.snapshot(connection, database, first, &tables).await?;
+        let mut conns = self.snapshot(connection, database, first, &tables, Zone::Utc).await?;
         let readers = conns.len();
         let chunks = snapshot::plan(&mut conns[0], database, &tables, readers).await?;
         let (sql_path, meta_path) = self.backup_paths(backup_name);
@@ -614,7 +657,7 @@ impl Sql for MysqlSql {
         // Header and every table's definition first; then the rows, in whatever order the readers
         // produce them (each INSERT stands alone); then the footer and the end marker.
         let mut head = format!(
-            "-- opshost dump of database {database}\n/*!40101 SET NAMES utf8mb4 */;\n/*!40103 SET TIME_ZONE='+00:00' */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
+            "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
         );
         for t in tables.iter() {
             head.push_str(&format!("DROP TABLE IF EXISTS {};\n{};\n", quote_ident(&t.name), t.create.replace('\n', " ")));
@@ -699,9 +742,10 @@ impl Sql for MysqlSql {
             }
             file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
         }
-        self.replay(&mut c, connection, database, &sql_path, file, total).await?;
+        let zone = zone_of(&mut file, &sql_path).await?;
+        self.replay(&mut c, connection, database, &sql_path, file, total, zone).await?;
         drop(c);
-        let (sum, tables, rows) = self.checksum(connection, database, hash).await?;
+        let (sum, tables, rows) = self.checksum(connection, database, hash, zone).await?;
         if sum != recorded.checksum {
             return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
         }
@@ -731,7 +775,7 @@ impl Sql for MysqlSql {
     }
 
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
-        Ok(self.checksum(connection, database, RowHash::default()).await?.0)
+        Ok(self.checksum(connection, database, RowHash::default(), Zone::Utc).await?.0)
     }
 
 }
