@@ -341,3 +341,41 @@ async fn a_restore_whose_workers_all_fail_reports_the_error() {
     }
     sql(&format!("DROP DATABASE {db}"));
 }
+
+#[tokio::test]
+async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
+    use mysql_async::prelude::Queryable;
+    use opshost::capabilities::sql::load;
+    let db = unique_db("retry");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));"));
+    let c = metadb();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(c.host.clone())
+        .tcp_port(c.port)
+        .user(Some(c.user.clone()))
+        .pass(std::env::var("OPSHOST_TEST_DB_PASSWORD").ok())
+        .db_name(Some(db.clone()));
+    // Both ways a restore sends rows: LOAD DATA, and the INSERT itself.
+    for (how, policy) in [("load data", load::Policy::new(true, Some(2))), ("insert", load::Policy::new(false, Some(2)))] {
+        let mut holder = mysql_async::Conn::new(opts.clone()).await.unwrap();
+        let mut worker = mysql_async::Conn::new(opts.clone()).await.unwrap();
+        worker.query_drop("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
+        // Another transaction holds the lock on key 1 for 1.6 s: the first attempt gives up
+        // after 1 s (1205) and the statement is run again.
+        holder.query_drop("START TRANSACTION").await.unwrap();
+        holder.query_drop("INSERT INTO t VALUES (1, 'holder')").await.unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+            holder.query_drop("ROLLBACK").await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let stmt = "INSERT INTO `t` (`id`,`v`) VALUES (1,'a'),(2,'b');".to_string();
+        load::insert(&mut worker, stmt, &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        release.await.unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_secs(1), "{how}: no lock wait happened");
+        let rows: Vec<(i32, String)> = worker.query("SELECT id, v FROM t ORDER BY id").await.unwrap();
+        assert_eq!(rows, vec![(1, "a".to_string()), (2, "b".to_string())], "{how}");
+        worker.query_drop("DELETE FROM t").await.unwrap();
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}
