@@ -379,3 +379,101 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
     }
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// Every column type, a value of more than 16 MiB (a row the protocol splits over packets), and
+/// enough rows that a dump reads in parallel ranges (where the bulk reader is used).
+fn bulk_fixture(db: &str) {
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!(
+        "USE {db}; {ALL_TYPES}
+         INSERT INTO every_type (lt, vb) VALUES (REPEAT('big ', 4400000), X'00FF');
+         CREATE TABLE wide (id INT PRIMARY KEY, n BIGINT, f DOUBLE, s VARCHAR(100), b VARBINARY(20), d DATETIME(3), t TIME, y YEAR, dec1 DECIMAL(12,4));
+         INSERT INTO wide SELECT seq, -7 * CAST(seq AS SIGNED), seq / 3, CONCAT('row ', seq, IF(seq % 97 = 0, '\\t\\n''\\\\', '')), UNHEX(MD5(seq)), NOW(3) - INTERVAL seq SECOND, SEC_TO_TIME(CAST(seq % 90000 AS SIGNED) - 45000), 1901 + seq % 255, seq / 7 FROM seq_1_to_150000;
+         ANALYZE TABLE wide, many, every_type;"
+    ));
+}
+
+#[tokio::test]
+async fn the_bulk_reader_reads_exactly_what_mysql_async_reads() {
+    let db = unique_db("bulk");
+    let copy = format!("{db}_copy");
+    bulk_fixture(&db);
+    let (bulk_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bulk = backend(bulk_dir.path());
+    let mut off = connections();
+    off.get_mut("metadb").unwrap().bulk_reader = false;
+    let plain = MysqlSql::new(&off, plain_dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+
+    let sum = plain.database_checksum("metadb", &db).await.unwrap();
+    assert_eq!(bulk.database_checksum("metadb", &db).await.unwrap(), sum);
+    let b = bulk.dump_database("metadb", &db, "bulk").await.unwrap();
+    let p = plain.dump_database("metadb", &db, "plain").await.unwrap();
+    assert_eq!((b.checksum.as_str(), b.rows, b.bytes), (sum.as_str(), p.rows, p.bytes), "same rows, same literals");
+    assert_eq!(bulk.bulk_reader_snapshots(), 2, "the checksum and the dump were read by the bulk reader");
+    assert_eq!(plain.bulk_reader_snapshots(), 0);
+
+    // The bulk reader's dump, restored by the stock client, is the database it was read from.
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy} DEFAULT CHARACTER SET utf8mb4;"));
+    let file = bulk_dir.path().join("bulk.sql");
+    let o = mariadb_client(&["--max-allowed-packet=256M", "-e", &format!("source {}", file.display()), "-D", &copy]);
+    assert!(o.status.success(), "stock client failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(select_text(&copy), select_text(&db));
+    assert_eq!(plain.database_checksum("metadb", &copy).await.unwrap(), sum);
+    let o = mariadb_client(&["-N", "-e", &format!("CHECKSUM TABLE {db}.wide, {copy}.wide EXTENDED")]);
+    let sums: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.split('\t').nth(1).unwrap_or("").to_string()).collect();
+    assert!(sums.len() == 2 && sums[0] == sums[1] && !sums[0].is_empty(), "{sums:?}");
+    sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
+}
+
+/// Collects warnings.
+#[derive(Default)]
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl opshost::runtime::report::Reporter for Warnings {
+    fn log(&self, _: opshost::capabilities::services::Level, message: &str) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+    fn progress(&self, _: u64, _: u64, _: &str) {}
+    fn notice(&self, _: &str) {}
+    fn call(&self, _: &opshost::runtime::host_call::CallRecord) {}
+}
+
+// Two threads: the watcher below runs while the dump does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async() {
+    let db = unique_db("bulkkill");
+    bulk_fixture(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let warnings = Arc::new(Warnings::default());
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), warnings.clone()).unwrap();
+    let sum = s.database_checksum("metadb", &db).await.unwrap();
+    // Kill a bulk reader's connection while it reads a range (binary protocol: "Execute"),
+    // watching the process list from a connection of its own.
+    let c = metadb();
+    let opts = mysql_async::OptsBuilder::default().ip_or_hostname(c.host.clone()).tcp_port(c.port).user(Some(c.user.clone())).pass(std::env::var("OPSHOST_TEST_DB_PASSWORD").ok());
+    let mut watcher = mysql_async::Conn::new(opts).await.unwrap();
+    let reading = format!("SELECT %FROM `{db}`.%BETWEEN%");
+    let killer = tokio::spawn(async move {
+        use mysql_async::prelude::Queryable;
+        for _ in 0..20_000 {
+            let id: Option<u64> = watcher.exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Execute' AND INFO LIKE ? LIMIT 1", (reading.as_str(),)).await.unwrap();
+            if let Some(id) = id {
+                if watcher.query_drop(format!("KILL CONNECTION {id}")).await.is_ok() {
+                    return true;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        }
+        false
+    });
+    let b = s.dump_database("metadb", &db, "killed").await.unwrap();
+    assert!(killer.await.unwrap(), "no bulk reader was caught reading");
+    assert_eq!(b.checksum, sum, "the dump read again is whole");
+    let said = warnings.0.lock().unwrap().join("\n");
+    assert!(said.contains("the bulk reader failed on") && said.contains("reading it again through mysql_async"), "{said}");
+    // And it restores, verified.
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    assert_eq!(s.restore_database("metadb", &db, "killed").await.unwrap().checksum, sum);
+    sql(&format!("DROP DATABASE {db}"));
+}

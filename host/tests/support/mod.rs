@@ -19,6 +19,7 @@ pub fn metadb() -> ConnectionConfig {
         password_file: None,
         max_connections: 4,
         load_data: true,
+        bulk_reader: true,
     }
 }
 

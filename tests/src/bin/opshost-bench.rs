@@ -35,7 +35,7 @@ impl Db {
     fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
         BTreeMap::from([(
             "metadb".to_string(),
-            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true },
+            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true, bulk_reader: true },
         )])
     }
     fn client(&self, tool: &str) -> Command {

@@ -41,7 +41,7 @@ pub fn db_conn() -> ConnectionConfig {
     let url = env("OPSHOST_TEST_DB_URL");
     let (user, hostport) = url.trim_start_matches("mysql://").split_once('@').unwrap();
     let (host, port) = hostport.split_once(':').unwrap();
-    ConnectionConfig { host: host.into(), port: port.parse().unwrap(), user: user.into(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 2, load_data: true }
+    ConnectionConfig { host: host.into(), port: port.parse().unwrap(), user: user.into(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true, bulk_reader: true }
 }
 
 pub fn mariadb(sql: &str) -> String {

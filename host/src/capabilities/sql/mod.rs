@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod fake;
 pub mod load;
 pub mod real;
+mod wire;
 mod snapshot;
 
 use async_trait::async_trait;

@@ -8,9 +8,12 @@
 //! - Each range is hashed on its own and the partial digests merge by addition, so the result is
 //!   the same whatever order the ranges finish in, and equal to a sequential read's.
 //! - For a dump, each range is also encoded as INSERT statements sent to the one file writer.
+//! - The readers are opshost's own row reader ([`super::wire`]) when it can connect, with the
+//!   first (pooled) connection only planning the ranges; else pooled mysql_async connections.
 
 use super::checksum::{RowHash, TableHasher};
-use super::real::{column_kind, db_err, hash_raw, literal, quote_ident, Kind, TableInfo, INSERT_BYTES};
+use super::real::{column_kind, db_err, hash_raw, kind_of, literal, quote_ident, Kind, Raw, TableInfo, INSERT_BYTES};
+use super::wire::{WireConn, WireError};
 use crate::bindings::Error;
 use crate::capabilities::failed;
 use crate::runtime::report::Reporter;
@@ -24,20 +27,51 @@ use std::sync::{Arc, Mutex};
 /// About this many rows per key range.
 pub const RANGE_ROWS: u64 = 100_000;
 
-/// Begin a repeatable-read snapshot on `c`.
-async fn begin(c: &mut Conn, database: &str) -> Result<(), Error> {
-    c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(|e| db_err(database, e))?;
-    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await.map_err(|e| db_err(database, e))
+/// A connection that reads ranges: a pooled mysql_async one, or opshost's row reader.
+pub enum Reader {
+    Pooled(Conn),
+    Wire(WireConn),
 }
 
-/// `first` and up to `more.len()` more connections in one consistent snapshot. Without the
-/// privilege for the global read lock only `first` is used.
-pub async fn start(mut first: Conn, more: Vec<Conn>, database: &str) -> Result<Vec<Conn>, Error> {
+impl Reader {
+    async fn query_drop(&mut self, sql: &str, database: &str) -> Result<(), Error> {
+        match self {
+            Reader::Pooled(c) => c.query_drop(sql).await.map_err(|e| db_err(database, e)),
+            Reader::Wire(w) => w.query_drop(sql).await.map_err(|e| wire_err(database, e)),
+        }
+    }
+    /// The pooled connection (the first reader always is one: it plans the ranges).
+    pub fn pooled(&mut self) -> &mut Conn {
+        match self {
+            Reader::Pooled(c) => c,
+            Reader::Wire(_) => unreachable!("the first reader is a pooled connection"),
+        }
+    }
+}
+
+pub(super) fn wire_err(database: &str, e: WireError) -> Error {
+    match e {
+        WireError::Server { code: 1049, .. } => crate::capabilities::not_found(format!("database {database} does not exist")),
+        e => failed(format!("{database}: {e}")),
+    }
+}
+
+/// Begin a repeatable-read snapshot on `c`.
+async fn begin(c: &mut Reader, database: &str) -> Result<(), Error> {
+    c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", database).await?;
+    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT", database).await
+}
+
+/// `first` and `more` connections in one consistent snapshot. Without the privilege for the
+/// global read lock only `first` is used. `first` comes first; when `more` are wire readers it
+/// only plans, and [`readers`] leaves it out.
+pub async fn start(first: Conn, more: Vec<Reader>, database: &str) -> Result<Vec<Reader>, Error> {
+    let mut first = Reader::Pooled(first);
     if more.is_empty() {
         begin(&mut first, database).await?;
         return Ok(vec![first]);
     }
-    match first.query_drop("FLUSH TABLES WITH READ LOCK").await {
+    match first.pooled().query_drop("FLUSH TABLES WITH READ LOCK").await {
         Ok(()) => {
             let mut conns = Vec::new();
             let mut result = Ok(());
@@ -52,7 +86,7 @@ pub async fn start(mut first: Conn, more: Vec<Conn>, database: &str) -> Result<V
                 result = begin(&mut first, database).await;
             }
             // Whatever happened, the lock goes now.
-            first.query_drop("UNLOCK TABLES").await.map_err(|e| db_err(database, e))?;
+            first.query_drop("UNLOCK TABLES", database).await?;
             result?;
             conns.insert(0, first);
             Ok(conns)
@@ -64,6 +98,14 @@ pub async fn start(mut first: Conn, more: Vec<Conn>, database: &str) -> Result<V
         }
         Err(e) => Err(db_err(database, e)),
     }
+}
+
+/// The connections that read: all of `started`, but the first when the others are wire readers.
+pub fn readers(mut started: Vec<Reader>) -> Vec<Reader> {
+    if started.len() > 1 && started[1..].iter().all(|r| matches!(r, Reader::Wire(_))) {
+        started.remove(0);
+    }
+    started
 }
 
 /// A piece of a table for one reader: all of it, or the rows whose key is in `lo..=hi`.
@@ -146,66 +188,111 @@ pub struct Job {
     pub reporter: Arc<dyn Reporter>,
 }
 
+/// One chunk's rows on their way into a table hash and, for a dump, INSERT statements.
+struct Encoder<'j> {
+    kinds: Vec<Kind>,
+    hasher: TableHasher,
+    insert_head: String,
+    stmt: String,
+    dumping: bool,
+    job: &'j Job,
+    seen: u64,
+}
+
+impl Encoder<'_> {
+    /// Take one row (value `i` from `get(i)`); true when the statement is full and must be sent.
+    fn row<'v>(&mut self, get: impl Fn(usize) -> Raw<'v>) -> bool {
+        let kinds = &self.kinds;
+        self.hasher.row_with(|e| kinds.iter().enumerate().for_each(|(i, k)| hash_raw(e, get(i), *k)));
+        self.seen += 1;
+        if self.seen % 8192 == 0 {
+            let done = self.job.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
+            self.job.reporter.progress(done.min(self.job.total), self.job.total, &self.job.label);
+        }
+        if !self.dumping {
+            return false;
+        }
+        self.stmt.push_str(if self.stmt.is_empty() { &self.insert_head } else { "," });
+        self.stmt.push('(');
+        for (i, k) in kinds.iter().enumerate() {
+            if i > 0 {
+                self.stmt.push(',');
+            }
+            literal(get(i), *k, &mut self.stmt);
+        }
+        self.stmt.push(')');
+        self.stmt.len() >= INSERT_BYTES
+    }
+
+    /// Send the statement so far to the file writer.
+    async fn flush(&mut self) -> Result<(), Error> {
+        if let (Some(out), false) = (&self.job.out, self.stmt.is_empty()) {
+            self.stmt.push_str(";\n");
+            let database = &self.job.database;
+            out.send(std::mem::take(&mut self.stmt)).await.map_err(|_| failed(format!("dump of {database}: the file writer stopped")))?;
+        }
+        Ok(())
+    }
+}
+
 /// One reader: drain the queue; for each chunk a partial digest (table index, hasher).
-pub async fn read(mut c: Conn, job: Arc<Job>) -> Result<(Conn, Vec<(usize, TableHasher)>), Error> {
+pub async fn read(mut reader: Reader, job: Arc<Job>) -> Result<(Reader, Vec<(usize, TableHasher)>), Error> {
     let database = job.database.clone();
     let mut partials = Vec::new();
     loop {
         let Some(chunk) = job.queue.lock().unwrap().pop_front() else { break };
         let t = &job.tables[chunk.table];
-        let mut h = TableHasher::new(job.hash);
-        if !t.columns.is_empty() {
-            let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
-            let filter = match &chunk.range {
-                Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
-                None => String::new(),
-            };
-            let sql = format!("SELECT {} FROM {}.{}{filter}", cols.join(","), quote_ident(&database), quote_ident(&t.name));
-            let insert_head = format!("INSERT INTO {} ({}) VALUES ", quote_ident(&t.name), cols.join(","));
-            let mut stmt = String::new();
-            let mut seen = 0u64;
-            {
+        if t.columns.is_empty() {
+            partials.push((chunk.table, TableHasher::new(job.hash)));
+            continue;
+        }
+        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
+        let filter = match &chunk.range {
+            Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
+            None => String::new(),
+        };
+        let sql = format!("SELECT {} FROM {}.{}{filter}", cols.join(","), quote_ident(&database), quote_ident(&t.name));
+        let mut enc = Encoder {
+            kinds: Vec::new(),
+            hasher: TableHasher::new(job.hash),
+            insert_head: format!("INSERT INTO {} ({}) VALUES ", quote_ident(&t.name), cols.join(",")),
+            stmt: String::new(),
+            dumping: job.out.is_some(),
+            job: &job,
+            seen: 0,
+        };
+        match &mut reader {
+            Reader::Pooled(c) => {
                 let mut result = c.exec_iter(sql, ()).await.map_err(|e| db_err(&database, e))?;
-                let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
+                enc.kinds = result.columns_ref().iter().map(column_kind).collect();
                 let mut stream = result.stream::<Row>().await.map_err(|e| db_err(&database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
                 while let Some(row) = stream.next().await {
                     let values: Vec<mysql_async::Value> = row.map_err(|e| db_err(&database, e))?.unwrap();
-                    h.row_with(|e| values.iter().zip(&kinds).for_each(|(v, k)| hash_raw(e, v, *k)));
-                    if let Some(out) = &job.out {
-                        stmt.push_str(if stmt.is_empty() { &insert_head } else { "," });
-                        stmt.push('(');
-                        for (i, (v, k)) in values.iter().zip(&kinds).enumerate() {
-                            if i > 0 {
-                                stmt.push(',');
-                            }
-                            literal(v, *k, &mut stmt);
-                        }
-                        stmt.push(')');
-                        if stmt.len() >= INSERT_BYTES {
-                            stmt.push_str(";\n");
-                            out.send(std::mem::take(&mut stmt)).await.map_err(|_| failed(format!("dump of {database}: the file writer stopped")))?;
-                        }
-                    }
-                    seen += 1;
-                    if seen % 8192 == 0 {
-                        let done = job.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
-                        job.reporter.progress(done.min(job.total), job.total, &job.label);
+                    if enc.row(|i| Raw::from(&values[i])) {
+                        enc.flush().await?;
                     }
                 }
             }
-            job.rows.fetch_add(seen % 8192, Ordering::Relaxed);
-            if let (Some(out), false) = (&job.out, stmt.is_empty()) {
-                stmt.push_str(";\n");
-                out.send(stmt).await.map_err(|_| failed(format!("dump of {database}: the file writer stopped")))?;
+            Reader::Wire(w) => {
+                let columns = w.select(&sql).await.map_err(|e| wire_err(&database, e))?;
+                enc.kinds = columns.iter().map(|c| kind_of(c.column_type, c.charset)).collect();
+                while w.next_row().await.map_err(|e| wire_err(&database, e))? {
+                    let row = w.row();
+                    if enc.row(|i| row.get(i)) {
+                        enc.flush().await?;
+                    }
+                }
             }
         }
-        partials.push((chunk.table, h));
+        job.rows.fetch_add(enc.seen % 8192, Ordering::Relaxed);
+        enc.flush().await?;
+        partials.push((chunk.table, enc.hasher));
     }
-    Ok((c, partials))
+    Ok((reader, partials))
 }
 
 /// Run `conns.len()` readers over `chunks`; per table (in `tables` order) the merged hasher.
-pub async fn read_all(conns: Vec<Conn>, chunks: Vec<Chunk>, job: Job) -> Result<Vec<TableHasher>, Error> {
+pub async fn read_all(conns: Vec<Reader>, chunks: Vec<Chunk>, job: Job) -> Result<Vec<TableHasher>, Error> {
     let (n_tables, hash) = (job.tables.len(), job.hash);
     *job.queue.lock().unwrap() = chunks.into();
     let job = Arc::new(job);
@@ -222,7 +309,7 @@ pub async fn read_all(conns: Vec<Conn>, chunks: Vec<Chunk>, job: Job) -> Result<
                 for (t, h) in partials {
                     merged[t].merge(&h);
                 }
-                let _ = c.query_drop("COMMIT").await;
+                let _ = c.query_drop("COMMIT", "").await;
             }
             Err(e) => first_error = first_error.or(Some(e)),
         }
