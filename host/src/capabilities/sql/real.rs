@@ -198,10 +198,12 @@ impl MysqlSql {
             for _ in 1..want {
                 more.push(snapshot::Reader::Pooled(self.conn_zoned(connection, database, zone).await?));
             }
-        } else {
+        }
+        let started = snapshot::start(first, more, database).await?;
+        if started.iter().any(|r| matches!(r, snapshot::Reader::Wire(_))) {
             self.wire_snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        snapshot::start(first, more, database).await
+        Ok(started)
     }
 
     async fn wire_conn(&self, host: &str, port: u16, user: &str, password: Option<&str>, database: &str, zone: Zone) -> Result<wire::WireConn, wire::WireError> {
