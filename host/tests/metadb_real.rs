@@ -348,13 +348,7 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
     use opshost::capabilities::sql::load;
     let db = unique_db("retry");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));"));
-    let c = metadb();
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(c.host.clone())
-        .tcp_port(c.port)
-        .user(Some(c.user.clone()))
-        .pass(std::env::var("OPSHOST_TEST_DB_PASSWORD").ok())
-        .db_name(Some(db.clone()));
+    let opts = mysql_opts(Some(&db));
     // Both ways a restore sends rows: LOAD DATA, and the INSERT itself.
     for (how, policy) in [("load data", load::Policy::new(true, Some(2))), ("insert", load::Policy::new(false, Some(2)))] {
         let mut holder = mysql_async::Conn::new(opts.clone()).await.unwrap();
@@ -449,9 +443,7 @@ async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async
     let sum = s.database_checksum("metadb", &db).await.unwrap();
     // Kill a bulk reader's connection while it reads a range (binary protocol: "Execute"),
     // watching the process list from a connection of its own.
-    let c = metadb();
-    let opts = mysql_async::OptsBuilder::default().ip_or_hostname(c.host.clone()).tcp_port(c.port).user(Some(c.user.clone())).pass(std::env::var("OPSHOST_TEST_DB_PASSWORD").ok());
-    let mut watcher = mysql_async::Conn::new(opts).await.unwrap();
+    let mut watcher = mysql_async::Conn::new(mysql_opts(None)).await.unwrap();
     let reading = format!("SELECT %FROM `{db}`.%BETWEEN%");
     let killer = tokio::spawn(async move {
         use mysql_async::prelude::Queryable;

@@ -27,6 +27,17 @@ pub fn connections() -> BTreeMap<String, ConnectionConfig> {
     BTreeMap::from([("metadb".to_string(), metadb())])
 }
 
+/// mysql_async options for a connection of the test's own to the test MariaDB, in `database`.
+pub fn mysql_opts(database: Option<&str>) -> mysql_async::OptsBuilder {
+    let c = metadb();
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(c.host)
+        .tcp_port(c.port)
+        .user(Some(c.user))
+        .pass(std::env::var("OPSHOST_TEST_DB_PASSWORD").ok())
+        .db_name(database.map(str::to_string))
+}
+
 /// Run the stock client against the test MariaDB.
 pub fn mariadb_client(args: &[&str]) -> std::process::Output {
     let c = metadb();

@@ -98,8 +98,16 @@ struct Metadb {
     addr: String,
     size: usize,
     load_data: bool,
-    /// Where the bulk reader connects: host, port, user, password; None when it is off.
-    wire: Option<(String, u16, String, Option<String>)>,
+    /// Where the bulk reader connects; None when it is off.
+    wire: Option<WireTarget>,
+}
+
+/// The address and credentials the bulk reader connects with.
+struct WireTarget {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
 }
 
 /// The last line of every complete dump.
@@ -110,6 +118,18 @@ const UTC_MARKER: &str = "-- timestamps: UTC";
 
 /// The header statement that makes a replay write TIMESTAMP values in UTC.
 const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
+
+/// What a reading connection runs to read TIMESTAMP values in UTC.
+const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
+
+/// A consistent snapshot ready to read: the tables, the connections that read them, the ranges
+/// they read, and whether the bulk reader is among them.
+struct Opened {
+    tables: Arc<Vec<TableInfo>>,
+    readers: Vec<snapshot::Reader>,
+    chunks: Vec<snapshot::Chunk>,
+    wired: bool,
+}
 
 /// The session time zone TIMESTAMP values are read (and replayed) in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +162,7 @@ impl MysqlSql {
                 .pass(c.password(name)?)
                 .prefer_socket(false)
                 .pool_opts(PoolOpts::default().with_constraints(PoolConstraints::new(0, c.max_connections.max(1)).expect("0 <= max")));
-            let wire = c.bulk_reader.then(|| Ok::<_, anyhow::Error>((c.host.clone(), c.port, c.user.clone(), c.password(name)?))).transpose()?;
+            let wire = c.bulk_reader.then(|| Ok::<_, anyhow::Error>(WireTarget { host: c.host.clone(), port: c.port, user: c.user.clone(), password: c.password(name)? })).transpose()?;
             let metadb = Metadb { pool: Pool::new(Opts::from(opts)), addr: format!("{}@{}:{}", c.user, c.host, c.port), size: c.max_connections.max(1), load_data: c.load_data, wire };
             pools.insert(name.clone(), metadb);
         }
@@ -165,7 +185,7 @@ impl MysqlSql {
     async fn conn_zoned(&self, connection: &str, database: &str, zone: Zone) -> Result<Conn, Error> {
         let mut c = self.conn_in(connection, database).await?;
         if zone == Zone::Utc {
-            c.query_drop("SET SESSION time_zone = '+00:00'").await.map_err(|e| db_err(database, e))?;
+            c.query_drop(SET_SESSION_UTC).await.map_err(|e| db_err(database, e))?;
         }
         Ok(c)
     }
@@ -182,9 +202,9 @@ impl MysqlSql {
         let rows: u64 = tables.iter().map(|t| t.estimated_rows).sum();
         let want = if rows > snapshot::RANGE_ROWS { READERS.min(pool_size) } else { 1 };
         let mut more = Vec::new();
-        if let Some((host, port, user, password)) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && want > 1 && pool_size > READERS) {
+        if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && want > 1 && pool_size > READERS) {
             for _ in 0..READERS {
-                match self.wire_conn(host, *port, user, password.as_deref(), database, zone).await {
+                match self.wire_conn(target, database, zone).await {
                     Ok(w) => more.push(snapshot::Reader::Wire(w)),
                     Err(_) => {
                         // Whatever the bulk reader cannot do, mysql_async can: read through it.
@@ -206,10 +226,10 @@ impl MysqlSql {
         Ok(started)
     }
 
-    async fn wire_conn(&self, host: &str, port: u16, user: &str, password: Option<&str>, database: &str, zone: Zone) -> Result<wire::WireConn, wire::WireError> {
-        let mut w = wire::WireConn::connect(host, port, user, password, database).await?;
+    async fn wire_conn(&self, target: &WireTarget, database: &str, zone: Zone) -> Result<wire::WireConn, wire::WireError> {
+        let mut w = wire::WireConn::connect(&target.host, target.port, &target.user, target.password.as_deref(), database).await?;
         if zone == Zone::Utc {
-            w.query_drop("SET SESSION time_zone = '+00:00'").await?;
+            w.query_drop(SET_SESSION_UTC).await?;
         }
         Ok(w)
     }
@@ -219,22 +239,47 @@ impl MysqlSql {
         self.wire_snapshots.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn dump_with(&self, connection: &str, database: &str, backup_name: &str, bulk: bool) -> Result<Backup, (Error, bool)> {
-        let mut wired = false;
-        self.dump(connection, database, backup_name, bulk, &mut wired).await.map_err(|e| (e, wired))
+    /// A consistent snapshot of `database` ready to read, TIMESTAMP values in `zone`, with the
+    /// bulk reader when `bulk` (and it connects). An error after the bulk reader started says so.
+    async fn open(&self, connection: &str, database: &str, zone: Zone, bulk: bool) -> Result<Opened, (Error, bool)> {
+        let mut first = self.conn_zoned(connection, database, zone).await.map_err(|e| (e, false))?;
+        let tables = Arc::new(tables(&mut first, database).await.map_err(|e| (e, false))?);
+        let mut conns = self.snapshot(connection, database, first, &tables, zone, bulk).await.map_err(|e| (e, false))?;
+        let wired = conns.iter().any(|c| matches!(c, snapshot::Reader::Wire(_)));
+        let n = conns.len();
+        let chunks = snapshot::plan(conns[0].pooled(), database, &tables, n).await.map_err(|e| (e, wired))?;
+        Ok(Opened { tables, readers: snapshot::readers(conns), chunks, wired })
     }
 
-    /// Dump `database` to `backup_name`; `wired` tells whether the bulk reader read it.
-    async fn dump(&self, connection: &str, database: &str, backup_name: &str, bulk: bool, wired: &mut bool) -> Result<Backup, Error> {
+    /// `read(true)`; when it failed after the bulk reader started, a warning and `read(false)`
+    /// (through mysql_async).
+    async fn bulk_or_pooled<T, F, Fut>(&self, database: &str, read: F) -> Result<T, Error>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, (Error, bool)>>,
+    {
+        match read(true).await {
+            Err((e, true)) => {
+                let why = e.message();
+                self.reporter.log(crate::capabilities::services::Level::Warn, &format!("the bulk reader failed on {database} ({why}); reading it again through mysql_async (bulk_reader = false in [metadb.X] skips it)"));
+                read(false).await.map_err(|(e, _)| e)
+            }
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    /// Dump `database` to `backup_name`, with the bulk reader when `bulk`.
+    async fn dump(&self, connection: &str, database: &str, backup_name: &str, bulk: bool) -> Result<Backup, (Error, bool)> {
         // Read in UTC, as the header replays it: TIMESTAMP values (and TIMESTAMP defaults in the
         // definitions) come back as the same instants whatever the server's time zone.
-        let mut first = self.conn_zoned(connection, database, Zone::Utc).await?;
-        let tables = Arc::new(tables(&mut first, database).await?);
-        let mut conns = self.snapshot(connection, database, first, &tables, Zone::Utc, bulk).await?;
-        *wired = conns.iter().any(|c| matches!(c, snapshot::Reader::Wire(_)));
-        let conns_len = conns.len();
-        let chunks = snapshot::plan(conns[0].pooled(), database, &tables, conns_len).await?;
-        let conns = snapshot::readers(conns);
+        let opened = self.open(connection, database, Zone::Utc, bulk).await?;
+        let wired = opened.wired;
+        self.write_dump(database, backup_name, opened).await.map_err(|e| (e, wired))
+    }
+
+    /// Read an opened snapshot into the backup `backup_name` and its metadata.
+    async fn write_dump(&self, database: &str, backup_name: &str, opened: Opened) -> Result<Backup, Error> {
+        let Opened { tables, readers: conns, chunks, .. } = opened;
         let (sql_path, meta_path) = self.backup_paths(backup_name);
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
         // Dumps hold the MetaDB's content: owner only.
@@ -303,31 +348,12 @@ impl MysqlSql {
     /// The content checksum of `database` as it is now, rows hashed with `hash` and TIMESTAMP
     /// values read in `zone`: (checksum, tables, rows).
     pub async fn checksum(&self, connection: &str, database: &str, hash: RowHash, zone: Zone) -> Result<(String, u32, u64), Error> {
-        match self.checksum_with(connection, database, hash, zone, true).await {
-            Err((e, true)) => {
-                self.bulk_reader_failed(database, &e);
-                self.checksum_with(connection, database, hash, zone, false).await.map_err(|(e, _)| e)
-            }
-            other => other.map_err(|(e, _)| e),
-        }
+        self.bulk_or_pooled(database, |bulk| self.checksum_with(connection, database, hash, zone, bulk)).await
     }
 
-    /// A failed read by the bulk reader is read again through mysql_async: say so.
-    fn bulk_reader_failed(&self, database: &str, e: &Error) {
-        let why = e.message();
-        self.reporter.log(crate::capabilities::services::Level::Warn, &format!("the bulk reader failed on {database} ({why}); reading it again through mysql_async (bulk_reader = false in [metadb.X] skips it)"));
-    }
-
-    /// [`MysqlSql::checksum`], with the bulk reader when `bulk`; an error says whether it was used.
+    /// [`MysqlSql::checksum`], with the bulk reader when `bulk`.
     async fn checksum_with(&self, connection: &str, database: &str, hash: RowHash, zone: Zone, bulk: bool) -> Result<(String, u32, u64), (Error, bool)> {
-        let mut first = self.conn_zoned(connection, database, zone).await.map_err(|e| (e, false))?;
-        let tables = Arc::new(tables(&mut first, database).await.map_err(|e| (e, false))?);
-        let mut conns = self.snapshot(connection, database, first, &tables, zone, bulk).await.map_err(|e| (e, false))?;
-        let wired = conns.iter().any(|c| matches!(c, snapshot::Reader::Wire(_)));
-        let it = |e| (e, wired);
-        let conns_len = conns.len();
-        let chunks = snapshot::plan(conns[0].pooled(), database, &tables, conns_len).await.map_err(it)?;
-        let conns = snapshot::readers(conns);
+        let Opened { tables, readers, chunks, wired } = self.open(connection, database, zone, bulk).await?;
         let job = snapshot::Job {
             database: database.into(),
             tables: tables.clone(),
@@ -339,7 +365,7 @@ impl MysqlSql {
             label: format!("checksum {database}"),
             reporter: self.reporter.clone(),
         };
-        let hashers = snapshot::read_all(conns, chunks, job).await.map_err(it)?;
+        let hashers = snapshot::read_all(readers, chunks, job).await.map_err(|e| (e, wired))?;
         let digests: Vec<(String, [u8; 32])> = tables.iter().zip(&hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
         Ok((database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum()))
     }
@@ -844,13 +870,7 @@ impl Sql for MysqlSql {
     }
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
-        match self.dump_with(connection, database, backup_name, true).await {
-            Err((e, true)) => {
-                self.bulk_reader_failed(database, &e);
-                self.dump_with(connection, database, backup_name, false).await.map_err(|(e, _)| e)
-            }
-            other => other.map_err(|(e, _)| e),
-        }
+        self.bulk_or_pooled(database, |bulk| self.dump(connection, database, backup_name, bulk)).await
     }
 
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
