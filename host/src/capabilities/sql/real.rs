@@ -311,7 +311,7 @@ impl MysqlSql {
             label: format!("dump {database}"),
             reporter: self.reporter.clone(),
         };
-        let writer = pump(&mut rx, &mut w);
+        let writer = pump(&mut rx, &mut w, head.len() as u64);
         let (read, written) = tokio::join!(snapshot::read_all(conns, chunks, job), writer);
         let disk = |e: std::io::Error| failed(format!("writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again", tmp.display(), self.backup_dir.display()));
         let finished = async {
@@ -790,20 +790,26 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     Ok(out)
 }
 
-/// Write the statements from `rx` to `w` until the readers are done. On a write error the channel
-/// is closed at once, so readers blocked on a full channel fail instead of waiting forever.
-async fn pump(rx: &mut tokio::sync::mpsc::Receiver<String>, w: &mut BufWriter<tokio::fs::File>) -> std::io::Result<()> {
-    let (mut written, mut kicked) = (0u64, 0u64);
+/// Write the statements from `rx` to `w` (which holds `start` bytes already) until the readers
+/// are done. On a write error the channel is closed at once, so readers blocked on a full channel
+/// fail instead of waiting forever.
+async fn pump(rx: &mut tokio::sync::mpsc::Receiver<String>, w: &mut BufWriter<tokio::fs::File>, start: u64) -> std::io::Result<()> {
+    let (mut written, mut kicked) = (start, start);
     while let Some(stmt) = rx.recv().await {
-        if let Err(e) = w.write_all(stmt.as_bytes()).await {
+        let wrote = async {
+            w.write_all(stmt.as_bytes()).await?;
+            written += stmt.len() as u64;
+            if written - kicked >= WRITEBACK_BYTES {
+                w.flush().await?;
+                start_writeback(w.get_ref(), kicked, written - kicked);
+                kicked = written;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = wrote {
             rx.close();
             return Err(e);
-        }
-        written += stmt.len() as u64;
-        if written - kicked >= WRITEBACK_BYTES {
-            w.flush().await?;
-            start_writeback(w.get_ref(), kicked, written - kicked);
-            kicked = written;
         }
     }
     Ok(())
