@@ -15,21 +15,24 @@ pub enum Target {
     Container(String, String),
     Archive(String),
     Database { connection: String, database: String },
+    /// Several databases of one connection in one call: each must be granted.
+    Databases { connection: String, databases: Vec<String> },
     Parameter(String),
     Servers,
 }
 
 impl Target {
-    /// (capability, object) as written in manifests and grants.
-    fn key(&self) -> Option<(&'static str, String)> {
-        Some(match self {
-            Target::Free => return None,
+    /// (capability, object) of each object, as written in manifests and grants.
+    fn keys(&self) -> Vec<(&'static str, String)> {
+        vec![match self {
+            Target::Free => return vec![],
+            Target::Databases { connection, databases } => return databases.iter().map(|d| ("sql", format!("{connection}/{d}"))).collect(),
             Target::Container(node, c) => ("docker", format!("{node}/{c}")),
             Target::Archive(a) => ("image-archive", a.to_string()),
             Target::Database { connection, database } => ("sql", format!("{connection}/{database}")),
             Target::Parameter(p) => ("console", p.to_string()),
             Target::Servers => ("console", "servers".to_string()),
-        })
+        }]
     }
 }
 
@@ -88,9 +91,17 @@ impl Grants {
         Grants { plugin: String::new(), needs: vec![("*".into(), "*".into())], granted: None }
     }
 
+    /// Whether `call` may touch `target`: every object of it declared in the manifest and granted
+    /// by the site; else the first that is not, denied.
     pub fn check(&self, call: &str, target: Target) -> Result<(), Error> {
-        let Some((cap, object)) = target.key() else { return Ok(()) };
-        let declared = self.needs.iter().any(|(c, p)| (c == cap || c == "*") && covers(cap, p, &object));
+        for (cap, object) in target.keys() {
+            self.check_one(call, cap, &object)?;
+        }
+        Ok(())
+    }
+
+    fn check_one(&self, call: &str, cap: &str, object: &str) -> Result<(), Error> {
+        let declared = self.needs.iter().any(|(c, p)| (c == cap || c == "*") && covers(cap, p, object));
         if !declared {
             return Err(Error::Denied(format!(
                 "{call} on {cap} {object}: plugin {} does not declare that need in its manifest, so it cannot be granted",
@@ -99,7 +110,7 @@ impl Grants {
         }
         let granted = match &self.granted {
             None => true,
-            Some(t) => t.get(cap).is_some_and(|ps| ps.iter().any(|p| covers(cap, p, &object))),
+            Some(t) => t.get(cap).is_some_and(|ps| ps.iter().any(|p| covers(cap, p, object))),
         };
         if !granted {
             return Err(Error::Denied(format!(
@@ -167,6 +178,9 @@ mod tests {
         // Declared but not granted: the message names the site config line.
         assert!(matches!(g.check("docker.stop", Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
         assert!(matches!(g.check("sql.execute", Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
+        // Several databases in one call: every one must be granted, and the one that is not is named.
+        assert!(ok(Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "cm_411".into(), "cm_hb_411".into()] }));
+        assert!(matches!(g.check("sql.dump-databases", Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "mysql".into()] }), Err(Error::Denied(m)) if m.contains("metadb/mysql is not granted")));
         assert!(matches!(g.check("console.set-parameter", Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
         assert!(matches!(g.check("docker.load-image", Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
     }

@@ -81,6 +81,55 @@ async fn every_column_type_round_trips_exactly() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// The OMS backup: several databases in one call, read side by side in one snapshot. Each backup
+/// is what a dump of its database alone gives, and restores verified; one database that is missing
+/// fails the call and leaves no backup of the others behind.
+#[tokio::test]
+async fn several_databases_dump_side_by_side_and_all_or_nothing() {
+    let (a, b, c) = (unique_db("set_a"), unique_db("set_b"), unique_db("set_c"));
+    for db in [&a, &b, &c] {
+        sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    }
+    sql(&format!("USE {a}; {ALL_TYPES}"));
+    // Big enough to be cut into ranges that both readers take.
+    sql(&format!("USE {b}; CREATE TABLE beats (id BIGINT AUTO_INCREMENT PRIMARY KEY, info VARCHAR(64)); INSERT INTO beats (info) SELECT MD5(seq) FROM seq_1_to_250000; ANALYZE TABLE beats;"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let mut live = Vec::new();
+    for db in [&a, &b, &c] {
+        live.push(s.database_checksum("metadb", db).await.unwrap());
+    }
+    let alone = s.dump_database("metadb", &a, "a_alone").await.unwrap();
+    let snapshots = s.bulk_reader_snapshots();
+
+    let set = s.dump_databases("metadb", &[(a.clone(), "a".into()), (b.clone(), "b".into()), (c.clone(), "c".into())]).await.unwrap();
+    assert_eq!(set.iter().map(|x| (x.name.as_str(), x.database.as_str())).collect::<Vec<_>>(), [("a", a.as_str()), ("b", b.as_str()), ("c", c.as_str())]);
+    assert_eq!(set.iter().map(|x| x.checksum.clone()).collect::<Vec<_>>(), live);
+    assert_eq!((set[0].bytes, set[0].rows, set[0].tables), (alone.bytes, alone.rows, alone.tables), "the same file as a dump of {a} alone");
+    assert_eq!((set[1].rows, set[1].tables), (250_000, 1));
+    assert_eq!((set[2].rows, set[2].tables), (0, 0));
+    assert_eq!(s.bulk_reader_snapshots(), snapshots + 1, "one snapshot for the whole set");
+    for (db, backup) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        s.drop_database("metadb", db).await.unwrap();
+        s.create_database("metadb", db).await.unwrap();
+        let r = s.restore_database("metadb", db, backup).await.unwrap();
+        assert_eq!(r.checksum, set.iter().find(|x| x.name == backup).unwrap().checksum, "{db} restored verified");
+    }
+
+    // A missing database: nothing is kept, not even the backups of the databases that exist.
+    let missing = unique_db("set_missing");
+    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    match s.dump_databases("metadb", &[(a.clone(), "a2".into()), (missing.clone(), "m2".into())]).await {
+        Err(Error::NotFound(m)) => assert!(m.contains(&missing), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(after.len(), before.len(), "left behind: {after:?}");
+    for db in [&a, &b, &c] {
+        sql(&format!("DROP DATABASE {db}"));
+    }
+}
+
 #[tokio::test]
 async fn the_stock_client_restores_an_opshost_dump_to_the_same_checksum() {
     let db = unique_db("stock");

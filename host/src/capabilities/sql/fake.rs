@@ -188,11 +188,20 @@ impl Sql for FakeSql {
     }
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        Ok(self.dump_databases(connection, &[(database.to_string(), backup_name.to_string())]).await?.remove(0))
+    }
+
+    /// All or nothing, as the real backend: no backup is kept unless every database was dumped.
+    async fn dump_databases(&self, connection: &str, dumps: &[(String, String)]) -> Result<Vec<Backup>, Error> {
         self.check_connection(connection)?;
-        let (text, (sum, tables, rows)) = self.with_db(database, |c| Ok((dump(c, database)?, checksum(c, RowHash::default())?)))?;
-        let backup = Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables, rows, checksum: sum };
-        self.backups.lock().unwrap().insert(backup_name.to_string(), (text, backup.clone()));
-        Ok(backup)
+        let mut taken = Vec::new();
+        for (database, backup_name) in dumps {
+            let (text, (sum, tables, rows)) = self.with_db(database, |c| Ok((dump(c, database)?, checksum(c, RowHash::default())?)))?;
+            let bytes = text.len() as u64;
+            taken.push((text, Backup { name: backup_name.clone(), database: database.clone(), bytes, tables, rows, checksum: sum }));
+        }
+        let mut kept = self.backups.lock().unwrap();
+        Ok(taken.into_iter().map(|(text, b)| { kept.insert(b.name.clone(), (text, b.clone())); b }).collect())
     }
 
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {

@@ -11,7 +11,7 @@ mod snapshot;
 use async_trait::async_trait;
 use serde_json::json;
 
-pub use crate::bindings::opshost::plugin::sql::{Backup, Rows, Value};
+pub use crate::bindings::opshost::plugin::sql::{Backup, BackupRequest, Rows, Value};
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
 use crate::grants::Target;
@@ -23,6 +23,8 @@ pub trait Sql: Send + Sync {
     async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error>;
     async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error>;
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error>;
+    /// Each `(database, backup name)` in one snapshot, side by side; all backups or none.
+    async fn dump_databases(&self, connection: &str, dumps: &[(String, String)]) -> Result<Vec<Backup>, Error>;
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error>;
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
@@ -57,6 +59,23 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// The databases and backup names of a `dump-databases` call: at least one, each valid and
+/// each once (two dumps of one database, or two into one file, are a plugin bug).
+fn check_backup_requests(requests: &[BackupRequest]) -> Result<(), Error> {
+    if requests.is_empty() {
+        return Err(Error::InvalidInput("dump-databases needs at least one database".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for r in requests {
+        check_identifier("database", &r.database)?;
+        check_backup_name(&r.backup_name)?;
+        if !seen.insert(("database", r.database.as_str())) || !seen.insert(("backup", r.backup_name.as_str())) {
+            return Err(Error::InvalidInput(format!("dump-databases names database {} or backup {} twice: give each once", r.database, r.backup_name)));
+        }
+    }
+    Ok(())
+}
+
 impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.caps.sql.clone();
@@ -80,6 +99,17 @@ impl wit::Host for HostState {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.dump_database(&connection, &database, &backup_name).await
+        })
+        .await
+    }
+    async fn dump_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
+        let s = self.caps.sql.clone();
+        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
+        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
+        self.call("sql.dump-databases", Effect::IdempotentWrite, Target::Databases { connection: connection.clone(), databases }, args, async move {
+            check_backup_requests(&requests)?;
+            let dumps: Vec<(String, String)> = requests.into_iter().map(|r| (r.database, r.backup_name)).collect();
+            s.dump_databases(&connection, &dumps).await
         })
         .await
     }
@@ -137,6 +167,15 @@ mod tests {
         }
         for good in ["rm_411", "cm_hb_411", "oms$1", "a1"] {
             check_identifier("database", good).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_set_of_dumps_names_each_database_and_backup_once() {
+        let r = |d: &str, b: &str| BackupRequest { database: d.into(), backup_name: b.into() };
+        check_backup_requests(&[r("rm", "rm"), r("cm", "cm")]).unwrap();
+        for bad in [vec![], vec![r("rm", "a"), r("rm", "b")], vec![r("rm", "a"), r("cm", "a")], vec![r("rm", "../x")], vec![r("rm`", "x")]] {
+            assert!(matches!(check_backup_requests(&bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
         }
     }
 

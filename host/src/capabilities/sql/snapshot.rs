@@ -1,10 +1,12 @@
-//! Parallel consistent reads of one MySQL/MariaDB database, for dumps and content checksums.
+//! Parallel consistent reads of MySQL/MariaDB databases, for dumps and content checksums.
 //!
 //! - Several connections share one point in time: their snapshots start together under
 //!   `FLUSH TABLES WITH READ LOCK`, held for milliseconds (the way mydumper and mysqldump do it).
 //!   A user without the RELOAD privilege gets one connection and one snapshot, not an error.
 //! - Big tables with a single-column integer primary key are cut into key ranges; the ranges of
-//!   every table go to a shared queue the connections drain.
+//!   every table go to a shared queue the connections drain. Several databases read in one
+//!   snapshot share the queue (a database's chunks one after another, so each finishes early
+//!   and its dump file is written out while the next is read).
 //! - Each range is hashed on its own and the partial digests merge by addition, so the result is
 //!   the same whatever order the ranges finish in, and equal to a sequential read's.
 //! - For a dump, each range is also encoded as INSERT statements sent to the one file writer.
@@ -12,7 +14,7 @@
 //!   first (pooled) connection only planning the ranges; else pooled mysql_async connections.
 
 use super::checksum::{RowHash, TableHasher};
-use super::real::{column_kind, db_err, hash_raw, kind_of, literal, quote_ident, Kind, Raw, TableInfo, INSERT_BYTES};
+use super::real::{column_kind, db_err, hash_and_literal, hash_raw, kind_of, quote_ident, Kind, Raw, TableInfo, INSERT_BYTES};
 use super::wire::{WireConn, WireError};
 use crate::bindings::Error;
 use crate::capabilities::failed;
@@ -21,7 +23,7 @@ use futures_util::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// About this many rows per key range.
@@ -108,27 +110,12 @@ pub fn readers(mut started: Vec<Reader>) -> Vec<Reader> {
     started
 }
 
-/// A piece of a table for one reader: all of it, or the rows whose key is in `lo..=hi`.
+/// A piece of a table for one reader: all of it, or the rows whose key is in `lo..=hi`; of
+/// table `table` of the snapshot's database `db` (indexes into [`Work::jobs`] and its tables).
 pub struct Chunk {
+    pub db: usize,
     pub table: usize,
     pub range: Option<(String, i64, i64)>,
-}
-
-/// The single integer primary-key column of a table, quoted, if it has one.
-async fn integer_key(c: &mut Conn, database: &str, table: &str) -> Result<Option<String>, Error> {
-    let cols: Vec<(String, String)> = c
-        .exec(
-            "SELECT k.COLUMN_NAME, c.DATA_TYPE FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c \
-             ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME \
-             WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.CONSTRAINT_NAME = 'PRIMARY'",
-            (database, table),
-        )
-        .await
-        .map_err(|e| db_err(database, e))?;
-    Ok(match cols.as_slice() {
-        [(name, ty)] if ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str()) => Some(quote_ident(name)),
-        _ => None,
-    })
 }
 
 fn as_i64(v: &mysql_async::Value) -> Option<i64> {
@@ -139,13 +126,15 @@ fn as_i64(v: &mysql_async::Value) -> Option<i64> {
     }
 }
 
-/// The work for `readers` connections: big tables cut into key ranges of about [`RANGE_ROWS`]
-/// (bounds read inside the snapshot, on `c`), everything else whole. With one reader nothing is cut.
-pub async fn plan(c: &mut Conn, database: &str, tables: &[TableInfo], readers: usize) -> Result<Vec<Chunk>, Error> {
+/// The work on database `db` (number `db` of the snapshot's) for `readers` connections: big
+/// tables cut into key ranges of about [`RANGE_ROWS`] (bounds read inside the snapshot, on `c`),
+/// everything else whole. With one reader nothing is cut. Biggest first, so that one long range
+/// does not start last.
+pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo], readers: usize) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         let pieces = t.estimated_rows.div_ceil(RANGE_ROWS).min(256);
-        let key = if readers > 1 && pieces > 1 && !t.columns.is_empty() { integer_key(c, database, &t.name).await? } else { None };
+        let key = if readers > 1 && pieces > 1 && !t.columns.is_empty() { t.integer_key.clone() } else { None };
         let bounds = match &key {
             Some(k) => {
                 let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}.{}", quote_ident(database), quote_ident(&t.name));
@@ -161,31 +150,52 @@ pub async fn plan(c: &mut Conn, database: &str, tables: &[TableInfo], readers: u
                 let mut from = lo as i128;
                 while from <= hi as i128 {
                     let to = (from + step - 1).min(hi as i128);
-                    out.push(Chunk { table: i, range: Some((k.clone(), from as i64, to as i64)) });
+                    out.push(Chunk { db, table: i, range: Some((k.clone(), from as i64, to as i64)) });
                     from = to + 1;
                 }
             }
-            _ => out.push(Chunk { table: i, range: None }),
+            _ => out.push(Chunk { db, table: i, range: None }),
         }
     }
-    // Biggest first, so one long range does not start last.
     out.sort_by_key(|ch| std::cmp::Reverse(if ch.range.is_some() { RANGE_ROWS } else { tables[ch.table].estimated_rows }));
     Ok(out)
 }
 
-/// What the readers share.
+/// One database of a read: its tables, where its dump goes, its hash.
 pub struct Job {
     pub database: String,
     pub tables: Arc<Vec<TableInfo>>,
-    pub queue: Mutex<VecDeque<Chunk>>,
-    /// Where encoded INSERT statements go (a dump), or None (a checksum).
-    pub out: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Where encoded INSERT statements go (a dump), or None (a checksum). Dropped when the
+    /// database's last chunk is read, so that its file writer can finish while others are read.
+    pub out: Mutex<Option<tokio::sync::mpsc::Sender<String>>>,
     /// The row hash of the checksum being computed.
     pub hash: RowHash,
-    pub rows: AtomicU64,
-    pub total: u64,
-    pub label: String,
-    pub reporter: Arc<dyn Reporter>,
+    /// Chunks not yet read.
+    left: AtomicUsize,
+}
+
+impl Job {
+    pub fn new(database: &str, tables: Arc<Vec<TableInfo>>, out: Option<tokio::sync::mpsc::Sender<String>>, hash: RowHash) -> Job {
+        Job { database: database.into(), tables, out: Mutex::new(out), hash, left: AtomicUsize::new(0) }
+    }
+}
+
+/// What the readers share: the databases of one snapshot, the queue of their chunks, progress.
+pub struct Work {
+    pub jobs: Vec<Job>,
+    queue: Mutex<VecDeque<Chunk>>,
+    rows: AtomicU64,
+    total: u64,
+    label: String,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Work {
+    /// Progress is reported under `label`.
+    pub fn new(jobs: Vec<Job>, label: String, reporter: Arc<dyn Reporter>) -> Work {
+        let total = jobs.iter().flat_map(|j| j.tables.iter()).map(|t| t.estimated_rows).sum::<u64>().max(1);
+        Work { jobs, queue: Default::default(), rows: Default::default(), total, label, reporter }
+    }
 }
 
 /// One chunk's rows on their way into a table hash and, for a dump, INSERT statements.
@@ -194,120 +204,150 @@ struct Encoder<'j> {
     hasher: TableHasher,
     insert_head: String,
     stmt: String,
-    dumping: bool,
-    job: &'j Job,
+    out: Option<tokio::sync::mpsc::Sender<String>>,
+    database: &'j str,
+    work: &'j Work,
     seen: u64,
 }
 
 impl Encoder<'_> {
     /// Take one row (value `i` from `get(i)`); true when the statement is full and must be sent.
+    /// For a dump each value is read once, hashed and written as a literal in one pass.
     fn row<'v>(&mut self, get: impl Fn(usize) -> Raw<'v>) -> bool {
-        let kinds = &self.kinds;
-        self.hasher.row_with(|e| kinds.iter().enumerate().for_each(|(i, k)| hash_raw(e, get(i), *k)));
         self.seen += 1;
         if self.seen % 8192 == 0 {
-            let done = self.job.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
-            self.job.reporter.progress(done.min(self.job.total), self.job.total, &self.job.label);
+            let done = self.work.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
+            self.work.reporter.progress(done.min(self.work.total), self.work.total, &self.work.label);
         }
-        if !self.dumping {
+        let kinds = &self.kinds;
+        if self.out.is_none() {
+            self.hasher.row_with(|e| kinds.iter().enumerate().for_each(|(i, k)| hash_raw(e, get(i), *k)));
             return false;
         }
-        self.stmt.push_str(if self.stmt.is_empty() { &self.insert_head } else { "," });
-        self.stmt.push('(');
-        for (i, k) in kinds.iter().enumerate() {
-            if i > 0 {
-                self.stmt.push(',');
-            }
-            literal(get(i), *k, &mut self.stmt);
+        let stmt = &mut self.stmt;
+        if stmt.is_empty() {
+            // A statement grows to about INSERT_BYTES: room for it at once, not by doubling
+            // (each doubling copies what is there).
+            stmt.reserve(INSERT_BYTES + INSERT_BYTES / 8);
+            stmt.push_str(&self.insert_head);
+        } else {
+            stmt.push(',');
         }
-        self.stmt.push(')');
-        self.stmt.len() >= INSERT_BYTES
+        stmt.push('(');
+        self.hasher.row_with(|e| {
+            for (i, k) in kinds.iter().enumerate() {
+                if i > 0 {
+                    stmt.push(',');
+                }
+                hash_and_literal(e, get(i), *k, stmt);
+            }
+        });
+        stmt.push(')');
+        stmt.len() >= INSERT_BYTES
     }
 
     /// Send the statement so far to the file writer.
     async fn flush(&mut self) -> Result<(), Error> {
-        if let (Some(out), false) = (&self.job.out, self.stmt.is_empty()) {
+        if let (Some(out), false) = (&self.out, self.stmt.is_empty()) {
             self.stmt.push_str(";\n");
-            let database = &self.job.database;
+            let database = self.database;
             out.send(std::mem::take(&mut self.stmt)).await.map_err(|_| failed(format!("dump of {database}: the file writer stopped")))?;
         }
         Ok(())
     }
 }
 
-/// One reader: drain the queue; for each chunk a partial digest (table index, hasher).
-pub async fn read(mut reader: Reader, job: Arc<Job>) -> Result<(Reader, Vec<(usize, TableHasher)>), Error> {
-    let database = job.database.clone();
+/// One reader: drain the queue; for each chunk a partial digest (database, table, hasher).
+pub async fn read(mut reader: Reader, work: Arc<Work>) -> Result<(Reader, Vec<(usize, usize, TableHasher)>), Error> {
     let mut partials = Vec::new();
     loop {
-        let Some(chunk) = job.queue.lock().unwrap().pop_front() else { break };
-        let t = &job.tables[chunk.table];
-        if t.columns.is_empty() {
-            partials.push((chunk.table, TableHasher::new(job.hash)));
-            continue;
+        let Some(chunk) = work.queue.lock().unwrap().pop_front() else { break };
+        let job = &work.jobs[chunk.db];
+        let hasher = read_chunk(&mut reader, &work, job, &chunk).await?;
+        partials.push((chunk.db, chunk.table, hasher));
+        // The database's last chunk: its file writer may finish.
+        if job.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            job.out.lock().unwrap().take();
         }
-        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
-        let filter = match &chunk.range {
-            Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
-            None => String::new(),
-        };
-        let sql = format!("SELECT {} FROM {}.{}{filter}", cols.join(","), quote_ident(&database), quote_ident(&t.name));
-        let mut enc = Encoder {
-            kinds: Vec::new(),
-            hasher: TableHasher::new(job.hash),
-            insert_head: format!("INSERT INTO {} ({}) VALUES ", quote_ident(&t.name), cols.join(",")),
-            stmt: String::new(),
-            dumping: job.out.is_some(),
-            job: &job,
-            seen: 0,
-        };
-        match &mut reader {
-            Reader::Pooled(c) => {
-                let mut result = c.exec_iter(sql, ()).await.map_err(|e| db_err(&database, e))?;
-                enc.kinds = result.columns_ref().iter().map(column_kind).collect();
-                let mut stream = result.stream::<Row>().await.map_err(|e| db_err(&database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
-                while let Some(row) = stream.next().await {
-                    let values: Vec<mysql_async::Value> = row.map_err(|e| db_err(&database, e))?.unwrap();
-                    if enc.row(|i| Raw::from(&values[i])) {
-                        enc.flush().await?;
-                    }
-                }
-            }
-            Reader::Wire(w) => {
-                let columns = w.select(&sql).await.map_err(|e| wire_err(&database, e))?;
-                enc.kinds = columns.iter().map(|c| kind_of(c.column_type, c.charset)).collect();
-                while w.next_row().await.map_err(|e| wire_err(&database, e))? {
-                    let row = w.row();
-                    if enc.row(|i| row.get(i)) {
-                        enc.flush().await?;
-                    }
-                }
-            }
-        }
-        job.rows.fetch_add(enc.seen % 8192, Ordering::Relaxed);
-        enc.flush().await?;
-        partials.push((chunk.table, enc.hasher));
     }
     Ok((reader, partials))
 }
 
-/// Run `conns.len()` readers over `chunks`; per table (in `tables` order) the merged hasher.
-pub async fn read_all(conns: Vec<Reader>, chunks: Vec<Chunk>, job: Job) -> Result<Vec<TableHasher>, Error> {
-    let (n_tables, hash) = (job.tables.len(), job.hash);
-    *job.queue.lock().unwrap() = chunks.into();
-    let job = Arc::new(job);
+/// Read one chunk: its hash, and its INSERT statements sent on for a dump.
+async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) -> Result<TableHasher, Error> {
+    let database = job.database.as_str();
+    let t = &job.tables[chunk.table];
+    if t.columns.is_empty() {
+        return Ok(TableHasher::new(job.hash));
+    }
+    let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
+    let filter = match &chunk.range {
+        Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
+        None => String::new(),
+    };
+    let sql = format!("SELECT {} FROM {}.{}{filter}", cols.join(","), quote_ident(database), quote_ident(&t.name));
+    let mut enc = Encoder {
+        kinds: Vec::new(),
+        hasher: TableHasher::new(job.hash),
+        insert_head: format!("INSERT INTO {} ({}) VALUES ", quote_ident(&t.name), cols.join(",")),
+        stmt: String::new(),
+        out: job.out.lock().unwrap().clone(),
+        database,
+        work,
+        seen: 0,
+    };
+    match reader {
+        Reader::Pooled(c) => {
+            let mut result = c.exec_iter(sql, ()).await.map_err(|e| db_err(database, e))?;
+            enc.kinds = result.columns_ref().iter().map(column_kind).collect();
+            let mut stream = result.stream::<Row>().await.map_err(|e| db_err(database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
+            while let Some(row) = stream.next().await {
+                let values: Vec<mysql_async::Value> = row.map_err(|e| db_err(database, e))?.unwrap();
+                if enc.row(|i| Raw::from(&values[i])) {
+                    enc.flush().await?;
+                }
+            }
+        }
+        Reader::Wire(w) => {
+            let columns = w.select(&sql).await.map_err(|e| wire_err(database, e))?;
+            enc.kinds = columns.iter().map(|c| kind_of(c.column_type, c.charset)).collect();
+            while w.next_row().await.map_err(|e| wire_err(database, e))? {
+                let row = w.row();
+                if enc.row(|i| row.get(i)) {
+                    enc.flush().await?;
+                }
+            }
+        }
+    }
+    work.rows.fetch_add(enc.seen % 8192, Ordering::Relaxed);
+    enc.flush().await?;
+    Ok(enc.hasher)
+}
+
+/// Run `conns.len()` readers over `chunks` (the databases one after another, as given); per
+/// database (in `work.jobs` order) and per table the merged hasher.
+pub async fn read_all(conns: Vec<Reader>, chunks: Vec<Chunk>, work: Work) -> Result<Vec<Vec<TableHasher>>, Error> {
+    for chunk in &chunks {
+        work.jobs[chunk.db].left.fetch_add(1, Ordering::Relaxed);
+    }
+    // A database without chunks (no tables) is done already.
+    for job in work.jobs.iter().filter(|j| j.left.load(Ordering::Relaxed) == 0) {
+        job.out.lock().unwrap().take();
+    }
+    let mut merged: Vec<Vec<TableHasher>> = work.jobs.iter().map(|j| (0..j.tables.len()).map(|_| TableHasher::new(j.hash)).collect()).collect();
+    *work.queue.lock().unwrap() = chunks.into();
+    let work = Arc::new(work);
     let mut readers = Vec::new();
     for c in conns {
-        readers.push(tokio::spawn(read(c, job.clone())));
+        readers.push(tokio::spawn(read(c, work.clone())));
     }
-    drop(job);
-    let mut merged: Vec<TableHasher> = (0..n_tables).map(|_| TableHasher::new(hash)).collect();
+    drop(work);
     let mut first_error = None;
     for r in readers {
         match r.await.map_err(|e| failed(format!("reader task: {e}")))? {
             Ok((mut c, partials)) => {
-                for (t, h) in partials {
-                    merged[t].merge(&h);
+                for (db, t, h) in partials {
+                    merged[db][t].merge(&h);
                 }
                 let _ = c.query_drop("COMMIT", "").await;
             }
