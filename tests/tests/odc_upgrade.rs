@@ -493,8 +493,8 @@ fn odc_ha_two_nodes_and_nginx_upgrade_then_rollback() {
     let (dir, _) = d.last_run();
     let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("upgrade-calls.json")).unwrap()).unwrap();
     let names: Vec<&str> = calls.as_array().unwrap().iter().filter_map(|c| c["call"].as_str()).collect();
-    assert_eq!(names.iter().filter(|c| **c == "sql.dump-database").count(), 1, "{names:?}");
-    assert!(names.iter().position(|c| *c == "sql.dump-database") < names.iter().position(|c| *c == "docker.run"), "{names:?}");
+    assert_eq!(names.iter().filter(|c| **c == "sql.dump-databases").count(), 1, "{names:?}");
+    assert!(names.iter().position(|c| *c == "sql.dump-databases") < names.iter().position(|c| *c == "docker.run"), "{names:?}");
     old_odc_refuses_migrated_schema(&d);
 
     let o = d.cli("rollback", &["--yes"]);

@@ -1,7 +1,7 @@
 //! MetaDB procedures: trim the heartbeat table, back up a product's databases and verify the
 //! backups against the live data, restore them on rollback.
 
-use crate::bindings::opshost::plugin::sql::{self, Backup, Value};
+use crate::bindings::opshost::plugin::sql::{self, Backup, BackupRequest, Value};
 use crate::ctx::{failed, info, not_found, recall, record, Result, Within};
 
 /// The databases of one product deployment on one MetaDB connection.
@@ -63,21 +63,22 @@ impl MetaDb {
         Ok(deleted)
     }
 
-    /// Dump every database, then verify each backup: non-empty, and its checksum equal to the live
-    /// database's now (nothing writes while the product is stopped). Records the backups for rollback.
+    /// Dump every database (side by side, in one call), then verify each backup: non-empty, and
+    /// its checksum equal to the live database's now (nothing writes while the product is
+    /// stopped). Records the backups for rollback.
     pub fn backup_and_verify(&self) -> Result<Vec<Backup>> {
-        let mut backups = Vec::new();
-        for (role, db) in &self.databases {
-            let backup = sql::dump_database(&self.connection, db, db).within(&format!("backing up the {role} database {db}"))?;
-            if backup.bytes == 0 || backup.tables == 0 {
+        let requests: Vec<BackupRequest> = self.databases.iter().map(|(_, db)| BackupRequest { database: db.clone(), backup_name: db.clone() }).collect();
+        let which = self.databases.iter().map(|(role, db)| format!("{db} ({role})")).collect::<Vec<_>>().join(", ");
+        let backups = sql::dump_databases(&self.connection, &requests).within(&format!("backing up the MetaDB databases {which}"))?;
+        record(BACKUPS_KEY, &(&self.connection, &backups))?;
+        for b in &backups {
+            if b.bytes == 0 || b.tables == 0 {
                 return Err(failed(format!(
-                    "backup of {db} is empty ({} bytes, {} tables): the database looks wrong; nothing else was changed, run rollback to restart the old version",
-                    backup.bytes, backup.tables
+                    "backup of {} is empty ({} bytes, {} tables): the database looks wrong; nothing else was changed, run rollback to restart the old version",
+                    b.database, b.bytes, b.tables
                 )));
             }
-            backups.push(backup);
-            record(BACKUPS_KEY, &(&self.connection, &backups))?;
-            info(format!("backed up {db}: {} tables, {} rows, {} bytes", backups.last().unwrap().tables, backups.last().unwrap().rows, backups.last().unwrap().bytes));
+            info(format!("backed up {}: {} tables, {} rows, {} bytes", b.database, b.tables, b.rows, b.bytes));
         }
         for b in &backups {
             let live = sql::database_checksum(&self.connection, &b.database).within(&format!("checksumming {}", b.database))?;
