@@ -25,6 +25,12 @@ struct Db {
     password: String,
 }
 
+/// opshost's connections to the MetaDB: 4 (as the e2e tests' site config), or
+/// `OPSHOST_BENCH_CONNECTIONS` for profiling.
+fn connections() -> usize {
+    std::env::var("OPSHOST_BENCH_CONNECTIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(4)
+}
+
 impl Db {
     fn from_env() -> Db {
         let url = std::env::var("OPSHOST_TEST_DB_URL").expect("OPSHOST_TEST_DB_URL (mysql://user@host:port): run tests/bench.sh");
@@ -35,7 +41,7 @@ impl Db {
     fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
         BTreeMap::from([(
             "metadb".to_string(),
-            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true, bulk_reader: true },
+            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: connections(), load_data: true, bulk_reader: true },
         )])
     }
     fn client(&self, tool: &str) -> Command {
@@ -130,13 +136,21 @@ fn child(op: &str, dir: &Path) {
     let db = Db::from_env();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sql = MysqlSql::new(&db.conn(), dir.to_path_buf(), Arc::new(Silent)).unwrap();
+    // `OPSHOST_BENCH_ONLY=bench_cm_hb` limits a child to one database (for profiling).
+    let only = std::env::var("OPSHOST_BENCH_ONLY").ok();
+    let names: Vec<&str> = DBS.into_iter().filter(|n| only.as_deref().is_none_or(|o| o == *n)).collect();
     rt.block_on(async {
-        for name in DBS {
+        // A dump is the OMS plugins' backup: the three databases in one call, read side by side.
+        if op == "dump" {
+            let t = Instant::now();
+            let dumps: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
+            sql.dump_databases("metadb", &dumps).await.unwrap();
+            eprintln!("dump {}: {:.2} s", names.join(", "), t.elapsed().as_secs_f64());
+            return;
+        }
+        for name in names {
             let t = Instant::now();
             match op {
-                "dump" => {
-                    sql.dump_database("metadb", name, name).await.unwrap();
-                }
                 // The verifying read a restore ends with, on its own (for profiling).
                 "checksum" => {
                     sql.database_checksum("metadb", name).await.unwrap();
