@@ -81,11 +81,13 @@ async fn every_column_type_round_trips_exactly() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
-/// The OMS backup: several databases in one call, read side by side in one snapshot. Each backup
-/// is what a dump of its database alone gives, and restores verified; one database that is missing
-/// fails the call and leaves no backup of the others behind.
+/// The OMS backup and its rollback: several databases in one call, read side by side in one
+/// snapshot, restored side by side. Each backup is what a dump of its database alone gives, and
+/// restores verified; a missing database fails the dump and leaves no backup of the others
+/// behind; a missing backup or a database that is not empty fails the restore before anything
+/// is replayed.
 #[tokio::test]
-async fn several_databases_dump_side_by_side_and_all_or_nothing() {
+async fn several_databases_dump_and_restore_side_by_side_all_or_nothing() {
     let (a, b, c) = (unique_db("set_a"), unique_db("set_b"), unique_db("set_c"));
     for db in [&a, &b, &c] {
         sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
@@ -99,6 +101,7 @@ async fn several_databases_dump_side_by_side_and_all_or_nothing() {
     for db in [&a, &b, &c] {
         live.push(s.database_checksum("metadb", db).await.unwrap());
     }
+    let stock_a = checksum_tables(&a);
     let alone = s.dump_database("metadb", &a, "a_alone").await.unwrap();
     let snapshots = s.bulk_reader_snapshots();
 
@@ -109,12 +112,30 @@ async fn several_databases_dump_side_by_side_and_all_or_nothing() {
     assert_eq!((set[1].rows, set[1].tables), (250_000, 1));
     assert_eq!((set[2].rows, set[2].tables), (0, 0));
     assert_eq!(s.bulk_reader_snapshots(), snapshots + 1, "one snapshot for the whole set");
-    for (db, backup) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+    // Restored side by side, each verified; refused whole, before anything is replayed, when one
+    // backup is missing or one database is not empty.
+    let tables_in = |db: &str| String::from_utf8_lossy(&mariadb_client(&["-N", "-e", &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'")]).stdout).trim().to_string();
+    for db in [&a, &b, &c] {
         s.drop_database("metadb", db).await.unwrap();
         s.create_database("metadb", db).await.unwrap();
-        let r = s.restore_database("metadb", db, backup).await.unwrap();
-        assert_eq!(r.checksum, set.iter().find(|x| x.name == backup).unwrap().checksum, "{db} restored verified");
     }
+    let all: Vec<(String, String)> = vec![(a.clone(), "a".into()), (b.clone(), "b".into()), (c.clone(), "c".into())];
+    match s.restore_databases("metadb", &[all[0].clone(), (b.clone(), "no_such_backup".into())]).await {
+        Err(Error::NotFound(m)) => assert!(m.contains("no_such_backup"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tables_in(&a), "0", "nothing replayed into {a}");
+    let restored = s.restore_databases("metadb", &all).await.unwrap();
+    assert_eq!(restored.iter().map(|x| x.checksum.clone()).collect::<Vec<_>>(), live, "each restored verified, in request order");
+    assert_eq!(restored.iter().map(|x| x.rows).collect::<Vec<_>>(), set.iter().map(|x| x.rows).collect::<Vec<_>>());
+    assert_eq!(checksum_tables(&a), stock_a, "the server's own CHECKSUM TABLE agrees");
+    s.drop_database("metadb", &a).await.unwrap();
+    s.create_database("metadb", &a).await.unwrap();
+    match s.restore_databases("metadb", &[all[0].clone(), all[1].clone()]).await {
+        Err(Error::InvalidInput(m)) => assert!(m.contains(&b) && m.contains("not empty"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tables_in(&a), "0", "nothing replayed into {a}");
 
     // A missing database: nothing is kept, not even the backups of the databases that exist.
     let missing = unique_db("set_missing");

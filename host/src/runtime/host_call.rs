@@ -143,7 +143,7 @@ fn outcome<T: Serialize>(r: &Result<T, Error>) -> Json {
 
 /// Long calls (dumps, restores, image loads) get the long deadline.
 fn is_long(call: &str) -> bool {
-    matches!(call, "sql.dump-database" | "sql.dump-databases" | "sql.restore-database" | "docker.load-image" | "docker.exec" | "host.sleep" | "host.confirm")
+    matches!(call, "sql.dump-database" | "sql.dump-databases" | "sql.restore-database" | "sql.restore-databases" | "docker.load-image" | "docker.exec" | "host.sleep" | "host.confirm")
 }
 
 impl HostState {

@@ -172,6 +172,25 @@ fn dump(c: &Connection, database: &str) -> Result<String, Error> {
     Ok(out)
 }
 
+impl FakeSql {
+    /// Replay one backup into `database` and verify it.
+    fn restore_one(&self, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        let (text, recorded) = self.backups.lock().unwrap().get(backup_name).cloned().ok_or_else(|| not_found(format!("no backup named {backup_name}")))?;
+        let hash = recorded_hash(&recorded, std::path::Path::new("fake host"))?;
+        let (sum, tables_n, rows) = self.with_db(database, |c| {
+            if !tables(c)?.is_empty() {
+                return Err(invalid(format!("database {database} is not empty: drop and create it before restoring")));
+            }
+            c.execute_batch(&text).map_err(|e| failed(format!("replaying backup {backup_name} into {database}: {e}")))?;
+            checksum(c, hash)
+        })?;
+        if sum != recorded.checksum {
+            return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
+        }
+        Ok(Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables: tables_n, rows, checksum: sum })
+    }
+}
+
 #[async_trait]
 impl Sql for FakeSql {
     async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
@@ -205,20 +224,21 @@ impl Sql for FakeSql {
     }
 
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
+        Ok(self.restore_databases(connection, &[(database.to_string(), backup_name.to_string())]).await?.remove(0))
+    }
+
+    /// As the real backend: every backup and database checked before anything is replayed.
+    async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error> {
         self.check_connection(connection)?;
-        let (text, recorded) = self.backups.lock().unwrap().get(backup_name).cloned().ok_or_else(|| not_found(format!("no backup named {backup_name}")))?;
-        let hash = recorded_hash(&recorded, std::path::Path::new("fake host"))?;
-        let (sum, tables_n, rows) = self.with_db(database, |c| {
-            if !tables(c)?.is_empty() {
-                return Err(invalid(format!("database {database} is not empty: drop and create it before restoring")));
-            }
-            c.execute_batch(&text).map_err(|e| failed(format!("replaying backup {backup_name} into {database}: {e}")))?;
-            checksum(c, hash)
-        })?;
-        if sum != recorded.checksum {
-            return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
+        for (database, backup_name) in restores {
+            let (_, recorded) = self.backups.lock().unwrap().get(backup_name).cloned().ok_or_else(|| not_found(format!("no backup named {backup_name}")))?;
+            recorded_hash(&recorded, std::path::Path::new("fake host"))?;
+            self.with_db(database, |c| match tables(c)?.len() {
+                0 => Ok(()),
+                n => Err(invalid(format!("database {database} is not empty ({n} tables): drop and create it before restoring"))),
+            })?;
         }
-        Ok(Backup { name: backup_name.into(), database: database.into(), bytes: text.len() as u64, tables: tables_n, rows, checksum: sum })
+        restores.iter().map(|(database, backup_name)| self.restore_one(database, backup_name)).collect()
     }
 
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error> {

@@ -6,6 +6,7 @@ pub mod fake;
 pub mod load;
 pub mod real;
 mod wire;
+mod restore;
 mod snapshot;
 
 use async_trait::async_trait;
@@ -26,6 +27,9 @@ pub trait Sql: Send + Sync {
     /// Each `(database, backup name)` in one snapshot, side by side; all backups or none.
     async fn dump_databases(&self, connection: &str, dumps: &[(String, String)]) -> Result<Vec<Backup>, Error>;
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error>;
+    /// Each `(database, backup name)` replayed side by side, then each verified; every backup and
+    /// database is checked before anything is replayed.
+    async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error>;
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error>;
@@ -59,18 +63,19 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// The databases and backup names of a `dump-databases` call: at least one, each valid and
-/// each once (two dumps of one database, or two into one file, are a plugin bug).
-fn check_backup_requests(requests: &[BackupRequest]) -> Result<(), Error> {
+/// The databases and backup names of a `dump-databases` or `restore-databases` call (`call`): at
+/// least one, each valid and each once (two dumps of one database, or two into one file, are a
+/// plugin bug).
+fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), Error> {
     if requests.is_empty() {
-        return Err(Error::InvalidInput("dump-databases needs at least one database".into()));
+        return Err(Error::InvalidInput(format!("{call} needs at least one database")));
     }
     let mut seen = std::collections::HashSet::new();
     for r in requests {
         check_identifier("database", &r.database)?;
         check_backup_name(&r.backup_name)?;
         if !seen.insert(("database", r.database.as_str())) || !seen.insert(("backup", r.backup_name.as_str())) {
-            return Err(Error::InvalidInput(format!("dump-databases names database {} or backup {} twice: give each once", r.database, r.backup_name)));
+            return Err(Error::InvalidInput(format!("{call} names database {} or backup {} twice: give each once", r.database, r.backup_name)));
         }
     }
     Ok(())
@@ -107,7 +112,7 @@ impl wit::Host for HostState {
         let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
         let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
         self.call("sql.dump-databases", Effect::IdempotentWrite, Target::Databases { connection: connection.clone(), databases }, args, async move {
-            check_backup_requests(&requests)?;
+            check_backup_requests("dump-databases", &requests)?;
             let dumps: Vec<(String, String)> = requests.into_iter().map(|r| (r.database, r.backup_name)).collect();
             s.dump_databases(&connection, &dumps).await
         })
@@ -119,6 +124,17 @@ impl wit::Host for HostState {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.restore_database(&connection, &database, &backup_name).await
+        })
+        .await
+    }
+    async fn restore_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
+        let s = self.caps.sql.clone();
+        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
+        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
+        self.call("sql.restore-databases", Effect::Write, Target::Databases { connection: connection.clone(), databases }, args, async move {
+            check_backup_requests("restore-databases", &requests)?;
+            let restores: Vec<(String, String)> = requests.into_iter().map(|r| (r.database, r.backup_name)).collect();
+            s.restore_databases(&connection, &restores).await
         })
         .await
     }
@@ -173,9 +189,9 @@ mod tests {
     #[test]
     fn a_set_of_dumps_names_each_database_and_backup_once() {
         let r = |d: &str, b: &str| BackupRequest { database: d.into(), backup_name: b.into() };
-        check_backup_requests(&[r("rm", "rm"), r("cm", "cm")]).unwrap();
+        check_backup_requests("dump-databases", &[r("rm", "rm"), r("cm", "cm")]).unwrap();
         for bad in [vec![], vec![r("rm", "a"), r("rm", "b")], vec![r("rm", "a"), r("cm", "a")], vec![r("rm", "../x")], vec![r("rm`", "x")]] {
-            assert!(matches!(check_backup_requests(&bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
+            assert!(matches!(check_backup_requests("restore-databases", &bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
         }
     }
 

@@ -12,11 +12,12 @@
 //!   big enough to split (`snapshot.rs`). `dump-databases` reads several databases in one
 //!   snapshot on the same connections, each into its own file, each file synced to disk as it
 //!   grows and finished as soon as its database is read.
-//! - `restore-database` streams such a file back and verifies the checksum.
+//! - `restore-database` and `restore-databases` check every backup and database first, stream
+//!   the files back side by side on two connections (`restore.rs`), then verify every checksum.
 
 use super::wire;
 use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash};
-use super::{load, snapshot};
+use super::{restore, snapshot};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
 use crate::capabilities::{failed, invalid, not_found};
@@ -29,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A MetaDB connection in the site config (`[metadb.NAME]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -113,13 +113,13 @@ struct WireTarget {
 }
 
 /// The last line of every complete dump.
-const END_MARKER: &str = "-- opshost dump complete";
+pub(super) const END_MARKER: &str = "-- opshost dump complete";
 
 /// The second line of every dump whose TIMESTAMP values (and definitions) were read in UTC.
 const UTC_MARKER: &str = "-- timestamps: UTC";
 
 /// The header statement that makes a replay write TIMESTAMP values in UTC.
-const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
+pub(super) const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
 
 /// What a reading connection runs to read TIMESTAMP values in UTC.
 const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
@@ -147,6 +147,10 @@ pub enum Zone {
 
 /// Largest INSERT statement the dump writes (rows are batched up to this size).
 pub(super) const INSERT_BYTES: usize = 1 << 20;
+
+/// Connections that insert a restore's rows (two keep the 2-core bench machine's MetaDB busy;
+/// more contend for the same tables' pages).
+const RESTORE_WORKERS: usize = 2;
 
 /// Connections that read a snapshot in parallel; the pool size caps it. On the 2-core bench
 /// machine (MetaDB on the same cores) three keep both cores busier than two: while one waits for
@@ -406,111 +410,6 @@ impl MysqlSql {
     pub fn backup_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         (self.backup_dir.join(format!("{name}.sql")), self.backup_dir.join(format!("{name}.json")))
     }
-
-    /// Replay a dump file into `database`. Session settings and DDL run in order on `main`; the
-    /// INSERTs fan out to worker connections through a bounded channel (memory stays flat), each
-    /// its own transaction touching one table: two workers never hold locks on two tables each
-    /// other wants (InnoDB locks a whole empty table while it bulk-loads it). The first error
-    /// stops everything. A pool of one connection replays everything on `main` (the workers would
-    /// wait forever for a connection).
-    async fn replay(&self, main: &mut Conn, connection: &str, database: &str, path: &Path, file: tokio::fs::File, total: u64, zone: Zone) -> Result<(), Error> {
-        let metadb = self.pools.get(connection);
-        let pool_size = metadb.map(|p| p.size).unwrap_or(1);
-        let autoinc_lock_mode: Option<u64> = main.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten();
-        let policy = Arc::new(load::Policy::new(metadb.is_some_and(|p| p.load_data), autoinc_lock_mode));
-        let n_workers = pool_size.saturating_sub(1).min(2);
-        let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
-        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
-        let label = format!("restore {database}");
-        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut session: Vec<String> = Vec::new();
-        let mut complete = false;
-        let (tx, rx) = async_channel(n_workers.max(1) * 2);
-        let mut rx = Some(rx);
-        let mut workers = Vec::new();
-        let mut started = false;
-        let mut result: Result<(), Error> = Ok(());
-        while let Some(line) = lines.next_line().await.map_err(|e| io_err(path, e))? {
-            let n = line.len() as u64 + 1;
-            if line == END_MARKER {
-                complete = true;
-            }
-            // A dump read in the server's zone replays in it (its header's UTC was wrong).
-            if line.is_empty() || line.starts_with("--") || (zone == Zone::Server && line == SET_UTC) {
-                done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                continue;
-            }
-            if line.starts_with("INSERT INTO ") && n_workers == 0 {
-                if let Err(e) = load::insert(main, line, &policy).await {
-                    result = Err(fail(e));
-                    break;
-                }
-                let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-                self.reporter.progress(d.min(total), total, &label);
-                continue;
-            }
-            if line.starts_with("INSERT INTO ") {
-                if !started {
-                    // Workers start with the session settings seen so far (the dump's header).
-                    for _ in 0..n_workers {
-                        let mut w = self.conn_in(connection, database).await?;
-                        for s in &session {
-                            w.query_drop(s.as_str()).await.map_err(fail)?;
-                        }
-                        let rx = rx.as_ref().expect("workers start once").clone();
-                        let done = done.clone();
-                        let reporter = self.reporter.clone();
-                        let label = label.clone();
-                        let path = path.to_path_buf();
-                        let database = database.to_string();
-                        let policy = policy.clone();
-                        workers.push(tokio::spawn(async move {
-                            let fail = |e: mysql_async::Error| failed(format!("restoring {database} from {}: {e}", path.display()));
-                            while let Ok(stmt) = rx.recv().await {
-                                let len = stmt.len() as u64 + 1;
-                                load::insert(&mut w, stmt, &policy).await.map_err(fail)?;
-                                let d = done.fetch_add(len, std::sync::atomic::Ordering::Relaxed) + len;
-                                reporter.progress(d.min(total), total, &label);
-                            }
-                            Ok::<(), Error>(())
-                        }));
-                    }
-                    started = true;
-                    // Only the workers receive: if they all fail, sending fails instead of
-                    // waiting forever on a full channel.
-                    drop(rx.take());
-                }
-                if tx.send(line).await.is_err() {
-                    break; // a worker failed: its error is reported below
-                }
-                continue;
-            }
-            // Session settings and DDL, in order, on the main connection. A table's CREATE runs
-            // before any of its INSERTs is handed out.
-            if line.starts_with("/*!") || line.starts_with("SET ") {
-                session.push(line.clone());
-            }
-            policy.saw(&line);
-            if let Err(e) = main.query_drop(line.as_str()).await {
-                result = Err(fail(e));
-                break;
-            }
-            done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        }
-        drop(tx);
-        for w in workers {
-            let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result?;
-        if !complete {
-            return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", path.display())));
-        }
-        Ok(())
-    }
-
 }
 
 /// The zone a dump's TIMESTAMP values were read in: UTC when its second line says so (then
@@ -931,27 +830,6 @@ fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<Strin
 /// waits for the device cache to take everything not yet synced: about 0.2 s per 250 MB here.
 const SYNC_BYTES: u64 = 32 << 20;
 
-/// A small bounded multi-consumer channel (statements to restore workers).
-fn async_channel(cap: usize) -> (AsyncSender, AsyncReceiver) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(cap);
-    (AsyncSender(tx), AsyncReceiver(Arc::new(tokio::sync::Mutex::new(rx))))
-}
-
-struct AsyncSender(tokio::sync::mpsc::Sender<String>);
-impl AsyncSender {
-    async fn send(&self, s: String) -> Result<(), ()> {
-        self.0.send(s).await.map_err(|_| ())
-    }
-}
-
-#[derive(Clone)]
-struct AsyncReceiver(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>>);
-impl AsyncReceiver {
-    async fn recv(&self) -> Result<String, ()> {
-        self.0.lock().await.recv().await.ok_or(())
-    }
-}
-
 fn io_err(what: &Path, e: std::io::Error) -> Error {
     failed(format!("{}: {e}", what.display()))
 }
@@ -987,46 +865,80 @@ impl Sql for MysqlSql {
     }
 
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
-        let (sql_path, meta_path) = self.backup_paths(backup_name);
-        let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
-        let recorded: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
-        let hash = recorded_hash(&recorded, &meta_path)?;
-        let mut c = self.conn_in(connection, database).await?;
-        let existing: Vec<String> = c
-            .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
-            .await
-            .map_err(|e| db_err(database, e))?;
-        if !existing.is_empty() {
-            return Err(invalid(format!("database {database} is not empty ({} tables): drop and create it before restoring", existing.len())));
-        }
-        let mut file = tokio::fs::File::open(&sql_path).await.map_err(|e| io_err(&sql_path, e))?;
-        let total = file.metadata().await.map_err(|e| io_err(&sql_path, e))?.len().max(1);
-        // A truncated file is refused before anything is replayed.
-        {
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            let tail_len = END_MARKER.len() as u64 + 1;
-            let mut tail = vec![0u8; tail_len as usize];
-            let ok = total >= tail_len
-                && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).await.is_ok()
-                && file.read_exact(&mut tail).await.is_ok()
-                && tail == format!("{END_MARKER}\n").as_bytes();
-            if !ok || total != recorded.bytes {
-                return Err(failed(format!(
-                    "backup {} is truncated or changed ({total} bytes, {} recorded at dump time): restore it from another copy",
-                    sql_path.display(),
-                    recorded.bytes
-                )));
+        Ok(self.restore_databases(connection, &[(database.to_string(), backup_name.to_string())]).await?.remove(0))
+    }
+
+    async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error> {
+        // Every backup and every database is checked before anything is replayed.
+        let mut c = self.conn(connection).await?;
+        let mut sources = Vec::new();
+        let mut recorded = Vec::new();
+        for (database, backup_name) in restores {
+            let (sql_path, meta_path) = self.backup_paths(backup_name);
+            let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
+            let backup: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
+            let hash = recorded_hash(&backup, &meta_path)?;
+            c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
+            let existing: Vec<String> = c
+                .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+                .await
+                .map_err(|e| db_err(database, e))?;
+            if !existing.is_empty() {
+                return Err(invalid(format!("database {database} is not empty ({} tables): drop and create it before restoring", existing.len())));
             }
-            file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
+            let mut file = tokio::fs::File::open(&sql_path).await.map_err(|e| io_err(&sql_path, e))?;
+            let total = file.metadata().await.map_err(|e| io_err(&sql_path, e))?.len().max(1);
+            // A truncated file is refused before anything is replayed.
+            {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let tail_len = END_MARKER.len() as u64 + 1;
+                let mut tail = vec![0u8; tail_len as usize];
+                let ok = total >= tail_len
+                    && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).await.is_ok()
+                    && file.read_exact(&mut tail).await.is_ok()
+                    && tail == format!("{END_MARKER}\n").as_bytes();
+                if !ok || total != backup.bytes {
+                    return Err(failed(format!(
+                        "backup {} is truncated or changed ({total} bytes, {} recorded at dump time): restore it from another copy",
+                        sql_path.display(),
+                        backup.bytes
+                    )));
+                }
+                file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
+            }
+            let zone = zone_of(&mut file, &sql_path).await?;
+            sources.push(restore::Source { database: database.clone(), path: sql_path, file, zone, bytes: total });
+            recorded.push((backup, hash, zone));
         }
-        let zone = zone_of(&mut file, &sql_path).await?;
-        self.replay(&mut c, connection, database, &sql_path, file, total, zone).await?;
-        drop(c);
-        let (sum, tables, rows) = self.checksum(connection, database, hash, zone).await?;
-        if sum != recorded.checksum {
-            return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", recorded.checksum)));
+        // Two connections insert (the first also runs the files' heads).
+        let metadb = self.pools.get(connection);
+        let mut more = Vec::new();
+        for _ in 1..metadb.map(|p| p.size).unwrap_or(1).min(RESTORE_WORKERS) {
+            more.push(self.conn(connection).await?);
         }
-        Ok(Backup { name: backup_name.into(), database: database.into(), bytes: total, tables, rows, checksum: sum })
+        let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
+        restore::replay_all(c, more, sources, metadb.is_some_and(|p| p.load_data), label, self.reporter.clone()).await?;
+        // Verified against the checksums recorded at dump time, read as they were read then.
+        let mut sums = vec![None; restores.len()];
+        for zone in [Zone::Utc, Zone::Server] {
+            let which: Vec<usize> = (0..restores.len()).filter(|&i| recorded[i].2 == zone).collect();
+            if which.is_empty() {
+                continue;
+            }
+            let databases: Vec<(&str, RowHash)> = which.iter().map(|&i| (restores[i].0.as_str(), recorded[i].1)).collect();
+            for (i, sum) in which.into_iter().zip(self.checksums(connection, &databases, zone).await?) {
+                sums[i] = Some(sum);
+            }
+        }
+        let mut out = Vec::new();
+        for (((database, backup_name), (backup, _, _)), sum) in restores.iter().zip(recorded).zip(sums) {
+            let (sum, tables, rows) = sum.expect("every database is in one zone");
+            if sum != backup.checksum {
+                return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", backup.checksum)));
+            }
+            out.push(Backup { name: backup_name.clone(), database: database.clone(), bytes: backup.bytes, tables, rows, checksum: sum });
+        }
+        Ok(out)
     }
 
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error> {

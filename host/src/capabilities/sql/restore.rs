@@ -1,0 +1,295 @@
+//! Replaying dump files into their databases: one or several side by side on a few shared worker
+//! connections, the way myloader spreads its tables over its threads.
+//!
+//! - Each file's head (session settings and every table's definition, up to its first INSERT)
+//!   runs first, in order, on the first connection.
+//! - Then each worker takes statements from a file no other worker is on, the biggest first; when
+//!   every file left has a worker, it joins the biggest. So the big heartbeat database loads on
+//!   one connection while another loads the rest, and on both once the rest is done: two workers
+//!   inserting into one table contend for its pages and cost the server about a third more CPU.
+//! - A worker moving to another file's database switches its session to that file's settings.
+//! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
+//!   worker and is the result.
+
+use super::load;
+use super::real::{db_err, quote_ident, Zone, END_MARKER, SET_UTC};
+use crate::bindings::Error;
+use crate::capabilities::failed;
+use crate::runtime::report::Reporter;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+
+/// A dump file to replay into `database` (which exists and is empty).
+pub struct Source {
+    pub database: String,
+    pub path: PathBuf,
+    pub file: tokio::fs::File,
+    /// The zone its TIMESTAMP values were read in.
+    pub zone: Zone,
+    pub bytes: u64,
+}
+
+/// One file being replayed.
+struct Replay {
+    database: String,
+    path: PathBuf,
+    zone: Zone,
+    /// The session settings of the file's head, for a worker that moves to it.
+    session: Vec<String>,
+    policy: load::Policy,
+    /// The rest of the file, and its first INSERT (read while running the head).
+    lines: tokio::sync::Mutex<(Option<String>, Lines<BufReader<tokio::fs::File>>)>,
+    /// Bytes not yet handed out.
+    left: AtomicU64,
+    complete: AtomicBool,
+}
+
+/// Which worker is on which file.
+struct Schedule {
+    workers_on: Vec<usize>,
+    exhausted: Vec<bool>,
+}
+
+/// What every worker shares.
+struct Shared {
+    replays: Vec<Replay>,
+    schedule: Mutex<Schedule>,
+    stop: AtomicBool,
+    done: AtomicU64,
+    total: u64,
+    label: String,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Shared {
+    /// The file a worker on `current` takes its next statement from, or None when all are done.
+    fn pick(&self, current: Option<usize>) -> Option<usize> {
+        let mut s = self.schedule.lock().unwrap();
+        let left: Vec<u64> = self.replays.iter().map(|r| r.left.load(Relaxed)).collect();
+        let choice = choose(&s, &left, current);
+        if choice != current {
+            if let Some(c) = current {
+                s.workers_on[c] -= 1;
+            }
+            if let Some(n) = choice {
+                s.workers_on[n] += 1;
+            }
+        }
+        choice
+    }
+
+    fn exhausted(&self, i: usize) {
+        self.schedule.lock().unwrap().exhausted[i] = true;
+    }
+}
+
+/// The file for a worker on `current`: stay when alone on an unfinished one; else the biggest
+/// (`left` bytes) no worker is on; else stay; else join the biggest unfinished. None: all done.
+fn choose(s: &Schedule, left: &[u64], current: Option<usize>) -> Option<usize> {
+    let open = |i: &usize| !s.exhausted[*i];
+    if let Some(c) = current.filter(|c| open(c) && s.workers_on[*c] == 1) {
+        return Some(c);
+    }
+    (0..left.len())
+        .filter(open)
+        .filter(|i| s.workers_on[*i] == 0)
+        .max_by_key(|i| left[*i])
+        .or_else(|| current.filter(open))
+        .or_else(|| (0..left.len()).filter(open).max_by_key(|i| left[*i]))
+}
+
+/// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`.
+pub async fn replay_all(mut first: Conn, more: Vec<Conn>, sources: Vec<Source>, load_data: bool, label: String, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let autoinc_lock_mode: Option<u64> = first.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten();
+    let total = sources.iter().map(|s| s.bytes).sum::<u64>().max(1);
+    let done = AtomicU64::new(0);
+    let mut replays = Vec::new();
+    for s in sources {
+        replays.push(head(&mut first, s, load::Policy::new(load_data, autoinc_lock_mode), &done).await?);
+    }
+    let n = replays.len();
+    let shared = Arc::new(Shared {
+        replays,
+        schedule: Mutex::new(Schedule { workers_on: vec![0; n], exhausted: vec![false; n] }),
+        stop: AtomicBool::new(false),
+        done,
+        total,
+        label,
+        reporter,
+    });
+    // The first connection's session is the last head's.
+    let mut workers = vec![tokio::spawn(work(first, Some(n - 1), shared.clone()))];
+    for c in more {
+        workers.push(tokio::spawn(work(c, None, shared.clone())));
+    }
+    let mut result = Ok(());
+    for w in workers {
+        let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result?;
+    for r in &shared.replays {
+        if !r.complete.load(Relaxed) {
+            return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", r.path.display())));
+        }
+    }
+    Ok(())
+}
+
+fn fail(r: &Replay, e: impl std::fmt::Display) -> Error {
+    fail_at(&r.database, &r.path, e)
+}
+
+fn fail_at(database: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    failed(format!("restoring {database} from {}: {e}", path.display()))
+}
+
+/// Run the head of `source` (up to its first INSERT) on `c`, in its database.
+async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU64) -> Result<Replay, Error> {
+    let Source { database, path, file, zone, bytes } = source;
+    let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
+    c.query_drop(format!("USE {}", quote_ident(&database))).await.map_err(|e| db_err(&database, e))?;
+    c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(&e))?;
+    let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+    let (mut session, mut first_insert, mut complete, mut read) = (Vec::new(), None, false, 0u64);
+    while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
+        read += line.len() as u64 + 1;
+        if line == END_MARKER {
+            complete = true;
+        }
+        // A dump read in the server's zone replays in it (its header's UTC was wrong).
+        if line.is_empty() || line.starts_with("--") || (zone == Zone::Server && line == SET_UTC) {
+            continue;
+        }
+        if line.starts_with("INSERT INTO ") {
+            read -= line.len() as u64 + 1;
+            first_insert = Some(line);
+            break;
+        }
+        if line.starts_with("/*!") || line.starts_with("SET ") {
+            session.push(line.clone());
+        }
+        policy.saw(&line);
+        c.query_drop(line.as_str()).await.map_err(|e| fail(&e))?;
+    }
+    done.fetch_add(read, Relaxed);
+    Ok(Replay {
+        database: database.clone(),
+        path: path.clone(),
+        zone,
+        session,
+        policy,
+        lines: tokio::sync::Mutex::new((first_insert, lines)),
+        left: AtomicU64::new(bytes.saturating_sub(read)),
+        complete: AtomicBool::new(complete),
+    })
+}
+
+/// Point `c`'s session at `r`'s database and settings.
+async fn switch(c: &mut Conn, r: &Replay) -> Result<(), Error> {
+    c.query_drop(format!("USE {}", quote_ident(&r.database))).await.map_err(|e| db_err(&r.database, e))?;
+    // A file read in the server's zone has no zone setting of its own: undo another file's.
+    c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(r, e))?;
+    for s in &r.session {
+        c.query_drop(s.as_str()).await.map_err(|e| fail(r, e))?;
+    }
+    Ok(())
+}
+
+/// One worker: statements from whichever file [`Shared::pick`] gives, until all are done or
+/// another worker failed.
+/// `session` is the file whose settings `c` has, if any.
+async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> Result<(), Error> {
+    let mut current: Option<usize> = None;
+    while !shared.stop.load(Relaxed) {
+        let Some(i) = shared.pick(current) else { break };
+        current = Some(i);
+        let r = &shared.replays[i];
+        let line = {
+            let mut l = r.lines.lock().await;
+            match l.0.take() {
+                Some(line) => Some(line),
+                None => l.1.next_line().await.map_err(|e| fail(r, e))?,
+            }
+        };
+        let Some(line) = line else {
+            shared.exhausted(i);
+            continue;
+        };
+        let n = line.len() as u64 + 1;
+        r.left.fetch_sub(n.min(r.left.load(Relaxed)), Relaxed);
+        let result = async {
+            if line == END_MARKER {
+                r.complete.store(true, Relaxed);
+            }
+            if line.is_empty() || line.starts_with("--") || (r.zone == Zone::Server && line == SET_UTC) {
+                return Ok(());
+            }
+            if session != Some(i) {
+                switch(&mut c, r).await?;
+                session = Some(i);
+            }
+            if line.starts_with("INSERT INTO ") {
+                load::insert(&mut c, line, &r.policy).await.map_err(|e| fail(r, e))
+            } else {
+                // After the rows: the footer's settings, or statements a hand-edited file added.
+                r.policy.saw(&line);
+                c.query_drop(line.as_str()).await.map_err(|e| fail(r, e))
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            shared.stop.store(true, Relaxed);
+            return Err(e);
+        }
+        let d = shared.done.fetch_add(n, Relaxed) + n;
+        shared.reporter.progress(d.min(shared.total), shared.total, &shared.label);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_spread_over_the_files_then_share_the_biggest_left() {
+        // rm, cm, cm_hb: 190, 150 and 250 MB.
+        let left = [190, 150, 250];
+        let mut s = Schedule { workers_on: vec![0; 3], exhausted: vec![false; 3] };
+        let take = |s: &mut Schedule, current: Option<usize>| {
+            let c = choose(s, &left, current);
+            if c != current {
+                current.map(|i| s.workers_on[i] -= 1);
+                c.map(|i| s.workers_on[i] += 1);
+            }
+            c
+        };
+        // Two workers start: the heartbeat file, then rm; each stays while alone on it.
+        assert_eq!(take(&mut s, None), Some(2));
+        assert_eq!(take(&mut s, None), Some(0));
+        assert_eq!(take(&mut s, Some(2)), Some(2));
+        assert_eq!(take(&mut s, Some(0)), Some(0));
+        // rm is done: its worker goes to cm, the one file nobody is on.
+        s.exhausted[0] = true;
+        assert_eq!(take(&mut s, Some(0)), Some(1));
+        // cm is done too: it joins the heartbeat file, and both stay there.
+        s.exhausted[1] = true;
+        assert_eq!(take(&mut s, Some(1)), Some(2));
+        assert_eq!(s.workers_on, [0, 0, 2]);
+        assert_eq!(take(&mut s, Some(2)), Some(2));
+        s.exhausted[2] = true;
+        assert_eq!(take(&mut s, Some(2)), None);
+        assert_eq!(s.workers_on, [0, 0, 1], "one worker still counted there until it asks");
+        assert_eq!(take(&mut s, Some(2)), None);
+    }
+}
