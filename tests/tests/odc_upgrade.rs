@@ -337,12 +337,12 @@ impl OdcDeployment {
         let (dir, run) = self.last_run();
         assert_eq!(run["status"], "rolled-back");
         let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("rollback-calls.json")).unwrap()).unwrap();
-        let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-database").collect();
+        let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-databases").collect();
         assert_eq!(restores.len(), 1);
-        assert_eq!(restores[0]["outcome"]["ok"]["checksum"].as_str(), Some(b.checksum.as_str()), "the restore matches the MetaDB before the upgrade");
+        assert_eq!(restores[0]["outcome"]["ok"][0]["checksum"].as_str(), Some(b.checksum.as_str()), "the restore matches the MetaDB before the upgrade");
         // The old ODC starts only after the restore (it would refuse the migrated schema).
         let names: Vec<&str> = calls.as_array().unwrap().iter().filter_map(|c| c["call"].as_str()).collect();
-        let restore_at = names.iter().position(|c| *c == "sql.restore-database").unwrap();
+        let restore_at = names.iter().position(|c| *c == "sql.restore-databases").unwrap();
         assert!(names.iter().position(|c| *c == "docker.run").unwrap() > restore_at, "{names:?}");
     }
 }

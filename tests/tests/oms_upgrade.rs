@@ -30,14 +30,16 @@ fn assert_restored(d: &Deployment, b: &Baseline) {
     let runs = d.runs();
     let run = runs.as_array().unwrap().last().unwrap();
     let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("rollback-calls.json")).unwrap()).unwrap();
-    let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-database").collect();
-    assert_eq!(restores.len(), 3);
+    let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-databases").collect();
+    assert_eq!(restores.len(), 1, "the three databases restore in one call");
     let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("records.json")).unwrap()).unwrap();
     let (_, backups): (String, Vec<serde_json::Value>) = serde_json::from_str(records["metadb.backups"].as_str().unwrap()).unwrap();
-    for r in restores {
-        let db = r["args"]["database"].as_str().unwrap();
+    let restored = restores[0]["outcome"]["ok"].as_array().unwrap();
+    assert_eq!(restored.len(), 3);
+    for r in restored {
+        let db = r["database"].as_str().unwrap();
         let dumped = backups.iter().find(|b| b["database"] == db).unwrap();
-        assert_eq!(r["outcome"]["ok"]["checksum"], dumped["checksum"], "{db}");
+        assert_eq!(r["checksum"], dumped["checksum"], "{db}");
     }
     assert_eq!(run["status"], "rolled-back");
 }

@@ -102,17 +102,22 @@ impl MetaDb {
         recall(BACKUPS_KEY)
     }
 
-    /// The seed's rollback of the data: drop, create, restore each database from its backup; the
-    /// host verifies each restored checksum against the one recorded at dump time.
+    /// The seed's rollback of the data: drop and create each database, then restore them all from
+    /// their backups (side by side, in one call); the host verifies each restored checksum against
+    /// the one recorded at dump time.
     pub fn restore(connection: &str, backups: &[Backup]) -> Result<()> {
         for b in backups {
             sql::drop_database(connection, &b.database).within(&format!("dropping {}", b.database))?;
             sql::create_database(connection, &b.database).within(&format!("creating {}", b.database))?;
-            let restored = sql::restore_database(connection, &b.database, &b.name).within(&format!("restoring {} from backup {}", b.database, b.name))?;
-            if restored.checksum != b.checksum {
-                return Err(failed(format!("restored {} has checksum {} but the backup recorded {}", b.database, restored.checksum, b.checksum)));
+        }
+        let requests: Vec<BackupRequest> = backups.iter().map(|b| BackupRequest { database: b.database.clone(), backup_name: b.name.clone() }).collect();
+        let which = backups.iter().map(|b| format!("{} from backup {}", b.database, b.name)).collect::<Vec<_>>().join(", ");
+        let restored = sql::restore_databases(connection, &requests).within(&format!("restoring {which}"))?;
+        for (b, r) in backups.iter().zip(&restored) {
+            if r.checksum != b.checksum {
+                return Err(failed(format!("restored {} has checksum {} but the backup recorded {}", b.database, r.checksum, b.checksum)));
             }
-            info(format!("restored {} ({} rows), checksum verified", b.database, restored.rows));
+            info(format!("restored {} ({} rows), checksum verified", b.database, r.rows));
         }
         Ok(())
     }

@@ -141,6 +141,14 @@ fn child(op: &str, dir: &Path) {
     let names: Vec<&str> = DBS.into_iter().filter(|n| only.as_deref().is_none_or(|o| o == *n)).collect();
     rt.block_on(async {
         // A dump is the OMS plugins' backup: the three databases in one call, read side by side.
+        // A restore is the OMS plugins' rollback of the data: the three in one call, side by side.
+        if op == "restore" {
+            let t = Instant::now();
+            let restores: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
+            sql.restore_databases("metadb", &restores).await.unwrap();
+            eprintln!("restore {}: {:.2} s", names.join(", "), t.elapsed().as_secs_f64());
+            return;
+        }
         if op == "dump" {
             let t = Instant::now();
             let dumps: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
@@ -155,9 +163,11 @@ fn child(op: &str, dir: &Path) {
                 "checksum" => {
                     sql.database_checksum("metadb", name).await.unwrap();
                 }
-                _ => {
+                // One database after another (for comparison).
+                "restore-each" => {
                     sql.restore_database("metadb", name, name).await.unwrap();
                 }
+                other => panic!("unknown child operation {other}"),
             }
             eprintln!("{op} {name}: {:.2} s", t.elapsed().as_secs_f64());
         }
