@@ -311,13 +311,15 @@ impl MysqlSql {
         }
         let mut jobs = Vec::new();
         let mut writers = Vec::new();
+        let spare = snapshot::Spare::default();
         for ((database, backup_name), tables) in dumps.iter().zip(&tables) {
             let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
             jobs.push(snapshot::Job::new(database, tables.clone(), Some(tx), RowHash::default()));
-            writers.push(self.write_file(database, backup_name, tables, rx));
+            writers.push(self.write_file(database, backup_name, tables, rx, spare.clone()));
         }
         let label = format!("dump {}", dumps.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", "));
-        let work = snapshot::Work::new(jobs, label, self.reporter.clone());
+        let mut work = snapshot::Work::new(jobs, label, self.reporter.clone());
+        work.spare = spare;
         let (read, written) = tokio::join!(snapshot::read_all(conns, chunks, work), futures_util::future::join_all(writers));
         // A dump that did not finish leaves no partial file behind. The writer's error (a full
         // disk) is the cause; the readers then only saw it stop.
@@ -357,7 +359,7 @@ impl MysqlSql {
 
     /// Write one database's dump file as `backup_name` with a `.partial` suffix (see
     /// [`write_file`]). The partial file's path; on an error it is removed.
-    async fn write_file(&self, database: &str, backup_name: &str, tables: &[TableInfo], rx: tokio::sync::mpsc::Receiver<String>) -> Result<PathBuf, Error> {
+    async fn write_file(&self, database: &str, backup_name: &str, tables: &[TableInfo], rx: tokio::sync::mpsc::Receiver<String>, spare: snapshot::Spare) -> Result<PathBuf, Error> {
         let tmp = self.backup_paths(backup_name).0.with_extension("sql.partial");
         let mut head = format!(
             "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
@@ -366,7 +368,7 @@ impl MysqlSql {
             head.push_str(&format!("DROP TABLE IF EXISTS {};\n{};\n", quote_ident(&t.name), t.create.replace('\n', " ")));
         }
         let path = tmp.clone();
-        let written = tokio::task::spawn_blocking(move || write_file(&path, &head, rx)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
+        let written = tokio::task::spawn_blocking(move || write_file(&path, &head, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
         match written {
             Ok(()) => Ok(tmp),
             Err(e) => {
@@ -783,13 +785,14 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
 /// Write a dump file at `path` (on a blocking thread): `head` (the header and every table's
 /// definition), then the statements from `rx` in whatever order the readers produce them (each
 /// INSERT stands alone) until the database's last chunk is read, then the footer and the end
-/// marker, on disk (fsync). Statements go to the file as they come, without another copy.
+/// marker, on disk (fsync). Statements go to the file as they come, without another copy, and
+/// their buffers back to `spare`.
 ///
 /// Every [`SYNC_BYTES`] the file is made durable so far on a thread of its own, one such sync at
 /// a time, so the closing fsync has little left to wait for; a failed one fails the dump. On any
 /// error the channel is closed at once, so readers blocked on a full channel fail instead of
 /// waiting forever.
-fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<String>) -> std::io::Result<()> {
+fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<String>, spare: &snapshot::Spare) -> std::io::Result<()> {
     use std::io::Write;
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
@@ -797,9 +800,16 @@ fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<Strin
         let mut f = std::fs::File::create(path)?;
         f.write_all(head.as_bytes())?;
         let (mut written, mut synced) = (head.len() as u64, head.len() as u64);
-        while let Some(stmt) = rx.blocking_recv() {
+        while let Some(mut stmt) = rx.blocking_recv() {
             f.write_all(stmt.as_bytes())?;
             written += stmt.len() as u64;
+            // The buffer goes back to the readers.
+            stmt.clear();
+            let mut spare = spare.lock().unwrap();
+            if spare.len() < snapshot::SPARE_MAX {
+                spare.push(stmt);
+            }
+            drop(spare);
             if written - synced >= SYNC_BYTES && in_flight.as_ref().is_none_or(|h: &std::thread::JoinHandle<_>| h.is_finished()) {
                 if let Some(h) = in_flight.take() {
                     join(h)?;
