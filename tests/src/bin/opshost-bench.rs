@@ -209,6 +209,13 @@ fn plugin_start() -> (Duration, Duration) {
     })
 }
 
+/// Remove what `dir` holds, and wait until the freed blocks are written out.
+fn empty(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    run_ok(&mut Command::new("sync"));
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("opshost-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -242,10 +249,13 @@ fn main() {
     let mut times: Vec<[Duration; 6]> = Vec::new();
     let (mut peak_dump, mut peak_restore) = (0f64, 0f64);
     for round in 1..=rounds {
-        // Dumps, the same data each time.
+        // Dumps, the same data each time, each tool into an empty directory (as a run's backups
+        // go to a directory of their own: replacing last round's files is not part of a dump).
+        empty(&ops_dir);
         db.settle();
         let (t_ops_dump, peak) = opshost_child("dump", &ops_dir);
         peak_dump = peak_dump.max(peak);
+        empty(&dump_dir);
         db.settle();
         let (_, t_md_dump) = time(|| {
             for name in DBS {
@@ -253,7 +263,7 @@ fn main() {
                 run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
             }
         });
-        let _ = std::fs::remove_dir_all(&myd_dir);
+        empty(&myd_dir);
         db.settle();
         let (_, t_myd_dump) = time(|| run_ok(db.client("mydumper").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "--regex", "^bench_", "-o", myd_dir.to_str().unwrap()])));
 
