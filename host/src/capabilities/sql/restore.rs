@@ -217,8 +217,15 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
         let line = {
             let mut l = r.lines.lock().await;
             match l.0.take() {
-                Some(line) => Some(line),
-                None => l.1.next_line().await.map_err(|e| fail(r, e))?,
+                Some(line) => Ok(Some(line)),
+                None => l.1.next_line().await.map_err(|e| fail(r, e)),
+            }
+        };
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                shared.stop.store(true, Relaxed);
+                return Err(e);
             }
         };
         let Some(line) = line else {
