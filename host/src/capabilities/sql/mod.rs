@@ -81,6 +81,26 @@ fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), E
     Ok(())
 }
 
+impl HostState {
+    /// The host-call path of `dump-databases` and `restore-databases` (`call`): every database
+    /// named is granted, the requests are checked, then `run` gets the backend, the connection
+    /// and the (database, backup name) pairs.
+    async fn backup_set<F, Fut>(&mut self, call: &'static str, effect: Effect, connection: String, requests: Vec<BackupRequest>, run: F) -> wasmtime::Result<Result<Vec<Backup>, Error>>
+    where
+        F: FnOnce(std::sync::Arc<dyn Sql>, String, Vec<(String, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Backup>, Error>>,
+    {
+        let s = self.caps.sql.clone();
+        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
+        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
+        self.call(call, effect, Target::Databases { connection: connection.clone(), databases }, args, async move {
+            check_backup_requests(call.trim_start_matches("sql."), &requests)?;
+            run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await
+        })
+        .await
+    }
+}
+
 impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.caps.sql.clone();
@@ -108,15 +128,7 @@ impl wit::Host for HostState {
         .await
     }
     async fn dump_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        let s = self.caps.sql.clone();
-        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
-        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
-        self.call("sql.dump-databases", Effect::IdempotentWrite, Target::Databases { connection: connection.clone(), databases }, args, async move {
-            check_backup_requests("dump-databases", &requests)?;
-            let dumps: Vec<(String, String)> = requests.into_iter().map(|r| (r.database, r.backup_name)).collect();
-            s.dump_databases(&connection, &dumps).await
-        })
-        .await
+        self.backup_set("sql.dump-databases", Effect::IdempotentWrite, connection, requests, |s, c, dumps| async move { s.dump_databases(&c, &dumps).await }).await
     }
     async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
@@ -128,15 +140,7 @@ impl wit::Host for HostState {
         .await
     }
     async fn restore_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        let s = self.caps.sql.clone();
-        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
-        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
-        self.call("sql.restore-databases", Effect::Write, Target::Databases { connection: connection.clone(), databases }, args, async move {
-            check_backup_requests("restore-databases", &requests)?;
-            let restores: Vec<(String, String)> = requests.into_iter().map(|r| (r.database, r.backup_name)).collect();
-            s.restore_databases(&connection, &restores).await
-        })
-        .await
+        self.backup_set("sql.restore-databases", Effect::Write, connection, requests, |s, c, restores| async move { s.restore_databases(&c, &restores).await }).await
     }
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
