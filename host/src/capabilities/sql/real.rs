@@ -16,7 +16,7 @@
 //!   the files back side by side on two connections (`restore.rs`), then verify every checksum.
 
 use super::wire;
-use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash};
+use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash, TableHasher};
 use super::{restore, snapshot};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
@@ -251,11 +251,13 @@ impl MysqlSql {
     async fn open(&self, connection: &str, databases: &[&str], zone: Zone, bulk: bool) -> Result<Opened, (Error, bool)> {
         let mut first = self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?;
         let mut tables = Vec::new();
-        for database in databases {
-            // The first was checked by `USE`; a missing one is an error, not an empty database.
-            let found: Option<String> = first.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| (db_err(database, e), false))?;
-            if found.is_none() {
-                return Err((not_found(format!("database {database} does not exist")), false));
+        for (i, database) in databases.iter().enumerate() {
+            // The first was checked by `USE`; a missing other is an error, not an empty database.
+            if i > 0 {
+                let found: Option<String> = first.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| (db_err(database, e), false))?;
+                if found.is_none() {
+                    return Err((not_found(format!("database {database} does not exist")), false));
+                }
             }
             tables.push(Arc::new(self::tables(&mut first, database).await.map_err(|e| (e, false))?));
         }
@@ -333,9 +335,7 @@ impl MysqlSql {
             }
         };
         if let Some(e) = first_error {
-            for tmp in written.into_iter().flatten() {
-                let _ = tokio::fs::remove_file(&tmp).await;
-            }
+            // The finished ones too: every partial file.
             for (_, backup_name) in dumps {
                 let _ = tokio::fs::remove_file(self.backup_paths(backup_name).0.with_extension("sql.partial")).await;
             }
@@ -347,9 +347,8 @@ impl MysqlSql {
             let (sql_path, meta_path) = self.backup_paths(backup_name);
             tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
             let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
-            let digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
-            let rows_total: u64 = hashers.iter().map(|h| h.rows()).sum();
-            let backup = Backup { name: backup_name.to_string(), database: database.to_string(), bytes, tables: tables.len() as u32, rows: rows_total, checksum: database_checksum(&digests, RowHash::default()) };
+            let (checksum, n_tables, rows) = summary(tables, hashers, RowHash::default());
+            let backup = Backup { name: backup_name.to_string(), database: database.to_string(), bytes, tables: n_tables, rows, checksum };
             let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
             tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
             backups.push(backup);
@@ -401,10 +400,7 @@ impl MysqlSql {
         Ok(databases
             .iter()
             .zip(tables.iter().zip(&hashers))
-            .map(|((_, hash), (tables, hashers))| {
-                let digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
-                (database_checksum(&digests, *hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
-            })
+            .map(|((_, hash), (tables, hashers))| summary(tables, hashers, *hash))
             .collect())
     }
 
@@ -745,6 +741,12 @@ pub(super) struct TableInfo {
     /// The table's primary key when it is a single integer column (quoted): big tables are read
     /// in ranges of it.
     pub integer_key: Option<String>,
+}
+
+/// A database's (checksum, tables, rows) from its tables and their merged row hashers.
+fn summary(tables: &[TableInfo], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
+    let digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+    (database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
 }
 
 /// Normalise `SHOW CREATE TABLE` for the checksum: the AUTO_INCREMENT counter is not content.

@@ -166,8 +166,7 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU
         if line == END_MARKER {
             complete = true;
         }
-        // A dump read in the server's zone replays in it (its header's UTC was wrong).
-        if line.is_empty() || line.starts_with("--") || (zone == Zone::Server && line == SET_UTC) {
+        if skipped(&line, zone) {
             continue;
         }
         if line.starts_with("INSERT INTO ") {
@@ -192,6 +191,12 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
     })
+}
+
+/// A line that is not run: blank, a comment, or the header's UTC setting in a dump read in the
+/// server's zone (which replays in it: its header's UTC was wrong).
+fn skipped(line: &str, zone: Zone) -> bool {
+    line.is_empty() || line.starts_with("--") || (zone == Zone::Server && line == SET_UTC)
 }
 
 /// Point `c`'s session at `r`'s database and settings.
@@ -238,7 +243,7 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             if line == END_MARKER {
                 r.complete.store(true, Relaxed);
             }
-            if line.is_empty() || line.starts_with("--") || (r.zone == Zone::Server && line == SET_UTC) {
+            if skipped(&line, r.zone) {
                 return Ok(());
             }
             if session != Some(i) {
