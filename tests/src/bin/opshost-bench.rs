@@ -140,20 +140,14 @@ fn child(op: &str, dir: &Path) {
     let only = std::env::var("OPSHOST_BENCH_ONLY").ok();
     let names: Vec<&str> = DBS.into_iter().filter(|n| only.as_deref().is_none_or(|o| o == *n)).collect();
     rt.block_on(async {
-        // A dump is the OMS plugins' backup: the three databases in one call, read side by side.
-        // A restore is the OMS plugins' rollback of the data: the three in one call, side by side.
-        if op == "restore" {
+        // A dump is the OMS plugins' backup, a restore their rollback of the data: the three
+        // databases in one call, side by side.
+        if op == "dump" || op == "restore" {
             let t = Instant::now();
-            let restores: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
-            sql.restore_databases("metadb", &restores).await.unwrap();
-            eprintln!("restore {}: {:.2} s", names.join(", "), t.elapsed().as_secs_f64());
-            return;
-        }
-        if op == "dump" {
-            let t = Instant::now();
-            let dumps: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
-            sql.dump_databases("metadb", &dumps).await.unwrap();
-            eprintln!("dump {}: {:.2} s", names.join(", "), t.elapsed().as_secs_f64());
+            let set: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), n.to_string())).collect();
+            let done = if op == "dump" { sql.dump_databases("metadb", &set).await } else { sql.restore_databases("metadb", &set).await };
+            done.unwrap();
+            eprintln!("{op} {}: {:.2} s", names.join(", "), t.elapsed().as_secs_f64());
             return;
         }
         for name in names {
