@@ -52,6 +52,7 @@ fn main() {
     let key = wasmsign2::SecretKey::from_any_file(&key_path).unwrap_or_else(|e| panic!("test vendor key {}: {e}", key_path.display()));
     let built = wasm_target_dir.join(WASM_TARGET).join("release");
     let bundled = profile_dir.join("plugins");
+    let test_only = profile_dir.join("test-plugins");
     std::fs::create_dir_all(&bundled).unwrap();
     let mut n = 0;
     for entry in std::fs::read_dir(&built).unwrap().flatten() {
@@ -63,8 +64,12 @@ fn main() {
             let mut bytes = Vec::new();
             signed.serialize(&mut bytes).unwrap();
             write_if_changed(&bytes, &out_dir.join(name));
-            // Test-only plugins (hostile*) stay out of the binary's plugin directory.
-            if !name.to_string_lossy().starts_with("hostile") {
+            // Test-only plugins (hostile*) stay out of the binary's plugin directory: the
+            // end-to-end tests take them from test-plugins/.
+            if name.to_string_lossy().starts_with("hostile") {
+                std::fs::create_dir_all(&test_only).unwrap();
+                write_if_changed(&bytes, &test_only.join(name));
+            } else {
                 write_if_changed(&bytes, &bundled.join(name));
             }
             n += 1;

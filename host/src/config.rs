@@ -22,8 +22,9 @@ pub struct SiteConfig {
     #[serde(default)]
     pub plugins_dir: Option<PathBuf>,
     /// Public keys (PEM) of the vendors and of this site; a plugin must be signed by one of them.
+    /// A key may be scoped to plugin names: `{ key = "vendor.pub", plugins = ["oms-*"] }`.
     #[serde(default)]
-    pub trust: Vec<PathBuf>,
+    pub trust: Vec<crate::registry::signature::TrustEntry>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

@@ -48,10 +48,15 @@ pub struct Grants {
 }
 
 /// Does a pattern cover an object? Docker objects are `node/container`; a pattern without a node
-/// (`oms_*`) covers that container name on every node.
+/// (`oms_*`) covers that container name on every node, and `*` never matches across the `/`
+/// (container and node names are checked against Docker's grammar before this, too).
 fn covers(cap: &str, pattern: &str, object: &str) -> bool {
-    if cap == "docker" && !pattern.contains('/') {
-        return object.split_once('/').is_some_and(|(_, name)| matches(pattern, name));
+    if cap == "docker" {
+        let Some((node, name)) = object.split_once('/') else { return false };
+        return match pattern.split_once('/') {
+            None => matches(pattern, name) && !name.contains('/'),
+            Some((pn, pc)) => matches(pn, node) && matches(pc, name) && !name.contains('/'),
+        };
     }
     matches(pattern, object)
 }
@@ -93,11 +98,22 @@ impl Grants {
 
     /// Whether `call` may touch `target`: every object of it declared in the manifest and granted
     /// by the site; else the first that is not, denied.
-    pub fn check(&self, call: &str, target: Target) -> Result<(), Error> {
+    pub fn check(&self, call: &str, target: &Target) -> Result<(), Error> {
         for (cap, object) in target.keys() {
             self.check_one(call, cap, &object)?;
         }
         Ok(())
+    }
+
+    /// Whether the plugin may touch this object (declared and granted), without an error.
+    pub fn allows(&self, cap: &str, object: &str) -> bool {
+        self.check_one("", cap, object).is_ok()
+    }
+
+    /// Whether the site's own grants name this object under `key` (`images`, `mounts`,
+    /// `networks`, `privileged`): things a plugin cannot declare, only the site can allow.
+    pub fn site_allows(&self, key: &str, object: &str) -> bool {
+        self.granted.as_ref().and_then(|t| t.get(key)).is_some_and(|ps| ps.iter().any(|p| matches(p, object)))
     }
 
     fn check_one(&self, call: &str, cap: &str, object: &str) -> Result<(), Error> {
@@ -168,21 +184,21 @@ mod tests {
     #[test]
     fn a_call_needs_both_the_manifest_and_the_site() {
         let g = Grants::new(&manifest(), Some(site()));
-        let ok = |t: Target| g.check("x", t).is_ok();
+        let ok = |t: Target| g.check("x", &t).is_ok();
         assert!(ok(Target::Container("local".into(), "oms_411".into())));
         assert!(ok(Target::Database { connection: "metadb".into(), database: "cm_hb_411".into() }));
         assert!(ok(Target::Servers));
         assert!(ok(Target::Free));
         // Granted by the site but not declared by the plugin.
-        assert!(matches!(g.check("docker.stop", Target::Container("local".into(), "mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
+        assert!(matches!(g.check("docker.stop", &Target::Container("local".into(), "mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
         // Declared but not granted: the message names the site config line.
-        assert!(matches!(g.check("docker.stop", Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
-        assert!(matches!(g.check("sql.execute", Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
+        assert!(matches!(g.check("docker.stop", &Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
+        assert!(matches!(g.check("sql.execute", &Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
         // Several databases in one call: every one must be granted, and the one that is not is named.
         assert!(ok(Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "cm_411".into(), "cm_hb_411".into()] }));
-        assert!(matches!(g.check("sql.dump-databases", Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "mysql".into()] }), Err(Error::Denied(m)) if m.contains("metadb/mysql is not granted")));
-        assert!(matches!(g.check("console.set-parameter", Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
-        assert!(matches!(g.check("docker.load-image", Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
+        assert!(matches!(g.check("sql.dump-databases", &Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "mysql".into()] }), Err(Error::Denied(m)) if m.contains("metadb/mysql is not granted")));
+        assert!(matches!(g.check("console.set-parameter", &Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
+        assert!(matches!(g.check("docker.load-image", &Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
     }
 
     #[test]
@@ -190,15 +206,27 @@ mod tests {
         let mut t = site();
         t.insert("docker".into(), vec!["node-a/oms_411".into()]);
         let g = Grants::new(&manifest(), Some(t));
-        assert!(g.check("x", Target::Container("node-a".into(), "oms_411".into())).is_ok());
-        assert!(matches!(g.check("x", Target::Container("node-b".into(), "oms_411".into())), Err(Error::Denied(m)) if m.contains("node-b/oms_411")));
+        assert!(g.check("x", &Target::Container("node-a".into(), "oms_411".into())).is_ok());
+        assert!(matches!(g.check("x", &Target::Container("node-b".into(), "oms_411".into())), Err(Error::Denied(m)) if m.contains("node-b/oms_411")));
     }
 
     #[test]
     fn without_site_grants_the_manifest_still_binds() {
         let g = Grants::new(&manifest(), None);
-        assert!(g.check("x", Target::Container("local".into(), "oms_1".into())).is_ok());
-        assert!(g.check("x", Target::Container("local".into(), "mysql".into())).is_err());
+        assert!(g.check("x", &Target::Container("local".into(), "oms_1".into())).is_ok());
+        assert!(g.check("x", &Target::Container("local".into(), "mysql".into())).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_never_crosses_a_slash() {
+        let mut t = site();
+        t.insert("docker".into(), vec!["oms_*".into(), "node-*/odc_*".into()]);
+        let g = Grants::new(&manifest(), Some(t));
+        assert!(g.check("x", &Target::Container("local".into(), "oms_411".into())).is_ok());
+        assert!(g.check("x", &Target::Container("local".into(), "oms_411/../victim".into())).is_err());
+        assert!(g.check("x", &Target::Container("node-a/x".into(), "oms_1".into())).is_err());
+        assert!(!covers("docker", "node-*/oms_*", "node-a/oms_1/../x"));
+        assert!(covers("docker", "node-*/oms_*", "node-a/oms_1"));
     }
 
     #[test]

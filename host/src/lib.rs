@@ -12,5 +12,6 @@ pub mod fakehost;
 pub mod registry;
 pub mod config;
 pub mod runs;
+pub mod text;
 pub mod grants;
 pub mod journal;

@@ -17,6 +17,14 @@ fn root() -> PathBuf {
 /// Run the hostile plugin's `attack` on the OMS 4.1.1 fake deployment. The site grants it
 /// oms_411 and rm_411 only.
 async fn attack(name: &str, extra: &str) -> ScenarioReport {
+    let expect = r#"[expect.upgrade]
+outcome = "error"
+databases_as_initial = ["rm_411", "cm_411", "cm_hb_411"]"#;
+    hostile(name, "upgrade", extra, expect).await
+}
+
+/// The hostile plugin's `attack` in one step (`plan` or `upgrade`) with these expectations.
+async fn hostile(name: &str, step: &str, extra: &str, expect: &str) -> ScenarioReport {
     let runtime = Runtime::new(None).unwrap();
     let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
     let plugin = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("hostile.wasm"), &policy).await.unwrap();
@@ -25,13 +33,11 @@ async fn attack(name: &str, extra: &str) -> ScenarioReport {
     let case = format!(
         r#"
 name = "hostile: {name}"
-steps = ["upgrade"]
+steps = ["{step}"]
 parameters = {{ attack = "{name}" }}
 {grants}
 {extra}
-[expect.upgrade]
-outcome = "error"
-databases_as_initial = ["rm_411", "cm_411", "cm_hb_411"]
+{expect}
 "#
     );
     let mut s = Scenario::parse_layers(&[&base, &case], name).unwrap();
@@ -140,4 +146,106 @@ parameters_as_initial = ["ha.config"]
     let r = run_scenario(&plugin.loaded, &s, Arc::new(Silent)).await.unwrap();
     assert!(r.passed, "{}", serde_json::to_string_pretty(&r).unwrap());
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "the call was not cut at its deadline");
+}
+
+#[tokio::test]
+async fn plan_is_read_only_whatever_the_plugin_tries() {
+    let expect = r#"[expect.plan]
+databases_as_initial = ["rm_411", "cm_411", "cm_hb_411"]"#;
+    let r = hostile("plan-writes", "plan", r#"grants = { docker = ["oms_*"], sql = ["metadb/rm_411"], console = ["servers"] }"#, expect).await;
+    assert!(r.passed, "{}", serde_json::to_string_pretty(&r).unwrap());
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
+    let findings = &r.steps[0].plan.as_ref().unwrap().findings;
+    assert_eq!(findings.len(), 4, "{findings:?}");
+    for f in findings {
+        assert!(f.contains("Denied") && f.contains("plan() may only read"), "{f}");
+    }
+}
+
+#[tokio::test]
+async fn plugin_text_reaches_no_terminal_as_control_characters() {
+    let r = hostile("plan-ansi", "plan", "", "").await;
+    let plan = r.steps[0].plan.as_ref().unwrap();
+    let text = serde_json::to_string(plan).unwrap();
+    assert!(!plan.findings[0].contains('\x1b') && !plan.steps[0].title.contains('\r') && !plan.steps[0].detail.contains('\x07'), "{text}");
+    assert!(plan.steps[0].title.contains("\\u{1b}[2K\\u{d}"), "{}", plan.steps[0].title);
+    let r = attack("ansi", "").await;
+    let (_, m) = error_of(&r);
+    assert!(!m.contains('\x1b') && !m.contains('\r') && m.contains("\\u{1b}[2K"), "{m}");
+    assert!(r.steps[0].notices.iter().all(|n| !n.contains('\x1b') && !n.contains('\x07')), "{:?}", r.steps[0].notices);
+}
+
+#[tokio::test]
+async fn containers_are_what_the_host_allows_not_what_a_granted_name_asks() {
+    let grants = r#"grants = { docker = ["oms_411*"], sql = ["metadb/rm_411"], console = ["servers"] }"#;
+    for (attack_name, kind, message) in [
+        ("run-root", "denied", "mounting / is not allowed"),
+        ("run-socket", "denied", "mounting /var/run/docker.sock is not allowed"),
+        ("run-volume", "denied", "mounting oms_victimvol is not allowed"),
+        ("run-image", "denied", "image opshost-test/busybox:1 on node local is not one this run may use"),
+        ("run-netns", "denied", "would join another container's network namespace"),
+        ("traverse", "denied", "docker local/oms_411/../oms_victim: plugin hostile does not declare"),
+        ("image-exists", "denied", "image opshost-test/busybox:1 on node local"),
+        ("inspect-victim", "denied", "not granted"),
+    ] {
+        let r = attack(attack_name, grants).await;
+        assert_contained(&r, kind, message);
+        assert!(r.steps[0].calls.iter().all(|c| c.call != "docker.run" || c.outcome.get("ok").is_none()), "{attack_name}: a run went through");
+    }
+}
+
+#[tokio::test]
+async fn statements_reach_only_granted_databases_and_plain_statements() {
+    for (attack_name, message) in [
+        ("sql-cross-db", "rm_victim"),
+        ("sql-subquery", "rm_victim"),
+        ("sql-users", "mysql"),
+        ("sql-schemata", "information_schema"),
+        ("sql-create-user", "refused"),
+        ("sql-set-global", "refused"),
+        ("sql-load-file", "LOAD_FILE"),
+        ("sql-outfile", "OUTFILE"),
+        ("sql-drop-db", "refused"),
+        ("sql-create-db", "refused"),
+        ("sql-trigger", "refused"),
+        ("sql-kill", "refused"),
+        ("sql-shutdown", "refused"),
+        ("sql-reserved", "oms_normal_config"),
+        ("sql-write-via-query", "refused"),
+        ("sql-multi", "refused"),
+        ("sql-attach", "refused"),
+    ] {
+        let r = attack(attack_name, "").await;
+        assert_contained(&r, "denied", message);
+    }
+}
+
+#[tokio::test]
+async fn host_resources_are_bounded() {
+    // Notices: the first hundred are kept, the rest dropped.
+    let r = attack("notices", "").await;
+    assert_contained(&r, "failed", "left 10000 notices");
+    assert_eq!(r.steps[0].notices.len(), 100);
+    // Calls and sleeps: the plugin is stopped.
+    assert_contained(&attack("calls", "limits = { max_host_calls = 1000 }").await, "failed", "more than 1000 host calls");
+    assert_contained(&attack("sleeps", "limits = { max_total_sleep_s = 3600 }").await, "failed", "sleep more than 3600 s in total");
+    // The host's own records are neither written nor read by the plugin.
+    let r = attack("host-records", "").await;
+    let (_, m) = error_of(&r);
+    assert!(m.contains("InvalidInput") && m.contains("the host's own") && m.contains("recall: None"), "{m}");
+    // An oversized argument is kept as its digest, not whole.
+    let r = attack("huge-argument", "").await;
+    let call = r.steps[0].calls.iter().find(|c| c.call == "sql.query").unwrap();
+    assert!(call.args.to_string().len() < 1000 && call.args["digest"].as_str().unwrap().starts_with("sha256:"), "{}", call.args);
+}
+
+#[tokio::test]
+async fn a_manifest_that_never_returns_cannot_hang_a_scan() {
+    let runtime = Runtime::new(None).unwrap();
+    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    let started = std::time::Instant::now();
+    let r = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("hostile_manifest.wasm"), &policy).await;
+    let e = format!("{:#}", r.err().expect("a manifest() that never returns was accepted"));
+    assert!(e.contains("more than 2 s of its own CPU time"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
 }

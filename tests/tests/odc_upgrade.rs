@@ -421,9 +421,14 @@ fn odc_single_node_upgrade_then_rollback() {
     assert_eq!(old[0][2]["image"], ODC_OLD);
     assert_eq!(old[0][2]["memory_bytes"], 8u64 << 30);
     let recorded_env: Vec<String> = old[0][2]["env"].as_array().unwrap().iter().map(|kv| format!("{}={}", kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
+    // Secrets are recorded as references the host resolves (the plugin never saw the values).
     for e in odc_env(&d.db, n.port) {
-        assert!(recorded_env.contains(&e), "{e} not recorded: {recorded_env:?}");
+        let (key, _) = e.split_once('=').unwrap();
+        let want = if key.contains("PASSWORD") { format!("{key}=opshost-secret:{}/{key}", n.container) } else { e.clone() };
+        assert!(recorded_env.contains(&want), "{want} not recorded: {recorded_env:?}");
     }
+    let pw = env("OPSHOST_TEST_DB_PASSWORD");
+    assert!(!recorded_env.iter().any(|e| e.ends_with(&format!("={pw}")) || e.ends_with(&format!("={ADMIN_PASSWORD}"))), "a password reached the plugin's records: {recorded_env:?}");
     let backup = d.dir.path().join("backups").join(run["id"].as_str().unwrap()).join(format!("{}.sql", d.db));
     assert!(std::fs::metadata(&backup).map(|m| m.len() > 0).unwrap_or(false), "{}", backup.display());
     // Why the rollback must restore the MetaDB: the old image refuses the migrated schema.

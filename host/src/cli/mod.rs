@@ -68,10 +68,10 @@ impl Cli {
         Runtime::new(if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) })
     }
     /// The trust policy: `--trust` keys plus `extra` (the site config's), `--allow-unsigned`.
-    pub fn policy(&self, extra: &[PathBuf]) -> Result<crate::registry::signature::Policy> {
-        let mut keys = self.trust.clone();
+    pub fn policy(&self, extra: &[crate::registry::signature::TrustEntry]) -> Result<crate::registry::signature::Policy> {
+        let mut keys: Vec<crate::registry::signature::TrustEntry> = self.trust.iter().cloned().map(Into::into).collect();
         keys.extend(extra.iter().cloned());
-        Ok(crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::load(&keys)?, allow_unsigned: self.allow_unsigned })
+        Ok(crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::load_entries(&keys)?, allow_unsigned: self.allow_unsigned })
     }
 
     pub fn plugins_dir(&self) -> PathBuf {

@@ -111,7 +111,27 @@ impl Site {
     /// The plugin's grants from the site config, or a refusal with a block to paste.
     pub fn grants(&self, plugin: &Plugin) -> Result<Grants, String> {
         match self.config.grants.get(&plugin.manifest.name) {
-            Some(t) => Ok(Grants::new(&plugin.manifest, Some(t.clone()))),
+            Some(t) => {
+                // Grants may be bound to who signed the plugin, and to its exact bytes.
+                let name = &plugin.manifest.name;
+                if let Some(want) = t.get("signers").filter(|w| !plugin.signers().iter().any(|s| w.contains(s))) {
+                    return Err(format!(
+                        "the site grants {name} only to a plugin signed by {}; {} is signed by {}: use the plugin those keys signed, or change signers in [grants.\"{name}\"]",
+                        want.join(", "),
+                        plugin.path.display(),
+                        if plugin.signers().is_empty() { "no trusted key".to_string() } else { plugin.signers().join(", ") }
+                    ));
+                }
+                let hash = &plugin.loaded.hash;
+                if let Some(want) = t.get("sha256").filter(|w| !w.iter().any(|h| hash.trim_start_matches("sha256:") == h.trim_start_matches("sha256:"))) {
+                    return Err(format!(
+                        "the site grants {name} only to a plugin file of sha256 {}; {} is {hash}: use that file, or change sha256 in [grants.\"{name}\"]",
+                        want.join(", "),
+                        plugin.path.display()
+                    ));
+                }
+                Ok(Grants::new(&plugin.manifest, Some(t.clone())))
+            }
             None => Err(format!(
                 "the site config grants plugin {} nothing; review what it needs and add:\n\n{}",
                 plugin.manifest.name,
@@ -121,8 +141,16 @@ impl Site {
     }
 
     pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants, journal: Option<Arc<Journal>>) -> Result<RunEnv> {
+        let mut approved: crate::capabilities::docker::policy::Approved = match records.get(crate::capabilities::docker::policy::RECORD_KEY) {
+            Some(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("the run records' {} are unreadable: {e}", crate::capabilities::docker::policy::RECORD_KEY))?,
+            None => Default::default(),
+        };
+        // Images the operator named for any hop of this product.
+        approved.approve_parameters(std::iter::once(&self.product.parameters).chain(self.product.hops.values()).flatten());
         Ok(RunEnv {
             journal,
+            site: Arc::new(crate::runtime::state::SitePolicy::for_console(&self.product.console.metadb, self.config.docker_policy.deny_privileged, self.config.docker_policy.secret_env.clone())),
+            approved: Arc::new(Mutex::new(approved)),
             grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
             records,
@@ -193,10 +221,22 @@ impl Site {
         let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
         let planned = hop.plugin.loaded.plan(&env, &hop.ctx).await;
         let _ = std::fs::remove_dir_all(&scratch);
+        let mut accounts = Vec::new();
+        for (name, c) in &self.config.metadb {
+            match env.caps.sql.excess_privileges(name).await {
+                Ok(excess) if !excess.is_empty() => accounts.push(format!(
+                    "warning: MetaDB connection {name} logs in as {}, which holds {} on *.*; opshost needs only its product's databases and RELOAD (README \"Least-privilege MetaDB account\"): grants bound a plugin's statements, the account bounds the rest",
+                    c.user,
+                    excess.join(", ")
+                )),
+                _ => {}
+            }
+        }
         Ok((
             planned?.result.map(|mut p| {
                 p.findings.extend(self.config.docker_policy.describe());
                 p.findings.extend(hop.grants.describe());
+                p.findings.extend(accounts);
                 p
             }),
             env,
@@ -353,7 +393,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         }
         let run_dir = site.runs.run_dir(&meta.id);
         eprintln!("run {} (records in {})", meta.id, run_dir.display());
-        let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?);
+        let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?.limited_to(site.config.limits.max_journal_mb));
         let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
         let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "upgrade-calls.json");
@@ -479,7 +519,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         meta.status = RunStatus::RollingBack;
         site.runs.save(&meta)?;
         eprintln!("rolling back run {} ({} -> {})", meta.id, meta.source, meta.target);
-        let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?);
+        let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?.limited_to(site.config.limits.max_journal_mb));
         let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
         let outcome = hop.plugin.loaded.rollback(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "rollback-calls.json");
@@ -619,6 +659,7 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         return Ok(1);
     };
     let (journal, header) = Journal::reopen(&path)?;
+    let journal = journal.limited_to(site.config.limits.max_journal_mb);
     if header.plugin_hash != meta.plugin_hash {
         anyhow::bail!("the journal of run {} was written by plugin {} {}, the run says {}: refusing to resume", meta.id, header.plugin, header.plugin_hash, meta.plugin_hash);
     }

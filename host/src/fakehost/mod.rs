@@ -14,7 +14,7 @@ use crate::capabilities::sql::fake::FakeSql;
 use crate::capabilities::Capabilities;
 use crate::runtime::host_call::Faults;
 use crate::runtime::report::Reporter;
-use crate::runtime::state::{Limits, RunEnv};
+use crate::runtime::state::{Limits, RunEnv, SitePolicy};
 use anyhow::{Context as _, Result};
 use scenario::Scenario;
 use std::sync::{Arc, Mutex};
@@ -44,6 +44,7 @@ impl FakeHost {
         }
         let docker = Arc::new(FakeDocker::new(&s.docker, sql.clone(), clock.clone()).map_err(|e| anyhow::anyhow!("setting up docker: {e}"))?);
         let console = fake_console(s.console.clone(), sql.clone(), docker.clone());
+        let site = Arc::new(SitePolicy::for_console(&s.console, false, Vec::new()));
         let caps = Capabilities {
             docker: docker.clone(),
             sql: sql.clone(),
@@ -60,7 +61,10 @@ impl FakeHost {
             // Bound to the plugin's manifest once it is read (runner::run_scenario).
             grants: Arc::new(crate::grants::Grants::unrestricted()),
             journal: None,
+            site,
+            approved: Default::default(),
         };
+        env.approved.lock().unwrap().approve_parameters(&s.parameters);
         Ok(FakeHost { docker, sql, clock, env })
     }
 }
@@ -86,5 +90,7 @@ pub fn inert_env() -> RunEnv {
         transcript: Arc::new(Mutex::new(Vec::new())),
         grants: Arc::new(crate::grants::Grants::unrestricted()),
         journal: None,
+        site: Default::default(),
+        approved: Default::default(),
     }
 }

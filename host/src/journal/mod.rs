@@ -26,6 +26,9 @@ pub struct Journal {
     pub replay: Replay,
     next_seq: Mutex<u64>,
     abort_after: Option<u64>,
+    /// Bytes written so far, and the most this journal may hold (`max_journal_mb`).
+    bytes: Mutex<u64>,
+    max_bytes: u64,
 }
 
 impl Journal {
@@ -47,7 +50,14 @@ impl Journal {
 
     fn with(path: &Path, file: std::fs::File, replay: Replay) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENV).ok().and_then(|v| v.parse().ok());
-        Journal { path: path.to_path_buf(), file: Mutex::new(file), replay, next_seq: Mutex::new(0), abort_after }
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Journal { path: path.to_path_buf(), file: Mutex::new(file), replay, next_seq: Mutex::new(0), abort_after, bytes: Mutex::new(bytes), max_bytes: u64::MAX }
+    }
+
+    /// Cap the journal at `mb` MiB: past it, writing the next call fails and the run stops.
+    pub fn limited_to(mut self, mb: u64) -> Journal {
+        self.max_bytes = mb.saturating_mul(1 << 20);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -61,10 +71,17 @@ impl Journal {
         *n
     }
 
+    /// Write one entry. A `begin` past the size cap is refused (the call then does not run); an
+    /// `end` is always written, so a call that ran is never left in doubt by the cap.
     fn append(&self, e: &Entry, durable: bool) -> std::io::Result<()> {
         let mut f = self.file.lock().unwrap();
         let mut line = serde_json::to_vec(e).expect("journal entries serialise");
         line.push(b'\n');
+        let mut bytes = self.bytes.lock().unwrap();
+        if matches!(e, Entry::Begin { .. }) && *bytes + line.len() as u64 > self.max_bytes {
+            return Err(std::io::Error::other(format!("the journal would grow past {} MiB (max_journal_mb in [limits])", self.max_bytes >> 20)));
+        }
+        *bytes += line.len() as u64;
         f.write_all(&line)?;
         if durable {
             f.sync_data()?;

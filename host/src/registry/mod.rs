@@ -42,7 +42,39 @@ impl Plugin {
         let verdict = policy.check(bytes, &path.display().to_string())?;
         let loaded = runtime.load(bytes).with_context(|| format!("loading plugin {}", path.display()))?;
         let manifest = loaded.manifest(&inert_env()).await.with_context(|| format!("reading the manifest of {}", path.display()))?;
+        check_plugin_name(&manifest.name).with_context(|| format!("plugin {}", path.display()))?;
+        // A key trusted only for some names vouches only for plugins that bear one.
+        let verdict = match verdict {
+            Verdict::Trusted { signers } => {
+                let (ok, scopes) = policy.trust.scoped_signers(&signers, &manifest.name);
+                if ok.is_empty() {
+                    anyhow::bail!(
+                        "plugin {} calls itself {}, but the keys that signed it are not trusted for that name: {}; refusing to run it (a key's plugins = [...] in the site config's trust says which names it may sign)",
+                        path.display(),
+                        manifest.name,
+                        scopes.join(", ")
+                    );
+                }
+                Verdict::Trusted { signers: ok }
+            }
+            v => v,
+        };
         Ok(Plugin { path: path.to_path_buf(), loaded, manifest, verdict })
+    }
+
+    fn signers_words(&self) -> String {
+        match &self.verdict {
+            Verdict::Trusted { signers } => signers.join(", "),
+            Verdict::Unverified { .. } => "none, unverified".to_string(),
+        }
+    }
+
+    /// The signer keys that vouch for it (empty when it runs unverified).
+    pub fn signers(&self) -> &[String] {
+        match &self.verdict {
+            Verdict::Trusted { signers } => signers,
+            Verdict::Unverified { .. } => &[],
+        }
     }
 
     pub fn summary(&self) -> PluginSummary {
@@ -60,6 +92,35 @@ impl Plugin {
             },
         }
     }
+}
+
+/// A plugin's name as its manifest gives it: what grants and runs are keyed by, and what the
+/// terminal shows, so plain: lowercase letters, digits, `.`, `_`, `-`.
+fn check_plugin_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    anyhow::ensure!(ok, "its manifest's name {name:?} is not a plugin name (lowercase letters, digits, . _ -, at most 64)");
+    Ok(())
+}
+
+/// Two usable plugin files that give the same name: which one runs (and gets that name's grants)
+/// must never depend on file order, so both are refused, named.
+fn refuse_duplicate_names(plugins: &[Plugin]) -> Result<()> {
+    for (i, a) in plugins.iter().enumerate() {
+        if let Some(b) = plugins[i + 1..].iter().find(|b| b.manifest.name == a.manifest.name) {
+            anyhow::bail!(
+                "two plugin files call themselves {}: {} and {}; remove the one you do not mean to run (its signers: {} and {})",
+                a.manifest.name,
+                a.path.display(),
+                b.path.display(),
+                a.signers_words(),
+                b.signers_words()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `*.wasm` files directly in `dir`, sorted.
@@ -98,13 +159,16 @@ pub async fn resolve(runtime: &Runtime, spec: &str, dir: &Path, policy: &Policy)
         return Plugin::open(runtime, as_path, policy).await;
     }
     let mut names = Vec::new();
-    for found in scan(runtime, dir, policy).await? {
-        if let Ok(p) = found {
-            if p.manifest.name == spec {
-                return Ok(p);
-            }
-            names.push(p.manifest.name);
+    let mut named = Vec::new();
+    for p in scan(runtime, dir, policy).await?.into_iter().flatten() {
+        names.push(p.manifest.name.clone());
+        if p.manifest.name == spec {
+            named.push(p);
         }
+    }
+    refuse_duplicate_names(&named)?;
+    if let Some(p) = named.pop() {
+        return Ok(p);
     }
     anyhow::bail!(
         "no plugin file {spec} and no plugin named {spec} in {}: plugins there: {}",
@@ -163,6 +227,7 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
         1 | 2 => list.join("; "),
         n => format!("{}; and {} more files refused", list[..2].join("; "), n - 2),
     };
+    refuse_duplicate_names(&plugins)?;
     if plugins.is_empty() && !refused.is_empty() {
         anyhow::bail!("none of the {} plugin files in {} can be used: {}", refused.len(), dir.display(), refused_words(&refused));
     }

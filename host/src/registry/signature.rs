@@ -1,41 +1,87 @@
 //! Plugin signatures: embedded ed25519 signatures in the WebAssembly tool-conventions format
 //! (wasmsign2), several per plugin (a vendor's, then a site's countersignature). A plugin runs
-//! only when a key in the trust store verifies it, checked on the bytes before they are compiled.
+//! only when a key in the trust store verifies it, checked on the bytes before they are compiled,
+//! and a key scoped to plugin names vouches only for plugins whose manifest bears such a name.
 
 use anyhow::{Context as _, Result};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use wasmsign2::{KeyPair, Module, PublicKey, SecretKey};
 
-/// Trusted public keys, each with the name it is shown under (its file name).
+/// A trusted key in the site config: a PEM file, trusted for every plugin, or a table that
+/// scopes it to plugin names (`{ key = "vendor.pub", plugins = ["oms-*", "odc-*"] }`).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum TrustEntry {
+    Key(PathBuf),
+    Scoped { key: PathBuf, plugins: Vec<String> },
+}
+
+impl From<PathBuf> for TrustEntry {
+    fn from(p: PathBuf) -> Self {
+        TrustEntry::Key(p)
+    }
+}
+
+/// A trusted key: the name it is shown under (its file name), and the plugin names it may sign
+/// (None: any).
+#[derive(Clone)]
+struct TrustedKey {
+    name: String,
+    key: PublicKey,
+    plugins: Option<Vec<String>>,
+}
+
+/// Trusted public keys.
 #[derive(Clone, Default)]
 pub struct TrustStore {
-    keys: Vec<(String, PublicKey)>,
+    keys: Vec<TrustedKey>,
 }
 
 impl TrustStore {
     pub fn load(paths: &[PathBuf]) -> Result<TrustStore> {
+        Self::load_entries(&paths.iter().cloned().map(TrustEntry::from).collect::<Vec<_>>())
+    }
+    pub fn load_entries(entries: &[TrustEntry]) -> Result<TrustStore> {
         let mut t = TrustStore::default();
-        for p in paths {
-            let pk = PublicKey::from_any_file(p).map_err(|e| anyhow::anyhow!("trusted key {}: {e}", p.display()))?;
-            t.keys.push((key_name(p), pk));
+        for e in entries {
+            let (p, plugins) = match e {
+                TrustEntry::Key(p) => (p, None),
+                TrustEntry::Scoped { key, plugins } => (key, Some(plugins.clone())),
+            };
+            let key = PublicKey::from_any_file(p).map_err(|e| anyhow::anyhow!("trusted key {}: {e}", p.display()))?;
+            t.keys.push(TrustedKey { name: key_name(p), key, plugins });
         }
         Ok(t)
     }
     pub fn with_key(mut self, name: &str, pem: &str) -> Result<TrustStore> {
-        self.keys.push((name.to_string(), PublicKey::from_any(pem.as_bytes()).map_err(|e| anyhow::anyhow!("key {name}: {e}"))?));
+        let key = PublicKey::from_any(pem.as_bytes()).map_err(|e| anyhow::anyhow!("key {name}: {e}"))?;
+        self.keys.push(TrustedKey { name: name.to_string(), key, plugins: None });
         Ok(self)
+    }
+
+    /// Of `signers`, the keys trusted to sign a plugin called `plugin`; and the scopes of the others.
+    pub fn scoped_signers(&self, signers: &[String], plugin: &str) -> (Vec<String>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut scopes = Vec::new();
+        for k in self.keys.iter().filter(|k| signers.contains(&k.name)) {
+            match &k.plugins {
+                Some(ps) if !ps.iter().any(|p| crate::grants::matches(p, plugin)) => scopes.push(format!("{} (trusted for {})", k.name, ps.join(", "))),
+                _ => ok.push(k.name.clone()),
+            }
+        }
+        (ok, scopes)
     }
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
     pub fn names(&self) -> Vec<String> {
-        self.keys.iter().map(|(n, _)| n.clone()).collect()
+        self.keys.iter().map(|k| k.name.clone()).collect()
     }
 
     /// The trusted keys whose signature covers these exact bytes.
     pub fn signers(&self, wasm: &[u8]) -> Vec<String> {
-        self.keys.iter().filter(|(_, pk)| pk.verify(&mut Cursor::new(wasm), None).is_ok()).map(|(n, _)| n.clone()).collect()
+        self.keys.iter().filter(|k| k.key.verify(&mut Cursor::new(wasm), None).is_ok()).map(|k| k.name.clone()).collect()
     }
 }
 

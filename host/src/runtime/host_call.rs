@@ -1,9 +1,11 @@
-//! The one path every capability call takes: payload caps, injected faults (fake host), a
-//! deadline, the transcript. Backends never see any of this.
+//! The one path every capability call takes: the store's mode and budgets, payload caps, the
+//! journal, the grants, injected faults (fake host), a deadline, the transcript. Backends never
+//! see any of this.
 
 use crate::bindings::Error;
 use crate::grants::Target;
-use crate::runtime::state::HostState;
+use crate::runtime::calls::{Deadline, HostCall};
+use crate::runtime::state::{HostState, Mode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -87,6 +89,7 @@ pub struct Faults(Arc<Mutex<Vec<FaultRule>>>);
 impl Faults {
     pub fn new(rules: Vec<FaultRule>) -> anyhow::Result<Self> {
         for r in &rules {
+            anyhow::ensure!(crate::runtime::calls::by_name(&r.call).is_some(), "fault at {}: no host call has that name (e.g. docker.stop, sql.dump-databases)", r.call);
             let actions = r.error.is_some() as u8 + r.result.is_some() as u8 + r.delay_ms.is_some() as u8;
             anyhow::ensure!(actions == 1, "fault at {}: give exactly one of error, result or delay_ms", r.call);
             if let Some(k) = &r.kind {
@@ -141,20 +144,43 @@ fn outcome<T: Serialize>(r: &Result<T, Error>) -> Json {
     }
 }
 
-/// Long calls (dumps, restores, image loads) get the long deadline.
-fn is_long(call: &str) -> bool {
-    matches!(call, "sql.dump-database" | "sql.dump-databases" | "sql.restore-database" | "sql.restore-databases" | "docker.load-image" | "docker.exec" | "host.sleep" | "host.confirm")
+/// Arguments longer than this are kept in the journal and transcript as their digest only
+/// (replay compares digests); the call itself still gets them whole.
+const KEEP_ARGS_BYTES: usize = 64 * 1024;
+
+/// The arguments as the journal and transcript keep them: whole, or their size and digest.
+fn kept_args(args: Json, text_len: usize, text: &str) -> Json {
+    if text_len <= KEEP_ARGS_BYTES {
+        return args;
+    }
+    json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text_len })
 }
 
 impl HostState {
-    /// Run one capability call through the host-call path. Typed errors go back to the plugin;
-    /// only host bugs trap.
-    pub async fn call<T, F>(&mut self, name: &'static str, effect: Effect, target: Target, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
+    /// Run one capability call through the host-call path: the store's mode (plan reads only,
+    /// manifest calls nothing), the call budget, argument size, the journal, the grants, injected
+    /// faults, the deadline and the transcript. Typed errors go back to the plugin; only host
+    /// bugs and exhausted budgets trap.
+    pub async fn call<T, F>(&mut self, spec: &'static HostCall, target: Target, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, Error>>,
     {
+        let (name, effect) = (spec.name, spec.effect);
+        if self.mode == Mode::NoHost {
+            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
+        }
+        self.calls_made += 1;
+        if self.calls_made > self.limits.max_host_calls {
+            wasmtime::bail!("the plugin made more than {} host calls in one call (max_host_calls in [limits]); it was stopped", self.limits.max_host_calls);
+        }
         let started = Instant::now();
+        // Size first: an oversized argument is never journaled or kept, only its digest.
+        let text = args.to_string();
+        let oversized = text.len() > self.limits.max_payload_bytes;
+        let fault_args = if oversized { Json::Null } else { args.clone() };
+        let args = kept_args(args, text.len(), &text);
+        drop(text);
         let seq = self.journal.as_ref().map(|j| j.next());
         // Resume: a call the journal already holds returns what it returned then.
         if let (Some(j), Some(seq)) = (self.journal.clone(), seq) {
@@ -186,13 +212,18 @@ impl HostState {
                 j.begin(seq, name, effect, &args).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; stopping before {name}", j.path().display()))?;
             }
         }
-        let args_len = args.to_string().len();
-        let (result, injected) = if let Err(denied) = self.grants.check(name, target) {
-            (Err(denied), false)
-        } else if args_len > self.limits.max_payload_bytes {
-            (Err(Error::Denied(format!("{name}: arguments of {args_len} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes))), false)
+        let refused = if oversized {
+            let bytes = args["bytes"].as_u64().unwrap_or_default();
+            Some(Error::Denied(format!("{name}: arguments of {bytes} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes)))
+        } else if self.mode == Mode::ReadOnly && effect != Effect::Read {
+            Some(Error::Denied(format!("{name} could change the deployment, and plan() may only read: the host refuses every change before the operator has confirmed the plan")))
         } else {
-            let delay = match self.faults.take(name, &args) {
+            self.grants.check(name, &target).err()
+        };
+        let (result, injected) = if let Some(refusal) = refused {
+            (Err(refusal), false)
+        } else {
+            let delay = match self.faults.take(name, &fault_args) {
                 Some(FaultAction::Error(e)) => return self.finish(name, effect, args, started, Err(e), true, seq),
                 Some(FaultAction::Result(v)) => {
                     let value = serde_json::from_value(v).map_err(|e| wasmtime::format_err!("injected result for {name} does not fit its type: {e}"))?;
@@ -201,7 +232,10 @@ impl HostState {
                 Some(FaultAction::Delay(d)) => d,
                 None => Duration::ZERO,
             };
-            let deadline = Duration::from_secs(if is_long(name) { self.limits.long_call_timeout_s } else { self.limits.call_timeout_s });
+            let deadline = Duration::from_secs(match spec.deadline {
+                Deadline::Long => self.limits.long_call_timeout_s,
+                Deadline::Short => self.limits.call_timeout_s,
+            });
             let slow = async move {
                 tokio::time::sleep(delay).await;
                 fut.await
@@ -237,6 +271,10 @@ impl HostState {
 
     #[allow(clippy::too_many_arguments)]
     fn record(&mut self, name: &str, effect: Effect, args: Json, outcome: Json, injected: bool, replayed: bool, ms: u64) {
+        // The journal keeps outcomes whole (resume returns them); the transcript keeps big ones as
+        // their digest, so that a chatty plugin cannot grow the host's memory with copies.
+        let text = outcome.to_string();
+        let outcome = kept_args(outcome, text.len(), &text);
         let record = {
             let mut t = self.transcript.lock().unwrap();
             let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed, ms };
@@ -247,14 +285,14 @@ impl HostState {
     }
 
     /// A call whose WIT signature has no error: an injected error fault cannot apply, a result can.
-    pub async fn call_infallible<T, F>(&mut self, name: &'static str, effect: Effect, args: Json, fut: F) -> wasmtime::Result<T>
+    pub async fn call_infallible<T, F>(&mut self, spec: &'static HostCall, args: Json, fut: F) -> wasmtime::Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = T>,
     {
-        match self.call(name, effect, Target::Free, args, async move { Ok(fut.await) }).await? {
+        match self.call(spec, Target::Free, args, async move { Ok(fut.await) }).await? {
             Ok(v) => Ok(v),
-            Err(e) => Err(wasmtime::format_err!("{name} cannot fail, but got {e}")),
+            Err(e) => Err(wasmtime::format_err!("{} cannot fail, but got {e}", spec.name)),
         }
     }
 }
@@ -283,7 +321,7 @@ mod tests {
 
     #[test]
     fn a_fault_needs_exactly_one_action() {
-        let mut r = rule("x", None, None, None);
+        let mut r = rule("docker.stop", None, None, None);
         r.result = Some(json!(1));
         assert!(Faults::new(vec![r]).is_err());
     }

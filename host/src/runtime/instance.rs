@@ -1,8 +1,11 @@
-//! Instantiate a plugin in a fresh store (memory limit, CPU budget) and call one export.
+//! Instantiate a plugin in a fresh store (memory limit, CPU budget, what it may call) and call
+//! one export within a wall-clock deadline. `manifest()` runs with no host calls and a short
+//! deadline; `plan()` with reads only.
 
-use crate::bindings::{Context, Error, Manifest, Plan};
+use crate::bindings::{Context, Error, Manifest, Plan, UpgradePlugin};
 use crate::runtime::engine::LoadedPlugin;
-use crate::runtime::state::{HostState, RunEnv};
+use crate::runtime::state::{HostState, Mode, RunEnv};
+use crate::text::{one_line, printable};
 use anyhow::Result;
 use wasmtime::error::Context as _;
 use std::time::{Duration, Instant};
@@ -11,6 +14,10 @@ use wasmtime::{Store, UpdateDeadline};
 /// Ticks between CPU-budget checks.
 const CHECK_EVERY_TICKS: u64 = 10;
 
+/// `manifest()` describes the plugin and needs nothing: this much CPU and wall time at most.
+const MANIFEST_BUDGET: Duration = Duration::from_secs(2);
+const MANIFEST_DEADLINE: Duration = Duration::from_secs(5);
+
 /// What a call to `upgrade`, `rollback` or `plan` gave: the plugin's own typed result, and the
 /// notices it left for the operator.
 pub struct Outcome<T> {
@@ -18,24 +25,39 @@ pub struct Outcome<T> {
     pub notices: Vec<String>,
 }
 
-/// A plugin's own error, its message cut to a sane size (a plugin can return megabytes).
+/// A plugin's own error, its message cut to a sane size (a plugin can return megabytes) and its
+/// control characters escaped (it reaches the terminal).
 fn clipped<T>(limits: &crate::runtime::state::Limits, r: Result<T, Error>) -> Result<T, Error> {
-    r.map_err(|e| Error::from_kind(e.kind(), limits.clip(e.message().to_string())).expect("known kind"))
+    r.map_err(|e| Error::from_kind(e.kind(), printable(&limits.clip(e.message().to_string())).into_owned()).expect("known kind"))
+}
+
+/// A plan as the host shows it: every text the plugin wrote made printable.
+fn printable_plan(mut p: Plan) -> Plan {
+    for f in &mut p.findings {
+        *f = printable(f).into_owned();
+    }
+    for s in p.steps.iter_mut().chain(p.rollback.iter_mut()) {
+        s.title = one_line(&s.title).into_owned();
+        s.detail = one_line(&s.detail).into_owned();
+    }
+    p
 }
 
 impl LoadedPlugin {
-    fn store(&self, env: &RunEnv) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(env));
-        store.limiter(|s| &mut s.store_limits);
+    fn store(&self, env: &RunEnv, mode: Mode) -> Store<HostState> {
+        let mut state = HostState::new(env);
+        state.mode = mode;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
-        let budget = Duration::from_secs(env.limits.cpu_seconds);
+        let budget = if mode == Mode::NoHost { MANIFEST_BUDGET.min(Duration::from_secs(env.limits.cpu_seconds)) } else { Duration::from_secs(env.limits.cpu_seconds) };
         store.set_epoch_deadline(CHECK_EVERY_TICKS);
         store.epoch_deadline_callback(move |ctx| {
             let guest = started.elapsed().saturating_sub(ctx.data().host_time);
             if guest > budget {
                 return Err(wasmtime::format_err!(
                     "the plugin ran for more than {} s of its own CPU time (cpu_seconds in [limits]); it was stopped",
-                    budget.as_secs()
+                    budget.as_secs_f64()
                 ));
             }
             Ok(UpdateDeadline::Continue(CHECK_EVERY_TICKS))
@@ -44,29 +66,51 @@ impl LoadedPlugin {
     }
 
     pub async fn manifest(&self, env: &RunEnv) -> Result<Manifest> {
-        let mut store = self.store(env);
-        let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        Ok(p.call_manifest(&mut store).await.context("the plugin trapped in manifest()")?)
+        let mut store = self.store(env, Mode::NoHost);
+        let call = async {
+            let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
+            anyhow::Ok(p.call_manifest(&mut store).await.context("the plugin trapped in manifest()")?)
+        };
+        tokio::time::timeout(MANIFEST_DEADLINE, call)
+            .await
+            .map_err(|_| anyhow::anyhow!("the plugin's manifest() did not return within {} s: it is not usable", MANIFEST_DEADLINE.as_secs()))?
     }
 
     pub async fn plan(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<Plan>> {
-        let mut store = self.store(env);
-        let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = clipped(&env.limits, p.call_plan(&mut store, ctx).await.context("the plugin trapped in plan()")?);
-        Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
+        let mut o = self.export(env, Mode::ReadOnly, "plan", ctx, |p, store, ctx| Box::pin(p.call_plan(store, ctx))).await?;
+        o.result = o.result.map(printable_plan);
+        Ok(o)
     }
 
     pub async fn upgrade(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<()>> {
-        let mut store = self.store(env);
-        let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = clipped(&env.limits, p.call_upgrade(&mut store, ctx).await.context("the plugin trapped in upgrade()")?);
-        Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
+        self.export(env, Mode::Full, "upgrade", ctx, |p, store, ctx| Box::pin(p.call_upgrade(store, ctx))).await
     }
 
     pub async fn rollback(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<()>> {
-        let mut store = self.store(env);
-        let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-        let result = clipped(&env.limits, p.call_rollback(&mut store, ctx).await.context("the plugin trapped in rollback()")?);
+        self.export(env, Mode::Full, "rollback", ctx, |p, store, ctx| Box::pin(p.call_rollback(store, ctx))).await
+    }
+
+    /// One export in a fresh store of `mode`, within `export_timeout_s`.
+    async fn export<T>(
+        &self,
+        env: &RunEnv,
+        mode: Mode,
+        name: &str,
+        ctx: &Context,
+        call: impl for<'a> FnOnce(&'a UpgradePlugin, &'a mut Store<HostState>, &'a Context) -> ExportFuture<'a, T>,
+    ) -> Result<Outcome<T>> {
+        let mut store = self.store(env, mode);
+        let deadline = Duration::from_secs(env.limits.export_timeout_s);
+        let run = async {
+            let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
+            let r = call(&p, &mut store, ctx).await.with_context(|| format!("the plugin trapped in {name}()"))?;
+            anyhow::Ok(clipped(&env.limits, r))
+        };
+        let result = tokio::time::timeout(deadline, run)
+            .await
+            .map_err(|_| anyhow::anyhow!("the plugin's {name}() did not finish within {} s (export_timeout_s in [limits]); it was stopped", deadline.as_secs()))??;
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 }
+
+type ExportFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<Result<T, Error>>> + Send + 'a>>;

@@ -1,8 +1,10 @@
 //! The plugin runtime: [`engine`] (wasmtime engine, epochs, compile cache), [`state`] (per-run
-//! store data and sandbox limits), [`host_call`] (the one path every capability call takes),
+//! store data and sandbox limits), [`calls`] (the one table of host calls), [`host_call`] (the
+//! one path every capability call takes),
 //! [`report`] (where logs, progress, notices and the call transcript go), [`instance`]
 //! (instantiate a plugin and call its exports).
 
+pub mod calls;
 pub mod engine;
 pub mod host_call;
 pub mod instance;

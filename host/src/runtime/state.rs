@@ -1,5 +1,6 @@
-//! Per-run store data ([`HostState`]), the sandbox limits, and everything a run shares across
-//! the stores of its plan, upgrade and rollback calls ([`RunEnv`]).
+//! Per-run store data ([`HostState`]), the sandbox limits (and the [`SandboxLimiter`] that holds
+//! a plugin's memories and tables to them in total), and everything a run shares across the
+//! stores of its plan, upgrade and rollback calls ([`RunEnv`]).
 
 use crate::capabilities::services::RunRecords;
 use crate::capabilities::Capabilities;
@@ -10,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Sandbox limits; `[limits]` in the site config, with safe defaults.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Linear memory a plugin may grow to.
+    /// Linear memory a plugin may grow to, all its memories together.
     pub memory_mb: u64,
     /// CPU time the plugin's own code may use per call (time in host calls does not count).
     pub cpu_seconds: u64,
@@ -29,11 +30,36 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Longest single sleep a plugin may ask for.
     pub max_sleep_ms: u64,
+    /// Sleep a plugin may ask for in total within one of its calls (plan, upgrade, rollback).
+    pub max_total_sleep_s: u64,
+    /// Host calls a plugin may make within one of its calls.
+    pub max_host_calls: u64,
+    /// Wall-clock deadline of one plugin call (plan, upgrade, rollback), host calls included.
+    pub export_timeout_s: u64,
+    /// Notices a plugin may leave for the operator in one call; more are dropped with a warning.
+    pub max_notices: usize,
+    /// Table elements, in all of a plugin's tables together.
+    pub max_table_elements: u64,
+    /// Size of the run journal (one operation); past it the run stops at the next call.
+    pub max_journal_mb: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_mb: 256, cpu_seconds: 60, call_timeout_s: 300, long_call_timeout_s: 6 * 3600, max_payload_bytes: 16 << 20, max_sleep_ms: 600_000 }
+        Limits {
+            memory_mb: 256,
+            cpu_seconds: 60,
+            call_timeout_s: 300,
+            long_call_timeout_s: 6 * 3600,
+            max_payload_bytes: 16 << 20,
+            max_sleep_ms: 600_000,
+            max_total_sleep_s: 4 * 3600,
+            max_host_calls: 100_000,
+            export_timeout_s: 24 * 3600,
+            max_notices: 100,
+            max_table_elements: 1 << 20,
+            max_journal_mb: 1024,
+        }
     }
 }
 
@@ -65,12 +91,98 @@ pub struct RunEnv {
     pub grants: Arc<Grants>,
     /// The run journal (real runs); None on the fake host.
     pub journal: Option<Arc<crate::journal::Journal>>,
+    /// What the site says about containers and tables beyond the grants.
+    pub site: Arc<SitePolicy>,
+    /// Images, mounts and networks the run has seen on granted containers or loaded from
+    /// granted archives: what a container the plugin runs may use (kept in the run records).
+    pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
+}
+
+/// Site facts the sandbox applies beyond the grants.
+#[derive(Clone, Debug, Default)]
+pub struct SitePolicy {
+    /// `[docker_policy] deny_privileged`: `--privileged` is dropped from every container run.
+    pub deny_privileged: bool,
+    /// Tables a capability owns (database, table): statements may not name them (OMS
+    /// `oms_normal_config`, which only the console capability reads and writes).
+    pub reserved_tables: Vec<(String, String)>,
+    /// `[docker_policy] secret_env`: variables that hold credentials besides those whose names
+    /// say so (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*KEY*`).
+    pub secret_env: Vec<String>,
+}
+
+impl SitePolicy {
+    /// The tables the console capability owns, from its config.
+    pub fn for_console(console: &crate::capabilities::console::ConsoleConfig, deny_privileged: bool, secret_env: Vec<String>) -> SitePolicy {
+        let reserved_tables = console.rm_db.iter().map(|db| (db.clone(), "oms_normal_config".to_string())).collect();
+        SitePolicy { deny_privileged, reserved_tables, secret_env }
+    }
+}
+
+/// Holds all of a plugin's linear memories and tables to one total each (wasmtime's own
+/// `StoreLimits` bounds each one separately, and a component can have many).
+pub struct SandboxLimiter {
+    max_memory: usize,
+    max_table_elements: usize,
+    memory: usize,
+    table_elements: usize,
+}
+
+/// Instances, memories and tables one plugin may have (a Rust component has a handful).
+const MAX_INSTANCES: usize = 32;
+const MAX_MEMORIES: usize = 16;
+const MAX_TABLES: usize = 64;
+
+impl SandboxLimiter {
+    pub fn new(limits: &Limits) -> Self {
+        SandboxLimiter { max_memory: (limits.memory_mb << 20) as usize, max_table_elements: limits.max_table_elements as usize, memory: 0, table_elements: 0 }
+    }
+}
+
+impl ResourceLimiter for SandboxLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory - current.min(self.memory) + desired;
+        if total > self.max_memory {
+            wasmtime::bail!("forcing trap when growing memory to {desired} bytes: the plugin's memories would hold {total} bytes together, over memory_mb = {} in [limits]", self.max_memory >> 20);
+        }
+        self.memory = total;
+        Ok(true)
+    }
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_elements - current.min(self.table_elements) + desired;
+        if total > self.max_table_elements {
+            wasmtime::bail!("forcing trap when growing a table to {desired} elements: the plugin's tables would hold {total} together, over max_table_elements = {} in [limits]", self.max_table_elements);
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+}
+
+/// What a store may do, besides what its grants allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `upgrade` and `rollback`: every granted call.
+    Full,
+    /// `plan`: reads only; every call that could change something is refused.
+    ReadOnly,
+    /// `manifest`: no host calls at all.
+    NoHost,
 }
 
 pub struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub store_limits: StoreLimits,
+    pub limiter: SandboxLimiter,
+    pub mode: Mode,
     pub caps: Capabilities,
     pub records: RunRecords,
     pub reporter: Arc<dyn Reporter>,
@@ -78,10 +190,17 @@ pub struct HostState {
     pub faults: Faults,
     pub transcript: Transcript,
     pub notices: Vec<String>,
+    /// Notices past `max_notices`, dropped.
+    pub notices_dropped: u64,
     pub grants: Arc<Grants>,
     pub journal: Option<Arc<crate::journal::Journal>>,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
+    /// Host calls made so far, and sleep asked for so far (both bounded by [`Limits`]).
+    pub calls_made: u64,
+    pub slept: Duration,
+    pub site: Arc<SitePolicy>,
+    pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
 }
 
 impl HostState {
@@ -91,7 +210,8 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            store_limits: StoreLimitsBuilder::new().memory_size((env.limits.memory_mb << 20) as usize).instances(16).tables(64).memories(16).trap_on_grow_failure(true).build(),
+            limiter: SandboxLimiter::new(&env.limits),
+            mode: Mode::Full,
             caps: env.caps.clone(),
             records: env.records.clone(),
             reporter: env.reporter.clone(),
@@ -99,9 +219,14 @@ impl HostState {
             faults: env.faults.clone(),
             transcript: env.transcript.clone(),
             notices: Vec::new(),
+            notices_dropped: 0,
             grants: env.grants.clone(),
             journal: env.journal.clone(),
             host_time: Duration::ZERO,
+            calls_made: 0,
+            slept: Duration::ZERO,
+            site: env.site.clone(),
+            approved: env.approved.clone(),
         }
     }
 }
@@ -113,3 +238,22 @@ impl WasiView for HostState {
 }
 
 impl crate::bindings::opshost::plugin::types::Host for HostState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memories_and_tables_are_bounded_together() {
+        let limits = Limits { memory_mb: 10, max_table_elements: 100, ..Limits::default() };
+        let mut l = SandboxLimiter::new(&limits);
+        // Two memories of 4 MiB each fit; growing one of them to 7 MiB would make 11 MiB.
+        assert!(l.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(l.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(l.memory_growing(4 << 20, 7 << 20, None).unwrap_err().to_string().contains("memory_mb = 10"));
+        assert!(l.memory_growing(4 << 20, 6 << 20, None).unwrap());
+        assert!(l.table_growing(0, 60, None).unwrap());
+        assert!(l.table_growing(0, 41, None).is_err());
+        assert!(l.table_growing(0, 40, None).unwrap());
+    }
+}

@@ -1,14 +1,70 @@
-//! A hostile plugin for the sandbox tests (host/tests/sandbox.rs). Parameter `attack` picks what
-//! `upgrade` tries; each attack must be contained by the host with a clear error.
+//! A hostile plugin for the sandbox tests (host/tests/sandbox.rs on the fake host,
+//! tests/tests/adversarial.rs through the real binary on Docker and MariaDB). Parameter `attack`
+//! picks what `upgrade` (or, for `plan-*`, `plan`) tries; each attack must be contained by the host
+//! with a typed error and nothing changed. Other parameters name the objects of the deployment:
+//! `container` (granted), `victim` (a container not granted), `db` (granted), `victim_db` (not
+//! granted), `image` (an image on the engine the site never named).
 
 use opshost_procedures::bindings::opshost::plugin::{docker, host, sql};
 use opshost_procedures::ctx::{failed, Params};
-use opshost_procedures::{Context, Error, Manifest, Need, ParameterSpec, Plan};
+use opshost_procedures::{Context, Error, Manifest, Need, ParameterSpec, Plan, Step};
 
 struct Hostile;
 
 fn need(capability: &str, target: &str) -> Need {
     Need { capability: capability.into(), target: target.into(), why: "sandbox test".into() }
+}
+
+fn param(name: &str, description: &str, default: &str) -> ParameterSpec {
+    ParameterSpec { name: name.into(), description: description.into(), default: Some(default.into()) }
+}
+
+/// The deployment's objects, from the parameters.
+struct Names {
+    container: String,
+    victim: String,
+    db: String,
+    victim_db: String,
+    image: String,
+}
+
+impl Names {
+    fn of(ctx: &Context) -> Names {
+        let p = Params(ctx);
+        Names { container: p.or("container", "oms_411"), victim: p.or("victim", "oms_victim"), db: p.or("db", "rm_411"), victim_db: p.or("victim_db", "rm_victim"), image: p.or("image", "opshost-test/busybox:1") }
+    }
+}
+
+/// A successor of the granted container with one change, run under a granted name.
+fn run_changed(n: &Names, change: impl FnOnce(&mut docker::RunSpec)) -> Result<(), Error> {
+    let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
+    let mut spec = old.spec;
+    spec.name = format!("{}evil", n.container);
+    change(&mut spec);
+    docker::run("local", &spec).map(|_| ())
+}
+
+fn mount(source: &str, target: &str) -> docker::Mount {
+    docker::Mount { source: source.into(), target: target.into(), read_only: false }
+}
+
+fn query(n: &Names, statement: &str) -> Result<(), Error> {
+    sql::query("metadb", &n.db, statement, &[]).map(|_| ())
+}
+
+fn execute(n: &Names, statement: &str) -> Result<(), Error> {
+    sql::execute("metadb", &n.db, statement, &[]).map(|_| ())
+}
+
+/// What a plan that tries to change things gets back: each attempt's error, as findings.
+fn plan_writes(n: &Names) -> Vec<String> {
+    let tries: Vec<(&str, Result<(), Error>)> = vec![
+        ("docker.stop", docker::stop("local", &n.container, 1)),
+        ("sql.execute", execute(n, "DELETE FROM oms_version")),
+        ("sql.drop-database", sql::drop_database("metadb", &n.db)),
+        ("host.record", host::record("planned", "yes")),
+    ];
+    tries.into_iter().map(|(call, r)| format!("{call}: {}", r.err().map(|e| format!("{e:?}")).unwrap_or_else(|| "ALLOWED".into()))).collect()
 }
 
 impl opshost_procedures::bindings::Guest for Hostile {
@@ -19,13 +75,30 @@ impl opshost_procedures::bindings::Guest for Hostile {
             sources: vec!["4.1.1".into()],
             target: "4.2.0".into(),
             needs: vec![need("docker", "oms_*"), need("sql", "metadb/rm_*"), need("console", "servers")],
-            parameters: vec![ParameterSpec { name: "attack".into(), description: "what to try".into(), default: None }],
+            parameters: vec![
+                ParameterSpec { name: "attack".into(), description: "what to try".into(), default: None },
+                param("container", "a container the site grants", "oms_411"),
+                param("victim", "a container the site does not grant", "oms_victim"),
+                param("db", "a database the site grants", "rm_411"),
+                param("victim_db", "a database the site does not grant", "rm_victim"),
+                param("image", "an image on the engine that the site never named", "opshost-test/busybox:1"),
+            ],
         }
     }
-    fn plan(_ctx: Context) -> Result<Plan, Error> {
-        Ok(Plan { findings: vec![], steps: vec![], rollback: vec![] })
+    fn plan(ctx: Context) -> Result<Plan, Error> {
+        let n = Names::of(&ctx);
+        match Params(&ctx).or("attack", "").as_str() {
+            "plan-writes" => Ok(Plan { findings: plan_writes(&n), steps: vec![], rollback: vec![] }),
+            "plan-ansi" => Ok(Plan {
+                findings: vec!["\x1b[32mall clear\x1b[0m".into()],
+                steps: vec![Step { title: "drop everything\x1b[2K\r  1. harmless".into(), detail: "\x1b]52;c;cm0gLXJmIC8=\x07".into(), changes: true }],
+                rollback: vec![],
+            }),
+            _ => Ok(Plan { findings: vec![], steps: vec![], rollback: vec![] }),
+        }
     }
     fn upgrade(ctx: Context) -> Result<(), Error> {
+        let n = Names::of(&ctx);
         let attack = Params(&ctx).or("attack", "");
         match attack.as_str() {
             "loop" => {
@@ -65,6 +138,67 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "trap-midway" => {
                 docker::stop("local", "oms_411", 1)?;
                 panic!("hostile plugin crashed after stopping oms_411");
+            }
+            // Containers: the power behind a granted name.
+            "run-root" => run_changed(&n, |s| s.mounts.push(mount("/", "/host"))),
+            "run-socket" => run_changed(&n, |s| s.mounts.push(mount("/var/run/docker.sock", "/var/run/docker.sock"))),
+            "run-volume" => run_changed(&n, |s| s.mounts.push(mount(&format!("{}vol", n.victim), "/victim"))),
+            "run-image" => run_changed(&n, |s| s.image = n.image.clone()),
+            "run-netns" => run_changed(&n, |s| s.network_mode = format!("container:{}", n.victim)),
+            "run-privileged" => run_changed(&n, |s| s.privileged = true),
+            "traverse" => docker::stop("local", &format!("{}/../{}", n.container, n.victim), 1),
+            "image-exists" => docker::image_exists("local", &n.image).map(|_| ()),
+            "inspect-victim" => docker::inspect("local", &n.victim).map(|_| ()),
+            // Statements: the power behind a granted database.
+            "sql-cross-db" => query(&n, &format!("SELECT * FROM {}.t", n.victim_db)),
+            "sql-subquery" => execute(&n, &format!("DELETE FROM oms_version WHERE version IN (SELECT v FROM {}.t)", n.victim_db)),
+            "sql-users" => query(&n, "SELECT user, password FROM mysql.user"),
+            "sql-schemata" => query(&n, "SELECT schema_name FROM information_schema.schemata"),
+            "sql-create-user" => execute(&n, "CREATE USER evil IDENTIFIED BY 'evil'"),
+            "sql-set-global" => execute(&n, "SET GLOBAL max_connections = 7"),
+            "sql-load-file" => query(&n, "SELECT LOAD_FILE('/etc/passwd')"),
+            "sql-outfile" => query(&n, "SELECT 1 INTO OUTFILE '/tmp/opshost-hostile-outfile'"),
+            "sql-drop-db" => execute(&n, &format!("DROP DATABASE {}", n.victim_db)),
+            "sql-create-db" => execute(&n, "CREATE DATABASE evil_db"),
+            "sql-trigger" => execute(&n, &format!("CREATE TRIGGER evil AFTER INSERT ON oms_version FOR EACH ROW INSERT INTO {}.t VALUES (1)", n.victim_db)),
+            "sql-kill" => execute(&n, "KILL 1"),
+            "sql-shutdown" => execute(&n, "SHUTDOWN"),
+            "sql-reserved" => query(&n, "SELECT cfg_value FROM oms_normal_config"),
+            "sql-write-via-query" => query(&n, "DELETE FROM oms_version"),
+            "sql-multi" => execute(&n, &format!("DELETE FROM oms_version; DROP DATABASE {}", n.victim_db)),
+            "sql-attach" => execute(&n, "ATTACH DATABASE '/tmp/opshost-hostile-attach' AS evil"),
+            "sql-slow" => query(&n, "SELECT COUNT(*) FROM oms_project a, oms_project b, oms_project c, oms_project d"),
+            // Host resources.
+            "notices" => {
+                for i in 0..10_000 {
+                    host::notice(&format!("notice {i}"));
+                }
+                Err(failed("left 10000 notices".to_string()))
+            }
+            "calls" => {
+                for _ in 0..10_000_000u64 {
+                    std::hint::black_box(host::now());
+                }
+                Err(failed("made 10 million calls".to_string()))
+            }
+            "sleeps" => {
+                loop {
+                    host::sleep(600_000);
+                }
+            }
+            "host-records" => {
+                let wrote = host::record("opshost.approved", "{}");
+                let read = host::recall("opshost.approved");
+                Err(failed(format!("record: {wrote:?}; recall: {read:?}")))
+            }
+            "secrets" => {
+                let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
+                Err(failed(format!("environment of {}: {:?}", n.container, old.spec.env)))
+            }
+            "ansi" => {
+                host::log(host::Level::Info, "\x1b[2K\x1b[1Aupgrade finished: OMS 4.2.0 is running");
+                host::notice("\x1b]52;c;cm0gLXJmIC8=\x07copied");
+                Err(failed("\x1b[2K\rall good\x1b[0m".to_string()))
             }
             other => Err(failed(format!("unknown attack {other:?}"))),
         }

@@ -1,7 +1,9 @@
-//! docker capability: the `Docker` trait, its WIT glue, and backends ([`fake::FakeDocker`]).
+//! docker capability: the `Docker` trait, its WIT glue, what a plugin's containers may be
+//! ([`policy`]), and backends ([`real::BollardDocker`], [`fake::FakeDocker`]).
 
 pub mod conformance;
 pub mod fake;
+pub mod policy;
 pub mod real;
 
 use async_trait::async_trait;
@@ -11,8 +13,9 @@ pub use crate::bindings::opshost::plugin::docker::{ContainerInfo, ContainerState
 use crate::bindings::opshost::plugin::docker as wit;
 use crate::bindings::Error;
 use crate::grants::Target;
-use crate::runtime::host_call::Effect;
+use crate::runtime::calls::{self, HostCall};
 use crate::runtime::state::HostState;
+use std::sync::Arc;
 
 /// A set of Docker engines, addressed by node name.
 #[async_trait]
@@ -29,46 +32,135 @@ pub trait Docker: Send + Sync {
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error>;
 }
 
+/// A node and container name from a plugin, in the grammar Docker and the site config use.
+fn check_names(node: &str, container: &str) -> Result<(), Error> {
+    policy::check_node_name(node)?;
+    policy::check_container_name(container)
+}
+
+impl HostState {
+    /// The host-call path of the calls that name one container.
+    async fn on_container<T, F, Fut>(&mut self, spec: &'static HostCall, node: String, container: String, mut args: serde_json::Value, op: F) -> wasmtime::Result<Result<T, Error>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce(Arc<dyn Docker>, String, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let d = self.caps.docker.clone();
+        args["node"] = json!(node);
+        args["container"] = json!(container);
+        self.call(spec, Target::Container(node.clone(), container.clone()), args, async move {
+            check_names(&node, &container)?;
+            op(d, node, container).await
+        })
+        .await
+    }
+
+    /// Remember what a granted container or archive showed, in memory and in the run records.
+    fn approve(&mut self, change: impl FnOnce(&mut policy::Approved) -> bool) -> Result<(), Error> {
+        let mut approved = self.approved.lock().unwrap();
+        if change(&mut approved) || approved.dirty {
+            approved.dirty = false;
+            let text = serde_json::to_string(&*approved).expect("approved set serialises");
+            self.records.set_host(policy::RECORD_KEY, &text)?;
+        }
+        Ok(())
+    }
+
+    fn site_rules<R>(&self, f: impl FnOnce(&policy::SiteRules) -> R) -> R {
+        let grants = self.grants.clone();
+        let allows = move |key: &str, object: &str| grants.site_allows(key, object);
+        f(&policy::SiteRules { allows: &allows, deny_privileged: self.site.deny_privileged })
+    }
+}
+
 impl wit::Host for HostState {
     async fn inspect(&mut self, node: String, container: String) -> wasmtime::Result<Result<Option<ContainerInfo>, Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.inspect", Effect::Read, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container}), async move { d.inspect(&node, &container).await }).await
+        let n = node.clone();
+        let (approved, secret_env) = (self.approved.clone(), self.site.secret_env.clone());
+        let r = self
+            .on_container(calls::DOCKER_INSPECT, node, container, json!({}), |d, node, c| async move {
+                // The plugin (and the journal and transcript) see references, never the values.
+                let mut info = d.inspect(&node, &c).await?;
+                if let Some(i) = &mut info {
+                    approved.lock().unwrap().hide_secrets(&node, &mut i.spec, &secret_env);
+                }
+                Ok(info)
+            })
+            .await?;
+        if let Ok(Some(info)) = &r {
+            if let Err(e) = self.approve(|a| a.saw_container(&n, &info.spec)) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(r)
     }
     async fn stop(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.stop", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.stop(&node, &container, timeout_s).await }).await
+        self.on_container(calls::DOCKER_STOP, node, container, json!({"timeout_s": timeout_s}), |d, node, c| async move { d.stop(&node, &c, timeout_s).await }).await
     }
     async fn start(&mut self, node: String, container: String) -> wasmtime::Result<Result<(), Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.start", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container}), async move { d.start(&node, &container).await }).await
+        self.on_container(calls::DOCKER_START, node, container, json!({}), |d, node, c| async move { d.start(&node, &c).await }).await
     }
     async fn restart(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.restart", Effect::IdempotentWrite, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "timeout_s": timeout_s}), async move { d.restart(&node, &container, timeout_s).await }).await
+        self.on_container(calls::DOCKER_RESTART, node, container, json!({"timeout_s": timeout_s}), |d, node, c| async move { d.restart(&node, &c, timeout_s).await }).await
     }
     async fn remove(&mut self, node: String, container: String, force: bool) -> wasmtime::Result<Result<(), Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.remove", Effect::Write, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "force": force}), async move { d.remove(&node, &container, force).await }).await
+        self.on_container(calls::DOCKER_REMOVE, node, container, json!({"force": force}), |d, node, c| async move { d.remove(&node, &c, force).await }).await
     }
     async fn run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.run", Effect::Write, Target::Container(node.clone(), spec.name.clone()), json!({"node": node, "spec": spec}), async move { d.run(&node, &spec).await }).await
+        // What the host will run: decided here, refused (after the grant check) if not allowed.
+        let checked = policy::check_node_name(&node).and_then(|_| {
+            let approved = self.approved.lock().unwrap().clone();
+            let run = self.site_rules(|site| approved.check_run(&node, &spec, site))?;
+            let mut revealed = run.clone();
+            approved.reveal(&node, &mut revealed)?;
+            Ok(revealed)
+        });
+        let reporter = self.reporter.clone();
+        let args = json!({"node": node, "spec": spec});
+        self.call(calls::DOCKER_RUN, Target::Container(node.clone(), spec.name.clone()), args, async move {
+            let run = checked?;
+            if spec.privileged && !run.privileged {
+                reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", run.name));
+            }
+            d.run(&node, &run).await
+        })
+        .await
     }
     async fn load_image(&mut self, node: String, archive: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.load-image", Effect::IdempotentWrite, Target::Archive(archive.clone()), json!({"node": node, "archive": archive}), async move { d.load_image(&node, &archive).await }).await
+        let n = node.clone();
+        let r = self
+            .call(calls::DOCKER_LOAD_IMAGE, Target::Archive(archive.clone()), json!({"node": node, "archive": archive}), async move {
+                policy::check_node_name(&node)?;
+                d.load_image(&node, &archive).await
+            })
+            .await?;
+        if let Ok(tags) = &r {
+            if let Err(e) = self.approve(|a| a.loaded(&n, tags)) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(r)
     }
     async fn image_exists(&mut self, node: String, image: String) -> wasmtime::Result<Result<bool, Error>> {
         let d = self.caps.docker.clone();
-        self.call("docker.image-exists", Effect::Read, Target::Free, json!({"node": node, "image": image}), async move { d.image_exists(&node, &image).await }).await
+        let checked = policy::check_node_name(&node).and_then(|_| {
+            let approved = self.approved.lock().unwrap().clone();
+            self.site_rules(|site| approved.check_image(&node, &image, site))
+        });
+        self.call(calls::DOCKER_IMAGE_EXISTS, Target::Free, json!({"node": node, "image": image}), async move {
+            checked?;
+            d.image_exists(&node, &image).await
+        })
+        .await
     }
     async fn exec(&mut self, node: String, container: String, command: Vec<String>) -> wasmtime::Result<Result<ExecResult, Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.exec", Effect::Write, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "command": command}), async move { d.exec(&node, &container, &command).await }).await
+        self.on_container(calls::DOCKER_EXEC, node, container, json!({"command": command}), |d, node, c| async move { d.exec(&node, &c, &command).await }).await
     }
     async fn logs(&mut self, node: String, container: String, tail: u32) -> wasmtime::Result<Result<String, Error>> {
-        let d = self.caps.docker.clone();
-        self.call("docker.logs", Effect::Read, Target::Container(node.clone(), container.clone()), json!({"node": node, "container": container, "tail": tail}), async move { d.logs(&node, &container, tail).await }).await
+        self.on_container(calls::DOCKER_LOGS, node, container, json!({"tail": tail}), |d, node, c| async move { d.logs(&node, &c, tail).await }).await
     }
 }
 

@@ -36,6 +36,10 @@ pub struct RunPolicy {
     /// Run containers without `--privileged` even when a plugin asks for it (e.g. where the engine refuses it).
     #[serde(default)]
     pub deny_privileged: bool,
+    /// Environment variables that hold credentials, besides those whose names say so
+    /// (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*KEY*`): plugins see a reference, never the value.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
 }
 
 impl RunPolicy {

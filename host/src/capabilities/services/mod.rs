@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::bindings::opshost::plugin::host as wit;
 use crate::bindings::Error;
-use crate::runtime::host_call::Effect;
-use crate::runtime::state::HostState;
+use crate::runtime::calls;
+use crate::runtime::state::{HostState, Mode};
 
 pub use wit::Level;
 
@@ -70,6 +70,11 @@ pub struct RunRecords {
 }
 
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Keys, and bytes of all values together, one run's records may hold.
+pub const MAX_RECORDS: usize = 4096;
+pub const MAX_RECORDS_TOTAL_BYTES: usize = 64 << 20;
+/// Keys the host keeps for itself; a plugin may read them, never write them.
+pub const HOST_KEY_PREFIX: &str = "opshost.";
 
 impl RunRecords {
     pub fn in_memory() -> Self {
@@ -83,11 +88,24 @@ impl RunRecords {
         };
         Ok(RunRecords { inner: Arc::new(Mutex::new(map)), file: Some(file) })
     }
+    /// A plugin's record: not under the host's own keys.
     pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
+        if key.starts_with(HOST_KEY_PREFIX) {
+            return Err(Error::InvalidInput(format!("record {key:?}: keys starting with {HOST_KEY_PREFIX} are the host's own; choose another key")));
+        }
+        self.set_host(key, value)
+    }
+
+    /// Any record, the host's own included.
+    pub fn set_host(&self, key: &str, value: &str) -> Result<(), Error> {
         if key.is_empty() || key.len() > 256 || value.len() > MAX_RECORD_BYTES {
             return Err(Error::InvalidInput(format!("record {key:?}: keys are 1-256 bytes, values at most {MAX_RECORD_BYTES} bytes")));
         }
         let mut map = self.inner.lock().unwrap();
+        let others: usize = map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| k.len() + v.len()).sum();
+        if (!map.contains_key(key) && map.len() >= MAX_RECORDS) || others + key.len() + value.len() > MAX_RECORDS_TOTAL_BYTES {
+            return Err(Error::Denied(format!("record {key:?}: a run keeps at most {MAX_RECORDS} records of {} MiB together", MAX_RECORDS_TOTAL_BYTES >> 20)));
+        }
         map.insert(key.to_string(), value.to_string());
         if let Some(file) = &self.file {
             let tmp = file.with_extension("tmp");
@@ -111,41 +129,66 @@ impl RunRecords {
 
 impl wit::Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.no_host_in_manifest("host.log")?;
         let message = self.limits.clip(message);
-        self.reporter.log(level, &message);
+        self.reporter.log(level, &crate::text::printable(&message));
         Ok(())
     }
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
+        self.no_host_in_manifest("host.progress")?;
         let label = self.limits.clip(label);
-        self.reporter.progress(done, total, &label);
+        self.reporter.progress(done, total, &crate::text::one_line(&label));
         Ok(())
     }
     async fn now(&mut self) -> wasmtime::Result<u64> {
         let s = self.caps.services.clone();
-        self.call_infallible("host.now", Effect::Read, json!({}), async move { s.now_ms() }).await
+        self.call_infallible(calls::HOST_NOW, json!({}), async move { s.now_ms() }).await
     }
     async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {
         let s = self.caps.services.clone();
         let ms = ms.min(self.limits.max_sleep_ms);
-        self.call_infallible("host.sleep", Effect::Read, json!({"ms": ms}), async move { s.sleep(ms).await }).await
+        self.slept += Duration::from_millis(ms);
+        if self.slept > Duration::from_secs(self.limits.max_total_sleep_s) {
+            wasmtime::bail!("the plugin asked to sleep more than {} s in total in one call (max_total_sleep_s in [limits]); it was stopped", self.limits.max_total_sleep_s);
+        }
+        self.call_infallible(calls::HOST_SLEEP, json!({"ms": ms}), async move { s.sleep(ms).await }).await
     }
     async fn confirm(&mut self, question: String) -> wasmtime::Result<bool> {
         let s = self.caps.services.clone();
-        let question = self.limits.clip(question);
-        self.call_infallible("host.confirm", Effect::Read, json!({"question": question}), async move { s.confirm(&question).await }).await
+        let question = crate::text::printable(&self.limits.clip(question)).into_owned();
+        self.call_infallible(calls::HOST_CONFIRM, json!({"question": question}), async move { s.confirm(&question).await }).await
     }
     async fn notice(&mut self, message: String) -> wasmtime::Result<()> {
-        let message = self.limits.clip(message);
+        self.no_host_in_manifest("host.notice")?;
+        if self.notices.len() >= self.limits.max_notices {
+            if self.notices_dropped == 0 {
+                self.reporter.log(Level::Warn, &format!("the plugin left more than {} notices; the rest are dropped (max_notices in [limits])", self.limits.max_notices));
+            }
+            self.notices_dropped += 1;
+            return Ok(());
+        }
+        let message = crate::text::printable(&self.limits.clip(message)).into_owned();
         self.reporter.notice(&message);
         self.notices.push(message);
         Ok(())
     }
     async fn record(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let r = self.records.clone();
-        self.call("host.record", Effect::IdempotentWrite, crate::grants::Target::Free, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
+        self.call(calls::HOST_RECORD, crate::grants::Target::Free, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
     }
     async fn recall(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let r = self.records.clone();
-        self.call_infallible("host.recall", Effect::Read, json!({"key": key}), async move { r.get(&key) }).await
+        // The host's own records (what the run may use, secrets) are not for the plugin to read.
+        self.call_infallible(calls::HOST_RECALL, json!({"key": key}), async move { if key.starts_with(HOST_KEY_PREFIX) { None } else { r.get(&key) } }).await
+    }
+}
+
+impl HostState {
+    /// `manifest()` runs with no host at all: the calls outside the host-call path check it here.
+    fn no_host_in_manifest(&self, name: &str) -> wasmtime::Result<()> {
+        if self.mode == Mode::NoHost {
+            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
+        }
+        Ok(())
     }
 }

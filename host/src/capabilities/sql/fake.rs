@@ -73,8 +73,20 @@ pub fn value_text(v: &Value) -> String {
     }
 }
 
+/// An in-memory database that cannot reach the host's files: no ATTACH (so no `VACUUM INTO`
+/// either), no DETACH, no extensions, and the file functions SQLite might be built with denied.
 fn open() -> Result<Connection, Error> {
-    Connection::open_in_memory().map_err(|e| failed(format!("embedded SQL engine: {e}")))
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    let c = Connection::open_in_memory().map_err(|e| failed(format!("embedded SQL engine: {e}")))?;
+    c.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| failed(format!("embedded SQL engine: {e}")))?;
+    c.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        AuthAction::Function { function_name } if ["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"].iter().any(|f| function_name.eq_ignore_ascii_case(f)) => {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }));
+    Ok(c)
 }
 
 fn sql_err(e: rusqlite::Error) -> Error {
@@ -270,6 +282,18 @@ impl Sql for FakeSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_engine_reaches_no_file() {
+        let c = open().unwrap();
+        let target = std::env::temp_dir().join(format!("opshost-fake-attach-{}", std::process::id()));
+        let t = target.display();
+        for sql in [format!("ATTACH DATABASE '{t}' AS evil"), format!("VACUUM INTO '{t}'")] {
+            assert!(c.execute_batch(&sql).is_err(), "{sql} went through");
+        }
+        assert!(!target.exists());
+        c.execute_batch("CREATE TABLE t (a INT); INSERT INTO t VALUES (1);").unwrap();
+    }
 
     #[tokio::test]
     async fn dump_restore_round_trip_is_exact_for_every_type() {

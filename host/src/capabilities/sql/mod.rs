@@ -1,9 +1,11 @@
 //! sql capability: the `Sql` trait over named MetaDB connections, its WIT glue, identifier
-//! validation shared by every backend, and backends ([`fake::FakeSql`] on embedded SQLite).
+//! validation and the statement policy ([`policy`]) shared by every backend, and backends
+//! ([`real::MysqlSql`] on MariaDB/MySQL, [`fake::FakeSql`] on embedded SQLite).
 
 pub mod checksum;
 pub mod fake;
 pub mod load;
+pub mod policy;
 pub mod real;
 mod wire;
 mod restore;
@@ -16,7 +18,7 @@ pub use crate::bindings::opshost::plugin::sql::{Backup, BackupRequest, Rows, Val
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
 use crate::grants::Target;
-use crate::runtime::host_call::Effect;
+use crate::runtime::calls::{self, HostCall};
 use crate::runtime::state::HostState;
 
 #[async_trait]
@@ -34,6 +36,34 @@ pub trait Sql: Send + Sync {
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error>;
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error>;
+    /// Server-wide privileges of the connection's account that opshost never needs (FILE, SUPER,
+    /// SHUTDOWN, …): the plan warns about each, since a grant is only as strong as the account
+    /// behind it. Empty where the backend cannot tell.
+    async fn excess_privileges(&self, _connection: &str) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+/// Privileges on `*.*` a MetaDB account for opshost should not hold (README "Least-privilege
+/// MetaDB account"), from the lines of `SHOW GRANTS`.
+pub fn excess_privileges_in(grants: &[String]) -> Vec<String> {
+    const EXCESS: &[&str] = &["ALL PRIVILEGES", "FILE", "SUPER", "SHUTDOWN", "PROCESS", "CREATE USER", "GRANT OPTION"];
+    let mut found: Vec<String> = Vec::new();
+    for line in grants {
+        let upper = line.to_ascii_uppercase();
+        let Some(rest) = upper.strip_prefix("GRANT ") else { continue };
+        let Some((privileges, _)) = rest.split_once(" ON *.* ") else { continue };
+        let mut held: Vec<&str> = privileges.split(',').map(str::trim).collect();
+        if upper.contains("WITH GRANT OPTION") {
+            held.push("GRANT OPTION");
+        }
+        for p in EXCESS.iter().filter(|p| held.contains(p)) {
+            if !found.iter().any(|f| f == p) {
+                found.push(p.to_string());
+            }
+        }
+    }
+    found
 }
 
 /// A database or table name from a plugin: 1-64 of `[A-Za-z0-9_$]`, not all digits. Anything else
@@ -82,10 +112,23 @@ fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), E
 }
 
 impl HostState {
+    /// Whether a plugin's statement may run (checked by [`policy`] against the grants and the
+    /// tables other capabilities own); a refusal is `denied`, returned after the grant check.
+    fn check_statement(&self, connection: &str, database: &str, statement: &str, access: policy::Access) -> Result<(), Error> {
+        // Statements over the payload limit are refused by the host-call path; don't parse them.
+        if statement.len() > self.limits.max_payload_bytes {
+            return Ok(());
+        }
+        let grants = self.grants.clone();
+        let granted = move |db: &str| grants.allows("sql", &format!("{connection}/{db}"));
+        let p = policy::StatementPolicy { database, granted: &granted, reserved: &self.site.reserved_tables };
+        policy::check(statement, access, &p).map(|_| ()).map_err(Error::Denied)
+    }
+
     /// The host-call path of `dump-databases` and `restore-databases` (`call`): every database
     /// named is granted, the requests are checked, then `run` gets the backend, the connection
     /// and the (database, backup name) pairs.
-    async fn backup_set<F, Fut>(&mut self, call: &'static str, effect: Effect, connection: String, requests: Vec<BackupRequest>, run: F) -> wasmtime::Result<Result<Vec<Backup>, Error>>
+    async fn backup_set<F, Fut>(&mut self, call: &'static HostCall, connection: String, requests: Vec<BackupRequest>, run: F) -> wasmtime::Result<Result<Vec<Backup>, Error>>
     where
         F: FnOnce(std::sync::Arc<dyn Sql>, String, Vec<(String, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Backup>, Error>>,
@@ -93,8 +136,8 @@ impl HostState {
         let s = self.caps.sql.clone();
         let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
         let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
-        self.call(call, effect, Target::Databases { connection: connection.clone(), databases }, args, async move {
-            check_backup_requests(call.trim_start_matches("sql."), &requests)?;
+        self.call(call, Target::Databases { connection: connection.clone(), databases }, args, async move {
+            check_backup_requests(call.name.trim_start_matches("sql."), &requests)?;
             run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await
         })
         .await
@@ -104,23 +147,27 @@ impl HostState {
 impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.query", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+        let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
+        self.call(calls::SQL_QUERY, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
             check_identifier("database", &database)?;
+            allowed?;
             s.query(&connection, &database, &statement, &params).await
         })
         .await
     }
     async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.execute", Effect::Write, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
+        let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
+        self.call(calls::SQL_EXECUTE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
             check_identifier("database", &database)?;
+            allowed?;
             s.execute(&connection, &database, &statement, &params).await
         })
         .await
     }
     async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.dump-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+        self.call(calls::SQL_DUMP_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.dump_database(&connection, &database, &backup_name).await
@@ -128,11 +175,11 @@ impl wit::Host for HostState {
         .await
     }
     async fn dump_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        self.backup_set("sql.dump-databases", Effect::IdempotentWrite, connection, requests, |s, c, dumps| async move { s.dump_databases(&c, &dumps).await }).await
+        self.backup_set(calls::SQL_DUMP_DATABASES, connection, requests, |s, c, dumps| async move { s.dump_databases(&c, &dumps).await }).await
     }
     async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.restore-database", Effect::Write, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
+        self.call(calls::SQL_RESTORE_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
             s.restore_database(&connection, &database, &backup_name).await
@@ -140,11 +187,11 @@ impl wit::Host for HostState {
         .await
     }
     async fn restore_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        self.backup_set("sql.restore-databases", Effect::Write, connection, requests, |s, c, restores| async move { s.restore_databases(&c, &restores).await }).await
+        self.backup_set(calls::SQL_RESTORE_DATABASES, connection, requests, |s, c, restores| async move { s.restore_databases(&c, &restores).await }).await
     }
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.create-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
+        self.call(calls::SQL_CREATE_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.create_database(&connection, &database).await
         })
@@ -152,7 +199,7 @@ impl wit::Host for HostState {
     }
     async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.drop-database", Effect::IdempotentWrite, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
+        self.call(calls::SQL_DROP_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.drop_database(&connection, &database).await
         })
@@ -160,7 +207,7 @@ impl wit::Host for HostState {
     }
     async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.database-exists", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
+        self.call(calls::SQL_DATABASE_EXISTS, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.database_exists(&connection, &database).await
         })
@@ -168,7 +215,7 @@ impl wit::Host for HostState {
     }
     async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
         let s = self.caps.sql.clone();
-        self.call("sql.database-checksum", Effect::Read, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
+        self.call(calls::SQL_DATABASE_CHECKSUM, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
             check_identifier("database", &database)?;
             s.database_checksum(&connection, &database).await
         })
@@ -197,6 +244,14 @@ mod tests {
         for bad in [vec![], vec![r("rm", "a"), r("rm", "b")], vec![r("rm", "a"), r("cm", "a")], vec![r("rm", "../x")], vec![r("rm`", "x")]] {
             assert!(matches!(check_backup_requests("restore-databases", &bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn server_wide_privileges_are_named() {
+        let g = |l: &[&str]| excess_privileges_in(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(g(&["GRANT ALL PRIVILEGES ON *.* TO `opshost`@`%` IDENTIFIED BY PASSWORD '*x'"]), vec!["ALL PRIVILEGES"]);
+        assert_eq!(g(&["GRANT RELOAD, FILE, PROCESS ON *.* TO `o`@`%` WITH GRANT OPTION"]), vec!["FILE", "PROCESS", "GRANT OPTION"]);
+        assert!(g(&["GRANT RELOAD ON *.* TO `o`@`%`", "GRANT ALL PRIVILEGES ON `rm_411`.* TO `o`@`%`"]).is_empty());
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl ConnectionConfig {
 
 pub struct MysqlSql {
     pools: BTreeMap<String, Metadb>,
+    /// The server stops a plugin's statement after this (`max_statement_time`), and a statement
+    /// whose host call was abandoned is killed (`KILL QUERY`).
+    statement_timeout: std::time::Duration,
     backup_dir: PathBuf,
     reporter: Arc<dyn Reporter>,
     /// Snapshots read by the bulk reader (for tests that must know it was used).
@@ -96,6 +99,8 @@ pub struct MysqlSql {
 /// One configured MetaDB connection.
 struct Metadb {
     pool: Pool,
+    /// For a plugin's statements: a connection of their own, closed after each.
+    opts: Opts,
     /// "user@host:port", for messages.
     addr: String,
     size: usize,
@@ -170,10 +175,62 @@ impl MysqlSql {
                 .prefer_socket(false)
                 .pool_opts(PoolOpts::default().with_constraints(PoolConstraints::new(0, c.max_connections.max(1)).expect("0 <= max")));
             let wire = c.bulk_reader.then(|| Ok::<_, anyhow::Error>(WireTarget { host: c.host.clone(), port: c.port, user: c.user.clone(), password: c.password(name)? })).transpose()?;
-            let metadb = Metadb { pool: Pool::new(Opts::from(opts)), addr: format!("{}@{}:{}", c.user, c.host, c.port), size: c.max_connections.max(1), load_data: c.load_data, wire };
+            let opts = Opts::from(opts);
+            let metadb = Metadb { pool: Pool::new(opts.clone()), opts, addr: format!("{}@{}:{}", c.user, c.host, c.port), size: c.max_connections.max(1), load_data: c.load_data, wire };
             pools.insert(name.clone(), metadb);
         }
-        Ok(MysqlSql { pools, backup_dir, reporter, wire_snapshots: Default::default() })
+        Ok(MysqlSql { pools, statement_timeout: std::time::Duration::from_secs(300), backup_dir, reporter, wire_snapshots: Default::default() })
+    }
+
+    /// The server-side limit of a plugin's statements (`call_timeout_s`).
+    pub fn with_statement_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// Run a plugin's statement on a connection of its own in `database`: the server stops it
+    /// after the statement timeout (MariaDB `max_statement_time`; MySQL `max_execution_time`,
+    /// which bounds SELECTs), and if the host call is abandoned first (its deadline, the run
+    /// stopping) the statement is killed on the server instead of running on.
+    async fn plugin_statement<T, F>(&self, connection: &str, database: &str, run: F) -> Result<T, Error>
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, mysql_async::Error>> + Send + 'c>>,
+    {
+        let started = std::time::Instant::now();
+        let m = self.metadb(connection)?;
+        let mut c = Conn::new(m.opts.clone()).await.map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({}): {e}; check that it is up and its credentials", m.addr)))?;
+        // The host's deadline comes first and kills the statement; the server's own limit, a
+        // little later, stops it even if the host is gone.
+        let secs = self.statement_timeout.as_secs().max(1) + 5;
+        if c.query_drop(format!("SET SESSION max_statement_time = {secs}")).await.is_err() {
+            let _ = c.query_drop(format!("SET SESSION max_execution_time = {}", secs * 1000)).await;
+        }
+        c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
+        let id = c.id();
+        let guard = KillOnDrop { pool: m.pool.clone(), id: Some(id) };
+        // Stop it a little before the host call's own deadline, so the kill is awaited here
+        // rather than left to a task the ending process may never run.
+        let deadline = started + self.statement_timeout.saturating_sub(std::time::Duration::from_millis(250));
+        let r = match tokio::time::timeout_at(deadline.into(), run(&mut c)).await {
+            Ok(r) => r.map_err(|e| db_err(database, e)),
+            Err(_) => {
+                guard.disarm();
+                if let Ok(mut k) = m.pool.get_conn().await {
+                    let _ = k.query_drop(format!("KILL QUERY {id}")).await;
+                }
+                return Err(Error::Timeout(format!(
+                    "{database}: the statement did not finish within {} s (call_timeout_s in [limits]); it was stopped on the server",
+                    self.statement_timeout.as_secs()
+                )));
+            }
+        };
+        guard.disarm();
+        let _ = c.disconnect().await;
+        r
+    }
+
+    fn metadb(&self, connection: &str) -> Result<&Metadb, Error> {
+        self.pools.get(connection).ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))
     }
 
     async fn conn(&self, connection: &str) -> Result<Conn, Error> {
@@ -842,28 +899,69 @@ fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<Strin
 /// waits for the device cache to take everything not yet synced: about 0.2 s per 250 MB here.
 const SYNC_BYTES: u64 = 32 << 20;
 
+/// Kills the statement of connection `id` on the server unless disarmed: dropped with the future
+/// of a host call that was abandoned, it stops what the server would otherwise go on running.
+struct KillOnDrop {
+    pool: Pool,
+    id: Option<u32>,
+}
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let (Some(id), Ok(rt)) = (self.id, tokio::runtime::Handle::try_current()) else { return };
+        let pool = self.pool.clone();
+        rt.spawn(async move {
+            if let Ok(mut c) = pool.get_conn().await {
+                let _ = c.query_drop(format!("KILL QUERY {id}")).await;
+            }
+        });
+    }
+}
+
 fn io_err(what: &Path, e: std::io::Error) -> Error {
     failed(format!("{}: {e}", what.display()))
 }
 
 #[async_trait]
 impl Sql for MysqlSql {
+    async fn excess_privileges(&self, connection: &str) -> Result<Vec<String>, Error> {
+        let mut c = self.conn(connection).await?;
+        let lines: Vec<String> = c.query("SHOW GRANTS").await.map_err(|e| failed(format!("MetaDB {connection}: SHOW GRANTS: {e}")))?;
+        Ok(super::excess_privileges_in(&lines))
+    }
+
     async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
-        let mut c = self.conn_in(connection, database).await?;
         let params: Vec<mysql_async::Value> = params.iter().map(to_mysql).collect();
-        let mut result = c.exec_iter(statement, params).await.map_err(|e| db_err(database, e))?;
-        let columns: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
-        let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
-        let raw: Vec<Row> = result.collect().await.map_err(|e| db_err(database, e))?;
-        let rows = raw.into_iter().map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect()).collect();
-        Ok(Rows { columns, rows })
+        let statement = statement.to_string();
+        self.plugin_statement(connection, database, move |c| {
+            Box::pin(async move {
+                let mut result = c.exec_iter(statement, params).await?;
+                let columns: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+                let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
+                let raw: Vec<Row> = result.collect().await?;
+                let rows = raw.into_iter().map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect()).collect();
+                Ok(Rows { columns, rows })
+            })
+        })
+        .await
     }
 
     async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error> {
-        let mut c = self.conn_in(connection, database).await?;
         let params: Vec<mysql_async::Value> = params.iter().map(to_mysql).collect();
-        c.exec_drop(statement, params).await.map_err(|e| db_err(database, e))?;
-        Ok(c.affected_rows())
+        let statement = statement.to_string();
+        self.plugin_statement(connection, database, move |c| {
+            Box::pin(async move {
+                c.exec_drop(statement, params).await?;
+                Ok(c.affected_rows())
+            })
+        })
+        .await
     }
 
     async fn dump_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {

@@ -1,0 +1,342 @@
+//! What a container a plugin runs may be, decided by the host: names in Docker's grammar, images
+//! and mounts and networks the run has seen on containers the plugin is granted (or loaded from
+//! archives the site granted, or named by the operator), never another container's namespace,
+//! `--privileged` only where the site allows it. [`Approved`] is what the run has seen; it is kept
+//! in the run records so that a rollback in a later process knows it too. Secrets in a
+//! container's environment never reach the plugin: it sees a reference, which the host replaces
+//! with the value when the plugin runs a container with that variable.
+
+use super::RunSpec;
+use crate::bindings::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a plugin sees instead of a secret's value: `opshost-secret:<container>/<VARIABLE>`.
+pub const SECRET_PREFIX: &str = "opshost-secret:";
+
+/// Environment variables whose values are credentials: their names contain one of these.
+const SECRET_WORDS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"];
+
+/// Whether a variable holds a credential, by its name or because the site names it.
+pub fn is_secret(variable: &str, site_secrets: &[String]) -> bool {
+    let upper = variable.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w)) || site_secrets.iter().any(|s| s.eq_ignore_ascii_case(variable))
+}
+
+/// The run-records key [`Approved`] is kept under; plugins cannot write `opshost.` keys.
+pub const RECORD_KEY: &str = "opshost.approved";
+
+/// Images, mount sources and networks per node (`*`: any node) that the run may use.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Approved {
+    images: BTreeSet<(String, String)>,
+    mounts: BTreeSet<(String, String)>,
+    networks: BTreeSet<(String, String)>,
+    /// Nodes where a granted container already runs with `--privileged`.
+    privileged: BTreeSet<String>,
+    /// `node/container/VARIABLE` -> the secret value the plugin saw a reference to.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    /// Secrets were added since the set was last kept.
+    #[serde(skip)]
+    pub dirty: bool,
+}
+
+/// What the site allows beyond what the run has seen.
+pub struct SiteRules<'a> {
+    /// `[grants."<plugin>"]` keys `images`, `mounts`, `networks`, `privileged` (patterns).
+    pub allows: &'a dyn Fn(&str, &str) -> bool,
+    /// `[docker_policy] deny_privileged`.
+    pub deny_privileged: bool,
+}
+
+impl Approved {
+    /// A granted container the plugin inspected: what it runs with may be used again.
+    pub fn saw_container(&mut self, node: &str, spec: &RunSpec) -> bool {
+        let before = self.clone();
+        self.images.insert((node.into(), spec.image.clone()));
+        for m in &spec.mounts {
+            self.mounts.insert((node.into(), m.source.clone()));
+        }
+        if !spec.network_mode.starts_with("container:") {
+            self.networks.insert((node.into(), spec.network_mode.clone()));
+        }
+        if spec.privileged {
+            self.privileged.insert(node.into());
+        }
+        *self != before
+    }
+
+    /// Replace the values of secret variables in an inspected spec by references, keeping the
+    /// values for [`Approved::reveal`].
+    pub fn hide_secrets(&mut self, node: &str, spec: &mut RunSpec, site_secrets: &[String]) {
+        for (k, v) in spec.env.iter_mut().filter(|(k, v)| is_secret(k, site_secrets) && !v.starts_with(SECRET_PREFIX)) {
+            let slot = format!("{node}/{}/{k}", spec.name);
+            if self.secrets.get(&slot) != Some(v) {
+                self.secrets.insert(slot, v.clone());
+                self.dirty = true;
+            }
+            *v = format!("{SECRET_PREFIX}{}/{k}", spec.name);
+        }
+    }
+
+    /// Put the secret values back into a spec the plugin wants run: a reference is replaced by
+    /// the value it stands for, in a variable of the same name only.
+    pub fn reveal(&self, node: &str, spec: &mut RunSpec) -> Result<(), Error> {
+        for (k, v) in spec.env.iter_mut() {
+            let Some(reference) = v.strip_prefix(SECRET_PREFIX) else { continue };
+            let value = match reference.split_once('/') {
+                Some((container, variable)) if variable == k => self
+                    .secrets
+                    .get(&format!("{node}/{container}/{variable}"))
+                    .or_else(|| self.secrets.iter().find(|(slot, _)| slot.split_once('/').is_some_and(|(_, rest)| rest == reference)).map(|(_, v)| v)),
+                _ => None,
+            };
+            match value {
+                Some(secret) => *v = secret.clone(),
+                None => {
+                    return Err(Error::InvalidInput(format!(
+                        "environment variable {k} of container {} refers to a secret ({v}) this run has not seen, or that belongs to another variable",
+                        spec.name
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tags an archive the site granted loaded on a node.
+    pub fn loaded(&mut self, node: &str, tags: &[String]) -> bool {
+        let before = self.images.len();
+        self.images.extend(tags.iter().map(|t| (node.to_string(), t.clone())));
+        self.images.len() != before
+    }
+
+    /// Images the operator named in the site config's (or scenario's) parameters (`image`,
+    /// `nginx_image`, …); never a plugin's defaults, which the plugin chose.
+    pub fn approve_parameters<'a>(&mut self, parameters: impl IntoIterator<Item = (&'a String, &'a String)>) {
+        for (k, v) in parameters {
+            if (k == "image" || k.ends_with("_image")) && !v.is_empty() {
+                self.images.insert(("*".into(), v.clone()));
+            }
+        }
+    }
+
+    fn has(set: &BTreeSet<(String, String)>, node: &str, what: &str) -> bool {
+        set.contains(&(node.to_string(), what.to_string())) || set.contains(&("*".to_string(), what.to_string()))
+    }
+
+    /// Whether the plugin may use (or ask about) this image on this node: one the run has seen
+    /// or the operator named, another tag of the same repository (the product's next version,
+    /// loaded by the operator), or one the site lists.
+    pub fn check_image(&self, node: &str, image: &str, site: &SiteRules) -> Result<(), Error> {
+        let repo = repository(image);
+        let same_repo = self.images.iter().any(|(n, i)| (n == node || n == "*") && repository(i) == repo);
+        if Self::has(&self.images, node, image) || same_repo || (site.allows)("images", image) {
+            return Ok(());
+        }
+        Err(Error::Denied(format!(
+            "image {image} on node {node} is not one this run may use: only images (and other tags of the repositories) of containers the plugin is granted, images loaded from granted archives, or images the site config names (an `image` parameter, or images = [\"{image}\"] in [grants])"
+        )))
+    }
+
+    /// The spec the host will actually run, or why not. Only `privileged` may be changed (dropped
+    /// under `deny_privileged`); everything else is either allowed as asked or refused.
+    pub fn check_run(&self, node: &str, spec: &RunSpec, site: &SiteRules) -> Result<RunSpec, Error> {
+        check_container_name(&spec.name)?;
+        if spec.command.iter().chain(spec.labels.iter().map(|(_, v)| v)).any(|t| t.contains(SECRET_PREFIX)) {
+            return Err(Error::InvalidInput(format!("container {}: secret references may stand only as the value of the variable they came from", spec.name)));
+        }
+        self.check_image(node, &spec.image, site)?;
+        for m in &spec.mounts {
+            check_mount_source(&m.source)?;
+            if !Self::has(&self.mounts, node, &m.source) && !(site.allows)("mounts", &m.source) {
+                return Err(Error::Denied(format!(
+                    "container {}: mounting {} is not allowed: a container may mount only what granted containers on node {node} mount, or paths the site grants (mounts = [\"{}\"] in [grants])",
+                    spec.name, m.source, m.source
+                )));
+            }
+        }
+        let net = spec.network_mode.as_str();
+        if net.starts_with("container:") {
+            return Err(Error::Denied(format!("container {}: network mode {net} would join another container's network namespace; opshost never allows it", spec.name)));
+        }
+        if !matches!(net, "host" | "bridge" | "none" | "default" | "") && !Self::has(&self.networks, node, net) && !(site.allows)("networks", net) {
+            return Err(Error::Denied(format!(
+                "container {}: network {net} is not one a granted container uses on node {node}; the site can allow it with networks = [\"{net}\"] in [grants]",
+                spec.name
+            )));
+        }
+        let mut spec = spec.clone();
+        if spec.privileged {
+            if site.deny_privileged {
+                spec.privileged = false;
+            } else if !self.privileged.contains(node) && !(site.allows)("privileged", &spec.name) {
+                return Err(Error::Denied(format!(
+                    "container {}: --privileged is not allowed: no granted container on node {node} runs privileged; the site can allow it with privileged = [\"{}\"] in [grants], or drop it with deny_privileged = true in [docker_policy]",
+                    spec.name, spec.name
+                )));
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// An image reference without its tag and digest: `reg.example.com/oceanbase/oms` of
+/// `reg.example.com/oceanbase/oms:feature_4.2.0-ce` (a registry port is not a tag).
+fn repository(image: &str) -> &str {
+    let image = image.split_once('@').map_or(image, |(name, _)| name);
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
+    }
+}
+
+/// Docker's container name grammar, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`: no `/`, so no path tricks
+/// through the engine API.
+pub fn check_container_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = name.len() >= 2
+        && name.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("container name {name:?} is not a Docker container name (a letter or digit, then letters, digits, _ . -)")))
+    }
+}
+
+/// A node name as the site config may spell it: a letter or digit, then letters, digits, _ . -.
+pub fn check_node_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("node name {name:?} is not a node of the site config (letters, digits, _ . -)")))
+    }
+}
+
+/// A bind source is a clean absolute path (no `.` or `..` parts); a volume is a plain name.
+fn check_mount_source(source: &str) -> Result<(), Error> {
+    let ok = if let Some(path) = source.strip_prefix('/') {
+        path.split('/').all(|p| !matches!(p, "." | "..")) && !source.contains("//")
+    } else {
+        check_container_name(source).is_ok()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("mount source {source:?} is neither a clean absolute path nor a volume name")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::docker::Mount;
+
+    fn spec(name: &str, image: &str) -> RunSpec {
+        RunSpec {
+            name: name.into(),
+            image: image.into(),
+            env: vec![],
+            mounts: vec![Mount { source: "/data/oms/logs".into(), target: "/home/admin/logs".into(), read_only: false }],
+            network_mode: "host".into(),
+            privileged: true,
+            pids_limit: None,
+            ulimits: vec![],
+            cpu_period: None,
+            cpu_quota: None,
+            memory_bytes: None,
+            interactive: false,
+            tty: false,
+            command: vec![],
+            labels: vec![],
+        }
+    }
+
+    fn nothing(_: &str, _: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_successor_may_use_only_what_the_run_has_seen() {
+        let site = SiteRules { allows: &nothing, deny_privileged: false };
+        let mut a = Approved::default();
+        a.saw_container("local", &spec("oms_411", "oms:4.1.1"));
+        a.loaded("local", &["oms:4.2.0".to_string()]);
+        assert!(a.check_run("local", &spec("oms_420", "oms:4.2.0"), &site).unwrap().privileged);
+        // Not on another node, not another image.
+        assert!(matches!(a.check_run("node-b", &spec("oms_420", "oms:4.2.0"), &site), Err(Error::Denied(_))));
+        assert!(matches!(a.check_run("local", &spec("oms_420", "alpine"), &site), Err(Error::Denied(m)) if m.contains("image alpine")));
+        // Another tag of a granted container's repository is the product's, not a stranger's.
+        assert!(a.check_image("local", "oms:4.2.1", &site).is_ok());
+        assert!(a.check_image("local", "oms-evil:4.2.1", &site).is_err());
+        assert_eq!((repository("reg:5000/oms/oms:4.2"), repository("reg:5000/oms"), repository("oms@sha256:ab")), ("reg:5000/oms/oms", "reg:5000/oms", "oms"));
+        let mut root = spec("oms_420", "oms:4.2.0");
+        root.mounts[0].source = "/".into();
+        assert!(matches!(a.check_run("local", &root, &site), Err(Error::Denied(m)) if m.contains("mounting /")));
+        root.mounts[0].source = "/data/oms/logs/../../../etc".into();
+        assert!(matches!(a.check_run("local", &root, &site), Err(Error::InvalidInput(_))));
+        let mut joined = spec("oms_420", "oms:4.2.0");
+        joined.network_mode = "container:mariadb".into();
+        assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(m)) if m.contains("never")));
+        joined.network_mode = "backend".into();
+        assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(_))));
+        assert!(matches!(a.check_run("local", &spec("a/../b", "oms:4.2.0"), &site), Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn privileged_needs_a_privileged_container_or_the_site() {
+        let mut a = Approved::default();
+        let mut old = spec("odc", "odc:4.2.2");
+        old.privileged = false;
+        a.saw_container("local", &old);
+        let strict = SiteRules { allows: &nothing, deny_privileged: false };
+        assert!(matches!(a.check_run("local", &spec("odc2", "odc:4.2.2"), &strict), Err(Error::Denied(m)) if m.contains("--privileged")));
+        let deny = SiteRules { allows: &nothing, deny_privileged: true };
+        assert!(!a.check_run("local", &spec("odc2", "odc:4.2.2"), &deny).unwrap().privileged);
+        let grant = |k: &str, o: &str| k == "privileged" && o == "odc2";
+        let granted = SiteRules { allows: &grant, deny_privileged: false };
+        assert!(a.check_run("local", &spec("odc2", "odc:4.2.2"), &granted).unwrap().privileged);
+    }
+
+    #[test]
+    fn secrets_go_back_only_where_they_came_from() {
+        let mut a = Approved::default();
+        let mut old = spec("odc", "odc:4.2.2");
+        old.env = vec![("DATABASE_PASSWORD".into(), "s3cret".into()), ("DATABASE_HOST".into(), "db".into()), ("MY_VAR".into(), "x".into())];
+        a.hide_secrets("local", &mut old, &["my_var".to_string()]);
+        assert_eq!(old.env[0].1, "opshost-secret:odc/DATABASE_PASSWORD");
+        assert_eq!(old.env[1].1, "db");
+        assert_eq!(old.env[2].1, "opshost-secret:odc/MY_VAR");
+        assert!(a.dirty);
+        let mut next = old.clone();
+        next.name = "odc2".into();
+        a.reveal("local", &mut next).unwrap();
+        assert_eq!(next.env[0].1, "s3cret");
+        // Moved to another variable, or unknown: refused.
+        let mut moved = old.clone();
+        moved.env.push(("LEAK".into(), "opshost-secret:odc/DATABASE_PASSWORD".into()));
+        assert!(matches!(a.reveal("local", &mut moved), Err(Error::InvalidInput(_))));
+        let mut cmd = old.clone();
+        cmd.command = vec!["echo".into(), "opshost-secret:odc/DATABASE_PASSWORD".into()];
+        assert!(a.check_run("local", &cmd, &SiteRules { allows: &nothing, deny_privileged: true }).is_err());
+    }
+
+    #[test]
+    fn names_follow_dockers_grammar() {
+        for bad in ["", "a", "/x", "oms_411/../victim", "a b", "-x", &"a".repeat(129)] {
+            assert!(check_container_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["oms_411", "obodc", "odc-nginx.1"] {
+            check_container_name(good).unwrap();
+        }
+        assert!(check_node_name("local").is_ok() && check_node_name("../x").is_err() && check_node_name("").is_err());
+    }
+}
