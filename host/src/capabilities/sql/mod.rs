@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod fake;
 pub mod load;
+pub mod objects;
 pub mod policy;
 pub mod real;
 mod wire;

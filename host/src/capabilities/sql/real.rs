@@ -17,7 +17,7 @@
 
 use super::wire;
 use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash, TableHasher};
-use super::{restore, snapshot};
+use super::{objects, restore, snapshot};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
 use crate::capabilities::{failed, invalid, not_found};
@@ -133,6 +133,8 @@ const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 /// connections that read them, the ranges they read, and whether the bulk reader is among them.
 struct Opened {
     tables: Vec<Arc<Vec<TableInfo>>>,
+    /// Each database's views, triggers, routines and events.
+    objects: Vec<Vec<objects::DbObject>>,
     readers: Vec<snapshot::Reader>,
     chunks: Vec<snapshot::Chunk>,
     wired: bool,
@@ -308,6 +310,7 @@ impl MysqlSql {
     async fn open(&self, connection: &str, databases: &[&str], zone: Zone, bulk: bool) -> Result<Opened, (Error, bool)> {
         let mut first = self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?;
         let mut tables = Vec::new();
+        let mut objects = Vec::new();
         for (i, database) in databases.iter().enumerate() {
             // The first was checked by `USE`; a missing other is an error, not an empty database.
             if i > 0 {
@@ -317,6 +320,7 @@ impl MysqlSql {
                 }
             }
             tables.push(Arc::new(self::tables(&mut first, database).await.map_err(|e| (e, false))?));
+            objects.push(objects::read(&mut first, database).await.map_err(|e| (e, false))?);
         }
         let rows = tables.iter().flat_map(|t| t.iter()).map(|t| t.estimated_rows).sum();
         let mut conns = self.snapshot(connection, databases[0], first, rows, zone, bulk).await.map_err(|e| (e, false))?;
@@ -326,7 +330,7 @@ impl MysqlSql {
         for (db, database) in databases.iter().enumerate() {
             chunks.extend(snapshot::plan(conns[0].pooled(), db, database, &tables[db], n).await.map_err(|e| (e, wired))?);
         }
-        Ok(Opened { tables, readers: snapshot::readers(conns), chunks, wired })
+        Ok(Opened { tables, objects, readers: snapshot::readers(conns), chunks, wired })
     }
 
     /// `read(true)`; when it failed after the bulk reader started, a warning and `read(false)`
@@ -361,7 +365,7 @@ impl MysqlSql {
     /// databases' files are written side by side, each made durable as soon as its last rows are
     /// read; a backup is only renamed into place when every one of them was read and written.
     async fn write_dumps(&self, dumps: &[(&str, &str)], opened: Opened) -> Result<Vec<Backup>, Error> {
-        let Opened { tables, readers: conns, chunks, .. } = opened;
+        let Opened { tables, objects, readers: conns, chunks, .. } = opened;
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
         // Dumps hold the MetaDB's content: owner only.
         {
@@ -371,10 +375,10 @@ impl MysqlSql {
         let mut jobs = Vec::new();
         let mut writers = Vec::new();
         let spare = snapshot::Spare::default();
-        for ((database, backup_name), tables) in dumps.iter().zip(&tables) {
+        for (((database, backup_name), tables), objects) in dumps.iter().zip(&tables).zip(&objects) {
             let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
             jobs.push(snapshot::Job::new(database, tables.clone(), Some(tx), RowHash::default()));
-            writers.push(self.write_file(database, backup_name, tables, rx, spare.clone()));
+            writers.push(self.write_file(database, backup_name, tables, objects, rx, spare.clone()));
         }
         let label = format!("dump {}", dumps.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", "));
         let mut work = snapshot::Work::new(jobs, label, self.reporter.clone());
@@ -399,12 +403,12 @@ impl MysqlSql {
             return Err(e);
         }
         let mut backups = Vec::new();
-        for (((database, backup_name), tables), (hashers, tmp)) in dumps.iter().zip(&tables).zip(hashers.iter().zip(written)) {
+        for ((((database, backup_name), tables), objects), (hashers, tmp)) in dumps.iter().zip(&tables).zip(&objects).zip(hashers.iter().zip(written)) {
             let tmp = tmp.expect("checked above");
             let (sql_path, meta_path) = self.backup_paths(backup_name);
             tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
             let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
-            let (checksum, n_tables, rows) = summary(tables, hashers, RowHash::default());
+            let (checksum, n_tables, rows) = summary(tables, objects, hashers, RowHash::default());
             let backup = Backup { name: backup_name.to_string(), database: database.to_string(), bytes, tables: n_tables, rows, checksum };
             let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
             tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
@@ -415,7 +419,7 @@ impl MysqlSql {
 
     /// Write one database's dump file as `backup_name` with a `.partial` suffix (see
     /// [`write_file`]). The partial file's path; on an error it is removed.
-    async fn write_file(&self, database: &str, backup_name: &str, tables: &[TableInfo], rx: tokio::sync::mpsc::Receiver<String>, spare: snapshot::Spare) -> Result<PathBuf, Error> {
+    async fn write_file(&self, database: &str, backup_name: &str, tables: &[TableInfo], objects: &[objects::DbObject], rx: tokio::sync::mpsc::Receiver<String>, spare: snapshot::Spare) -> Result<PathBuf, Error> {
         let tmp = self.backup_paths(backup_name).0.with_extension("sql.partial");
         let mut head = format!(
             "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
@@ -424,7 +428,8 @@ impl MysqlSql {
             head.push_str(&format!("DROP TABLE IF EXISTS {};\n{};\n", quote_ident(&t.name), t.create.replace('\n', " ")));
         }
         let path = tmp.clone();
-        let written = tokio::task::spawn_blocking(move || write_file(&path, &head, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
+        let tail = objects::section(objects);
+        let written = tokio::task::spawn_blocking(move || write_file(&path, &head, &tail, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
         match written {
             Ok(()) => Ok(tmp),
             Err(e) => {
@@ -450,14 +455,14 @@ impl MysqlSql {
     /// [`MysqlSql::checksums`], with the bulk reader when `bulk`.
     async fn checksum_with(&self, connection: &str, databases: &[(&str, RowHash)], zone: Zone, bulk: bool) -> Result<Vec<(String, u32, u64)>, (Error, bool)> {
         let names: Vec<&str> = databases.iter().map(|(d, _)| *d).collect();
-        let Opened { tables, readers, chunks, wired } = self.open(connection, &names, zone, bulk).await?;
+        let Opened { tables, objects, readers, chunks, wired } = self.open(connection, &names, zone, bulk).await?;
         let jobs = databases.iter().zip(&tables).map(|((database, hash), tables)| snapshot::Job::new(database, tables.clone(), None, *hash)).collect();
         let work = snapshot::Work::new(jobs, format!("checksum {}", names.join(", ")), self.reporter.clone());
         let hashers = snapshot::read_all(readers, chunks, work).await.map_err(|e| (e, wired))?;
         Ok(databases
             .iter()
-            .zip(tables.iter().zip(&hashers))
-            .map(|((_, hash), (tables, hashers))| summary(tables, hashers, *hash))
+            .zip(tables.iter().zip(&objects).zip(&hashers))
+            .map(|((_, hash), ((tables, objects), hashers))| summary(tables, objects, hashers, *hash))
             .collect())
     }
 
@@ -505,6 +510,8 @@ fn to_mysql(v: &Value) -> mysql_async::Value {
 pub(super) enum Kind {
     Text,
     Binary,
+    /// YEAR: its zero is written `0000`, which LOAD DATA reads as 0000 (a bare `0` it reads as 2000).
+    Year,
     Other,
 }
 
@@ -517,6 +524,7 @@ pub(super) fn kind_of(column_type: ColumnType, charset: u16) -> Kind {
     use ColumnType::*;
     match column_type {
         MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
+        MYSQL_TYPE_YEAR => Kind::Year,
         MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
             // Character set 63 is "binary": BINARY, VARBINARY, BLOB.
             if charset == 63 {
@@ -737,6 +745,10 @@ pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut
         }
     };
     e.decimal(digits);
+    if kind == Kind::Year && digits == b"0" {
+        out.push_str("0000");
+        return;
+    }
     // SAFETY: `decimal` writes ASCII digits and a minus sign only.
     out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
 }
@@ -746,6 +758,7 @@ pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
     use Raw as M;
     match v {
         M::Null => out.push_str("NULL"),
+        M::Int(0) | M::UInt(0) if kind == Kind::Year => out.push_str("0000"),
         M::Int(i) => out.push_str(std::str::from_utf8(super::checksum::decimal(i < 0, i.unsigned_abs(), &mut [0u8; 21])).unwrap()),
         M::UInt(u) => out.push_str(std::str::from_utf8(super::checksum::decimal(false, u, &mut [0u8; 21])).unwrap()),
         M::Float(f) => write!(out, "{f:?}").unwrap(),
@@ -800,9 +813,11 @@ pub(super) struct TableInfo {
     pub integer_key: Option<String>,
 }
 
-/// A database's (checksum, tables, rows) from its tables and their merged row hashers.
-fn summary(tables: &[TableInfo], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
-    let digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+/// A database's (checksum, tables, rows) from its tables and their merged row hashers, and its
+/// other objects (a database without any has the checksum earlier versions recorded).
+fn summary(tables: &[TableInfo], objects: &[objects::DbObject], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
+    let mut digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+    digests.extend(objects::digests(objects, hash));
     (database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
 }
 
@@ -843,15 +858,15 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
 
 /// Write a dump file at `path` (on a blocking thread): `head` (the header and every table's
 /// definition), then the statements from `rx` in whatever order the readers produce them (each
-/// INSERT stands alone) until the database's last chunk is read, then the footer and the end
-/// marker, on disk (fsync). Statements go to the file as they come, without another copy, and
+/// INSERT stands alone) until the database's last chunk is read, then `tail` (the database's
+/// views, triggers, routines and events), the footer and the end marker, on disk (fsync). Statements go to the file as they come, without another copy, and
 /// their buffers back to `spare`.
 ///
 /// Every [`SYNC_BYTES`] the file is made durable so far on a thread of its own, one such sync at
 /// a time, so the closing fsync has little left to wait for; a failed one fails the dump. On any
 /// error the channel is closed at once, so readers blocked on a full channel fail instead of
 /// waiting forever.
-fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<String>, spare: &snapshot::Spare) -> std::io::Result<()> {
+fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Receiver<String>, spare: &snapshot::Spare) -> std::io::Result<()> {
     use std::io::Write;
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
@@ -881,6 +896,8 @@ fn write_file(path: &Path, head: &str, mut rx: tokio::sync::mpsc::Receiver<Strin
         if let Some(h) = in_flight.take() {
             join(h)?;
         }
+        // Views, triggers, routines and events after every row.
+        f.write_all(tail.as_bytes())?;
         f.write_all(b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n")?;
         f.write_all(format!("{END_MARKER}\n").as_bytes())?;
         f.sync_all()

@@ -11,7 +11,7 @@
 //! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
 //!   worker and is the result.
 
-use super::load;
+use super::{load, objects};
 use super::real::{db_err, quote_ident, Zone, END_MARKER, SET_UTC};
 use crate::bindings::Error;
 use crate::capabilities::failed;
@@ -129,14 +129,18 @@ pub async fn replay_all(mut first: Conn, more: Vec<Conn>, sources: Vec<Source>, 
     for c in more {
         workers.push(tokio::spawn(work(c, None, shared.clone())));
     }
-    let mut result = Ok(());
+    let mut result = Ok(None);
     for w in workers {
         let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
-        if result.is_ok() {
-            result = r;
-        }
+        result = match (result, r) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(kept), Ok(c)) => Ok(kept.or(Some(c))),
+        };
     }
-    result?;
+    let mut c = result?.expect("at least the first worker");
+    for r in &shared.replays {
+        tail(&mut c, r).await?;
+    }
     for r in &shared.replays {
         if !r.complete.load(Relaxed) {
             return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", r.path.display())));
@@ -169,7 +173,8 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU
         if skipped(&line, zone) {
             continue;
         }
-        if line.starts_with("INSERT INTO ") {
+        // The rows, or with none the objects section: both are for after every head.
+        if line.starts_with("INSERT INTO ") || line == objects::MARKER {
             read -= line.len() as u64 + 1;
             first_insert = Some(line);
             break;
@@ -213,7 +218,7 @@ async fn switch(c: &mut Conn, r: &Replay) -> Result<(), Error> {
 /// One worker: statements from whichever file [`Shared::pick`] gives, until all are done or
 /// another worker failed.
 /// `session` is the file whose settings `c` has, if any.
-async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> Result<(), Error> {
+async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> Result<Conn, Error> {
     let mut current: Option<usize> = None;
     while !shared.stop.load(Relaxed) {
         let Some(i) = shared.pick(current) else { break };
@@ -222,8 +227,23 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
         let line = {
             let mut l = r.lines.lock().await;
             match l.0.take() {
+                // The objects section waits for every row of every file: see [`tail`].
+                Some(line) if line == objects::MARKER => {
+                    l.0 = Some(line);
+                    drop(l);
+                    shared.exhausted(i);
+                    continue;
+                }
                 Some(line) => Ok(Some(line)),
-                None => l.1.next_line().await.map_err(|e| fail(r, e)),
+                None => match l.1.next_line().await {
+                    Ok(Some(line)) if line == objects::MARKER => {
+                        l.0 = Some(line);
+                        drop(l);
+                        shared.exhausted(i);
+                        continue;
+                    }
+                    other => other.map_err(|e| fail(r, e)),
+                },
             }
         };
         let line = match line {
@@ -265,6 +285,29 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
         }
         let d = shared.done.fetch_add(n, Relaxed) + n;
         shared.reporter.progress(d.min(shared.total), shared.total, &shared.label);
+    }
+    Ok(c)
+}
+
+/// The objects section of each file (views, triggers, routines, events), once every row of every
+/// file is in: a trigger created earlier would fire on the restored rows. Statements are split
+/// as the stock client splits them (`DELIMITER`).
+async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
+    let mut l = r.lines.lock().await;
+    let Some(marker) = l.0.take() else { return Ok(()) };
+    switch(c, r).await?;
+    let mut statements = objects::Statements::default();
+    statements.line(&marker);
+    while let Some(line) = l.1.next_line().await.map_err(|e| fail(r, e))? {
+        if line == END_MARKER {
+            r.complete.store(true, Relaxed);
+        }
+        if let Some(stmt) = statements.line(&line) {
+            c.query_drop(stmt.as_str()).await.map_err(|e| fail(r, e))?;
+        }
+    }
+    if statements.unfinished() {
+        return Err(fail(r, "the objects section ends in the middle of a statement"));
     }
     Ok(())
 }

@@ -1,0 +1,233 @@
+//! What a database holds besides its tables: views (in dependency order), triggers, stored
+//! procedures and functions, events. Read with the `SHOW CREATE` statements in the dump's snapshot,
+//! written after every row in a section the stock client replays (`DELIMITER`, each object's own
+//! `sql_mode`), replayed last by opshost's restore (so no trigger fires on restored rows), and
+//! part of the content checksum: a restore that lost an object fails its verification.
+
+use super::checksum::{RowHash, TableHasher};
+use super::real::{db_err, quote_ident};
+use crate::bindings::Error;
+use crate::capabilities::failed;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Row};
+
+/// The line that opens a dump's objects section; opshost's restore runs what follows it only
+/// once every row is in.
+pub const MARKER: &str = "-- opshost objects: views, triggers, routines, events (after every row)";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    View,
+    Trigger,
+    Procedure,
+    Function,
+    Event,
+}
+
+impl ObjectKind {
+    fn word(self) -> &'static str {
+        match self {
+            ObjectKind::View => "VIEW",
+            ObjectKind::Trigger => "TRIGGER",
+            ObjectKind::Procedure => "PROCEDURE",
+            ObjectKind::Function => "FUNCTION",
+            ObjectKind::Event => "EVENT",
+        }
+    }
+}
+
+/// One object and the statement that re-creates it, as the server shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbObject {
+    pub kind: ObjectKind,
+    pub name: String,
+    pub create: String,
+    /// The `sql_mode` it was created under (not for views, whose text the server canonicalises).
+    pub sql_mode: Option<String>,
+    /// An event's time zone.
+    pub time_zone: Option<String>,
+}
+
+/// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it).
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.as_ref(i).and_then(|v| match v {
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    })
+}
+
+/// Every object of `database` in the order a replay must create them.
+pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> {
+    let db = quote_ident(database);
+    let mut out = Vec::new();
+    let unreadable = |kind: &str, name: &str| {
+        failed(format!("{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account SHOW VIEW / SELECT on the database, or drop the object"))
+    };
+    let views: Vec<String> = c.exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    let mut view_objects = Vec::new();
+    for v in views {
+        let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
+        let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("view", &v))?;
+        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None });
+    }
+    out.extend(in_dependency_order(view_objects));
+    let triggers: Vec<String> = c
+        .exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
+    for t in triggers {
+        let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
+        let r = row.ok_or_else(|| unreadable("trigger", &t))?;
+        let create = text(&r, 2).ok_or_else(|| unreadable("trigger", &t))?;
+        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None });
+    }
+    let routines: Vec<(String, String)> =
+        c.exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    for (kind, name) in routines {
+        let kind = match kind.as_str() {
+            "PROCEDURE" => ObjectKind::Procedure,
+            "FUNCTION" => ObjectKind::Function,
+            other => return Err(failed(format!("{database}.{name} is a {other}, which opshost cannot back up yet: drop it or back it up by hand before the upgrade"))),
+        };
+        let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
+        let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
+        let create = text(&r, 2).ok_or_else(|| unreadable(kind.word(), &name))?;
+        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None });
+    }
+    let events: Vec<String> = c.exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    for e in events {
+        let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
+        let r = row.ok_or_else(|| unreadable("event", &e))?;
+        let create = text(&r, 3).ok_or_else(|| unreadable("event", &e))?;
+        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2) });
+    }
+    Ok(out)
+}
+
+/// Views that select from other views come after them (the server quotes every name it refers to).
+fn in_dependency_order(mut views: Vec<DbObject>) -> Vec<DbObject> {
+    let mut ordered: Vec<DbObject> = Vec::new();
+    while !views.is_empty() {
+        let ready = views
+            .iter()
+            .position(|v| views.iter().all(|other| other.name == v.name || !v.create.contains(&format!("`{}`", other.name.replace('`', "``")))))
+            .unwrap_or(0);
+        ordered.push(views.remove(ready));
+    }
+    ordered
+}
+
+/// A delimiter that no object's text contains.
+fn delimiter(objects: &[DbObject]) -> &'static str {
+    [";;", "$$", "//", "@@opshost@@"].into_iter().find(|d| objects.iter().all(|o| !o.create.contains(d))).unwrap_or("@@opshost@@")
+}
+
+/// The dump's objects section: empty when there are none.
+pub fn section(objects: &[DbObject]) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let d = delimiter(objects);
+    let mut s = format!("{MARKER}\nDELIMITER {d}\n");
+    for o in objects {
+        if let Some(mode) = &o.sql_mode {
+            s.push_str(&format!("SET SESSION sql_mode = '{}'{d}\n", mode.replace('\'', "''")));
+        }
+        if let Some(tz) = &o.time_zone {
+            s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
+        }
+        s.push_str(&format!("DROP {} IF EXISTS {}{d}\n{}{d}\n", o.kind.word(), quote_ident(&o.name), o.create));
+    }
+    s.push_str("DELIMITER ;\n");
+    s
+}
+
+/// Each object as a checksum entry: its kind and name, and a definition that compares equal when
+/// the same object is restored.
+pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
+    objects
+        .iter()
+        .map(|o| {
+            let key = format!("{} {}", o.kind.word(), o.name);
+            let definition = format!("{}\nsql_mode={}\ntime_zone={}", o.create, o.sql_mode.as_deref().unwrap_or(""), o.time_zone.as_deref().unwrap_or(""));
+            (key.clone(), TableHasher::new(hash).finish(&key, &definition))
+        })
+        .collect()
+}
+
+/// Splits the lines after [`MARKER`] into the statements to run, as the stock client does with
+/// `DELIMITER`: a statement ends at a line that ends with the current delimiter.
+#[derive(Default)]
+pub struct Statements {
+    delimiter: Option<String>,
+    pending: String,
+}
+
+impl Statements {
+    /// Feed one line; a complete statement when this line ends one.
+    pub fn line(&mut self, line: &str) -> Option<String> {
+        if self.pending.is_empty() {
+            if let Some(d) = line.strip_prefix("DELIMITER ") {
+                self.delimiter = Some(d.trim().to_string());
+                return None;
+            }
+            if line.is_empty() || line.starts_with("-- ") || line == "--" {
+                return None;
+            }
+        }
+        let d = self.delimiter.as_deref().unwrap_or(";");
+        if let Some(stmt) = line.strip_suffix(d) {
+            let mut s = std::mem::take(&mut self.pending);
+            s.push_str(stmt);
+            return Some(s);
+        }
+        self.pending.push_str(line);
+        self.pending.push('\n');
+        None
+    }
+
+    /// Text left without its delimiter at the end of the file: a truncated backup.
+    pub fn unfinished(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(kind: ObjectKind, name: &str, create: &str) -> DbObject {
+        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None }
+    }
+
+    #[test]
+    fn a_view_on_a_view_comes_after_it() {
+        let top = obj(ObjectKind::View, "v2", "CREATE VIEW `v2` AS select `v1`.`a` AS `a` from `v1`");
+        let base = obj(ObjectKind::View, "v1", "CREATE VIEW `v1` AS select `t`.`a` AS `a` from `t`");
+        let order: Vec<String> = in_dependency_order(vec![top, base]).into_iter().map(|v| v.name).collect();
+        assert_eq!(order, ["v1", "v2"]);
+    }
+
+    #[test]
+    fn the_section_splits_back_into_its_statements() {
+        let mut t = obj(ObjectKind::Trigger, "tr", "CREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  SET @x = 1;\n  INSERT INTO log VALUES (';;');\nEND");
+        t.sql_mode = Some("STRICT_TRANS_TABLES".into());
+        let text = section(&[obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select 1 AS `a`"), t.clone()]);
+        assert!(text.starts_with(MARKER) && text.contains("DELIMITER $$"), "{text}");
+        let mut s = Statements::default();
+        let got: Vec<String> = text.lines().chain(["/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;"]).filter_map(|l| s.line(l)).collect();
+        assert_eq!(
+            got,
+            [
+                "DROP VIEW IF EXISTS `v`",
+                "CREATE VIEW `v` AS select 1 AS `a`",
+                "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'",
+                "DROP TRIGGER IF EXISTS `tr`",
+                t.create.as_str(),
+                "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */",
+            ]
+        );
+        assert!(!s.unfinished());
+        assert!(section(&[]).is_empty());
+    }
+}

@@ -1,0 +1,107 @@
+//! Views (a view on a view), triggers, procedures, functions and events come back from a backup
+//! through opshost's restore and through the stock client, without a trigger firing on the
+//! restored rows; a backup that lost one fails its restore's verification; a YEAR of 0000 comes
+//! back as 0000 through LOAD DATA. On the real MariaDB.
+
+mod support;
+
+use mysql_async::prelude::*;
+use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::Sql;
+use opshost::runtime::report::Silent;
+use std::sync::Arc;
+use support::*;
+
+const SETUP: &[&str] = &[
+    "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT, note VARCHAR(64))",
+    "INSERT INTO t (a, note) VALUES (1, 'one'), (2, 'two; with a semicolon'), (3, NULL)",
+    "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT, what VARCHAR(16))",
+    "INSERT INTO audit (t_id, what) VALUES (1, 'insert'), (2, 'insert'), (3, 'insert')",
+    // No AUTO_INCREMENT: its rows go through LOAD DATA.
+    "CREATE TABLE years (id INT PRIMARY KEY, y YEAR)",
+    "INSERT INTO years VALUES (1, 0), (2, 1999), (3, 2155), (4, NULL)",
+    "CREATE VIEW v1 AS SELECT id, a FROM t WHERE a > 0",
+    "CREATE VIEW v2 AS SELECT a * 2 AS a2 FROM v1",
+    "CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN\n  INSERT INTO audit (t_id, what) VALUES (NEW.id, 'insert;;');\nEND",
+    "CREATE PROCEDURE bump(IN n INT)\nBEGIN\n  -- a comment in the body\n  UPDATE t SET a = a + n;\nEND",
+    "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
+    "CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE DO DELETE FROM audit WHERE id < 0",
+];
+
+async fn setup(db: &str) {
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
+    for s in SETUP {
+        c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    c.disconnect().await.unwrap();
+}
+
+fn value(db: &str, query: &str) -> String {
+    let o = mariadb_client(&["-N", "-D", db, "-e", query]);
+    assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().replace('\n', ",")
+}
+
+/// Every object is back, the trigger did not fire on the restored rows, and the values are exact.
+fn assert_whole(db: &str) {
+    assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'")), "v1,v2");
+    assert_eq!(value(db, &format!("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'")), "1");
+    assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'")), "bump,twice");
+    assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'")), "nightly");
+    assert_eq!(value(db, "SELECT COUNT(*) FROM audit"), "3", "the trigger fired on restored rows");
+    assert_eq!(value(db, "SELECT GROUP_CONCAT(a2 ORDER BY a2) FROM v2"), "2,4,6");
+    assert_eq!(value(db, "SELECT twice(21)"), "42");
+    assert_eq!(value(db, "SELECT GROUP_CONCAT(IFNULL(y, 'NULL') ORDER BY id) FROM years"), "0000,1999,2155,NULL");
+}
+
+#[tokio::test]
+async fn every_object_comes_back_and_a_lost_one_fails_verification() {
+    let db = unique_db("objects");
+    setup(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let before = s.database_checksum("metadb", &db).await.unwrap();
+    let backup = s.dump_database("metadb", &db, "objects").await.unwrap();
+    assert_eq!(backup.checksum, before);
+    assert_eq!(backup.tables, 3, "objects are not counted as tables");
+
+    // A dropped trigger changes the checksum: the checksum covers the objects.
+    sql(&format!("DROP TRIGGER {db}.t_ai"));
+    assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), before);
+
+    // opshost's restore: every object, after every row.
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let restored = s.restore_database("metadb", &db, "objects").await.unwrap();
+    assert_eq!(restored.checksum, before);
+    assert_whole(&db);
+    // The restored trigger works.
+    sql(&format!("INSERT INTO {db}.t (a) VALUES (9)"));
+    assert_eq!(value(&db, "SELECT COUNT(*) FROM audit WHERE what = 'insert;;'"), "1");
+
+    // The stock client, from the same file.
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let file = dir.path().join("objects.sql");
+    let c = metadb();
+    let o = std::process::Command::new("mariadb")
+        .args(["--default-character-set=utf8mb4", "--comments", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user, "-D", &db])
+        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the stock client refused the dump: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), before);
+    assert_whole(&db);
+
+    // A restore that lost an object fails its verification: here the trigger's statement is
+    // blanked out of the file (same size, so only the checksum can tell).
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text.find("CREATE DEFINER").filter(|i| text[*i..].split('\n').next().unwrap().contains("TRIGGER")).expect("the trigger's statement");
+    let end = start + text[start..].find("END$$").expect("its end") + "END".len();
+    let blank: String = text[start..end].chars().enumerate().map(|(i, c)| if c == '\n' { c } else if i < 4 { "DO 0".as_bytes()[i] as char } else { ' ' }).collect();
+    std::fs::write(&file, format!("{}{blank}{}", &text[..start], &text[end..])).unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let lost = s.restore_database("metadb", &db, "objects").await;
+    assert!(matches!(&lost, Err(e) if e.message().contains("checksum")), "{lost:?}");
+    sql(&format!("DROP DATABASE {db}"));
+}
