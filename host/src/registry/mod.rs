@@ -41,7 +41,16 @@ impl Plugin {
     pub async fn from_bytes(runtime: &Runtime, path: &Path, bytes: &[u8], policy: &Policy) -> Result<Plugin> {
         let verdict = policy.check(bytes, &path.display().to_string())?;
         let loaded = runtime.load(bytes).with_context(|| format!("loading plugin {}", path.display()))?;
-        let manifest = loaded.manifest(&inert_env()).await.with_context(|| format!("reading the manifest of {}", path.display()))?;
+        // manifest() depends on nothing but the bytes: its answer is cached by their hash.
+        let answer = match runtime.cached_manifest(&loaded.hash) {
+            Some(answer) => answer,
+            None => {
+                let answer = loaded.manifest(&inert_env()).await.map_err(|e| format!("{e:#}"));
+                runtime.store_manifest(&loaded.hash, &answer);
+                answer
+            }
+        };
+        let manifest = answer.map_err(|e| anyhow::anyhow!("reading the manifest of {}: {e}", path.display()))?;
         check_plugin_name(&manifest.name).with_context(|| format!("plugin {}", path.display()))?;
         // A key trusted only for some names vouches only for plugins that bear one.
         let verdict = match verdict {

@@ -78,6 +78,26 @@ impl Runtime {
         Ok(LoadedPlugin { pre, engine: self.engine.clone(), hash, cached })
     }
 
+    /// What a plugin's `manifest()` answered before, by the plugin's hash: the manifest, or the
+    /// reason it gave none (a manifest that never returns costs its deadline once, not on every
+    /// scan of the directory).
+    pub fn cached_manifest(&self, hash: &str) -> Option<Result<crate::bindings::Manifest, String>> {
+        let path = self.manifest_path(hash)?;
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn store_manifest(&self, hash: &str, answer: &Result<crate::bindings::Manifest, String>) {
+        if let (Some(path), Ok(text)) = (self.manifest_path(hash), serde_json::to_vec(answer)) {
+            // A cache that cannot be written only costs time.
+            let _ = store_in_cache(&path, &text);
+        }
+    }
+
+    fn manifest_path(&self, hash: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{}.manifest.json", hash.trim_start_matches("sha256:"))))
+    }
+
     fn cache_path(&self, hash: &str) -> Option<PathBuf> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
