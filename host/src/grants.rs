@@ -137,6 +137,12 @@ impl Grants {
         Ok(())
     }
 
+    /// The objects the site grants by exact name (no `*`) under a capability, e.g. the
+    /// `connection/database` of every MetaDB database a plugin may back up.
+    pub fn exact(&self, cap: &str) -> Vec<String> {
+        self.granted.as_ref().and_then(|t| t.get(cap)).map(|ps| ps.iter().filter(|p| !p.contains('*')).cloned().collect()).unwrap_or_default()
+    }
+
     /// For the plan: each need, and what the site grants of it.
     pub fn describe(&self) -> Vec<String> {
         self.needs

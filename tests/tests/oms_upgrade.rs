@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// After rollback: the old OMS serves again with its options, rm and cm equal their pre-upgrade
@@ -181,4 +182,33 @@ fn a_container_started_with_other_mounts_is_unhealthy() {
     let _ = docker(&["rm", "-f", &name]);
     assert!(logs.contains("does not belong to this deployment") && !logs.contains("OMS service start successfully"), "{logs}");
     assert!(!healthy, "/oms/health must answer unhealthy");
+}
+
+#[test]
+fn a_backup_that_would_not_fit_is_refused_before_anything_changes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("full", &[], 18094);
+    // backup_dir on a 1 MiB file system: the three databases cannot fit.
+    let backups = d.dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let o = run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", backups.to_str().unwrap()]));
+    assert!(o.status.success(), "mounting a small tmpfs (the tests run as root): {}", text(&o));
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(backups.clone());
+    let mut plan = vec!["plan".to_string()];
+    plan.extend(site_args(&d));
+    plan.extend(["--to".into(), "4.2.0".into()]);
+    for o in [d.opshost(&plan.iter().map(String::as_str).collect::<Vec<_>>()), upgrade(&d)] {
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(t.contains(&format!("backup_dir {} has", backups.display())) && t.contains("MiB free, and backing up") && t.contains("needs about"), "{t}");
+        assert_eq!(d.state(&d.old()), "running");
+        assert_eq!(d.state(&d.new_name()), "absent");
+        assert!(d.runs().as_array().unwrap().is_empty(), "a run was started: {t}");
+    }
 }

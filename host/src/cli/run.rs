@@ -219,6 +219,14 @@ impl Site {
     async fn plan_hop(&self, hop: &Hop, reporter: Arc<dyn Reporter>, yes: bool) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
         let scratch = tempfile_dir()?;
         let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
+        // The backups must fit before anything stops: the host checks, whatever the plugin plans.
+        let space = match self.backup_space(&env, &hop.grants).await {
+            Ok(words) => words,
+            Err(refusal) => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                return Ok((Err(crate::bindings::Error::Failed(refusal)), env));
+            }
+        };
         let planned = hop.plugin.loaded.plan(&env, &hop.ctx).await;
         let _ = std::fs::remove_dir_all(&scratch);
         let mut accounts = Vec::new();
@@ -236,11 +244,61 @@ impl Site {
             planned?.result.map(|mut p| {
                 p.findings.extend(self.config.docker_policy.describe());
                 p.findings.extend(hop.grants.describe());
+                p.findings.extend(space);
                 p.findings.extend(accounts);
                 p
             }),
             env,
         ))
+    }
+}
+
+/// Free space a run's backups need: half again the databases' size on the server (a dump's text
+/// can be larger than the pages it came from), and some room besides.
+fn backup_space_needed(database_bytes: u64) -> u64 {
+    database_bytes + database_bytes / 2 + (64 << 20)
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `dir` (or its nearest
+/// existing parent: the run's folder does not exist yet).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a struct we own.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+impl Site {
+    /// The plan's line about backup space, or a refusal naming both figures when the databases
+    /// the plugin may back up (those granted by name) would not fit in `backup_dir`.
+    async fn backup_space(&self, env: &RunEnv, grants: &Grants) -> Result<Vec<String>, String> {
+        let mut total = 0u64;
+        let mut names = Vec::new();
+        for granted in grants.exact("sql") {
+            let Some((connection, database)) = granted.split_once('/') else { continue };
+            if let Ok(bytes) = env.caps.sql.database_bytes(connection, database).await {
+                total += bytes;
+                names.push(database.to_string());
+            }
+        }
+        let dir = &self.config.backup_dir;
+        let (Some(free), false) = (free_bytes(dir), names.is_empty()) else { return Ok(Vec::new()) };
+        let need = backup_space_needed(total);
+        let what = format!("{} ({} on the server)", names.join(", "), mib(total));
+        if free < need {
+            return Err(format!(
+                "backup_dir {} has {} free, and backing up {what} needs about {} (1.5 times their size and 64 MiB): free space there or point backup_dir at a bigger disk, then plan again",
+                dir.display(),
+                mib(free),
+                mib(need)
+            ));
+        }
+        Ok(vec![format!("backup space: {} free in {}, about {} needed for {what}", mib(free), dir.display(), mib(need))])
     }
 }
 

@@ -43,6 +43,11 @@ pub trait Sql: Send + Sync {
     async fn excess_privileges(&self, _connection: &str) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
     }
+    /// What a database takes on the server (data and indexes), to check the backup directory's
+    /// free space before the downtime; 0 where the backend cannot tell.
+    async fn database_bytes(&self, _connection: &str, _database: &str) -> Result<u64, Error> {
+        Ok(0)
+    }
 }
 
 /// Privileges on `*.*` a MetaDB account for opshost should not hold (README "Least-privilege

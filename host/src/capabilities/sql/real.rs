@@ -947,6 +947,15 @@ fn io_err(what: &Path, e: std::io::Error) -> Error {
 
 #[async_trait]
 impl Sql for MysqlSql {
+    async fn database_bytes(&self, connection: &str, database: &str) -> Result<u64, Error> {
+        let mut c = self.conn(connection).await?;
+        let bytes: Option<u64> = c
+            .exec_first("SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+            .await
+            .map_err(|e| db_err(database, e))?;
+        Ok(bytes.unwrap_or(0))
+    }
+
     async fn excess_privileges(&self, connection: &str) -> Result<Vec<String>, Error> {
         let mut c = self.conn(connection).await?;
         let lines: Vec<String> = c.query("SHOW GRANTS").await.map_err(|e| failed(format!("MetaDB {connection}: SHOW GRANTS: {e}")))?;
