@@ -80,7 +80,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     let min_id: u64 = mariadb(&format!("SELECT MIN(id) FROM {hb}.heatbeat_sequence")).parse().unwrap();
     assert!(min_id >= 5000, "heartbeat rows below the trim point survived: min id {min_id}");
     let ha: serde_json::Value = serde_json::from_str(&mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"))).unwrap();
-    assert_eq!((ha["enable"].as_bool(), ha["refetchStoreIntervalMin"].as_u64()), (Some(true), Some(30)));
+    assert_eq!((ha["enable"].as_bool(), ha["refetchStoreIntervalMin"].as_u64()), (Some(true), Some(31)));
     // Each backup exists and is non-empty.
     let runs = d.runs();
     let run_id = runs[0]["id"].as_str().unwrap().to_string();

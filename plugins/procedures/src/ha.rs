@@ -20,15 +20,17 @@ pub fn is_enabled(text: &str) -> Result<bool> {
     Ok(parse(text)?.get("enable").and_then(Value::as_bool).unwrap_or(false))
 }
 
-pub fn current() -> Result<String> {
-    console::get_parameter(PARAM)
-        .within(&format!("reading {PARAM}"))?
-        .ok_or_else(|| failed(format!("system parameter {PARAM} is missing from oms_normal_config")))
+/// `ha.config` as it is, or None where the MetaDB has none (HA was never configured: it is off).
+pub fn current() -> Result<Option<String>> {
+    console::get_parameter(PARAM).within(&format!("reading {PARAM}"))
 }
 
 /// Seed step 1: record `ha.config` as it is, then turn HA off if it is on. Returns whether it was on.
 pub fn disable_remembering() -> Result<bool> {
-    let before = current()?;
+    let Some(before) = current()? else {
+        info(format!("no {PARAM} in the MetaDB: HA is off"));
+        return Ok(false);
+    };
     if recall::<String>(BEFORE_KEY)?.is_none() {
         record(BEFORE_KEY, &before)?;
     }
@@ -55,8 +57,9 @@ pub fn recorded_before() -> Result<Option<String>> {
 
 /// Seed step 8: HA back as it was. If it was on: enable it and make the store refetch window
 /// cover the downtime: `perceiveStoreClientCheckpoint` when `catch_up` is "checkpoint", otherwise
-/// `refetchStoreIntervalMin` > (T2 − T1) minutes. Returns a line for the operator, if any.
-pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str) -> Result<Option<String>> {
+/// `refetchStoreIntervalMin` > (T2 − T1) minutes, with `margin_min` to spare (the vendor's FAQ
+/// advises the downtime and 30 minutes). Returns a line for the operator, if any.
+pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str, margin_min: u64) -> Result<Option<String>> {
     let Some(before) = recorded_before()? else { return Ok(None) };
     let mut cfg = parse(&before)?;
     if !cfg.get("enable").and_then(Value::as_bool).unwrap_or(false) {
@@ -64,16 +67,17 @@ pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str) -> Result<O
         return Ok(None);
     }
     cfg.insert("enable".into(), Value::Bool(true));
-    let downtime_min = t2_ms.saturating_sub(t1_ms) / 60_000;
+    let downtime_ms = t2_ms.saturating_sub(t1_ms);
     let note = if catch_up == "checkpoint" || cfg.get("perceiveStoreClientCheckpoint").and_then(Value::as_bool) == Some(true) {
         cfg.insert("perceiveStoreClientCheckpoint".into(), Value::Bool(true));
         "HA re-enabled with perceiveStoreClientCheckpoint=true: stores restart from the downstream checkpoints".to_string()
     } else {
         let current = cfg.get("refetchStoreIntervalMin").and_then(Value::as_u64).unwrap_or(30);
-        let needed = downtime_min + 1; // strictly greater than T2 - T1
+        // Strictly greater than T2 − T1 in whole minutes, and the margin on top.
+        let needed = downtime_ms / 60_000 + 1 + margin_min;
         let value = current.max(needed);
         cfg.insert("refetchStoreIntervalMin".into(), Value::from(value));
-        format!("HA re-enabled; refetchStoreIntervalMin = {value} min (T2 − T1 was {} s)", (t2_ms.saturating_sub(t1_ms)) / 1000)
+        format!("HA re-enabled; refetchStoreIntervalMin = {value} min (T2 − T1 was {:.1} s, the margin {margin_min} min)", downtime_ms as f64 / 1000.0)
     };
     console::set_parameter(PARAM, &Value::Object(cfg).to_string()).within("turning HA back on")?;
     record("ha.t2", &t2_ms)?;
@@ -84,7 +88,7 @@ pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str) -> Result<O
 /// Rollback: put `ha.config` back exactly as recorded before the upgrade.
 pub fn restore_exactly() -> Result<bool> {
     let Some(before) = recorded_before()? else { return Ok(false) };
-    if current()? != before {
+    if current()?.as_deref() != Some(before.as_str()) {
         console::set_parameter(PARAM, &before).within("restoring ha.config")?;
         info("restored ha.config exactly as it was before the upgrade");
         return Ok(true);

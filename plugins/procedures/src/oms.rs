@@ -20,10 +20,10 @@ pub struct OmsHop {
     pub target: &'static str,
     /// Pass `IS_UPGRADE=true` to the new container (required from 3.3.1 on).
     pub is_upgrade_env: bool,
-    /// Turn HA off for the upgrade and back on afterwards (4.2.0 on).
+    /// Turn HA off for the upgrade and back on afterwards (every guide from 3.3.1 on).
     pub ha_step: bool,
-    /// Take several nodes in regions (parameters `region_nodes`, `regions_sharing_config`; 4.2.2
-    /// on): every node's container is swapped, every region's heartbeat database backed up, and
+    /// Take several nodes in regions (parameters `region_nodes`, `regions_sharing_config`; every
+    /// guide from 3.3.1 on): every node's container is swapped, every region's heartbeat database backed up, and
     /// `docker_init.sh` runs once per region that shares one config file, else once per node.
     /// Without `region_nodes` the hop is the single-node one.
     pub multi_node: bool,
@@ -72,6 +72,7 @@ struct Checked {
     online_timeout_s: u64,
     poll_s: u64,
     catch_up: String,
+    refetch_margin_min: u64,
 }
 
 impl Checked {
@@ -169,6 +170,7 @@ impl OmsHop {
             p("cm_hb_db", "drc_cm_heartbeat_db from config.yaml (default cm_hb_<source digits>)", None),
             p("trim_heartbeat", "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)", Some("true")),
             p("ha_catch_up", "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)", Some("interval")),
+            p("ha_refetch_margin_min", "minutes refetchStoreIntervalMin exceeds the downtime T2 − T1 by (the vendor's FAQ: downtime + 30 minutes)", Some("30")),
             p("stop_timeout_s", "seconds docker stop waits before killing", Some("60")),
             p("online_timeout_s", "seconds to wait for every server to come online", Some("900")),
             p("poll_interval_s", "seconds between server status checks, once the first quick ones (from 250 ms, doubling) found them not online", Some("10")),
@@ -301,13 +303,13 @@ impl OmsHop {
                 r.heartbeat_rows = metadb.heartbeat_rows_to_trim(&r.heartbeat_db)?;
             }
         }
-        let ha_before = if self.ha_step {
-            let text = ha::current()?;
-            ha::is_enabled(&text)?;
-            Some(text)
-        } else {
-            None
+        let ha_before = match self.ha_step {
+            true => ha::current()?,
+            false => None,
         };
+        if let Some(text) = &ha_before {
+            ha::is_enabled(text)?;
+        }
         let catch_up = p.or("ha_catch_up", "interval");
         if catch_up != "interval" && catch_up != "checkpoint" {
             return Err(invalid(format!("parameter ha_catch_up = {catch_up:?} must be \"interval\" or \"checkpoint\"")));
@@ -326,6 +328,7 @@ impl OmsHop {
             online_timeout_s: p.number("online_timeout_s", 900)?,
             poll_s: p.number("poll_interval_s", 10)?.max(1),
             catch_up,
+            refetch_margin_min: p.number("ha_refetch_margin_min", 30)?,
         })
     }
 
@@ -400,7 +403,7 @@ impl OmsHop {
         }
         steps.push(step("wait online", format!("until every server is online and the console healthy (at most {} s)", c.online_timeout_s), false));
         if self.ha_step && ha_on {
-            let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { "refetchStoreIntervalMin > (T2 − T1) minutes".to_string() };
+            let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { format!("refetchStoreIntervalMin ≥ (T2 − T1) + {} minutes", c.refetch_margin_min) };
             steps.push(step("HA on", format!("set ha.config enable=true, record T2, {how}"), true));
         }
         steps.push(step("notice", "clear the browser cache before logging on to OMS", false));
@@ -466,7 +469,7 @@ impl OmsHop {
         let n = container::wait_online_all(&c.node_names(), c.online_timeout_s, c.poll_s)?;
         info(format!("{n} servers online"));
         if self.ha_step {
-            if let Some(note) = ha::restore_after_upgrade(t1, now_ms(), &c.catch_up)? {
+            if let Some(note) = ha::restore_after_upgrade(t1, now_ms(), &c.catch_up, c.refetch_margin_min)? {
                 host::notice(&note);
             }
         }
@@ -491,7 +494,9 @@ impl OmsHop {
         }
         // Seed step 9.1: HA off.
         if self.ha_step {
-            ha::turn_off(&ha::current()?)?;
+            if let Some(now) = ha::current()? {
+                ha::turn_off(&now)?;
+            }
         }
         // 9.2: stop the new containers (T3 when the first stops).
         let new = container::recorded_new()?;
