@@ -8,4 +8,12 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.6", sources: &["4.2.4", "4.2.5"], target: "4.2.6", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::oms_plugin!(OmsHop {
+    name: "oms-4.2.6",
+    sources: &["4.2.4", "4.2.5"],
+    target: "4.2.6",
+    is_upgrade_env: true,
+    ha_step: true,
+    multi_node: true,
+    notes: &["sources 4.2.4 and 4.2.5: the vendor's 4.2.6 upgrade overview names 4.2.4, its multi-node upgrade page 4.2.5; both are accepted"],
+});

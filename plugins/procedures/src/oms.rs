@@ -27,12 +27,15 @@ pub struct OmsHop {
     /// `docker_init.sh` runs once per region that shares one config file, else once per node.
     /// Without `region_nodes` the hop is the single-node one.
     pub multi_node: bool,
+    /// What the plan says about where this hop's facts come from (e.g. which vendor page names a
+    /// source version where the pages disagree).
+    pub notes: &'static [&'static str],
 }
 
 impl OmsHop {
     /// What `oms_plugin!(OmsHop { … })` fills in for the fields a plugin leaves out: single node
     /// only. `name`, `sources` and `target` are always given.
-    pub const DEFAULTS: OmsHop = OmsHop { name: "", sources: &[], target: "", is_upgrade_env: false, ha_step: false, multi_node: false };
+    pub const DEFAULTS: OmsHop = OmsHop { name: "", sources: &[], target: "", is_upgrade_env: false, ha_step: false, multi_node: false, notes: &[] };
 }
 
 const INIT_SCRIPT: &str = "/root/docker_init.sh";
@@ -138,6 +141,20 @@ fn parse_region_nodes(text: &str) -> Result<Vec<(String, Vec<String>)>> {
         return Err(bad("no region given".into()));
     }
     Ok(regions)
+}
+
+/// The restrictions the vendor's upgrade overview states for every hop, for the operator to
+/// confirm with the plan (opshost cannot see them from the MetaDB).
+fn vendor_restrictions(source: &str) -> Vec<String> {
+    let mut v = vec![
+        "confirm before you answer yes (vendor restriction): the forward switchover of every migration project is finished, and synchronization is in (quasi-)real time".to_string(),
+    ];
+    if source.starts_with("3.2.") || source == "3.3.0" {
+        v.push(format!(
+            "confirm before you answer yes (vendor restriction, sources from 3.2.x): connectors of projects with DDL synchronization created on 3.2.1 or 3.2.2 have the dbType parameter (or db_type) in their source settings; add it first if not (from {source})"
+        ));
+    }
+    v
 }
 
 impl OmsHop {
@@ -364,6 +381,8 @@ impl OmsHop {
             }
         }
         findings.push(format!("MetaDB connection {}: databases {dbs} exist", c.metadb.connection));
+        findings.extend(self.notes.iter().map(|n| n.to_string()));
+        findings.extend(vendor_restrictions(&ctx.source_version));
         if let Some(t) = &c.ha_before {
             findings.push(format!("ha.config: HA is {} ({t})", if ha_on { "on" } else { "off" }));
         }
