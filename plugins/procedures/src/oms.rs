@@ -199,6 +199,11 @@ impl OmsHop {
                 None,
             ));
             parameters.push(p(
+                "region_heartbeat_dbs",
+                "multi-node OMS: each region's heartbeat database where its config.yaml does not name it <cm_hb_db>_<cm_location>, e.g. hangzhou=cm_hb1;shanghai=cm_hb2 (the vendor's example)",
+                None,
+            ));
+            parameters.push(p(
                 "regions_sharing_config",
                 "multi-node OMS: regions (comma-separated) whose nodes mount one shared config.yaml: docker_init.sh runs once there, on the region's first node; in every other region it runs on each node",
                 None,
@@ -239,6 +244,23 @@ impl OmsHop {
             None => Vec::new(),
             Some(text) => text.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect(),
         };
+        // Each region's heartbeat database is what its config.yaml names: by default
+        // <cm_hb_db>_<cm_location> (obd's default), or as the operator lists them (cm_hb1, cm_hb2).
+        let mut heartbeat_dbs: Vec<(String, String)> = Vec::new();
+        if let Some(text) = p.get("region_heartbeat_dbs").filter(|_| self.multi_node) {
+            for part in text.split(';').map(str::trim).filter(|x| !x.is_empty()) {
+                let Some((region, db)) = part.split_once('=').map(|(r, d)| (r.trim(), d.trim())) else {
+                    return Err(invalid(format!("parameter region_heartbeat_dbs = {text:?}: {part:?} has no '='; write it as region=database;region=database")));
+                };
+                if !layout.iter().any(|(l, _)| l.as_deref() == Some(region)) {
+                    return Err(invalid(format!("parameter region_heartbeat_dbs names region {region}, which parameter region_nodes does not list")));
+                }
+                if db.is_empty() || !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+                    return Err(invalid(format!("parameter region_heartbeat_dbs: {db:?} for region {region} is not a database name")));
+                }
+                heartbeat_dbs.push((region.to_string(), db.to_string()));
+            }
+        }
         for r in &sharing {
             if !layout.iter().any(|(l, _)| l.as_deref() == Some(r.as_str())) {
                 return Err(invalid(format!(
@@ -284,7 +306,7 @@ impl OmsHop {
                 nodes.push(OmsNode { node, old, host_ip });
             }
             let heartbeat_db = match &location {
-                Some(loc) => format!("{cm_hb}_{loc}"),
+                Some(loc) => heartbeat_dbs.iter().find(|(r, _)| r == loc).map(|(_, d)| d.clone()).unwrap_or_else(|| format!("{cm_hb}_{loc}")),
                 None => cm_hb.clone(),
             };
             let shares_config = location.as_ref().is_some_and(|l| sharing.contains(l));
