@@ -67,6 +67,9 @@ struct Checked {
     stop_timeout_s: u32,
     healthy_timeout_s: u64,
     poll_s: u64,
+    /// Every node stops before the backup and before any new ODC starts (the vendor's order);
+    /// false: node by node, the backup after the first stop ("rolling").
+    all_at_once: bool,
 }
 
 impl Checked {
@@ -271,6 +274,7 @@ impl OdcHop {
                 p("stop_timeout_s", "seconds docker stop waits before killing", Some("30")),
                 p("healthy_timeout_s", "seconds to wait for each ODC node to answer healthy", Some("600")),
                 p("poll_interval_s", "seconds between health checks, once the first quick ones (from 250 ms, doubling) found it not ready", Some("5")),
+                p("ha_order", "HA ODC: \"vendor\" stops every node, backs up the MetaDB once, then starts the new version on every node (the vendor's process: no old node writes after the backup or serves on a migrated schema); \"rolling\" goes node by node (shorter outage, but the backup is taken while the other old nodes still write)", Some("vendor")),
             ],
         }
     }
@@ -428,6 +432,11 @@ impl OdcHop {
             stop_timeout_s: p.number("stop_timeout_s", 30)? as u32,
             healthy_timeout_s: p.number("healthy_timeout_s", 600)?,
             poll_s: p.number("poll_interval_s", 5)?.max(1),
+            all_at_once: match p.or("ha_order", "vendor").as_str() {
+                "vendor" => true,
+                "rolling" => false,
+                other => return Err(invalid(format!("parameter ha_order = {other:?} must be \"vendor\" (stop every node, back up, start every node: the vendor's order) or \"rolling\""))),
+            },
         })
     }
 
@@ -458,9 +467,14 @@ impl OdcHop {
             Some(v) => format!("MetaDB connection {}: database {db} exists, schema version {v} (migrate_schema_history); ODC {} migrates it when it starts", c.metadb.connection, self.target),
             None => format!("MetaDB connection {}: database {db} exists (no migrate_schema_history found)", c.metadb.connection),
         });
-        if c.ha() {
+        if c.ha() && c.all_at_once {
             findings.push(format!(
-                "HA: {} ODC nodes, upgraded one at a time; each is healthy again before the next goes down. The MetaDB is backed up once the first node is down, while the others still run: what they write after the backup is lost if you roll back",
+                "HA: {} ODC nodes, in the vendor's order: every node stops, the MetaDB is backed up once with nothing writing, then the new version starts on each node in turn (ha_order = \"rolling\" goes node by node instead)",
+                c.nodes.len()
+            ));
+        } else if c.ha() {
+            findings.push(format!(
+                "HA: {} ODC nodes, upgraded one at a time (ha_order = \"rolling\"); each is healthy again before the next goes down. The MetaDB is backed up once the first node is down, while the others still run: what they write after the backup is lost if you roll back, and old nodes serve on the schema the first new one migrated",
                 c.nodes.len()
             ));
         }
@@ -481,11 +495,21 @@ impl OdcHop {
             steps.push(step("load nginx image", format!("load archive {a} on node {node}; expect {i}"), true));
         }
         steps.push(step("record", format!("the run spec of every container ({}) in the run records, for rollback", c.nodes.iter().map(|n| format!("{} on {}", n.old.spec.name, n.node)).collect::<Vec<_>>().join(", ")), false));
+        let backup = step("back up MetaDB", format!("dump {db} before any new ODC starts; the dump must be non-empty and match the live database's checksum"), false);
+        if c.all_at_once {
+            for n in &c.nodes {
+                let name = &n.old.spec.name;
+                steps.push(step("stop and remove", format!("docker stop {name} and docker rm {name} on node {}", n.node), true));
+            }
+            steps.push(backup.clone());
+        }
         for (i, n) in c.nodes.iter().enumerate() {
             let name = &n.old.spec.name;
-            steps.push(step("stop and remove", format!("docker stop {name} and docker rm {name} on node {}", n.node), true));
-            if i == 0 {
-                steps.push(step("back up MetaDB", format!("dump {db} before any new ODC starts; the dump must be non-empty and match the live database's checksum"), false));
+            if !c.all_at_once {
+                steps.push(step("stop and remove", format!("docker stop {name} and docker rm {name} on node {}", n.node), true));
+                if i == 0 {
+                    steps.push(backup.clone());
+                }
             }
             let spec = c.new_spec(&n.old.spec);
             steps.push(step(
@@ -542,12 +566,23 @@ impl OdcHop {
         if let Some(Nginx { image: Some(i), archive, node, .. }) = &c.nginx {
             load(node, archive, i, &mut loaded)?;
         }
+        // The vendor's order: every old node stops first, so the backup is taken with nothing
+        // writing, and no old node serves on the schema the first new one migrates.
+        if c.all_at_once {
+            for n in &c.nodes {
+                stop_and_remove(&n.node, &n.old.spec.name, c.stop_timeout_s)?;
+                info(format!("stopped and removed {} on node {}", n.old.spec.name, n.node));
+            }
+            c.metadb.backup_and_verify()?;
+        }
         for (i, n) in c.nodes.iter().enumerate() {
             let name = &n.old.spec.name;
-            stop_and_remove(&n.node, name, c.stop_timeout_s)?;
-            info(format!("stopped and removed {name} on node {}", n.node));
-            if i == 0 {
-                c.metadb.backup_and_verify()?;
+            if !c.all_at_once {
+                stop_and_remove(&n.node, name, c.stop_timeout_s)?;
+                info(format!("stopped and removed {name} on node {}", n.node));
+                if i == 0 {
+                    c.metadb.backup_and_verify()?;
+                }
             }
             record(NEW_STARTED_KEY, &true)?;
             let spec = c.new_spec(&n.old.spec);
