@@ -57,3 +57,50 @@ async fn a_plain_tar_archive_named_in_the_site_config_loads_with_its_tags() {
     assert_eq!(tags, vec![image.to_string()]);
     assert!(d.image_exists("local", image).await.unwrap());
 }
+
+/// A container with every option `docker run` can set (that this engine allows), then its
+/// successor through the capability from its run spec and template: the two inspections must
+/// agree field by field, but for the name and what the engine assigns itself.
+#[tokio::test]
+async fn a_successor_keeps_every_option_of_the_old_container() {
+    require_docker();
+    let (old, new) = (format!("opshost-succ-old-{}", std::process::id()), format!("opshost-succ-new-{}", std::process::id()));
+    let docker = |args: &[&str]| std::process::Command::new("docker").args(args).output().unwrap();
+    let _ = docker(&["rm", "-f", &old, &new]);
+    #[rustfmt::skip]
+    let o = docker(&[
+        "run", "-d", "--name", &old, "-p", "127.0.0.1:18555:8989", "--restart", "always", "--hostname", "odc-host",
+        "--log-opt", "max-size=10m", "--add-host", "db.local:10.1.2.3", "--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD",
+        "--dns", "10.0.0.2", "--dns-search", "example.com", "--user", "1000:1000", "--workdir", "/tmp", "--entrypoint", "sleep",
+        "--health-cmd", "true", "--health-interval", "30s", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=512:512",
+        "--label", "a=b", "--env", "K=V", "--memory", "64m", "--cpu-period", "100000", "--cpu-quota", "50000", "--pids-limit", "100",
+        "--shm-size", "128m", "--stop-signal", "SIGINT", "--stop-timeout", "20", "--tmpfs", "/run:size=1m", "--device", "/dev/null:/dev/xnull",
+        "-v", "/tmp:/data:ro", BUSYBOX, "3600",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = BollardDocker::new(BTreeMap::from([("local".to_string(), NodeConfig::default())]), vec![], RunPolicy::default(), Arc::new(Silent));
+    use opshost::capabilities::docker::Docker;
+    let info = d.inspect("local", &old).await.unwrap().unwrap();
+    let template = d.template("local", &old).await.unwrap().unwrap();
+    let mut spec = info.spec.clone();
+    spec.name = new.clone();
+    d.stop("local", &old, 5).await.unwrap();
+    d.run("local", &spec, Some(&template)).await.unwrap();
+    let inspect = |c: &str| -> serde_json::Value { serde_json::from_slice::<serde_json::Value>(&docker(&["inspect", c]).stdout).unwrap()[0].clone() };
+    let (a, b) = (inspect(&old), inspect(&new));
+    let _ = docker(&["rm", "-f", &old, &new]);
+    assert_eq!(b["State"]["Status"], "running", "{b:#}");
+    let mut differ = Vec::new();
+    for section in ["HostConfig", "Config"] {
+        for (k, v) in a[section].as_object().unwrap() {
+            // What the engine sets for each container itself.
+            if section == "Config" && k == "Hostname" && v == "odc-host" && b[section][k] == "odc-host" {
+                continue;
+            }
+            if &b[section][k] != v {
+                differ.push(format!("{section}.{k}: {v} -> {}", b[section][k]));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "the successor lost options:\n{}", differ.join("\n"));
+}

@@ -37,6 +37,16 @@ pub fn remove_env(spec: &mut RunSpec, key: &str) {
     spec.env.retain(|(k, _)| k != key);
 }
 
+/// The host's label for a successor: the new container is made from `old`'s whole options (ports,
+/// restart policy, log driver, capabilities, … as the run first inspected it), with the spec's
+/// fields on top. A container re-created under its own name gets its options back the same way.
+pub const SUCCESSOR_LABEL: &str = "opshost.successor-of";
+
+pub fn successor_of(spec: &mut RunSpec, old: &str) {
+    spec.labels.retain(|(k, _)| k != SUCCESSOR_LABEL);
+    spec.labels.push((SUCCESSOR_LABEL.to_string(), old.to_string()));
+}
+
 /// The OMS run options of the vendor procedure (`docker run -dit --net host --privileged=true
 /// --pids-limit -1 --ulimit nproc=65535:65535`), keeping the old container's mounts and env.
 pub fn oms_successor(old: &RunSpec, name: &str, image: &str) -> RunSpec {
@@ -50,7 +60,8 @@ pub fn oms_successor(old: &RunSpec, name: &str, image: &str) -> RunSpec {
     spec.interactive = true;
     spec.tty = true;
     spec.command = Vec::new();
-    spec.labels = vec![("opshost.successor-of".into(), old.name.clone())];
+    spec.labels = Vec::new();
+    successor_of(&mut spec, &old.name);
     spec
 }
 
@@ -178,7 +189,9 @@ pub fn bring_back(node: &str, old: &RunSpec, timeout_s: u32) -> Result<&'static 
             Ok("restarted")
         }
         None => {
-            docker::run(node, old).within(&format!("re-creating {} from its recorded options", old.name))?;
+            let mut spec = old.clone();
+            successor_of(&mut spec, &old.name);
+            docker::run(node, &spec).within(&format!("re-creating {} from its recorded options", old.name))?;
             Ok("re-created from its recorded options")
         }
     }

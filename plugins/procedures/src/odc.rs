@@ -86,10 +86,12 @@ impl Checked {
     }
     /// The new container of a node: the old spec with the new image, on the host network, with
     /// the CPU and memory limits (parameter, else the old container's, else the vendor's).
+    /// The new ODC: the old container's options (network, published ports, restart policy, … all
+    /// carried over by the host), the new image, and the vendor's limits where the old had none.
     fn new_spec(&self, old: &RunSpec) -> RunSpec {
         let mut spec = old.clone();
+        container::successor_of(&mut spec, &old.name);
         spec.image = self.image.clone();
-        spec.network_mode = "host".into();
         spec.interactive = true;
         spec.command = Vec::new();
         spec.cpu_period = Some(self.cpu_period.or(old.cpu_period).unwrap_or(CPU_PERIOD));
@@ -101,6 +103,7 @@ impl Checked {
 
 fn nginx_spec(old: &RunSpec, image: &str) -> RunSpec {
     let mut spec = old.clone();
+    container::successor_of(&mut spec, &old.name);
     spec.image = image.to_string();
     spec.command = Vec::new();
     spec
@@ -659,7 +662,9 @@ impl OdcHop {
                 }
                 Some(c) => return Err(failed(format!("container {} on node {node} runs {} although it was just removed: something else re-created it; remove it and run rollback again", spec.name, c.spec.image))),
                 None => {
-                    docker::run(node, spec).within(&format!("running the old {} from {} on node {node}", spec.name, spec.image))?;
+                    let mut again = spec.clone();
+                    container::successor_of(&mut again, &spec.name);
+                    docker::run(node, &again).within(&format!("running the old {} from {} on node {node}", spec.name, spec.image))?;
                     info(format!("ran {} from {} on node {node} with its recorded options", spec.name, spec.image));
                 }
             }
@@ -673,12 +678,13 @@ impl OdcHop {
                         docker::start(&node, &spec.name).within(&format!("starting {} on node {node}", spec.name))?;
                     }
                 }
-                Some(_) => {
-                    stop_and_remove(&node, &spec.name, stop_s)?;
-                    docker::run(&node, &spec).within(&format!("running the old {} from {} on node {node}", spec.name, spec.image))?;
-                }
-                None => {
-                    docker::run(&node, &spec).within(&format!("running the old {} from {} on node {node}", spec.name, spec.image))?;
+                found => {
+                    if found.is_some() {
+                        stop_and_remove(&node, &spec.name, stop_s)?;
+                    }
+                    let mut again = spec.clone();
+                    container::successor_of(&mut again, &spec.name);
+                    docker::run(&node, &again).within(&format!("running the old {} from {} on node {node}", spec.name, spec.image))?;
                 }
             }
             let health = p.get("nginx_health").map(str::to_string);

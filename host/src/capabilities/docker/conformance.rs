@@ -39,7 +39,7 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     let name = format!("{prefix}-probe");
     assert!(d.inspect(node, &name).await.unwrap().is_none(), "a leftover {name} exists");
     let spec = probe_spec(&name, image, mount_source);
-    let id = d.run(node, &spec).await.unwrap();
+    let id = d.run(node, &spec, None).await.unwrap();
     assert!(!id.is_empty());
 
     let info = d.inspect(node, &name).await.unwrap().expect("running container is found");
@@ -59,11 +59,11 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     assert!(info.spec.labels.contains(&("opshost.test".to_string(), "conformance".to_string())));
 
     // A successor built from the inspected spec runs the same: what rollback relies on.
-    expect("same name again", d.run(node, &spec).await, |e| matches!(e, Error::InvalidInput(m) if m.contains(&name)));
+    expect("same name again", d.run(node, &spec, None).await, |e| matches!(e, Error::InvalidInput(m) if m.contains(&name)));
     let mut missing = spec.clone();
     missing.name = format!("{prefix}-missing-image");
     missing.image = "opshost-test/no-such-image:0".into();
-    expect("missing image", d.run(node, &missing).await, |e| matches!(e, Error::NotFound(m) if m.contains("opshost-test/no-such-image:0")));
+    expect("missing image", d.run(node, &missing, None).await, |e| matches!(e, Error::NotFound(m) if m.contains("opshost-test/no-such-image:0")));
     assert!(d.inspect(node, &missing.name).await.unwrap().is_none(), "a failed run leaves nothing behind");
 
     let out = d.exec(node, &name, &["sh".into(), "-c".into(), EXEC_PROBE.into()]).await.unwrap();

@@ -326,7 +326,7 @@ impl Docker for FakeDocker {
         })
     }
 
-    async fn run(&self, node: &str, spec: &RunSpec) -> Result<String, Error> {
+    async fn run(&self, node: &str, spec: &RunSpec, _template: Option<&serde_json::Value>) -> Result<String, Error> {
         if spec.name.is_empty() || spec.image.is_empty() {
             return Err(invalid("a container needs a name and an image"));
         }

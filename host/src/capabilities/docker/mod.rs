@@ -25,11 +25,30 @@ pub trait Docker: Send + Sync {
     async fn start(&self, node: &str, container: &str) -> Result<(), Error>;
     async fn restart(&self, node: &str, container: &str, timeout_s: u32) -> Result<(), Error>;
     async fn remove(&self, node: &str, container: &str, force: bool) -> Result<(), Error>;
-    async fn run(&self, node: &str, spec: &RunSpec) -> Result<String, Error>;
+    /// Create and start `spec`. With a `template` (what [`Docker::template`] gave for the container
+    /// this one succeeds), every option of that container that a run spec cannot say (published
+    /// ports, restart policy, hostname, log driver, extra hosts, capabilities, devices, DNS, user,
+    /// working directory, entrypoint, health check, other ulimits, …) is carried over, and the
+    /// spec's fields replace the rest.
+    async fn run(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error>;
+    /// A container's whole create options, for a successor; None when it does not exist (or the
+    /// backend keeps nothing beyond the run spec).
+    async fn template(&self, _node: &str, _container: &str) -> Result<Option<serde_json::Value>, Error> {
+        Ok(None)
+    }
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error>;
     async fn image_exists(&self, node: &str, image: &str) -> Result<bool, Error>;
     async fn exec(&self, node: &str, container: &str, command: &[String]) -> Result<ExecResult, Error>;
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error>;
+}
+
+/// The label that makes a run a successor: `opshost.successor-of=<container>` creates the new
+/// container from that container's whole options (as the run first inspected it) with the run
+/// spec's fields on top. The same name re-creates a removed container as it was.
+pub const SUCCESSOR_LABEL: &str = "opshost.successor-of";
+
+fn template_key(node: &str, container: &str) -> String {
+    format!("opshost.template.{node}/{container}")
 }
 
 /// A node and container name from a plugin, in the grammar Docker and the site config use.
@@ -92,6 +111,16 @@ impl wit::Host for HostState {
             if let Err(e) = self.approve(|a| a.saw_container(&n, &info.spec)) {
                 return Ok(Err(e));
             }
+            // Its whole options, as first seen in this run: what a successor (or, on rollback, the
+            // container itself re-created) carries over.
+            let key = template_key(&n, &info.spec.name);
+            if self.records.get(&key).is_none() {
+                if let Ok(Some(t)) = self.caps.docker.template(&n, &info.spec.name).await {
+                    if let Err(e) = self.records.set_host(&key, &t.to_string()) {
+                        return Ok(Err(e));
+                    }
+                }
+            }
         }
         Ok(r)
     }
@@ -109,22 +138,28 @@ impl wit::Host for HostState {
     }
     async fn run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
         let d = self.caps.docker.clone();
+        let args = json!({"node": node, "spec": spec});
+        // A successor is made from its predecessor's whole options, as first inspected.
+        let template = spec.labels.iter().find(|(k, _)| k == SUCCESSOR_LABEL).and_then(|(_, of)| self.records.get(&template_key(&node, of))).and_then(|t| serde_json::from_str(&t).ok());
+        // A container re-created under its own name keeps its labels as they were.
+        let mut asked = spec;
+        let name = asked.name.clone();
+        asked.labels.retain(|(k, v)| !(k == SUCCESSOR_LABEL && *v == name));
         // What the host will run: decided here, refused (after the grant check) if not allowed.
         let checked = policy::check_node_name(&node).and_then(|_| {
             let approved = self.approved.lock().unwrap().clone();
-            let run = self.site_rules(|site| approved.check_run(&node, &spec, site))?;
+            let run = self.site_rules(|site| approved.check_run(&node, &asked, site))?;
             let mut revealed = run.clone();
             approved.reveal(&node, &mut revealed)?;
             Ok(revealed)
         });
         let reporter = self.reporter.clone();
-        let args = json!({"node": node, "spec": spec});
-        self.call(calls::DOCKER_RUN, Target::Container(node.clone(), spec.name.clone()), args, async move {
+        self.call(calls::DOCKER_RUN, Target::Container(node.clone(), name), args, async move {
             let run = checked?;
-            if spec.privileged && !run.privileged {
+            if asked.privileged && !run.privileged {
                 reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", run.name));
             }
-            d.run(&node, &run).await
+            d.run(&node, &run, template.as_ref()).await
         })
         .await
     }

@@ -130,6 +130,69 @@ fn truncate_front(mut s: String) -> String {
     s
 }
 
+/// What [`Docker::template`] keeps of a container: its config and host config as the engine has
+/// them, and its image's config (to tell what the container set from what the image gave).
+#[derive(Serialize, Deserialize)]
+struct Template {
+    id: String,
+    config: bollard::models::ContainerConfig,
+    host_config: HostConfig,
+    image_config: bollard::models::ImageConfig,
+}
+
+/// The engine's create request for `spec`: from the template when there is one (every option the
+/// old container had), with the spec's fields on top.
+fn create_body(spec: &RunSpec, privileged: bool, template: Option<Template>) -> ContainerCreateBody {
+    let (mut body, mut host) = match template {
+        None => (ContainerCreateBody::default(), HostConfig::default()),
+        Some(Template { id, config: c, host_config, image_config: img }) => {
+            // What the container set itself, not what its image (which the successor replaces) gave.
+            let own = |v: Option<Vec<String>>, image: &Option<Vec<String>>| v.filter(|v| Some(v) != image.as_ref());
+            let hostname = c.hostname.filter(|h| !h.is_empty() && !id.starts_with(h.as_str()));
+            let body = ContainerCreateBody {
+                hostname,
+                domainname: c.domainname.filter(|d| !d.is_empty()),
+                user: c.user.filter(|u| !u.is_empty() && Some(u) != img.user.as_ref()),
+                working_dir: c.working_dir.filter(|w| !w.is_empty() && Some(w) != img.working_dir.as_ref()),
+                entrypoint: own(c.entrypoint, &img.entrypoint),
+                healthcheck: c.healthcheck.filter(|h| Some(h) != img.healthcheck.as_ref()),
+                exposed_ports: c.exposed_ports.filter(|p| Some(p) != img.exposed_ports.as_ref()),
+                stop_signal: c.stop_signal.filter(|s| Some(s) != img.stop_signal.as_ref()),
+                stop_timeout: c.stop_timeout,
+                shell: own(c.shell, &img.shell),
+                ..Default::default()
+            };
+            // Port bindings need their ports exposed; the old image may have exposed some.
+            let mut body = body;
+            if let Some(bindings) = &host_config.port_bindings {
+                let mut ports = body.exposed_ports.take().unwrap_or_default();
+                ports.extend(bindings.keys().filter(|k| !ports.contains(k)).cloned().collect::<Vec<_>>());
+                body.exposed_ports = Some(ports);
+            }
+            (body, HostConfig { mounts: None, ..host_config })
+        }
+    };
+    host.binds = Some(spec.mounts.iter().map(bind_of).collect());
+    host.network_mode = Some(spec.network_mode.clone());
+    host.privileged = Some(privileged);
+    host.pids_limit = spec.pids_limit;
+    // The spec's ulimits replace the template's of the same name; the others stay.
+    let mut ulimits: Vec<ResourcesUlimits> = host.ulimits.take().unwrap_or_default().into_iter().filter(|u| !spec.ulimits.iter().any(|s| Some(&s.name) == u.name.as_ref())).collect();
+    ulimits.extend(spec.ulimits.iter().map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) }));
+    host.ulimits = (!ulimits.is_empty()).then_some(ulimits);
+    host.cpu_period = spec.cpu_period.map(|p| p as i64);
+    host.cpu_quota = spec.cpu_quota;
+    host.memory = spec.memory_bytes.map(|m| m as i64);
+    body.image = Some(spec.image.clone());
+    body.env = Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect());
+    body.cmd = (!spec.command.is_empty()).then(|| spec.command.clone());
+    body.labels = (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>());
+    body.open_stdin = Some(spec.interactive);
+    body.tty = Some(spec.tty);
+    body.host_config = Some(host);
+    body
+}
+
 #[async_trait]
 impl Docker for BollardDocker {
     async fn inspect(&self, node: &str, container: &str) -> Result<Option<ContainerInfo>, Error> {
@@ -210,7 +273,22 @@ impl Docker for BollardDocker {
         d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() })).await.map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
     }
 
-    async fn run(&self, node: &str, spec: &RunSpec) -> Result<String, Error> {
+    async fn template(&self, node: &str, container: &str) -> Result<Option<serde_json::Value>, Error> {
+        let d = self.engine(node).await?;
+        let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
+            Ok(r) => r,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
+        };
+        let image_config = match &r.image {
+            Some(id) => d.inspect_image(id).await.ok().and_then(|i| i.config),
+            None => None,
+        };
+        let t = Template { id: r.id.unwrap_or_default(), config: r.config.unwrap_or_default(), host_config: r.host_config.unwrap_or_default(), image_config: image_config.unwrap_or_default() };
+        serde_json::to_value(&t).map(Some).map_err(|e| failed(format!("container {container} on {node}: {e}")))
+    }
+
+    async fn run(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error> {
         if spec.name.is_empty() || spec.image.is_empty() {
             return Err(invalid("a container needs a name and an image"));
         }
@@ -219,27 +297,8 @@ impl Docker for BollardDocker {
         if spec.privileged && !privileged {
             self.reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
         }
-        let host = HostConfig {
-            binds: Some(spec.mounts.iter().map(bind_of).collect()),
-            network_mode: Some(spec.network_mode.clone()),
-            privileged: Some(privileged),
-            pids_limit: spec.pids_limit,
-            ulimits: (!spec.ulimits.is_empty()).then(|| spec.ulimits.iter().map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) }).collect()),
-            cpu_period: spec.cpu_period.map(|p| p as i64),
-            cpu_quota: spec.cpu_quota,
-            memory: spec.memory_bytes.map(|m| m as i64),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
-            labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
-            open_stdin: Some(spec.interactive),
-            tty: Some(spec.tty),
-            host_config: Some(host),
-            ..Default::default()
-        };
+        let template: Option<Template> = template.map(|t| serde_json::from_value(t.clone())).transpose().map_err(|e| failed(format!("the recorded options of the container {} succeeds are unreadable: {e}", spec.name)))?;
+        let body = create_body(spec, privileged, template);
         let created = d
             .create_container(Some(CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() }), body)
             .await
