@@ -236,8 +236,12 @@ pub fn from_insert(stmt: &str) -> Option<Load> {
             _ => return None,
         }
     }
+    // The text is UTF-8, as the dump was read and its INSERTs are replayed (`SET NAMES utf8mb4`):
+    // the server converts it to each column's character set (a latin1 `é` is one byte again;
+    // read as `binary` it was stored as the two bytes of its UTF-8), and copies the bytes of
+    // binary columns (hex in the dump) as they are.
     let statement = format!(
-        "LOAD DATA LOCAL INFILE 'opshost-restore' INTO TABLE {table} CHARACTER SET binary FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        "LOAD DATA LOCAL INFILE 'opshost-restore' INTO TABLE {table} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
         columns.join(",")
     );
     Some(Load { statement, data: out })
@@ -272,7 +276,7 @@ mod tests {
         let l = from_insert(stmt).unwrap();
         assert_eq!(
             l.statement,
-            "LOAD DATA LOCAL INFILE 'opshost-restore' INTO TABLE `t``x` CHARACTER SET binary FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (`id`,`s`,`b`,`n`,`f`)"
+            "LOAD DATA LOCAL INFILE 'opshost-restore' INTO TABLE `t``x` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (`id`,`s`,`b`,`n`,`f`)"
         );
         assert_eq!(String::from_utf8(l.data).unwrap(), "1\tit's\\\\ a\\nb\\r\\0\\Z\\tend\t\\0\\t\\n\\\\A\t\\N\t-1.5e-7\n-2\t\t\x7f\t\\N\t3\n");
     }
