@@ -229,6 +229,10 @@ async fn host_resources_are_bounded() {
     // Calls and sleeps: the plugin is stopped.
     assert_contained(&attack("calls", "limits = { max_host_calls = 1000 }").await, "failed", "more than 1000 host calls");
     assert_contained(&attack("sleeps", "limits = { max_total_sleep_s = 3600 }").await, "failed", "sleep more than 3600 s in total");
+    // Backups: a plugin cannot fill the backup disk by dumping over and over.
+    let r = attack("dumps", "limits = { max_backups = 3 }").await;
+    let (_, m) = error_of(&r);
+    assert!(m.starts_with("dump 3: Error::Denied") && m.contains("has taken 3 backups") && m.contains("max_backups"), "{m}");
     // The host's own records are neither written nor read by the plugin.
     let r = attack("host-records", "").await;
     let (_, m) = error_of(&r);

@@ -228,6 +228,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     a.contained("notices", "left 10000 notices", "", true);
     a.contained("calls", "more than 1000 host calls", "[limits]\nmax_host_calls = 1000", true);
     a.contained("sleeps", "sleep more than 1 s in total", "[limits]\nmax_sleep_ms = 50\nmax_total_sleep_s = 1", true);
+    a.contained("dumps", "has taken 3 backups", "[limits]\nmax_backups = 3", true);
     a.contained("host-records", "the host's own", "", true);
     a.contained("alloc", "memory", "", true);
     let out = a.contained("huge-argument", "exceed the sandbox limit", "", true);
@@ -244,6 +245,8 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert_eq!(out.matches("plan() may only read").count(), 4, "{out}");
+    // The test account holds ALL on *.*: the plan says what a least-privilege account would not.
+    assert!(out.contains("which holds ALL PRIVILEGES on *.*"), "{out}");
     let o = a.opshost(&["upgrade", "--config", site.to_str().unwrap(), "--product", "oms", "--to", "4.2.0"]);
     assert!(text(&o).contains("not confirmed: nothing was changed") && o.status.code() == Some(1), "{}", text(&o));
     let site = a.site("plan-ansi", "", true);

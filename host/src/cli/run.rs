@@ -151,6 +151,7 @@ impl Site {
             journal,
             site: Arc::new(crate::runtime::state::SitePolicy::for_console(&self.product.console.metadb, self.config.docker_policy.deny_privileged, self.config.docker_policy.secret_env.clone())),
             approved: Arc::new(Mutex::new(approved)),
+            backups_taken: Default::default(),
             grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
             records,

@@ -63,6 +63,7 @@ impl FakeHost {
             journal: None,
             site,
             approved: Default::default(),
+            backups_taken: Default::default(),
         };
         env.approved.lock().unwrap().approve_parameters(&s.parameters);
         Ok(FakeHost { docker, sql, clock, env })
@@ -92,5 +93,6 @@ pub fn inert_env() -> RunEnv {
         journal: None,
         site: Default::default(),
         approved: Default::default(),
+        backups_taken: Default::default(),
     }
 }

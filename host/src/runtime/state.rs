@@ -42,6 +42,10 @@ pub struct Limits {
     pub max_table_elements: u64,
     /// Size of the run journal (one operation); past it the run stops at the next call.
     pub max_journal_mb: u64,
+    /// Backups one run may take, and their bytes together: a plugin cannot fill the backup disk
+    /// by dumping its databases over and over.
+    pub max_backups: u32,
+    pub max_backup_gb: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +63,8 @@ impl Default for Limits {
             max_notices: 100,
             max_table_elements: 1 << 20,
             max_journal_mb: 1024,
+            max_backups: 64,
+            max_backup_gb: 1024,
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct RunEnv {
     /// Images, mounts and networks the run has seen on granted containers or loaded from
     /// granted archives: what a container the plugin runs may use (kept in the run records).
     pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
+    /// Backups taken so far in this run (count, bytes), against `max_backups`/`max_backup_gb`.
+    pub backups_taken: Arc<std::sync::Mutex<(u32, u64)>>,
 }
 
 /// Site facts the sandbox applies beyond the grants.
@@ -201,6 +209,7 @@ pub struct HostState {
     pub slept: Duration,
     pub site: Arc<SitePolicy>,
     pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
+    pub backups_taken: Arc<std::sync::Mutex<(u32, u64)>>,
 }
 
 impl HostState {
@@ -227,6 +236,7 @@ impl HostState {
             slept: Duration::ZERO,
             site: env.site.clone(),
             approved: env.approved.clone(),
+            backups_taken: env.backups_taken.clone(),
         }
     }
 }

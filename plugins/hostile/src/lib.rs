@@ -186,6 +186,12 @@ impl opshost_procedures::bindings::Guest for Hostile {
                     host::sleep(600_000);
                 }
             }
+            "dumps" => {
+                for i in 0..1000 {
+                    sql::dump_database("metadb", &n.db, &format!("fill-{i}")).map_err(|e| failed(format!("dump {i}: {e:?}")))?;
+                }
+                Err(failed("took 1000 backups".to_string()))
+            }
             "host-records" => {
                 let wrote = host::record("opshost.approved", "{}");
                 let read = host::recall("opshost.approved");

@@ -131,6 +131,12 @@ impl HostState {
         policy::check(statement, access, &p).map(|_| ()).map_err(Error::Denied)
     }
 
+    /// A guard for backups about to be taken: refused past the run's count or bytes; `taken` adds
+    /// what they came to.
+    fn backup_budget(&self, n: usize) -> BackupBudget {
+        BackupBudget { taken: self.backups_taken.clone(), n: n as u32, max: self.limits.max_backups, max_bytes: self.limits.max_backup_gb << 30 }
+    }
+
     /// The host-call path of `dump-databases` and `restore-databases` (`call`): every database
     /// named is granted, the requests are checked, then `run` gets the backend, the connection
     /// and the (database, backup name) pairs.
@@ -142,11 +148,48 @@ impl HostState {
         let s = self.caps.sql.clone();
         let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
         let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
+        let budget = (call == calls::SQL_DUMP_DATABASES).then(|| self.backup_budget(requests.len()));
         self.call(call, Target::Databases { connection: connection.clone(), databases }, args, async move {
             check_backup_requests(call.name.trim_start_matches("sql."), &requests)?;
-            run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await
+            if let Some(b) = &budget {
+                b.check()?;
+            }
+            let backups = run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await?;
+            if let Some(b) = &budget {
+                b.taken(&backups);
+            }
+            Ok(backups)
         })
         .await
+    }
+}
+
+/// What [`HostState::backup_budget`] guards.
+struct BackupBudget {
+    taken: std::sync::Arc<std::sync::Mutex<(u32, u64)>>,
+    n: u32,
+    max: u32,
+    max_bytes: u64,
+}
+
+impl BackupBudget {
+    fn check(&self) -> Result<(), Error> {
+        let (count, bytes) = *self.taken.lock().unwrap();
+        if count + self.n > self.max || bytes >= self.max_bytes {
+            return Err(Error::Denied(format!(
+                "this run has taken {count} backups of {} MiB together; another {} would pass the sandbox limit of {} backups or {} GiB (max_backups, max_backup_gb in [limits])",
+                bytes >> 20,
+                self.n,
+                self.max,
+                self.max_bytes >> 30
+            )));
+        }
+        Ok(())
+    }
+    fn taken(&self, backups: &[Backup]) {
+        let mut t = self.taken.lock().unwrap();
+        t.0 += backups.len() as u32;
+        t.1 += backups.iter().map(|b| b.bytes).sum::<u64>();
     }
 }
 
@@ -173,10 +216,14 @@ impl wit::Host for HostState {
     }
     async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
+        let budget = self.backup_budget(1);
         self.call(calls::SQL_DUMP_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
             check_identifier("database", &database)?;
             check_backup_name(&backup_name)?;
-            s.dump_database(&connection, &database, &backup_name).await
+            budget.check()?;
+            let backup = s.dump_database(&connection, &database, &backup_name).await?;
+            budget.taken(std::slice::from_ref(&backup));
+            Ok(backup)
         })
         .await
     }
