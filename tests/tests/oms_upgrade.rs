@@ -51,6 +51,21 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     remove_new_image();
     let d = Deployment::new("ok", &[], 18089);
     let (rm, cm, hb) = d.dbs();
+    // rm holds a view, a trigger and a routine (an OMS MetaDB of another shape): the rollback
+    // must bring each back (the content checksum covers them, and they are checked by name).
+    let mut c = d.rt.block_on(mysql_async::Conn::new(mysql_opts_for(&rm))).unwrap();
+    for stmt in [
+        "CREATE VIEW projects_named AS SELECT id, name FROM oms_project WHERE name LIKE 'project-%'".to_string(),
+        "CREATE TRIGGER project_renamed BEFORE UPDATE ON oms_project FOR EACH ROW SET NEW.cost = OLD.cost".to_string(),
+        "CREATE PROCEDURE project_count(OUT n INT) BEGIN SELECT COUNT(*) INTO n FROM oms_project; END".to_string(),
+    ] {
+        d.rt.block_on(mysql_async::prelude::Queryable::query_drop(&mut c, stmt)).unwrap();
+    }
+    drop(c);
+    let objects = || mariadb(&format!(
+        "SELECT CONCAT((SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{rm}'), (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{rm}'), (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{rm}'))"
+    ));
+    assert_eq!(objects(), "111");
     let base = d.baseline();
     let binds0 = base.binds.clone();
 
@@ -94,6 +109,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(d.state(&d.new_name()), "exited");
     assert_restored(&d, &base);
+    assert_eq!(objects(), "111", "the rollback lost the view, the trigger or the routine");
     // A second rollback of the same run is refused.
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

@@ -379,3 +379,9 @@ pub fn rollback(d: &Deployment) -> Output {
     d.opshost(&a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+
+/// mysql_async options for a connection of the test's own to the test MariaDB, in `database`.
+pub fn mysql_opts_for(database: &str) -> mysql_async::Opts {
+    let c = db_conn();
+    mysql_async::OptsBuilder::default().ip_or_hostname(c.host).tcp_port(c.port).user(Some(c.user)).pass(Some(env("OPSHOST_TEST_DB_PASSWORD"))).db_name(Some(database)).into()
+}
