@@ -146,10 +146,12 @@ fn bad_input_is_refused_before_anything_changes() {
     let sums = |d: &Deployment| (d.checksum(&rm), d.checksum(&cm), mariadb(&format!("SELECT COUNT(*) >= 5000 FROM {hb}.heatbeat_sequence")));
     let before = sums(&d);
     let good = std::fs::read_to_string(&d.site).unwrap();
+    let typo = format!("names no container on node local: did you mean \"{}\"? correct it there", d.old());
     let not_granted = format!("is not granted to oms-4.2.0: add \"local/{}\" to docker in [grants.\"oms-4.2.0\"]", d.old());
     let cases: Vec<(&str, String, &str)> = vec![
         ("wrong source version", good.replace("version = \"4.1.1\"", "version = \"4.1.0\""), "no route from oms 4.1.0 to 4.2.0"),
-        ("missing container", good.replace(&d.old(), "oms_nowhere"), "container oms_nowhere does not exist on node local"),
+        ("missing container", good.replace(&d.old(), "oms_nowhere"), "container = \"oms_nowhere\" in [products.oms.parameters]"),
+        ("container typo", good.replace(&format!("container = \"{}\"", d.old()), &format!("container = \"{}x\"", d.old())), &typo),
         ("container not granted", good.replace(&format!("docker = [\"{}\", ", d.old()), "docker = ["), &not_granted),
         ("no grants at all", good.replace("[grants.\"oms-4.2.0\"]", "[grants.\"some-other-plugin\"]"), "the site config grants plugin oms-4.2.0 nothing"),
         ("MetaDB down", good.replace(&format!("port = {}", db_conn().port), "port = 1"), "cannot connect to MetaDB metadb"),

@@ -132,11 +132,24 @@ impl Site {
                 }
                 Ok(Grants::new(&plugin.manifest, Some(t.clone())))
             }
-            None => Err(format!(
-                "the site config grants plugin {} nothing; review what it needs and add:\n\n{}",
-                plugin.manifest.name,
-                suggest_grants(&plugin.manifest, &self.product.parameters_for(&plugin.manifest.target))
-            )),
+            None => {
+                let target = &plugin.manifest.target;
+                // A later hop of a route works on its own containers and archive: named in its
+                // hops table, or this suggestion repeats the first hop's.
+                let hop_table = if self.product.hops.contains_key(target) || plugin.manifest.sources.contains(&self.product.version) {
+                    String::new()
+                } else {
+                    format!(
+                        "\nThis is a later hop of a route: name its own containers and image archive in [products.{}.hops.\"{target}\"] (container, new_container, image_archive), and grant those.",
+                        self.section
+                    )
+                };
+                Err(format!(
+                    "the site config grants plugin {} nothing; review what it needs and add:\n\n{}{hop_table}",
+                    plugin.manifest.name,
+                    suggest_grants(&plugin.manifest, &self.product.parameters_for(target))
+                ))
+            }
         }
     }
 
@@ -220,6 +233,11 @@ impl Site {
     async fn plan_hop(&self, hop: &Hop, reporter: Arc<dyn Reporter>, yes: bool) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
         let scratch = tempfile_dir()?;
         let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
+        // The operator's own input first: a container the site config names must exist.
+        if let Err(refusal) = self.named_containers_exist(&env, &hop.ctx).await {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Ok((Err(crate::bindings::Error::InvalidInput(refusal)), env));
+        }
         // The backups must fit before anything stops: the host checks, whatever the plugin plans.
         let space = match self.backup_space(&env, &hop.grants).await {
             Ok(words) => words,
@@ -274,7 +292,55 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
+/// The closest of `names` to `typo` (fewest single-character edits), if it is close at all.
+fn closest<'a>(typo: &str, names: &'a [String]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for j in 0..b.len() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    names.iter().map(|n| (distance(typo, n), n.as_str())).filter(|(d, _)| *d <= 2.max(typo.len() / 3)).min().map(|(_, n)| n)
+}
+
 impl Site {
+    /// Every running container the operator named in this hop's parameters (`container`,
+    /// `nginx_container`, …; not the new one) exists on the product's nodes: a typo is the
+    /// operator's to fix in the site config, and the host says which line, not a grant.
+    async fn named_containers_exist(&self, env: &RunEnv, ctx: &Context) -> Result<(), String> {
+        let written = self.product.parameters_for(&ctx.target_version);
+        for (key, name) in written.iter().filter(|(k, _)| (k.as_str() == "container" || k.ends_with("_container")) && !k.starts_with("new_")) {
+            for node in &self.product.nodes {
+                let Ok(names) = env.caps.docker.container_names(node).await else { continue };
+                if names.is_empty() || names.contains(name) {
+                    continue;
+                }
+                let table = if self.product.hops.get(&ctx.target_version).is_some_and(|h| h.contains_key(key)) {
+                    format!("[products.{}.hops.\"{}\"]", self.section, ctx.target_version)
+                } else {
+                    format!("[products.{}.parameters]", self.section)
+                };
+                let hint = closest(name, &names).map(|c| format!("did you mean {c:?}? ")).unwrap_or_default();
+                let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+                let more = if names.len() > shown.len() { format!(" and {} more", names.len() - shown.len()) } else { String::new() };
+                return Err(format!(
+                    "{key} = {name:?} in {table} of {} names no container on node {node}: {hint}correct it there (containers on {node}: {}{more})",
+                    self.path.display(),
+                    shown.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The plan's line about backup space, or a refusal naming both figures when the databases
     /// the plugin may back up (those granted by name) would not fit in `backup_dir`.
     async fn backup_space(&self, env: &RunEnv, grants: &Grants) -> Result<Vec<String>, String> {

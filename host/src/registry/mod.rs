@@ -247,11 +247,28 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
             Ok(order.into_iter().map(|i| slots[i].take().expect("a route uses each plugin once")).collect())
         }
         Err(why) => anyhow::bail!(
-            "{why} ({}; {product} plugins there: {}){}",
+            "{why}{} ({}; {product} plugins there: {}){}",
+            did_you_mean(to, &edges.iter().map(|e| e.target.as_str()).collect::<Vec<_>>()),
             dir.display(),
             if edges.is_empty() { "none".to_string() } else { edges.iter().map(|e| format!("{} ({} -> {})", e.plugin, e.sources.join("|"), e.target)).collect::<Vec<_>>().join(", ") },
             if refused.is_empty() { String::new() } else { format!("; refused: {}", refused_words(&refused)) }
         ),
+    }
+}
+
+/// ". Did you mean 4.2.0?" when `to` is no plugin's target but names the start of some
+/// (`4.2` for 4.2.0 …) or differs from one by a character.
+fn did_you_mean(to: &str, targets: &[&str]) -> String {
+    if targets.contains(&to) {
+        return String::new();
+    }
+    let mut near: Vec<&str> = targets.iter().copied().filter(|t| t.starts_with(&format!("{to}.")) || (t.len() == to.len() && t.chars().zip(to.chars()).filter(|(a, b)| a != b).count() == 1)).collect();
+    near.sort_by_key(|v| route::version_key(v));
+    near.dedup();
+    match near.as_slice() {
+        [] => String::new(),
+        [one] => format!(". Did you mean {one}?"),
+        many => format!(". Did you mean one of {}?", many.join(", ")),
     }
 }
 
@@ -266,3 +283,17 @@ pub async fn find_by_hash(runtime: &Runtime, dir: &Path, hash: &str, name: &str,
 }
 pub mod route;
 pub mod signature;
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_version_that_names_no_target_gets_the_near_ones() {
+        let targets = ["4.2.0", "4.2.1", "4.1.0", "3.3.0"];
+        assert_eq!(did_you_mean("4.2", &targets), ". Did you mean one of 4.2.0, 4.2.1?");
+        assert_eq!(did_you_mean("4.1.9", &targets), ". Did you mean 4.1.0?");
+        assert_eq!(did_you_mean("4.2.0", &targets), "");
+        assert_eq!(did_you_mean("9", &targets), "");
+    }
+}

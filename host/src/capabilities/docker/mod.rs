@@ -36,6 +36,11 @@ pub trait Docker: Send + Sync {
     async fn template(&self, _node: &str, _container: &str) -> Result<Option<serde_json::Value>, Error> {
         Ok(None)
     }
+    /// The names of every container on a node (the host's own checks of the site config, never a
+    /// plugin's call); empty where the backend cannot tell.
+    async fn container_names(&self, _node: &str) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error>;
     async fn image_exists(&self, node: &str, image: &str) -> Result<bool, Error>;
     async fn exec(&self, node: &str, container: &str, command: &[String]) -> Result<ExecResult, Error>;

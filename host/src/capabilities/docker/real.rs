@@ -273,6 +273,17 @@ impl Docker for BollardDocker {
         d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() })).await.map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
     }
 
+    async fn container_names(&self, node: &str) -> Result<Vec<String>, Error> {
+        let d = self.engine(node).await?;
+        let list = d
+            .list_containers(Some(bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).build()))
+            .await
+            .map_err(|e| engine_err(&format!("listing containers on {node}"), e))?;
+        let mut names: Vec<String> = list.into_iter().flat_map(|c| c.names.unwrap_or_default()).map(|n| n.trim_start_matches('/').to_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn template(&self, node: &str, container: &str) -> Result<Option<serde_json::Value>, Error> {
         let d = self.engine(node).await?;
         let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
