@@ -79,7 +79,7 @@ fn text(s: String) -> V { V::Bytes(s.into_bytes()) }
 
 /// Days in a month as MariaDB counts them (year 0 is not a leap year).
 fn days_in(y: u32, m: u32) -> u32 {
-    let leap = y % 4 == 0 && (y % 100 != 0 || (y % 400 == 0 && y != 0));
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || (y.is_multiple_of(400) && y != 0));
     [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1]
 }
 
@@ -242,7 +242,7 @@ async fn insert(c: &mut mysql_async::Conn, table: &str, rows: &[(i64, Vec<V>)]) 
 
 /// A database as the server reads it: each table's definition, the read expressions, and every
 /// row's readings in key order (FLOAT and DOUBLE by their bits).
-async fn reading(c: &mut mysql_async::Conn, db: &str) -> Result<Vec<(String, Vec<String>, Vec<Vec<String>>)>, String> {
+async fn reading(c: &mut mysql_async::Conn, db: &str) -> Result<Vec<Reading>, String> {
     let mut exprs = vec!["CAST(id AS CHAR)".to_string()];
     exprs.extend(COLS.iter().flat_map(|&(c, _, g)| reads(c, g)));
     exprs.extend(["HEX(vg)".into(), "CAST(sg AS CHAR)".into()]);
@@ -263,8 +263,12 @@ async fn reading(c: &mut mysql_async::Conn, db: &str) -> Result<Vec<(String, Vec
     Ok(out)
 }
 
+/// One table as the server reads it back: (its SHOW CREATE TABLE, the read expressions,
+/// the rows of readings).
+type Reading = (String, Vec<String>, Vec<Vec<String>>);
+
 /// The first difference between the original's reading and a restored one, if any.
-fn differs(how: &str, want: &[(String, Vec<String>, Vec<Vec<String>>)], got: &[(String, Vec<String>, Vec<Vec<String>>)]) -> Result<(), String> {
+fn differs(how: &str, want: &[Reading], got: &[Reading]) -> Result<(), String> {
     for ((w, g), t) in want.iter().zip(got).zip(["t_load", "t_auto"]) {
         if w.0 != g.0 {
             return Err(format!("{how}: {t}'s definition differs:\n{}\n{}", w.0, g.0));
