@@ -341,9 +341,26 @@ impl Site {
         Ok(())
     }
 
-    /// The plan's line about backup space, or a refusal naming both figures when the databases
-    /// the plugin may back up (those granted by name) would not fit in `backup_dir`.
+    /// The plan's lines about the backups (the server, what each granted database holds, the
+    /// space), or a refusal: an object that cannot be backed up exactly, or backups that would
+    /// not fit in `backup_dir` (naming both figures). The databases are those granted by name.
     async fn backup_space(&self, env: &RunEnv, grants: &Grants) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        let mut by_connection: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        let granted = grants.exact("sql");
+        for g in &granted {
+            if let Some((connection, database)) = g.split_once('/') {
+                by_connection.entry(connection).or_default().push(database.to_string());
+            }
+        }
+        for (connection, databases) in &by_connection {
+            match env.caps.sql.describe_backup(connection, databases).await {
+                Ok(l) => lines.extend(l),
+                // The server is down or an object cannot be read: the backup could not be exact.
+                Err(e) if e.kind() == "failed" && !e.message().starts_with("cannot connect") => return Err(format!("{}: refused before anything changes", e.message())),
+                Err(_) => {}
+            }
+        }
         let mut total = 0u64;
         let mut names = Vec::new();
         for granted in grants.exact("sql") {
@@ -354,7 +371,7 @@ impl Site {
             }
         }
         let dir = &self.config.backup_dir;
-        let (Some(free), false) = (free_bytes(dir), names.is_empty()) else { return Ok(Vec::new()) };
+        let (Some(free), false) = (free_bytes(dir), names.is_empty()) else { return Ok(lines) };
         let need = backup_space_needed(total);
         let what = format!("{} ({} on the server)", names.join(", "), mib(total));
         if free < need {
@@ -365,7 +382,8 @@ impl Site {
                 mib(need)
             ));
         }
-        Ok(vec![format!("backup space: {} free in {}, about {} needed for {what}", mib(free), dir.display(), mib(need))])
+        lines.push(format!("backup space: {} free in {}, about {} needed for {what}", mib(free), dir.display(), mib(need)));
+        Ok(lines)
     }
 }
 

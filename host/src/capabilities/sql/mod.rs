@@ -43,6 +43,12 @@ pub trait Sql: Send + Sync {
     async fn excess_privileges(&self, _connection: &str) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
     }
+    /// What the plan says about the server and the databases a backup will hold (flavour,
+    /// version, time zone, sql_mode, which restore path runs, every table and object), or the
+    /// refusal when one of them cannot be backed up exactly. Empty where the backend cannot tell.
+    async fn describe_backup(&self, _connection: &str, _databases: &[String]) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
     /// What a database takes on the server (data and indexes), to check the backup directory's
     /// free space before the downtime; 0 where the backend cannot tell.
     async fn database_bytes(&self, _connection: &str, _database: &str) -> Result<u64, Error> {

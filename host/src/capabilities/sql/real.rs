@@ -947,6 +947,52 @@ fn io_err(what: &Path, e: std::io::Error) -> Error {
 
 #[async_trait]
 impl Sql for MysqlSql {
+    async fn describe_backup(&self, connection: &str, databases: &[String]) -> Result<Vec<String>, Error> {
+        let m = self.metadb(connection)?;
+        let mut c = self.conn(connection).await?;
+        let facts: Option<(String, String, String, String, String, u64, u64)> = c
+            .query_first("SELECT VERSION(), @@version_comment, @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile, @@innodb_autoinc_lock_mode")
+            .await
+            .ok()
+            .flatten();
+        let mut out = Vec::new();
+        if let Some((version, comment, tz, system_tz, sql_mode, local_infile, autoinc)) = facts {
+            let flavour = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else if comment.to_ascii_lowercase().contains("oceanbase") { "OceanBase (MySQL mode)" } else { "MySQL" };
+            let zone = if tz == "SYSTEM" { format!("SYSTEM ({system_tz})") } else { tz };
+            let rows = match (m.load_data, local_infile == 1) {
+                (false, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
+                (true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
+                (true, true) if autoinc < 2 => format!("restores load rows with LOAD DATA LOCAL INFILE, INSERTs for tables with an AUTO_INCREMENT column (innodb_autoinc_lock_mode = {autoinc})"),
+                (true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
+            };
+            out.push(format!(
+                "MetaDB {connection}: {flavour} {version}, time zone {zone}, sql_mode '{sql_mode}'; dumps read {} in one consistent snapshot, TIMESTAMPs in UTC; {rows}; every restore is verified by checksum",
+                if m.wire.is_some() { "with opshost's row reader" } else { "through mysql_async" }
+            ));
+        }
+        for db in databases {
+            let exists: Option<String> = c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
+            if exists.is_none() {
+                continue;
+            }
+            let tables: Vec<String> = c.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", (db,)).await.map_err(|e| db_err(db, e))?;
+            // Every object must be readable now, not discovered unreadable during the backup.
+            let objects = objects::read(&mut c, db).await?;
+            let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
+            out.push(format!(
+                "backup of {db}: {} tables, {} views, {} triggers, {} procedures, {} functions, {} events{}",
+                tables.len(),
+                count(objects::ObjectKind::View),
+                count(objects::ObjectKind::Trigger),
+                count(objects::ObjectKind::Procedure),
+                count(objects::ObjectKind::Function),
+                count(objects::ObjectKind::Event),
+                if objects.is_empty() { String::new() } else { " (each with its DEFINER, re-created after every row; the restoring account must be able to)".to_string() }
+            ));
+        }
+        Ok(out)
+    }
+
     async fn database_bytes(&self, connection: &str, database: &str) -> Result<u64, Error> {
         let mut c = self.conn(connection).await?;
         let bytes: Option<u64> = c
