@@ -87,12 +87,7 @@ deny_privileged = {deny_privileged}
 
 [nodes.local]
 
-[metadb.metadb]
-host = "{host}"
-port = {port}
-user = "{user}"
-password_env = "OPSHOST_TEST_DB_PASSWORD"
-
+{metadb}
 [products.oms]
 version = "4.1.1"
 
@@ -115,9 +110,7 @@ console = ["servers"]
 "#,
             plugins = self.plugins.display(),
             trust = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
-            host = c.host,
-            port = c.port,
-            user = c.user,
+            metadb = metadb_toml(c.port),
             old = self.d.old(),
             victim = self.victim,
             victim_db = self.victim_db,

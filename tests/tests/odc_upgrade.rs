@@ -176,12 +176,7 @@ archives = [{archives}]
 deny_privileged = true   # this sandbox refuses --privileged
 
 {node_sections}
-[metadb.metadb]
-host = "{host}"
-port = {db_port}
-user = "{user}"
-password_env = "OPSHOST_TEST_DB_PASSWORD"
-
+{metadb}
 [products.odc]
 version = "4.2.2"
 nodes = [{node_list}]
@@ -207,9 +202,7 @@ console = ["servers"]
             plugins = target_dir().join("plugins").display(),
             trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
             archives = archives.join(", "),
-            host = c.host,
-            db_port = c.port,
-            user = c.user,
+            metadb = metadb_toml(c.port),
             db = self.db,
             health = health.join(", "),
             docker_grants = docker_grants.join(", "),

@@ -170,7 +170,6 @@ impl Deployment {
     pub fn site_toml(&self, version: &str, db_port: u16) -> String {
         let (rm, cm, hb) = self.dbs();
         let p = self.dir.path().display();
-        let c = db_conn();
         format!(
             r#"state_dir = "{p}/state"
 backup_dir = "{p}/backups"
@@ -182,12 +181,7 @@ deny_privileged = true   # this sandbox refuses --privileged
 
 [nodes.local]
 
-[metadb.metadb]
-host = "{host}"
-port = {db_port}
-user = "{user}"
-password_env = "OPSHOST_TEST_DB_PASSWORD"
-
+{metadb}
 [products.oms]
 version = "{version}"
 nodes = ["local"]
@@ -216,8 +210,7 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
 "#,
             plugins = target_dir().join("plugins").display(),
             trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
-            host = c.host,
-            user = c.user,
+            metadb = metadb_toml(db_port),
             old = self.old(),
             new = self.new_name(),
             archives = env("OPSHOST_TEST_IMAGES"),
@@ -256,12 +249,7 @@ deny_privileged = true   # this sandbox refuses --privileged
 
 [nodes.local]
 
-[metadb.metadb]
-host = "{host}"
-port = {port}
-user = "{user}"
-password_env = "OPSHOST_TEST_DB_PASSWORD"
-
+{metadb}
 [products.oms]
 version = "{version}"
 nodes = ["local"]
@@ -281,9 +269,7 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
 {hops}{grants}"#,
             plugins = target_dir().join("plugins").display(),
             trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
-            host = c.host,
-            port = c.port,
-            user = c.user,
+            metadb = metadb_toml(c.port),
             version = self.version,
             health = self.port,
         );
@@ -384,4 +370,10 @@ pub fn rollback(d: &Deployment) -> Output {
 pub fn mysql_opts_for(database: &str) -> mysql_async::Opts {
     let c = db_conn();
     mysql_async::OptsBuilder::default().ip_or_hostname(c.host).tcp_port(c.port).user(Some(c.user)).pass(Some(env("OPSHOST_TEST_DB_PASSWORD"))).db_name(Some(database)).into()
+}
+
+/// The site config's `[metadb.metadb]` section for the test MariaDB on `port`.
+pub fn metadb_toml(port: u16) -> String {
+    let c = db_conn();
+    format!("[metadb.metadb]\nhost = \"{}\"\nport = {port}\nuser = \"{}\"\npassword_env = \"OPSHOST_TEST_DB_PASSWORD\"\n", c.host, c.user)
 }
