@@ -192,29 +192,27 @@ fn repository(image: &str) -> &str {
     }
 }
 
-/// Docker's container name grammar, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`: no `/`, so no path tricks
-/// through the engine API.
-pub fn check_container_name(name: &str) -> Result<(), Error> {
+/// A letter or digit, then letters, digits, `_`, `.` and `-`: the grammar of Docker's container
+/// names, which node names follow too. No `/`, so no path tricks through the engine API.
+fn plain_name(name: &str, min: usize, max: usize) -> bool {
     let mut chars = name.chars();
-    let ok = name.len() >= 2
-        && name.len() <= 128
+    (min..=max).contains(&name.len())
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Docker's container name grammar, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_container_name(name: &str) -> Result<(), Error> {
+    if plain_name(name, 2, 128) {
         Ok(())
     } else {
         Err(Error::InvalidInput(format!("container name {name:?} is not a Docker container name (a letter or digit, then letters, digits, _ . -)")))
     }
 }
 
-/// A node name as the site config may spell it: a letter or digit, then letters, digits, _ . -.
+/// A node name as the site config may spell it.
 pub fn check_node_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if plain_name(name, 1, 64) {
         Ok(())
     } else {
         Err(Error::InvalidInput(format!("node name {name:?} is not a node of the site config (letters, digits, _ . -)")))
@@ -226,7 +224,7 @@ fn check_mount_source(source: &str) -> Result<(), Error> {
     let ok = if let Some(path) = source.strip_prefix('/') {
         path.split('/').all(|p| !matches!(p, "." | "..")) && !source.contains("//")
     } else {
-        check_container_name(source).is_ok()
+        plain_name(source, 2, 128)
     };
     if ok {
         Ok(())
