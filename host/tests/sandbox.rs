@@ -258,3 +258,40 @@ async fn a_manifest_that_never_returns_cannot_hang_a_scan() {
     let e2 = format!("{:#}", Plugin::open(&runtime, &file, &policy).await.err().unwrap());
     assert!(e2.contains("more than 2 s of its own CPU time") && again.elapsed() < std::time::Duration::from_secs(1), "{e2} in {:?}", again.elapsed());
 }
+
+/// Resume of an upgrade whose first call, a change, had begun when the host stopped: whether it
+/// happened is unknown, so it runs again only with the operator's --rerun-in-doubt (never --yes).
+#[tokio::test]
+async fn an_in_doubt_change_runs_again_only_when_the_operator_says_so() {
+    use opshost::journal::entry::Header;
+    use opshost::journal::Journal;
+    use opshost::runtime::host_call::Effect;
+    let runtime = Runtime::new(None).unwrap();
+    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    let plugin = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("hostile.wasm"), &policy).await.unwrap();
+    let base = std::fs::read_to_string(root().join("plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml")).unwrap();
+    let case = "name = \"in doubt\"\nsteps = [\"upgrade\"]\nconfirm = true\nparameters = { attack = \"sql-drop-db\" }\ngrants = { sql = [\"metadb/rm_411\"] }\n";
+    let mut s = Scenario::parse_layers(&[&base, case], "in doubt").unwrap();
+    s.parameters.retain(|k, _| k == "attack");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upgrade.journal");
+    let header = Header { run: "r".into(), operation: "upgrade".into(), plugin: "hostile".into(), plugin_hash: plugin.loaded.hash.clone(), site_config_hash: String::new() };
+    let j = Journal::create(&path, header).unwrap();
+    let args = serde_json::json!({"connection": "metadb", "database": "rm_411", "statement": "DROP DATABASE rm_victim", "params": []});
+    j.begin(j.next(), "sql.execute", Effect::Write, &args).unwrap();
+    drop(j);
+    for (rerun, want) in [(false, "resume stopped at call 1: sql.execute"), (true, "statement refused")] {
+        let mut fake = opshost::fakehost::FakeHost::new(&s, Arc::new(Silent)).unwrap();
+        fake.bind_grants(&plugin.manifest, s.grants.clone());
+        fake.env.journal = Some(Arc::new(Journal::reopen(&path).unwrap().0));
+        fake.env.rerun_in_doubt = rerun;
+        // The operator answers yes to everything: that must not matter.
+        let ctx = opshost::registry::context_for(&plugin.manifest, &s.product, &s.source, &s.target, &s.parameters, &s.nodes).unwrap();
+        let outcome = plugin.loaded.upgrade(&fake.env, &ctx).await;
+        let text = match outcome {
+            Ok(o) => format!("{:?}", o.result),
+            Err(trap) => format!("{trap:#}"),
+        };
+        assert!(text.contains(want), "rerun_in_doubt = {rerun}: {text}");
+    }
+}

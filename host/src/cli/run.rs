@@ -165,6 +165,7 @@ impl Site {
             site: Arc::new(crate::runtime::state::SitePolicy::for_console(&self.product.console.metadb, self.config.docker_policy.deny_privileged, self.config.docker_policy.secret_env.clone())),
             approved: Arc::new(Mutex::new(approved)),
             backups_taken: Default::default(),
+            rerun_in_doubt: false,
             grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
             records,
@@ -762,7 +763,7 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
             }
             match r.in_doubt() {
                 Some(c) if c.effect == crate::runtime::host_call::Effect::Write => {
-                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; resume will ask before running it again", c.seq, c.call, c.args))
+                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; check by hand whether it happened, then resume with --rerun-in-doubt to run it again, or roll back", c.seq, c.call, c.args))
                 }
                 Some(c) => out.push(format!("in doubt: #{} {} started; it is safe to repeat, resume runs it again", c.seq, c.call)),
                 None => {}
@@ -781,8 +782,14 @@ pub struct ResumeArgs {
     pub run: String,
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    #[arg(long)]
+    /// Answer yes to the confirmation. It never re-runs a call that may or may not have happened
+    /// (see --rerun-in-doubt).
+    #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Run again a change that had started when the host stopped and may or may not have
+    /// happened. Check by hand first what it did (`opshost runs show RUN` names it).
+    #[arg(long)]
+    pub rerun_in_doubt: bool,
     /// Resume even though the site config changed since the run started.
     #[arg(long)]
     pub allow_config_change: bool,
@@ -819,7 +826,8 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         eprintln!("{line}");
     }
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
-    let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
+    let mut env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
+    env.rerun_in_doubt = a.rerun_in_doubt;
     let upgrading = header.operation == "upgrade";
     let outcome = if upgrading { plugin.loaded.upgrade(&env, &ctx).await } else { plugin.loaded.rollback(&env, &ctx).await };
     site.save_transcript(&meta, &env, if upgrading { "resume-upgrade-calls.json" } else { "resume-rollback-calls.json" });

@@ -64,6 +64,7 @@ impl FakeHost {
             site,
             approved: Default::default(),
             backups_taken: Default::default(),
+            rerun_in_doubt: false,
         };
         env.approved.lock().unwrap().approve_parameters(&s.parameters);
         Ok(FakeHost { docker, sql, clock, env })
@@ -94,5 +95,6 @@ pub fn inert_env() -> RunEnv {
         site: Default::default(),
         approved: Default::default(),
         backups_taken: Default::default(),
+        rerun_in_doubt: false,
     }
 }

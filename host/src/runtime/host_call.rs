@@ -199,11 +199,15 @@ impl HostState {
                         self.record(name, effect, args, outcome.clone(), false, true, 0);
                         return Ok(result);
                     }
+                    // A change that may or may not have happened runs again only when the
+                    // operator says so with its own flag: `--yes` is no answer to that.
+                    None if effect == Effect::Write && !self.rerun_in_doubt => {
+                        wasmtime::bail!(
+                            "resume stopped at call {seq}: {name} {args} had started when the host stopped, and whether it happened is unknown; check by hand (the container, database or file it names), then resume with --rerun-in-doubt to run it again, or roll back"
+                        );
+                    }
                     None if effect == Effect::Write => {
-                        let q = format!("{name} {args} had started when the host stopped; whether it finished is unknown. Run it again?");
-                        if !self.caps.services.confirm(&q).await {
-                            wasmtime::bail!("resume stopped at call {seq} ({name}): not re-running it; check by hand whether it happened, then resume again or roll back");
-                        }
+                        self.reporter.log(crate::capabilities::services::Level::Warn, &format!("running call {seq} ({name}) again: it was in doubt, and --rerun-in-doubt says so"));
                     }
                     // Reads and idempotent writes simply run again.
                     None => {}

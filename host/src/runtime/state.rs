@@ -104,6 +104,9 @@ pub struct RunEnv {
     pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
     /// Backups taken so far in this run (count, bytes), against `max_backups`/`max_backup_gb`.
     pub backups_taken: Arc<std::sync::Mutex<(u32, u64)>>,
+    /// Resume may run again a change whose outcome the journal does not know (the operator's
+    /// `--rerun-in-doubt`; `--yes` never does).
+    pub rerun_in_doubt: bool,
 }
 
 /// Site facts the sandbox applies beyond the grants.
@@ -210,6 +213,7 @@ pub struct HostState {
     pub site: Arc<SitePolicy>,
     pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
     pub backups_taken: Arc<std::sync::Mutex<(u32, u64)>>,
+    pub rerun_in_doubt: bool,
 }
 
 impl HostState {
@@ -237,6 +241,7 @@ impl HostState {
             site: env.site.clone(),
             approved: env.approved.clone(),
             backups_taken: env.backups_taken.clone(),
+            rerun_in_doubt: env.rerun_in_doubt,
         }
     }
 }
