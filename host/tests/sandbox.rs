@@ -25,10 +25,8 @@ databases_as_initial = ["rm_411", "cm_411", "cm_hb_411"]"#;
 
 /// The hostile plugin's `attack` in one step (`plan` or `upgrade`) with these expectations.
 async fn hostile(name: &str, step: &str, extra: &str, expect: &str) -> ScenarioReport {
-    let runtime = Runtime::new(None).unwrap();
-    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
-    let plugin = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("hostile.wasm"), &policy).await.unwrap();
-    let base = std::fs::read_to_string(root().join("plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml")).unwrap();
+    let plugin = signed("hostile.wasm").await;
+    let base = deployment();
     let grants = if extra.contains("grants") { "" } else { r#"grants = { docker = ["oms_411"], sql = ["metadb/rm_411"], console = ["servers"] }"# };
     let case = format!(
         r#"
@@ -43,6 +41,18 @@ parameters = {{ attack = "{name}" }}
     let mut s = Scenario::parse_layers(&[&base, &case], name).unwrap();
     s.parameters.retain(|k, _| k == "attack");
     run_scenario(&plugin.loaded, &s, Arc::new(Silent)).await.unwrap()
+}
+
+/// A plugin the build signed with the test vendor key, opened as a site trusting that key.
+async fn signed(file: &str) -> Plugin {
+    let runtime = Runtime::new(None).unwrap();
+    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+    Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join(file), &policy).await.unwrap()
+}
+
+/// The OMS 4.1.1 fake deployment the attacks run on.
+fn deployment() -> String {
+    std::fs::read_to_string(root().join("plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml")).unwrap()
 }
 
 fn error_of(r: &ScenarioReport) -> (String, String) {
@@ -124,10 +134,8 @@ async fn a_trap_midway_stops_the_run_and_only_granted_changes_happened() {
 #[tokio::test]
 async fn a_hung_backend_times_out_and_the_plugin_gets_a_typed_error() {
     // The OMS plugin itself, with docker.stop hanging for 3 s and a 1 s call deadline.
-    let runtime = Runtime::new(None).unwrap();
-    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
-    let plugin = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("oms_4_2_0.wasm"), &policy).await.unwrap();
-    let base = std::fs::read_to_string(root().join("plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml")).unwrap();
+    let plugin = signed("oms_4_2_0.wasm").await;
+    let base = deployment();
     let case = r#"
 name = "hung engine"
 steps = ["upgrade", "rollback"]
@@ -266,10 +274,8 @@ async fn an_in_doubt_change_runs_again_only_when_the_operator_says_so() {
     use opshost::journal::entry::Header;
     use opshost::journal::Journal;
     use opshost::runtime::host_call::Effect;
-    let runtime = Runtime::new(None).unwrap();
-    let policy = Policy { trust: TrustStore::load(&[root().join("plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
-    let plugin = Plugin::open(&runtime, &Path::new(env!("OPSHOST_SIGNED_PLUGINS")).join("hostile.wasm"), &policy).await.unwrap();
-    let base = std::fs::read_to_string(root().join("plugins/oms-4.2.0/scenarios/_oms-4.1.1-deployment.toml")).unwrap();
+    let plugin = signed("hostile.wasm").await;
+    let base = deployment();
     let case = "name = \"in doubt\"\nsteps = [\"upgrade\"]\nconfirm = true\nparameters = { attack = \"sql-drop-db\" }\ngrants = { sql = [\"metadb/rm_411\"] }\n";
     let mut s = Scenario::parse_layers(&[&base, case], "in doubt").unwrap();
     s.parameters.retain(|k, _| k == "attack");

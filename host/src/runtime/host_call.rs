@@ -148,8 +148,9 @@ fn outcome<T: Serialize>(r: &Result<T, Error>) -> Json {
 /// (replay compares digests); the call itself still gets them whole.
 const KEEP_ARGS_BYTES: usize = 64 * 1024;
 
-/// The arguments as the journal and transcript keep them: whole, or their size and digest.
-fn kept_args(args: Json, text_len: usize, text: &str) -> Json {
+/// A call's arguments (or, in the transcript, its outcome) as they are kept: whole, or their
+/// size and digest.
+fn kept(args: Json, text_len: usize, text: &str) -> Json {
     if text_len <= KEEP_ARGS_BYTES {
         return args;
     }
@@ -179,7 +180,7 @@ impl HostState {
         let text = args.to_string();
         let oversized = text.len() > self.limits.max_payload_bytes;
         let fault_args = if oversized { Json::Null } else { args.clone() };
-        let args = kept_args(args, text.len(), &text);
+        let args = kept(args, text.len(), &text);
         drop(text);
         let seq = self.journal.as_ref().map(|j| j.next());
         // Resume: a call the journal already holds returns what it returned then.
@@ -278,7 +279,7 @@ impl HostState {
         // The journal keeps outcomes whole (resume returns them); the transcript keeps big ones as
         // their digest, so that a chatty plugin cannot grow the host's memory with copies.
         let text = outcome.to_string();
-        let outcome = kept_args(outcome, text.len(), &text);
+        let outcome = kept(outcome, text.len(), &text);
         let record = {
             let mut t = self.transcript.lock().unwrap();
             let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed, ms };
