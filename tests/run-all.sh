@@ -66,6 +66,14 @@ log "test images (FROM scratch): busybox, stand-in OMS 3.2.2 / 3.3.0 / 3.3.1 / 4
 bash tests/images/build.sh target/debug/oms-standin "$RUN_DIR/images"
 export OPSHOST_TEST_IMAGES="$RUN_DIR/images"
 
+# Containers an earlier, interrupted run left behind (every test image carries this label): one
+# with a restart policy comes back with the engine and holds its ports and names.
+leftovers() { docker ps -aq --filter label=opshost.test-image=1; }
+if [ -n "$(leftovers)" ]; then
+  echo "removing $(leftovers | wc -l) container(s) left by an earlier test run"
+  leftovers | xargs docker rm -f >/dev/null
+fi
+
 log "cargo test (host, fake-host scenarios, end-to-end on Docker + MariaDB)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$RUN_DIR/cargo-test.log"

@@ -58,6 +58,15 @@ async fn a_plain_tar_archive_named_in_the_site_config_loads_with_its_tags() {
     assert!(d.image_exists("local", image).await.unwrap());
 }
 
+/// Removes the named containers when dropped, also when the test panics.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").arg("rm").arg("-f").args(&self.0).output();
+    }
+}
+
 /// A container with every option `docker run` can set (that this engine allows), then its
 /// successor through the capability from its run spec and template: the two inspections must
 /// agree field by field, but for the name and what the engine assigns itself.
@@ -67,9 +76,15 @@ async fn a_successor_keeps_every_option_of_the_old_container() {
     let (old, new) = (format!("opshost-succ-old-{}", std::process::id()), format!("opshost-succ-new-{}", std::process::id()));
     let docker = |args: &[&str]| std::process::Command::new("docker").args(args).output().unwrap();
     let _ = docker(&["rm", "-f", &old, &new]);
+    // Whatever happens below, neither container outlives the test: one left behind with
+    // `--restart always` would come back with the engine and hold its port.
+    let _cleanup = RemoveOnDrop(vec![old.clone(), new.clone()]);
+    // A port nobody holds now, rather than a fixed one another process may have.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let publish = format!("127.0.0.1:{port}:8989");
     #[rustfmt::skip]
     let o = docker(&[
-        "run", "-d", "--name", &old, "-p", "127.0.0.1:18555:8989", "--restart", "always", "--hostname", "odc-host",
+        "run", "-d", "--name", &old, "-p", &publish, "--restart", "always", "--hostname", "odc-host",
         "--log-opt", "max-size=10m", "--add-host", "db.local:10.1.2.3", "--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD",
         "--dns", "10.0.0.2", "--dns-search", "example.com", "--user", "1000:1000", "--workdir", "/tmp", "--entrypoint", "sleep",
         "--health-cmd", "true", "--health-interval", "30s", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=512:512",
@@ -88,7 +103,6 @@ async fn a_successor_keeps_every_option_of_the_old_container() {
     d.run("local", &spec, Some(&template)).await.unwrap();
     let inspect = |c: &str| -> serde_json::Value { serde_json::from_slice::<serde_json::Value>(&docker(&["inspect", c]).stdout).unwrap()[0].clone() };
     let (a, b) = (inspect(&old), inspect(&new));
-    let _ = docker(&["rm", "-f", &old, &new]);
     assert_eq!(b["State"]["Status"], "running", "{b:#}");
     let mut differ = Vec::new();
     for section in ["HostConfig", "Config"] {

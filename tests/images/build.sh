@@ -30,7 +30,7 @@ trap 'rm -rf "$ctx"' EXIT
 
 if want busybox; then
 cp /bin/busybox "$ctx/busybox"
-docker build -q -t opshost-test/busybox:1 -f busybox.Dockerfile "$ctx" >/dev/null
+docker build -q --label opshost.test-image=1 -t opshost-test/busybox:1 -f busybox.Dockerfile "$ctx" >/dev/null
 echo "built opshost-test/busybox:1"
 fi
 
@@ -50,7 +50,7 @@ chmod +x "$root/root/docker_init.sh"
 for v in 3.2.2 3.3.0 3.3.1 4.1.1 4.2.0; do
   case $v in 3.*) tag="feature_${v}_ce" ;; *) tag="feature_${v}-ce" ;; esac
   image="reg.example.com/oceanbase/oms:$tag"
-  docker build -q --build-arg VERSION=$v -t "$image" -f oms.Dockerfile "$ctx" >/dev/null
+  docker build -q --label opshost.test-image=1 --build-arg VERSION=$v -t "$image" -f oms.Dockerfile "$ctx" >/dev/null
   docker save "$image" | gzip -1 >"$OUT/oms-$tag.tar.gz"
   [ "$v" = 3.3.0 ] && docker save -o "$OUT/oms-$tag.tar" "$image"
   echo "built $image -> $OUT/oms-$tag.tar.gz"
@@ -69,13 +69,13 @@ for lib in $(ldd "$ODC_BIN" | grep -o '/[^ ]*'); do
 done
 for v in 4.2.2 4.3.0 4.3.1; do
   image="reg.example.com/oceanbase/odc-server:$v"
-  docker build -q --build-arg VERSION=$v --build-arg MODE=serve -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
+  docker build -q --label opshost.test-image=1 --build-arg VERSION=$v --build-arg MODE=serve -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
   docker save "$image" | gzip -1 >"$OUT/odc-server-$v.tar.gz"
   echo "built $image -> $OUT/odc-server-$v.tar.gz"
 done
 for v in 1.24.0 1.26.2; do
   image="reg.example.com/oceanbase/odc-nginx:$v"
-  docker build -q --build-arg VERSION=$v --build-arg MODE=nginx -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
+  docker build -q --label opshost.test-image=1 --build-arg VERSION=$v --build-arg MODE=nginx -t "$image" -f odc.Dockerfile "$ctx" >/dev/null
   docker save "$image" | gzip -1 >"$OUT/odc-nginx-$v.tar.gz"
   echo "built $image -> $OUT/odc-nginx-$v.tar.gz"
 done
