@@ -95,7 +95,13 @@ pub struct Expect {
     /// Parameters whose value must equal the one before the scenario ran.
     #[serde(default)]
     pub parameters_as_initial: Vec<String>,
-    /// Databases whose content checksum must equal the one before the scenario ran.
+    /// JSON parameters that must equal their value before the scenario ran but for the named
+    /// fields, e.g. `{ "ha.config" = ["refetchStoreIntervalMin"] }` (the vendor's rollback sets it).
+    #[serde(default)]
+    pub parameters_as_initial_except: BTreeMap<String, Vec<String>>,
+    /// Databases whose content checksum must equal the one before the scenario ran; parameters
+    /// this step expects at new values (`parameters`, `parameters_as_initial_except`) are
+    /// compared as they were before.
     #[serde(default)]
     pub databases_as_initial: Vec<String>,
     #[serde(default)]

@@ -61,37 +61,55 @@ pub fn recorded_before() -> Result<Option<String>> {
 /// advises the downtime and 30 minutes). Returns a line for the operator, if any.
 pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str, margin_min: u64) -> Result<Option<String>> {
     let Some(before) = recorded_before()? else { return Ok(None) };
-    let mut cfg = parse(&before)?;
-    if !cfg.get("enable").and_then(Value::as_bool).unwrap_or(false) {
+    if !is_enabled(&before)? {
         info("HA was off before the upgrade: leaving it off");
         return Ok(None);
     }
-    cfg.insert("enable".into(), Value::Bool(true));
-    let downtime_ms = t2_ms.saturating_sub(t1_ms);
-    let note = if catch_up == "checkpoint" || cfg.get("perceiveStoreClientCheckpoint").and_then(Value::as_bool) == Some(true) {
-        cfg.insert("perceiveStoreClientCheckpoint".into(), Value::Bool(true));
-        "HA re-enabled with perceiveStoreClientCheckpoint=true: stores restart from the downstream checkpoints".to_string()
-    } else {
-        let current = cfg.get("refetchStoreIntervalMin").and_then(Value::as_u64).unwrap_or(30);
-        // Strictly greater than T2 − T1 in whole minutes, and the margin on top.
-        let needed = downtime_ms / 60_000 + 1 + margin_min;
-        let value = current.max(needed);
-        cfg.insert("refetchStoreIntervalMin".into(), Value::from(value));
-        format!("HA re-enabled; refetchStoreIntervalMin = {value} min (T2 − T1 was {:.1} s, the margin {margin_min} min)", downtime_ms as f64 / 1000.0)
-    };
-    console::set_parameter(PARAM, &Value::Object(cfg).to_string()).within("turning HA back on")?;
+    let (value, note) = enable_covering(&before, t2_ms.saturating_sub(t1_ms), "T2 − T1", catch_up, margin_min)?;
+    console::set_parameter(PARAM, &value).within("turning HA back on")?;
     record("ha.t2", &t2_ms)?;
     info(&note);
     Ok(Some(note))
 }
 
-/// Rollback: put `ha.config` back exactly as recorded before the upgrade.
-pub fn restore_exactly() -> Result<bool> {
-    let Some(before) = recorded_before()? else { return Ok(false) };
-    if current()?.as_deref() != Some(before.as_str()) {
-        console::set_parameter(PARAM, &before).within("restoring ha.config")?;
-        info("restored ha.config exactly as it was before the upgrade");
-        return Ok(true);
+/// Rollback, the vendor's step 9.6 ("enable HA and set the refetchStoreIntervalMin parameter"):
+/// HA as it was before the upgrade; if it was on, on again with the refetch window covering the
+/// time since T1 (when the old OMS stopped) as the upgrade does. If it was off, or no OMS was
+/// stopped, `ha.config` exactly as recorded. Returns a line for the operator when HA is back on.
+pub fn restore_after_rollback(t1_ms: Option<u64>, now_ms: u64, catch_up: &str, margin_min: u64) -> Result<Option<String>> {
+    let Some(before) = recorded_before()? else { return Ok(None) };
+    // Without T1 no OMS was stopped: the stores never paused, so nothing needs refetching.
+    let was_on = is_enabled(&before)?;
+    let Some(since_ms) = t1_ms.filter(|_| was_on) else {
+        if current()?.as_deref() != Some(before.as_str()) {
+            console::set_parameter(PARAM, &before).within("restoring ha.config")?;
+            info("restored ha.config exactly as it was before the upgrade");
+        }
+        return Ok(None);
+    };
+    let (value, note) = enable_covering(&before, now_ms.saturating_sub(since_ms), "the time since T1", catch_up, margin_min)?;
+    if current()?.as_deref() != Some(value.as_str()) {
+        console::set_parameter(PARAM, &value).within("turning HA back on after the rollback")?;
     }
-    Ok(false)
+    info(&note);
+    Ok(Some(note))
+}
+
+/// `before` with HA enabled and the stores' catch-up covering `gap_ms`: the value to set and a
+/// line saying what was chosen.
+fn enable_covering(before: &str, gap_ms: u64, gap_name: &str, catch_up: &str, margin_min: u64) -> Result<(String, String)> {
+    let mut cfg = parse(before)?;
+    cfg.insert("enable".into(), Value::Bool(true));
+    let note = if catch_up == "checkpoint" || cfg.get("perceiveStoreClientCheckpoint").and_then(Value::as_bool) == Some(true) {
+        cfg.insert("perceiveStoreClientCheckpoint".into(), Value::Bool(true));
+        "HA re-enabled with perceiveStoreClientCheckpoint=true: stores restart from the downstream checkpoints".to_string()
+    } else {
+        let current = cfg.get("refetchStoreIntervalMin").and_then(Value::as_u64).unwrap_or(30);
+        // Strictly greater than the gap in whole minutes, and the margin on top.
+        let needed = gap_ms / 60_000 + 1 + margin_min;
+        let value = current.max(needed);
+        cfg.insert("refetchStoreIntervalMin".into(), Value::from(value));
+        format!("HA re-enabled; refetchStoreIntervalMin = {value} min ({gap_name} was {:.1} s, the margin {margin_min} min)", gap_ms as f64 / 1000.0)
+    };
+    Ok((Value::Object(cfg).to_string(), note))
 }

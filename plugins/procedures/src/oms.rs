@@ -456,7 +456,8 @@ impl OmsHop {
         rollback.push(step("restore MetaDB", format!("drop, create and restore {dbs} from the verified backups; checksums checked"), true));
         rollback.push(step("restart old container", format!("docker restart {old_name}{stop_where}"), true));
         if self.ha_step {
-            rollback.push(step("ha.config as before", "set ha.config back to the value recorded before the upgrade", true));
+            let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { format!("refetchStoreIntervalMin ≥ (minutes since T1) + {}", c.refetch_margin_min) };
+            rollback.push(step("HA on", if ha_on { format!("set ha.config as recorded before the upgrade, enable=true, {how} (the vendor's rollback step 6)") } else { "set ha.config back to the value recorded before the upgrade (HA off)".to_string() }, true));
         }
         Ok(Plan { findings, steps, rollback })
     }
@@ -575,9 +576,14 @@ impl OmsHop {
                 }
             }
         }
-        // 9.6: HA as it was, exactly (the checksum of rm then equals the pre-upgrade one).
-        if self.ha_step && ha::restore_exactly()? && ha_before.as_deref().map(ha::is_enabled).transpose()?.unwrap_or(false) {
-            host::notice("HA is back on with its previous settings; if connectors lag, raise refetchStoreIntervalMin above the minutes since T1");
+        // 9.6: HA as it was; if it was on, on again with refetchStoreIntervalMin covering the time
+        // since T1, as the vendor's rollback sets it (rm then differs from before the upgrade in
+        // that one value).
+        if self.ha_step {
+            let p = Params(ctx);
+            if let Some(note) = ha::restore_after_rollback(recall::<u64>("t1")?, now_ms(), &p.or("ha_catch_up", "interval"), p.number("ha_refetch_margin_min", 30)?)? {
+                host::notice(&note);
+            }
         }
         if !old.is_empty() {
             let p = Params(ctx);
@@ -602,6 +608,8 @@ impl OmsHop {
 #[macro_export]
 macro_rules! oms_plugin {
     (@hop $hop:expr) => {
+        // `..DEFAULTS` is always appended, also when every field is given.
+        #[allow(clippy::needless_update)]
         const HOP: $crate::oms::OmsHop = $hop;
 
         struct Plugin;

@@ -297,6 +297,31 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
         self.rt.block_on(self.sql.database_checksum("metadb", db)).unwrap()
     }
 
+    /// `ha.config` in `rm` after a rollback, checked: as before ([`HA_CONFIG`]) but for
+    /// `refetchStoreIntervalMin`, which the vendor's rollback sets once an OMS was stopped (the
+    /// time since T1, at least one minute, and the 30-minute margin). Returns that value, if set.
+    pub fn ha_config_after_rollback(&self, rm: &str) -> Option<u64> {
+        let now = mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"));
+        let mut now: serde_json::Value = serde_json::from_str(&now).unwrap_or_else(|e| panic!("ha.config {now:?}: {e}"));
+        let refetch = now.as_object_mut().unwrap().remove("refetchStoreIntervalMin").map(|v| v.as_u64().unwrap());
+        assert_eq!(now, serde_json::from_str::<serde_json::Value>(HA_CONFIG).unwrap(), "ha.config differs from before the upgrade in more than refetchStoreIntervalMin");
+        if let Some(minutes) = refetch {
+            assert!(minutes >= 31, "refetchStoreIntervalMin = {minutes}: below the time since T1 and the 30-minute margin");
+        }
+        refetch
+    }
+
+    /// The checksum of `rm` with `ha.config` as it was before the upgrade: the one value the
+    /// vendor's rollback sets anew (refetchStoreIntervalMin). The row is put back afterwards.
+    pub fn rm_checksum_but_ha_config(&self, rm: &str) -> String {
+        let now = mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"));
+        let set = |v: &str| mariadb(&format!("UPDATE {rm}.oms_normal_config SET cfg_value = '{}' WHERE cfg_name = 'ha.config'", v.replace('\'', "''")));
+        set(HA_CONFIG);
+        let sum = self.checksum(rm);
+        set(&now);
+        sum
+    }
+
     pub fn state(&self, container: &str) -> String {
         let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
         if o.status.success() { String::from_utf8_lossy(&o.stdout).trim().to_string() } else { "absent".into() }
