@@ -32,7 +32,7 @@ fn demo_upgrades_then_restores_the_oms() {
     let o = opshost(&["demo"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    for must in ["== plan ==", "== upgrade ==", "== rollback ==", "stop old container", "restored rm_411", "ok database rm_411 content as before (checksum)", "ok parameter ha.config as before", "demo passed: OMS restored"] {
+    for must in ["== plan ==", "== upgrade ==", "== rollback ==", "stop old container", "restored rm_411", "ok database rm_411 content as before", "ok parameter ha.config as before", "demo passed: OMS restored"] {
         assert!(t.contains(must), "demo output lacks {must:?}:\n{t}");
     }
 }
@@ -97,21 +97,45 @@ fn a_file_that_is_not_a_plugin_gets_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm not really").unwrap();
-    // Refused as unsigned before anything compiles it...
+    // Read to describe it (no trust needed for that), the compiler refuses it with the reason.
     let o = opshost(&["plugins", "inspect", junk.to_str().unwrap()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("is not signed: refusing to run it"), "{t}");
-    // ...and, where unsigned plugins are allowed, refused by the compiler with the reason.
-    let o = opshost(&["plugins", "inspect", "--allow-unsigned", junk.to_str().unwrap()]);
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("WARNING") && t.contains("is it a WebAssembly component?"), "{t}");
+    assert!(t.contains("is it a WebAssembly component?") && !t.contains("WARNING"), "{t}");
     // The directory listing names the bad file instead of skipping it.
     let o = opshost(&["plugins", "list", "--dir", dir.path().to_str().unwrap()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("unusable") && t.contains("junk.wasm"), "{t}");
+}
+
+/// A new user's first command, with no key trusted yet: every plugin on one line, named, marked
+/// not trusted, and one line saying how to trust a key; inspect shows the manifest and says the
+/// same. Running one is still refused.
+#[test]
+fn plugins_list_and_inspect_without_a_trusted_key_say_not_trusted() {
+    let bare = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_opshost")).args(args).env("OPSHOST_CACHE_DIR", std::env::temp_dir().join("opshost-cli-test-cache")).env_remove("OPSHOST_PLUGINS").output().unwrap();
+    let o = bare(&["plugins", "list", "--dir", env!("OPSHOST_BUNDLED_PLUGINS")]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let lines: Vec<&str> = t.lines().collect();
+    let files = std::fs::read_dir(env!("OPSHOST_BUNDLED_PLUGINS")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wasm")).count();
+    assert_eq!(lines.len(), files + 1, "one line per plugin and one hint:\n{t}");
+    assert!(lines.iter().any(|l| l.starts_with("oms-4.2.0 ") && l.contains("4.1.1 -> 4.2.0") && l.contains("NOT TRUSTED: signed; no key is trusted yet")), "{t}");
+    assert!(lines.last().unwrap().contains("not trusted: plan and upgrade refuse them") && lines.last().unwrap().contains("--trust FILE"), "{t}");
+    let o = bare(&["plugins", "list", "--dir", env!("OPSHOST_BUNDLED_PLUGINS"), "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let oms = rows.as_array().unwrap().iter().find(|r| r["name"] == "oms-4.2.0").unwrap();
+    assert_eq!((oms["trusted"].as_bool(), oms["target"].as_str()), (Some(false), Some("4.2.0")), "{oms}");
+    let o = bare(&["plugins", "inspect", &plugin()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("oms-4.2.0 — oms 4.1.1 -> 4.2.0") && t.contains("trim_heartbeat") && t.contains("NOT TRUSTED"), "{t}");
+    // Reading is not running: plan refuses it as before.
+    let o = bare(&["plan", &plugin(), "--scenario", scenarios().join("01-happy-path-then-rollback.toml").to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("refusing to run it"), "{t}");
 }
 
 #[test]

@@ -2,14 +2,16 @@
 //! (`plugins new` / `plugin new` is in plugin_new.rs.)
 
 use super::Cli;
-use crate::registry::{scan, Plugin};
+use crate::registry::signature::TRUST_HINT;
+use crate::registry::{scan_to_read, Plugin};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum PluginsCmd {
-    /// Every plugin in the plugin directory: name, product, versions, hash.
+    /// Every plugin in the plugin directory: name, product, versions, hash, signers, and whether a
+    /// trusted key lets it run (exit 1 when one is unreadable or not trusted).
     List {
         /// Plugin directory (overrides --plugins-dir).
         #[arg(long)]
@@ -17,7 +19,8 @@ pub enum PluginsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// A plugin's manifest: versions, what it needs, its parameters.
+    /// A plugin's manifest: versions, what it needs, its parameters (trusted or not: reading it
+    /// runs nothing but its manifest, with no host at all).
     Inspect {
         file: PathBuf,
         #[arg(long)]
@@ -32,8 +35,9 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
     match cmd {
         PluginsCmd::List { dir, json } => {
             let dir = dir.clone().unwrap_or_else(|| cli.plugins_dir());
-            let found = scan(&runtime, &dir, &cli.policy(&[])?).await?;
-            let mut bad = 0;
+            let found = scan_to_read(&runtime, &dir, &cli.policy(&[])?).await?;
+            let untrusted = found.iter().filter(|f| matches!(f, Ok(p) if !p.summary().trusted)).count();
+            let mut bad = untrusted;
             if *json {
                 let rows: Vec<serde_json::Value> = found
                     .iter()
@@ -43,7 +47,7 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
-                bad = found.iter().filter(|f| f.is_err()).count();
+                bad += found.iter().filter(|f| f.is_err()).count();
             } else {
                 if found.is_empty() {
                     println!("no plugins in {}", dir.display());
@@ -52,7 +56,12 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
                     match f {
                         Ok(p) => {
                             let s = p.summary();
-                            let signers = if s.signers.is_empty() { "UNSIGNED".to_string() } else { format!("signed by {}", s.signers.join("+")) };
+                            let signers = match &s.not_trusted {
+                                None => format!("signed by {}", s.signers.join("+")),
+                                Some(why) if why.ends_with("is not signed") => "NOT TRUSTED: unsigned".to_string(),
+                                Some(why) if why.contains("no key is trusted") => "NOT TRUSTED: signed; no key is trusted yet".to_string(),
+                                Some(_) => "NOT TRUSTED: signed by a key not trusted here".to_string(),
+                            };
                             println!("{:<14} {:<4} {} -> {:<8} {}  {:<24} {}", s.name, s.product, s.sources.join(","), s.target, &s.hash[..19], signers, s.path);
                         }
                         Err((path, e)) => {
@@ -62,10 +71,13 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
                     }
                 }
             }
+            if untrusted > 0 && !*json {
+                println!("{untrusted} plugin(s) not trusted: plan and upgrade refuse them. {TRUST_HINT}.");
+            }
             Ok(if bad > 0 { 1 } else { 0 })
         }
         PluginsCmd::Inspect { file, json } => {
-            let p = Plugin::open(&runtime, file, &cli.policy(&[])?).await?;
+            let p = Plugin::open_to_read(&runtime, file, &cli.policy(&[])?).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": p.summary(), "manifest": p.manifest}))?);
                 return Ok(0);
@@ -75,7 +87,7 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
             println!("file:   {}\nsha256: {}", p.path.display(), p.loaded.hash.trim_start_matches("sha256:"));
             match &p.verdict {
                 crate::registry::signature::Verdict::Trusted { signers } => println!("signed: by {}", signers.join(", ")),
-                crate::registry::signature::Verdict::Unverified { reason } => println!("signed: NO ({reason})"),
+                crate::registry::signature::Verdict::Unverified { reason } => println!("signed: NOT TRUSTED ({reason}): plan and upgrade refuse it. {TRUST_HINT}."),
             }
             println!("needs:");
             for n in &m.needs {

@@ -29,6 +29,10 @@ pub struct PluginSummary {
     pub bytes: u64,
     /// Trusted keys that signed it (empty when it runs unverified under --allow-unsigned).
     pub signers: Vec<String>,
+    /// Whether a trusted key lets it run; when not, why.
+    pub trusted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_trusted: Option<String>,
 }
 
 impl Plugin {
@@ -40,6 +44,21 @@ impl Plugin {
     /// Check the signature first: bytes the policy refuses are never compiled.
     pub async fn from_bytes(runtime: &Runtime, path: &Path, bytes: &[u8], policy: &Policy) -> Result<Plugin> {
         let verdict = policy.check(bytes, &path.display().to_string())?;
+        Self::described(runtime, path, bytes, policy, verdict, false).await
+    }
+
+    /// A plugin file only to describe it (`plugins list`/`inspect`), trusted or not: its
+    /// manifest() runs with no host imports at all, under the manifest's CPU and time limits.
+    /// Nothing but [`Plugin::open`] lets it run.
+    pub async fn open_to_read(runtime: &Runtime, path: &Path, policy: &Policy) -> Result<Plugin> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let verdict = policy.judge(&bytes, &path.display().to_string());
+        Self::described(runtime, path, &bytes, policy, verdict, true).await
+    }
+
+    /// Compile, read the manifest, and narrow the verdict to the keys trusted for its name
+    /// (refused when none is, unless `to_read`: then it is described as not trusted).
+    async fn described(runtime: &Runtime, path: &Path, bytes: &[u8], policy: &Policy, verdict: Verdict, to_read: bool) -> Result<Plugin> {
         let loaded = runtime.load(bytes).with_context(|| format!("loading plugin {}", path.display()))?;
         // manifest() depends on nothing but the bytes: its answer is cached by their hash.
         let answer = match runtime.cached_manifest(&loaded.hash) {
@@ -57,12 +76,11 @@ impl Plugin {
             Verdict::Trusted { signers } => {
                 let (ok, scopes) = policy.trust.scoped_signers(&signers, &manifest.name);
                 if ok.is_empty() {
-                    anyhow::bail!(
-                        "plugin {} calls itself {}, but the keys that signed it are not trusted for that name: {}; refusing to run it (a key's plugins = [...] in the site config's trust says which names it may sign)",
-                        path.display(),
-                        manifest.name,
-                        scopes.join(", ")
-                    );
+                    let reason = format!("plugin {} calls itself {}, but the keys that signed it are not trusted for that name: {}", path.display(), manifest.name, scopes.join(", "));
+                    if to_read {
+                        return Ok(Plugin { path: path.to_path_buf(), loaded, manifest, verdict: Verdict::Unverified { reason } });
+                    }
+                    anyhow::bail!("{reason}; refusing to run it (a key's plugins = [...] in the site config's trust says which names it may sign)");
                 }
                 Verdict::Trusted { signers: ok }
             }
@@ -98,6 +116,11 @@ impl Plugin {
             signers: match &self.verdict {
                 Verdict::Trusted { signers } => signers.clone(),
                 Verdict::Unverified { .. } => Vec::new(),
+            },
+            trusted: matches!(self.verdict, Verdict::Trusted { .. }),
+            not_trusted: match &self.verdict {
+                Verdict::Trusted { .. } => None,
+                Verdict::Unverified { reason } => Some(reason.clone()),
             },
         }
     }
@@ -148,6 +171,15 @@ pub async fn scan(runtime: &Runtime, dir: &Path, policy: &Policy) -> Result<Vec<
     let mut out = Vec::new();
     for path in plugin_files(dir)? {
         out.push(Plugin::open(runtime, &path, policy).await.map_err(|e| (path, e)));
+    }
+    Ok(out)
+}
+
+/// Every plugin file of `dir` described, trusted or not ([`Plugin::open_to_read`]).
+pub async fn scan_to_read(runtime: &Runtime, dir: &Path, policy: &Policy) -> Result<Vec<Result<Plugin, (PathBuf, anyhow::Error)>>> {
+    let mut out = Vec::new();
+    for path in plugin_files(dir)? {
+        out.push(Plugin::open_to_read(runtime, &path, policy).await.map_err(|e| (path, e)));
     }
     Ok(out)
 }

@@ -112,9 +112,21 @@ pub struct Policy {
 impl Policy {
     /// Accept or refuse plugin bytes, before anything compiles them.
     pub fn check(&self, wasm: &[u8], origin: &str) -> Result<Verdict> {
+        let verdict = self.judge(wasm, origin);
+        let Verdict::Unverified { reason } = verdict else { return Ok(verdict) };
+        if self.allow_unsigned {
+            eprintln!("WARNING: {reason}; running it anyway because of --allow-unsigned (for plugin development only)");
+            return Ok(Verdict::Unverified { reason });
+        }
+        anyhow::bail!("{reason}: refusing to run it. {TRUST_HINT}, or for development only pass --allow-unsigned")
+    }
+
+    /// What the policy says of the bytes, refusing nothing: for reading a manifest (`plugins
+    /// list`/`inspect`), which runs with no host at all.
+    pub fn judge(&self, wasm: &[u8], origin: &str) -> Verdict {
         let signers = self.trust.signers(wasm);
         if !signers.is_empty() {
-            return Ok(Verdict::Trusted { signers });
+            return Verdict::Trusted { signers };
         }
         let reason = if !is_signed(wasm) {
             format!("plugin {origin} is not signed")
@@ -123,13 +135,12 @@ impl Policy {
         } else {
             format!("plugin {origin} has no valid signature from a trusted key ({}): it was signed by another key, or changed after signing", self.trust.names().join(", "))
         };
-        if self.allow_unsigned {
-            eprintln!("WARNING: {reason}; running it anyway because of --allow-unsigned (for plugin development only)");
-            return Ok(Verdict::Unverified { reason });
-        }
-        anyhow::bail!("{reason}: refusing to run it. Trust the vendor's public key (trust = [...] in the site config, or --trust FILE), or for development only pass --allow-unsigned")
+        Verdict::Unverified { reason }
     }
 }
+
+/// How to trust a vendor's key, for messages.
+pub const TRUST_HINT: &str = "Trust the vendor's public key (trust = [...] in the site config, or --trust FILE)";
 
 /// A new key pair as PEM files.
 pub fn generate(secret: &Path, public: &Path) -> Result<()> {
