@@ -105,3 +105,47 @@ fn a_run_killed_midway_rolls_back_from_its_records_without_resuming() {
     }
     assert!(killed_after_run, "never killed after the new container started");
 }
+
+/// Ctrl-C in the middle of the upgrade (a real SIGINT, sent by the test hook after call 12): the
+/// host finishes the call in flight, starts no other, and exits 130 with the run still
+/// resumable and nothing in doubt; it says how to go on or undo. `opshost resume` then completes
+/// the upgrade, and rollback restores everything.
+#[test]
+fn ctrl_c_stops_between_two_calls_and_the_run_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("sigint", &[], 18096);
+    let (rm, cm, _) = d.dbs();
+    let Baseline { rm: rm0, cm: cm0, .. } = d.baseline();
+    let mut a: Vec<String> = vec!["upgrade".into()];
+    a.extend(site_args(&d));
+    a.extend(["--to".into(), "4.2.0".into(), "--yes".into()]);
+    let o = run(std::process::Command::new(target_dir().join("opshost"))
+        .args(&a)
+        .env("OPSHOST_CACHE_DIR", d.dir.path().join("cache"))
+        .env("OPSHOST_TEST_SIGINT_AFTER_CALLS", "12"));
+    let words = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{words}");
+    assert!(words.contains("Ctrl-C: stopping after the call in flight ends"), "{words}");
+    assert!(words.contains("stopped at your request before") && words.contains("opshost resume"), "{words}");
+    let run = latest_run(&d);
+    assert_eq!(run["status"], "upgrading", "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    // Where it stopped: after exactly 12 calls, none of them in doubt.
+    let show = text(&d.opshost(&["runs", "show", &id, "--config", d.site.to_str().unwrap()]));
+    assert!(show.contains("after 12 completed calls") && !show.contains("in doubt"), "{show}");
+    let calls: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(&id).join("upgrade-calls.json")).unwrap()).unwrap();
+    assert_eq!(calls.len(), 12, "the host started a call after Ctrl-C: {calls:?}");
+
+    let o = d.opshost(&["resume", &id, "--config", d.site.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
+    assert_eq!(latest_run(&d)["status"], "upgraded");
+    assert_eq!(mariadb(&format!("SELECT version FROM {rm}.oms_version")), "4.2.0");
+    wait_until("new OMS healthy", || d.healthy());
+
+    let o = rollback(&d);
+    assert_eq!(o.status.code(), Some(0), "rollback: {}", text(&o));
+    assert_eq!(d.state(&d.old()), "running");
+    d.ha_config_after_rollback(&rm);
+    assert_eq!(d.rm_checksum_but_ha_config(&rm), rm0, "rm differs");
+    wait_until("cm equal to before", || d.checksum(&cm) == cm0);
+}

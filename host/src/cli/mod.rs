@@ -91,6 +91,9 @@ pub fn main() -> i32 {
         }
     };
     let result = rt.block_on(async {
+        if matches!(cli.command, Command::Upgrade(_) | Command::Rollback(_) | Command::Resume(_)) {
+            crate::runtime::interrupt::install();
+        }
         match &cli.command {
             Command::Plugins(plugins::PluginsCmd::New(a)) => plugin_new::run(a), // no runtime needed
             Command::Plugins(c) => plugins::run(&cli, c).await,

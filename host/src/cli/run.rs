@@ -573,6 +573,19 @@ fn finish(
     };
     meta.status = if code == 0 { ok } else { failed };
     meta.error = error.clone();
+    // Ctrl-C: the run stopped between two calls and stays resumable, not failed.
+    if let (Some(call), Some(e)) = (crate::runtime::interrupt::stopped_before(), &error) {
+        meta.status = if failed == RunStatus::UpgradeFailed { RunStatus::Upgrading } else { RunStatus::RollingBack };
+        meta.finished_ms = None;
+        site.runs.save(&meta)?;
+        let what = if meta.status == RunStatus::Upgrading { "upgrade" } else { "rollback" };
+        eprintln!("run {}: {what} stopped at your request before {call} ({e})", meta.id);
+        eprintln!("to go on from there: opshost resume {} --config {}", meta.id, a.config.display());
+        if meta.status == RunStatus::Upgrading {
+            eprintln!("to undo what it did instead: opshost rollback --config {} --product {} --run {}", a.config.display(), a.product, meta.id);
+        }
+        return Ok(130);
+    }
     site.runs.save(&meta)?;
     match (error, meta.status) {
         (None, s) => println!("run {}: {}", meta.id, s.words()),

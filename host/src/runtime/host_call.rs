@@ -213,7 +213,9 @@ impl HostState {
                     // Reads and idempotent writes simply run again.
                     None => {}
                 }
+                crate::runtime::interrupt::stop_here(name)?;
             } else {
+                crate::runtime::interrupt::stop_here(name)?;
                 j.begin(seq, name, effect, &args).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; stopping before {name}", j.path().display()))?;
             }
         }
