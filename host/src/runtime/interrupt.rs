@@ -1,4 +1,4 @@
-//! Ctrl-C during a run. The first stops the plugin at the next host-call boundary: the call in
+//! Ctrl-C (or SIGTERM) during a run. The first stops the plugin at the next host-call boundary: the call in
 //! flight finishes and is journaled, no new one starts, and the run stays resumable (`opshost
 //! resume` goes on from there, `opshost rollback` undoes it). The second exits at once: the call
 //! in flight is then in doubt, which resume reports and never re-runs on its own.
@@ -33,15 +33,25 @@ pub fn stopped_before() -> Option<String> {
     STOPPED_BEFORE.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Handle Ctrl-C for the rest of the process (upgrade, rollback, resume).
+/// Handle Ctrl-C and SIGTERM (what `kill` and systemd send) for the rest of the process
+/// (upgrade, rollback, resume).
 pub fn install() {
     tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            eprintln!("warning: cannot handle Ctrl-C: it will stop the host wherever it is");
+            return;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
             if REQUESTED.swap(true, Ordering::SeqCst) {
-                eprintln!("\nCtrl-C again: exiting now; the call in flight is in doubt (`opshost runs show` names it)");
+                eprintln!("\n{name} again: exiting now; the call in flight is in doubt (`opshost runs show` names it)");
                 std::process::exit(130);
             }
-            eprintln!("\nCtrl-C: stopping after the call in flight ends (Ctrl-C again exits at once, leaving that call in doubt)");
+            eprintln!("\n{name}: stopping after the call in flight ends ({name} again exits at once, leaving that call in doubt)");
         }
     });
 }
