@@ -60,7 +60,7 @@ fn a_wrong_key_a_stripped_signature_and_no_trust_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (sk, pk) = (dir.path().join("other.key"), dir.path().join("other.pub"));
     generate(&sk, &pk).unwrap();
-    let other = Policy { trust: TrustStore::load(&[pk.clone()]).unwrap(), allow_unsigned: false };
+    let other = Policy { trust: TrustStore::load(std::slice::from_ref(&pk)).unwrap(), allow_unsigned: false };
     assert!(refused(&other, &signed_plugin()).contains("no valid signature from a trusted key (other)"));
     let stripped = strip(&signed_plugin());
     assert!(!opshost::registry::signature::is_signed(&stripped));

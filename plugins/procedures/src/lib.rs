@@ -9,6 +9,8 @@
 //! - [`oms`]: the whole OMS CE single-node hop, parameterised by [`oms::OmsHop`].
 //! - [`odc`]: the whole ODC hop, single node or HA behind nginx, parameterised by [`odc::OdcHop`].
 
+/// Generated from the WIT; its signatures are the contract's (some take many arguments).
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "upgrade-plugin",

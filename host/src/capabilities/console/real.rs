@@ -122,11 +122,11 @@ mod tests {
             }
         });
         let probe = HttpHealth { urls: BTreeMap::from([("local".to_string(), format!("http://127.0.0.1:{port}/health"))]) };
-        assert_eq!(probe.healthy("local").await.unwrap(), false);
-        assert_eq!(probe.healthy("local").await.unwrap(), false);
+        assert!(!probe.healthy("local").await.unwrap());
+        assert!(!probe.healthy("local").await.unwrap());
         server.await.unwrap();
         // Nothing listening any more: refused, also "not healthy".
-        assert_eq!(probe.healthy("local").await.unwrap(), false);
+        assert!(!probe.healthy("local").await.unwrap());
         // A URL that cannot work is an error naming the fix.
         let bad = HttpHealth { urls: BTreeMap::from([("local".to_string(), "https://x/health".to_string())]) };
         let e = bad.healthy("local").await.unwrap_err();

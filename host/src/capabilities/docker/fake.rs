@@ -370,7 +370,7 @@ impl Docker for FakeDocker {
             Ok((c.spec.image.clone(), c.spec.env.clone()))
         })?;
         let line = command.join(" ");
-        let Some(rule) = self.exec_rules.iter().find(|r| r.command == line && r.image.as_ref().map_or(true, |i| image.contains(i.as_str()))) else {
+        let Some(rule) = self.exec_rules.iter().find(|r| r.command == line && r.image.as_ref().is_none_or(|i| image.contains(i.as_str()))) else {
             return Ok(ExecResult { exit_code: 127, stdout: String::new(), stderr: format!("{line}: command not found") });
         };
         for required in &rule.requires_env {

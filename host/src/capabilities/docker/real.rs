@@ -330,7 +330,7 @@ impl Docker for BollardDocker {
 
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error> {
         let path = PathBuf::from(archive);
-        if !self.archives.iter().any(|a| *a == path) {
+        if !self.archives.contains(&path) {
             return Err(not_found(format!("image archive {archive} is not named in the site config: add it to image_archive of the product or to [archives]")));
         }
         let d = self.engine(node).await?;

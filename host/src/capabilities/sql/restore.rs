@@ -324,8 +324,12 @@ mod tests {
         let take = |s: &mut Schedule, current: Option<usize>| {
             let c = choose(s, &left, current);
             if c != current {
-                current.map(|i| s.workers_on[i] -= 1);
-                c.map(|i| s.workers_on[i] += 1);
+                if let Some(i) = current {
+                    s.workers_on[i] -= 1;
+                }
+                if let Some(i) = c {
+                    s.workers_on[i] += 1;
+                }
             }
             c
         };

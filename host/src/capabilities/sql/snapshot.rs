@@ -222,7 +222,7 @@ impl Encoder<'_> {
     /// For a dump each value is read once, hashed and written as a literal in one pass.
     fn row<'v>(&mut self, get: impl Fn(usize) -> Raw<'v>) -> bool {
         self.seen += 1;
-        if self.seen % 8192 == 0 {
+        if self.seen.is_multiple_of(8192) {
             let done = self.work.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
             self.work.reporter.progress(done.min(self.work.total), self.work.total, &self.work.label);
         }
