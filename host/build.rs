@@ -90,7 +90,11 @@ fn write_if_changed(new: &[u8], to: &Path) {
 /// when it is missing, or say exactly what to run.
 fn ensure_wasm_target() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let libdir = Command::new(&rustc).args(["--print", "target-libdir", "--target", WASM_TARGET]).output().ok().map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     if libdir.as_ref().is_some_and(|d| d.join("libcore").exists() || std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false)) {
         return;
     }

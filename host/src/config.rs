@@ -92,7 +92,12 @@ impl SiteConfig {
             for n in &p.nodes {
                 anyhow::ensure!(c.nodes.contains_key(n), "site config: product {name} runs on node {n}, which has no [nodes.{n}] section");
             }
-            anyhow::ensure!(c.metadb.contains_key(&p.console.metadb.connection), "site config: product {name} uses MetaDB connection {}, which has no [metadb.{}] section", p.console.metadb.connection, p.console.metadb.connection);
+            anyhow::ensure!(
+                c.metadb.contains_key(&p.console.metadb.connection),
+                "site config: product {name} uses MetaDB connection {}, which has no [metadb.{}] section",
+                p.console.metadb.connection,
+                p.console.metadb.connection
+            );
         }
         for (name, m) in &c.metadb {
             m.password(name)?;
@@ -108,7 +113,11 @@ impl SiteConfig {
 
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state"))).unwrap_or_else(|| PathBuf::from(".")).join("opshost")
+            std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("opshost")
         })
     }
 

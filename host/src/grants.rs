@@ -14,9 +14,15 @@ pub enum Target {
     /// (node, container)
     Container(String, String),
     Archive(String),
-    Database { connection: String, database: String },
+    Database {
+        connection: String,
+        database: String,
+    },
     /// Several databases of one connection in one call: each must be granted.
-    Databases { connection: String, databases: Vec<String> },
+    Databases {
+        connection: String,
+        databases: Vec<String>,
+    },
     Parameter(String),
     Servers,
 }
@@ -196,13 +202,19 @@ mod tests {
         assert!(ok(Target::Servers));
         assert!(ok(Target::Free));
         // Granted by the site but not declared by the plugin.
-        assert!(matches!(g.check("docker.stop", &Target::Container("local".into(), "mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare")));
+        assert!(
+            matches!(g.check("docker.stop", &Target::Container("local".into(), "mariadb".into())), Err(Error::Denied(m)) if m.contains("does not declare"))
+        );
         // Declared but not granted: the message names the site config line.
-        assert!(matches!(g.check("docker.stop", &Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]")));
+        assert!(
+            matches!(g.check("docker.stop", &Target::Container("local".into(), "oms_999".into())), Err(Error::Denied(m)) if m.contains("add \"local/oms_999\" to docker in [grants.\"oms-4.2.0\"]"))
+        );
         assert!(matches!(g.check("sql.execute", &Target::Database { connection: "metadb".into(), database: "mysql".into() }), Err(Error::Denied(_))));
         // Several databases in one call: every one must be granted, and the one that is not is named.
         assert!(ok(Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "cm_411".into(), "cm_hb_411".into()] }));
-        assert!(matches!(g.check("sql.dump-databases", &Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "mysql".into()] }), Err(Error::Denied(m)) if m.contains("metadb/mysql is not granted")));
+        assert!(
+            matches!(g.check("sql.dump-databases", &Target::Databases { connection: "metadb".into(), databases: vec!["rm_411".into(), "mysql".into()] }), Err(Error::Denied(m)) if m.contains("metadb/mysql is not granted"))
+        );
         assert!(matches!(g.check("console.set-parameter", &Target::Parameter("oms.alarm.config".into())), Err(Error::Denied(_))));
         assert!(matches!(g.check("docker.load-image", &Target::Archive("/etc/shadow".into())), Err(Error::Denied(_))));
     }

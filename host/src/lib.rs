@@ -6,12 +6,12 @@
 
 pub mod bindings;
 pub mod capabilities;
-pub mod runtime;
 pub mod cli;
-pub mod fakehost;
-pub mod registry;
 pub mod config;
-pub mod runs;
-pub mod text;
+pub mod fakehost;
 pub mod grants;
 pub mod journal;
+pub mod registry;
+pub mod runs;
+pub mod runtime;
+pub mod text;

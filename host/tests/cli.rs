@@ -32,7 +32,16 @@ fn demo_upgrades_then_restores_the_oms() {
     let o = opshost(&["demo"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    for must in ["== plan ==", "== upgrade ==", "== rollback ==", "stop old container", "restored rm_411", "ok database rm_411 content as before", "ok parameter ha.config as before", "demo passed: OMS restored"] {
+    for must in [
+        "== plan ==",
+        "== upgrade ==",
+        "== rollback ==",
+        "stop old container",
+        "restored rm_411",
+        "ok database rm_411 content as before",
+        "ok parameter ha.config as before",
+        "demo passed: OMS restored",
+    ] {
         assert!(t.contains(must), "demo output lacks {must:?}:\n{t}");
     }
 }
@@ -56,7 +65,9 @@ fn test_exits_1_when_an_expectation_fails() {
     let dir = tempfile::tempdir().unwrap();
     let src = std::fs::read_to_string(scenarios().join("05-wrong-source-version.toml")).unwrap();
     let base = scenarios().join("_oms-4.1.1-deployment.toml");
-    let bad = src.replace("base = \"_oms-4.1.1-deployment.toml\"", &format!("base = {:?}", base.display().to_string())).replace("error_kind = \"invalid-input\"\nerror_contains", "error_kind = \"timeout\"\nerror_contains");
+    let bad = src
+        .replace("base = \"_oms-4.1.1-deployment.toml\"", &format!("base = {:?}", base.display().to_string()))
+        .replace("error_kind = \"invalid-input\"\nerror_contains", "error_kind = \"timeout\"\nerror_contains");
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, bad).unwrap();
     let o = opshost(&["test", &plugin(), "--scenario", file.to_str().unwrap()]);
@@ -114,14 +125,25 @@ fn a_file_that_is_not_a_plugin_gets_one_clear_error() {
 /// same. Running one is still refused.
 #[test]
 fn plugins_list_and_inspect_without_a_trusted_key_say_not_trusted() {
-    let bare = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_opshost")).args(args).env("OPSHOST_CACHE_DIR", std::env::temp_dir().join("opshost-cli-test-cache")).env_remove("OPSHOST_PLUGINS").output().unwrap();
+    let bare = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_opshost"))
+            .args(args)
+            .env("OPSHOST_CACHE_DIR", std::env::temp_dir().join("opshost-cli-test-cache"))
+            .env_remove("OPSHOST_PLUGINS")
+            .output()
+            .unwrap()
+    };
     let o = bare(&["plugins", "list", "--dir", env!("OPSHOST_BUNDLED_PLUGINS")]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     let lines: Vec<&str> = t.lines().collect();
-    let files = std::fs::read_dir(env!("OPSHOST_BUNDLED_PLUGINS")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wasm")).count();
+    let files =
+        std::fs::read_dir(env!("OPSHOST_BUNDLED_PLUGINS")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wasm")).count();
     assert_eq!(lines.len(), files + 1, "one line per plugin and one hint:\n{t}");
-    assert!(lines.iter().any(|l| l.starts_with("oms-4.2.0 ") && l.contains("4.1.1 -> 4.2.0") && l.contains("NOT TRUSTED: signed; no key is trusted yet")), "{t}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("oms-4.2.0 ") && l.contains("4.1.1 -> 4.2.0") && l.contains("NOT TRUSTED: signed; no key is trusted yet")),
+        "{t}"
+    );
     assert!(lines.last().unwrap().contains("not trusted: plan and upgrade refuse them") && lines.last().unwrap().contains("--trust FILE"), "{t}");
     let o = bare(&["plugins", "list", "--dir", env!("OPSHOST_BUNDLED_PLUGINS"), "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -140,7 +162,14 @@ fn plugins_list_and_inspect_without_a_trusted_key_say_not_trusted() {
 
 #[test]
 fn an_unknown_plugin_name_lists_what_is_there() {
-    let o = opshost(&["plan", "oms-9.9.9", "--plugins-dir", env!("OPSHOST_BUNDLED_PLUGINS"), "--scenario", scenarios().join("01-happy-path-then-rollback.toml").to_str().unwrap()]);
+    let o = opshost(&[
+        "plan",
+        "oms-9.9.9",
+        "--plugins-dir",
+        env!("OPSHOST_BUNDLED_PLUGINS"),
+        "--scenario",
+        scenarios().join("01-happy-path-then-rollback.toml").to_str().unwrap(),
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("no plugin named oms-9.9.9") && t.contains("oms-4.2.0"), "{t}");

@@ -19,7 +19,16 @@ async fn fake_docker_conforms() {
         images: vec![ImageSetup { name: BUSYBOX.into(), nodes: vec!["local".into()], healthy: true, on_start: vec![], on_stop: vec![], log: vec![] }],
         archives: vec![],
         containers: vec![],
-        exec: vec![ExecRule { image: None, command: format!("sh -c {EXEC_PROBE}"), requires_env: vec![], exit_code: 3, stdout: "out\n".into(), stderr: "err\n".into(), sql: vec![], duration_s: 0 }],
+        exec: vec![ExecRule {
+            image: None,
+            command: format!("sh -c {EXEC_PROBE}"),
+            requires_env: vec![],
+            exit_code: 3,
+            stdout: "out\n".into(),
+            stderr: "err\n".into(),
+            sql: vec![],
+            duration_s: 0,
+        }],
     };
     let d = FakeDocker::new(&setup, Arc::new(FakeSql::new(Vec::<String>::new())), VirtualClock::starting_at(0)).unwrap();
     suite(&d, "local", BUSYBOX, "fake", "/data/oms/oms_store").await;
@@ -36,7 +45,12 @@ async fn bollard_docker_conforms_on_the_real_engine() {
 
 #[tokio::test]
 async fn an_engine_that_is_not_there_gets_one_clear_error() {
-    let d = BollardDocker::new(BTreeMap::from([("far".to_string(), NodeConfig { docker: Some("unix:///nonexistent/docker.sock".into()) })]), vec![], RunPolicy::default(), Arc::new(Silent));
+    let d = BollardDocker::new(
+        BTreeMap::from([("far".to_string(), NodeConfig { docker: Some("unix:///nonexistent/docker.sock".into()) })]),
+        vec![],
+        RunPolicy::default(),
+        Arc::new(Silent),
+    );
     match opshost::capabilities::docker::Docker::inspect(&d, "far", "oms_411").await {
         Err(opshost::bindings::Error::Failed(m)) => assert!(m.contains("node far") && m.contains("dockerd"), "{m}"),
         other => panic!("{other:?}"),

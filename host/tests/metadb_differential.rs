@@ -19,27 +19,78 @@ use support::*;
 
 /// How a column's values are generated (and bound, and read back).
 #[derive(Clone, Copy, Debug)]
-enum Gen { Int(i64, i64), U64, Dec, F32, F64, Bit1, Bit64, Date, DateTime, Ts, Time, Year, Text(usize, usize), Bmp, Latin1, Bytes(usize), Enum, Set, Json, Inet4, Inet6, Uuid, Point }
+enum Gen {
+    Int(i64, i64),
+    U64,
+    Dec,
+    F32,
+    F64,
+    Bit1,
+    Bit64,
+    Date,
+    DateTime,
+    Ts,
+    Time,
+    Year,
+    Text(usize, usize),
+    Bmp,
+    Latin1,
+    Bytes(usize),
+    Enum,
+    Set,
+    Json,
+    Inet4,
+    Inet6,
+    Uuid,
+    Point,
+}
 use Gen::*;
 
 const COLS: &[(&str, &str, Gen)] = &[
-    ("ti", "TINYINT", Int(-128, 127)), ("tu", "TINYINT UNSIGNED", Int(0, 255)),
-    ("si", "SMALLINT", Int(-32768, 32767)), ("su", "SMALLINT UNSIGNED", Int(0, 65535)),
-    ("mi", "MEDIUMINT", Int(-8388608, 8388607)), ("mu", "MEDIUMINT UNSIGNED", Int(0, 16777215)),
-    ("i", "INT", Int(i32::MIN as i64, i32::MAX as i64)), ("iu", "INT UNSIGNED", Int(0, u32::MAX as i64)),
-    ("bi", "BIGINT", Int(i64::MIN, i64::MAX)), ("bu", "BIGINT UNSIGNED", U64),
-    ("dc", "DECIMAL(65,30)", Dec), ("f", "FLOAT", F32), ("d", "DOUBLE", F64),
-    ("b1", "BIT(1)", Bit1), ("b64", "BIT(64)", Bit64),
-    ("dt", "DATE", Date), ("dt0", "DATETIME", DateTime), ("dt6", "DATETIME(6)", DateTime),
-    ("ts", "TIMESTAMP(6) NULL DEFAULT NULL", Ts), ("ts0", "TIMESTAMP NULL DEFAULT NULL", Ts), ("tm0", "TIME", Time), ("tm6", "TIME(6)", Time), ("yr", "YEAR", Year),
-    ("ch", "CHAR(20)", Text(20, 80)), ("vc", "VARCHAR(300)", Text(300, 1200)), ("tt", "TINYTEXT", Text(255, 255)),
-    ("tx", "TEXT", Text(1000, 65535)), ("mt", "MEDIUMTEXT", Text(1000, 1 << 24)), ("lt", "LONGTEXT", Text(1 << 20, 1 << 30)),
-    ("l1", "VARCHAR(300) CHARACTER SET latin1", Latin1), ("u3", "VARCHAR(300) CHARACTER SET utf8mb3", Bmp),
+    ("ti", "TINYINT", Int(-128, 127)),
+    ("tu", "TINYINT UNSIGNED", Int(0, 255)),
+    ("si", "SMALLINT", Int(-32768, 32767)),
+    ("su", "SMALLINT UNSIGNED", Int(0, 65535)),
+    ("mi", "MEDIUMINT", Int(-8388608, 8388607)),
+    ("mu", "MEDIUMINT UNSIGNED", Int(0, 16777215)),
+    ("i", "INT", Int(i32::MIN as i64, i32::MAX as i64)),
+    ("iu", "INT UNSIGNED", Int(0, u32::MAX as i64)),
+    ("bi", "BIGINT", Int(i64::MIN, i64::MAX)),
+    ("bu", "BIGINT UNSIGNED", U64),
+    ("dc", "DECIMAL(65,30)", Dec),
+    ("f", "FLOAT", F32),
+    ("d", "DOUBLE", F64),
+    ("b1", "BIT(1)", Bit1),
+    ("b64", "BIT(64)", Bit64),
+    ("dt", "DATE", Date),
+    ("dt0", "DATETIME", DateTime),
+    ("dt6", "DATETIME(6)", DateTime),
+    ("ts", "TIMESTAMP(6) NULL DEFAULT NULL", Ts),
+    ("ts0", "TIMESTAMP NULL DEFAULT NULL", Ts),
+    ("tm0", "TIME", Time),
+    ("tm6", "TIME(6)", Time),
+    ("yr", "YEAR", Year),
+    ("ch", "CHAR(20)", Text(20, 80)),
+    ("vc", "VARCHAR(300)", Text(300, 1200)),
+    ("tt", "TINYTEXT", Text(255, 255)),
+    ("tx", "TEXT", Text(1000, 65535)),
+    ("mt", "MEDIUMTEXT", Text(1000, 1 << 24)),
+    ("lt", "LONGTEXT", Text(1 << 20, 1 << 30)),
+    ("l1", "VARCHAR(300) CHARACTER SET latin1", Latin1),
+    ("u3", "VARCHAR(300) CHARACTER SET utf8mb3", Bmp),
     ("u16", "VARCHAR(300) CHARACTER SET utf16", Text(300, 1200)),
-    ("bn", "BINARY(8)", Bytes(8)), ("vb", "VARBINARY(300)", Bytes(300)), ("tb", "TINYBLOB", Bytes(255)),
-    ("bl", "BLOB", Bytes(1000)), ("mb", "MEDIUMBLOB", Bytes(1000)), ("lb", "LONGBLOB", Bytes(1 << 20)),
-    ("en", "ENUM('a','b c','NULL','x''y','é','0','2')", Enum), ("st", "SET('x','y','z z','é','1')", Set),
-    ("js", "JSON", Json), ("i4", "INET4", Inet4), ("i6", "INET6", Inet6), ("uu", "UUID", Uuid),
+    ("bn", "BINARY(8)", Bytes(8)),
+    ("vb", "VARBINARY(300)", Bytes(300)),
+    ("tb", "TINYBLOB", Bytes(255)),
+    ("bl", "BLOB", Bytes(1000)),
+    ("mb", "MEDIUMBLOB", Bytes(1000)),
+    ("lb", "LONGBLOB", Bytes(1 << 20)),
+    ("en", "ENUM('a','b c','NULL','x''y','é','0','2')", Enum),
+    ("st", "SET('x','y','z z','é','1')", Set),
+    ("js", "JSON", Json),
+    ("i4", "INET4", Inet4),
+    ("i6", "INET6", Inet6),
+    ("uu", "UUID", Uuid),
     ("pt", "POINT", Point),
 ];
 
@@ -69,13 +120,19 @@ fn reads(c: &str, g: Gen) -> Vec<String> {
 }
 
 /// NULL, an edge value, or a random one.
-fn edged<T: Clone + std::fmt::Debug + 'static>(edges: Vec<T>, random: impl Strategy<Value = T> + 'static, to: impl Fn(T) -> V + 'static) -> BoxedStrategy<Vec<V>> {
+fn edged<T: Clone + std::fmt::Debug + 'static>(
+    edges: Vec<T>,
+    random: impl Strategy<Value = T> + 'static,
+    to: impl Fn(T) -> V + 'static,
+) -> BoxedStrategy<Vec<V>> {
     prop_oneof![1 => Just(None), 2 => prop::sample::select(edges).prop_map(Some), 4 => random.prop_map(Some)]
         .prop_map(move |v| vec![v.map(&to).unwrap_or(V::NULL)])
         .boxed()
 }
 
-fn text(s: String) -> V { V::Bytes(s.into_bytes()) }
+fn text(s: String) -> V {
+    V::Bytes(s.into_bytes())
+}
 
 /// Days in a month as MariaDB counts them (year 0 is not a leap year).
 fn days_in(y: u32, m: u32) -> u32 {
@@ -109,7 +166,8 @@ fn civil(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
-const CHARS: &[char] = &['\0', '\\', '\'', '"', '\t', '\n', '\r', '\x1a', ' ', '%', '_', 'N', '`', ';', ',', '\u{a0}', '\u{feff}', '\u{2028}', 'é', '中', '🚀', '\u{10ffff}'];
+const CHARS: &[char] =
+    &['\0', '\\', '\'', '"', '\t', '\n', '\r', '\x1a', ' ', '%', '_', 'N', '`', ';', ',', '\u{a0}', '\u{feff}', '\u{2028}', 'é', '中', '🚀', '\u{10ffff}'];
 
 /// Every ASCII character and a character for every UTF-8 lead and continuation byte.
 fn all_utf8() -> String {
@@ -133,12 +191,36 @@ fn strategy(g: Gen, zero: bool) -> BoxedStrategy<Vec<V>> {
         }
         F32 => {
             use prop::num::f32::*;
-            let edges = vec![0.0, -0.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), -f32::from_bits(1), f32::from_bits(0x7f_ffff), 0.1, 16777217.0];
+            let edges = vec![
+                0.0,
+                -0.0,
+                f32::MAX,
+                f32::MIN,
+                f32::MIN_POSITIVE,
+                -f32::MIN_POSITIVE,
+                f32::from_bits(1),
+                -f32::from_bits(1),
+                f32::from_bits(0x7f_ffff),
+                0.1,
+                16777217.0,
+            ];
             edged(edges, POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO, V::Float)
         }
         F64 => {
             use prop::num::f64::*;
-            let edges = vec![0.0, -0.0, f64::MAX, f64::MIN, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, f64::from_bits(1), -f64::from_bits(1), f64::from_bits(0xf_ffff_ffff_ffff), 0.1, 9007199254740993.0];
+            let edges = vec![
+                0.0,
+                -0.0,
+                f64::MAX,
+                f64::MIN,
+                f64::MIN_POSITIVE,
+                -f64::MIN_POSITIVE,
+                f64::from_bits(1),
+                -f64::from_bits(1),
+                f64::from_bits(0xf_ffff_ffff_ffff),
+                0.1,
+                9007199254740993.0,
+            ];
             edged(edges, POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO, V::Double)
         }
         Date => edged(vec!["9999-12-31".to_string()], date(zero), text),
@@ -156,36 +238,71 @@ fn strategy(g: Gen, zero: bool) -> BoxedStrategy<Vec<V>> {
             }
             edged(edges, (1..=2_147_483_647i64, 0..1_000_000i64), |(s, us)| {
                 let (y, m, d) = civil(s.div_euclid(86_400));
-                text(if s == 0 { "0000-00-00 00:00:00".into() } else { format!("{y:04}-{m:02}-{d:02} {}", clock((s.rem_euclid(86_400) * 1_000_000 + us) as u64)) })
+                text(if s == 0 {
+                    "0000-00-00 00:00:00".into()
+                } else {
+                    format!("{y:04}-{m:02}-{d:02} {}", clock((s.rem_euclid(86_400) * 1_000_000 + us) as u64))
+                })
             })
         }
         Time => {
             let max = 3_020_399_999_999i64; // 838:59:59.999999
-            edged(vec![max, -max, 0, -1, max - 999_999, -(max - 999_999)], -max..=max, |us: i64| text(format!("{}{}", if us < 0 { "-" } else { "" }, clock(us.unsigned_abs()))))
+            edged(vec![max, -max, 0, -1, max - 999_999, -(max - 999_999)], -max..=max, |us: i64| {
+                text(format!("{}{}", if us < 0 { "-" } else { "" }, clock(us.unsigned_abs())))
+            })
         }
         Year => edged(vec![0, 1901, 2155, 2000, 1970], 1901..=2155i64, V::Int),
         Text(chars, bytes) => {
-            let mut edges = vec!["", "NULL", "\\N", "N", "\\", "'", "\"", "\t", "\n", "\r\n", "\0", "\x1a", "a\tb\nc\\d'e\"f\0g\\N", "0x41", "🚀", " trailing ", "\\\\'"].into_iter().map(String::from).collect::<Vec<_>>();
+            let mut edges =
+                vec!["", "NULL", "\\N", "N", "\\", "'", "\"", "\t", "\n", "\r\n", "\0", "\x1a", "a\tb\nc\\d'e\"f\0g\\N", "0x41", "🚀", " trailing ", "\\\\'"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect::<Vec<_>>();
             edges.push(all_utf8());
             edges.push(all_utf8().repeat(600)); // 230 kB: the dump cuts its INSERTs at 1 MiB
             edges.retain(|s| s.chars().count() <= chars && s.len() <= bytes);
             let ch = prop_oneof![3 => prop::sample::select(CHARS), 3 => (0u8..0x80).prop_map(char::from), 2 => any::<char>(), 1 => proptest::char::range('\u{10000}', '\u{10ffff}')];
-            let random = prop::collection::vec(ch, 0..=chars.min(24)).prop_map(move |v| v.into_iter().fold(String::new(), |s, c| if s.len() + c.len_utf8() <= bytes { s + &c.to_string() } else { s }));
+            let random = prop::collection::vec(ch, 0..=chars.min(24))
+                .prop_map(move |v| v.into_iter().fold(String::new(), |s, c| if s.len() + c.len_utf8() <= bytes { s + &c.to_string() } else { s }));
             edged(edges, random, text)
         }
         // The utf8mb3 column takes the Basic Multilingual Plane only.
         Bmp => strategy(Text(300, 900), zero)
-            .prop_map(|v| v.into_iter().map(|v| if let V::Bytes(b) = v { text(String::from_utf8(b).unwrap().chars().filter(|&c| c <= '\u{ffff}').collect()) } else { v }).collect())
+            .prop_map(|v| {
+                v.into_iter()
+                    .map(|v| if let V::Bytes(b) = v { text(String::from_utf8(b).unwrap().chars().filter(|&c| c <= '\u{ffff}').collect()) } else { v })
+                    .collect()
+            })
             .boxed(),
         Latin1 | Bytes(_) => {
             let max = if let Bytes(n) = g { n } else { 300 };
-            let edges: Vec<Vec<u8>> = vec![vec![], vec![0], (0..=255u8).cycle().take(max.min(256_000)).collect(), b"NULL".to_vec(), b"\\N".to_vec(), b"\\\t\n'\"\r\x1a".to_vec(), vec![0xff; max.min(8)], b"\xe9\x80\x81\x8d\x9d".to_vec()];
+            let edges: Vec<Vec<u8>> = vec![
+                vec![],
+                vec![0],
+                (0..=255u8).cycle().take(max.min(256_000)).collect(),
+                b"NULL".to_vec(),
+                b"\\N".to_vec(),
+                b"\\\t\n'\"\r\x1a".to_vec(),
+                vec![0xff; max.min(8)],
+                b"\xe9\x80\x81\x8d\x9d".to_vec(),
+            ];
             edged(edges, prop::collection::vec(any::<u8>(), 0..=max.min(32)), |b| text(hex::encode(b)))
         }
         Enum => edged(vec![0, 7], 0..=7i64, V::Int), // 0: the empty error value (see `insert`)
         Set => edged(vec![0, 31], 0..32u64, V::UInt),
         Json => {
-            let edges = vec!["{}", "[]", "null", "\"\"", "0", "-0", "1e308", "{\"k\": \"\\u0000\\\\\\n'\\\"\"}", "[1.5, true, false, null, \"🚀\"]", " { \"sp\" : [ ] } "];
+            let edges = vec![
+                "{}",
+                "[]",
+                "null",
+                "\"\"",
+                "0",
+                "-0",
+                "1e308",
+                "{\"k\": \"\\u0000\\\\\\n'\\\"\"}",
+                "[1.5, true, false, null, \"🚀\"]",
+                " { \"sp\" : [ ] } ",
+            ];
             let random = (".{0,12}", any::<i64>(), prop::num::f64::NORMAL | prop::num::f64::POSITIVE | prop::num::f64::NEGATIVE, any::<bool>())
                 .prop_map(|(s, i, f, b)| serde_json::json!({ "s": s, "n": [i, f, null, b], "e": {}, "u": "\u{1F600}" }).to_string());
             edged(edges.into_iter().map(String::from).collect(), random, text)
@@ -215,7 +332,11 @@ fn rows(zero: bool) -> impl Strategy<Value = Vec<(i64, Vec<V>)>> {
 
 fn ddl(table: &str, auto: bool) -> String {
     let cols: Vec<String> = COLS.iter().map(|(c, ty, _)| format!("{c} {ty}")).collect();
-    format!("CREATE TABLE {table} (id BIGINT NOT NULL{} PRIMARY KEY, {}, {GENERATED}) DEFAULT CHARSET=utf8mb4", if auto { " AUTO_INCREMENT" } else { "" }, cols.join(", "))
+    format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL{} PRIMARY KEY, {}, {GENERATED}) DEFAULT CHARSET=utf8mb4",
+        if auto { " AUTO_INCREMENT" } else { "" },
+        cols.join(", ")
+    )
 }
 
 /// Insert `rows` into `table`. The empty ENUM value (index 0) is refused by a strict sql_mode
@@ -325,7 +446,15 @@ impl Drop for Globals {
 }
 
 /// One generated case: original, dump, three restores, four readings. Odd cases are dumped beside `filler`, so by the bulk reader (`wire.rs`); even ones by mysql_async.
-async fn case(n: usize, rows: &[(i64, Vec<V>)], conn: &mut mysql_async::Conn, load: &MysqlSql, inserts: &MysqlSql, dir: &std::path::Path, filler: &str) -> Result<(), String> {
+async fn case(
+    n: usize,
+    rows: &[(i64, Vec<V>)],
+    conn: &mut mysql_async::Conn,
+    load: &MysqlSql,
+    inserts: &MysqlSql,
+    dir: &std::path::Path,
+    filler: &str,
+) -> Result<(), String> {
     let base = unique_db(&format!("diff{n}"));
     let [orig, a, b, c] = ["o", "a", "b", "c"].map(|s| format!("{base}_{s}"));
     for db in [&orig, &a, &b, &c] {
@@ -377,7 +506,9 @@ fn random_rows_of_every_type_restore_exactly_three_ways_under_any_zone_and_sql_m
     let default_mode = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION";
     let no_zero = format!("{default_mode},NO_ZERO_DATE,NO_ZERO_IN_DATE");
     let counter = AtomicUsize::new(0);
-    for (zone, mode, zero) in [("+08:00", default_mode, true), ("SYSTEM", no_zero.as_str(), false), ("+08:00", no_zero.as_str(), false), ("SYSTEM", default_mode, true)] {
+    for (zone, mode, zero) in
+        [("+08:00", default_mode, true), ("SYSTEM", no_zero.as_str(), false), ("+08:00", no_zero.as_str(), false), ("SYSTEM", default_mode, true)]
+    {
         Globals::set(zone, mode);
         // Connections made now take the new globals (pooled ones would keep the old).
         let dir = tempfile::tempdir().unwrap();
@@ -402,4 +533,3 @@ fn random_rows_of_every_type_restore_exactly_three_ways_under_any_zone_and_sql_m
         }
     }
 }
-

@@ -47,7 +47,10 @@ fn value(db: &str, query: &str) -> String {
 fn assert_whole(db: &str) {
     assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'")), "v1,v2");
     assert_eq!(value(db, &format!("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'")), "1");
-    assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'")), "bump,twice");
+    assert_eq!(
+        value(db, &format!("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'")),
+        "bump,twice"
+    );
     assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'")), "nightly");
     assert_eq!(value(db, "SELECT COUNT(*) FROM audit"), "3", "the trigger fired on restored rows");
     assert_eq!(value(db, "SELECT GROUP_CONCAT(a2 ORDER BY a2) FROM v2"), "2,4,6");
@@ -98,7 +101,19 @@ async fn every_object_comes_back_and_a_lost_one_fails_verification() {
     let text = std::fs::read_to_string(&file).unwrap();
     let start = text.find("CREATE DEFINER").filter(|i| text[*i..].split('\n').next().unwrap().contains("TRIGGER")).expect("the trigger's statement");
     let end = start + text[start..].find("END$$").expect("its end") + "END".len();
-    let blank: String = text[start..end].chars().enumerate().map(|(i, c)| if c == '\n' { c } else if i < 4 { "DO 0".as_bytes()[i] as char } else { ' ' }).collect();
+    let blank: String = text[start..end]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if c == '\n' {
+                c
+            } else if i < 4 {
+                "DO 0".as_bytes()[i] as char
+            } else {
+                ' '
+            }
+        })
+        .collect();
     std::fs::write(&file, format!("{}{blank}{}", &text[..start], &text[end..])).unwrap();
     sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     let lost = s.restore_database("metadb", &db, "objects").await;

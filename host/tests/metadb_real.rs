@@ -114,7 +114,11 @@ async fn several_databases_dump_and_restore_side_by_side_all_or_nothing() {
     assert_eq!(s.bulk_reader_snapshots(), snapshots + 1, "one snapshot for the whole set");
     // Restored side by side, each verified; refused whole, before anything is replayed, when one
     // backup is missing or one database is not empty.
-    let tables_in = |db: &str| String::from_utf8_lossy(&mariadb_client(&["-N", "-e", &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'")]).stdout).trim().to_string();
+    let tables_in = |db: &str| {
+        String::from_utf8_lossy(&mariadb_client(&["-N", "-e", &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'")]).stdout)
+            .trim()
+            .to_string()
+    };
     for db in [&a, &b, &c] {
         s.drop_database("metadb", db).await.unwrap();
         s.create_database("metadb", db).await.unwrap();
@@ -205,7 +209,8 @@ async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() 
             other => panic!("{other:?}"),
         }
         if sum.starts_with("blake9") {
-            let n: Vec<Vec<Value>> = s.query("metadb", &db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", &[Value::Text(db.clone())]).await.unwrap().rows;
+            let n: Vec<Vec<Value>> =
+                s.query("metadb", &db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", &[Value::Text(db.clone())]).await.unwrap().rows;
             assert_eq!(n, vec![vec![Value::Int(0)]], "nothing was replayed");
         }
     }
@@ -261,7 +266,12 @@ async fn query_and_execute_use_exact_binary_values() {
     let dir = tempfile::tempdir().unwrap();
     let s = backend(dir.path());
     let n = s
-        .execute("metadb", &db, "INSERT INTO cfg VALUES (?, ?, ?, ?)", &[Value::Text("ha.config".into()), Value::Text("{\"enable\":true}".into()), Value::Float(3.4028234e38), Value::Bytes(vec![0, 255])])
+        .execute(
+            "metadb",
+            &db,
+            "INSERT INTO cfg VALUES (?, ?, ?, ?)",
+            &[Value::Text("ha.config".into()), Value::Text("{\"enable\":true}".into()), Value::Float(3.4028234e38), Value::Bytes(vec![0, 255])],
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -378,7 +388,8 @@ async fn a_full_disk_fails_the_dump_instead_of_hanging_it() {
     two.get_mut("metadb").unwrap().max_connections = 2;
     let s = MysqlSql::new(&two, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
     std::os::unix::fs::symlink("/dev/full", dir.path().join("full.sql.partial")).unwrap();
-    let r = tokio::time::timeout(std::time::Duration::from_secs(120), s.dump_database("metadb", &db, "full")).await.expect("the dump hung after its writer failed");
+    let r =
+        tokio::time::timeout(std::time::Duration::from_secs(120), s.dump_database("metadb", &db, "full")).await.expect("the dump hung after its writer failed");
     match r {
         Err(Error::Failed(m)) => assert!(m.contains("No space left on device") && m.contains("free space in"), "{m}"),
         other => panic!("{other:?}"),
@@ -404,7 +415,9 @@ async fn a_restore_whose_workers_all_fail_reports_the_error() {
     std::fs::write(dir.path().join("missing.sql"), &text).unwrap();
     let meta = serde_json::json!({"name": "missing", "database": db, "bytes": text.len(), "tables": 1, "rows": 50, "checksum": "sha256:00"});
     std::fs::write(dir.path().join("missing.json"), meta.to_string()).unwrap();
-    let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.restore_database("metadb", &db, "missing")).await.expect("the restore hung after its workers failed");
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), s.restore_database("metadb", &db, "missing"))
+        .await
+        .expect("the restore hung after its workers failed");
     match r {
         Err(Error::Failed(m)) => assert!(m.contains("missing' doesn't exist"), "{m}"),
         other => panic!("{other:?}"),
@@ -518,7 +531,10 @@ async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async
     let killer = tokio::spawn(async move {
         use mysql_async::prelude::Queryable;
         for _ in 0..20_000 {
-            let id: Option<u64> = watcher.exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Execute' AND INFO LIKE ? LIMIT 1", (reading.as_str(),)).await.unwrap();
+            let id: Option<u64> = watcher
+                .exec_first("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Execute' AND INFO LIKE ? LIMIT 1", (reading.as_str(),))
+                .await
+                .unwrap();
             if let Some(id) = id {
                 if watcher.query_drop(format!("KILL CONNECTION {id}")).await.is_ok() {
                     return true;

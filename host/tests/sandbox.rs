@@ -276,12 +276,19 @@ async fn an_in_doubt_change_runs_again_only_when_the_operator_says_so() {
     use opshost::runtime::host_call::Effect;
     let plugin = signed("hostile.wasm").await;
     let base = deployment();
-    let case = "name = \"in doubt\"\nsteps = [\"upgrade\"]\nconfirm = true\nparameters = { attack = \"sql-drop-db\" }\ngrants = { sql = [\"metadb/rm_411\"] }\n";
+    let case =
+        "name = \"in doubt\"\nsteps = [\"upgrade\"]\nconfirm = true\nparameters = { attack = \"sql-drop-db\" }\ngrants = { sql = [\"metadb/rm_411\"] }\n";
     let mut s = Scenario::parse_layers(&[&base, case], "in doubt").unwrap();
     s.parameters.retain(|k, _| k == "attack");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("upgrade.journal");
-    let header = Header { run: "r".into(), operation: "upgrade".into(), plugin: "hostile".into(), plugin_hash: plugin.loaded.hash.clone(), site_config_hash: String::new() };
+    let header = Header {
+        run: "r".into(),
+        operation: "upgrade".into(),
+        plugin: "hostile".into(),
+        plugin_hash: plugin.loaded.hash.clone(),
+        site_config_hash: String::new(),
+    };
     let j = Journal::create(&path, header).unwrap();
     let args = serde_json::json!({"connection": "metadb", "database": "rm_411", "statement": "DROP DATABASE rm_victim", "params": []});
     j.begin(j.next(), "sql.execute", Effect::Write, &args).unwrap();

@@ -68,7 +68,13 @@ async fn failure_at_each_step_is_rolled_back_to_the_original_state() {
         assert!(rollback.error.is_none(), "{}: rollback failed: {:?}", f.display(), rollback.error);
         // ha.config (and so rm) may differ in refetchStoreIntervalMin alone: the vendor's rollback
         // sets it when an OMS was stopped (the check then says "but for …").
-        for must in ["container oms_411 on local running", "container oms_411 on local options as before", "parameter ha.config as before", "database rm_411 content as before", "database cm_411 content as before"] {
+        for must in [
+            "container oms_411 on local running",
+            "container oms_411 on local options as before",
+            "parameter ha.config as before",
+            "database rm_411 content as before",
+            "database cm_411 content as before",
+        ] {
             let c = rollback.checks.iter().find(|c| c.what.starts_with(must)).unwrap_or_else(|| panic!("{}: no check {must:?}", f.display()));
             assert!(c.ok, "{}: {must}: {}", f.display(), c.detail);
         }

@@ -30,7 +30,11 @@ fn refused(policy: &Policy, wasm: &[u8]) -> String {
 /// The bytes without any signature section (custom section "signature", id 0).
 fn strip(wasm: &[u8]) -> Vec<u8> {
     let m = wasmsign2::Module::deserialize(&mut std::io::Cursor::new(wasm)).unwrap();
-    let (m, _) = m.split(|s| !matches!(s, wasmsign2::Section::Custom(c) if c.is_signature_header())).unwrap().detach_signature().unwrap_or_else(|_| (wasmsign2::Module::deserialize(&mut std::io::Cursor::new(wasm)).unwrap(), vec![]));
+    let (m, _) = m
+        .split(|s| !matches!(s, wasmsign2::Section::Custom(c) if c.is_signature_header()))
+        .unwrap()
+        .detach_signature()
+        .unwrap_or_else(|_| (wasmsign2::Module::deserialize(&mut std::io::Cursor::new(wasm)).unwrap(), vec![]));
     let mut out = Vec::new();
     m.serialize(&mut out).unwrap();
     out

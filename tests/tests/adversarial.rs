@@ -207,14 +207,19 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     // A statement past its deadline is stopped on the server, not left running.
     a.contained("sql-slow", "did not finish within 2 s", "[limits]\ncall_timeout_s = 2", true);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let running = mariadb("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE '%oms_project a, oms_project b%' AND info NOT LIKE '%processlist%'");
+    let running =
+        mariadb("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE '%oms_project a, oms_project b%' AND info NOT LIKE '%processlist%'");
     assert_eq!(running, "0", "the timed-out statement still runs on the server");
 
     // Secrets: the plugin sees a reference, never the value, and neither does its output.
     let out = a.contained("secrets", "opshost-secret:", "", true);
     assert!(out.contains(&format!("opshost-secret:{}/DATABASE_PASSWORD", a.d.old())) && !out.contains("s3cret-adv-value"), "{out}");
     let run_dir = state_dir(&a, "secrets");
-    let leaked = walk(&run_dir).into_iter().filter(|f| !f.ends_with("records.json")).filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value"))).collect::<Vec<_>>();
+    let leaked = walk(&run_dir)
+        .into_iter()
+        .filter(|f| !f.ends_with("records.json"))
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value")))
+        .collect::<Vec<_>>();
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
 
     // Host resources and the host's own records.
@@ -257,19 +262,25 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     let resigned = a.d.dir.path().join("resigned");
     std::fs::create_dir_all(&resigned).unwrap();
     let file = resigned.join("hostile.wasm");
-    assert!(a.opshost(&["sign", "--key", secret.to_str().unwrap(), a.plugins.join("hostile.wasm").to_str().unwrap(), "--out", file.to_str().unwrap()]).status.success());
+    assert!(a
+        .opshost(&["sign", "--key", secret.to_str().unwrap(), a.plugins.join("hostile.wasm").to_str().unwrap(), "--out", file.to_str().unwrap()])
+        .status
+        .success());
     let site = a.site("inspect-victim", "", true);
-    let scoped = std::fs::read_to_string(&site).unwrap().replace(
-        &format!("plugins_dir = \"{}\"", a.plugins.display()),
-        &format!("plugins_dir = \"{}\"", resigned.display()),
-    );
+    let scoped = std::fs::read_to_string(&site)
+        .unwrap()
+        .replace(&format!("plugins_dir = \"{}\"", a.plugins.display()), &format!("plugins_dir = \"{}\"", resigned.display()));
     let scoped = regex_replace_trust(&scoped, &format!("trust = [{{ key = \"{}\", plugins = [\"site-*\"] }}]", public.display()));
     std::fs::write(&site, scoped).unwrap();
     let o = a.upgrade(&site);
     assert!(o.status.code() == Some(1) && text(&o).contains("not trusted for that name"), "{}", text(&o));
     std::fs::copy(a.plugins.join("hostile.wasm"), a.plugins.join("hostile-again.wasm")).unwrap();
     let o = a.upgrade(&a.site("inspect-victim", "", true));
-    assert!(o.status.code() == Some(1) && text(&o).contains("two plugin files call themselves hostile") && text(&o).contains("hostile-again.wasm"), "{}", text(&o));
+    assert!(
+        o.status.code() == Some(1) && text(&o).contains("two plugin files call themselves hostile") && text(&o).contains("hostile-again.wasm"),
+        "{}",
+        text(&o)
+    );
     std::fs::remove_file(a.plugins.join("hostile-again.wasm")).unwrap();
     // Grants bound to a signer the plugin does not have.
     let site = a.site("inspect-victim", "", true);
@@ -286,7 +297,12 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
 
 /// The state directory of the (one) site config written for `attack`.
 fn state_dir(a: &Arena, attack: &str) -> PathBuf {
-    let found: Vec<PathBuf> = std::fs::read_dir(a.d.dir.path()).unwrap().flatten().map(|e| e.path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("state-{attack}-"))).collect();
+    let found: Vec<PathBuf> = std::fs::read_dir(a.d.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("state-{attack}-")))
+        .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     found[0].clone()
 }

@@ -13,7 +13,10 @@ fn upgrade_aborting_after(d: &Deployment, n: u64) -> Output {
     let mut a: Vec<String> = vec!["upgrade".into()];
     a.extend(site_args(d));
     a.extend(["--to".into(), "4.2.0".into(), "--yes".into()]);
-    run(std::process::Command::new(target_dir().join("opshost")).args(&a).env("OPSHOST_CACHE_DIR", d.dir.path().join("cache")).env("OPSHOST_ABORT_AFTER_CALLS", n.to_string()))
+    run(std::process::Command::new(target_dir().join("opshost"))
+        .args(&a)
+        .env("OPSHOST_CACHE_DIR", d.dir.path().join("cache"))
+        .env("OPSHOST_ABORT_AFTER_CALLS", n.to_string()))
 }
 
 fn latest_run(d: &Deployment) -> serde_json::Value {
@@ -133,7 +136,8 @@ fn ctrl_c_stops_between_two_calls_and_the_run_resumes() {
     // Where it stopped: after exactly 12 calls, none of them in doubt.
     let show = text(&d.opshost(&["runs", "show", &id, "--config", d.site.to_str().unwrap()]));
     assert!(show.contains("after 12 completed calls") && !show.contains("in doubt"), "{show}");
-    let calls: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(&id).join("upgrade-calls.json")).unwrap()).unwrap();
+    let calls: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(&id).join("upgrade-calls.json")).unwrap()).unwrap();
     assert_eq!(calls.len(), 12, "the host started a call after Ctrl-C: {calls:?}");
 
     let o = d.opshost(&["resume", &id, "--config", d.site.to_str().unwrap(), "--yes"]);

@@ -75,7 +75,10 @@ fn the_fake_host_makes_the_same_calls_and_reaches_the_same_state_as_the_real_one
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(async {
         let runtime = Runtime::new(None).unwrap();
-        let policy = opshost::registry::signature::Policy { trust: opshost::registry::signature::TrustStore::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub")]).unwrap(), allow_unsigned: false };
+        let policy = opshost::registry::signature::Policy {
+            trust: opshost::registry::signature::TrustStore::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub")]).unwrap(),
+            allow_unsigned: false,
+        };
         let plugin = Plugin::open(&runtime, &target_dir().join("plugins/oms_4_2_0.wasm"), &policy).await.unwrap();
         let scenario = Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/oms-4.2.0/scenarios/01-happy-path-then-rollback.toml")).unwrap();
         run_scenario(&plugin.loaded, &scenario, Arc::new(Silent)).await.unwrap()
@@ -83,7 +86,8 @@ fn the_fake_host_makes_the_same_calls_and_reaches_the_same_state_as_the_real_one
     assert!(report.passed, "{}", serde_json::to_string_pretty(&report).unwrap());
     let step = |name: &str| report.steps.iter().find(|s| s.step == name).unwrap();
     let calls = |name: &str| -> Vec<Value> { step(name).calls.iter().map(|c| serde_json::to_value(c).unwrap()).collect() };
-    let check = |what: &str| step("rollback").checks.iter().find(|c| c.what == what).map(|c| c.ok).unwrap_or_else(|| panic!("scenario 01 has no check {what:?}"));
+    let check =
+        |what: &str| step("rollback").checks.iter().find(|c| c.what == what).map(|c| c.ok).unwrap_or_else(|| panic!("scenario 01 has no check {what:?}"));
     let fake_end = EndState {
         old_container: if check("container oms_411 on local running") { "running".into() } else { "?".into() },
         new_container: if check("container oms_420 on local exited") { "exited".into() } else { "?".into() },
@@ -95,5 +99,14 @@ fn the_fake_host_makes_the_same_calls_and_reaches_the_same_state_as_the_real_one
     assert_eq!(shape(&real_up), shape(&calls("upgrade")), "upgrade: real vs fake call sequence");
     assert_eq!(shape(&real_rb), shape(&calls("rollback")), "rollback: real vs fake call sequence");
     assert_eq!(real_end, fake_end);
-    assert_eq!(real_end, EndState { old_container: "running".into(), new_container: "exited".into(), rm_as_before: true, cm_as_before: true, ha_config_as_before_but_refetch: true });
+    assert_eq!(
+        real_end,
+        EndState {
+            old_container: "running".into(),
+            new_container: "exited".into(),
+            rm_as_before: true,
+            cm_as_before: true,
+            ha_config_as_before_but_refetch: true
+        }
+    );
 }

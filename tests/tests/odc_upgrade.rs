@@ -113,7 +113,11 @@ impl OdcDeployment {
         if let Some((name, port)) = &d.nginx {
             let upstreams: String = d.nodes.iter().map(|n| format!("  server 127.0.0.1:{};\n", n.port)).collect();
             let conf = d.dir.path().join("nginx.conf");
-            std::fs::write(&conf, format!("upstream odc {{\n  ip_hash;\n{upstreams}}}\nserver {{\n  listen {port};\n  location / {{ proxy_pass http://odc; }}\n}}\n")).unwrap();
+            std::fs::write(
+                &conf,
+                format!("upstream odc {{\n  ip_hash;\n{upstreams}}}\nserver {{\n  listen {port};\n  location / {{ proxy_pass http://odc; }}\n}}\n"),
+            )
+            .unwrap();
             let bind = format!("{}:/etc/nginx/conf.d/default.conf:ro", conf.display());
             let o = docker(&["run", "-d", "--net", "host", "--name", name, "-v", &bind, NGINX_OLD]);
             assert!(o.status.success(), "docker run nginx: {}", text(&o));
@@ -128,10 +132,28 @@ impl OdcDeployment {
     fn run_odc(&self, n: &OdcNode, image: &str) {
         let p = self.dir.path().display();
         let (log, data) = (format!("{p}/log:/opt/odc/log"), format!("{p}/data:/opt/odc/data"));
-        let mut args: Vec<String> = ["run", "-d", "-i", "--net", "host", "--cpu-period", "100000", "--cpu-quota", "400000", "--memory", "8G", "--name", &n.container, "-v", &log, "-v", &data]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "-i",
+            "--net",
+            "host",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "400000",
+            "--memory",
+            "8G",
+            "--name",
+            &n.container,
+            "-v",
+            &log,
+            "-v",
+            &data,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         for e in odc_env(&self.db, n.port).into_iter().chain(self.extra_env.iter().cloned()) {
             args.push("-e".into());
             args.push(e);
@@ -148,7 +170,8 @@ impl OdcDeployment {
         let ha = self.nodes.len() > 1;
         let node_sections: String = self.nodes.iter().map(|n| format!("[nodes.{}]\n", n.node)).collect();
         let node_list = self.nodes.iter().map(|n| format!("\"{}\"", n.node)).collect::<Vec<_>>().join(", ");
-        let mut health: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\" = \"http://127.0.0.1:{}/api/v1/heartbeat/isHealthy\"", n.node, n.port)).collect();
+        let mut health: Vec<String> =
+            self.nodes.iter().map(|n| format!("\"{}\" = \"http://127.0.0.1:{}/api/v1/heartbeat/isHealthy\"", n.node, n.port)).collect();
         let mut docker_grants: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\"", n.container)).collect();
         let mut params = if ha {
             format!("node_containers = \"{}\"\n", self.nodes.iter().map(|n| format!("{}={}", n.node, n.container)).collect::<Vec<_>>().join(","))
@@ -234,7 +257,12 @@ console = ["servers"]
         let start = Instant::now();
         while self.healthy(port) != want {
             let logs: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.container, text(&docker(&["logs", &n.container])))).collect();
-            assert!(start.elapsed() < Duration::from_secs(60), "port {port} never became {}; logs:\n{}", if want { "healthy" } else { "unhealthy" }, logs.join("\n"));
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "port {port} never became {}; logs:\n{}",
+                if want { "healthy" } else { "unhealthy" },
+                logs.join("\n")
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -247,7 +275,11 @@ console = ["servers"]
     }
     fn state(&self, container: &str) -> String {
         let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
-        if o.status.success() { String::from_utf8_lossy(&o.stdout).trim().to_string() } else { "absent".into() }
+        if o.status.success() {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        } else {
+            "absent".into()
+        }
     }
     fn inspect(&self, container: &str, format: &str) -> String {
         String::from_utf8_lossy(&docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
@@ -308,7 +340,11 @@ impl OdcDeployment {
         OdcBaseline {
             checksum: self.checksum(),
             schema: self.schema(),
-            containers: names.into_iter().map(|n| (self.inspect(&n, "{{.Config.Image}}"), self.env_of(&n), self.options(&n), n)).map(|(i, e, o, n)| (n, i, e, o)).collect(),
+            containers: names
+                .into_iter()
+                .map(|n| (self.inspect(&n, "{{.Config.Image}}"), self.env_of(&n), self.options(&n), n))
+                .map(|(i, e, o, n)| (n, i, e, o))
+                .collect(),
         }
     }
 
@@ -385,7 +421,10 @@ fn odc_single_node_upgrade_then_rollback() {
     // run-all.sh's temp paths, so look for it where a value would be: after "PASSWORD=".)
     let db_password = env("OPSHOST_TEST_DB_PASSWORD");
     assert!(t.match_indices("PASSWORD=").all(|(i, _)| t[i + "PASSWORD=".len()..].starts_with("***")), "the plan shows a password:\n{t}");
-    assert!(!t.contains(&format!("={db_password}")) && !t.contains(&format!(":{db_password}@")) && !t.contains(ADMIN_PASSWORD), "the plan shows a password:\n{t}");
+    assert!(
+        !t.contains(&format!("={db_password}")) && !t.contains(&format!(":{db_password}@")) && !t.contains(ADMIN_PASSWORD),
+        "the plan shows a password:\n{t}"
+    );
 
     let o = d.cli("upgrade", &["--to", "4.3.0", "--yes"]);
     let t = text(&o);
@@ -413,7 +452,8 @@ fn odc_single_node_upgrade_then_rollback() {
     assert_eq!(old[0][0], "local");
     assert_eq!(old[0][2]["image"], ODC_OLD);
     assert_eq!(old[0][2]["memory_bytes"], 8u64 << 30);
-    let recorded_env: Vec<String> = old[0][2]["env"].as_array().unwrap().iter().map(|kv| format!("{}={}", kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
+    let recorded_env: Vec<String> =
+        old[0][2]["env"].as_array().unwrap().iter().map(|kv| format!("{}={}", kv[0].as_str().unwrap(), kv[1].as_str().unwrap())).collect();
     // Secrets are recorded as references the host resolves (the plugin never saw the values).
     for e in odc_env(&d.db, n.port) {
         let (key, _) = e.split_once('=').unwrap();
@@ -421,7 +461,10 @@ fn odc_single_node_upgrade_then_rollback() {
         assert!(recorded_env.contains(&want), "{want} not recorded: {recorded_env:?}");
     }
     let pw = env("OPSHOST_TEST_DB_PASSWORD");
-    assert!(!recorded_env.iter().any(|e| e.ends_with(&format!("={pw}")) || e.ends_with(&format!("={ADMIN_PASSWORD}"))), "a password reached the plugin's records: {recorded_env:?}");
+    assert!(
+        !recorded_env.iter().any(|e| e.ends_with(&format!("={pw}")) || e.ends_with(&format!("={ADMIN_PASSWORD}"))),
+        "a password reached the plugin's records: {recorded_env:?}"
+    );
     let backup = d.dir.path().join("backups").join(run["id"].as_str().unwrap()).join(format!("{}.sql", d.db));
     assert!(std::fs::metadata(&backup).map(|m| m.len() > 0).unwrap_or(false), "{}", backup.display());
     // Why the rollback must restore the MetaDB: the old image refuses the migrated schema.
@@ -521,11 +564,17 @@ fn odc_failing_schema_migration_is_rolled_back() {
     let o = d.cli("upgrade", &["--to", "4.3.0", "--yes"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains(&format!("container {} on node local exited instead of becoming healthy", n.container)) && t.contains("injected by STANDIN_FAIL_MIGRATE"), "{t}");
+    assert!(
+        t.contains(&format!("container {} on node local exited instead of becoming healthy", n.container)) && t.contains("injected by STANDIN_FAIL_MIGRATE"),
+        "{t}"
+    );
     assert!(started.elapsed() < Duration::from_secs(50), "the failure was noticed only at the health timeout");
     assert_eq!(d.state(&n.container), "exited");
     assert_eq!(d.schema(), "4.2.0.1,4.2.2.1", "the failed migration recorded no version");
-    assert!(mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)).contains("collaboration_environment"), "half of the migration is in the MetaDB");
+    assert!(
+        mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)).contains("collaboration_environment"),
+        "half of the migration is in the MetaDB"
+    );
     assert_eq!(d.last_run().1["status"], "upgrade-failed");
 
     let o = d.cli("rollback", &["--yes"]);
@@ -562,7 +611,9 @@ fn odc_route_through_two_hops_then_unwound() {
     let runs: serde_json::Value = serde_json::from_slice(&d.opshost(&["runs", "list", "--config", &site_arg, "--json"]).stdout).unwrap();
     let mut olds = Vec::new();
     for r in runs.as_array().unwrap() {
-        let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(r["id"].as_str().unwrap()).join("records.json")).unwrap()).unwrap();
+        let records: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(r["id"].as_str().unwrap()).join("records.json")).unwrap())
+                .unwrap();
         let old: serde_json::Value = serde_json::from_str(records["odc.old"].as_str().unwrap()).unwrap();
         olds.push(old[0][2]["image"].as_str().unwrap().to_string());
     }

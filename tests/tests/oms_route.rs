@@ -102,7 +102,10 @@ fn two_hop_route_then_unwind() {
 
     let (code, t) = cli(&d, "plan", &["--to", "3.3.1"]);
     assert_eq!(code, 0, "{t}");
-    assert!(t.contains("Route for oms: 2 hops") && t.contains("1. 3.2.2 -> 3.3.0  with plugin oms-3.3.0") && t.contains("2. 3.3.0 -> 3.3.1  with plugin oms-3.3.1"), "{t}");
+    assert!(
+        t.contains("Route for oms: 2 hops") && t.contains("1. 3.2.2 -> 3.3.0  with plugin oms-3.3.0") && t.contains("2. 3.3.0 -> 3.3.1  with plugin oms-3.3.1"),
+        "{t}"
+    );
     let (code, json) = cli(&d, "plan", &["--to", "3.3.1", "--json"]);
     assert_eq!(code, 0, "{json}");
     let plan: serde_json::Value = serde_json::from_str(&json[json.find('{').unwrap()..]).unwrap();
@@ -125,7 +128,10 @@ fn two_hop_route_then_unwind() {
     assert_eq!((runs[0]["target"].as_str(), runs[1]["target"].as_str()), (Some("3.3.0"), Some("3.3.1")));
     assert!(runs.iter().all(|r| r["status"] == "upgraded" && r["route"]["id"] == runs[0]["id"] && r["route"]["target"] == "3.3.1"), "{runs:?}");
     for r in runs {
-        let dumps = std::fs::read_dir(d.dir.path().join("backups").join(r["id"].as_str().unwrap())).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql")).count();
+        let dumps = std::fs::read_dir(d.dir.path().join("backups").join(r["id"].as_str().unwrap()))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count();
         assert_eq!(dumps, 3, "run {} has its own dumps of rm, cm and cm_hb", r["id"]);
     }
     // At the target: nothing left to do.
@@ -135,7 +141,10 @@ fn two_hop_route_then_unwind() {
 
     let (code, t) = cli(&d, "rollback", &["--yes"]);
     assert_eq!(code, 0, "{t}");
-    assert!(t.find(&format!("rolling back run {}", runs[1]["id"].as_str().unwrap())) < t.find(&format!("rolling back run {}", runs[0]["id"].as_str().unwrap())), "newest hop first: {t}");
+    assert!(
+        t.find(&format!("rolling back run {}", runs[1]["id"].as_str().unwrap())) < t.find(&format!("rolling back run {}", runs[0]["id"].as_str().unwrap())),
+        "newest hop first: {t}"
+    );
     assert_eq!((d.state(&c330).as_str(), d.state(&c331).as_str()), ("exited", "exited"));
     assert_back_at_start(&d, &base);
     assert!(d.runs().as_array().unwrap().iter().all(|r| r["status"] == "rolled-back"));

@@ -23,17 +23,25 @@ fn assert_restored(d: &Deployment, b: &Baseline) {
     // cm: the server row is online again, and the 4.2.0 column is gone.
     let start = Instant::now();
     while d.checksum(&cm) != cm0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "cm content differs from before the upgrade: {}", mariadb(&format!("SHOW CREATE TABLE {cm}.host; SELECT * FROM {cm}.host")));
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "cm content differs from before the upgrade: {}",
+            mariadb(&format!("SHOW CREATE TABLE {cm}.host; SELECT * FROM {cm}.host"))
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!mariadb(&format!("SHOW CREATE TABLE {hb}.heatbeat_sequence")).contains("v4_2_0_region"));
     // The heartbeat database came back as dumped: every restore verified its checksum.
     let runs = d.runs();
     let run = runs.as_array().unwrap().last().unwrap();
-    let calls: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("rollback-calls.json")).unwrap()).unwrap();
+    let calls: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("rollback-calls.json")).unwrap())
+            .unwrap();
     let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-databases").collect();
     assert_eq!(restores.len(), 1, "the three databases restore in one call");
-    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("records.json")).unwrap()).unwrap();
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("records.json")).unwrap())
+            .unwrap();
     let (_, backups): (String, Vec<serde_json::Value>) = serde_json::from_str(records["metadb.backups"].as_str().unwrap()).unwrap();
     let restored = restores[0]["outcome"]["ok"].as_array().unwrap();
     assert_eq!(restored.len(), 3);
@@ -62,9 +70,11 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
         d.rt.block_on(mysql_async::prelude::Queryable::query_drop(&mut c, stmt)).unwrap();
     }
     drop(c);
-    let objects = || mariadb(&format!(
+    let objects = || {
+        mariadb(&format!(
         "SELECT CONCAT((SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{rm}'), (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{rm}'), (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{rm}'))"
-    ));
+    ))
+    };
     assert_eq!(objects(), "111");
     let base = d.baseline();
     let binds0 = base.binds.clone();
@@ -185,10 +195,19 @@ fn a_container_started_with_other_mounts_is_unhealthy() {
     let p = d.dir.path().display();
     let name = format!("oms_wrongmounts_{}", d.id);
     let o = docker(&[
-        "run", "-d", "--net", "host", "--name", &name,
-        "-v", &format!("{p}/config.yaml:/home/admin/conf/config.yaml"),
-        "-v", &format!("{}:/home/ds/store", other.path().display()),
-        "-e", "OMS_HOST_IP=127.0.0.1", OLD_IMAGE,
+        "run",
+        "-d",
+        "--net",
+        "host",
+        "--name",
+        &name,
+        "-v",
+        &format!("{p}/config.yaml:/home/admin/conf/config.yaml"),
+        "-v",
+        &format!("{}:/home/ds/store", other.path().display()),
+        "-e",
+        "OMS_HOST_IP=127.0.0.1",
+        OLD_IMAGE,
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let start = Instant::now();

@@ -42,7 +42,10 @@ impl Capabilities {
         reporter: Arc<dyn crate::runtime::report::Reporter>,
         assume_yes: bool,
     ) -> anyhow::Result<Capabilities> {
-        let sql = Arc::new(sql::real::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?.with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s)));
+        let sql = Arc::new(
+            sql::real::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?
+                .with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s)),
+        );
         let docker = Arc::new(docker::real::BollardDocker::new(site.nodes.clone(), site.allowed_archives(), site.docker_policy.clone(), reporter));
         let console = console::MetaDbConsole {
             config: product.console.metadb.clone(),

@@ -28,7 +28,10 @@ pub struct DemoArgs {
 pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
     let runtime = cli.runtime()?;
     // The demo trusts the test vendor key and nothing else: the bundled plugin must verify under it.
-    let policy = crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::default().with_key("test-vendor", TEST_VENDOR_KEY)?, allow_unsigned: false };
+    let policy = crate::registry::signature::Policy {
+        trust: crate::registry::signature::TrustStore::default().with_key("test-vendor", TEST_VENDOR_KEY)?,
+        allow_unsigned: false,
+    };
     let plugin = Plugin::from_bytes(&runtime, Path::new("<bundled oms-4.2.0>"), BUNDLED_OMS_420, &policy).await?;
     let scenario = Scenario::parse_layers(&[DEMO_BASE, DEMO_SCENARIO], "the demo scenario")?;
     println!("opshost demo: OMS 4.1.1 -> 4.2.0 on the fake host (in-memory Docker, embedded SQL MetaDB, virtual clock)");
@@ -36,7 +39,12 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
         crate::registry::signature::Verdict::Trusted { signers } => signers.join(", "),
         crate::registry::signature::Verdict::Unverified { .. } => "nobody".into(),
     };
-    println!("plugin {} ({}), signed by {signers}, {}\n", plugin.manifest.name, &plugin.loaded.hash[..19], if plugin.loaded.cached { "from the compile cache" } else { "compiled now" });
+    println!(
+        "plugin {} ({}), signed by {signers}, {}\n",
+        plugin.manifest.name,
+        &plugin.loaded.hash[..19],
+        if plugin.loaded.cached { "from the compile cache" } else { "compiled now" }
+    );
     let report = run_scenario_with(
         &plugin.loaded,
         &scenario,
@@ -47,7 +55,10 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
     .await?;
     println!("\nSummary");
     let upgrade_ok = report.steps.iter().any(|s| s.step == "upgrade" && s.error.is_none());
-    println!("  upgrade:  {}", if upgrade_ok { "OMS 4.2.0 ran in oms_420 with oms_411's mounts; schema migrated by docker_init.sh; HA back on" } else { "FAILED" });
+    println!(
+        "  upgrade:  {}",
+        if upgrade_ok { "OMS 4.2.0 ran in oms_420 with oms_411's mounts; schema migrated by docker_init.sh; HA back on" } else { "FAILED" }
+    );
     let restored: Vec<String> = report
         .steps
         .iter()

@@ -161,9 +161,8 @@ fn procedures_dir(given: Option<&Path>) -> Result<PathBuf> {
         ),
         Err(e) => bail!("--procedures {}: reading {}: {e}: give the plugins/procedures directory of an opshost checkout", dir.display(), manifest.display()),
     };
-    let name = toml::from_str::<toml::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_string));
+    let name =
+        toml::from_str::<toml::Value>(&text).ok().and_then(|v| v.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_string));
     anyhow::ensure!(
         name.as_deref() == Some("opshost-procedures"),
         "{} ({how}) is not the opshost-procedures crate (its package is {:?}): give --procedures the plugins/procedures directory of an opshost checkout",

@@ -62,7 +62,16 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
                                 Some(why) if why.contains("no key is trusted") => "NOT TRUSTED: signed; no key is trusted yet".to_string(),
                                 Some(_) => "NOT TRUSTED: signed by a key not trusted here".to_string(),
                             };
-                            println!("{:<14} {:<4} {} -> {:<8} {}  {:<24} {}", s.name, s.product, s.sources.join(","), s.target, &s.hash[..19], signers, s.path);
+                            println!(
+                                "{:<14} {:<4} {} -> {:<8} {}  {:<24} {}",
+                                s.name,
+                                s.product,
+                                s.sources.join(","),
+                                s.target,
+                                &s.hash[..19],
+                                signers,
+                                s.path
+                            );
                         }
                         Err((path, e)) => {
                             bad += 1;
@@ -87,7 +96,9 @@ pub async fn run(cli: &Cli, cmd: &PluginsCmd) -> Result<i32> {
             println!("file:   {}\nsha256: {}", p.path.display(), p.loaded.hash.trim_start_matches("sha256:"));
             match &p.verdict {
                 crate::registry::signature::Verdict::Trusted { signers } => println!("signed: by {}", signers.join(", ")),
-                crate::registry::signature::Verdict::Unverified { reason } => println!("signed: NOT TRUSTED ({reason}): plan and upgrade refuse it. {TRUST_HINT}."),
+                crate::registry::signature::Verdict::Unverified { reason } => {
+                    println!("signed: NOT TRUSTED ({reason}): plan and upgrade refuse it. {TRUST_HINT}.")
+                }
             }
             println!("needs:");
             for n in &m.needs {

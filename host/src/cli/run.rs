@@ -9,10 +9,10 @@ use crate::grants::Grants;
 use crate::journal::entry::Header;
 use crate::journal::{Journal, Replay};
 use crate::registry::{context_for, find_by_hash, find_route, Plugin};
+use crate::runs::{current_version, now_ms, standing_above, to_unwind, top, Lock, RouteRef, RunMeta, RunStatus, Runs};
 use crate::runtime::host_call::Faults;
 use crate::runtime::report::{Reporter, Terminal};
 use crate::runtime::state::RunEnv;
-use crate::runs::{current_version, now_ms, standing_above, to_unwind, top, Lock, RouteRef, RunMeta, RunStatus, Runs};
 use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -153,16 +153,29 @@ impl Site {
         }
     }
 
-    pub fn env(&self, backup_dir: PathBuf, records: RunRecords, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants, journal: Option<Arc<Journal>>) -> Result<RunEnv> {
+    pub fn env(
+        &self,
+        backup_dir: PathBuf,
+        records: RunRecords,
+        reporter: Arc<dyn Reporter>,
+        yes: bool,
+        grants: &Grants,
+        journal: Option<Arc<Journal>>,
+    ) -> Result<RunEnv> {
         let mut approved: crate::capabilities::docker::policy::Approved = match records.get(crate::capabilities::docker::policy::RECORD_KEY) {
-            Some(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("the run records' {} are unreadable: {e}", crate::capabilities::docker::policy::RECORD_KEY))?,
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("the run records' {} are unreadable: {e}", crate::capabilities::docker::policy::RECORD_KEY))?,
             None => Default::default(),
         };
         // Images the operator named for any hop of this product.
         approved.approve_parameters(std::iter::once(&self.product.parameters).chain(self.product.hops.values()).flatten());
         Ok(RunEnv {
             journal,
-            site: Arc::new(crate::runtime::state::SitePolicy::for_console(&self.product.console.metadb, self.config.docker_policy.deny_privileged, self.config.docker_policy.secret_env.clone())),
+            site: Arc::new(crate::runtime::state::SitePolicy::for_console(
+                &self.product.console.metadb,
+                self.config.docker_policy.deny_privileged,
+                self.config.docker_policy.secret_env.clone(),
+            )),
             approved: Arc::new(Mutex::new(approved)),
             backups_taken: Default::default(),
             rerun_in_doubt: false,
@@ -177,7 +190,8 @@ impl Site {
     }
 
     pub fn context(&self, plugin: &Plugin, source: &str, target: &str) -> Result<Context, String> {
-        context_for(&plugin.manifest, self.product.kind(&self.section), source, target, &self.product.parameters_for(target), &self.product.nodes).map_err(|e| e.message().to_string())
+        context_for(&plugin.manifest, self.product.kind(&self.section), source, target, &self.product.parameters_for(target), &self.product.nodes)
+            .map_err(|e| e.message().to_string())
     }
 
     pub fn config_hash(&self) -> Result<String> {
@@ -185,7 +199,13 @@ impl Site {
     }
 
     fn header(&self, meta: &RunMeta, operation: &str) -> Result<Header> {
-        Ok(Header { run: meta.id.clone(), operation: operation.into(), plugin: meta.plugin.clone(), plugin_hash: meta.plugin_hash.clone(), site_config_hash: self.config_hash()? })
+        Ok(Header {
+            run: meta.id.clone(),
+            operation: operation.into(),
+            plugin: meta.plugin.clone(),
+            plugin_hash: meta.plugin_hash.clone(),
+            site_config_hash: self.config_hash()?,
+        })
     }
 
     fn save_transcript(&self, meta: &RunMeta, env: &RunEnv, name: &str) {
@@ -358,7 +378,9 @@ impl Site {
             match env.caps.sql.describe_backup(connection, databases).await {
                 Ok(l) => lines.extend(l),
                 // The server is down or an object cannot be read: the backup could not be exact.
-                Err(e) if e.kind() == "failed" && !e.message().starts_with("cannot connect") => return Err(format!("{}: refused before anything changes", e.message())),
+                Err(e) if e.kind() == "failed" && !e.message().starts_with("cannot connect") => {
+                    return Err(format!("{}: refused before anything changes", e.message()))
+                }
                 Err(_) => {}
             }
         }
@@ -412,7 +434,10 @@ pub async fn plan(cli: &Cli, a: &SiteArgs, to: &str, json: bool) -> Result<i32> 
     match planned {
         Ok(p) => {
             if json {
-                let route: Vec<_> = hops.iter().map(|h| serde_json::json!({"plugin": h.plugin.manifest.name, "source": h.ctx.source_version, "target": h.ctx.target_version})).collect();
+                let route: Vec<_> = hops
+                    .iter()
+                    .map(|h| serde_json::json!({"plugin": h.plugin.manifest.name, "source": h.ctx.source_version, "target": h.ctx.target_version}))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"route": route, "plan": p}))?);
             } else {
                 print_route(&site.section, &hops);
@@ -509,7 +534,14 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
             match planned {
                 Ok(p) => super::plan::print_plan(&hop.plugin.manifest.name, &p),
                 Err(e) => {
-                    eprintln!("the route stopped before hop {} ({} -> {}): its precheck refused ({}): {}", i + 1, hop.ctx.source_version, hop.ctx.target_version, e.kind(), e.message());
+                    eprintln!(
+                        "the route stopped before hop {} ({} -> {}): its precheck refused ({}): {}",
+                        i + 1,
+                        hop.ctx.source_version,
+                        hop.ctx.target_version,
+                        e.kind(),
+                        e.message()
+                    );
                     eprintln!("{} is at {} (hops 1..{} are upgraded); fix the cause and run the same upgrade again, or go back: opshost rollback --config {} --product {}", site.section, hop.ctx.source_version, i, site.path.display(), site.section);
                     return Ok(1);
                 }
@@ -537,8 +569,16 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         }
         let run_dir = site.runs.run_dir(&meta.id);
         eprintln!("run {} (records in {})", meta.id, run_dir.display());
-        let journal = Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?.limited_to(site.config.limits.max_journal_mb));
-        let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
+        let journal =
+            Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?.limited_to(site.config.limits.max_journal_mb));
+        let env = site.env(
+            site.config.backup_dir.join(&meta.id),
+            RunRecords::at(run_dir.join("records.json"))?,
+            reporter.clone(),
+            a.yes,
+            &hop.grants,
+            Some(journal),
+        )?;
         let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "upgrade-calls.json");
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)?;
@@ -617,7 +657,10 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
                 anyhow::bail!("run {} is of {}, not {}", meta.id, meta.product, site.section);
             }
             if meta.status == RunStatus::RolledBack {
-                eprintln!("refused: run {} was already rolled back; rolling back twice would overwrite what {} {} wrote since", meta.id, meta.product, meta.source);
+                eprintln!(
+                    "refused: run {} was already rolled back; rolling back twice would overwrite what {} {} wrote since",
+                    meta.id, meta.product, meta.source
+                );
                 return Ok(1);
             }
             let above = standing_above(&history, &meta.id);
@@ -640,7 +683,11 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
                 if history.is_empty() {
                     eprintln!("refused: no run of {} in {}: nothing to roll back", site.section, site.runs.dir.display());
                 } else {
-                    eprintln!("refused: nothing to roll back: every run of {} is already rolled back (opshost runs list --config {})", site.section, site.path.display());
+                    eprintln!(
+                        "refused: nothing to roll back: every run of {} is already rolled back (opshost runs list --config {})",
+                        site.section,
+                        site.path.display()
+                    );
                 }
                 return Ok(1);
             }
@@ -658,13 +705,27 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
     let question = if runs.len() == 1 {
         let m = &runs[0];
-        format!("Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?", m.id, m.product, m.source, m.target, m.status.words(), m.product, m.source)
+        format!(
+            "Roll back run {} ({} {} -> {}, {}): restore the MetaDB from its backups and restart {} {}?",
+            m.id,
+            m.product,
+            m.source,
+            m.target,
+            m.status.words(),
+            m.product,
+            m.source
+        )
     } else {
         println!("Rollback of the route {} -> {}, newest hop first:", runs.last().unwrap().source, runs[0].target);
         for (i, m) in runs.iter().enumerate() {
             println!("  {}. run {}: {} -> {} ({}), back to {}", i + 1, m.id, m.source, m.target, m.status.words(), m.source);
         }
-        format!("Roll back these {} runs: restore each hop's MetaDB backups and containers, ending at {} {}?", runs.len(), site.section, runs.last().unwrap().source)
+        format!(
+            "Roll back these {} runs: restore each hop's MetaDB backups and containers, ending at {} {}?",
+            runs.len(),
+            site.section,
+            runs.last().unwrap().source
+        )
     };
     if !(SystemServices { assume_yes: a.yes }).confirm(&question).await {
         eprintln!("not confirmed: nothing was changed");
@@ -677,7 +738,14 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         site.runs.save(&meta)?;
         eprintln!("rolling back run {} ({} -> {})", meta.id, meta.source, meta.target);
         let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?.limited_to(site.config.limits.max_journal_mb));
-        let env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter.clone(), a.yes, &hop.grants, Some(journal))?;
+        let env = site.env(
+            site.config.backup_dir.join(&meta.id),
+            RunRecords::at(run_dir.join("records.json"))?,
+            reporter.clone(),
+            a.yes,
+            &hop.grants,
+            Some(journal),
+        )?;
         let outcome = hop.plugin.loaded.rollback(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "rollback-calls.json");
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)?;
@@ -698,7 +766,12 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
         let site_args = format!("--config {} --product {}", config_path.display(), m.product);
         let words = explain(&site_args, &m, &runs.run_dir(id));
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": m, "explanation": words, "records": serde_json::from_str::<serde_json::Value>(&records).ok()}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"run": m, "explanation": words, "records": serde_json::from_str::<serde_json::Value>(&records).ok()})
+                )?
+            );
         } else {
             for line in words {
                 println!("{line}");
@@ -762,7 +835,9 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
     }
     let Some(path) = interrupted_journal(run_dir, meta.status) else {
         match meta.status {
-            RunStatus::UpgradeFailed | RunStatus::RollbackFailed => out.push(format!("next: opshost rollback {site_args} --run {} (restores from the backups this run recorded)", meta.id)),
+            RunStatus::UpgradeFailed | RunStatus::RollbackFailed => {
+                out.push(format!("next: opshost rollback {site_args} --run {} (restores from the backups this run recorded)", meta.id))
+            }
             RunStatus::Upgraded => out.push(format!("next: nothing; to undo it: opshost rollback {site_args} --run {}", meta.id)),
             _ => {}
         }
@@ -770,7 +845,12 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
     };
     match Replay::load(&path) {
         Ok((h, r)) => {
-            out.push(format!("the host stopped during the {} after {} completed calls{}", h.operation, r.completed(), if r.truncated_tail { " (the last journal line was cut off and is ignored)" } else { "" }));
+            out.push(format!(
+                "the host stopped during the {} after {} completed calls{}",
+                h.operation,
+                r.completed(),
+                if r.truncated_tail { " (the last journal line was cut off and is ignored)" } else { "" }
+            ));
             if let Some(last) = r.calls.iter().rev().find(|c| c.outcome.is_some()) {
                 out.push(format!("last completed: #{} {} {}", last.seq, last.call, last.args));
             }
@@ -781,7 +861,12 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
                 Some(c) => out.push(format!("in doubt: #{} {} started; it is safe to repeat, resume runs it again", c.seq, c.call)),
                 None => {}
             }
-            out.push(format!("resume: opshost resume {} {site_args} replays those {} calls without touching anything, then continues the {} live", meta.id, r.completed(), h.operation));
+            out.push(format!(
+                "resume: opshost resume {} {site_args} replays those {} calls without touching anything, then continues the {} live",
+                meta.id,
+                r.completed(),
+                h.operation
+            ));
             out.push(format!("or roll back: opshost rollback {site_args} --run {} (from the backups and settings recorded so far)", meta.id));
         }
         Err(e) => out.push(format!("its journal cannot be read ({e:#}); roll back: opshost rollback {site_args} --run {}", meta.id)),
@@ -818,13 +903,24 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     let _lock = Lock::take(&site.config.state_dir(), &site.section)?;
     let run_dir = runs.run_dir(&meta.id);
     let Some(path) = interrupted_journal(&run_dir, meta.status) else {
-        eprintln!("refused: run {} is {}: there is nothing to resume{}", meta.id, meta.status.words(), if meta.status == RunStatus::UpgradeFailed { " (the upgrade failed: roll it back)" } else { "" });
+        eprintln!(
+            "refused: run {} is {}: there is nothing to resume{}",
+            meta.id,
+            meta.status.words(),
+            if meta.status == RunStatus::UpgradeFailed { " (the upgrade failed: roll it back)" } else { "" }
+        );
         return Ok(1);
     };
     let (journal, header) = Journal::reopen(&path)?;
     let journal = journal.limited_to(site.config.limits.max_journal_mb);
     if header.plugin_hash != meta.plugin_hash {
-        anyhow::bail!("the journal of run {} was written by plugin {} {}, the run says {}: refusing to resume", meta.id, header.plugin, header.plugin_hash, meta.plugin_hash);
+        anyhow::bail!(
+            "the journal of run {} was written by plugin {} {}, the run says {}: refusing to resume",
+            meta.id,
+            header.plugin,
+            header.plugin_hash,
+            meta.plugin_hash
+        );
     }
     if header.site_config_hash != site.config_hash()? && !a.allow_config_change {
         eprintln!("refused: the site config {} changed since run {} started; resume with the config it ran with, or pass --allow-config-change if the change is deliberate", a.config.display(), meta.id);
@@ -839,7 +935,8 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         eprintln!("{line}");
     }
     let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
-    let mut env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
+    let mut env =
+        site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
     env.rerun_in_doubt = a.rerun_in_doubt;
     let upgrading = header.operation == "upgrade";
     let outcome = if upgrading { plugin.loaded.upgrade(&env, &ctx).await } else { plugin.loaded.rollback(&env, &ctx).await };
@@ -850,7 +947,13 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         let route = meta.route.clone().filter(|r| r.target != meta.target);
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &sa)?;
         if let (0, Some(r)) = (code, route) {
-            println!("this run is one hop of the route to {}: continue it with opshost upgrade --config {} --product {} --to {}", r.target, a.config.display(), sa.product, r.target);
+            println!(
+                "this run is one hop of the route to {}: continue it with opshost upgrade --config {} --product {} --to {}",
+                r.target,
+                a.config.display(),
+                sa.product,
+                r.target
+            );
         }
         Ok(code)
     } else {

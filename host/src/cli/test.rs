@@ -79,7 +79,12 @@ pub fn print_report(r: &ScenarioReport, verbose: bool) {
         println!("  {} {:<8} {head}", if step.ok { "PASS" } else { "FAIL" }, step.step);
         for c in &step.checks {
             if !c.ok || verbose {
-                println!("       {} {}{}", if c.ok { "ok  " } else { "FAIL" }, c.what, if c.ok || c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) });
+                println!(
+                    "       {} {}{}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.what,
+                    if c.ok || c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) }
+                );
             }
         }
     }
@@ -88,4 +93,3 @@ pub fn print_report(r: &ScenarioReport, verbose: bool) {
     }
     println!("  {} {}", if r.passed { "passed" } else { "FAILED" }, r.scenario);
 }
-

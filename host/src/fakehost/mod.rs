@@ -77,7 +77,12 @@ pub fn inert_env() -> RunEnv {
     let clock = VirtualClock::starting_at(0);
     let sql = Arc::new(FakeSql::new(Vec::<String>::new()));
     let docker = Arc::new(FakeDocker::new(&Default::default(), sql.clone(), clock.clone()).expect("empty setup is valid"));
-    let console = crate::capabilities::console::ConsoleConfig { connection: String::new(), rm_db: Some("rm".into()), cm_db: Some("cm".into()), servers_query: String::new() };
+    let console = crate::capabilities::console::ConsoleConfig {
+        connection: String::new(),
+        rm_db: Some("rm".into()),
+        cm_db: Some("cm".into()),
+        servers_query: String::new(),
+    };
     RunEnv {
         caps: Capabilities {
             docker: docker.clone(),

@@ -279,7 +279,12 @@ async fn evaluate(
                 _ => Some(serde_json::Value::String(text.to_string())),
             }
         };
-        check(checks, format!("parameter {name} as before but for {}", fields.join(", ")), got.is_some() && without(&got) == without(&want), format!("now {got:?}, before {want:?}"));
+        check(
+            checks,
+            format!("parameter {name} as before but for {}", fields.join(", ")),
+            got.is_some() && without(&got) == without(&want),
+            format!("now {got:?}, before {want:?}"),
+        );
     }
     for db in &e.databases_as_initial {
         let want = initial.checksums.get(db);
@@ -298,7 +303,12 @@ async fn evaluate(
             got = checksum_with_initial_parameters(fake, db, &changed, initial_params).await;
             but = format!(" but for {}", changed.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "));
         }
-        check(checks, format!("database {db} content as before{but} (checksum)"), got.is_some() && got.as_ref() == want, format!("now {got:?}, before {want:?}"));
+        check(
+            checks,
+            format!("database {db} content as before{but} (checksum)"),
+            got.is_some() && got.as_ref() == want,
+            format!("now {got:?}, before {want:?}"),
+        );
     }
     for q in &e.queries {
         let got = fake.sql.query_text(&q.database, &q.sql);
@@ -309,7 +319,12 @@ async fn evaluate(
     }
     if !e.plan_contains.is_empty() {
         let words = plan.map(|p| {
-            p.findings.iter().cloned().chain(p.steps.iter().chain(p.rollback.iter()).map(|s| format!("{}: {}", s.title, s.detail))).collect::<Vec<_>>().join("\n")
+            p.findings
+                .iter()
+                .cloned()
+                .chain(p.steps.iter().chain(p.rollback.iter()).map(|s| format!("{}: {}", s.title, s.detail)))
+                .collect::<Vec<_>>()
+                .join("\n")
         });
         for text in &e.plan_contains {
             check(checks, format!("plan mentions {text:?}"), words.as_deref().is_some_and(|w| w.contains(text.as_str())), "");

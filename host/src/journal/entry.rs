@@ -19,6 +19,16 @@ pub struct Header {
 #[serde(tag = "entry", rename_all = "kebab-case")]
 pub enum Entry {
     Header(Header),
-    Begin { seq: u64, call: String, effect: Effect, args: Json },
-    End { seq: u64, outcome: Json, #[serde(default)] injected: bool },
+    Begin {
+        seq: u64,
+        call: String,
+        effect: Effect,
+        args: Json,
+    },
+    End {
+        seq: u64,
+        outcome: Json,
+        #[serde(default)]
+        injected: bool,
+    },
 }

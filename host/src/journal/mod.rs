@@ -34,7 +34,8 @@ pub struct Journal {
 impl Journal {
     /// A new journal for a fresh operation.
     pub fn create(path: &Path, header: Header) -> anyhow::Result<Journal> {
-        let mut file = std::fs::OpenOptions::new().create_new(true).append(true).open(path).map_err(|e| anyhow::anyhow!("creating journal {}: {e}", path.display()))?;
+        let mut file =
+            std::fs::OpenOptions::new().create_new(true).append(true).open(path).map_err(|e| anyhow::anyhow!("creating journal {}: {e}", path.display()))?;
         writeln!(file, "{}", serde_json::to_string(&Entry::Header(header))?)?;
         file.sync_all()?;
         Ok(Journal::with(path, file, Replay::default()))
@@ -51,7 +52,15 @@ impl Journal {
     fn with(path: &Path, file: std::fs::File, replay: Replay) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENV).ok().and_then(|v| v.parse().ok());
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        Journal { path: path.to_path_buf(), file: Mutex::new(file), replay, next_seq: Mutex::new(0), abort_after, bytes: Mutex::new(bytes), max_bytes: u64::MAX }
+        Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+            replay,
+            next_seq: Mutex::new(0),
+            abort_after,
+            bytes: Mutex::new(bytes),
+            max_bytes: u64::MAX,
+        }
     }
 
     /// Cap the journal at `mb` MiB: past it, writing the next call fails and the run stops.

@@ -42,7 +42,9 @@ impl Replay {
                     replay.truncated_tail = true;
                     break;
                 }
-                Err(e) => anyhow::bail!("journal {origin} is corrupt at line {} ({e}): it cannot be replayed; roll the run back from its records instead", i + 1),
+                Err(e) => {
+                    anyhow::bail!("journal {origin} is corrupt at line {} ({e}): it cannot be replayed; roll the run back from its records instead", i + 1)
+                }
                 Ok(_) => unreachable!(),
             };
             match entry {

@@ -5,8 +5,8 @@ use crate::bindings::{Context, Error, Manifest};
 use crate::fakehost::inert_env;
 use crate::runtime::engine::{LoadedPlugin, Runtime};
 use anyhow::{Context as _, Result};
-use signature::{Policy, Verdict};
 use serde::Serialize;
+use signature::{Policy, Verdict};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -76,7 +76,12 @@ impl Plugin {
             Verdict::Trusted { signers } => {
                 let (ok, scopes) = policy.trust.scoped_signers(&signers, &manifest.name);
                 if ok.is_empty() {
-                    let reason = format!("plugin {} calls itself {}, but the keys that signed it are not trusted for that name: {}", path.display(), manifest.name, scopes.join(", "));
+                    let reason = format!(
+                        "plugin {} calls itself {}, but the keys that signed it are not trusted for that name: {}",
+                        path.display(),
+                        manifest.name,
+                        scopes.join(", ")
+                    );
                     if to_read {
                         return Ok(Plugin { path: path.to_path_buf(), loaded, manifest, verdict: Verdict::Unverified { reason } });
                     }
@@ -272,7 +277,10 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
     if plugins.is_empty() && !refused.is_empty() {
         anyhow::bail!("none of the {} plugin files in {} can be used: {}", refused.len(), dir.display(), refused_words(&refused));
     }
-    let edges: Vec<route::Edge> = plugins.iter().map(|p| route::Edge { plugin: p.manifest.name.clone(), sources: p.manifest.sources.clone(), target: p.manifest.target.clone() }).collect();
+    let edges: Vec<route::Edge> = plugins
+        .iter()
+        .map(|p| route::Edge { plugin: p.manifest.name.clone(), sources: p.manifest.sources.clone(), target: p.manifest.target.clone() })
+        .collect();
     match route::shortest_route(&edges, product, from, to) {
         Ok(order) => {
             let mut slots: Vec<Option<Plugin>> = plugins.into_iter().map(Some).collect();
@@ -282,7 +290,11 @@ pub async fn find_route(runtime: &Runtime, dir: &Path, product: &str, from: &str
             "{why}{} ({}; {product} plugins there: {}){}",
             did_you_mean(to, &edges.iter().map(|e| e.target.as_str()).collect::<Vec<_>>()),
             dir.display(),
-            if edges.is_empty() { "none".to_string() } else { edges.iter().map(|e| format!("{} ({} -> {})", e.plugin, e.sources.join("|"), e.target)).collect::<Vec<_>>().join(", ") },
+            if edges.is_empty() {
+                "none".to_string()
+            } else {
+                edges.iter().map(|e| format!("{} ({} -> {})", e.plugin, e.sources.join("|"), e.target)).collect::<Vec<_>>().join(", ")
+            },
             if refused.is_empty() { String::new() } else { format!("; refused: {}", refused_words(&refused)) }
         ),
     }
@@ -294,7 +306,11 @@ fn did_you_mean(to: &str, targets: &[&str]) -> String {
     if targets.contains(&to) {
         return String::new();
     }
-    let mut near: Vec<&str> = targets.iter().copied().filter(|t| t.starts_with(&format!("{to}.")) || (t.len() == to.len() && t.chars().zip(to.chars()).filter(|(a, b)| a != b).count() == 1)).collect();
+    let mut near: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| t.starts_with(&format!("{to}.")) || (t.len() == to.len() && t.chars().zip(to.chars()).filter(|(a, b)| a != b).count() == 1))
+        .collect();
     near.sort_by_key(|v| route::version_key(v));
     near.dedup();
     match near.as_slice() {

@@ -60,7 +60,11 @@ fn closure(edges: &[Edge], start: &str, forward: bool) -> Vec<String> {
     while let Some(v) = queue.pop_front() {
         for e in edges {
             let next: Vec<&String> = if forward {
-                if e.sources.contains(&v) { vec![&e.target] } else { vec![] }
+                if e.sources.contains(&v) {
+                    vec![&e.target]
+                } else {
+                    vec![]
+                }
             } else if e.target == v {
                 e.sources.iter().collect()
             } else {
@@ -83,8 +87,13 @@ fn closure(edges: &[Edge], start: &str, forward: bool) -> Vec<String> {
 fn missing_hop(edges: &[Edge], product: &str, from: &str, to: &str) -> String {
     let reach: Vec<String> = closure(edges, from, true);
     let lead: Vec<String> = closure(edges, to, false);
-    let reach_words = if reach.len() > 1 { format!("from {from} the plugins reach {}", reach[1..].join(", ")) } else { format!("no plugin upgrades {product} from {from}") };
-    let lead_words = if lead.len() > 1 { format!("{to} is reached only from {}", lead[..lead.len() - 1].join(", ")) } else { format!("no plugin upgrades {product} to {to}") };
+    let reach_words =
+        if reach.len() > 1 { format!("from {from} the plugins reach {}", reach[1..].join(", ")) } else { format!("no plugin upgrades {product} from {from}") };
+    let lead_words = if lead.len() > 1 {
+        format!("{to} is reached only from {}", lead[..lead.len() - 1].join(", "))
+    } else {
+        format!("no plugin upgrades {product} to {to}")
+    };
     format!(
         "no route from {product} {from} to {to}: {reach_words}; {lead_words}. Missing hop: a plugin that upgrades {product} from {} to {}; add it to the plugin directory",
         if reach.len() > 1 { format!("one of {}", reach.join(", ")) } else { from.to_string() },

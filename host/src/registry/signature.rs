@@ -97,9 +97,13 @@ pub fn is_signed(wasm: &[u8]) -> bool {
 /// What the trust policy says about a plugin.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
-    Trusted { signers: Vec<String> },
+    Trusted {
+        signers: Vec<String>,
+    },
     /// Accepted only because unsigned plugins are allowed (development).
-    Unverified { reason: String },
+    Unverified {
+        reason: String,
+    },
 }
 
 /// The trust policy of a command: trusted keys, and whether unsigned plugins may run.
@@ -133,7 +137,10 @@ impl Policy {
         } else if self.trust.is_empty() {
             format!("plugin {origin} is signed, but no key is trusted")
         } else {
-            format!("plugin {origin} has no valid signature from a trusted key ({}): it was signed by another key, or changed after signing", self.trust.names().join(", "))
+            format!(
+                "plugin {origin} has no valid signature from a trusted key ({}): it was signed by another key, or changed after signing",
+                self.trust.names().join(", ")
+            )
         };
         Verdict::Unverified { reason }
     }

@@ -5,12 +5,12 @@
 use crate::bindings::UpgradePluginPre;
 use crate::runtime::state::HostState;
 use anyhow::Result;
-use wasmtime::error::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine};
 
 /// How often the epoch advances; the CPU budget is checked at this granularity.
@@ -73,7 +73,10 @@ impl Runtime {
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin> {
         let hash = sha256_hex(wasm);
         let (component, cached) = self.compile_cached(wasm, &hash)?;
-        let pre = self.linker.instantiate_pre(&component).context("the plugin imports something this host does not provide (is it built for opshost:plugin@0.1.0?)")?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .context("the plugin imports something this host does not provide (is it built for opshost:plugin@0.1.0?)")?;
         let pre = UpgradePluginPre::new(pre).context("the plugin does not export the upgrade-plugin world")?;
         Ok(LoadedPlugin { pre, engine: self.engine.clone(), hash, cached })
     }

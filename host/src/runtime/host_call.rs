@@ -89,7 +89,11 @@ pub struct Faults(Arc<Mutex<Vec<FaultRule>>>);
 impl Faults {
     pub fn new(rules: Vec<FaultRule>) -> anyhow::Result<Self> {
         for r in &rules {
-            anyhow::ensure!(crate::runtime::calls::by_name(&r.call).is_some(), "fault at {}: no host call has that name (e.g. docker.stop, sql.dump-databases)", r.call);
+            anyhow::ensure!(
+                crate::runtime::calls::by_name(&r.call).is_some(),
+                "fault at {}: no host call has that name (e.g. docker.stop, sql.dump-databases)",
+                r.call
+            );
             let actions = r.error.is_some() as u8 + r.result.is_some() as u8 + r.delay_ms.is_some() as u8;
             anyhow::ensure!(actions == 1, "fault at {}: give exactly one of error, result or delay_ms", r.call);
             if let Some(k) = &r.kind {
@@ -208,7 +212,10 @@ impl HostState {
                         );
                     }
                     None if effect == Effect::Write => {
-                        self.reporter.log(crate::capabilities::services::Level::Warn, &format!("running call {seq} ({name}) again: it was in doubt, and --rerun-in-doubt says so"));
+                        self.reporter.log(
+                            crate::capabilities::services::Level::Warn,
+                            &format!("running call {seq} ({name}) again: it was in doubt, and --rerun-in-doubt says so"),
+                        );
                     }
                     // Reads and idempotent writes simply run again.
                     None => {}
@@ -216,14 +223,20 @@ impl HostState {
                 crate::runtime::interrupt::stop_here(name)?;
             } else {
                 crate::runtime::interrupt::stop_here(name)?;
-                j.begin(seq, name, effect, &args).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; stopping before {name}", j.path().display()))?;
+                j.begin(seq, name, effect, &args)
+                    .map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; stopping before {name}", j.path().display()))?;
             }
         }
         let refused = if oversized {
             let bytes = args["bytes"].as_u64().unwrap_or_default();
-            Some(Error::Denied(format!("{name}: arguments of {bytes} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])", self.limits.max_payload_bytes)))
+            Some(Error::Denied(format!(
+                "{name}: arguments of {bytes} bytes exceed the sandbox limit of {} bytes (max_payload_bytes in [limits])",
+                self.limits.max_payload_bytes
+            )))
         } else if self.mode == Mode::ReadOnly && effect != Effect::Read {
-            Some(Error::Denied(format!("{name} could change the deployment, and plan() may only read: the host refuses every change before the operator has confirmed the plan")))
+            Some(Error::Denied(format!(
+                "{name} could change the deployment, and plan() may only read: the host refuses every change before the operator has confirmed the plan"
+            )))
         } else {
             self.grants.check(name, &target).err()
         };
@@ -249,7 +262,10 @@ impl HostState {
             };
             match tokio::time::timeout(deadline, slow).await {
                 Ok(r) => (r, !delay.is_zero()),
-                Err(_) => (Err(Error::Timeout(format!("{name} did not finish within {} s (call_timeout_s in [limits] of the site config)", deadline.as_secs()))), !delay.is_zero()),
+                Err(_) => (
+                    Err(Error::Timeout(format!("{name} did not finish within {} s (call_timeout_s in [limits] of the site config)", deadline.as_secs()))),
+                    !delay.is_zero(),
+                ),
             }
         };
         self.finish(name, effect, args, started, result, injected, seq)
@@ -257,11 +273,23 @@ impl HostState {
 
     /// Cap the result, account the time, and write the transcript entry.
     #[allow(clippy::too_many_arguments)]
-    fn finish<T: Serialize>(&mut self, name: &'static str, effect: Effect, args: Json, started: Instant, result: Result<T, Error>, injected: bool, seq: Option<u64>) -> wasmtime::Result<Result<T, Error>> {
+    fn finish<T: Serialize>(
+        &mut self,
+        name: &'static str,
+        effect: Effect,
+        args: Json,
+        started: Instant,
+        result: Result<T, Error>,
+        injected: bool,
+        seq: Option<u64>,
+    ) -> wasmtime::Result<Result<T, Error>> {
         let mut out = outcome(&result);
         let result = match result {
             Ok(_) if out.to_string().len() > self.limits.max_payload_bytes => {
-                let e = Error::Failed(format!("{name}: the result exceeds the sandbox limit of {} bytes: ask for less (LIMIT, tail)", self.limits.max_payload_bytes));
+                let e = Error::Failed(format!(
+                    "{name}: the result exceeds the sandbox limit of {} bytes: ask for less (LIMIT, tail)",
+                    self.limits.max_payload_bytes
+                ));
                 out = outcome::<()>(&Err(e.clone()));
                 Err(e)
             }
@@ -309,7 +337,18 @@ mod tests {
     use super::*;
 
     fn rule(call: &str, nth: Option<u32>, times: Option<u32>, matching: Option<&str>) -> FaultRule {
-        FaultRule { call: call.into(), nth, matching: matching.map(Into::into), times, error: Some("boom".into()), kind: None, result: None, delay_ms: None, seen: 0, fired: 0 }
+        FaultRule {
+            call: call.into(),
+            nth,
+            matching: matching.map(Into::into),
+            times,
+            error: Some("boom".into()),
+            kind: None,
+            result: None,
+            delay_ms: None,
+            seen: 0,
+            fired: 0,
+        }
     }
 
     #[test]

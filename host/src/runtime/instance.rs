@@ -7,8 +7,8 @@ use crate::runtime::engine::LoadedPlugin;
 use crate::runtime::state::{HostState, Mode, RunEnv};
 use crate::text::{one_line, printable};
 use anyhow::Result;
-use wasmtime::error::Context as _;
 use std::time::{Duration, Instant};
+use wasmtime::error::Context as _;
 use wasmtime::{Store, UpdateDeadline};
 
 /// Ticks between CPU-budget checks.
@@ -50,7 +50,8 @@ impl LoadedPlugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
-        let budget = if mode == Mode::NoHost { MANIFEST_BUDGET.min(Duration::from_secs(env.limits.cpu_seconds)) } else { Duration::from_secs(env.limits.cpu_seconds) };
+        let budget =
+            if mode == Mode::NoHost { MANIFEST_BUDGET.min(Duration::from_secs(env.limits.cpu_seconds)) } else { Duration::from_secs(env.limits.cpu_seconds) };
         store.set_epoch_deadline(CHECK_EVERY_TICKS);
         store.epoch_deadline_callback(move |ctx| {
             let guest = started.elapsed().saturating_sub(ctx.data().host_time);
@@ -106,9 +107,9 @@ impl LoadedPlugin {
             let r = call(&p, &mut store, ctx).await.with_context(|| format!("the plugin trapped in {name}()"))?;
             anyhow::Ok(clipped(&env.limits, r))
         };
-        let result = tokio::time::timeout(deadline, run)
-            .await
-            .map_err(|_| anyhow::anyhow!("the plugin's {name}() did not finish within {} s (export_timeout_s in [limits]); it was stopped", deadline.as_secs()))??;
+        let result = tokio::time::timeout(deadline, run).await.map_err(|_| {
+            anyhow::anyhow!("the plugin's {name}() did not finish within {} s (export_timeout_s in [limits]); it was stopped", deadline.as_secs())
+        })??;
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
     }
 }

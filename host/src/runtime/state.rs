@@ -154,7 +154,10 @@ impl ResourceLimiter for SandboxLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.memory - current.min(self.memory) + desired;
         if total > self.max_memory {
-            wasmtime::bail!("forcing trap when growing memory to {desired} bytes: the plugin's memories would hold {total} bytes together, over memory_mb = {} in [limits]", self.max_memory >> 20);
+            wasmtime::bail!(
+                "forcing trap when growing memory to {desired} bytes: the plugin's memories would hold {total} bytes together, over memory_mb = {} in [limits]",
+                self.max_memory >> 20
+            );
         }
         self.memory = total;
         Ok(true)

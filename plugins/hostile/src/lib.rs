@@ -31,7 +31,13 @@ struct Names {
 impl Names {
     fn of(ctx: &Context) -> Names {
         let p = Params(ctx);
-        Names { container: p.or("container", "oms_411"), victim: p.or("victim", "oms_victim"), db: p.or("db", "rm_411"), victim_db: p.or("victim_db", "rm_victim"), image: p.or("image", "opshost-test/busybox:1") }
+        Names {
+            container: p.or("container", "oms_411"),
+            victim: p.or("victim", "oms_victim"),
+            db: p.or("db", "rm_411"),
+            victim_db: p.or("victim_db", "rm_victim"),
+            image: p.or("image", "opshost-test/busybox:1"),
+        }
     }
 }
 
@@ -181,11 +187,9 @@ impl opshost_procedures::bindings::Guest for Hostile {
                 }
                 Err(failed("made 10 million calls".to_string()))
             }
-            "sleeps" => {
-                loop {
-                    host::sleep(600_000);
-                }
-            }
+            "sleeps" => loop {
+                host::sleep(600_000);
+            },
             "dumps" => {
                 for i in 0..1000 {
                     sql::dump_database("metadb", &n.db, &format!("fill-{i}")).map_err(|e| failed(format!("dump {i}: {e:?}")))?;

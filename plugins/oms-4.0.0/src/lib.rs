@@ -5,4 +5,11 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.0.0", sources: &["3.2.2", "3.3.0", "3.3.1"], target: "4.0.0", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::oms_plugin!(OmsHop {
+    name: "oms-4.0.0",
+    sources: &["3.2.2", "3.3.0", "3.3.1"],
+    target: "4.0.0",
+    is_upgrade_env: true,
+    ha_step: true,
+    multi_node: true
+});

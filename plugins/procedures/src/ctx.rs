@@ -58,9 +58,7 @@ impl Params<'_> {
     pub fn number(&self, name: &str, default: u64) -> Result<u64> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid(format!("parameter {name} = {v:?} is not a whole number"))),
+            Some(v) => v.parse().map_err(|_| invalid(format!("parameter {name} = {v:?} is not a whole number"))),
         }
     }
     pub fn flag(&self, name: &str, default: bool) -> Result<bool> {

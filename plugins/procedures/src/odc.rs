@@ -82,7 +82,11 @@ impl Checked {
     /// "node a" or "nodes a, b".
     fn nodes_phrase(&self) -> String {
         let names: Vec<&str> = self.nodes.iter().map(|n| n.node.as_str()).collect();
-        if names.len() == 1 { format!("node {}", names[0]) } else { format!("nodes {}", names.join(", ")) }
+        if names.len() == 1 {
+            format!("node {}", names[0])
+        } else {
+            format!("nodes {}", names.join(", "))
+        }
     }
     /// The new container of a node: the old spec with the new image, on the host network, with
     /// the CPU and memory limits (parameter, else the old container's, else the vendor's).
@@ -154,7 +158,9 @@ fn describe_run(spec: &RunSpec) -> String {
 
 /// `node=container,node=container`.
 fn parse_node_containers(text: &str) -> Result<Vec<(String, String)>> {
-    let bad = |why: String| invalid(format!("parameter node_containers = {text:?}: {why}; write it as node=container,node=container (nodes as named in the site config)"));
+    let bad = |why: String| {
+        invalid(format!("parameter node_containers = {text:?}: {why}; write it as node=container,node=container (nodes as named in the site config)"))
+    };
     let mut out: Vec<(String, String)> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (node, name) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} has no '='")))?;
@@ -204,11 +210,15 @@ fn wait_healthy(node: &str, container: &str, health: Option<&str>, timeout_s: u6
         None => format!("{container} on node {node} running"),
     };
     wait_until(&what, timeout_s, poll_s, || {
-        let c = container::inspect(node, container)?.ok_or_else(|| failed(format!("container {container} disappeared from node {node} while starting: run rollback")))?;
+        let c = container::inspect(node, container)?
+            .ok_or_else(|| failed(format!("container {container} disappeared from node {node} while starting: run rollback")))?;
         if !running(c.state) {
             let tail = docker::logs(node, container, 10).unwrap_or_default();
             let tail = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
-            return Err(failed(format!("container {container} on node {node} {} instead of becoming healthy; its last log lines: {tail}; run rollback", state_name(c.state))));
+            return Err(failed(format!(
+                "container {container} on node {node} {} instead of becoming healthy; its last log lines: {tail}; run rollback",
+                state_name(c.state)
+            )));
         }
         match health {
             None => Ok(Some(())),
@@ -238,14 +248,21 @@ fn load(node: &str, archive: &Option<String>, image: &str, loaded: &mut Vec<(Str
         }
     }
     if !docker::image_exists(node, image).within(&format!("checking image {image} on node {node}"))? {
-        return Err(invalid(format!("image {image} is not on node {node} after loading {}: set parameter image (or nginx_image) to one of the archive's tags", archive.as_deref().unwrap_or("nothing"))));
+        return Err(invalid(format!(
+            "image {image} is not on node {node} after loading {}: set parameter image (or nginx_image) to one of the archive's tags",
+            archive.as_deref().unwrap_or("nothing")
+        )));
     }
     Ok(())
 }
 
 impl OdcHop {
     pub fn manifest(&self) -> Manifest {
-        let p = |name: &str, description: &str, default: Option<&str>| ParameterSpec { name: name.into(), description: description.into(), default: default.map(Into::into) };
+        let p = |name: &str, description: &str, default: Option<&str>| ParameterSpec {
+            name: name.into(),
+            description: description.into(),
+            default: default.map(Into::into),
+        };
         let need = |capability: &str, target: &str, why: &str| Need { capability: capability.into(), target: target.into(), why: why.into() };
         Manifest {
             name: self.name.into(),
@@ -307,7 +324,11 @@ impl OdcHop {
         let many = layout.len() > 1;
         let mut nodes: Vec<OdcNode> = Vec::new();
         for (node, name) in layout {
-            let fix = if many { "set parameter node_containers to each node's ODC container (node=container,…)" } else { "set parameter container to the ODC container's name (docker ps on that node)" };
+            let fix = if many {
+                "set parameter node_containers to each node's ODC container (node=container,…)"
+            } else {
+                "set parameter container to the ODC container's name (docker ps on that node)"
+            };
             let old = container::require(&node, &name, fix)?;
             if !running(old.state) {
                 return Err(invalid(format!(
@@ -317,7 +338,10 @@ impl OdcHop {
             }
             match version_in_image(&old.spec.image) {
                 Some(v) if v != ctx.source_version => {
-                    return Err(invalid(format!("container {name} on node {node} runs {} (ODC {v}), not ODC {}: correct the version in the site config", old.spec.image, ctx.source_version)))
+                    return Err(invalid(format!(
+                        "container {name} on node {node} runs {} (ODC {v}), not ODC {}: correct the version in the site config",
+                        old.spec.image, ctx.source_version
+                    )))
                 }
                 _ => {}
             }
@@ -387,7 +411,9 @@ impl OdcHop {
             None => {
                 for k in ["nginx_node", "nginx_image", "nginx_image_archive", "nginx_health"] {
                     if p.get(k).is_some() {
-                        return Err(invalid(format!("parameter {k} is set but nginx_container is not: set nginx_container to the nginx container's name, or remove {k}")));
+                        return Err(invalid(format!(
+                            "parameter {k} is set but nginx_container is not: set nginx_container to the nginx container's name, or remove {k}"
+                        )));
                     }
                 }
                 None
@@ -395,9 +421,15 @@ impl OdcHop {
             Some(name) => {
                 let node = p.get("nginx_node").map(str::to_string).unwrap_or_else(|| nodes[0].node.clone());
                 if nodes.iter().any(|n| n.node == node && n.old.spec.name == name) {
-                    return Err(invalid(format!("nginx_container {name} on node {node} is an ODC node's container: set nginx_container to the nginx container")));
+                    return Err(invalid(format!(
+                        "nginx_container {name} on node {node} is an ODC node's container: set nginx_container to the nginx container"
+                    )));
                 }
-                let old = container::require(&node, name, "set parameter nginx_container to the nginx container's name (and nginx_node to its node), or leave it out when there is no nginx")?;
+                let old = container::require(
+                    &node,
+                    name,
+                    "set parameter nginx_container to the nginx container's name (and nginx_node to its node), or leave it out when there is no nginx",
+                )?;
                 let image = p.get("nginx_image").map(str::to_string);
                 let archive = p.get("nginx_image_archive").map(str::to_string);
                 if archive.is_some() && image.is_none() {
@@ -416,7 +448,9 @@ impl OdcHop {
         };
         let memory = match p.get("memory") {
             None => None,
-            Some(m) => Some(parse_memory(m).ok_or_else(|| invalid(format!("parameter memory = {m:?} is not a size: write it as docker does, e.g. 8G or 512M")))?),
+            Some(m) => {
+                Some(parse_memory(m).ok_or_else(|| invalid(format!("parameter memory = {m:?} is not a size: write it as docker does, e.g. 8G or 512M")))?)
+            }
         };
         let cpu_quota = match p.get("cpu_quota") {
             None => None,
@@ -438,7 +472,11 @@ impl OdcHop {
             all_at_once: match p.or("ha_order", "vendor").as_str() {
                 "vendor" => true,
                 "rolling" => false,
-                other => return Err(invalid(format!("parameter ha_order = {other:?} must be \"vendor\" (stop every node, back up, start every node: the vendor's order) or \"rolling\""))),
+                other => {
+                    return Err(invalid(format!(
+                        "parameter ha_order = {other:?} must be \"vendor\" (stop every node, back up, start every node: the vendor's order) or \"rolling\""
+                    )))
+                }
             },
         })
     }
@@ -467,7 +505,10 @@ impl OdcHop {
             }
         }
         findings.push(match &c.schema {
-            Some(v) => format!("MetaDB connection {}: database {db} exists, schema version {v} (migrate_schema_history); ODC {} migrates it when it starts", c.metadb.connection, self.target),
+            Some(v) => format!(
+                "MetaDB connection {}: database {db} exists, schema version {v} (migrate_schema_history); ODC {} migrates it when it starts",
+                c.metadb.connection, self.target
+            ),
             None => format!("MetaDB connection {}: database {db} exists (no migrate_schema_history found)", c.metadb.connection),
         });
         if c.ha() && c.all_at_once {
@@ -497,8 +538,16 @@ impl OdcHop {
         if let Some(Nginx { image: Some(i), archive: Some(a), node, .. }) = &c.nginx {
             steps.push(step("load nginx image", format!("load archive {a} on node {node}; expect {i}"), true));
         }
-        steps.push(step("record", format!("the run spec of every container ({}) in the run records, for rollback", c.nodes.iter().map(|n| format!("{} on {}", n.old.spec.name, n.node)).collect::<Vec<_>>().join(", ")), false));
-        let backup = step("back up MetaDB", format!("dump {db} before any new ODC starts; the dump must be non-empty and match the live database's checksum"), false);
+        steps.push(step(
+            "record",
+            format!(
+                "the run spec of every container ({}) in the run records, for rollback",
+                c.nodes.iter().map(|n| format!("{} on {}", n.old.spec.name, n.node)).collect::<Vec<_>>().join(", ")
+            ),
+            false,
+        ));
+        let backup =
+            step("back up MetaDB", format!("dump {db} before any new ODC starts; the dump must be non-empty and match the live database's checksum"), false);
         if c.all_at_once {
             for n in &c.nodes {
                 let name = &n.old.spec.name;
@@ -520,11 +569,19 @@ impl OdcHop {
                 format!("on node {}: {}{}", n.node, describe_run(&spec), if i == 0 { format!(" (migrates the schema of {db})") } else { String::new() }),
                 true,
             ));
-            steps.push(step("wait healthy", format!("GET /api/v1/heartbeat/isHealthy of node {} answers {{\"data\":true}} (at most {} s)", n.node, c.healthy_timeout_s), false));
+            steps.push(step(
+                "wait healthy",
+                format!("GET /api/v1/heartbeat/isHealthy of node {} answers {{\"data\":true}} (at most {} s)", n.node, c.healthy_timeout_s),
+                false,
+            ));
         }
         if let Some(Nginx { image: Some(i), node, old, health, .. }) = &c.nginx {
             let name = &old.spec.name;
-            steps.push(step("swap nginx", format!("docker stop {name} and docker rm {name} on node {node}, then {}", describe_run(&nginx_spec(&old.spec, i))), true));
+            steps.push(step(
+                "swap nginx",
+                format!("docker stop {name} and docker rm {name} on node {node}, then {}", describe_run(&nginx_spec(&old.spec, i))),
+                true,
+            ));
             steps.push(step(
                 "wait nginx",
                 match health {
@@ -660,7 +717,12 @@ impl OdcHop {
                     docker::start(node, &spec.name).within(&format!("starting {} on node {node}", spec.name))?;
                     info(format!("started {} again on node {node}", spec.name));
                 }
-                Some(c) => return Err(failed(format!("container {} on node {node} runs {} although it was just removed: something else re-created it; remove it and run rollback again", spec.name, c.spec.image))),
+                Some(c) => {
+                    return Err(failed(format!(
+                        "container {} on node {node} runs {} although it was just removed: something else re-created it; remove it and run rollback again",
+                        spec.name, c.spec.image
+                    )))
+                }
                 None => {
                     let mut again = spec.clone();
                     container::successor_of(&mut again, &spec.name);

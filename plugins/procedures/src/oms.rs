@@ -4,8 +4,8 @@
 //! runs once per region whose nodes share one config file, else once per node, and the heartbeat
 //! database of every region (`<cm_hb_db>_<cm_location>`) is trimmed, backed up and restored.
 
-use crate::bindings::opshost::plugin::{docker, host};
 use crate::bindings::opshost::plugin::docker::{ContainerInfo, RunSpec};
+use crate::bindings::opshost::plugin::{docker, host};
 use crate::container::{self, env_value, oms_successor, remove_env, set_env};
 use crate::ctx::{failed, info, invalid, not_found, now_ms, recall, record, step, warn, Params, Result, Within};
 use crate::metadb::MetaDb;
@@ -84,7 +84,11 @@ impl Checked {
     }
     /// " on node X" when there are several nodes, else nothing (single-node messages stay as they were).
     fn on(&self, node: &str) -> String {
-        if self.multi() { format!(" on node {node}") } else { String::new() }
+        if self.multi() {
+            format!(" on node {node}")
+        } else {
+            String::new()
+        }
     }
     fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.node.clone()).collect()
@@ -99,8 +103,12 @@ impl Checked {
         let mut out = Vec::new();
         for r in &self.regions {
             match (&r.location, r.shares_config) {
-                (Some(loc), true) => out.push((self.nodes[r.nodes[0]].node.as_str(), Some(format!("once for region {loc}, whose nodes share one config.yaml")))),
-                (Some(loc), false) => out.extend(r.nodes.iter().map(|&i| (self.nodes[i].node.as_str(), Some(format!("region {loc}, each node has its own config.yaml"))))),
+                (Some(loc), true) => {
+                    out.push((self.nodes[r.nodes[0]].node.as_str(), Some(format!("once for region {loc}, whose nodes share one config.yaml"))))
+                }
+                (Some(loc), false) => {
+                    out.extend(r.nodes.iter().map(|&i| (self.nodes[i].node.as_str(), Some(format!("region {loc}, each node has its own config.yaml")))))
+                }
                 (None, _) => out.extend(r.nodes.iter().map(|&i| (self.nodes[i].node.as_str(), None))),
             }
         }
@@ -109,13 +117,21 @@ impl Checked {
 }
 
 fn nodes_phrase(nodes: &[String]) -> String {
-    if nodes.len() == 1 { format!("node {}", nodes[0]) } else { format!("nodes {}", nodes.join(", ")) }
+    if nodes.len() == 1 {
+        format!("node {}", nodes[0])
+    } else {
+        format!("nodes {}", nodes.join(", "))
+    }
 }
 
 /// Parameter `region_nodes`: `hangzhou=oms-a,oms-b;shanghai=oms-c`, regions (cm_location) and
 /// their Docker nodes, in the order they are handled.
 fn parse_region_nodes(text: &str) -> Result<Vec<(String, Vec<String>)>> {
-    let bad = |why: String| invalid(format!("parameter region_nodes = {text:?}: {why}; write it as region=node,node;region=node (regions are the cm_location values of config.yaml)"));
+    let bad = |why: String| {
+        invalid(format!(
+            "parameter region_nodes = {text:?}: {why}; write it as region=node,node;region=node (regions are the cm_location values of config.yaml)"
+        ))
+    };
     let mut regions: Vec<(String, Vec<String>)> = Vec::new();
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (region, nodes) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} has no '='")))?;
@@ -185,8 +201,16 @@ impl OmsHop {
             p("rm_db", "drc_rm_db from config.yaml (default rm_<source digits>)", None),
             p("cm_db", "drc_cm_db from config.yaml (default cm_<source digits>)", None),
             p("cm_hb_db", "drc_cm_heartbeat_db from config.yaml (default cm_hb_<source digits>)", None),
-            p("trim_heartbeat", "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)", Some("true")),
-            p("ha_catch_up", "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)", Some("interval")),
+            p(
+                "trim_heartbeat",
+                "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)",
+                Some("true"),
+            ),
+            p(
+                "ha_catch_up",
+                "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)",
+                Some("interval"),
+            ),
             p("ha_refetch_margin_min", "minutes refetchStoreIntervalMin exceeds the downtime T2 − T1 by (the vendor's FAQ: downtime + 30 minutes)", Some("30")),
             p("stop_timeout_s", "seconds docker stop waits before killing", Some("60")),
             p("online_timeout_s", "seconds to wait for every server to come online", Some("900")),
@@ -250,7 +274,9 @@ impl OmsHop {
         if let Some(text) = p.get("region_heartbeat_dbs").filter(|_| self.multi_node) {
             for part in text.split(';').map(str::trim).filter(|x| !x.is_empty()) {
                 let Some((region, db)) = part.split_once('=').map(|(r, d)| (r.trim(), d.trim())) else {
-                    return Err(invalid(format!("parameter region_heartbeat_dbs = {text:?}: {part:?} has no '='; write it as region=database;region=database")));
+                    return Err(invalid(format!(
+                        "parameter region_heartbeat_dbs = {text:?}: {part:?} has no '='; write it as region=database;region=database"
+                    )));
                 };
                 if !layout.iter().any(|(l, _)| l.as_deref() == Some(region)) {
                     return Err(invalid(format!("parameter region_heartbeat_dbs names region {region}, which parameter region_nodes does not list")));
@@ -299,7 +325,11 @@ impl OmsHop {
                 container::require_absent(&node, &new_name, "remove it, or set parameter new_container to another name")?;
                 let host_ip = match p.get("host_ip").or_else(|| env_value(&old.spec, "OMS_HOST_IP")) {
                     Some(ip) => ip.to_string(),
-                    None if node_count > 1 => return Err(invalid(format!("container {old_name} on node {node} has no OMS_HOST_IP: set it in that container, the new one takes it from there"))),
+                    None if node_count > 1 => {
+                        return Err(invalid(format!(
+                            "container {old_name} on node {node} has no OMS_HOST_IP: set it in that container, the new one takes it from there"
+                        )))
+                    }
                     None => return Err(invalid(format!("container {old_name} has no OMS_HOST_IP: set parameter host_ip"))),
                 };
                 indices.push(nodes.len());
@@ -392,13 +422,24 @@ impl OmsHop {
         let old_name = c.nodes[0].old.spec.name.clone();
         let mut findings = Vec::new();
         for n in &c.nodes {
-            findings.push(format!("OMS {} in container {} ({}, image {}) on node {}", ctx.source_version, n.old.spec.name, container::state_name(n.old.state), n.old.spec.image, n.node));
+            findings.push(format!(
+                "OMS {} in container {} ({}, image {}) on node {}",
+                ctx.source_version,
+                n.old.spec.name,
+                container::state_name(n.old.state),
+                n.old.spec.image,
+                n.node
+            ));
             findings.push(format!("mounts{}: {}", c.on(&n.node), container::describe_mounts(&n.old.spec)));
         }
         for r in &c.regions {
             if let Some(loc) = &r.location {
                 let names: Vec<String> = r.nodes.iter().map(|&i| c.nodes[i].node.clone()).collect();
-                let init = if r.shares_config { format!("share one config.yaml: docker_init.sh runs once, on {}", names[0]) } else { "have a config.yaml each: docker_init.sh runs on each node".to_string() };
+                let init = if r.shares_config {
+                    format!("share one config.yaml: docker_init.sh runs once, on {}", names[0])
+                } else {
+                    "have a config.yaml each: docker_init.sh runs on each node".to_string()
+                };
                 findings.push(format!("region {loc}: {} {init}; heartbeat database {}", nodes_phrase(&names), r.heartbeat_db));
             }
         }
@@ -415,11 +456,21 @@ impl OmsHop {
         }
         let mut steps: Vec<Step> = Vec::new();
         match &c.archive {
-            Some(a) => steps.push(step("load image", format!("load archive {a} on {} (before the downtime starts); expect {}", c.nodes_phrase(), c.image), true)),
+            Some(a) => {
+                steps.push(step("load image", format!("load archive {a} on {} (before the downtime starts); expect {}", c.nodes_phrase(), c.image), true))
+            }
             None => steps.push(step("image present", format!("{} is already on {}", c.image, c.nodes_phrase()), false)),
         }
         if self.ha_step {
-            steps.push(step("HA off", if ha_on { "set ha.config enable=false, remembering the current value".to_string() } else { "HA is already off; remember ha.config".to_string() }, ha_on));
+            steps.push(step(
+                "HA off",
+                if ha_on {
+                    "set ha.config enable=false, remembering the current value".to_string()
+                } else {
+                    "HA is already off; remember ha.config".to_string()
+                },
+                ha_on,
+            ));
         }
         let stop_where = if c.multi() { format!(" on {}", c.nodes_phrase()) } else { String::new() };
         steps.push(step("stop old container", format!("docker stop {old_name}{stop_where} (kept for rollback); record T1"), true));
@@ -434,17 +485,31 @@ impl OmsHop {
             let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
             steps.push(step(
                 "run new container",
-                format!("{}{} from {}: --net host --privileged --pids-limit -1 --ulimit nproc=65535:65535, env {env}, mounts {}", spec.name, c.on(&n.node), spec.image, container::describe_mounts(&spec)),
+                format!(
+                    "{}{} from {}: --net host --privileged --pids-limit -1 --ulimit nproc=65535:65535, env {env}, mounts {}",
+                    spec.name,
+                    c.on(&n.node),
+                    spec.image,
+                    container::describe_mounts(&spec)
+                ),
                 true,
             ));
         }
         for (node, why) in c.init_targets() {
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
-            steps.push(step("init schema", format!("docker exec {}{} bash {INIT_SCRIPT}{why} (changes the schema of {dbs}); fail on a non-zero exit", c.new_name, c.on(node)), true));
+            steps.push(step(
+                "init schema",
+                format!("docker exec {}{} bash {INIT_SCRIPT}{why} (changes the schema of {dbs}); fail on a non-zero exit", c.new_name, c.on(node)),
+                true,
+            ));
         }
         steps.push(step("wait online", format!("until every server is online and the console healthy (at most {} s)", c.online_timeout_s), false));
         if self.ha_step && ha_on {
-            let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { format!("refetchStoreIntervalMin ≥ (T2 − T1) + {} minutes", c.refetch_margin_min) };
+            let how = if c.catch_up == "checkpoint" {
+                "perceiveStoreClientCheckpoint=true".to_string()
+            } else {
+                format!("refetchStoreIntervalMin ≥ (T2 − T1) + {} minutes", c.refetch_margin_min)
+            };
             steps.push(step("HA on", format!("set ha.config enable=true, record T2, {how}"), true));
         }
         steps.push(step("notice", "clear the browser cache before logging on to OMS", false));
@@ -456,8 +521,20 @@ impl OmsHop {
         rollback.push(step("restore MetaDB", format!("drop, create and restore {dbs} from the verified backups; checksums checked"), true));
         rollback.push(step("restart old container", format!("docker restart {old_name}{stop_where}"), true));
         if self.ha_step {
-            let how = if c.catch_up == "checkpoint" { "perceiveStoreClientCheckpoint=true".to_string() } else { format!("refetchStoreIntervalMin ≥ (minutes since T1) + {}", c.refetch_margin_min) };
-            rollback.push(step("HA on", if ha_on { format!("set ha.config as recorded before the upgrade, enable=true, {how} (the vendor's rollback step 6)") } else { "set ha.config back to the value recorded before the upgrade (HA off)".to_string() }, true));
+            let how = if c.catch_up == "checkpoint" {
+                "perceiveStoreClientCheckpoint=true".to_string()
+            } else {
+                format!("refetchStoreIntervalMin ≥ (minutes since T1) + {}", c.refetch_margin_min)
+            };
+            rollback.push(step(
+                "HA on",
+                if ha_on {
+                    format!("set ha.config as recorded before the upgrade, enable=true, {how} (the vendor's rollback step 6)")
+                } else {
+                    "set ha.config back to the value recorded before the upgrade (HA off)".to_string()
+                },
+                true,
+            ));
         }
         Ok(Plan { findings, steps, rollback })
     }
@@ -506,7 +583,11 @@ impl OmsHop {
                 info(format!("running {INIT_SCRIPT} in {} on node {node}: {why}", c.new_name));
             }
             let done = container::run_init_script(node, &c.new_name, INIT_SCRIPT);
-            if c.multi() { done.within(&format!("on node {node}"))? } else { done? };
+            if c.multi() {
+                done.within(&format!("on node {node}"))?
+            } else {
+                done?
+            };
         }
         let n = container::wait_online_all(&c.node_names(), c.online_timeout_s, c.poll_s)?;
         info(format!("{n} servers online"));
@@ -572,7 +653,10 @@ impl OmsHop {
                 [(_, name)] => host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again")),
                 many => {
                     let names: Vec<String> = many.iter().map(|(node, name)| format!("{name} on node {node}")).collect();
-                    host::notice(&format!("the new containers ({}) are stopped and kept; remove them (docker rm on each node) before upgrading again", names.join(", ")));
+                    host::notice(&format!(
+                        "the new containers ({}) are stopped and kept; remove them (docker rm on each node) before upgrading again",
+                        names.join(", ")
+                    ));
                 }
             }
         }
@@ -581,7 +665,9 @@ impl OmsHop {
         // that one value).
         if self.ha_step {
             let p = Params(ctx);
-            if let Some(note) = ha::restore_after_rollback(recall::<u64>("t1")?, now_ms(), &p.or("ha_catch_up", "interval"), p.number("ha_refetch_margin_min", 30)?)? {
+            if let Some(note) =
+                ha::restore_after_rollback(recall::<u64>("t1")?, now_ms(), &p.or("ha_catch_up", "interval"), p.number("ha_refetch_margin_min", 30)?)?
+            {
                 host::notice(&note);
             }
         }

@@ -171,20 +171,23 @@ impl Odc {
         for (v, description, statements) in pending {
             let started = Instant::now();
             for (i, s) in statements.iter().enumerate() {
-                if s.contains('?') {
-                    c.exec_drop(*s, (password.as_str(),)).await
-                } else {
-                    c.query_drop(*s).await
-                }
-                .map_err(|e| format!("migration {v} ({description}), statement {}: {e}", i + 1))?;
+                if s.contains('?') { c.exec_drop(*s, (password.as_str(),)).await } else { c.query_drop(*s).await }
+                    .map_err(|e| format!("migration {v} ({description}), statement {}: {e}", i + 1))?;
                 if i == 0 && fail_at.as_deref().is_some_and(|f| release(f) == release(v)) {
                     return Err(format!("migration {v} ({description}) failed after its first statement (injected by STANDIN_FAIL_MIGRATE)"));
                 }
             }
-            let rank: Option<i64> = c.query_first("SELECT COALESCE(MAX(installed_rank), 0) + 1 FROM migrate_schema_history").await.map_err(|e| e.to_string())?;
+            let rank: Option<i64> =
+                c.query_first("SELECT COALESCE(MAX(installed_rank), 0) + 1 FROM migrate_schema_history").await.map_err(|e| e.to_string())?;
             c.exec_drop(
                 "INSERT INTO migrate_schema_history VALUES (?, ?, ?, 'SQL', ?, 'odc', ?, 1)",
-                (rank.unwrap_or(1), v, description, format!("V_{}__{}.sql", v.replace('.', "_"), description.replace(|c: char| !c.is_ascii_alphanumeric(), "_")), started.elapsed().as_millis() as i64),
+                (
+                    rank.unwrap_or(1),
+                    v,
+                    description,
+                    format!("V_{}__{}.sql", v.replace('.', "_"), description.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+                    started.elapsed().as_millis() as i64,
+                ),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -209,7 +212,9 @@ impl Stop {
 
 async fn respond(s: &mut tokio::net::TcpStream, status: &str, body: &str) {
     let _ = s
-        .write_all(format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+        .write_all(
+            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        )
         .await;
 }
 

@@ -106,7 +106,12 @@ async fn serve() -> Result<()> {
                 } else {
                     ("404 Not Found", "{}".to_string())
                 };
-                let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
+                let _ = s
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                            .as_bytes(),
+                    )
+                    .await;
             });
         }
     });
@@ -144,7 +149,12 @@ async fn serve() -> Result<()> {
     tokio::spawn(async move {
         loop {
             if let Ok(mut c) = o.conn().await {
-                let _ = c.exec_drop(format!("INSERT INTO `{}`.heatbeat_sequence (node, gmt_created) VALUES (?, UNIX_TIMESTAMP() * 1000)", o.db("drc_cm_heartbeat_db")), (o.ip(),)).await;
+                let _ = c
+                    .exec_drop(
+                        format!("INSERT INTO `{}`.heatbeat_sequence (node, gmt_created) VALUES (?, UNIX_TIMESTAMP() * 1000)", o.db("drc_cm_heartbeat_db")),
+                        (o.ip(),),
+                    )
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(beat_ms)).await;
         }
@@ -199,8 +209,14 @@ async fn init() -> Result<()> {
         return Err(format!("ERROR 1060 (42S21) at line 88: Duplicate column name '{col}_cpu_cores' (injected by STANDIN_FAIL_INIT)"));
     }
     c.query_drop(format!("ALTER TABLE `{hb}`.heatbeat_sequence ADD COLUMN {col}_region VARCHAR(64) NULL")).await.map_err(|e| e.to_string())?;
-    c.query_drop(format!("CREATE TABLE IF NOT EXISTS `{rm}`.oms_upgrade_history (id INT AUTO_INCREMENT PRIMARY KEY, from_version VARCHAR(32), to_version VARCHAR(32))")).await.map_err(|e| e.to_string())?;
-    c.exec_drop(format!("INSERT INTO `{rm}`.oms_upgrade_history (from_version, to_version) VALUES (?, ?)"), (&schema, &mine)).await.map_err(|e| e.to_string())?;
+    c.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS `{rm}`.oms_upgrade_history (id INT AUTO_INCREMENT PRIMARY KEY, from_version VARCHAR(32), to_version VARCHAR(32))"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    c.exec_drop(format!("INSERT INTO `{rm}`.oms_upgrade_history (from_version, to_version) VALUES (?, ?)"), (&schema, &mine))
+        .await
+        .map_err(|e| e.to_string())?;
     c.exec_drop(format!("UPDATE `{rm}`.oms_version SET version = ?"), (&mine,)).await.map_err(|e| e.to_string())?;
     note(&format!("MetaDB upgraded to {mine}"));
     Ok(())

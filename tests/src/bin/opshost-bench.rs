@@ -41,7 +41,16 @@ impl Db {
     fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
         BTreeMap::from([(
             "metadb".to_string(),
-            ConnectionConfig { host: self.host.clone(), port: self.port, user: self.user.clone(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: connections(), load_data: true, bulk_reader: true },
+            ConnectionConfig {
+                host: self.host.clone(),
+                port: self.port,
+                user: self.user.clone(),
+                password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
+                password_file: None,
+                max_connections: connections(),
+                load_data: true,
+                bulk_reader: true,
+            },
         )])
     }
     fn client(&self, tool: &str) -> Command {
@@ -226,7 +235,9 @@ fn main() {
     let db = Db::from_env();
     println!("building the synthetic OMS MetaDB (scale {scale}) …");
     let (_, t_build) = time(|| build(&db, scale));
-    let rows = |q: &str| -> String { String::from_utf8_lossy(&db.client("mariadb").args(db.args()).args(["-N", "-e", q]).output().unwrap().stdout).trim().to_string() };
+    let rows = |q: &str| -> String {
+        String::from_utf8_lossy(&db.client("mariadb").args(db.args()).args(["-N", "-e", q]).output().unwrap().stdout).trim().to_string()
+    };
     let hb_rows = rows("SELECT COUNT(*) FROM bench_cm_hb.heatbeat_sequence");
     println!("  {:.0} MB in rm, cm, cm_hb ({hb_rows} heartbeat rows), built in {:.0} s", db.size_mb(), t_build.as_secs_f64());
     // `--build-only` leaves the data for profiling one side: `opshost-bench --child dump DIR`.
@@ -259,7 +270,24 @@ fn main() {
         });
         empty(&myd_dir);
         db.settle();
-        let (_, t_myd_dump) = time(|| run_ok(db.client("mydumper").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "--regex", "^bench_", "-o", myd_dir.to_str().unwrap()])));
+        let (_, t_myd_dump) = time(|| {
+            run_ok(db.client("mydumper").args([
+                "-h",
+                &db.host,
+                "-P",
+                &db.port.to_string(),
+                "-u",
+                &db.user,
+                "-p",
+                &db.password,
+                "-t",
+                "2",
+                "--regex",
+                "^bench_",
+                "-o",
+                myd_dir.to_str().unwrap(),
+            ]))
+        });
 
         // Restores into emptied databases.
         db.reset();
@@ -275,7 +303,23 @@ fn main() {
         });
         db.reset();
         db.settle();
-        let (_, t_myl_restore) = time(|| run_ok(db.client("myloader").args(["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2", "-o", "-d", myd_dir.to_str().unwrap()])));
+        let (_, t_myl_restore) = time(|| {
+            run_ok(db.client("myloader").args([
+                "-h",
+                &db.host,
+                "-P",
+                &db.port.to_string(),
+                "-u",
+                &db.user,
+                "-p",
+                &db.password,
+                "-t",
+                "2",
+                "-o",
+                "-d",
+                myd_dir.to_str().unwrap(),
+            ]))
+        });
         let t = [t_ops_dump, t_md_dump, t_myd_dump, t_ops_restore, t_src_restore, t_myl_restore];
         if rounds > 1 {
             println!(
@@ -308,7 +352,11 @@ fn main() {
     println!("{:<50} {:>22.2} {:>14.2}", "restore: mariadb -e source, one db after another", s(t_src_restore), ratio(t_ops_restore, t_src_restore));
     println!("{:<50} {:>22.2} {:>14.2}", "restore: myloader -t 2", s(t_myl_restore), ratio(t_ops_restore, t_myl_restore));
     println!("\nopshost peak memory: dump {peak_dump:.0} MB, restore {peak_restore:.0} MB");
-    println!("plugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms", cold.as_secs_f64() * 1000.0, warm.as_secs_f64() * 1000.0);
+    println!(
+        "plugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms",
+        cold.as_secs_f64() * 1000.0,
+        warm.as_secs_f64() * 1000.0
+    );
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("\ngoals (issue 7):");
     println!("  dump <= 0.9 x mydumper -t 2:     {:.2}  {}", ratio(t_ops_dump, t_myd_dump), goal(ratio(t_ops_dump, t_myd_dump) <= 0.9));

@@ -18,7 +18,9 @@ pub const OLD_IMAGE: &str = "reg.example.com/oceanbase/oms:feature_4.1.1-ce";
 pub const NEW_IMAGE: &str = "reg.example.com/oceanbase/oms:feature_4.2.0-ce";
 
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `bash tests/run-all.sh`, which starts Docker and MariaDB and builds the stand-in images"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `bash tests/run-all.sh`, which starts Docker and MariaDB and builds the stand-in images")
+    })
 }
 
 pub fn target_dir() -> PathBuf {
@@ -41,7 +43,16 @@ pub fn db_conn() -> ConnectionConfig {
     let url = env("OPSHOST_TEST_DB_URL");
     let (user, hostport) = url.trim_start_matches("mysql://").split_once('@').unwrap();
     let (host, port) = hostport.split_once(':').unwrap();
-    ConnectionConfig { host: host.into(), port: port.parse().unwrap(), user: user.into(), password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()), password_file: None, max_connections: 4, load_data: true, bulk_reader: true }
+    ConnectionConfig {
+        host: host.into(),
+        port: port.parse().unwrap(),
+        user: user.into(),
+        password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
+        password_file: None,
+        max_connections: 4,
+        load_data: true,
+        bulk_reader: true,
+    }
 }
 
 pub fn mariadb(sql: &str) -> String {
@@ -72,7 +83,11 @@ pub const OMS_VERSIONS: &[&str] = &["3.2.2", "3.3.0", "3.3.1", "4.1.1", "4.2.0"]
 
 /// The stand-in image of an OMS version: tags are `feature_X.Y.Z_ce` before 4.0, `-ce` after.
 pub fn oms_image(version: &str) -> String {
-    if version.starts_with('3') { format!("reg.example.com/oceanbase/oms:feature_{version}_ce") } else { format!("reg.example.com/oceanbase/oms:feature_{version}-ce") }
+    if version.starts_with('3') {
+        format!("reg.example.com/oceanbase/oms:feature_{version}_ce")
+    } else {
+        format!("reg.example.com/oceanbase/oms:feature_{version}-ce")
+    }
 }
 
 pub fn digits(version: &str) -> String {
@@ -90,7 +105,15 @@ impl Deployment {
         let id = format!("{tag}{}", std::process::id() % 100000);
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path().join("site.toml");
-        let d = Deployment { id, version, dir, port, site, rt: tokio::runtime::Runtime::new().unwrap(), sql: MysqlSql::new(&BTreeMap::from([("metadb".to_string(), db_conn())]), std::env::temp_dir(), Arc::new(Silent)).unwrap() };
+        let d = Deployment {
+            id,
+            version,
+            dir,
+            port,
+            site,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            sql: MysqlSql::new(&BTreeMap::from([("metadb".to_string(), db_conn())]), std::env::temp_dir(), Arc::new(Silent)).unwrap(),
+        };
         d.cleanup();
         let (rm, cm, hb) = d.dbs();
         let p = d.dir.path();
@@ -125,9 +148,7 @@ impl Deployment {
              CREATE TABLE {hb}.heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), gmt_created BIGINT);
              INSERT INTO {hb}.heatbeat_sequence (node, gmt_created) SELECT '127.0.0.1', 1767225600000 + seq FROM seq_1_to_5000;"
         ));
-        let mut args = vec![
-            "run", "-dit", "--net", "host", "--pids-limit", "-1", "--ulimit", "nproc=65535:65535", "--name",
-        ];
+        let mut args = vec!["run", "-dit", "--net", "host", "--pids-limit", "-1", "--ulimit", "nproc=65535:65535", "--name"];
         let name = d.old();
         args.push(&name);
         let mounts = d.mounts();
@@ -165,7 +186,12 @@ impl Deployment {
     }
     pub fn mounts(&self) -> Vec<String> {
         let p = self.dir.path().display();
-        vec![format!("{p}/config.yaml:/home/admin/conf/config.yaml"), format!("{p}/logs:/home/admin/logs"), format!("{p}/store:/home/ds/store"), format!("{p}/run:/home/ds/run")]
+        vec![
+            format!("{p}/config.yaml:/home/admin/conf/config.yaml"),
+            format!("{p}/logs:/home/admin/logs"),
+            format!("{p}/store:/home/ds/store"),
+            format!("{p}/run:/home/ds/run"),
+        ]
     }
     pub fn site_toml(&self, version: &str, db_port: u16) -> String {
         let (rm, cm, hb) = self.dbs();
@@ -282,13 +308,22 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
 
     pub fn healthy(&self) -> bool {
         let url = format!("http://127.0.0.1:{}/oms/health", self.port);
-        self.rt.block_on(opshost::capabilities::console::real::http_get(&url, Duration::from_secs(2))).map(|(s, b)| s == 200 && opshost::capabilities::console::real::healthy_body(&b)).unwrap_or(false)
+        self.rt
+            .block_on(opshost::capabilities::console::real::http_get(&url, Duration::from_secs(2)))
+            .map(|(s, b)| s == 200 && opshost::capabilities::console::real::healthy_body(&b))
+            .unwrap_or(false)
     }
 
     pub fn wait_healthy(&self, want: bool) {
         let start = Instant::now();
         while self.healthy() != want {
-            assert!(start.elapsed() < Duration::from_secs(60), "OMS on port {} never became {}; logs: {}", self.port, if want { "healthy" } else { "unhealthy" }, text(&docker(&["logs", &self.old()])));
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "OMS on port {} never became {}; logs: {}",
+                self.port,
+                if want { "healthy" } else { "unhealthy" },
+                text(&docker(&["logs", &self.old()]))
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -304,7 +339,11 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
         let now = mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"));
         let mut now: serde_json::Value = serde_json::from_str(&now).unwrap_or_else(|e| panic!("ha.config {now:?}: {e}"));
         let refetch = now.as_object_mut().unwrap().remove("refetchStoreIntervalMin").map(|v| v.as_u64().unwrap());
-        assert_eq!(now, serde_json::from_str::<serde_json::Value>(HA_CONFIG).unwrap(), "ha.config differs from before the upgrade in more than refetchStoreIntervalMin");
+        assert_eq!(
+            now,
+            serde_json::from_str::<serde_json::Value>(HA_CONFIG).unwrap(),
+            "ha.config differs from before the upgrade in more than refetchStoreIntervalMin"
+        );
         if let Some(minutes) = refetch {
             assert!(minutes >= 31, "refetchStoreIntervalMin = {minutes}: below the time since T1 and the 30-minute margin");
         }
@@ -324,7 +363,11 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
 
     pub fn state(&self, container: &str) -> String {
         let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
-        if o.status.success() { String::from_utf8_lossy(&o.stdout).trim().to_string() } else { "absent".into() }
+        if o.status.success() {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        } else {
+            "absent".into()
+        }
     }
 
     pub fn inspect(&self, container: &str, format: &str) -> String {
@@ -357,7 +400,12 @@ pub struct Baseline {
 impl Deployment {
     pub fn baseline(&self) -> Baseline {
         let (rm, cm, _) = self.dbs();
-        Baseline { rm: self.checksum(&rm), cm: self.checksum(&cm), binds: self.inspect(&self.old(), "{{json .HostConfig.Binds}}"), env: self.inspect(&self.old(), "{{json .Config.Env}}") }
+        Baseline {
+            rm: self.checksum(&rm),
+            cm: self.checksum(&cm),
+            binds: self.inspect(&self.old(), "{{json .HostConfig.Binds}}"),
+            env: self.inspect(&self.old(), "{{json .Config.Env}}"),
+        }
     }
 }
 
@@ -390,11 +438,16 @@ pub fn rollback(d: &Deployment) -> Output {
     d.opshost(&a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-
 /// mysql_async options for a connection of the test's own to the test MariaDB, in `database`.
 pub fn mysql_opts_for(database: &str) -> mysql_async::Opts {
     let c = db_conn();
-    mysql_async::OptsBuilder::default().ip_or_hostname(c.host).tcp_port(c.port).user(Some(c.user)).pass(Some(env("OPSHOST_TEST_DB_PASSWORD"))).db_name(Some(database)).into()
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(c.host)
+        .tcp_port(c.port)
+        .user(Some(c.user))
+        .pass(Some(env("OPSHOST_TEST_DB_PASSWORD")))
+        .db_name(Some(database))
+        .into()
 }
 
 /// The site config's `[metadb.metadb]` section for the test MariaDB on `port`.

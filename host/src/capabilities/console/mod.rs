@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-pub use crate::bindings::opshost::plugin::console::Server;
 use crate::bindings::opshost::plugin::console as wit;
+pub use crate::bindings::opshost::plugin::console::Server;
 use crate::bindings::Error;
 use crate::capabilities::sql::{fake::value_text, Sql, Value};
 use crate::grants::Target;
@@ -60,7 +60,9 @@ fn default_servers_query() -> String {
 impl ConsoleConfig {
     /// The database a console call needs, or a refusal naming the config key to set.
     fn db<'a>(&self, db: &'a Option<String>, key: &str, what: &str) -> Result<&'a str, Error> {
-        db.as_deref().ok_or_else(|| crate::capabilities::not_found(format!("{what}: the site config's console section names no {key}; set {key} under [products.<product>.console]")))
+        db.as_deref().ok_or_else(|| {
+            crate::capabilities::not_found(format!("{what}: the site config's console section names no {key}; set {key} under [products.<product>.console]"))
+        })
     }
 }
 
@@ -83,11 +85,21 @@ impl Console for MetaDbConsole {
         let rm_db = c.db(&c.rm_db, "rm_db", "system parameters")?;
         if self.get_parameter(name).await?.is_some() {
             self.sql
-                .execute(&c.connection, rm_db, "UPDATE oms_normal_config SET cfg_value = ? WHERE cfg_name = ?", &[Value::Text(value.into()), Value::Text(name.into())])
+                .execute(
+                    &c.connection,
+                    rm_db,
+                    "UPDATE oms_normal_config SET cfg_value = ? WHERE cfg_name = ?",
+                    &[Value::Text(value.into()), Value::Text(name.into())],
+                )
                 .await?;
         } else {
             self.sql
-                .execute(&c.connection, rm_db, "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES (?, ?)", &[Value::Text(name.into()), Value::Text(value.into())])
+                .execute(
+                    &c.connection,
+                    rm_db,
+                    "INSERT INTO oms_normal_config (cfg_name, cfg_value) VALUES (?, ?)",
+                    &[Value::Text(name.into()), Value::Text(value.into())],
+                )
                 .await?;
         }
         Ok(())
@@ -96,7 +108,11 @@ impl Console for MetaDbConsole {
         let c = &self.config;
         let cm_db = c.db(&c.cm_db, "cm_db", "the server list")?;
         let rows = self.sql.query(&c.connection, cm_db, &c.servers_query, &[]).await?;
-        Ok(rows.rows.iter().map(|r| Server { address: r.first().map(value_text).unwrap_or_default(), status: r.get(1).map(value_text).unwrap_or_default() }).collect())
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| Server { address: r.first().map(value_text).unwrap_or_default(), status: r.get(1).map(value_text).unwrap_or_default() })
+            .collect())
     }
     async fn health(&self, node: &str) -> Result<bool, Error> {
         self.health.healthy(node).await
@@ -110,7 +126,10 @@ impl wit::Host for HostState {
     }
     async fn set_parameter(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let c = self.caps.console.clone();
-        self.call(calls::CONSOLE_SET_PARAMETER, Target::Parameter(name.clone()), json!({"name": name, "value": value}), async move { c.set_parameter(&name, &value).await }).await
+        self.call(calls::CONSOLE_SET_PARAMETER, Target::Parameter(name.clone()), json!({"name": name, "value": value}), async move {
+            c.set_parameter(&name, &value).await
+        })
+        .await
     }
     async fn list_servers(&mut self) -> wasmtime::Result<Result<Vec<Server>, Error>> {
         let c = self.caps.console.clone();

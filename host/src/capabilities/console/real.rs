@@ -51,7 +51,10 @@ impl std::fmt::Display for GetError {
 /// Connection-level failures that a starting or stopping server causes.
 fn transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe | UnexpectedEof | TimedOut | AddrNotAvailable | Interrupted)
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe | UnexpectedEof | TimedOut | AddrNotAvailable | Interrupted
+    )
 }
 
 pub async fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), GetError> {

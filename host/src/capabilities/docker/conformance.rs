@@ -89,5 +89,9 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     assert!(d.image_exists(node, image).await.unwrap());
     assert!(!d.image_exists(node, "opshost-test/no-such-image:0").await.unwrap());
     expect("unknown node", d.inspect("no-such-node", &name).await, |e| matches!(e, Error::NotFound(m) if m.contains("no-such-node")));
-    expect("archive not in the site config", d.load_image(node, "/etc/passwd").await, |e| matches!(e, Error::NotFound(m) if m.contains("not named in the site config")));
+    expect(
+        "archive not in the site config",
+        d.load_image(node, "/etc/passwd").await,
+        |e| matches!(e, Error::NotFound(m) if m.contains("not named in the site config")),
+    );
 }

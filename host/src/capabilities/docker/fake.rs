@@ -202,14 +202,27 @@ impl FakeDocker {
         let mut engines: BTreeMap<String, Engine> = setup.nodes.iter().map(|n| (n.clone(), Engine::default())).collect();
         for image in &setup.images {
             for node in &image.nodes {
-                engines.get_mut(node).ok_or_else(|| invalid(format!("image {} is on node {node}, which is not in docker.nodes", image.name)))?.images.push(image.name.clone());
+                engines
+                    .get_mut(node)
+                    .ok_or_else(|| invalid(format!("image {} is on node {node}, which is not in docker.nodes", image.name)))?
+                    .images
+                    .push(image.name.clone());
             }
         }
-        let d = FakeDocker { engines: Mutex::new(engines), images: setup.images.clone(), archives: setup.archives.clone(), exec_rules: setup.exec.clone(), sql, clock, next_id: Mutex::new(1) };
+        let d = FakeDocker {
+            engines: Mutex::new(engines),
+            images: setup.images.clone(),
+            archives: setup.archives.clone(),
+            exec_rules: setup.exec.clone(),
+            sql,
+            clock,
+            next_id: Mutex::new(1),
+        };
         for c in &setup.containers {
             let state = parse_state(&c.state).ok_or_else(|| invalid(format!("container {}: unknown state {:?}", c.name, c.state)))?;
             let mut engines = d.engines.lock().unwrap();
-            let engine = engines.get_mut(&c.node).ok_or_else(|| invalid(format!("container {} is on node {}, which is not in docker.nodes", c.name, c.node)))?;
+            let engine =
+                engines.get_mut(&c.node).ok_or_else(|| invalid(format!("container {} is on node {}, which is not in docker.nodes", c.name, c.node)))?;
             let id = d.new_id();
             engine.containers.insert(c.name.clone(), FakeContainer { id, spec: c.spec(), state, log: Vec::new() });
         }
@@ -268,7 +281,9 @@ impl FakeDocker {
     }
 
     pub fn node_healthy(&self, node: &str) -> Result<bool, Error> {
-        self.with_engine(node, |e| Ok(e.containers.values().any(|c| c.state == ContainerState::Running && self.behaviour(&c.spec.image).map(|b| b.healthy).unwrap_or(false))))
+        self.with_engine(node, |e| {
+            Ok(e.containers.values().any(|c| c.state == ContainerState::Running && self.behaviour(&c.spec.image).map(|b| b.healthy).unwrap_or(false)))
+        })
     }
 }
 
@@ -333,7 +348,10 @@ impl Docker for FakeDocker {
         let id = self.new_id();
         self.with_engine(node, |e| {
             if e.containers.contains_key(&spec.name) {
-                return Err(invalid(format!("the container name {} is already in use on node {node}: remove that container or choose another name", spec.name)));
+                return Err(invalid(format!(
+                    "the container name {} is already in use on node {node}: remove that container or choose another name",
+                    spec.name
+                )));
             }
             if !e.images.contains(&spec.image) {
                 return Err(not_found(format!("image {} is not on node {node}: load its archive first", spec.image)));
@@ -346,7 +364,8 @@ impl Docker for FakeDocker {
     }
 
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error> {
-        let a = self.archives.iter().find(|a| a.path == archive).ok_or_else(|| not_found(format!("image archive {archive} is not named in the site config")))?;
+        let a =
+            self.archives.iter().find(|a| a.path == archive).ok_or_else(|| not_found(format!("image archive {archive} is not named in the site config")))?;
         self.with_engine(node, |e| {
             for image in &a.images {
                 if !e.images.contains(image) {

@@ -9,8 +9,8 @@ pub mod real;
 use async_trait::async_trait;
 use serde_json::json;
 
-pub use crate::bindings::opshost::plugin::docker::{ContainerInfo, ContainerState, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::opshost::plugin::docker as wit;
+pub use crate::bindings::opshost::plugin::docker::{ContainerInfo, ContainerState, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::Error;
 use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
@@ -64,7 +64,14 @@ fn check_names(node: &str, container: &str) -> Result<(), Error> {
 
 impl HostState {
     /// The host-call path of the calls that name one container.
-    async fn on_container<T, F, Fut>(&mut self, spec: &'static HostCall, node: String, container: String, mut args: serde_json::Value, op: F) -> wasmtime::Result<Result<T, Error>>
+    async fn on_container<T, F, Fut>(
+        &mut self,
+        spec: &'static HostCall,
+        node: String,
+        container: String,
+        mut args: serde_json::Value,
+        op: F,
+    ) -> wasmtime::Result<Result<T, Error>>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
         F: FnOnce(Arc<dyn Docker>, String, String) -> Fut,
@@ -130,13 +137,21 @@ impl wit::Host for HostState {
         Ok(r)
     }
     async fn stop(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
-        self.on_container(calls::DOCKER_STOP, node, container, json!({"timeout_s": timeout_s}), |d, node, c| async move { d.stop(&node, &c, timeout_s).await }).await
+        self.on_container(calls::DOCKER_STOP, node, container, json!({"timeout_s": timeout_s}), |d, node, c| async move { d.stop(&node, &c, timeout_s).await })
+            .await
     }
     async fn start(&mut self, node: String, container: String) -> wasmtime::Result<Result<(), Error>> {
         self.on_container(calls::DOCKER_START, node, container, json!({}), |d, node, c| async move { d.start(&node, &c).await }).await
     }
     async fn restart(&mut self, node: String, container: String, timeout_s: u32) -> wasmtime::Result<Result<(), Error>> {
-        self.on_container(calls::DOCKER_RESTART, node, container, json!({"timeout_s": timeout_s}), |d, node, c| async move { d.restart(&node, &c, timeout_s).await }).await
+        self.on_container(
+            calls::DOCKER_RESTART,
+            node,
+            container,
+            json!({"timeout_s": timeout_s}),
+            |d, node, c| async move { d.restart(&node, &c, timeout_s).await },
+        )
+        .await
     }
     async fn remove(&mut self, node: String, container: String, force: bool) -> wasmtime::Result<Result<(), Error>> {
         self.on_container(calls::DOCKER_REMOVE, node, container, json!({"force": force}), |d, node, c| async move { d.remove(&node, &c, force).await }).await
@@ -145,7 +160,12 @@ impl wit::Host for HostState {
         let d = self.caps.docker.clone();
         let args = json!({"node": node, "spec": spec});
         // A successor is made from its predecessor's whole options, as first inspected.
-        let template = spec.labels.iter().find(|(k, _)| k == SUCCESSOR_LABEL).and_then(|(_, of)| self.records.get(&template_key(&node, of))).and_then(|t| serde_json::from_str(&t).ok());
+        let template = spec
+            .labels
+            .iter()
+            .find(|(k, _)| k == SUCCESSOR_LABEL)
+            .and_then(|(_, of)| self.records.get(&template_key(&node, of)))
+            .and_then(|t| serde_json::from_str(&t).ok());
         // A container re-created under its own name keeps its labels as they were.
         let mut asked = spec;
         let name = asked.name.clone();

@@ -159,7 +159,10 @@ impl Approved {
         }
         let net = spec.network_mode.as_str();
         if net.starts_with("container:") {
-            return Err(Error::Denied(format!("container {}: network mode {net} would join another container's network namespace; opshost never allows it", spec.name)));
+            return Err(Error::Denied(format!(
+                "container {}: network mode {net} would join another container's network namespace; opshost never allows it",
+                spec.name
+            )));
         }
         if !matches!(net, "host" | "bridge" | "none" | "default" | "") && !Self::has(&self.networks, node, net) && !(site.allows)("networks", net) {
             return Err(Error::Denied(format!(

@@ -11,7 +11,8 @@ use crate::runtime::report::Reporter;
 use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
-    CreateContainerOptions, ImportImageOptions, InspectContainerOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, ImportImageOptions, InspectContainerOptions, LogsOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions,
+    StopContainerOptions,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -177,7 +178,8 @@ fn create_body(spec: &RunSpec, privileged: bool, template: Option<Template>) -> 
     host.privileged = Some(privileged);
     host.pids_limit = spec.pids_limit;
     // The spec's ulimits replace the template's of the same name; the others stay.
-    let mut ulimits: Vec<ResourcesUlimits> = host.ulimits.take().unwrap_or_default().into_iter().filter(|u| !spec.ulimits.iter().any(|s| Some(&s.name) == u.name.as_ref())).collect();
+    let mut ulimits: Vec<ResourcesUlimits> =
+        host.ulimits.take().unwrap_or_default().into_iter().filter(|u| !spec.ulimits.iter().any(|s| Some(&s.name) == u.name.as_ref())).collect();
     ulimits.extend(spec.ulimits.iter().map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) }));
     host.ulimits = (!ulimits.is_empty()).then_some(ulimits);
     host.cpu_period = spec.cpu_period.map(|p| p as i64);
@@ -228,12 +230,23 @@ impl Docker for BollardDocker {
         let spec = RunSpec {
             name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
             image: config.image.unwrap_or_default(),
-            env: config.env.unwrap_or_default().iter().filter(|kv| !image_env.contains(kv)).map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((kv.clone(), String::new()))).collect(),
+            env: config
+                .env
+                .unwrap_or_default()
+                .iter()
+                .filter(|kv| !image_env.contains(kv))
+                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((kv.clone(), String::new())))
+                .collect(),
             mounts,
             network_mode: host.network_mode.unwrap_or_else(|| "default".into()),
             privileged: host.privileged.unwrap_or(false),
             pids_limit: host.pids_limit.filter(|p| *p != 0),
-            ulimits: host.ulimits.unwrap_or_default().into_iter().map(|u| Ulimit { name: u.name.unwrap_or_default(), soft: u.soft.unwrap_or(0), hard: u.hard.unwrap_or(0) }).collect(),
+            ulimits: host
+                .ulimits
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| Ulimit { name: u.name.unwrap_or_default(), soft: u.soft.unwrap_or(0), hard: u.hard.unwrap_or(0) })
+                .collect(),
             cpu_period: host.cpu_period.filter(|p| *p > 0).map(|p| p as u64),
             cpu_quota: host.cpu_quota.filter(|q| *q != 0),
             memory_bytes: host.memory.filter(|m| *m > 0).map(|m| m as u64),
@@ -270,7 +283,9 @@ impl Docker for BollardDocker {
 
     async fn remove(&self, node: &str, container: &str, force: bool) -> Result<(), Error> {
         let d = self.engine(node).await?;
-        d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() })).await.map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
+        d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() }))
+            .await
+            .map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
     }
 
     async fn container_names(&self, node: &str) -> Result<Vec<String>, Error> {
@@ -295,7 +310,12 @@ impl Docker for BollardDocker {
             Some(id) => d.inspect_image(id).await.ok().and_then(|i| i.config),
             None => None,
         };
-        let t = Template { id: r.id.unwrap_or_default(), config: r.config.unwrap_or_default(), host_config: r.host_config.unwrap_or_default(), image_config: image_config.unwrap_or_default() };
+        let t = Template {
+            id: r.id.unwrap_or_default(),
+            config: r.config.unwrap_or_default(),
+            host_config: r.host_config.unwrap_or_default(),
+            image_config: image_config.unwrap_or_default(),
+        };
         serde_json::to_value(&t).map(Some).map_err(|e| failed(format!("container {container} on {node}: {e}")))
     }
 
@@ -306,18 +326,23 @@ impl Docker for BollardDocker {
         let d = self.engine(node).await?;
         let privileged = spec.privileged && !self.policy.deny_privileged;
         if spec.privileged && !privileged {
-            self.reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
+            self.reporter
+                .log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
         }
-        let template: Option<Template> = template.map(|t| serde_json::from_value(t.clone())).transpose().map_err(|e| failed(format!("the recorded options of the container {} succeeds are unreadable: {e}", spec.name)))?;
+        let template: Option<Template> = template
+            .map(|t| serde_json::from_value(t.clone()))
+            .transpose()
+            .map_err(|e| failed(format!("the recorded options of the container {} succeeds are unreadable: {e}", spec.name)))?;
         let body = create_body(spec, privileged, template);
-        let created = d
-            .create_container(Some(CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() }), body)
-            .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => not_found(format!("image {} is not on node {node}: load its archive first ({message})", spec.image)),
-                bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => {
-                    invalid(format!("the container name {} is already in use on node {node}: remove that container or choose another name ({message})", spec.name))
+        let created =
+            d.create_container(Some(CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() }), body).await.map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
+                    not_found(format!("image {} is not on node {node}: load its archive first ({message})", spec.image))
                 }
+                bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => invalid(format!(
+                    "the container name {} is already in use on node {node}: remove that container or choose another name ({message})",
+                    spec.name
+                )),
                 e => engine_err(&format!("creating container {} on {node}", spec.name), e),
             })?;
         if let Err(e) = d.start_container(&spec.name, None::<StartContainerOptions>).await {
@@ -381,7 +406,10 @@ impl Docker for BollardDocker {
         let d = self.engine(node).await?;
         let what = format!("exec in container {container} on {node}");
         let created = d
-            .create_exec(container, CreateExecOptions { cmd: Some(command.to_vec()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() })
+            .create_exec(
+                container,
+                CreateExecOptions { cmd: Some(command.to_vec()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() },
+            )
             .await
             .map_err(|e| engine_err(&what, e))?;
         let mut stdout = String::new();

@@ -149,7 +149,10 @@ impl wit::Host for HostState {
         let ms = ms.min(self.limits.max_sleep_ms);
         self.slept += Duration::from_millis(ms);
         if self.slept > Duration::from_secs(self.limits.max_total_sleep_s) {
-            wasmtime::bail!("the plugin asked to sleep more than {} s in total in one call (max_total_sleep_s in [limits]); it was stopped", self.limits.max_total_sleep_s);
+            wasmtime::bail!(
+                "the plugin asked to sleep more than {} s in total in one call (max_total_sleep_s in [limits]); it was stopped",
+                self.limits.max_total_sleep_s
+            );
         }
         self.call_infallible(calls::HOST_SLEEP, json!({"ms": ms}), async move { s.sleep(ms).await }).await
     }
@@ -162,7 +165,10 @@ impl wit::Host for HostState {
         self.no_host_in_manifest("host.notice")?;
         if self.notices.len() >= self.limits.max_notices {
             if self.notices_dropped == 0 {
-                self.reporter.log(Level::Warn, &format!("the plugin left more than {} notices; the rest are dropped (max_notices in [limits])", self.limits.max_notices));
+                self.reporter.log(
+                    Level::Warn,
+                    &format!("the plugin left more than {} notices; the rest are dropped (max_notices in [limits])", self.limits.max_notices),
+                );
             }
             self.notices_dropped += 1;
             return Ok(());
@@ -179,7 +185,14 @@ impl wit::Host for HostState {
     async fn recall(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let r = self.records.clone();
         // The host's own records (what the run may use, secrets) are not for the plugin to read.
-        self.call_infallible(calls::HOST_RECALL, json!({"key": key}), async move { if key.starts_with(HOST_KEY_PREFIX) { None } else { r.get(&key) } }).await
+        self.call_infallible(calls::HOST_RECALL, json!({"key": key}), async move {
+            if key.starts_with(HOST_KEY_PREFIX) {
+                None
+            } else {
+                r.get(&key)
+            }
+        })
+        .await
     }
 }
 

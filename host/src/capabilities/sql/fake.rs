@@ -81,7 +81,9 @@ fn open() -> Result<Connection, Error> {
     c.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(|e| failed(format!("embedded SQL engine: {e}")))?;
     c.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
-        AuthAction::Function { function_name } if ["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"].iter().any(|f| function_name.eq_ignore_ascii_case(f)) => {
+        AuthAction::Function { function_name }
+            if ["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"].iter().any(|f| function_name.eq_ignore_ascii_case(f)) =>
+        {
             Authorization::Deny
         }
         _ => Authorization::Allow,
@@ -232,7 +234,13 @@ impl Sql for FakeSql {
             taken.push((text, Backup { name: backup_name.clone(), database: database.clone(), bytes, tables, rows, checksum: sum }));
         }
         let mut kept = self.backups.lock().unwrap();
-        Ok(taken.into_iter().map(|(text, b)| { kept.insert(b.name.clone(), (text, b.clone())); b }).collect())
+        Ok(taken
+            .into_iter()
+            .map(|(text, b)| {
+                kept.insert(b.name.clone(), (text, b.clone()));
+                b
+            })
+            .collect())
     }
 
     async fn restore_database(&self, connection: &str, database: &str, backup_name: &str) -> Result<Backup, Error> {
@@ -298,8 +306,12 @@ mod tests {
     #[tokio::test]
     async fn dump_restore_round_trip_is_exact_for_every_type() {
         let s = FakeSql::new(["metadb".to_string()]);
-        s.apply("db", "CREATE TABLE t(id INTEGER PRIMARY KEY, f REAL, s TEXT, b BLOB, n TEXT); \
-            INSERT INTO t VALUES (1, 3.4028234e38, 'it''s', X'00ff', NULL), (2, 0.1, '{\"enable\":true}', X'', 'x');").unwrap();
+        s.apply(
+            "db",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, f REAL, s TEXT, b BLOB, n TEXT); \
+            INSERT INTO t VALUES (1, 3.4028234e38, 'it''s', X'00ff', NULL), (2, 0.1, '{\"enable\":true}', X'', 'x');",
+        )
+        .unwrap();
         let before = s.database_checksum("metadb", "db").await.unwrap();
         let b = s.dump_database("metadb", "db", "db.sql").await.unwrap();
         assert_eq!((b.tables, b.rows, &b.checksum), (1, 2, &before));

@@ -299,15 +299,15 @@ mod tests {
     #[test]
     fn anything_not_in_the_dump_form_is_left_as_sql() {
         for stmt in [
-            "INSERT INTO `t` (`a`) VALUES (1)",                // no semicolon
-            "INSERT INTO `t` (`a`) VALUES (1);x",              // trailing text
-            "INSERT INTO `t` (`a`) VALUES (NOW());",           // an expression
-            "INSERT INTO `t` (`a`,`b`) VALUES (1);",           // too few values
-            "INSERT INTO `t` (`a`) VALUES (1,2);",             // too many
-            "INSERT INTO `t` (`a`) VALUES ('unterminated);",   // a string that never ends
-            "INSERT INTO `t` (`a`) VALUES ('\\q');",           // an escape dumps never write
-            "INSERT INTO `t` (`a`) VALUES (0xabc);",           // odd hex
-            "INSERT INTO t (`a`) VALUES (1);",                 // unquoted name
+            "INSERT INTO `t` (`a`) VALUES (1)",              // no semicolon
+            "INSERT INTO `t` (`a`) VALUES (1);x",            // trailing text
+            "INSERT INTO `t` (`a`) VALUES (NOW());",         // an expression
+            "INSERT INTO `t` (`a`,`b`) VALUES (1);",         // too few values
+            "INSERT INTO `t` (`a`) VALUES (1,2);",           // too many
+            "INSERT INTO `t` (`a`) VALUES ('unterminated);", // a string that never ends
+            "INSERT INTO `t` (`a`) VALUES ('\\q');",         // an escape dumps never write
+            "INSERT INTO `t` (`a`) VALUES (0xabc);",         // odd hex
+            "INSERT INTO t (`a`) VALUES (1);",               // unquoted name
             "INSERT IGNORE INTO `t` (`a`) VALUES (1);",
             "REPLACE INTO `t` (`a`) VALUES (1);",
         ] {

@@ -8,15 +8,15 @@ pub mod load;
 pub mod objects;
 pub mod policy;
 pub mod real;
-mod wire;
 mod restore;
 mod snapshot;
+mod wire;
 
 use async_trait::async_trait;
 use serde_json::json;
 
-pub use crate::bindings::opshost::plugin::sql::{Backup, BackupRequest, Rows, Value};
 use crate::bindings::opshost::plugin::sql as wit;
+pub use crate::bindings::opshost::plugin::sql::{Backup, BackupRequest, Rows, Value};
 use crate::bindings::Error;
 use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
@@ -146,7 +146,13 @@ impl HostState {
     /// The host-call path of `dump-databases` and `restore-databases` (`call`): every database
     /// named is granted, the requests are checked, then `run` gets the backend, the connection
     /// and the (database, backup name) pairs.
-    async fn backup_set<F, Fut>(&mut self, call: &'static HostCall, connection: String, requests: Vec<BackupRequest>, run: F) -> wasmtime::Result<Result<Vec<Backup>, Error>>
+    async fn backup_set<F, Fut>(
+        &mut self,
+        call: &'static HostCall,
+        connection: String,
+        requests: Vec<BackupRequest>,
+        run: F,
+    ) -> wasmtime::Result<Result<Vec<Backup>, Error>>
     where
         F: FnOnce(std::sync::Arc<dyn Sql>, String, Vec<(String, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Backup>, Error>>,
@@ -203,34 +209,49 @@ impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
-        self.call(calls::SQL_QUERY, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
-            check_identifier("database", &database)?;
-            allowed?;
-            s.query(&connection, &database, &statement, &params).await
-        })
+        self.call(
+            calls::SQL_QUERY,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
+            async move {
+                check_identifier("database", &database)?;
+                allowed?;
+                s.query(&connection, &database, &statement, &params).await
+            },
+        )
         .await
     }
     async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let s = self.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
-        self.call(calls::SQL_EXECUTE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "statement": statement, "params": params}), async move {
-            check_identifier("database", &database)?;
-            allowed?;
-            s.execute(&connection, &database, &statement, &params).await
-        })
+        self.call(
+            calls::SQL_EXECUTE,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
+            async move {
+                check_identifier("database", &database)?;
+                allowed?;
+                s.execute(&connection, &database, &statement, &params).await
+            },
+        )
         .await
     }
     async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
         let budget = self.backup_budget(1);
-        self.call(calls::SQL_DUMP_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
-            check_identifier("database", &database)?;
-            check_backup_name(&backup_name)?;
-            budget.check()?;
-            let backup = s.dump_database(&connection, &database, &backup_name).await?;
-            budget.taken(std::slice::from_ref(&backup));
-            Ok(backup)
-        })
+        self.call(
+            calls::SQL_DUMP_DATABASE,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database, "backup_name": backup_name}),
+            async move {
+                check_identifier("database", &database)?;
+                check_backup_name(&backup_name)?;
+                budget.check()?;
+                let backup = s.dump_database(&connection, &database, &backup_name).await?;
+                budget.taken(std::slice::from_ref(&backup));
+                Ok(backup)
+            },
+        )
         .await
     }
     async fn dump_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
@@ -238,11 +259,16 @@ impl wit::Host for HostState {
     }
     async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
         let s = self.caps.sql.clone();
-        self.call(calls::SQL_RESTORE_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database, "backup_name": backup_name}), async move {
-            check_identifier("database", &database)?;
-            check_backup_name(&backup_name)?;
-            s.restore_database(&connection, &database, &backup_name).await
-        })
+        self.call(
+            calls::SQL_RESTORE_DATABASE,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database, "backup_name": backup_name}),
+            async move {
+                check_identifier("database", &database)?;
+                check_backup_name(&backup_name)?;
+                s.restore_database(&connection, &database, &backup_name).await
+            },
+        )
         .await
     }
     async fn restore_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
@@ -250,34 +276,54 @@ impl wit::Host for HostState {
     }
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call(calls::SQL_CREATE_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
-            s.create_database(&connection, &database).await
-        })
+        self.call(
+            calls::SQL_CREATE_DATABASE,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database}),
+            async move {
+                check_identifier("database", &database)?;
+                s.create_database(&connection, &database).await
+            },
+        )
         .await
     }
     async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.caps.sql.clone();
-        self.call(calls::SQL_DROP_DATABASE, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
-            s.drop_database(&connection, &database).await
-        })
+        self.call(
+            calls::SQL_DROP_DATABASE,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database}),
+            async move {
+                check_identifier("database", &database)?;
+                s.drop_database(&connection, &database).await
+            },
+        )
         .await
     }
     async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
         let s = self.caps.sql.clone();
-        self.call(calls::SQL_DATABASE_EXISTS, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
-            s.database_exists(&connection, &database).await
-        })
+        self.call(
+            calls::SQL_DATABASE_EXISTS,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database}),
+            async move {
+                check_identifier("database", &database)?;
+                s.database_exists(&connection, &database).await
+            },
+        )
         .await
     }
     async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
         let s = self.caps.sql.clone();
-        self.call(calls::SQL_DATABASE_CHECKSUM, Target::Database { connection: connection.clone(), database: database.clone() }, json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
-            s.database_checksum(&connection, &database).await
-        })
+        self.call(
+            calls::SQL_DATABASE_CHECKSUM,
+            Target::Database { connection: connection.clone(), database: database.clone() },
+            json!({"connection": connection, "database": database}),
+            async move {
+                check_identifier("database", &database)?;
+                s.database_checksum(&connection, &database).await
+            },
+        )
         .await
     }
 }

@@ -63,7 +63,10 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     let unreadable = |kind: &str, name: &str| {
         failed(format!("{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account SHOW VIEW / SELECT on the database, or drop the object"))
     };
-    let views: Vec<String> = c.exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    let views: Vec<String> = c
+        .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
     let mut view_objects = Vec::new();
     for v in views {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
@@ -81,20 +84,29 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let create = text(&r, 2).ok_or_else(|| unreadable("trigger", &t))?;
         out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None });
     }
-    let routines: Vec<(String, String)> =
-        c.exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    let routines: Vec<(String, String)> = c
+        .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
     for (kind, name) in routines {
         let kind = match kind.as_str() {
             "PROCEDURE" => ObjectKind::Procedure,
             "FUNCTION" => ObjectKind::Function,
-            other => return Err(failed(format!("{database}.{name} is a {other}, which opshost cannot back up yet: drop it or back it up by hand before the upgrade"))),
+            other => {
+                return Err(failed(format!(
+                    "{database}.{name} is a {other}, which opshost cannot back up yet: drop it or back it up by hand before the upgrade"
+                )))
+            }
         };
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
         let create = text(&r, 2).ok_or_else(|| unreadable(kind.word(), &name))?;
         out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None });
     }
-    let events: Vec<String> = c.exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,)).await.map_err(|e| db_err(database, e))?;
+    let events: Vec<String> = c
+        .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
     for e in events {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
         let r = row.ok_or_else(|| unreadable("event", &e))?;
@@ -210,7 +222,8 @@ mod tests {
 
     #[test]
     fn the_section_splits_back_into_its_statements() {
-        let mut t = obj(ObjectKind::Trigger, "tr", "CREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  SET @x = 1;\n  INSERT INTO log VALUES (';;');\nEND");
+        let mut t =
+            obj(ObjectKind::Trigger, "tr", "CREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  SET @x = 1;\n  INSERT INTO log VALUES (';;');\nEND");
         t.sql_mode = Some("STRICT_TRANS_TABLES".into());
         let text = section(&[obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select 1 AS `a`"), t.clone()]);
         assert!(text.starts_with(MARKER) && text.contains("DELIMITER $$"), "{text}");

@@ -6,9 +6,9 @@ use std::fmt::Display;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AlterTableOperation as Alter, ColumnOption, CreateTableLikeKind as Like, CreateTableOptions as Options, Expr,
-    Function, Ident, ObjectName, ObjectNamePart, ObjectType, Query, RenameTableNameKind as Rename, SetExpr,
-    ShowCreateObject, ShowStatementOptions, SqlOption, Statement, TableConstraint, TableObject, Visit, Visitor,
+    AlterTableOperation as Alter, ColumnOption, CreateTableLikeKind as Like, CreateTableOptions as Options, Expr, Function, Ident, ObjectName, ObjectNamePart,
+    ObjectType, Query, RenameTableNameKind as Rename, SetExpr, ShowCreateObject, ShowStatementOptions, SqlOption, Statement, TableConstraint, TableObject,
+    Visit, Visitor,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -42,9 +42,7 @@ const TABLE_OPTIONS: &str = "AUTO_INCREMENT,CHARSET,CHARACTER SET,COLLATE,ROW_FO
                              MAX_ROWS,MIN_ROWS,PACK_KEYS,CHECKSUM,STATS_PERSISTENT,STATS_AUTO_RECALC,PAGE_CHECKSUM";
 const ENGINES: &str = "InnoDB/Aria/MyISAM/MEMORY";
 /// Statements named by their first two words in messages (`CREATE VIEW`, `SHOW DATABASES`).
-const TWO_WORDS: [&str; 10] = [
-    "CREATE", "DROP", "ALTER", "SHOW", "SET", "LOCK", "UNLOCK", "START", "LOAD", "EXPLAIN",
-];
+const TWO_WORDS: [&str; 10] = ["CREATE", "DROP", "ALTER", "SHOW", "SET", "LOCK", "UNLOCK", "START", "LOAD", "EXPLAIN"];
 
 /// `Err("statement refused: …")`, formatted like `format!`.
 macro_rules! refused {
@@ -90,9 +88,7 @@ fn unparsable(statement: &str, error: impl Display) -> String {
     }
     let head = head(words.iter().map(String::as_str));
     let message = match why(&head) {
-        _ if words.iter().any(|w| w == "OUTFILE" || w == "DUMPFILE") => {
-            "SELECT … INTO OUTFILE / DUMPFILE writes files on the database server".to_string()
-        }
+        _ if words.iter().any(|w| w == "OUTFILE" || w == "DUMPFILE") => "SELECT … INTO OUTFILE / DUMPFILE writes files on the database server".to_string(),
         Some(why) => format!("{head} {why}; {ONLY}"),
         None => format!("it could not be parsed as one MySQL statement ({error})"),
     };
@@ -155,17 +151,13 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
             Some(table) => check_name(table, p).map(read),
             None => Err(refusal(stmt)),
         },
-        S::ShowCreate { obj_type, obj_name } if *obj_type == ShowCreateObject::Table => {
-            check_name(obj_name, p).map(read)
-        }
+        S::ShowCreate { obj_type, obj_name } if *obj_type == ShowCreateObject::Table => check_name(obj_name, p).map(read),
         S::ShowVariable { variable } => match show_index(variable) {
             Some(table) => check_name(&table, p).map(read),
             None => Err(refusal(stmt)),
         },
         S::ExplainTable { .. } => Ok(Access::Read),
-        S::Explain { analyze, statement, .. } if !analyze && classify(statement, p) == Ok(Access::Read) => {
-            Ok(Access::Read)
-        }
+        S::Explain { analyze, statement, .. } if !analyze && classify(statement, p) == Ok(Access::Read) => Ok(Access::Read),
         S::Insert(insert) if matches!(insert.table, TableObject::TableName(_)) => Ok(Access::Write),
         S::Update(_) | S::Truncate(_) | S::CreateIndex(_) => Ok(Access::Write),
         S::Delete(delete) => names(&delete.tables, p).map(write),
@@ -181,12 +173,7 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
             names(fks.chain(&create.clone), p).map(write)
         }
         S::AlterTable(alter) => alter_table(&alter.operations, p).map(write),
-        S::Drop {
-            object_type,
-            names: tables,
-            table,
-            ..
-        } => match (object_type, table) {
+        S::Drop { object_type, names: tables, table, .. } => match (object_type, table) {
             (ObjectType::Table, _) => names(tables, p).map(write),
             (ObjectType::Index, Some(table)) => check_name(table, p).map(write),
             _ => Err(refusal(stmt)),
@@ -211,9 +198,7 @@ fn alter_table(operations: &[Alter], p: &StatementPolicy) -> Result<(), String> 
                 names(options.iter().filter_map(column_fk), p)?;
             }
             Alter::AddConstraint { constraint, .. } => names(constraint_fk(constraint), p)?,
-            Alter::RenameTable {
-                table_name: Rename::As(name) | Rename::To(name),
-            } => check_name(name, p)?,
+            Alter::RenameTable { table_name: Rename::As(name) | Rename::To(name) } => check_name(name, p)?,
             Alter::DropConstraint { .. } | Alter::DropColumn { .. } | Alter::DropPrimaryKey { .. } => {}
             Alter::DropForeignKey { .. } | Alter::DropIndex { .. } | Alter::RenameColumn { .. } => {}
             Alter::RenameConstraint { .. } | Alter::AlterColumn { .. } | Alter::AutoIncrement { .. } => {}
@@ -396,11 +381,7 @@ mod tests {
     fn run(statement: &str, allowed: Access) -> Result<Access, String> {
         let reserved = [("rm_411".to_string(), "oms_normal_config".to_string())];
         let granted = |db: &str| db == "rm_412";
-        let policy = StatementPolicy {
-            database: "rm_411",
-            granted: &granted,
-            reserved: &reserved,
-        };
+        let policy = StatementPolicy { database: "rm_411", granted: &granted, reserved: &reserved };
         check(statement, allowed, &policy)
     }
 
@@ -570,25 +551,10 @@ RENAME TABLE other.t TO t => not granted";
     #[test]
     fn names_resolve_against_the_policy() {
         let none = |_: &str| false;
-        let policy = StatementPolicy {
-            database: "rm_411",
-            granted: &none,
-            reserved: &[],
-        };
-        assert_eq!(
-            check("SELECT * FROM `rm_411`.`t`", Access::Read, &policy),
-            Ok(Access::Read)
-        );
-        assert!(check("SELECT * FROM rm_412.t", Access::Read, &policy)
-            .unwrap_err()
-            .contains("not granted"));
-        let policy = StatementPolicy {
-            database: "mysql",
-            granted: &none,
-            reserved: &[],
-        };
-        assert!(check("SELECT * FROM user", Access::Read, &policy)
-            .unwrap_err()
-            .contains("system schema"));
+        let policy = StatementPolicy { database: "rm_411", granted: &none, reserved: &[] };
+        assert_eq!(check("SELECT * FROM `rm_411`.`t`", Access::Read, &policy), Ok(Access::Read));
+        assert!(check("SELECT * FROM rm_412.t", Access::Read, &policy).unwrap_err().contains("not granted"));
+        let policy = StatementPolicy { database: "mysql", granted: &none, reserved: &[] };
+        assert!(check("SELECT * FROM user", Access::Read, &policy).unwrap_err().contains("system schema"));
     }
 }

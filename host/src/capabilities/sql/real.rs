@@ -15,8 +15,8 @@
 //! - `restore-database` and `restore-databases` check every backup and database first, stream
 //!   the files back side by side on two connections (`restore.rs`), then verify every checksum.
 
-use super::wire;
 use super::checksum::{database_checksum, recorded_hash, RowEncoder, RowHash, TableHasher};
+use super::wire;
 use super::{objects, restore, snapshot};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
@@ -176,9 +176,19 @@ impl MysqlSql {
                 .pass(c.password(name)?)
                 .prefer_socket(false)
                 .pool_opts(PoolOpts::default().with_constraints(PoolConstraints::new(0, c.max_connections.max(1)).expect("0 <= max")));
-            let wire = c.bulk_reader.then(|| Ok::<_, anyhow::Error>(WireTarget { host: c.host.clone(), port: c.port, user: c.user.clone(), password: c.password(name)? })).transpose()?;
+            let wire = c
+                .bulk_reader
+                .then(|| Ok::<_, anyhow::Error>(WireTarget { host: c.host.clone(), port: c.port, user: c.user.clone(), password: c.password(name)? }))
+                .transpose()?;
             let opts = Opts::from(opts);
-            let metadb = Metadb { pool: Pool::new(opts.clone()), opts, addr: format!("{}@{}:{}", c.user, c.host, c.port), size: c.max_connections.max(1), load_data: c.load_data, wire };
+            let metadb = Metadb {
+                pool: Pool::new(opts.clone()),
+                opts,
+                addr: format!("{}@{}:{}", c.user, c.host, c.port),
+                size: c.max_connections.max(1),
+                load_data: c.load_data,
+                wire,
+            };
             pools.insert(name.clone(), metadb);
         }
         Ok(MysqlSql { pools, statement_timeout: std::time::Duration::from_secs(300), backup_dir, reporter, wire_snapshots: Default::default() })
@@ -200,7 +210,9 @@ impl MysqlSql {
     {
         let started = std::time::Instant::now();
         let m = self.metadb(connection)?;
-        let mut c = Conn::new(m.opts.clone()).await.map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({}): {e}; check that it is up and its credentials", m.addr)))?;
+        let mut c = Conn::new(m.opts.clone())
+            .await
+            .map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({}): {e}; check that it is up and its credentials", m.addr)))?;
         // The host's deadline comes first and kills the statement; the server's own limit, a
         // little later, stops it even if the host is gone.
         let secs = self.statement_timeout.as_secs().max(1) + 5;
@@ -236,8 +248,13 @@ impl MysqlSql {
     }
 
     async fn conn(&self, connection: &str) -> Result<Conn, Error> {
-        let Metadb { pool, addr, .. } = self.pools.get(connection).ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
-        pool.get_conn().await.map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; check that it is up and the credentials in the site config")))
+        let Metadb { pool, addr, .. } = self
+            .pools
+            .get(connection)
+            .ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
+        pool.get_conn()
+            .await
+            .map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; check that it is up and the credentials in the site config")))
     }
 
     async fn conn_in(&self, connection: &str, database: &str) -> Result<Conn, Error> {
@@ -314,7 +331,10 @@ impl MysqlSql {
         for (i, database) in databases.iter().enumerate() {
             // The first was checked by `USE`; a missing other is an error, not an empty database.
             if i > 0 {
-                let found: Option<String> = first.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| (db_err(database, e), false))?;
+                let found: Option<String> = first
+                    .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+                    .await
+                    .map_err(|e| (db_err(database, e), false))?;
                 if found.is_none() {
                     return Err((not_found(format!("database {database} does not exist")), false));
                 }
@@ -343,7 +363,10 @@ impl MysqlSql {
         match read(true).await {
             Err((e, true)) => {
                 let why = e.message();
-                self.reporter.log(crate::capabilities::services::Level::Warn, &format!("the bulk reader failed on {database} ({why}); reading it again through mysql_async (bulk_reader = false in [metadb.X] skips it)"));
+                self.reporter.log(
+                    crate::capabilities::services::Level::Warn,
+                    &format!("the bulk reader failed on {database} ({why}); reading it again through mysql_async (bulk_reader = false in [metadb.X] skips it)"),
+                );
                 read(false).await.map_err(|(e, _)| e)
             }
             other => other.map_err(|(e, _)| e),
@@ -419,7 +442,15 @@ impl MysqlSql {
 
     /// Write one database's dump file as `backup_name` with a `.partial` suffix (see
     /// [`write_file`]). The partial file's path; on an error it is removed.
-    async fn write_file(&self, database: &str, backup_name: &str, tables: &[TableInfo], objects: &[objects::DbObject], rx: tokio::sync::mpsc::Receiver<String>, spare: snapshot::Spare) -> Result<PathBuf, Error> {
+    async fn write_file(
+        &self,
+        database: &str,
+        backup_name: &str,
+        tables: &[TableInfo],
+        objects: &[objects::DbObject],
+        rx: tokio::sync::mpsc::Receiver<String>,
+        spare: snapshot::Spare,
+    ) -> Result<PathBuf, Error> {
         let tmp = self.backup_paths(backup_name).0.with_extension("sql.partial");
         let mut head = format!(
             "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
@@ -429,12 +460,17 @@ impl MysqlSql {
         }
         let path = tmp.clone();
         let tail = objects::section(objects);
-        let written = tokio::task::spawn_blocking(move || write_file(&path, &head, &tail, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
+        let written =
+            tokio::task::spawn_blocking(move || write_file(&path, &head, &tail, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
         match written {
             Ok(()) => Ok(tmp),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
-                Err(failed(format!("writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again", tmp.display(), self.backup_dir.display())))
+                Err(failed(format!(
+                    "writing backup {}: {e}: free space in {} (or point backup_dir at a bigger disk), then run again",
+                    tmp.display(),
+                    self.backup_dir.display()
+                )))
             }
         }
     }
@@ -525,7 +561,13 @@ pub(super) fn kind_of(column_type: ColumnType, charset: u16) -> Kind {
     match column_type {
         MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
         MYSQL_TYPE_YEAR => Kind::Year,
-        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => {
             // Character set 63 is "binary": BINARY, VARBINARY, BLOB.
             if charset == 63 {
                 Kind::Binary
@@ -816,28 +858,29 @@ pub(super) struct TableInfo {
 /// A database's (checksum, tables, rows) from its tables and their merged row hashers, and its
 /// other objects (a database without any has the checksum earlier versions recorded).
 fn summary(tables: &[TableInfo], objects: &[objects::DbObject], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
-    let mut digests: Vec<(String, [u8; 32])> = tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+    let mut digests: Vec<(String, [u8; 32])> =
+        tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
     digests.extend(objects::digests(objects, hash));
     (database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
 }
 
 /// Normalise `SHOW CREATE TABLE` for the checksum: the AUTO_INCREMENT counter is not content.
 fn definition_for_checksum(create: &str) -> String {
-    create
-        .split(' ')
-        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
-        .collect::<Vec<_>>()
-        .join(" ")
+    create.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
 }
 
 async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     let names: Vec<(String, Option<u64>)> = c
-        .exec("SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (database,))
+        .exec(
+            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            (database,),
+        )
         .await
         .map_err(|e| db_err(database, e))?;
     let mut out = Vec::new();
     for (name, rows) in names {
-        let create: Option<(String, String)> = c.query_first(format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
+        let create: Option<(String, String)> =
+            c.query_first(format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let columns: Vec<(String, String, String, String)> = c
             .exec("SELECT COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (database, &name))
             .await
@@ -850,7 +893,11 @@ async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
             _ => None,
         };
         // Generated columns cannot be inserted into; they follow from the others and the definition.
-        let columns = columns.into_iter().filter(|(_, extra, _, _)| !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g))).map(|(n, ..)| n).collect();
+        let columns = columns
+            .into_iter()
+            .filter(|(_, extra, _, _)| !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
+            .map(|(n, ..)| n)
+            .collect();
         out.push(TableInfo { create: create.map(|(_, c)| c).unwrap_or_default(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key });
     }
     Ok(out)
@@ -957,12 +1004,20 @@ impl Sql for MysqlSql {
             .flatten();
         let mut out = Vec::new();
         if let Some((version, comment, tz, system_tz, sql_mode, local_infile, autoinc)) = facts {
-            let flavour = if version.to_ascii_lowercase().contains("mariadb") { "MariaDB" } else if comment.to_ascii_lowercase().contains("oceanbase") { "OceanBase (MySQL mode)" } else { "MySQL" };
+            let flavour = if version.to_ascii_lowercase().contains("mariadb") {
+                "MariaDB"
+            } else if comment.to_ascii_lowercase().contains("oceanbase") {
+                "OceanBase (MySQL mode)"
+            } else {
+                "MySQL"
+            };
             let zone = if tz == "SYSTEM" { format!("SYSTEM ({system_tz})") } else { tz };
             let rows = match (m.load_data, local_infile == 1) {
                 (false, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
                 (true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
-                (true, true) if autoinc < 2 => format!("restores load rows with LOAD DATA LOCAL INFILE, INSERTs for tables with an AUTO_INCREMENT column (innodb_autoinc_lock_mode = {autoinc})"),
+                (true, true) if autoinc < 2 => format!(
+                    "restores load rows with LOAD DATA LOCAL INFILE, INSERTs for tables with an AUTO_INCREMENT column (innodb_autoinc_lock_mode = {autoinc})"
+                ),
                 (true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
             };
             out.push(format!(
@@ -971,11 +1026,15 @@ impl Sql for MysqlSql {
             ));
         }
         for db in databases {
-            let exists: Option<String> = c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
+            let exists: Option<String> =
+                c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
             if exists.is_none() {
                 continue;
             }
-            let tables: Vec<String> = c.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", (db,)).await.map_err(|e| db_err(db, e))?;
+            let tables: Vec<String> = c
+                .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", (db,))
+                .await
+                .map_err(|e| db_err(db, e))?;
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;
             let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
@@ -987,7 +1046,11 @@ impl Sql for MysqlSql {
                 count(objects::ObjectKind::Procedure),
                 count(objects::ObjectKind::Function),
                 count(objects::ObjectKind::Event),
-                if objects.is_empty() { String::new() } else { " (each with its DEFINER, re-created after every row; the restoring account must be able to)".to_string() }
+                if objects.is_empty() {
+                    String::new()
+                } else {
+                    " (each with its DEFINER, re-created after every row; the restoring account must be able to)".to_string()
+                }
             ));
         }
         Ok(out)
@@ -996,7 +1059,10 @@ impl Sql for MysqlSql {
     async fn database_bytes(&self, connection: &str, database: &str) -> Result<u64, Error> {
         let mut c = self.conn(connection).await?;
         let bytes: Option<u64> = c
-            .exec_first("SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
+            .exec_first(
+                "SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                (database,),
+            )
             .await
             .map_err(|e| db_err(database, e))?;
         Ok(bytes.unwrap_or(0))
@@ -1017,7 +1083,10 @@ impl Sql for MysqlSql {
                 let columns: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
                 let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
                 let raw: Vec<Row> = result.collect().await?;
-                let rows = raw.into_iter().map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect()).collect();
+                let rows = raw
+                    .into_iter()
+                    .map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect())
+                    .collect();
                 Ok(Rows { columns, rows })
             })
         })
@@ -1061,10 +1130,8 @@ impl Sql for MysqlSql {
             let backup: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
             let hash = recorded_hash(&backup, &meta_path)?;
             c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
-            let existing: Vec<String> = c
-                .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,))
-                .await
-                .map_err(|e| db_err(database, e))?;
+            let existing: Vec<String> =
+                c.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (database,)).await.map_err(|e| db_err(database, e))?;
             if !existing.is_empty() {
                 return Err(invalid(format!("database {database} is not empty ({} tables): drop and create it before restoring", existing.len())));
             }
@@ -1141,14 +1208,14 @@ impl Sql for MysqlSql {
 
     async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error> {
         let mut c = self.conn(connection).await?;
-        let n: Option<u64> = c.exec_first("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
+        let n: Option<u64> =
+            c.exec_first("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
         Ok(n.unwrap_or(0) > 0)
     }
 
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
         Ok(self.checksum(connection, database, RowHash::default(), Zone::Utc).await?.0)
     }
-
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 //! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
 //!   worker and is the result.
 
-use super::{load, objects};
 use super::real::{db_err, quote_ident, Zone, END_MARKER, SET_UTC};
+use super::{load, objects};
 use crate::bindings::Error;
 use crate::capabilities::failed;
 use crate::runtime::report::Reporter;
@@ -103,7 +103,14 @@ fn choose(s: &Schedule, left: &[u64], current: Option<usize>) -> Option<usize> {
 }
 
 /// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`.
-pub async fn replay_all(mut first: Conn, more: Vec<Conn>, sources: Vec<Source>, load_data: bool, label: String, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
+pub async fn replay_all(
+    mut first: Conn,
+    more: Vec<Conn>,
+    sources: Vec<Source>,
+    load_data: bool,
+    label: String,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(), Error> {
     if sources.is_empty() {
         return Ok(());
     }

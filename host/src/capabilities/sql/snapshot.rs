@@ -308,7 +308,8 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
         Reader::Pooled(c) => {
             let mut result = c.exec_iter(sql, ()).await.map_err(|e| db_err(database, e))?;
             enc.kinds = result.columns_ref().iter().map(column_kind).collect();
-            let mut stream = result.stream::<Row>().await.map_err(|e| db_err(database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
+            let mut stream =
+                result.stream::<Row>().await.map_err(|e| db_err(database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
             while let Some(row) = stream.next().await {
                 let values: Vec<mysql_async::Value> = row.map_err(|e| db_err(database, e))?.unwrap();
                 if enc.row(|i| Raw::from(&values[i])) {

@@ -22,7 +22,10 @@ pub enum WireError {
     /// The server wants something this reader does not speak: read through mysql_async instead.
     Unsupported(String),
     /// The server's ERR packet.
-    Server { code: u16, message: String },
+    Server {
+        code: u16,
+        message: String,
+    },
     Io(std::io::Error),
     /// A packet this reader could not parse.
     Protocol(String),
@@ -113,7 +116,18 @@ impl WireConn {
     pub async fn connect(host: &str, port: u16, user: &str, password: Option<&str>, database: &str) -> Result<WireConn, WireError> {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        let mut c = WireConn { stream, buf: vec![0; READ_BUF], start: 0, end: 0, big: Vec::new(), seq: 0, payload: Payload::Buf(0..0), statement: None, columns: Vec::new(), cells: Vec::new() };
+        let mut c = WireConn {
+            stream,
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            big: Vec::new(),
+            seq: 0,
+            payload: Payload::Buf(0..0),
+            statement: None,
+            columns: Vec::new(),
+            cells: Vec::new(),
+        };
         c.handshake(user, password.unwrap_or(""), database).await?;
         Ok(c)
     }
@@ -445,19 +459,35 @@ fn decode_row(data: &[u8], columns: &[ColumnMeta], cells: &mut [Cell]) -> Result
         *cell = match column.column_type {
             MYSQL_TYPE_TINY => {
                 let b = take(&mut at, 1)?[0];
-                if unsigned { Cell::UInt(b as u64) } else { Cell::Int(b as i8 as i64) }
+                if unsigned {
+                    Cell::UInt(b as u64)
+                } else {
+                    Cell::Int(b as i8 as i64)
+                }
             }
             MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR => {
                 let v = u16::from_le_bytes(take(&mut at, 2)?.try_into().unwrap());
-                if unsigned { Cell::UInt(v as u64) } else { Cell::Int(v as i16 as i64) }
+                if unsigned {
+                    Cell::UInt(v as u64)
+                } else {
+                    Cell::Int(v as i16 as i64)
+                }
             }
             MYSQL_TYPE_LONG | MYSQL_TYPE_INT24 => {
                 let v = u32::from_le_bytes(take(&mut at, 4)?.try_into().unwrap());
-                if unsigned { Cell::UInt(v as u64) } else { Cell::Int(v as i32 as i64) }
+                if unsigned {
+                    Cell::UInt(v as u64)
+                } else {
+                    Cell::Int(v as i32 as i64)
+                }
             }
             MYSQL_TYPE_LONGLONG => {
                 let v = u64::from_le_bytes(take(&mut at, 8)?.try_into().unwrap());
-                if unsigned { Cell::UInt(v) } else { Cell::Int(v as i64) }
+                if unsigned {
+                    Cell::UInt(v)
+                } else {
+                    Cell::Int(v as i64)
+                }
             }
             MYSQL_TYPE_FLOAT => Cell::Float(f32::from_le_bytes(take(&mut at, 4)?.try_into().unwrap())),
             MYSQL_TYPE_DOUBLE => Cell::Double(f64::from_le_bytes(take(&mut at, 8)?.try_into().unwrap())),
@@ -570,7 +600,15 @@ mod tests {
     #[test]
     fn a_binary_row_decodes_as_mysql_common_decodes_it() {
         use mysql_async::consts::ColumnType::*;
-        let columns = [column(MYSQL_TYPE_TINY, false), column(MYSQL_TYPE_LONGLONG, true), column(MYSQL_TYPE_VAR_STRING, false), column(MYSQL_TYPE_DATETIME, false), column(MYSQL_TYPE_TIME, false), column(MYSQL_TYPE_DOUBLE, false), column(MYSQL_TYPE_BLOB, false)];
+        let columns = [
+            column(MYSQL_TYPE_TINY, false),
+            column(MYSQL_TYPE_LONGLONG, true),
+            column(MYSQL_TYPE_VAR_STRING, false),
+            column(MYSQL_TYPE_DATETIME, false),
+            column(MYSQL_TYPE_TIME, false),
+            column(MYSQL_TYPE_DOUBLE, false),
+            column(MYSQL_TYPE_BLOB, false),
+        ];
         let mut row = vec![0x00, 0b0000_0000, 0b0000_0001]; // header; column 6 (bit 8) is NULL
         row.push(0xFF); // TINY -1
         row.extend_from_slice(&u64::MAX.to_le_bytes());
@@ -583,7 +621,18 @@ mod tests {
         decode_row(&row, &columns, &mut cells).unwrap();
         let r = Row { cells: &cells, data: &row };
         let got: Vec<Raw> = (0..columns.len()).map(|i| r.get(i)).collect();
-        assert_eq!(got, vec![Raw::Int(-1), Raw::UInt(u64::MAX), Raw::Bytes(b"abc"), Raw::Date(2026, 11, 23, 7, 20, 39, 123_456), Raw::Time(true, 34, 22, 59, 59, 0), Raw::Double(2.5), Raw::Null]);
+        assert_eq!(
+            got,
+            vec![
+                Raw::Int(-1),
+                Raw::UInt(u64::MAX),
+                Raw::Bytes(b"abc"),
+                Raw::Date(2026, 11, 23, 7, 20, 39, 123_456),
+                Raw::Time(true, 34, 22, 59, 59, 0),
+                Raw::Double(2.5),
+                Raw::Null
+            ]
+        );
         // A row cut short is an error, not a panic.
         for cut in 0..row.len() {
             assert!(decode_row(&row[..cut], &columns, &mut cells).is_err(), "{cut}");
