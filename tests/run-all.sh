@@ -59,6 +59,13 @@ export OPSHOST_TEST_DB_URL="mysql://opshost@127.0.0.1:$DB_PORT"
 export OPSHOST_TEST_DB_PASSWORD="opshost-test"
 export OPSHOST_TEST_DOCKER=1
 
+log "rustfmt and clippy (host, tests, plugins): the house rules, before anything runs"
+cargo fmt --all --check
+(cd plugins && cargo fmt --all --check)
+cargo clippy --workspace --all-targets -- -D warnings
+# The plugins build for wasm32-wasip2 (host/build.rs); clippy checks them for that target.
+(cd plugins && cargo clippy --release --target wasm32-wasip2 --target-dir ../target/wasm-clippy -- -D warnings)
+
 log "build: host, plugins (wasm32-wasip2), stand-in OMS and ODC"
 cargo build --workspace --all-targets
 
