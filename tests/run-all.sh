@@ -53,7 +53,7 @@ mariadbd --user=mysql --datadir="$RUN_DIR/mariadb/data" --socket="$RUN_DIR/maria
   >"$RUN_DIR/mariadb.log" 2>&1 &
 started_mariadb=$!
 for _ in $(seq 1 60); do mariadb --socket="$RUN_DIR/mariadb/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
-mariadb --socket="$RUN_DIR/mariadb/sock" -uroot -e "CREATE USER IF NOT EXISTS 'opshost'@'%' IDENTIFIED BY 'opshost-test'; GRANT ALL ON *.* TO 'opshost'@'%'; FLUSH PRIVILEGES;" \
+mariadb --socket="$RUN_DIR/mariadb/sock" -uroot -e "CREATE USER IF NOT EXISTS 'opshost'@'%' IDENTIFIED BY 'opshost-test'; GRANT ALL ON *.* TO 'opshost'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;" \
   || { cat "$RUN_DIR/mariadb.log"; exit 1; }
 export OPSHOST_TEST_DB_URL="mysql://opshost@127.0.0.1:$DB_PORT"
 export OPSHOST_TEST_DB_PASSWORD="opshost-test"

@@ -120,3 +120,61 @@ async fn every_object_comes_back_and_a_lost_one_fails_verification() {
     assert!(matches!(&lost, Err(e) if e.message().contains("checksum")), "{lost:?}");
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// Objects defined by another account can be re-created only by an account allowed to name other
+/// definers (SET USER or SUPER). Without that, a rollback's restore would fail in the middle of
+/// the outage: the plan's backup description refuses first, naming the object, the definer and
+/// the grant. The same account's restore fails exactly as predicted; with the grant, the plan
+/// passes and the restore comes back whole.
+#[tokio::test]
+async fn objects_of_another_definer_are_refused_before_the_upgrade_unless_the_account_may_recreate_them() {
+    let db = unique_db("definer");
+    setup(&db).await; // every object defined by the admin account
+    let account = format!("lim{}", std::process::id());
+    sql(&format!("DROP USER IF EXISTS '{account}'@'%'; CREATE USER '{account}'@'%' IDENTIFIED BY 'lim-pw'; GRANT ALL ON `{db}`.* TO '{account}'@'%';"));
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "lim-pw").unwrap();
+    let mut limited = metadb();
+    limited.user = account.clone();
+    limited.password_env = None;
+    limited.password_file = Some(password);
+    let lim = MysqlSql::new(&std::collections::BTreeMap::from([("metadb".to_string(), limited)]), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let admin = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+
+    // First, it cannot even read the routines another account defined: refused, naming the grant.
+    let unreadable = lim.describe_backup("metadb", std::slice::from_ref(&db)).await;
+    assert!(
+        matches!(&unreadable, Err(e) if e.message().contains(&format!("FUNCTION {db}.twice: the MetaDB account cannot read its definition")) && e.message().contains("SELECT on mysql.proc")),
+        "{unreadable:?}"
+    );
+    sql(&format!("GRANT SELECT ON mysql.proc TO '{account}'@'%'"));
+
+    // It reads every object now, but cannot re-create those of another definer.
+    let refused = lim.describe_backup("metadb", std::slice::from_ref(&db)).await;
+    let message = refused.as_ref().map(|_| String::new()).unwrap_or_else(|e| e.message().to_string());
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(message.contains(&format!("has DEFINER {}@% (and 5 more objects of other definers)", metadb().user)), "{message}");
+    assert!(
+        message.contains(&format!("the MetaDB account {account}@%")) && message.contains(&format!("GRANT SET USER ON *.* TO '{account}'@'%'")),
+        "{message}"
+    );
+    // The admin account may: the plan goes on.
+    assert!(admin.describe_backup("metadb", std::slice::from_ref(&db)).await.is_ok());
+
+    // What the refusal prevents: the limited account's restore of the same backup fails.
+    let before = admin.database_checksum("metadb", &db).await.unwrap();
+    admin.dump_database("metadb", &db, "definer").await.unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let failed = lim.restore_database("metadb", &db, "definer").await;
+    assert!(matches!(&failed, Err(e) if e.message().contains("SET USER") || e.message().contains("SUPER")), "{failed:?}");
+
+    // Granted SET USER, the plan passes and the restore is whole.
+    sql(&format!("GRANT SET USER ON *.* TO '{account}'@'%'"));
+    assert!(lim.describe_backup("metadb", std::slice::from_ref(&db)).await.is_ok());
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let restored = lim.restore_database("metadb", &db, "definer").await.unwrap();
+    assert_eq!(restored.checksum, before);
+    assert_whole(&db);
+    sql(&format!("DROP DATABASE {db}; DROP USER '{account}'@'%';"));
+}

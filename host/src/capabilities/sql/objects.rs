@@ -61,7 +61,16 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     let db = quote_ident(database);
     let mut out = Vec::new();
     let unreadable = |kind: &str, name: &str| {
-        failed(format!("{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account SHOW VIEW / SELECT on the database, or drop the object"))
+        // What lets an account read another definer's object, per kind.
+        let grant = match kind {
+            "view" => "SHOW VIEW and SELECT on the database",
+            "trigger" => "TRIGGER on the database",
+            "event" => "EVENT on the database",
+            _ => "SELECT on mysql.proc (MariaDB; SHOW CREATE ROUTINE from 11.3) or SHOW_ROUTINE (MySQL 8)",
+        };
+        failed(format!(
+            "{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account {grant}, or drop the object"
+        ))
     };
     let views: Vec<String> = c
         .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,))
@@ -114,6 +123,38 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2) });
     }
     Ok(out)
+}
+
+/// The objects of `database` defined by another account than the connected one, as
+/// (object, definer) pairs, when that account may not create objects for others: the restore of
+/// a rollback would fail on them in the middle of the outage. Empty when there are none, or
+/// the account holds SUPER, SET USER (MariaDB) or SET_USER_ID / SET_ANY_DEFINER (MySQL 8).
+pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str) -> Result<(String, Vec<(String, String)>), Error> {
+    let current: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
+    let defined: Vec<(String, String)> = c
+        .exec(
+            "SELECT DEFINER, CONCAT('view ', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? \
+             UNION ALL SELECT DEFINER, CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             UNION ALL SELECT DEFINER, CONCAT(LOWER(ROUTINE_TYPE), ' ', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+             UNION ALL SELECT DEFINER, CONCAT('event ', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+            (database, database, database, database),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    let foreign: Vec<(String, String)> = defined.into_iter().filter(|(definer, _)| *definer != current).map(|(definer, object)| (object, definer)).collect();
+    if foreign.is_empty() {
+        return Ok((current, foreign));
+    }
+    let (user, host) = current.rsplit_once('@').unwrap_or((current.as_str(), "%"));
+    let grantee = format!("'{user}'@'{host}'");
+    let may: Option<String> = c
+        .exec_first(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE IN ('SUPER', 'SET USER', 'SET_USER_ID', 'SET_ANY_DEFINER') LIMIT 1",
+            (&grantee,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    Ok((current, if may.is_some() { Vec::new() } else { foreign }))
 }
 
 /// Views that select from other views come after them (the server quotes every name it refers to).

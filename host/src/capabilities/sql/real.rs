@@ -1037,6 +1037,17 @@ impl Sql for MysqlSql {
                 .map_err(|e| db_err(db, e))?;
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;
+            // And re-creatable by this account, not discovered otherwise by a rollback's restore.
+            if !objects.is_empty() {
+                let (account, foreign) = objects::definers_it_cannot_restore(&mut c, db).await?;
+                if let Some((object, definer)) = foreign.first() {
+                    let more = if foreign.len() > 1 { format!(" (and {} more objects of other definers)", foreign.len() - 1) } else { String::new() };
+                    let (user, host) = account.rsplit_once('@').unwrap_or((account.as_str(), "%"));
+                    return Err(failed(format!(
+                        "{db}: {object} has DEFINER {definer}{more}, and the MetaDB account {account} may not create objects for another account, so the restore a rollback runs would fail on it in the middle of the outage: grant it (MariaDB: GRANT SET USER ON *.* TO '{user}'@'{host}'; MySQL 8: SET_USER_ID) or SUPER, or connect as {definer}"
+                    )));
+                }
+            }
             let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
             out.push(format!(
                 "backup of {db}: {} tables, {} views, {} triggers, {} procedures, {} functions, {} events{}",
@@ -1046,11 +1057,7 @@ impl Sql for MysqlSql {
                 count(objects::ObjectKind::Procedure),
                 count(objects::ObjectKind::Function),
                 count(objects::ObjectKind::Event),
-                if objects.is_empty() {
-                    String::new()
-                } else {
-                    " (each with its DEFINER, re-created after every row; the restoring account must be able to)".to_string()
-                }
+                if objects.is_empty() { String::new() } else { " (each with its DEFINER, re-created after every row; this account may)".to_string() }
             ));
         }
         Ok(out)
