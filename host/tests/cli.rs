@@ -174,3 +174,26 @@ fn an_unknown_plugin_name_lists_what_is_there() {
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("no plugin named oms-9.9.9") && t.contains("oms-4.2.0"), "{t}");
 }
+
+/// The OPSHOST_* variables are clap's own (shown in --help), OPSHOST_CONFIG stands for --config
+/// on every command that takes a site config, and -y answers yes.
+#[test]
+fn environment_variables_stand_for_their_flags_and_help_shows_them() {
+    let o = opshost(&["upgrade", "--help"]);
+    let t = text(&o);
+    for must in ["[env: OPSHOST_CONFIG=", "[env: OPSHOST_PLUGINS=", "[env: OPSHOST_CACHE_DIR=", "-y, --yes"] {
+        assert!(t.contains(must), "upgrade --help lacks {must:?}:\n{t}");
+    }
+    let missing = std::env::temp_dir().join("opshost-no-such-site.toml");
+    for args in [
+        vec!["upgrade", "--product", "oms", "--to", "4.2.0", "-y"],
+        vec!["rollback", "--product", "oms", "-y"],
+        vec!["plan", "--product", "oms", "--to", "4.2.0"],
+        vec!["runs"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_opshost")).args(&args).env("OPSHOST_CONFIG", &missing).output().unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(&format!("reading site config {}", missing.display())), "{args:?}: {t}");
+    }
+}

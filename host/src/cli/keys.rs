@@ -9,8 +9,10 @@ use std::path::PathBuf;
 pub enum KeyCmd {
     /// Make an ed25519 key pair (PEM files; the secret one readable by you only).
     Generate {
+        /// Where to write the secret key (keep it off the hosts that run upgrades).
         #[arg(long)]
         secret: PathBuf,
+        /// Where to write the public key (what operators trust).
         #[arg(long)]
         public: PathBuf,
     },
@@ -21,6 +23,7 @@ pub struct SignArgs {
     /// Secret key (PEM).
     #[arg(long)]
     pub key: PathBuf,
+    /// The plugin file (.wasm) to sign.
     pub plugin: PathBuf,
     /// Where to write the signed plugin (default: in place). Existing signatures are kept.
     #[arg(long)]

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "opshost", version, about = "Upgrade and roll back OceanBase ops products (OMS, ODC) in Docker through sandboxed WASM plugins")]
 pub struct Cli {
-    /// Directory of plugin files (default: $OPSHOST_PLUGINS, else plugins/ next to the binary).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Directory of plugin files (default: plugins/ next to the binary).
+    #[arg(long, global = true, value_name = "DIR", env = "OPSHOST_PLUGINS")]
     pub plugins_dir: Option<PathBuf>,
-    /// Compile cache (default: $OPSHOST_CACHE_DIR, else ~/.cache/opshost).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Compile cache (default: ~/.cache/opshost).
+    #[arg(long, global = true, value_name = "DIR", env = "OPSHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Compile plugins every time instead of using the cache.
     #[arg(long, global = true)]
@@ -115,5 +115,31 @@ pub fn main() -> i32 {
             eprintln!("error: {e:#}");
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "opshost", &mut missing);
+        assert!(missing.is_empty(), "flags without help:\n{}", missing.join("\n"));
+        Cli::command().debug_assert();
     }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["scenario", "config"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(true).args(["scenario", "config"])))]
 pub struct PlanArgs {
     /// With --scenario: the plugin file, or plugin name in the plugin directory.
     #[arg(requires = "scenario")]
@@ -20,20 +20,25 @@ pub struct PlanArgs {
     /// Plan against the fake deployment a scenario describes.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
-    /// Plan against the real deployment of a site config (read-only).
-    #[arg(long, value_name = "FILE", requires_all = ["product", "to"])]
+    /// Plan against the real deployment of a site config (read-only); --scenario goes first.
+    #[arg(long, value_name = "FILE", env = "OPSHOST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// With --config: the product section of the site config, e.g. oms.
     #[arg(long)]
     pub product: Option<String>,
-    /// Target version.
+    /// With --config: the target version.
     #[arg(long)]
     pub to: Option<String>,
+    /// Print the plan as JSON for scripts instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
-    if let (Some(config), Some(product), Some(to)) = (&a.config, &a.product, &a.to) {
+    if a.scenario.is_none() {
+        let (Some(config), Some(product), Some(to)) = (&a.config, &a.product, &a.to) else {
+            anyhow::bail!("with --config (or OPSHOST_CONFIG) give --product P --to VERSION");
+        };
         return super::run::plan(cli, &super::run::SiteArgs { config: config.clone(), product: product.clone() }, to, a.json).await;
     }
     let (Some(plugin), Some(scenario)) = (&a.plugin, &a.scenario) else {

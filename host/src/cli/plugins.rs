@@ -16,13 +16,16 @@ pub enum PluginsCmd {
         /// Plugin directory (overrides --plugins-dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Print JSON for scripts instead of text.
         #[arg(long)]
         json: bool,
     },
     /// A plugin's manifest: versions, what it needs, its parameters (trusted or not: reading it
     /// runs nothing but its manifest, with no host at all).
     Inspect {
+        /// The plugin file (.wasm).
         file: PathBuf,
+        /// Print the summary and manifest as JSON.
         #[arg(long)]
         json: bool,
     },

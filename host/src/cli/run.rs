@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Args)]
 pub struct SiteArgs {
     /// Site config (TOML).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "OPSHOST_CONFIG")]
     pub config: PathBuf,
     /// Product section in the site config, e.g. oms.
     #[arg(long)]
@@ -36,9 +36,9 @@ pub struct UpgradeArgs {
     #[arg(long)]
     pub to: String,
     /// Answer yes to the confirmation (needed when not on a terminal).
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Print every capability call.
+    /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
 }
@@ -50,16 +50,20 @@ pub struct RollbackArgs {
     /// The run to roll back (default: the product's latest).
     #[arg(long)]
     pub run: Option<String>,
-    #[arg(long)]
+    /// Answer yes to the confirmation (needed when not on a terminal).
+    #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
 }
 
 #[derive(Args)]
 pub struct RunsArgs {
-    #[arg(long, value_name = "FILE", global = true)]
+    /// Site config (TOML) whose runs to show.
+    #[arg(long, value_name = "FILE", global = true, env = "OPSHOST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -71,7 +75,10 @@ pub enum RunsCmd {
     /// Every run of the site, oldest first (the default).
     List,
     /// One run: where it stopped, what resume or rollback will do, its records.
-    Show { id: String },
+    Show {
+        /// The run's id (`opshost runs` lists them).
+        id: String,
+    },
 }
 
 /// The value, or print why the command refuses (nothing was changed) and exit 1.
@@ -878,7 +885,8 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
 pub struct ResumeArgs {
     /// The run to resume (see `opshost runs`).
     pub run: String,
-    #[arg(long, value_name = "FILE")]
+    /// Site config (TOML) the run belongs to.
+    #[arg(long, value_name = "FILE", env = "OPSHOST_CONFIG")]
     pub config: PathBuf,
     /// Answer yes to the confirmation. It never re-runs a call that may or may not have happened
     /// (see --rerun-in-doubt).
@@ -891,6 +899,7 @@ pub struct ResumeArgs {
     /// Resume even though the site config changed since the run started.
     #[arg(long)]
     pub allow_config_change: bool,
+    /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
 }
