@@ -197,3 +197,25 @@ fn environment_variables_stand_for_their_flags_and_help_shows_them() {
         assert!(t.contains(&format!("reading site config {}", missing.display())), "{args:?}: {t}");
     }
 }
+
+/// Shell completions and the man page come from the same command tree as --help.
+#[test]
+fn completions_and_man_page_cover_every_command() {
+    let o = opshost(&["completions", "bash"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for must in ["_opshost()", "upgrade", "rollback", "resume", "--rerun-in-doubt", "--config"] {
+        assert!(t.contains(must), "bash completions lack {must:?}");
+    }
+    let o = opshost(&["completions", "zsh"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("#compdef opshost"), "{}", text(&o));
+    let o = opshost(&["man"]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && t.contains(".TH opshost 1") && t.contains("opshost\\-upgrade(1)"), "{t}");
+    let dir = tempfile::tempdir().unwrap();
+    let o = opshost(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let upgrade = std::fs::read_to_string(dir.path().join("opshost-upgrade.1")).unwrap();
+    assert!(upgrade.contains("OPSHOST_CONFIG") && upgrade.contains("\\-\\-yes"), "{upgrade}");
+    assert!(dir.path().join("opshost-resume.1").exists() && dir.path().join("opshost.1").exists());
+}

@@ -61,6 +61,18 @@ pub enum Command {
     Sign(keys::SignArgs),
     /// Check a plugin's signature against trusted keys; exit 0 only when one verifies it.
     Verify(keys::VerifyArgs),
+    /// Shell completions on stdout, e.g. `opshost completions bash > /etc/bash_completion.d/opshost`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on stdout, e.g. `opshost man > /usr/local/share/man/man1/opshost.1`;
+    /// with --dir, one page per command written there (opshost.1, opshost-upgrade.1, …).
+    Man {
+        /// Write every command's page into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -76,6 +88,15 @@ impl Cli {
 
     pub fn plugins_dir(&self) -> PathBuf {
         self.plugins_dir.clone().unwrap_or_else(crate::registry::default_dir)
+    }
+}
+
+/// Generated text to stdout; a reader that stops early (`| head`) is no error.
+fn print_all(bytes: &[u8]) -> Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
     }
 }
 
@@ -107,6 +128,22 @@ pub fn main() -> i32 {
             Command::Key(c) => keys::key(c),
             Command::Sign(a) => keys::sign_cmd(a),
             Command::Verify(a) => keys::verify_cmd(&cli.trust, a),
+            Command::Completions { shell } => {
+                let mut out = Vec::new();
+                clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "opshost", &mut out);
+                print_all(&out)
+            }
+            Command::Man { dir: Some(dir) } => {
+                std::fs::create_dir_all(dir)?;
+                clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)?;
+                println!("man pages written to {}", dir.display());
+                Ok(0)
+            }
+            Command::Man { dir: None } => {
+                let mut out = Vec::new();
+                clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+                print_all(&out)
+            }
         }
     });
     match result {
