@@ -195,38 +195,38 @@ pub fn standing_above<'a>(history: &'a [RunMeta], id: &str) -> Vec<&'a RunMeta> 
     history[at + 1..].iter().filter(|m| m.status != RunStatus::RolledBack).collect()
 }
 
-/// A per-product lock file; removed on drop.
-pub struct Lock(PathBuf);
+/// A per-product lock: an exclusive lock (flock) on `<product>.lock` in the state dir, held for
+/// the command's life. The kernel releases it when the process ends, however it ends (crash,
+/// kill -9, reboot), so there is never a stale lock to remove by hand. The file names the pid.
+pub struct Lock(#[allow(dead_code)] std::fs::File);
 
 impl Lock {
     pub fn take(state_dir: &Path, product: &str) -> Result<Lock> {
         std::fs::create_dir_all(state_dir).with_context(|| format!("creating state dir {}", state_dir.display()))?;
         let path = state_dir.join(format!("{product}.lock"));
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())?;
-                    return Ok(Lock(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid: Option<u32> = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok());
-                    let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-                    if alive {
-                        anyhow::bail!("another opshost (pid {}) is working on {product}: wait for it, or check {}", pid.unwrap(), path.display());
-                    }
-                    // The holder died: its lock is stale.
-                    std::fs::remove_file(&path).ok();
-                }
-                Err(e) => return Err(e).with_context(|| format!("creating lock {}", path.display())),
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening the lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)?;
+                writeln!(&file, "{}", std::process::id())?;
+                Ok(Lock(file))
             }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                anyhow::bail!(
+                    "another opshost (pid {}) is working on {product}: wait for it to finish; its lock on {} goes when it exits",
+                    pid.trim(),
+                    path.display()
+                )
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
         }
-        anyhow::bail!("could not take the lock {}", path.display())
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -313,8 +313,16 @@ mod tests {
         Lock::take(d.path(), "odc").unwrap();
         drop(l);
         Lock::take(d.path(), "oms").unwrap();
-        // A lock left by a dead process is stale.
+        // A lock file left by a process that died holds no lock.
         std::fs::write(d.path().join("x.lock"), "4000000000\n").unwrap();
         Lock::take(d.path(), "x").unwrap();
+        // Nor does one whose holder was killed: the kernel released it.
+        // (flock -o: the lock stays with flock itself, not with the sleep it runs.)
+        let mut child = std::process::Command::new("flock").arg("-o").arg(d.path().join("y.lock")).arg("sleep").arg("30").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(Lock::take(d.path(), "y").is_err(), "flock(1) holds y.lock");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        Lock::take(d.path(), "y").unwrap();
     }
 }
