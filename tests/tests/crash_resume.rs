@@ -140,9 +140,13 @@ fn ctrl_c_stops_between_two_calls_and_the_run_resumes() {
         serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(&id).join("upgrade-calls.json")).unwrap()).unwrap();
     assert_eq!(calls.len(), 12, "the host started a call after Ctrl-C: {calls:?}");
 
+    let log = || std::fs::read_to_string(d.dir.path().join("state/runs").join(&id).join("run.log")).unwrap();
+    assert!(log().contains("END   stopped (stopped at the operator's request before"), "{}", log());
+
     let o = d.opshost(&["resume", &id, "--config", d.site.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(0), "resume: {}", text(&o));
     assert_eq!(latest_run(&d)["status"], "upgraded");
+    assert!(log().contains("RUN   resume of the upgrade") && log().contains("[replayed from the journal]") && log().ends_with("END   upgraded\n"), "{}", log());
     assert_eq!(mariadb(&format!("SELECT version FROM {rm}.oms_version")), "4.2.0");
     wait_until("new OMS healthy", || d.healthy());
 

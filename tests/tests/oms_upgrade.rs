@@ -118,11 +118,32 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
         assert!(std::fs::metadata(&f).map(|m| m.len() > 0).unwrap_or(false), "{}", f.display());
     }
 
+    // The run's log: what ran, each call with its duration, the notices, the outcome.
+    let log = || std::fs::read_to_string(d.dir.path().join("state/runs").join(&run_id).join("run.log")).unwrap();
+    let upgraded = log();
+    for must in [
+        "RUN   upgrade oms 4.1.1 -> 4.2.0 with oms-4.2.0",
+        "PLAN  stop old container: docker stop",
+        "CALL  #",
+        " docker.stop ",
+        " ms ",
+        "NOTE  OMS upgraded to 4.2.0",
+        "END   upgraded",
+    ] {
+        assert!(upgraded.contains(must), "run.log lacks {must:?}:\n{upgraded}");
+    }
+    assert!(upgraded.lines().all(|l| l.len() > 20 && l.as_bytes()[8] == b'-' && l[15..20].starts_with('.')), "every line is stamped:\n{upgraded}");
+
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(d.state(&d.new_name()), "exited");
     assert_restored(&d, &base);
     assert_eq!(objects(), "111", "the rollback lost the view, the trigger or the routine");
+    let rolled = log();
+    assert!(rolled.starts_with(&upgraded), "the rollback appends to the run's log");
+    for must in ["RUN   rollback oms 4.2.0 -> 4.1.1", " sql.restore-databases ", "NOTE  HA re-enabled; refetchStoreIntervalMin", "END   rolled back"] {
+        assert!(rolled[upgraded.len()..].contains(must), "run.log lacks {must:?} after the rollback:\n{rolled}");
+    }
     // A second rollback of the same run is refused.
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

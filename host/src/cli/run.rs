@@ -11,7 +11,7 @@ use crate::journal::{Journal, Replay};
 use crate::registry::{context_for, find_by_hash, find_route, Plugin};
 use crate::runs::{current_version, now_ms, standing_above, to_unwind, top, Lock, RouteRef, RunMeta, RunStatus, Runs};
 use crate::runtime::host_call::Faults;
-use crate::runtime::report::{Reporter, Terminal};
+use crate::runtime::report::{Reporter, RunLog, Tee, Terminal};
 use crate::runtime::state::RunEnv;
 use anyhow::Result;
 use clap::Args;
@@ -534,12 +534,16 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     }
     // A route continues the one the deployment stands on when it was cut short (e.g. resumed).
     let mut route = top(&history).and_then(|m| m.route.clone()).filter(|r| r.target == a.to);
+    let mut hop_plan = p;
     for (i, hop) in hops.iter().enumerate() {
         if i > 0 {
             println!("\n== hop {} of {}: {} -> {} ({}) ==", i + 1, hops.len(), hop.ctx.source_version, hop.ctx.target_version, hop.plugin.manifest.name);
             let (planned, _) = site.plan_hop(hop, reporter.clone(), a.yes).await?;
             match planned {
-                Ok(p) => super::plan::print_plan(&hop.plugin.manifest.name, &p),
+                Ok(p) => {
+                    super::plan::print_plan(&hop.plugin.manifest.name, &p);
+                    hop_plan = p;
+                }
                 Err(e) => {
                     eprintln!(
                         "the route stopped before hop {} ({} -> {}): its precheck refused ({}): {}",
@@ -575,13 +579,17 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
             route = Some(r);
         }
         let run_dir = site.runs.run_dir(&meta.id);
-        eprintln!("run {} (records in {})", meta.id, run_dir.display());
+        eprintln!("run {} (records in {}, log in run.log)", meta.id, run_dir.display());
+        let log = run_log(&run_dir, &format!("upgrade {} {} -> {} with {} ({})", meta.product, meta.source, meta.target, meta.plugin, meta.plugin_hash))?;
+        for step in hop_plan.steps.iter() {
+            log.line(&format!("PLAN  {}: {}", step.title, step.detail));
+        }
         let journal =
             Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?.limited_to(site.config.limits.max_journal_mb));
         let env = site.env(
             site.config.backup_dir.join(&meta.id),
             RunRecords::at(run_dir.join("records.json"))?,
-            reporter.clone(),
+            Arc::new(Tee(vec![reporter.clone(), log])),
             a.yes,
             &hop.grants,
             Some(journal),
@@ -597,6 +605,13 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         println!("route complete: {} {from} -> {} in {} hops", site.section, a.to, hops.len());
     }
     Ok(0)
+}
+
+/// The run's log (`run.log` in its folder), opened with a first line saying what starts.
+fn run_log(run_dir: &Path, what: &str) -> Result<Arc<RunLog>> {
+    let log = Arc::new(RunLog::open(&run_dir.join("run.log"))?);
+    log.line(&format!("RUN   {what}; opshost {} pid {}", env!("CARGO_PKG_VERSION"), std::process::id()));
+    Ok(log)
 }
 
 fn finish(
@@ -620,6 +635,15 @@ fn finish(
     };
     meta.status = if code == 0 { ok } else { failed };
     meta.error = error.clone();
+    if let Ok(log) = RunLog::open(&site.runs.run_dir(&meta.id).join("run.log")) {
+        let stopped =
+            crate::runtime::interrupt::stopped_before().map(|c| format!(" (stopped at the operator's request before {c}: resumable)")).unwrap_or_default();
+        log.line(&format!(
+            "END   {}{stopped}{}",
+            if stopped.is_empty() { meta.status.words() } else { "stopped" },
+            error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ));
+    }
     // Ctrl-C: the run stopped between two calls and stays resumable, not failed.
     if let (Some(call), Some(e)) = (crate::runtime::interrupt::stopped_before(), &error) {
         meta.status = if failed == RunStatus::UpgradeFailed { RunStatus::Upgrading } else { RunStatus::RollingBack };
@@ -744,11 +768,15 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         meta.status = RunStatus::RollingBack;
         site.runs.save(&meta)?;
         eprintln!("rolling back run {} ({} -> {})", meta.id, meta.source, meta.target);
+        let log = run_log(
+            &run_dir,
+            &format!("rollback {} {} -> {} with {} (journal {})", meta.product, meta.target, meta.source, meta.plugin, journal_path.display()),
+        )?;
         let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?.limited_to(site.config.limits.max_journal_mb));
         let env = site.env(
             site.config.backup_dir.join(&meta.id),
             RunRecords::at(run_dir.join("records.json"))?,
-            reporter.clone(),
+            Arc::new(Tee(vec![reporter.clone(), log])),
             a.yes,
             &hop.grants,
             Some(journal),
@@ -943,7 +971,8 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     for line in explain(&site_args, &meta, &run_dir) {
         eprintln!("{line}");
     }
-    let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
+    let log = run_log(&run_dir, &format!("resume of the {} in {} ({} {} -> {})", header.operation, path.display(), meta.product, meta.source, meta.target))?;
+    let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![Arc::new(Terminal::new(a.transcript, false)), log]));
     let mut env =
         site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
     env.rerun_in_doubt = a.rerun_in_doubt;

@@ -1,6 +1,6 @@
 //! Where a run's output goes: plugin logs, progress, notices and the call transcript. The
 //! terminal reporter prints for people (a progress bar for long waits); the silent one keeps
-//! stdout clean for `--json`.
+//! stdout clean for `--json`; [`RunLog`] keeps all of it, timestamped, in the run's folder.
 
 use crate::capabilities::services::Level;
 use crate::runtime::host_call::CallRecord;
@@ -96,5 +96,86 @@ impl Reporter for Terminal {
         let mark = if r.injected { " [injected]" } else { "" };
         let mark = if r.replayed { " [replayed]" } else { mark };
         eprintln!("    #{:<3} {:>6} ms  {} {} -> {}{mark}", r.seq, r.ms, r.call, short(&r.args, 160), short(&r.outcome, 200));
+    }
+}
+
+/// Every line of a run, timestamped (UTC), appended to `run.log` in its folder: plugin logs at
+/// every level, notices, progress at each tenth, each host call with its duration and outcome,
+/// and what the CLI says of the run. What an operator reads after a 3 a.m. failure.
+pub struct RunLog {
+    file: Mutex<std::fs::File>,
+    /// The last tenth of each progress label written.
+    tenths: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl RunLog {
+    pub fn open(path: &std::path::Path) -> anyhow::Result<RunLog> {
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| anyhow::anyhow!("opening the run log {}: {e}", path.display()))?;
+        Ok(RunLog { file: Mutex::new(file), tenths: Mutex::default() })
+    }
+
+    /// One line, stamped; a log that cannot be written does not stop the run.
+    pub fn line(&self, text: &str) {
+        use std::io::Write;
+        let ms = crate::runs::now_ms();
+        let stamp = crate::runs::stamp(ms);
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{stamp}.{:03}Z {}", ms % 1000, crate::text::one_line(text));
+    }
+}
+
+impl Reporter for RunLog {
+    fn log(&self, level: Level, message: &str) {
+        let tag = match level {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO ",
+            Level::Warn => "WARN ",
+            Level::Error => "ERROR",
+        };
+        self.line(&format!("{tag} {message}"));
+    }
+    fn progress(&self, done: u64, total: u64, label: &str) {
+        let tenth = if total == 0 { 10 } else { done.min(total) * 10 / total };
+        let mut seen = self.tenths.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(label) != Some(&tenth) {
+            seen.insert(label.to_string(), tenth);
+            self.line(&format!("PROGR {label}: {done}/{total}"));
+        }
+    }
+    fn notice(&self, message: &str) {
+        self.line(&format!("NOTE  {message}"));
+    }
+    fn call(&self, r: &CallRecord) {
+        let how = match r.outcome.get("error") {
+            Some(e) => format!("error {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")),
+            None => "ok".to_string(),
+        };
+        let mark = if r.replayed {
+            " [replayed from the journal]"
+        } else if r.injected {
+            " [injected]"
+        } else {
+            ""
+        };
+        self.line(&format!("CALL  #{} {} {} ms {} {}{mark}", r.seq, r.call, r.ms, short(&r.args, 400), how));
+    }
+}
+
+/// Several reporters as one (the terminal and the run log).
+pub struct Tee(pub Vec<std::sync::Arc<dyn Reporter>>);
+
+impl Reporter for Tee {
+    fn log(&self, level: Level, message: &str) {
+        self.0.iter().for_each(|r| r.log(level, message));
+    }
+    fn progress(&self, done: u64, total: u64, label: &str) {
+        self.0.iter().for_each(|r| r.progress(done, total, label));
+    }
+    fn notice(&self, message: &str) {
+        self.0.iter().for_each(|r| r.notice(message));
+    }
+    fn call(&self, record: &CallRecord) {
+        self.0.iter().for_each(|r| r.call(record));
     }
 }
