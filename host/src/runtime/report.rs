@@ -136,7 +136,7 @@ impl Reporter for RunLog {
         self.line(&format!("{tag} {message}"));
     }
     fn progress(&self, done: u64, total: u64, label: &str) {
-        let tenth = if total == 0 { 10 } else { done.min(total) * 10 / total };
+        let tenth = (done.min(total) * 10).checked_div(total).unwrap_or(10);
         let mut seen = self.tenths.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get(label) != Some(&tenth) {
             seen.insert(label.to_string(), tenth);
