@@ -87,6 +87,27 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$RUN_DIR/cargo-test.log"
 status=${PIPESTATUS[0]}
 set -e
 
+log "the README's stand-in site, its commands run as written (tests/standin-site.sh)"
+site_status=0
+readme_cmds=$(awk '/^bash tests\/standin-site.sh up/,/^bash tests\/standin-site.sh down/' README.md)
+[ -n "$readme_cmds" ] || { echo "README.md lost its stand-in site commands" >&2; site_status=1; }
+if [ -n "$readme_cmds" ]; then
+  # Line by line as an operator types them; the README's directory is replaced by one of this
+  # run's, and the images already built are reused.
+  site_dir="$RUN_DIR/standin"
+  export STANDIN_IMAGES="$RUN_DIR/images"
+  while IFS= read -r line; do
+    line=${line%%#*}
+    [ -n "${line// /}" ] || continue
+    line=${line//\/tmp\/opshost-standin/$site_dir}
+    echo "+ $line"
+    eval "$line" || { echo "stand-in site: this README command failed: $line" >&2; site_status=1; break; }
+  done <<<"$readme_cmds"
+  bash tests/standin-site.sh down "$site_dir" >/dev/null 2>&1 || true
+fi
+[ "$site_status" = 0 ] && echo "stand-in site: plan, upgrade, rollback passed" || echo "stand-in site: FAILED" >&2
+[ "$status" = 0 ] && status=$site_status
+
 log "scenarios through the CLI, as a plugin author runs them"
 # Every plugin crate with a scenarios/ folder; the crate directory oms-4.2.0 builds oms_4_2_0.wasm.
 for dir in plugins/*/scenarios/; do

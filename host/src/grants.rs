@@ -156,7 +156,18 @@ impl Grants {
             .map(|(cap, pattern)| {
                 let granted: Vec<&String> = match &self.granted {
                     None => return format!("needs {cap} {pattern}: granted (no site grants: fake host)"),
-                    Some(t) => t.get(cap).map(|ps| ps.iter().filter(|p| matches(pattern, p) || matches(p, pattern)).collect()).unwrap_or_default(),
+                    // A node-qualified docker grant (`local/oms_411`) answers a need by its name.
+                    Some(t) => t
+                        .get(cap)
+                        .map(|ps| {
+                            ps.iter()
+                                .filter(|p| {
+                                    let p = if cap == "docker" { p.rsplit_once('/').map_or(p.as_str(), |(_, name)| name) } else { p.as_str() };
+                                    matches(pattern, p) || matches(p, pattern)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 };
                 if granted.is_empty() {
                     format!("needs {cap} {pattern}: NOT granted (add to {cap} in [grants.\"{}\"])", self.plugin)
@@ -191,6 +202,14 @@ mod tests {
             ("sql".into(), vec!["metadb/rm_411".into(), "metadb/cm_*".into()]),
             ("console".into(), vec!["ha.config".into(), "servers".into()]),
         ])
+    }
+
+    #[test]
+    fn the_plan_counts_a_node_qualified_docker_grant_as_granted() {
+        let mut site = site();
+        site.insert("docker".into(), vec!["local/oms_411".into()]);
+        let lines = Grants::new(&manifest(), Some(site)).describe();
+        assert!(lines.iter().any(|l| l == "needs docker oms_*: granted local/oms_411"), "{lines:?}");
     }
 
     #[test]

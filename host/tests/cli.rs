@@ -44,6 +44,7 @@ fn demo_upgrades_then_restores_the_oms() {
     ] {
         assert!(t.contains(must), "demo output lacks {must:?}:\n{t}");
     }
+    assert_eq!(t.matches("notice: OMS upgraded to 4.2.0").count(), 1, "each notice is printed once:\n{t}");
 }
 
 #[test]

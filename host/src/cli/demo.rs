@@ -89,9 +89,7 @@ fn print_step(step: &StepReport) {
         None => println!("{} finished ({} host calls)", step.step, step.calls.len()),
         Some(e) => println!("{} failed ({}): {}", step.step, e.kind(), e.message()),
     }
-    for n in &step.notices {
-        println!("  notice: {n}");
-    }
+    // Notices were printed as they came (the terminal reporter).
     for c in step.checks.iter().filter(|c| !c.ok) {
         println!("  FAIL {}: {}", c.what, c.detail);
     }

@@ -624,12 +624,8 @@ fn finish(
 ) -> Result<i32> {
     meta.finished_ms = Some(now_ms());
     let (code, error) = match outcome {
-        Ok((Ok(()), notices)) => {
-            for n in notices {
-                println!("notice: {n}");
-            }
-            (0, None)
-        }
+        // The notices were printed as they came (the terminal reporter): once is enough.
+        Ok((Ok(()), _notices)) => (0, None),
         Ok((Err(e), _)) => (1, Some(format!("{}: {}", e.kind(), e.message()))),
         Err(trap) => (1, Some(format!("the plugin stopped: {trap:#}"))),
     };

@@ -58,7 +58,7 @@ pub fn recorded_before() -> Result<Option<String>> {
 /// Seed step 8: HA back as it was. If it was on: enable it and make the store refetch window
 /// cover the downtime: `perceiveStoreClientCheckpoint` when `catch_up` is "checkpoint", otherwise
 /// `refetchStoreIntervalMin` > (T2 − T1) minutes, with `margin_min` to spare (the vendor's FAQ
-/// advises the downtime and 30 minutes). Returns a line for the operator, if any.
+/// advises the downtime and 30 minutes). Returns a line for the operator (a notice), if any.
 pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str, margin_min: u64) -> Result<Option<String>> {
     let Some(before) = recorded_before()? else { return Ok(None) };
     if !is_enabled(&before)? {
@@ -68,7 +68,6 @@ pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str, margin_min:
     let (value, note) = enable_covering(&before, t2_ms.saturating_sub(t1_ms), "T2 − T1", catch_up, margin_min)?;
     console::set_parameter(PARAM, &value).within("turning HA back on")?;
     record("ha.t2", &t2_ms)?;
-    info(&note);
     Ok(Some(note))
 }
 
@@ -91,7 +90,6 @@ pub fn restore_after_rollback(t1_ms: Option<u64>, now_ms: u64, catch_up: &str, m
     if current()?.as_deref() != Some(value.as_str()) {
         console::set_parameter(PARAM, &value).within("turning HA back on after the rollback")?;
     }
-    info(&note);
     Ok(Some(note))
 }
 
