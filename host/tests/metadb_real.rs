@@ -317,6 +317,25 @@ async fn a_metadb_that_is_down_gets_one_clear_error() {
     }
 }
 
+/// A wrong password names where the password came from (an environment variable or a file),
+/// not "the site config", which holds none.
+#[tokio::test]
+async fn a_wrong_password_names_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metadb.pw");
+    std::fs::write(&file, "not-the-password").unwrap();
+    let mut c = metadb();
+    c.password_env = None;
+    c.password_file = Some(file.clone());
+    let s = MysqlSql::new(&std::collections::BTreeMap::from([("metadb".to_string(), c)]), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    match s.database_exists("metadb", "rm_411").await {
+        Err(Error::Failed(m)) => {
+            assert!(m.contains("Access denied") && m.contains(&format!("check the user in [metadb.metadb] and the password in {}", file.display())), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A database big enough to be read by two connections in key ranges: the dump and checksum
 /// equal a one-connection read's, the stock client restores the dump, and the server's own
 /// CHECKSUM TABLE agrees. Keys with gaps and negatives, a table without an integer key and an

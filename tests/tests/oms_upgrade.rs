@@ -84,6 +84,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("site policy deny_privileged") && t.contains("clear the browser cache"), "{t}");
     assert_eq!(t.matches("clear the browser cache before you log on").count(), 1, "each notice is printed once:\n{t}");
+    assert!(t.contains("still says version = \"4.1.1\" for oms; opshost knows it is at 4.2.0"), "{t}");
     // The plan said what the backup would hold, and how the server would be read and restored.
     assert!(t.contains(&format!("backup of {rm}: ")) && t.contains("1 views, 1 triggers, 1 procedures, 0 functions, 0 events"), "{t}");
     assert!(t.contains("MetaDB metadb: MariaDB") && t.contains("every restore is verified by checksum"), "{t}");

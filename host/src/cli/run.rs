@@ -604,6 +604,17 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     if hops.len() > 1 {
         println!("route complete: {} {from} -> {} in {} hops", site.section, a.to, hops.len());
     }
+    if site.product.version != a.to {
+        eprintln!(
+            "note: {} still says version = \"{}\" for {}; opshost knows it is at {} from its runs, and a rollback returns it to {}. Set version = \"{}\" there once you keep this version",
+            site.path.display(),
+            site.product.version,
+            site.section,
+            a.to,
+            site.product.version,
+            a.to
+        );
+    }
     Ok(0)
 }
 

@@ -317,6 +317,9 @@ async fn evaluate(
     for text in &e.notices_contain {
         check(checks, format!("notice contains {text:?}"), notices.iter().any(|n| n.contains(text.as_str())), notices.join(" | "));
     }
+    for text in &e.notices_absent {
+        check(checks, format!("no notice contains {text:?}"), !notices.iter().any(|n| n.contains(text.as_str())), notices.join(" | "));
+    }
     if !e.plan_contains.is_empty() {
         let words = plan.map(|p| {
             p.findings

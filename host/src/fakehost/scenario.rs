@@ -108,6 +108,9 @@ pub struct Expect {
     pub queries: Vec<QueryExpect>,
     #[serde(default)]
     pub notices_contain: Vec<String>,
+    /// Text no notice may contain.
+    #[serde(default)]
+    pub notices_absent: Vec<String>,
     /// Text the plan's findings or steps must contain.
     #[serde(default)]
     pub plan_contains: Vec<String>,

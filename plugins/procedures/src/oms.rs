@@ -648,7 +648,14 @@ impl OmsHop {
             info(if old.len() > 1 { format!("old container {} on node {node}: {how}", spec.name) } else { format!("old container {}: {how}", spec.name) });
         }
         if !old.is_empty() {
-            match new.as_slice() {
+            // Only those that exist: a run that failed at `docker run` recorded a name it never made.
+            let mut kept = Vec::new();
+            for (node, name) in &new {
+                if container::inspect(node, name)?.is_some() {
+                    kept.push((node.clone(), name.clone()));
+                }
+            }
+            match kept.as_slice() {
                 [] => {}
                 [(_, name)] => host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again")),
                 many => {

@@ -103,6 +103,8 @@ struct Metadb {
     opts: Opts,
     /// "user@host:port", for messages.
     addr: String,
+    /// Where the password comes from, for messages ("the environment variable X", "the file Y").
+    password_from: String,
     size: usize,
     load_data: bool,
     /// Where the bulk reader connects; None when it is off.
@@ -185,6 +187,11 @@ impl MysqlSql {
                 pool: Pool::new(opts.clone()),
                 opts,
                 addr: format!("{}@{}:{}", c.user, c.host, c.port),
+                password_from: match (&c.password_env, &c.password_file) {
+                    (Some(var), _) => format!("the password in the environment variable {var}"),
+                    (None, Some(file)) => format!("the password in {}", file.display()),
+                    (None, None) => "the user (no password is configured)".to_string(),
+                },
                 size: c.max_connections.max(1),
                 load_data: c.load_data,
                 wire,
@@ -248,13 +255,18 @@ impl MysqlSql {
     }
 
     async fn conn(&self, connection: &str) -> Result<Conn, Error> {
-        let Metadb { pool, addr, .. } = self
+        let Metadb { pool, addr, password_from, .. } = self
             .pools
             .get(connection)
             .ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
-        pool.get_conn()
-            .await
-            .map_err(|e| failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; check that it is up and the credentials in the site config")))
+        pool.get_conn().await.map_err(|e| {
+            let check = if e.to_string().contains("Access denied") {
+                format!("check the user in [metadb.{connection}] and {password_from}")
+            } else {
+                format!("check that it is up and reachable at host/port in [metadb.{connection}]")
+            };
+            failed(format!("cannot connect to MetaDB {connection} ({addr}): {e}; {check}"))
+        })
     }
 
     async fn conn_in(&self, connection: &str, database: &str) -> Result<Conn, Error> {
