@@ -275,3 +275,47 @@ fn a_backup_that_would_not_fit_is_refused_before_anything_changes() {
         assert!(d.runs().as_array().unwrap().is_empty(), "a run was started: {t}");
     }
 }
+
+/// `--json` on upgrade and rollback: stdout is only JSON lines of schema 1 (the plan, the run,
+/// every call, the notices, the outcome), the human text goes to stderr; `--json` without
+/// `--yes` is refused before anything happens.
+#[test]
+fn upgrade_and_rollback_stream_json_lines() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("json", &[], 18097);
+    let site = d.site.to_str().unwrap().to_string();
+    let events = |o: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+            .inspect(|v| assert_eq!(v["v"], 1, "{v}"))
+            .collect()
+    };
+    let kinds = |ev: &[serde_json::Value]| -> Vec<String> { ev.iter().map(|v| v["event"].as_str().unwrap().to_string()).collect() };
+
+    let o = d.opshost(&["upgrade", "--config", &site, "--product", "oms", "--to", "4.2.0", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--json needs --yes"), "{}", text(&o));
+    assert!(d.runs().as_array().unwrap().is_empty(), "refused, yet a run started");
+
+    let o = d.opshost(&["upgrade", "--config", &site, "--product", "oms", "--to", "4.2.0", "--yes", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = events(&o);
+    let k = kinds(&ev);
+    // The plan's read-only calls, then the plan, the run, its calls and events, the outcome.
+    let p = k.iter().position(|e| e != "call").unwrap();
+    assert_eq!((k[p].as_str(), k[p + 1].as_str(), k.last().map(String::as_str)), ("plan", "run", Some("outcome")), "{k:?}");
+    assert!(ev[p]["plan"]["steps"].as_array().unwrap().iter().any(|s| s["title"] == "stop old container"), "{}", ev[p]);
+    let stop = ev.iter().find(|v| v["event"] == "call" && v["call"] == "docker.stop").expect("a docker.stop call event");
+    assert_eq!((stop["ok"].as_bool(), stop["ms"].is_u64()), (Some(true), true), "{stop}");
+    assert!(ev.iter().any(|v| v["event"] == "notice" && v["message"].as_str().unwrap().contains("clear the browser cache")), "{k:?}");
+    let out = ev.last().unwrap();
+    assert_eq!((out["status"].as_str(), out["error"].is_null(), out["run"].as_str()), (Some("upgraded"), true, ev[p + 1]["run"].as_str()), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Upgrade steps:"), "the human plan goes to stderr");
+
+    let o = d.opshost(&["rollback", "--config", &site, "--product", "oms", "-y", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = events(&o);
+    assert!(ev.iter().any(|v| v["event"] == "call" && v["call"] == "sql.restore-databases" && v["ok"] == true), "{:?}", kinds(&ev));
+    assert_eq!(ev.last().unwrap()["status"], "rolled-back", "{}", ev.last().unwrap());
+}

@@ -1,6 +1,7 @@
 //! The `opshost` command line: one file per subcommand.
 
 mod demo;
+pub mod events;
 mod keys;
 mod plan;
 mod plugin_new;

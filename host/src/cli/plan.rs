@@ -70,17 +70,17 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
 }
 
 pub fn print_plan(plugin: &str, plan: &Plan) {
-    println!("Plan of {plugin}");
-    println!("Found:");
+    super::events::say!("Plan of {plugin}");
+    super::events::say!("Found:");
     for f in &plan.findings {
-        println!("  - {f}");
+        super::events::say!("  - {f}");
     }
-    println!("Upgrade steps:");
+    super::events::say!("Upgrade steps:");
     for (i, s) in plan.steps.iter().enumerate() {
-        println!("  {:>2}. {:<20} {} {}", i + 1, s.title, if s.changes { "[changes]  " } else { "[read-only]" }, s.detail);
+        super::events::say!("  {:>2}. {:<20} {} {}", i + 1, s.title, if s.changes { "[changes]  " } else { "[read-only]" }, s.detail);
     }
-    println!("Rollback, if needed:");
+    super::events::say!("Rollback, if needed:");
     for (i, s) in plan.rollback.iter().enumerate() {
-        println!("  {:>2}. {:<20} {}", i + 1, s.title, s.detail);
+        super::events::say!("  {:>2}. {:<20} {}", i + 1, s.title, s.detail);
     }
 }

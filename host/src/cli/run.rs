@@ -1,5 +1,6 @@
 //! `opshost upgrade|rollback|runs` on a real deployment described by the site config.
 
+use super::events::{emit, say, JsonLines};
 use super::Cli;
 use crate::bindings::Context;
 use crate::capabilities::services::{RunRecords, Services, SystemServices};
@@ -41,6 +42,9 @@ pub struct UpgradeArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
+    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -56,6 +60,9 @@ pub struct RollbackArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
+    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -421,12 +428,12 @@ fn print_route(product: &str, hops: &[Hop]) {
     if hops.len() < 2 {
         return;
     }
-    println!("Route for {product}: {} hops, each with its own run and MetaDB backup", hops.len());
+    say!("Route for {product}: {} hops, each with its own run and MetaDB backup", hops.len());
     for (i, h) in hops.iter().enumerate() {
-        println!("  {}. {} -> {}  with plugin {}", i + 1, h.ctx.source_version, h.ctx.target_version, h.plugin.manifest.name);
+        say!("  {}. {} -> {}  with plugin {}", i + 1, h.ctx.source_version, h.ctx.target_version, h.plugin.manifest.name);
     }
-    println!("Hops after the first are prechecked and planned when the hop before them has finished.");
-    println!();
+    say!("Hops after the first are prechecked and planned when the hop before them has finished.");
+    say!();
 }
 
 /// Show the route and the first hop's plan on the real deployment (read-only).
@@ -511,7 +518,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     }
     let from = current_version(&site.product.version, &history);
     let hops = or_refuse!(site.route(cli, &runtime, &from, &a.to).await?);
-    let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
+    let reporter = console_reporter(a.transcript, a.json, a.yes)?;
     // Plan first: prechecks on the real deployment, nothing changes.
     let (planned, plan_env) = site.plan_hop(&hops[0], reporter.clone(), a.yes).await?;
     let p = match planned {
@@ -523,6 +530,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     };
     print_route(&site.section, &hops);
     super::plan::print_plan(&hops[0].plugin.manifest.name, &p);
+    emit_plan(1, hops.len(), &hops[0], &p);
     let question = if hops.len() > 1 {
         format!("Upgrade {} {from} -> {} in {} hops now? The steps marked [changes] will run; each later hop is prechecked first and the route stops at the first refusal.", site.section, a.to, hops.len())
     } else {
@@ -537,11 +545,12 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
     let mut hop_plan = p;
     for (i, hop) in hops.iter().enumerate() {
         if i > 0 {
-            println!("\n== hop {} of {}: {} -> {} ({}) ==", i + 1, hops.len(), hop.ctx.source_version, hop.ctx.target_version, hop.plugin.manifest.name);
+            say!("\n== hop {} of {}: {} -> {} ({}) ==", i + 1, hops.len(), hop.ctx.source_version, hop.ctx.target_version, hop.plugin.manifest.name);
             let (planned, _) = site.plan_hop(hop, reporter.clone(), a.yes).await?;
             match planned {
                 Ok(p) => {
                     super::plan::print_plan(&hop.plugin.manifest.name, &p);
+                    emit_plan(i + 1, hops.len(), hop, &p);
                     hop_plan = p;
                 }
                 Err(e) => {
@@ -580,6 +589,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         }
         let run_dir = site.runs.run_dir(&meta.id);
         eprintln!("run {} (records in {}, log in run.log)", meta.id, run_dir.display());
+        emit("run", serde_json::json!({ "run": meta.id, "operation": "upgrade", "dir": run_dir }));
         let log = run_log(&run_dir, &format!("upgrade {} {} -> {} with {} ({})", meta.product, meta.source, meta.target, meta.plugin, meta.plugin_hash))?;
         for step in hop_plan.steps.iter() {
             log.line(&format!("PLAN  {}: {}", step.title, step.detail));
@@ -602,7 +612,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         }
     }
     if hops.len() > 1 {
-        println!("route complete: {} {from} -> {} in {} hops", site.section, a.to, hops.len());
+        say!("route complete: {} {from} -> {} in {} hops", site.section, a.to, hops.len());
     }
     if site.product.version != a.to {
         eprintln!(
@@ -616,6 +626,25 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The terminal (stderr), and under `--json` the event stream too. `--json` needs `--yes`: no one
+/// answers a prompt in a script.
+fn console_reporter(transcript: bool, json: bool, yes: bool) -> Result<Arc<dyn Reporter>> {
+    if !json {
+        return Ok(Arc::new(Terminal::new(transcript, false)));
+    }
+    anyhow::ensure!(yes, "--json needs --yes: a script cannot answer the confirmation");
+    super::events::enable();
+    Ok(Arc::new(Tee(vec![Arc::new(Terminal::new(transcript, false)), Arc::new(JsonLines)])))
+}
+
+/// The plan event of `--json`.
+fn emit_plan(hop: usize, of: usize, h: &Hop, plan: &crate::bindings::Plan) {
+    emit(
+        "plan",
+        serde_json::json!({ "hop": hop, "of": of, "plugin": h.plugin.manifest.name, "source": h.ctx.source_version, "target": h.ctx.target_version, "plan": plan }),
+    );
 }
 
 /// The run's log (`run.log` in its folder), opened with a first line saying what starts.
@@ -652,6 +681,13 @@ fn finish(
         ));
     }
     // Ctrl-C: the run stopped between two calls and stays resumable, not failed.
+    let stopped = crate::runtime::interrupt::stopped_before().filter(|_| error.is_some());
+    let status = match &stopped {
+        Some(_) if failed == RunStatus::UpgradeFailed => RunStatus::Upgrading,
+        Some(_) => RunStatus::RollingBack,
+        None => meta.status,
+    };
+    emit("outcome", serde_json::json!({ "run": meta.id, "status": status, "error": error, "stopped_before": stopped }));
     if let (Some(call), Some(e)) = (crate::runtime::interrupt::stopped_before(), &error) {
         meta.status = if failed == RunStatus::UpgradeFailed { RunStatus::Upgrading } else { RunStatus::RollingBack };
         meta.finished_ms = None;
@@ -666,7 +702,7 @@ fn finish(
     }
     site.runs.save(&meta)?;
     match (error, meta.status) {
-        (None, s) => println!("run {}: {}", meta.id, s.words()),
+        (None, s) => say!("run {}: {}", meta.id, s.words()),
         (Some(e), RunStatus::UpgradeFailed) => {
             eprintln!("run {}: upgrade failed: {e}", meta.id);
             match &meta.route {
@@ -740,7 +776,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         let grants = or_refuse!(site.grants(&plugin));
         prepared.push(Hop { plugin, ctx, grants });
     }
-    let reporter: Arc<dyn Reporter> = Arc::new(Terminal::new(a.transcript, false));
+    let reporter = console_reporter(a.transcript, a.json, a.yes)?;
     let question = if runs.len() == 1 {
         let m = &runs[0];
         format!(
@@ -754,9 +790,9 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
             m.source
         )
     } else {
-        println!("Rollback of the route {} -> {}, newest hop first:", runs.last().unwrap().source, runs[0].target);
+        say!("Rollback of the route {} -> {}, newest hop first:", runs.last().unwrap().source, runs[0].target);
         for (i, m) in runs.iter().enumerate() {
-            println!("  {}. run {}: {} -> {} ({}), back to {}", i + 1, m.id, m.source, m.target, m.status.words(), m.source);
+            say!("  {}. run {}: {} -> {} ({}), back to {}", i + 1, m.id, m.source, m.target, m.status.words(), m.source);
         }
         format!(
             "Roll back these {} runs: restore each hop's MetaDB backups and containers, ending at {} {}?",
@@ -775,6 +811,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         meta.status = RunStatus::RollingBack;
         site.runs.save(&meta)?;
         eprintln!("rolling back run {} ({} -> {})", meta.id, meta.source, meta.target);
+        emit("run", serde_json::json!({ "run": meta.id, "operation": "rollback", "dir": run_dir }));
         let log = run_log(
             &run_dir,
             &format!("rollback {} {} -> {} with {} (journal {})", meta.product, meta.target, meta.source, meta.plugin, journal_path.display()),
@@ -937,6 +974,9 @@ pub struct ResumeArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
+    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
@@ -979,7 +1019,8 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         eprintln!("{line}");
     }
     let log = run_log(&run_dir, &format!("resume of the {} in {} ({} {} -> {})", header.operation, path.display(), meta.product, meta.source, meta.target))?;
-    let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![Arc::new(Terminal::new(a.transcript, false)), log]));
+    let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![console_reporter(a.transcript, a.json, a.yes)?, log]));
+    emit("run", serde_json::json!({ "run": meta.id, "operation": "resume", "dir": run_dir }));
     let mut env =
         site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
     env.rerun_in_doubt = a.rerun_in_doubt;
@@ -992,7 +1033,7 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
         let route = meta.route.clone().filter(|r| r.target != meta.target);
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &sa)?;
         if let (0, Some(r)) = (code, route) {
-            println!(
+            say!(
                 "this run is one hop of the route to {}: continue it with opshost upgrade --config {} --product {} --to {}",
                 r.target,
                 a.config.display(),
