@@ -192,6 +192,16 @@ fn bad_input_is_refused_before_anything_changes() {
         ("no grants at all", good.replace("[grants.\"oms-4.2.0\"]", "[grants.\"some-other-plugin\"]"), "the site config grants plugin oms-4.2.0 nothing"),
         ("MetaDB down", good.replace(&format!("port = {}", db_conn().port), "port = 1"), "cannot connect to MetaDB metadb"),
         ("unknown parameter", good.replace("poll_interval_s = \"1\"", "poll_intreval_s = \"1\""), "has no parameter poll_intreval_s"),
+        (
+            "archive not there",
+            good.replace("image_archive = \"", "image_archive = \"/nonexistent").replace("image-archive = [\"", "image-archive = [\"/nonexistent"),
+            "image_archive = \"/nonexistent",
+        ),
+        (
+            "database not there",
+            good.replace(&format!("cm_hb_db = \"{hb}\""), "cm_hb_db = \"cm_hb_nowhere\""),
+            "cm_hb_db = \"cm_hb_nowhere\" in [products.oms.parameters]",
+        ),
     ];
     for (what, config, message) in cases {
         std::fs::write(&d.site, config).unwrap();

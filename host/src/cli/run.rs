@@ -268,8 +268,13 @@ impl Site {
     async fn plan_hop(&self, hop: &Hop, reporter: Arc<dyn Reporter>, yes: bool) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
         let scratch = tempfile_dir()?;
         let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
-        // The operator's own input first: a container the site config names must exist.
-        if let Err(refusal) = self.named_containers_exist(&env, &hop.ctx).await {
+        // The operator's own input first: a container, archive or database the site config
+        // names must exist.
+        let named = match self.named_containers_exist(&env, &hop.ctx).await {
+            Ok(()) => self.named_files_and_databases_exist(&env, &hop.ctx).await,
+            refused => refused,
+        };
+        if let Err(refusal) = named {
             let _ = std::fs::remove_dir_all(&scratch);
             return Ok((Err(crate::bindings::Error::InvalidInput(refusal)), env));
         }
@@ -371,6 +376,43 @@ impl Site {
                     self.path.display(),
                     shown.join(", ")
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The config table a parameter of this hop is written in, for messages.
+    fn table_of(&self, key: &str, target: &str) -> String {
+        if self.product.hops.get(target).is_some_and(|h| h.contains_key(key)) {
+            format!("[products.{}.hops.\"{target}\"]", self.section)
+        } else {
+            format!("[products.{}.parameters]", self.section)
+        }
+    }
+
+    /// Every image archive (`image_archive`, `*_archive`) the operator wrote is a readable file
+    /// here, and every database (`*_db`) exists on the MetaDB connection (`connection`, else the
+    /// only one): caught now, with the config line named, not by a plugin half way.
+    async fn named_files_and_databases_exist(&self, env: &RunEnv, ctx: &Context) -> Result<(), String> {
+        let written = self.product.parameters_for(&ctx.target_version);
+        let at = |key: &str| format!("{} of {}", self.table_of(key, &ctx.target_version), self.path.display());
+        for (key, path) in written.iter().filter(|(k, _)| k.as_str() == "image_archive" || k.ends_with("_archive")) {
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(format!(
+                    "{key} = {path:?} in {}: {e}; correct the path there (the archive must be on this host: opshost streams it to the engine)",
+                    at(key)
+                ));
+            }
+        }
+        let connection = match written.get("connection") {
+            Some(c) => c.clone(),
+            None if self.config.metadb.len() == 1 => self.config.metadb.keys().next().cloned().unwrap_or_default(),
+            None => return Ok(()),
+        };
+        for (key, db) in written.iter().filter(|(k, _)| k.ends_with("_db")) {
+            // A MetaDB that cannot be reached is reported by the checks after this one.
+            if let Ok(false) = env.caps.sql.database_exists(&connection, db).await {
+                return Err(format!("{key} = {db:?} in {} names no database on MetaDB connection {connection}: correct it there", at(key)));
             }
         }
         Ok(())
