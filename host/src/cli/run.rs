@@ -381,6 +381,14 @@ impl Site {
         Ok(())
     }
 
+    /// The environment of a journaled operation (an upgrade or a rollback) of `meta`'s run: a new
+    /// journal at `journal`, the run's records and backup folder.
+    fn journaled_env(&self, meta: &RunMeta, journal: &Path, operation: &str, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants) -> Result<RunEnv> {
+        let journal = Arc::new(Journal::create(journal, self.header(meta, operation)?)?.limited_to(self.config.limits.max_journal_mb));
+        let records = RunRecords::at(self.runs.run_dir(&meta.id).join("records.json"))?;
+        self.env(self.config.backup_dir.join(&meta.id), records, reporter, yes, grants, Some(journal))
+    }
+
     /// The config table a parameter of this hop is written in, for messages.
     fn table_of(&self, key: &str, target: &str) -> String {
         if self.product.hops.get(target).is_some_and(|h| h.contains_key(key)) {
@@ -636,16 +644,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         for step in hop_plan.steps.iter() {
             log.line(&format!("PLAN  {}: {}", step.title, step.detail));
         }
-        let journal =
-            Arc::new(Journal::create(&run_dir.join("upgrade.journal"), site.header(&meta, "upgrade")?)?.limited_to(site.config.limits.max_journal_mb));
-        let env = site.env(
-            site.config.backup_dir.join(&meta.id),
-            RunRecords::at(run_dir.join("records.json"))?,
-            Arc::new(Tee(vec![reporter.clone(), log])),
-            a.yes,
-            &hop.grants,
-            Some(journal),
-        )?;
+        let env = site.journaled_env(&meta, &run_dir.join("upgrade.journal"), "upgrade", Arc::new(Tee(vec![reporter.clone(), log])), a.yes, &hop.grants)?;
         let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "upgrade-calls.json");
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)?;
@@ -858,15 +857,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
             &run_dir,
             &format!("rollback {} {} -> {} with {} (journal {})", meta.product, meta.target, meta.source, meta.plugin, journal_path.display()),
         )?;
-        let journal = Arc::new(Journal::create(&journal_path, site.header(&meta, "rollback")?)?.limited_to(site.config.limits.max_journal_mb));
-        let env = site.env(
-            site.config.backup_dir.join(&meta.id),
-            RunRecords::at(run_dir.join("records.json"))?,
-            Arc::new(Tee(vec![reporter.clone(), log])),
-            a.yes,
-            &hop.grants,
-            Some(journal),
-        )?;
+        let env = site.journaled_env(&meta, &journal_path, "rollback", Arc::new(Tee(vec![reporter.clone(), log])), a.yes, &hop.grants)?;
         let outcome = hop.plugin.loaded.rollback(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "rollback-calls.json");
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)?;
