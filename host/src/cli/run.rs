@@ -710,27 +710,25 @@ fn finish(
         Ok((Err(e), _)) => (1, Some(format!("{}: {}", e.kind(), e.message()))),
         Err(trap) => (1, Some(format!("the plugin stopped: {trap:#}"))),
     };
-    meta.status = if code == 0 { ok } else { failed };
+    // Ctrl-C: the run stopped between two calls and keeps its in-progress status (resumable),
+    // not failed.
+    let stopped = crate::runtime::interrupt::stopped_before().filter(|_| error.is_some());
+    meta.status = match (&stopped, code) {
+        (Some(_), _) if failed == RunStatus::UpgradeFailed => RunStatus::Upgrading,
+        (Some(_), _) => RunStatus::RollingBack,
+        (None, 0) => ok,
+        (None, _) => failed,
+    };
     meta.error = error.clone();
     if let Ok(log) = RunLog::open(&site.runs.run_dir(&meta.id).join("run.log")) {
-        let stopped =
-            crate::runtime::interrupt::stopped_before().map(|c| format!(" (stopped at the operator's request before {c}: resumable)")).unwrap_or_default();
-        log.line(&format!(
-            "END   {}{stopped}{}",
-            if stopped.is_empty() { meta.status.words() } else { "stopped" },
-            error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-        ));
+        let how = match &stopped {
+            Some(call) => format!("stopped (stopped at the operator's request before {call}: resumable)"),
+            None => meta.status.words().to_string(),
+        };
+        log.line(&format!("END   {how}{}", error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()));
     }
-    // Ctrl-C: the run stopped between two calls and stays resumable, not failed.
-    let stopped = crate::runtime::interrupt::stopped_before().filter(|_| error.is_some());
-    let status = match &stopped {
-        Some(_) if failed == RunStatus::UpgradeFailed => RunStatus::Upgrading,
-        Some(_) => RunStatus::RollingBack,
-        None => meta.status,
-    };
-    emit("outcome", serde_json::json!({ "run": meta.id, "status": status, "error": error, "stopped_before": stopped }));
-    if let (Some(call), Some(e)) = (crate::runtime::interrupt::stopped_before(), &error) {
-        meta.status = if failed == RunStatus::UpgradeFailed { RunStatus::Upgrading } else { RunStatus::RollingBack };
+    emit("outcome", serde_json::json!({ "run": meta.id, "status": meta.status, "error": error, "stopped_before": stopped }));
+    if let (Some(call), Some(e)) = (&stopped, &error) {
         meta.finished_ms = None;
         site.runs.save(&meta)?;
         let what = if meta.status == RunStatus::Upgrading { "upgrade" } else { "rollback" };
