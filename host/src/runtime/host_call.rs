@@ -299,6 +299,7 @@ impl HostState {
         self.host_time += elapsed;
         if let (Some(j), Some(seq)) = (&self.journal, seq) {
             j.end(seq, &out, injected).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; {name} did run", j.path().display()))?;
+            crate::runtime::interrupt::test_hook(seq);
         }
         self.record(name, effect, args, out, injected, false, elapsed.as_millis() as u64);
         Ok(result)
