@@ -29,6 +29,7 @@ async fn fake_docker_conforms() {
             sql: vec![],
             duration_s: 0,
         }],
+        refuses_privileged: vec![],
     };
     let d = FakeDocker::new(&setup, Arc::new(FakeSql::new(Vec::<String>::new())), VirtualClock::starting_at(0)).unwrap();
     suite(&d, "local", BUSYBOX, "fake", "/data/oms/oms_store").await;

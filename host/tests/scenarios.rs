@@ -135,7 +135,7 @@ async fn an_inherited_is_upgrade_false_is_overridden_for_the_new_container() {
     let r = run_scenario(&plugin.loaded, &s, Arc::new(Silent)).await.unwrap();
     // The plugin overrides an inherited IS_UPGRADE=false with true, so the upgrade still passes.
     assert!(r.passed, "{}", serde_json::to_string_pretty(&r).unwrap());
-    let run = r.steps[0].calls.iter().find(|c| c.call == "docker.run").unwrap();
+    let run = r.steps[0].calls.iter().find(|c| c.call == "docker.create").unwrap();
     let env = run.args["spec"]["env"].as_array().unwrap();
     assert!(env.iter().any(|kv| kv[0] == "IS_UPGRADE" && kv[1] == "true"), "{env:?}");
     assert!(!env.iter().any(|kv| kv[0] == "IS_UPGRADE" && kv[1] == "false"), "{env:?}");

@@ -169,6 +169,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     // Containers: what a granted name may be run with is the host's decision.
     for (attack, message) in [
         ("run-root", "mounting / is not allowed"),
+        ("create-root", "mounting / is not allowed"),
         ("run-socket", "mounting /var/run/docker.sock is not allowed"),
         ("run-volume", "is not allowed: a container may mount only"),
         ("run-image", "image opshost-test/busybox:1 on node local is not one this run may use"),
@@ -181,6 +182,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     }
     // --privileged where the engine would take it: only if a granted container has it, or the site says so.
     a.contained("run-privileged", "--privileged is not allowed", "", false);
+    a.contained("create-privileged", "--privileged is not allowed", "", false);
 
     // Statements: only plain ones, on granted databases.
     for (attack, message) in [

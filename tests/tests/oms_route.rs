@@ -106,6 +106,27 @@ fn two_hop_route_then_unwind() {
         t.contains("Route for oms: 2 hops") && t.contains("1. 3.2.2 -> 3.3.0  with plugin oms-3.3.0") && t.contains("2. 3.3.0 -> 3.3.1  with plugin oms-3.3.1"),
         "{t}"
     );
+    // Grants are per hop: with none for the second hop, the refusal suggests that hop's own
+    // block, from its own parameters (its containers and archive, not the first hop's).
+    let full = std::fs::read_to_string(&d.site).unwrap();
+    let second = full.find("\n[grants.\"oms-3.3.1\"]\n").expect("the route site grants oms-3.3.1 last");
+    std::fs::write(&d.site, &full[..second]).unwrap();
+    let (code, t) = cli(&d, "plan", &["--to", "3.3.1"]);
+    assert_ne!(code, 0, "{t}");
+    let suggestion = &t[t.find("[grants.\"oms-3.3.1\"]").unwrap_or_else(|| panic!("no block for hop 2 in:\n{t}"))..];
+    let archive = format!("{}/oms-{}.tar.gz", env("OPSHOST_TEST_IMAGES"), oms_image("3.3.1").rsplit(':').next().unwrap());
+    assert!(suggestion.contains(&format!("docker = [\"{}\", \"{}\"]", d.container_at("3.3.0"), d.container_at("3.3.1"))), "{t}");
+    assert!(suggestion.contains(&format!("image-archive = [\"{archive}\"]")) && !suggestion.contains(&d.old()), "{t}");
+    assert!(!t.contains("later hop of a route"), "the hop has its own table: {t}");
+    // Without its [products.oms.hops."3.3.1"] table, the hop has no containers of its own: the
+    // refusal says where to name them.
+    let table = full.find("\n[products.oms.hops.\"3.3.1\"]\n").unwrap();
+    let end = table + 1 + full[table + 1..].find("\n\n").unwrap();
+    std::fs::write(&d.site, format!("{}{}", &full[..table], &full[end..second])).unwrap();
+    let (code, t) = cli(&d, "plan", &["--to", "3.3.1"]);
+    assert_ne!(code, 0, "{t}");
+    assert!(t.contains("This is a later hop of a route: name its own containers and image archive in [products.oms.hops.\"3.3.1\"]"), "{t}");
+    std::fs::write(&d.site, &full).unwrap();
     let (code, json) = cli(&d, "plan", &["--to", "3.3.1", "--json"]);
     assert_eq!(code, 0, "{json}");
     let plan: serde_json::Value = serde_json::from_str(&json[json.find('{').unwrap()..]).unwrap();

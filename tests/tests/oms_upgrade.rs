@@ -215,6 +215,56 @@ fn bad_input_is_refused_before_anything_changes() {
         assert_eq!(sums(&d), before, "{what}: the MetaDB changed");
         assert!(d.healthy(), "{what}");
     }
+
+    // The vendor runs OMS --privileged. With the site not dropping the flag (deny_privileged =
+    // false), what the engine or the policy would refuse at `docker run` is refused by plan and by
+    // upgrade before OMS stops. Whether this engine permits privileged containers is asked of it
+    // directly, with the docker CLI.
+    let probe = docker(&["run", "--rm", "--privileged", "--network", "none", "--entrypoint", "/opshost-test-no-such-entrypoint", OLD_IMAGE]);
+    let engine_refuses = text(&probe).contains("apply caps");
+    let keep = good.replace("deny_privileged = true", "deny_privileged = false");
+    let allowed = keep.replace("[grants.\"oms-4.2.0\"]\n", &format!("[grants.\"oms-4.2.0\"]\nprivileged = [\"{}\"]\n", d.new_name()));
+    assert_ne!(allowed, keep, "the grants block moved: fix the test");
+    let refusal = if engine_refuses { "node local's Docker engine refuses --privileged containers" } else { "" };
+    let cases = [
+        // The old container cannot run privileged here, so no granted container does: the policy refuses.
+        ("privileged not granted", keep, "--privileged is not allowed: no granted container on node local runs privileged"),
+        ("engine refuses --privileged", allowed, refusal),
+    ];
+    for (what, config, message) in cases {
+        std::fs::write(&d.site, &config).unwrap();
+        let mut args = vec!["plan".to_string()];
+        args.extend(site_args(&d));
+        args.extend(["--to".into(), "4.2.0".into()]);
+        let planned = d.opshost(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = upgrade(&d);
+        if what == "engine refuses --privileged" && !engine_refuses {
+            // An engine that permits it: the plan shows the flag the new container will run with.
+            assert_eq!(planned.status.code(), Some(0), "{what}: {}", text(&planned));
+            assert!(text(&planned).contains("--net host --privileged --pids-limit -1"), "{what}: {}", text(&planned));
+            break;
+        }
+        for (step, o) in [("plan", &planned), ("upgrade", &o)] {
+            let t = text(o);
+            assert_ne!(o.status.code(), Some(0), "{what}, {step}: {t}");
+            assert!(t.contains(message) && t.contains("deny_privileged = true"), "{what}, {step}: expected {message:?} and the fix in:\n{t}");
+        }
+        assert_eq!(d.state(&d.old()), "running", "{what}");
+        assert_eq!(d.state(&d.new_name()), "absent", "{what}");
+        assert!(d.runs().as_array().unwrap().is_empty(), "{what}: a run was started");
+        assert_eq!(sums(&d), before, "{what}: the MetaDB changed");
+        let probes = docker(&["ps", "-aq", "--filter", "label=opshost.probe"]);
+        assert!(text(&probes).trim().is_empty(), "{what}: the privileged probe left a container: {}", text(&probes));
+    }
+    // With the flag dropped by the site, the plan says so and shows the options actually used.
+    std::fs::write(&d.site, &good).unwrap();
+    let mut args = vec!["plan".to_string()];
+    args.extend(site_args(&d));
+    args.extend(["--to".into(), "4.2.0".into()]);
+    let planned = d.opshost(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let t = text(&planned);
+    assert_eq!(planned.status.code(), Some(0), "{t}");
+    assert!(t.contains("--net host --pids-limit -1 --ulimit nproc=65535:65535") && !t.contains("--privileged --pids"), "{t}");
 }
 
 #[test]

@@ -49,7 +49,16 @@ impl TrustStore {
                 TrustEntry::Key(p) => (p, None),
                 TrustEntry::Scoped { key, plugins } => (key, Some(plugins.clone())),
             };
-            let key = PublicKey::from_any_file(p).map_err(|e| anyhow::anyhow!("trusted key {}: {e}", p.display()))?;
+            // Read first: the key library says only "I/O error" for a file it cannot open.
+            let text = std::fs::read(p).map_err(|e| {
+                anyhow::anyhow!("trusted key {}: {e}: correct the path in trust (site config or --trust), or put the vendor's public key there", p.display())
+            })?;
+            let key = PublicKey::from_any(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "trusted key {}: {e}: it must be an Ed25519 public key (PEM, DER or raw: the vendor's .pub file, as `opshost key generate` writes it)",
+                    p.display()
+                )
+            })?;
             t.keys.push(TrustedKey { name: key_name(p), key, plugins });
         }
         Ok(t)
@@ -173,4 +182,21 @@ pub fn sign(wasm: &[u8], key: &SecretKey) -> Result<Vec<u8>> {
 
 pub fn secret_key(path: &Path) -> Result<SecretKey> {
     SecretKey::from_any_file(path).map_err(|e| anyhow::anyhow!("secret key {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trusted key that is not there, or not a key, is refused naming the file and the fix.
+    #[test]
+    fn an_unreadable_trusted_key_names_its_path_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("vendor.pub");
+        let e = TrustStore::load(std::slice::from_ref(&missing)).err().unwrap().to_string();
+        assert!(e.contains(&missing.display().to_string()) && e.contains("correct the path in trust"), "{e}");
+        std::fs::write(&missing, "not a key").unwrap();
+        let e = TrustStore::load(std::slice::from_ref(&missing)).err().unwrap().to_string();
+        assert!(e.contains("it must be an Ed25519 public key"), "{e}");
+    }
 }

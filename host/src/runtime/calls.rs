@@ -37,6 +37,8 @@ host_calls! {
     DOCKER_RESTART = "docker.restart", IdempotentWrite, Short;
     DOCKER_REMOVE = "docker.remove", Write, Short;
     DOCKER_RUN = "docker.run", Write, Short;
+    DOCKER_CREATE = "docker.create", Write, Short;
+    DOCKER_CHECK_RUN = "docker.check-run", Read, Short;
     DOCKER_LOAD_IMAGE = "docker.load-image", IdempotentWrite, Long;
     DOCKER_IMAGE_EXISTS = "docker.image-exists", Read, Short;
     DOCKER_EXEC = "docker.exec", Write, Long;

@@ -50,6 +50,16 @@ fn run_changed(n: &Names, change: impl FnOnce(&mut docker::RunSpec)) -> Result<(
     docker::run("local", &spec).map(|_| ())
 }
 
+/// The same through `create` (created, then started): held to the same policy as `run`.
+fn create_changed(n: &Names, change: impl FnOnce(&mut docker::RunSpec)) -> Result<(), Error> {
+    let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
+    let mut spec = old.spec;
+    spec.name = format!("{}evil", n.container);
+    change(&mut spec);
+    docker::create("local", &spec)?;
+    docker::start("local", &spec.name)
+}
+
 fn mount(source: &str, target: &str) -> docker::Mount {
     docker::Mount { source: source.into(), target: target.into(), read_only: false }
 }
@@ -152,6 +162,8 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "run-image" => run_changed(&n, |s| s.image = n.image.clone()),
             "run-netns" => run_changed(&n, |s| s.network_mode = format!("container:{}", n.victim)),
             "run-privileged" => run_changed(&n, |s| s.privileged = true),
+            "create-root" => create_changed(&n, |s| s.mounts.push(mount("/", "/host"))),
+            "create-privileged" => create_changed(&n, |s| s.privileged = true),
             "traverse" => docker::stop("local", &format!("{}/../{}", n.container, n.victim), 1),
             "image-exists" => docker::image_exists("local", &n.image).map(|_| ()),
             "inspect-victim" => docker::inspect("local", &n.victim).map(|_| ()),

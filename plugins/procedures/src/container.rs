@@ -65,6 +65,26 @@ pub fn oms_successor(old: &RunSpec, name: &str, image: &str) -> RunSpec {
     spec
 }
 
+/// What the host will run for `spec` on `node`, after the site's policy (`--privileged` dropped
+/// under `deny_privileged`), or the refusal `run` would meet: asked in `plan`, so that a denied
+/// option or an engine that refuses `--privileged` stops the upgrade before anything changes.
+pub fn check_run(node: &str, spec: &RunSpec) -> Result<RunSpec> {
+    docker::check_run(node, spec).within(&format!("the new container {} could not start on node {node}", spec.name))
+}
+
+/// The `docker run` flags of a spec that the vendor's procedures set, as the plan shows them.
+pub fn describe_flags(spec: &RunSpec) -> String {
+    let mut f = vec![format!("--net {}", if spec.network_mode.is_empty() { "default" } else { &spec.network_mode })];
+    if spec.privileged {
+        f.push("--privileged".into());
+    }
+    if let Some(p) = spec.pids_limit {
+        f.push(format!("--pids-limit {p}"));
+    }
+    f.extend(spec.ulimits.iter().map(|u| format!("--ulimit {}={}:{}", u.name, u.soft, u.hard)));
+    f.join(" ")
+}
+
 /// Stop the old container (kept for rollback) and record T1, the moment the service went down.
 pub fn stop_recording_t1(node: &str, old: &ContainerInfo, timeout_s: u32) -> Result<u64> {
     record("old.container", &(node, &old.spec))?;
@@ -75,14 +95,6 @@ pub fn stop_recording_t1(node: &str, old: &ContainerInfo, timeout_s: u32) -> Res
     record("t1", &t1)?;
     info(format!("stopped {} on node {node} (T1 recorded)", old.spec.name));
     Ok(t1)
-}
-
-/// Run a container, recording its name first so a rollback finds it even if `run` fails midway.
-pub fn run_recorded(node: &str, spec: &RunSpec) -> Result<String> {
-    record("new.container", &(node, &spec.name))?;
-    let id = docker::run(node, spec).within(&format!("starting {} from {}", spec.name, spec.image))?;
-    info(format!("started {} from {} on node {node}", spec.name, spec.image));
-    Ok(id)
 }
 
 /// `docker exec CONTAINER bash /root/docker_init.sh`; a non-zero exit fails the upgrade.
@@ -148,15 +160,31 @@ pub fn stop_all_recording_t1(olds: &[(String, ContainerInfo)], timeout_s: u32) -
     t1.ok_or_else(|| invalid("no old container to stop: the deployment lists no node"))
 }
 
-/// Several nodes: run each successor, recording the ones started so far (node, name) before each
-/// `run`, so that a rollback finds them even if a `run` fails midway.
-pub fn run_all_recorded(runs: &[(String, RunSpec)]) -> Result<()> {
-    let mut started: Vec<(&str, &str)> = Vec::new();
+/// Several nodes: create each successor without starting it, recording the ones created so far
+/// (node, name) before each `create`, so that a rollback finds them even if one fails. Done before
+/// anything stops: the engine refuses a name in use, a missing image or a bad option while the
+/// old version still serves.
+pub fn create_all_recorded(runs: &[(String, RunSpec)]) -> Result<()> {
+    let mut created: Vec<(&str, &str)> = Vec::new();
     for (node, spec) in runs {
-        started.push((node, &spec.name));
-        record(NEW_CONTAINERS, &started)?;
+        created.push((node, &spec.name));
+        record(NEW_CONTAINERS, &created)?;
         let on = if runs.len() > 1 { format!(" on node {node}") } else { String::new() };
-        docker::run(node, spec).within(&format!("starting {} from {}{on}", spec.name, spec.image))?;
+        docker::create(node, spec).within(&format!("creating {} from {}{on} (before anything stops)", spec.name, spec.image))?;
+        info(format!("created {} from {} on node {node}; it starts after the backup", spec.name, spec.image));
+    }
+    Ok(())
+}
+
+const NEW_STARTED: &str = "new.started";
+
+/// Start the successors [`create_all_recorded`] created; recorded first, so that a rollback
+/// knows a new version may have touched the MetaDB.
+pub fn start_all(runs: &[(String, RunSpec)]) -> Result<()> {
+    record(NEW_STARTED, &true)?;
+    for (node, spec) in runs {
+        let on = if runs.len() > 1 { format!(" on node {node}") } else { String::new() };
+        docker::start(node, &spec.name).within(&format!("starting {}{on}", spec.name))?;
         info(format!("started {} from {} on node {node}", spec.name, spec.image));
     }
     Ok(())
@@ -171,7 +199,29 @@ pub fn recorded_old() -> Result<Vec<(String, RunSpec)>> {
     Ok(recall::<(String, RunSpec)>("old.container")?.into_iter().collect())
 }
 
-/// Rollback: the new containers the upgrade started or tried to start (node, name).
+/// Rollback: remove each new container that was created before the stop and never started (it
+/// held nothing); returns those that exist and ran (node, name), to be kept for a look.
+pub fn remove_never_started(new: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    let mut ran = Vec::new();
+    for (node, name) in new {
+        match inspect(node, name)? {
+            Some(c) if c.state == ContainerState::Created => {
+                docker::remove(node, name, false).within(&format!("removing {name}, created and never started"))?;
+                info(format!("removed {name} on node {node}: it was created before the stop and never started"));
+            }
+            Some(_) => ran.push((node.clone(), name.clone())),
+            None => {}
+        }
+    }
+    Ok(ran)
+}
+
+/// Rollback: whether the upgrade started (or tried to start) a new container.
+pub fn any_started() -> Result<bool> {
+    Ok(recall::<bool>(NEW_STARTED)?.unwrap_or(false))
+}
+
+/// Rollback: the new containers the upgrade created or tried to create (node, name).
 pub fn recorded_new() -> Result<Vec<(String, String)>> {
     if let Some(all) = recall(NEW_CONTAINERS)? {
         return Ok(all);

@@ -563,7 +563,7 @@ impl OdcHop {
                     steps.push(backup.clone());
                 }
             }
-            let spec = c.new_spec(&n.old.spec);
+            let spec = container::check_run(&n.node, &c.new_spec(&n.old.spec))?;
             steps.push(step(
                 "run new ODC",
                 format!("on node {}: {}{}", n.node, describe_run(&spec), if i == 0 { format!(" (migrates the schema of {db})") } else { String::new() }),
@@ -577,11 +577,8 @@ impl OdcHop {
         }
         if let Some(Nginx { image: Some(i), node, old, health, .. }) = &c.nginx {
             let name = &old.spec.name;
-            steps.push(step(
-                "swap nginx",
-                format!("docker stop {name} and docker rm {name} on node {node}, then {}", describe_run(&nginx_spec(&old.spec, i))),
-                true,
-            ));
+            let spec = container::check_run(node, &nginx_spec(&old.spec, i))?;
+            steps.push(step("swap nginx", format!("docker stop {name} and docker rm {name} on node {node}, then {}", describe_run(&spec)), true));
             steps.push(step(
                 "wait nginx",
                 match health {
@@ -608,6 +605,14 @@ impl OdcHop {
             return Err(invalid(format!("this run already finished its upgrade (at {t} ms); start a new run to upgrade again")));
         }
         let c = self.check(ctx)?;
+        // Whatever the engine or the site's policy would refuse at `docker run` is refused now,
+        // before anything changes.
+        for n in &c.nodes {
+            container::check_run(&n.node, &c.new_spec(&n.old.spec))?;
+        }
+        if let Some(Nginx { image: Some(i), node, old, .. }) = &c.nginx {
+            container::check_run(node, &nginx_spec(&old.spec, i))?;
+        }
         record("upgrade.started", &now_ms())?;
         // Before anything changes: every container's whole run spec, for rollback.
         let olds: Vec<(&str, &str, &RunSpec)> = c.nodes.iter().map(|n| (n.node.as_str(), n.old.id.as_str(), &n.old.spec)).collect();

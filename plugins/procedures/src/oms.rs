@@ -461,6 +461,23 @@ impl OmsHop {
             }
             None => steps.push(step("image present", format!("{} is already on {}", c.image, c.nodes_phrase()), false)),
         }
+        for n in &c.nodes {
+            // As the host will run it (after site policy), or refused now rather than after the stop.
+            let spec = container::check_run(&n.node, &self.new_spec(&c, n))?;
+            let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            steps.push(step(
+                "create new container",
+                format!(
+                    "docker create {}{} from {}: {}, env {env}, mounts {} (before anything stops: the engine refuses a taken name or a bad option now; started after the backup)",
+                    spec.name,
+                    c.on(&n.node),
+                    spec.image,
+                    container::describe_flags(&spec),
+                    container::describe_mounts(&spec)
+                ),
+                true,
+            ));
+        }
         if self.ha_step {
             steps.push(step(
                 "HA off",
@@ -480,21 +497,7 @@ impl OmsHop {
             }
         }
         steps.push(step("back up MetaDB", format!("dump {dbs}; each must be non-empty and match the live database's checksum"), false));
-        for n in &c.nodes {
-            let spec = self.new_spec(&c, n);
-            let env = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            steps.push(step(
-                "run new container",
-                format!(
-                    "{}{} from {}: --net host --privileged --pids-limit -1 --ulimit nproc=65535:65535, env {env}, mounts {}",
-                    spec.name,
-                    c.on(&n.node),
-                    spec.image,
-                    container::describe_mounts(&spec)
-                ),
-                true,
-            ));
-        }
+        steps.push(step("start new container", format!("docker start {}{stop_where}", c.new_name), true));
         for (node, why) in c.init_targets() {
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
             steps.push(step(
@@ -544,6 +547,11 @@ impl OmsHop {
             return Err(invalid(format!("this run already finished its upgrade (at {t} ms); start a new run to upgrade again")));
         }
         let mut c = self.check(ctx)?;
+        // Whatever the engine or the site's policy would refuse at `docker run` is refused now,
+        // before anything changes, not after OMS stopped.
+        for n in &c.nodes {
+            container::check_run(&n.node, &self.new_spec(&c, n))?;
+        }
         record("upgrade.started", &now_ms())?;
         // Before the downtime starts: load the new image on every node.
         for i in 0..c.nodes.len() {
@@ -565,6 +573,11 @@ impl OmsHop {
                 return Err(invalid(format!("image {} is not on node {} after loading: set parameter image to one of the archive's tags", c.image, n.node)));
             }
         }
+        // Created now, started after the backup: a name in use, a missing image or an option the
+        // engine refuses stops the upgrade before HA goes off and OMS stops, and the downtime
+        // is shorter by the create.
+        let runs: Vec<(String, RunSpec)> = c.nodes.iter().map(|n| (n.node.clone(), self.new_spec(&c, n))).collect();
+        container::create_all_recorded(&runs)?;
         if self.ha_step {
             ha::disable_remembering()?;
         }
@@ -576,8 +589,7 @@ impl OmsHop {
             }
         }
         c.metadb.backup_and_verify()?;
-        let runs: Vec<(String, RunSpec)> = c.nodes.iter().map(|n| (n.node.clone(), self.new_spec(&c, n))).collect();
-        container::run_all_recorded(&runs)?;
+        container::start_all(&runs)?;
         for (node, why) in c.init_targets() {
             if let Some(why) = &why {
                 info(format!("running {INIT_SCRIPT} in {} on node {node}: {why}", c.new_name));
@@ -611,6 +623,7 @@ impl OmsHop {
             if recall::<u64>("upgrade.started")?.is_none() {
                 return Err(not_found("no upgrade is recorded for this run: nothing to roll back"));
             }
+            container::remove_never_started(&container::recorded_new()?)?;
             info("the upgrade stopped before changing anything: nothing to roll back");
             record("rollback.finished", &now_ms())?;
             return Ok(());
@@ -637,7 +650,8 @@ impl OmsHop {
         // from the verified backups.
         match MetaDb::verified_backups()? {
             Some((connection, backups)) => MetaDb::restore(&connection, &backups)?,
-            None if !new.is_empty() => {
+            // Created (before the stop) is not started: nothing new touched the databases.
+            None if container::any_started()? => {
                 return Err(failed("a new container was started but no verified backup is recorded: the MetaDB cannot be restored automatically; restore the dumps by hand before restarting the old container"));
             }
             None => info("no backup was completed and nothing but the heartbeat trim touched the databases: no restore needed"),
@@ -647,24 +661,18 @@ impl OmsHop {
             let how = container::bring_back(node, spec, 60)?;
             info(if old.len() > 1 { format!("old container {} on node {node}: {how}", spec.name) } else { format!("old container {}: {how}", spec.name) });
         }
-        if !old.is_empty() {
-            // Only those that exist: a run that failed at `docker run` recorded a name it never made.
-            let mut kept = Vec::new();
-            for (node, name) in &new {
-                if container::inspect(node, name)?.is_some() {
-                    kept.push((node.clone(), name.clone()));
-                }
-            }
-            match kept.as_slice() {
-                [] => {}
-                [(_, name)] => host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again")),
-                many => {
-                    let names: Vec<String> = many.iter().map(|(node, name)| format!("{name} on node {node}")).collect();
-                    host::notice(&format!(
-                        "the new containers ({}) are stopped and kept; remove them (docker rm on each node) before upgrading again",
-                        names.join(", ")
-                    ));
-                }
+        // Only those that exist and ran: one created before the stop and never started held
+        // nothing, and is removed.
+        let kept = container::remove_never_started(&new)?;
+        match kept.as_slice() {
+            [] => {}
+            [(_, name)] => host::notice(&format!("the new container {name} is stopped and kept; remove it (docker rm {name}) before upgrading again")),
+            many => {
+                let names: Vec<String> = many.iter().map(|(node, name)| format!("{name} on node {node}")).collect();
+                host::notice(&format!(
+                    "the new containers ({}) are stopped and kept; remove them (docker rm on each node) before upgrading again",
+                    names.join(", ")
+                ));
             }
         }
         // 9.6: HA as it was; if it was on, on again with refetchStoreIntervalMin covering the time

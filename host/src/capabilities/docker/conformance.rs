@@ -66,6 +66,21 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     expect("missing image", d.run(node, &missing, None).await, |e| matches!(e, Error::NotFound(m) if m.contains("opshost-test/no-such-image:0")));
     assert!(d.inspect(node, &missing.name).await.unwrap().is_none(), "a failed run leaves nothing behind");
 
+    // Created before the stop, started after: created is not running, start runs it as `run`
+    // would, a name in use or a missing image is refused at create, before anything started.
+    let mut early = spec.clone();
+    early.name = format!("{prefix}-created");
+    expect("create: same name", d.create(node, &spec, None).await, |e| matches!(e, Error::InvalidInput(m) if m.contains(&name)));
+    expect("create: missing image", d.create(node, &missing, None).await, |e| matches!(e, Error::NotFound(m) if m.contains("opshost-test/no-such-image:0")));
+    assert!(!d.create(node, &early, None).await.unwrap().is_empty());
+    let created = d.inspect(node, &early.name).await.unwrap().expect("a created container is found");
+    assert_eq!(created.state, ContainerState::Created);
+    d.start(node, &early.name).await.unwrap();
+    let started = d.inspect(node, &early.name).await.unwrap().unwrap();
+    assert_eq!(started.state, ContainerState::Running);
+    assert_eq!((started.spec.mounts, started.spec.env.len() >= spec.env.len()), (info.spec.mounts.clone(), true), "created with the run's options");
+    d.remove(node, &early.name, true).await.unwrap();
+
     let out = d.exec(node, &name, &["sh".into(), "-c".into(), EXEC_PROBE.into()]).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
 

@@ -121,6 +121,10 @@ pub struct DockerSetup {
     pub containers: Vec<ContainerSetup>,
     #[serde(default)]
     pub exec: Vec<ExecRule>,
+    /// Nodes whose engine refuses `--privileged` containers (an engine inside a container, a
+    /// hardened host): a privileged run fails there as on such an engine.
+    #[serde(default)]
+    pub refuses_privileged: Vec<String>,
 }
 
 fn local() -> Vec<String> {
@@ -192,6 +196,7 @@ pub struct FakeDocker {
     images: Vec<ImageSetup>,
     archives: Vec<ArchiveSetup>,
     exec_rules: Vec<ExecRule>,
+    refuses_privileged: Vec<String>,
     sql: Arc<FakeSql>,
     clock: VirtualClock,
     next_id: Mutex<u64>,
@@ -213,6 +218,7 @@ impl FakeDocker {
             engines: Mutex::new(engines),
             images: setup.images.clone(),
             archives: setup.archives.clone(),
+            refuses_privileged: setup.refuses_privileged.clone(),
             exec_rules: setup.exec.clone(),
             sql,
             clock,
@@ -308,6 +314,12 @@ impl Docker for FakeDocker {
     }
 
     async fn start(&self, node: &str, container: &str) -> Result<(), Error> {
+        let privileged = self.with_engine(node, |e| Ok(e.containers.get(container).is_some_and(|c| c.spec.privileged)))?;
+        if privileged {
+            if let Some(words) = self.refuses_privileged(node, "").await? {
+                return Err(failed(format!("starting container {container} on {node}: engine answered 500: {words}")));
+            }
+        }
         self.with_engine(node, |e| {
             let c = e.containers.get_mut(container).ok_or_else(|| not_found(format!("container {container} does not exist on node {node}")))?;
             if !is_running(c.state) {
@@ -345,6 +357,19 @@ impl Docker for FakeDocker {
         if spec.name.is_empty() || spec.image.is_empty() {
             return Err(invalid("a container needs a name and an image"));
         }
+        let id = self.create(node, spec, None).await?;
+        if let Err(e) = self.start(node, &spec.name).await {
+            // As on a real engine: nothing half-made is left behind to block the name.
+            let _ = self.with_engine(node, |e| Ok(e.containers.remove(&spec.name)));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    async fn create(&self, node: &str, spec: &RunSpec, _template: Option<&serde_json::Value>) -> Result<String, Error> {
+        if spec.name.is_empty() || spec.image.is_empty() {
+            return Err(invalid("a container needs a name and an image"));
+        }
         let id = self.new_id();
         self.with_engine(node, |e| {
             if e.containers.contains_key(&spec.name) {
@@ -356,11 +381,17 @@ impl Docker for FakeDocker {
             if !e.images.contains(&spec.image) {
                 return Err(not_found(format!("image {} is not on node {node}: load its archive first", spec.image)));
             }
-            let mut c = FakeContainer { id: id.clone(), spec: spec.clone(), state: ContainerState::Created, log: Vec::new() };
-            self.started(&mut c)?;
+            let c = FakeContainer { id: id.clone(), spec: spec.clone(), state: ContainerState::Created, log: Vec::new() };
             e.containers.insert(spec.name.clone(), c);
             Ok(id)
         })
+    }
+
+    async fn refuses_privileged(&self, node: &str, _image: &str) -> Result<Option<String>, Error> {
+        self.with_engine(node, |_| Ok(()))?;
+        Ok(self.refuses_privileged.iter().any(|n| n == node).then(|| {
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted (scenario: refuses_privileged)".to_string()
+        }))
     }
 
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error> {

@@ -31,6 +31,8 @@ pub trait Docker: Send + Sync {
     /// working directory, entrypoint, health check, other ulimits, …) is carried over, and the
     /// spec's fields replace the rest.
     async fn run(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error>;
+    /// Create `spec` as [`Docker::run`] would, without starting it.
+    async fn create(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error>;
     /// A container's whole create options, for a successor; None when it does not exist (or the
     /// backend keeps nothing beyond the run spec).
     async fn template(&self, _node: &str, _container: &str) -> Result<Option<serde_json::Value>, Error> {
@@ -40,6 +42,14 @@ pub trait Docker: Send + Sync {
     /// plugin's call); empty where the backend cannot tell.
     async fn container_names(&self, _node: &str) -> Result<Vec<String>, Error> {
         Ok(Vec::new())
+    }
+    /// Whether the node's engine refuses `--privileged` containers: the engine's words when it
+    /// does (the host's own plan-time check, never a plugin's call). The real backend starts a
+    /// throwaway privileged container of `image` with no network and an entrypoint that does not
+    /// exist, so nothing of the image runs, and removes it; an engine that may not grant every
+    /// capability fails it with "unable to apply caps" before it looks for the entrypoint.
+    async fn refuses_privileged(&self, _node: &str, _image: &str) -> Result<Option<String>, Error> {
+        Ok(None)
     }
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error>;
     async fn image_exists(&self, node: &str, image: &str) -> Result<bool, Error>;
@@ -96,6 +106,45 @@ impl HostState {
             self.records.set_host(policy::RECORD_KEY, &text)?;
         }
         Ok(())
+    }
+
+    /// `docker.run` or `docker.create`: the spec checked against the grants and the site's
+    /// policy, secrets put back, a successor made from its predecessor's whole options.
+    async fn run_or_create(&mut self, call: &'static calls::HostCall, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
+        let d = self.caps.docker.clone();
+        let args = json!({"node": node, "spec": spec});
+        // A successor is made from its predecessor's whole options, as first inspected.
+        let template = spec
+            .labels
+            .iter()
+            .find(|(k, _)| k == SUCCESSOR_LABEL)
+            .and_then(|(_, of)| self.records.get(&template_key(&node, of)))
+            .and_then(|t| serde_json::from_str(&t).ok());
+        // A container re-created under its own name keeps its labels as they were.
+        let mut asked = spec;
+        let name = asked.name.clone();
+        asked.labels.retain(|(k, v)| !(k == SUCCESSOR_LABEL && *v == name));
+        // What the host will run: decided here, refused (after the grant check) if not allowed.
+        let checked = policy::check_node_name(&node).and_then(|_| {
+            let approved = self.approved.lock().unwrap().clone();
+            let run = self.site_rules(|site| approved.check_run(&node, &asked, site))?;
+            let mut revealed = run.clone();
+            approved.reveal(&node, &mut revealed)?;
+            Ok(revealed)
+        });
+        let reporter = self.reporter.clone();
+        self.call(call, Target::Container(node.clone(), name), args, async move {
+            let run = checked?;
+            if asked.privileged && !run.privileged {
+                reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", run.name));
+            }
+            if call == calls::DOCKER_CREATE {
+                d.create(&node, &run, template.as_ref()).await
+            } else {
+                d.run(&node, &run, template.as_ref()).await
+            }
+        })
+        .await
     }
 
     fn site_rules<R>(&self, f: impl FnOnce(&policy::SiteRules) -> R) -> R {
@@ -157,34 +206,48 @@ impl wit::Host for HostState {
         self.on_container(calls::DOCKER_REMOVE, node, container, json!({"force": force}), |d, node, c| async move { d.remove(&node, &c, force).await }).await
     }
     async fn run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
+        self.run_or_create(calls::DOCKER_RUN, node, spec).await
+    }
+    async fn create(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
+        self.run_or_create(calls::DOCKER_CREATE, node, spec).await
+    }
+    async fn check_run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<RunSpec, Error>> {
         let d = self.caps.docker.clone();
         let args = json!({"node": node, "spec": spec});
-        // A successor is made from its predecessor's whole options, as first inspected.
-        let template = spec
-            .labels
-            .iter()
-            .find(|(k, _)| k == SUCCESSOR_LABEL)
-            .and_then(|(_, of)| self.records.get(&template_key(&node, of)))
-            .and_then(|t| serde_json::from_str(&t).ok());
-        // A container re-created under its own name keeps its labels as they were.
+        // The container it succeeds (or itself, re-created), whose image the node has.
+        let predecessor = spec.labels.iter().find(|(k, _)| k == SUCCESSOR_LABEL).map(|(_, of)| of.clone());
         let mut asked = spec;
         let name = asked.name.clone();
         asked.labels.retain(|(k, v)| !(k == SUCCESSOR_LABEL && *v == name));
-        // What the host will run: decided here, refused (after the grant check) if not allowed.
+        // The same decision as `run`'s, but the image is `run`'s to check: an archive's image is
+        // loaded (and so approved) only during the upgrade.
         let checked = policy::check_node_name(&node).and_then(|_| {
-            let approved = self.approved.lock().unwrap().clone();
-            let run = self.site_rules(|site| approved.check_run(&node, &asked, site))?;
-            let mut revealed = run.clone();
-            approved.reveal(&node, &mut revealed)?;
-            Ok(revealed)
+            let mut approved = self.approved.lock().unwrap().clone();
+            approved.loaded(&node, std::slice::from_ref(&asked.image));
+            self.site_rules(|site| approved.check_run(&node, &asked, site))
         });
-        let reporter = self.reporter.clone();
-        self.call(calls::DOCKER_RUN, Target::Container(node.clone(), name), args, async move {
+        // The engine's own refusal of --privileged, asked with an image the node has: the spec's,
+        // else that of the container it succeeds.
+        self.call(calls::DOCKER_CHECK_RUN, Target::Container(node.clone(), name), args, async move {
             let run = checked?;
-            if asked.privileged && !run.privileged {
-                reporter.log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", run.name));
+            if run.privileged {
+                let mut image = run.image.clone();
+                if !d.image_exists(&node, &image).await.unwrap_or(false) {
+                    if let Some(old) = predecessor.as_deref() {
+                        if let Ok(Some(c)) = d.inspect(&node, old).await {
+                            image = c.spec.image;
+                        }
+                    }
+                }
+                if let Some(words) = d.refuses_privileged(&node, &image).await? {
+                    return Err(Error::Failed(format!(
+                        "container {}: node {node}'s Docker engine refuses --privileged containers ({}), so it could not start: set deny_privileged = true in [docker_policy] of the site config (containers then run without --privileged), or run on an engine that permits them",
+                        run.name,
+                        words.trim()
+                    )));
+                }
             }
-            d.run(&node, &run, template.as_ref()).await
+            Ok(run)
         })
         .await
     }

@@ -59,6 +59,8 @@ pub struct BollardDocker {
     archives: Vec<PathBuf>,
     policy: RunPolicy,
     reporter: Arc<dyn Reporter>,
+    /// Node -> whether its engine refused the privileged probe (asked once per node).
+    privileged_refused: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 /// Most output kept from an exec or a log read.
@@ -67,7 +69,7 @@ const MAX_OUTPUT: usize = 1 << 20;
 impl BollardDocker {
     pub fn new(nodes: BTreeMap<String, NodeConfig>, archives: Vec<PathBuf>, policy: RunPolicy, reporter: Arc<dyn Reporter>) -> Self {
         let nodes = nodes.into_iter().map(|(n, c)| (n, (c, OnceCell::new()))).collect();
-        BollardDocker { nodes, archives, policy, reporter }
+        BollardDocker { nodes, archives, policy, reporter, privileged_refused: Default::default() }
     }
 
     async fn engine(&self, node: &str) -> Result<&bollard::Docker, Error> {
@@ -83,6 +85,18 @@ impl BollardDocker {
         })
         .await
     }
+}
+
+/// The entrypoint of the privileged probe: a path no image has, so nothing of the image runs.
+const PROBE_ENTRYPOINT: &str = "/opshost-privileged-probe-runs-nothing";
+
+/// Whether a failed start means the engine may not grant what `--privileged` asks (runc's "unable
+/// to apply caps: operation not permitted", a seccomp or AppArmor refusal), rather than the probe's
+/// missing entrypoint.
+fn privileges_refused(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    !m.contains(PROBE_ENTRYPOINT)
+        && (m.contains("apply caps") || m.contains("operation not permitted") || m.contains("permission denied") || m.contains("privileged"))
 }
 
 /// An engine error as a typed error that names the object.
@@ -299,6 +313,40 @@ impl Docker for BollardDocker {
         Ok(names)
     }
 
+    async fn refuses_privileged(&self, node: &str, image: &str) -> Result<Option<String>, Error> {
+        if let Some(known) = self.privileged_refused.lock().unwrap().get(node) {
+            return Ok(known.clone());
+        }
+        let d = self.engine(node).await?;
+        let name = format!(
+            "opshost-privileged-probe-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_millis()).unwrap_or(0)
+        );
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec![PROBE_ENTRYPOINT.to_string()]),
+            cmd: Some(Vec::new()),
+            network_disabled: Some(true),
+            labels: Some(HashMap::from([("opshost.probe".to_string(), "privileged".to_string())])),
+            host_config: Some(HostConfig { privileged: Some(true), network_mode: Some("none".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        d.create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body).await.map_err(|e| {
+            engine_err(&format!("creating a throwaway privileged container of {image} on {node} (to learn whether the engine permits --privileged)"), e)
+        })?;
+        let started = d.start_container(&name, None::<StartContainerOptions>).await;
+        let _ = d.remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+        let refused = match started {
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) if privileges_refused(&message) => Some(message),
+            // Started, or failed the way an unprivileged start of a missing entrypoint fails: the
+            // engine granted the privileges.
+            _ => None,
+        };
+        self.privileged_refused.lock().unwrap().insert(node.to_string(), refused.clone());
+        Ok(refused)
+    }
+
     async fn template(&self, node: &str, container: &str) -> Result<Option<serde_json::Value>, Error> {
         let d = self.engine(node).await?;
         let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
@@ -319,7 +367,7 @@ impl Docker for BollardDocker {
         serde_json::to_value(&t).map(Some).map_err(|e| failed(format!("container {container} on {node}: {e}")))
     }
 
-    async fn run(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error> {
+    async fn create(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error> {
         if spec.name.is_empty() || spec.image.is_empty() {
             return Err(invalid("a container needs a name and an image"));
         }
@@ -345,12 +393,18 @@ impl Docker for BollardDocker {
                 )),
                 e => engine_err(&format!("creating container {} on {node}", spec.name), e),
             })?;
+        Ok(created.id)
+    }
+
+    async fn run(&self, node: &str, spec: &RunSpec, template: Option<&serde_json::Value>) -> Result<String, Error> {
+        let id = self.create(node, spec, template).await?;
+        let d = self.engine(node).await?;
         if let Err(e) = d.start_container(&spec.name, None::<StartContainerOptions>).await {
             // Leave nothing half-made behind: a created-but-unstartable container would block the name.
             let _ = d.remove_container(&spec.name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
             return Err(engine_err(&format!("starting container {} on {node}", spec.name), e));
         }
-        Ok(created.id)
+        Ok(id)
     }
 
     async fn load_image(&self, node: &str, archive: &str) -> Result<Vec<String>, Error> {
