@@ -75,9 +75,27 @@ pub struct ProductConfig {
 pub struct ProductConsole {
     #[serde(flatten)]
     pub metadb: ConsoleConfig,
-    /// Node name -> health URL, e.g. { local = "http://127.0.0.1:8089/oms/health" }.
+    /// Node name -> health URL, e.g. { local = "http://127.0.0.1:8089/oms/health" } (or https://).
     #[serde(default)]
     pub health_urls: BTreeMap<String, String>,
+    /// PEM file of the CA that signed the product's HTTPS certificate (default: the Mozilla roots).
+    #[serde(default)]
+    pub health_ca_file: Option<PathBuf>,
+    /// Do not verify the product's HTTPS certificate; every plan says so.
+    #[serde(default)]
+    pub health_insecure_tls: bool,
+}
+
+impl ProductConsole {
+    /// How the health probe trusts an HTTPS answer.
+    pub fn tls_trust(&self) -> crate::capabilities::console::http::TlsTrust {
+        use crate::capabilities::console::http::TlsTrust;
+        match (&self.health_ca_file, self.health_insecure_tls) {
+            (_, true) => TlsTrust::Insecure,
+            (Some(ca), false) => TlsTrust::CaFile(ca.clone()),
+            (None, false) => TlsTrust::WebRoots,
+        }
+    }
 }
 
 fn local() -> Vec<String> {

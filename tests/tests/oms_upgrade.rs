@@ -197,6 +197,18 @@ fn bad_input_is_refused_before_anything_changes() {
             good.replace("image_archive = \"", "image_archive = \"/nonexistent").replace("image-archive = [\"", "image-archive = [\"/nonexistent"),
             "image_archive = \"/nonexistent",
         ),
+        ("health URL missing", good.replace("health_urls = { local =", "health_urls = { locl ="), "has no URL for node local: add local = \"http://"),
+        (
+            "health URL of no node",
+            good.replace("/oms/health\" }", "/oms/health\", locl = \"http://127.0.0.1:1/oms/health\" }"),
+            "names \"locl\", which is neither a node product oms runs on",
+        ),
+        ("health URL not HTTP", good.replace("local = \"http://127.0.0.1", "local = \"ftp://127.0.0.1"), "is not an http:// or https:// URL: correct it there"),
+        (
+            "health CA file not there",
+            good.replace("/oms/health\" }", "/oms/health\" }\nhealth_ca_file = \"/nonexistent/ca.pem\""),
+            "health_ca_file /nonexistent/ca.pem: No such file or directory",
+        ),
         (
             "database not there",
             good.replace(&format!("cm_hb_db = \"{hb}\""), "cm_hb_db = \"cm_hb_nowhere\""),

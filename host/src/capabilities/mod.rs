@@ -50,7 +50,10 @@ impl Capabilities {
         let console = console::MetaDbConsole {
             config: product.console.metadb.clone(),
             sql: sql.clone(),
-            health: Arc::new(console::real::HttpHealth { urls: product.console.health_urls.clone() }),
+            health: Arc::new(console::real::HttpHealth {
+                urls: product.console.health_urls.clone(),
+                client: console::http::HttpClient::new(&product.console.tls_trust()).map_err(anyhow::Error::msg)?,
+            }),
         };
         Ok(Capabilities { docker, sql, console: Arc::new(console), services: Arc::new(services::SystemServices { assume_yes }) })
     }

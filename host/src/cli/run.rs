@@ -271,7 +271,10 @@ impl Site {
         // The operator's own input first: a container, archive or database the site config
         // names must exist.
         let named = match self.named_containers_exist(&env, &hop.ctx).await {
-            Ok(()) => self.named_files_and_databases_exist(&env, &hop.ctx).await,
+            Ok(()) => match self.health_urls_cover_the_nodes(&hop.ctx) {
+                Ok(()) => self.named_files_and_databases_exist(&env, &hop.ctx).await,
+                refused => refused,
+            },
             refused => refused,
         };
         if let Err(refusal) = named {
@@ -302,6 +305,12 @@ impl Site {
         Ok((
             planned?.result.map(|mut p| {
                 p.findings.extend(self.config.docker_policy.describe());
+                if self.product.console.health_insecure_tls {
+                    p.findings.push(format!(
+                        "warning: health_insecure_tls = true in [products.{}.console]: the health probe does not verify the product's HTTPS certificate",
+                        self.section
+                    ));
+                }
                 p.findings.extend(hop.grants.describe());
                 p.findings.extend(space);
                 p.findings.extend(accounts);
@@ -376,6 +385,40 @@ impl Site {
                     self.path.display(),
                     shown.join(", ")
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node of the product has a health URL the probe can ask (`http://host[:port]/path`),
+    /// and every URL names one of its nodes: else the wait for the new version would fail after
+    /// the old one stopped.
+    fn health_urls_cover_the_nodes(&self, ctx: &Context) -> Result<(), String> {
+        let urls = &self.product.console.health_urls;
+        let at = format!("health_urls in [products.{}.console] of {}", self.section, self.path.display());
+        let written = self.product.parameters_for(&ctx.target_version);
+        if let Some(node) = self.product.nodes.iter().find(|n| !urls.contains_key(*n)) {
+            return Err(format!(
+                "{at} has no URL for node {node}: add {node} = \"http://<its address>:<port>/{}\" there (the upgrade waits on it before it reports the new version up)",
+                if self.product.kind(&self.section) == "odc" { "api/v1/heartbeat/isHealthy" } else { "oms/health" }
+            ));
+        }
+        for (node, url) in urls {
+            // A key that is no node is one a parameter names (ODC's nginx_health = "nginx").
+            if !self.product.nodes.contains(node) && !written.iter().any(|(k, v)| k.ends_with("_health") && v == node) {
+                return Err(format!(
+                    "{at} names {node:?}, which is neither a node product {} runs on (nodes = {:?}) nor named by a *_health parameter: correct the name there",
+                    self.section, self.product.nodes
+                ));
+            }
+            if let Err(why) = crate::capabilities::console::real::check_url(url) {
+                return Err(format!("{at}: the URL of node {node} ({url:?}) {why}: correct it there"));
+            }
+        }
+        let console = &self.product.console;
+        if let (Some(_), false) = (&console.health_ca_file, console.health_insecure_tls) {
+            if let Err(why) = crate::capabilities::console::http::HttpClient::new(&console.tls_trust()) {
+                return Err(format!("{why} (in [products.{}.console] of {})", self.section, self.path.display()));
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! (there is no documented console API for them) over any [`Sql`] backend, real or fake.
 
 pub mod fake;
+pub mod http;
 pub mod real;
 
 use async_trait::async_trait;
