@@ -119,20 +119,49 @@ pub fn wait_online(node: &str, timeout_s: u64, interval_s: u64) -> Result<usize>
 
 /// Wait until the console lists servers and all are online, and every node answers healthy.
 pub fn wait_online_all(nodes: &[String], timeout_s: u64, interval_s: u64) -> Result<usize> {
-    wait_until("all servers online and the console healthy", timeout_s, interval_s, || {
-        let servers = console::list_servers().within("listing servers")?;
-        let offline: Vec<_> = servers.iter().filter(|s| s.status != "online").map(|s| format!("{} ({})", s.address, s.status)).collect();
-        if servers.is_empty() || !offline.is_empty() {
-            info(format!("servers not online yet: {}", if servers.is_empty() { "none listed".into() } else { offline.join(", ") }));
+    wait_until("all servers online and the console healthy", timeout_s, interval_s, || online_and_healthy(nodes))
+}
+
+/// The console lists servers, all online, and every node answers healthy: how many servers.
+fn online_and_healthy(nodes: &[String]) -> Result<Option<usize>> {
+    let servers = console::list_servers().within("listing servers")?;
+    let offline: Vec<_> = servers.iter().filter(|s| s.status != "online").map(|s| format!("{} ({})", s.address, s.status)).collect();
+    if servers.is_empty() || !offline.is_empty() {
+        info(format!("servers not online yet: {}", if servers.is_empty() { "none listed".into() } else { offline.join(", ") }));
+        return Ok(None);
+    }
+    for node in nodes {
+        if !console::health(node).within("checking health")? {
+            info(format!("servers online, node {node} not healthy yet"));
             return Ok(None);
         }
+    }
+    Ok(Some(servers.len()))
+}
+
+/// The line OMS writes to its container's log once its services are up: the vendor's deployer
+/// waits for it before it reports OMS started.
+pub const OMS_STARTED_LINE: &str = "OMS service start successfully";
+
+/// Wait until `container` logged [`OMS_STARTED_LINE`] on every node, then until the console
+/// lists servers, all online, and every node answers healthy.
+pub fn wait_started_then_online(nodes: &[String], container: &str, timeout_s: u64, interval_s: u64) -> Result<usize> {
+    let mut started: Vec<&str> = Vec::new();
+    let what = format!("\"{OMS_STARTED_LINE}\" in the log of {container}, all servers online and the console healthy");
+    wait_until(&what, timeout_s, interval_s, || {
         for node in nodes {
-            if !console::health(node).within("checking health")? {
-                info(format!("servers online, node {node} not healthy yet"));
+            // Remembered once seen: a busy log may push the line out of a later tail.
+            if started.contains(&node.as_str()) {
+                continue;
+            }
+            if docker::logs(node, container, 1000).within(&format!("reading the log of {container} on node {node}"))?.contains(OMS_STARTED_LINE) {
+                started.push(node);
+            } else {
+                info(format!("{container} on node {node} has not logged \"{OMS_STARTED_LINE}\" yet"));
                 return Ok(None);
             }
         }
-        Ok(Some(servers.len()))
+        online_and_healthy(nodes)
     })
 }
 

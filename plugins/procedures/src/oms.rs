@@ -506,7 +506,16 @@ impl OmsHop {
                 true,
             ));
         }
-        steps.push(step("wait online", format!("until every server is online and the console healthy (at most {} s)", c.online_timeout_s), false));
+        steps.push(step(
+            "wait online",
+            format!(
+                "until {} has logged \"{}\"{stop_where}, every server is online and the console healthy (at most {} s)",
+                c.new_name,
+                container::OMS_STARTED_LINE,
+                c.online_timeout_s
+            ),
+            false,
+        ));
         if self.ha_step && ha_on {
             let how = if c.catch_up == "checkpoint" {
                 "perceiveStoreClientCheckpoint=true".to_string()
@@ -601,7 +610,7 @@ impl OmsHop {
                 done?
             };
         }
-        let n = container::wait_online_all(&c.node_names(), c.online_timeout_s, c.poll_s)?;
+        let n = container::wait_started_then_online(&c.node_names(), &c.new_name, c.online_timeout_s, c.poll_s)?;
         info(format!("{n} servers online"));
         if self.ha_step {
             if let Some(note) = ha::restore_after_upgrade(t1, now_ms(), &c.catch_up, c.refetch_margin_min)? {
