@@ -5,7 +5,7 @@
 //! database of every region (`<cm_hb_db>_<cm_location>`) is trimmed, backed up and restored.
 
 use crate::bindings::opshost::plugin::docker::{ContainerInfo, RunSpec};
-use crate::bindings::opshost::plugin::{docker, host};
+use crate::bindings::opshost::plugin::{console, docker, host};
 use crate::container::{self, env_value, oms_successor, remove_env, set_env};
 use crate::ctx::{failed, info, invalid, not_found, now_ms, recall, record, step, warn, Params, Result, Within};
 use crate::metadb::MetaDb;
@@ -366,6 +366,22 @@ impl OmsHop {
         }
         let metadb = MetaDb { connection: p.or("connection", "metadb"), databases };
         metadb.check_exist()?;
+        // Every server the console lists runs on a node the site config names: an OMS elsewhere
+        // would keep running the old version on the schema docker_init.sh migrates.
+        let mut known: Vec<&str> = nodes.iter().flat_map(|n| [Some(n.host_ip.as_str()), env_value(&n.old.spec, "OMS_HOST_IP")]).flatten().collect();
+        known.sort_unstable();
+        known.dedup();
+        let servers = console::list_servers().within("listing the OMS console's servers")?;
+        let strangers: Vec<&str> = servers.iter().map(|s| s.address.as_str()).filter(|a| !known.contains(&host_of(a))).collect();
+        if !strangers.is_empty() {
+            return Err(invalid(format!(
+                "the OMS console lists {} {}, which no node of this deployment runs (its nodes' OMS_HOST_IP: {}): an OMS there would keep running {} on the schema the upgrade migrates; add that node to the site config (region_nodes and its [nodes.NAME] section) and plan again, or remove the server from the console if it is gone",
+                if strangers.len() == 1 { "server" } else { "servers" },
+                strangers.join(", "),
+                known.join(", "),
+                ctx.source_version
+            )));
+        }
         let trim = p.flag("trim_heartbeat", true)?;
         if trim {
             for r in &mut regions {
@@ -705,6 +721,17 @@ impl OmsHop {
         }
         record("rollback.finished", &now_ms())?;
         Ok(())
+    }
+}
+
+/// The host of a server address as the console lists it (`10.0.0.5`, `10.0.0.5:8088`, `[::1]:8088`).
+fn host_of(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match address.split_once(':') {
+        Some((host, port)) if !port.contains(':') => host,
+        _ => address,
     }
 }
 
