@@ -268,8 +268,45 @@ fn bad_input_is_refused_before_anything_changes() {
         let probes = docker(&["ps", "-aq", "--filter", "label=opshost.probe"]);
         assert!(text(&probes).trim().is_empty(), "{what}: the privileged probe left a container: {}", text(&probes));
     }
-    // With the flag dropped by the site, the plan says so and shows the options actually used.
+    // The console lists a server that no node of the site config runs: upgrading this one would
+    // leave an old OMS there on the migrated schema. Refused, nothing changed.
     std::fs::write(&d.site, &good).unwrap();
+    mariadb(&format!("INSERT INTO {cm}.host (resource_group_id, ip, status) VALUES (1, '10.9.9.9', 'online')"));
+    let o = upgrade(&d);
+    let t = text(&o);
+    mariadb(&format!("DELETE FROM {cm}.host WHERE ip = '10.9.9.9'"));
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("the OMS console lists server 10.9.9.9, which no node of this deployment runs (its nodes' OMS_HOST_IP: 127.0.0.1)"), "{t}");
+    assert_eq!((d.state(&d.old()), d.state(&d.new_name())), ("running".to_string(), "absent".to_string()));
+    assert!(d.runs().as_array().unwrap().is_empty(), "a run was started");
+    assert_eq!(sums(&d), before, "the MetaDB changed");
+    // Another opshost (here the test's own connection) holds this product's run lock on the
+    // MetaDB: plan says who, and upgrade is refused before anything changes, naming the holder.
+    let name = format!("opshost/{rm}");
+    let mut holder = d.rt.block_on(mysql_async::Conn::new(mysql_opts_for(&rm))).unwrap();
+    let got: Option<i64> = d.rt.block_on(mysql_async::prelude::Queryable::exec_first(&mut holder, "SELECT GET_LOCK(?, 0)", (name.clone(),))).unwrap();
+    assert_eq!(got, Some(1));
+    let mut args = vec!["plan".to_string()];
+    args.extend(site_args(&d));
+    args.extend(["--to".into(), "4.2.0".into()]);
+    let planned = d.opshost(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        text(&planned).contains(&format!("warning: another opshost is working on oms right now (its lock {name:?} on MetaDB metadb is held by connection")),
+        "{}",
+        text(&planned)
+    );
+    let o = upgrade(&d);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains(&format!("refused before any change: another opshost is working on oms on MetaDB metadb: its lock {name:?} is held by connection")),
+        "{t}"
+    );
+    assert_eq!((d.state(&d.old()), d.state(&d.new_name())), ("running".to_string(), "absent".to_string()));
+    assert!(d.runs().as_array().unwrap().is_empty(), "a run was started");
+    assert_eq!(sums(&d), before, "the MetaDB changed");
+    d.rt.block_on(holder.disconnect()).unwrap();
+    // With the flag dropped by the site, the plan says so and shows the options actually used.
     let mut args = vec!["plan".to_string()];
     args.extend(site_args(&d));
     args.extend(["--to".into(), "4.2.0".into()]);
@@ -391,39 +428,3 @@ fn upgrade_and_rollback_stream_json_lines() {
     assert!(ev.iter().any(|v| v["event"] == "call" && v["call"] == "sql.restore-databases" && v["ok"] == true), "{:?}", kinds(&ev));
     assert_eq!(ev.last().unwrap()["status"], "rolled-back", "{}", ev.last().unwrap());
 }
-    mariadb(&format!("INSERT INTO {cm}.host (resource_group_id, ip, status) VALUES (1, '10.9.9.9', 'online')"));
-    let o = upgrade(&d);
-    let t = text(&o);
-    mariadb(&format!("DELETE FROM {cm}.host WHERE ip = '10.9.9.9'"));
-    assert_ne!(o.status.code(), Some(0), "{t}");
-    assert!(t.contains("the OMS console lists server 10.9.9.9, which no node of this deployment runs (its nodes' OMS_HOST_IP: 127.0.0.1)"), "{t}");
-    assert_eq!((d.state(&d.old()), d.state(&d.new_name())), ("running".to_string(), "absent".to_string()));
-    assert!(d.runs().as_array().unwrap().is_empty(), "a run was started");
-    assert_eq!(sums(&d), before, "the MetaDB changed");
-    // Another opshost (here the test's own connection) holds this product's run lock on the
-    // MetaDB: plan says who, and upgrade is refused before anything changes, naming the holder.
-    let name = format!("opshost/{rm}");
-    let mut holder = d.rt.block_on(mysql_async::Conn::new(mysql_opts_for(&rm))).unwrap();
-    let got: Option<i64> = d.rt.block_on(mysql_async::prelude::Queryable::exec_first(&mut holder, "SELECT GET_LOCK(?, 0)", (name.clone(),))).unwrap();
-    assert_eq!(got, Some(1));
-    let mut args = vec!["plan".to_string()];
-    args.extend(site_args(&d));
-    args.extend(["--to".into(), "4.2.0".into()]);
-    let planned = d.opshost(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(
-        text(&planned).contains(&format!("warning: another opshost is working on oms right now (its lock {name:?} on MetaDB metadb is held by connection")),
-        "{}",
-        text(&planned)
-    );
-    let o = upgrade(&d);
-    let t = text(&o);
-    assert_ne!(o.status.code(), Some(0), "{t}");
-    assert!(
-        t.contains(&format!("refused before any change: another opshost is working on oms on MetaDB metadb: its lock {name:?} is held by connection")),
-        "{t}"
-    );
-    assert_eq!((d.state(&d.old()), d.state(&d.new_name())), ("running".to_string(), "absent".to_string()));
-    assert!(d.runs().as_array().unwrap().is_empty(), "a run was started");
-    assert_eq!(sums(&d), before, "the MetaDB changed");
-    d.rt.block_on(holder.disconnect()).unwrap();
-    // With the flag dropped by the site, the plan says so and shows the options actually used.

@@ -302,8 +302,10 @@ impl Site {
                 _ => {}
             }
         }
+        let lock = self.run_lock_finding(&env.reporter).await;
         Ok((
             planned?.result.map(|mut p| {
+                p.findings.extend(lock);
                 p.findings.extend(self.config.docker_policy.describe());
                 if self.product.console.health_insecure_tls {
                     p.findings.push(format!(
@@ -422,6 +424,47 @@ impl Site {
             }
         }
         Ok(())
+    }
+
+    /// The name of this product's run lock on its MetaDB: the console's databases name the
+    /// deployment there (two products may share a MetaDB server, never an rm database).
+    fn run_lock_name(&self) -> String {
+        let m = &self.product.console.metadb;
+        let key = m.rm_db.as_deref().or(m.cm_db.as_deref()).unwrap_or(&self.section);
+        // MariaDB and MySQL take names of at most 64 characters.
+        format!("opshost/{key}").chars().take(64).collect()
+    }
+
+    /// Take this product's run lock on its MetaDB for the command's life (besides the flock on
+    /// this host): `Err` is the refusal to print, naming the holder. A MetaDB that cannot be
+    /// reached gives no lock and a warning: the checks after this one report it.
+    async fn take_run_lock(&self, reporter: &Arc<dyn Reporter>) -> Result<Result<Option<mysql_async::Conn>, String>> {
+        let connection = &self.product.console.metadb.connection;
+        let sql = crate::capabilities::sql::real::MysqlSql::new(&self.config.metadb, self.config.state_dir(), reporter.clone())?;
+        let name = self.run_lock_name();
+        Ok(match sql.take_run_lock(connection, &name).await {
+            Ok(Ok(held)) => Ok(Some(held)),
+            Ok(Err(holder)) => Err(format!(
+                "another opshost is working on {} on MetaDB {connection}: its lock {name:?} is held by {holder}; wait for it to finish (the lock goes when that connection closes)",
+                self.section
+            )),
+            Err(e) => {
+                reporter.log(crate::capabilities::services::Level::Warn, &format!("no run lock on MetaDB {connection}: {}", e.message()));
+                Ok(None)
+            }
+        })
+    }
+
+    /// A plan line when another opshost holds the run lock now.
+    async fn run_lock_finding(&self, reporter: &Arc<dyn Reporter>) -> Option<String> {
+        let connection = &self.product.console.metadb.connection;
+        let sql = crate::capabilities::sql::real::MysqlSql::new(&self.config.metadb, self.config.state_dir(), reporter.clone()).ok()?;
+        let name = self.run_lock_name();
+        let holder = sql.run_lock_holder(connection, &name).await.ok()??;
+        Some(format!(
+            "warning: another opshost is working on {} right now (its lock {name:?} on MetaDB {connection} is held by {holder}): an upgrade or rollback is refused until it finishes",
+            self.section
+        ))
     }
 
     /// The environment of a journaled operation (an upgrade or a rollback) of `meta`'s run: a new
@@ -633,6 +676,13 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
+    let _metadb_lock = match site.take_run_lock(&reporter).await? {
+        Ok(held) => held,
+        Err(refusal) => {
+            eprintln!("refused before any change: {refusal}");
+            return Ok(1);
+        }
+    };
     // A route continues the one the deployment stands on when it was cut short (e.g. resumed).
     let mut route = top(&history).and_then(|m| m.route.clone()).filter(|r| r.target == a.to);
     let mut hop_plan = p;
@@ -887,6 +937,13 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
+    let _metadb_lock = match site.take_run_lock(&reporter).await? {
+        Ok(held) => held,
+        Err(refusal) => {
+            eprintln!("refused before any change: {refusal}");
+            return Ok(1);
+        }
+    };
     for (mut meta, hop) in runs.into_iter().zip(prepared) {
         let run_dir = site.runs.run_dir(&meta.id);
         let journal_path = next_rollback_journal(&run_dir);
@@ -1094,6 +1151,13 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     }
     let log = run_log(&run_dir, &format!("resume of the {} in {} ({} {} -> {})", header.operation, path.display(), meta.product, meta.source, meta.target))?;
     let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![console_reporter(a.transcript, a.json, a.yes)?, log]));
+    let _metadb_lock = match site.take_run_lock(&reporter).await? {
+        Ok(held) => held,
+        Err(refusal) => {
+            eprintln!("refused before any change: {refusal}");
+            return Ok(1);
+        }
+    };
     emit("run", serde_json::json!({ "run": meta.id, "operation": "resume", "dir": run_dir }));
     let mut env =
         site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;

@@ -269,6 +269,35 @@ impl MysqlSql {
         })
     }
 
+    /// The lock of a whole run on the MetaDB itself (`GET_LOCK(name, 0)` on a connection of its
+    /// own): held while the returned connection is open, so that two opshosts on two hosts cannot
+    /// work on one product at once; the server drops it when that connection closes, however the
+    /// process ends. `Err` says who holds it.
+    pub async fn take_run_lock(&self, connection: &str, name: &str) -> Result<Result<Conn, String>, Error> {
+        let mut c = self.conn(connection).await?;
+        let got: Option<Option<i64>> =
+            c.exec_first("SELECT GET_LOCK(?, 0)", (name,)).await.map_err(|e| failed(format!("MetaDB {connection}: GET_LOCK: {e}")))?;
+        if got.flatten() == Some(1) {
+            return Ok(Ok(c));
+        }
+        drop(c);
+        Ok(Err(self.run_lock_holder(connection, name).await?.unwrap_or_else(|| "a connection that has just let it go".into())))
+    }
+
+    /// Who holds the run lock `name`, if anyone: its connection id, account and client host.
+    pub async fn run_lock_holder(&self, connection: &str, name: &str) -> Result<Option<String>, Error> {
+        let mut c = self.conn(connection).await?;
+        let id: Option<Option<u64>> =
+            c.exec_first("SELECT IS_USED_LOCK(?)", (name,)).await.map_err(|e| failed(format!("MetaDB {connection}: IS_USED_LOCK: {e}")))?;
+        let Some(id) = id.flatten() else { return Ok(None) };
+        // PROCESSLIST shows another account's session only with PROCESS; the id is enough then.
+        let who: Option<(String, String)> = c.exec_first("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?", (id,)).await.ok().flatten();
+        Ok(Some(match who {
+            Some((user, host)) => format!("connection {id} of {user}@{host}"),
+            None => format!("connection {id}"),
+        }))
+    }
+
     async fn conn_in(&self, connection: &str, database: &str) -> Result<Conn, Error> {
         let mut c = self.conn(connection).await?;
         c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
