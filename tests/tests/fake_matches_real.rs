@@ -15,8 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Call names without the host's own services, each run of server polling folded into one
-/// "wait online" (how many polls it takes is timing, not behaviour).
+/// Call names without the host's own services, each run of polling for the new version (its
+/// log, the servers, the health) folded into one "wait online" (how many polls it takes is
+/// timing, not behaviour).
 fn shape(calls: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in calls {
@@ -24,7 +25,7 @@ fn shape(calls: &[Value]) -> Vec<String> {
         if name.starts_with("host.") {
             continue;
         }
-        let name = if matches!(name, "console.list-servers" | "console.health") { "wait online" } else { name };
+        let name = if matches!(name, "console.list-servers" | "console.health" | "docker.logs") { "wait online" } else { name };
         if name == "wait online" && out.last().map(String::as_str) == Some("wait online") {
             continue;
         }
