@@ -116,8 +116,16 @@ healthy() {
   status=$( (exec 3<>"/dev/tcp/127.0.0.1/$HEALTH_PORT" && printf 'GET /oms/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && head -1 <&3) 2>/dev/null) || return 1
   [[ $status == *" 200 "* ]]
 }
-for _ in $(seq 1 60); do healthy && break; sleep 1; done
-healthy || { docker logs "$OLD" | tail -20; echo "the stand-in OMS did not become healthy on port $HEALTH_PORT" >&2; exit 1; }
+# Up to three minutes: a loaded machine (CI right after the test suite) starts it slowly.
+for _ in $(seq 1 180); do healthy && break; sleep 1; done
+healthy || {
+  docker logs "$OLD" | tail -20
+  docker inspect -f 'state {{.State.Status}}, exit {{.State.ExitCode}}, started {{.State.StartedAt}}' "$OLD" || true
+  echo "port $HEALTH_PORT answers: $( (exec 3<>"/dev/tcp/127.0.0.1/$HEALTH_PORT" && printf 'GET /oms/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && head -1 <&3) 2>&1)" >&2
+  (ss -ltnp 2>/dev/null || true) | grep ":$HEALTH_PORT " >&2 || true
+  echo "the stand-in OMS did not become healthy on port $HEALTH_PORT within 180 s" >&2
+  exit 1
+}
 
 cat >"$DIR/site.toml" <<TOML
 # A stand-in OMS 4.1.1 site (tests/standin-site.sh). The same shape as a real site's config.
