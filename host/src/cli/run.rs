@@ -91,10 +91,13 @@ pub enum RunsCmd {
 /// The value, or print why the command refuses (nothing was changed) and exit 1.
 macro_rules! or_refuse {
     ($e:expr) => {
+        or_refuse!($e, "refused")
+    };
+    ($e:expr, $how:literal) => {
         match $e {
             Ok(v) => v,
             Err(m) => {
-                eprintln!("refused: {m}");
+                eprintln!(concat!($how, ": {}"), m);
                 return Ok(1);
             }
         }
@@ -676,13 +679,7 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
-    let _metadb_lock = match site.take_run_lock(&reporter).await? {
-        Ok(held) => held,
-        Err(refusal) => {
-            eprintln!("refused before any change: {refusal}");
-            return Ok(1);
-        }
-    };
+    let _metadb_lock = or_refuse!(site.take_run_lock(&reporter).await?, "refused before any change");
     // A route continues the one the deployment stands on when it was cut short (e.g. resumed).
     let mut route = top(&history).and_then(|m| m.route.clone()).filter(|r| r.target == a.to);
     let mut hop_plan = p;
@@ -937,13 +934,7 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         eprintln!("not confirmed: nothing was changed");
         return Ok(1);
     }
-    let _metadb_lock = match site.take_run_lock(&reporter).await? {
-        Ok(held) => held,
-        Err(refusal) => {
-            eprintln!("refused before any change: {refusal}");
-            return Ok(1);
-        }
-    };
+    let _metadb_lock = or_refuse!(site.take_run_lock(&reporter).await?, "refused before any change");
     for (mut meta, hop) in runs.into_iter().zip(prepared) {
         let run_dir = site.runs.run_dir(&meta.id);
         let journal_path = next_rollback_journal(&run_dir);
@@ -1151,13 +1142,7 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     }
     let log = run_log(&run_dir, &format!("resume of the {} in {} ({} {} -> {})", header.operation, path.display(), meta.product, meta.source, meta.target))?;
     let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![console_reporter(a.transcript, a.json, a.yes)?, log]));
-    let _metadb_lock = match site.take_run_lock(&reporter).await? {
-        Ok(held) => held,
-        Err(refusal) => {
-            eprintln!("refused before any change: {refusal}");
-            return Ok(1);
-        }
-    };
+    let _metadb_lock = or_refuse!(site.take_run_lock(&reporter).await?, "refused before any change");
     emit("run", serde_json::json!({ "run": meta.id, "operation": "resume", "dir": run_dir }));
     let mut env =
         site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
