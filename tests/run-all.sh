@@ -85,6 +85,10 @@ log "cargo test (host, fake-host scenarios, end-to-end on Docker + MariaDB)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$RUN_DIR/cargo-test.log"
 status=${PIPESTATUS[0]}
+# The plugins' shared library: its pure functions (config.yaml, versions, sizes) on this machine's
+# target; the host calls it makes are what the scenarios above test.
+(cd plugins && cargo test -p opshost-procedures --lib --target-dir ../target/plugins-native) 2>&1 | tee -a "$RUN_DIR/cargo-test.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 set -e
 
 log "the README's stand-in site, its commands run as written (tests/standin-site.sh)"

@@ -2,8 +2,8 @@
 
 mod support;
 
-use opshost::capabilities::docker::conformance::{suite, EXEC_PROBE};
-use opshost::capabilities::docker::fake::{DockerSetup, ExecRule, FakeDocker, ImageSetup};
+use opshost::capabilities::docker::conformance::{suite, EXEC_PROBE, FILE_PROBE};
+use opshost::capabilities::docker::fake::{DockerSetup, ExecRule, FakeDocker, FileSetup, ImageSetup};
 use opshost::capabilities::docker::real::{BollardDocker, NodeConfig, RunPolicy};
 use opshost::capabilities::services::fake::VirtualClock;
 use opshost::capabilities::sql::fake::FakeSql;
@@ -30,6 +30,7 @@ async fn fake_docker_conforms() {
             duration_s: 0,
         }],
         refuses_privileged: vec![],
+        files: vec![FileSetup { nodes: vec!["local".into()], path: "/data/oms/oms_store/conf.yaml".into(), content: FILE_PROBE.into() }],
     };
     let d = FakeDocker::new(&setup, Arc::new(FakeSql::new(Vec::<String>::new())), VirtualClock::starting_at(0)).unwrap();
     suite(&d, "local", BUSYBOX, "fake", "/data/oms/oms_store").await;
@@ -40,6 +41,7 @@ async fn bollard_docker_conforms_on_the_real_engine() {
     require_docker();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("opshost-conf-{}", std::process::id());
+    std::fs::write(dir.path().join("conf.yaml"), FILE_PROBE).unwrap();
     let d = BollardDocker::new(BTreeMap::from([("local".to_string(), NodeConfig::default())]), vec![], RunPolicy::default(), Arc::new(Silent));
     suite(&d, "local", BUSYBOX, &prefix, dir.path().to_str().unwrap()).await;
 }

@@ -196,6 +196,8 @@ async fn containers_are_what_the_host_allows_not_what_a_granted_name_asks() {
         ("traverse", "denied", "docker local/oms_411/../oms_victim: plugin hostile does not declare"),
         ("image-exists", "denied", "image opshost-test/busybox:1 on node local"),
         ("inspect-victim", "denied", "not granted"),
+        ("read-victim-file", "denied", "not granted"),
+        ("read-traverse", "invalid-input", "must be absolute, without .."),
     ] {
         let r = attack(attack_name, grants).await;
         assert_contained(&r, kind, message);
@@ -204,6 +206,19 @@ async fn containers_are_what_the_host_allows_not_what_a_granted_name_asks() {
             "{attack_name}: a run went through"
         );
     }
+}
+
+/// A config file reaches the plugin, and the run's journal, with its secrets' values hidden.
+#[tokio::test]
+async fn a_granted_containers_config_file_is_read_without_its_secrets() {
+    let r = attack("read-config", "").await;
+    let (kind, m) = error_of(&r);
+    assert_eq!(kind, "failed", "{m}");
+    assert!(m.contains("drc_rm_db: rm_411") && m.contains("oms_meta_password: <hidden by opshost>"), "{m}");
+    assert!(!m.contains("oms-meta-secret"), "{m}");
+    let call = r.steps[0].calls.iter().find(|c| c.call == "docker.read-file").expect("the read is in the transcript");
+    assert!(!call.outcome.to_string().contains("oms-meta-secret") && call.outcome.to_string().contains("<hidden by opshost>"), "{}", call.outcome);
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
 }
 
 #[tokio::test]

@@ -177,6 +177,8 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
         ("traverse", "/../oms_victim_"),
         ("image-exists", "is not one this run may use"),
         ("inspect-victim", "is not granted to hostile"),
+        ("read-victim-file", "is not granted to hostile"),
+        ("read-traverse", "must be absolute, without .."),
     ] {
         a.contained(attack, message, "", true);
     }

@@ -88,6 +88,8 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     // The plan said what the backup would hold, and how the server would be read and restored.
     assert!(t.contains(&format!("backup of {rm}: ")) && t.contains("1 views, 1 triggers, 1 procedures, 0 functions, 0 events"), "{t}");
     assert!(t.contains("MetaDB metadb: MariaDB") && t.contains("every restore is verified by checksum"), "{t}");
+    // The plan read the deployment's own config.yaml from the container (docker.read-file).
+    assert!(t.contains(&format!("config.yaml: drc_rm_db {rm}, drc_cm_db {cm}, drc_cm_heartbeat_db {hb}, cm_location 1")), "{t}");
     // The new OMS runs from the loaded archive with the old mounts, and is healthy.
     assert_eq!(d.state(&d.old()), "exited");
     assert_eq!(d.state(&d.new_name()), "running");
@@ -135,6 +137,16 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
         assert!(upgraded.contains(must), "run.log lacks {must:?}:\n{upgraded}");
     }
     assert!(upgraded.lines().all(|l| l.len() > 20 && l.as_bytes()[8] == b'-' && l[15..20].starts_with('.')), "every line is stamped:\n{upgraded}");
+    // config.yaml holds the MetaDB password: neither the plugin nor any file of the run saw it.
+    let password = std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap();
+    let mut hidden = false;
+    for f in std::fs::read_dir(d.dir.path().join("state/runs").join(&run_id)).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&format!("oms_meta_password: {password}")), "the MetaDB password reached the run's files");
+        hidden |= text.contains("oms_meta_password: <hidden by opshost>");
+    }
+    assert!(hidden, "the journal holds the config.yaml the plugin read, secrets hidden");
 
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -43,6 +43,7 @@ host_calls! {
     DOCKER_IMAGE_EXISTS = "docker.image-exists", Read, Short;
     DOCKER_EXEC = "docker.exec", Write, Long;
     DOCKER_LOGS = "docker.logs", Read, Short;
+    DOCKER_READ_FILE = "docker.read-file", Read, Short;
     SQL_QUERY = "sql.query", Read, Short;
     SQL_EXECUTE = "sql.execute", Write, Short;
     SQL_DUMP_DATABASE = "sql.dump-database", IdempotentWrite, Long;

@@ -167,6 +167,10 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "traverse" => docker::stop("local", &format!("{}/../{}", n.container, n.victim), 1),
             "image-exists" => docker::image_exists("local", &n.image).map(|_| ()),
             "inspect-victim" => docker::inspect("local", &n.victim).map(|_| ()),
+            "read-victim-file" => docker::read_file("local", &n.victim, "/etc/hostname").map(|_| ()),
+            "read-traverse" => docker::read_file("local", &n.container, "/home/admin/../../etc/shadow").map(|_| ()),
+            // What a config file shows a plugin: the secrets' values are hidden by the host.
+            "read-config" => docker::read_file("local", &n.container, "/home/admin/conf/config.yaml").and_then(|t| Err(failed(format!("READ {t}")))),
             // Statements: the power behind a granted database.
             "sql-cross-db" => query(&n, &format!("SELECT * FROM {}.t", n.victim_db)),
             "sql-subquery" => execute(&n, &format!("DELETE FROM oms_version WHERE version IN (SELECT v FROM {}.t)", n.victim_db)),

@@ -6,7 +6,8 @@
 //! - [`metadb`]: heartbeat trim, verified backups of a product's databases, restore.
 //! - [`ha`]: OMS `ha.config` toggling with T1/T2 bookkeeping.
 //! - [`container`]: container swap (stop the old one, run its successor with the same mounts).
-//! - [`oms`]: the whole OMS CE single-node hop, parameterised by [`oms::OmsHop`].
+//! - [`oms`]: the whole OMS CE hop, one node or several in regions, parameterised by [`oms::OmsHop`].
+//! - [`oms_config`]: OMS's own config.yaml, read from its containers.
 //! - [`odc`]: the whole ODC hop, single node or HA behind nginx, parameterised by [`odc::OdcHop`].
 
 /// Generated from the WIT; its signatures are the contract's (some take many arguments).
@@ -28,6 +29,7 @@ pub mod ha;
 pub mod metadb;
 pub mod odc;
 pub mod oms;
+pub mod oms_config;
 pub mod version;
 
 pub use bindings::opshost::plugin::types::Error;

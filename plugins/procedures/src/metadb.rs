@@ -24,13 +24,15 @@ impl MetaDb {
     pub fn check_exist(&self) -> Result<()> {
         for (role, db) in &self.databases {
             if !sql::database_exists(&self.connection, db).within(&format!("checking the {role} database"))? {
-                let fix = match role.split_once('/') {
-                    // A per-region database, e.g. ("cm_hb/hangzhou", "cm_hb_421_hangzhou").
-                    Some((base, region)) => format!(
-                        "set parameter {base}_db to the name in config.yaml without the region suffix (region {region}'s database is <{base}_db>_{region}), and region_nodes to the regions' cm_location values"
-                    ),
-                    None => format!("set parameter {role}_db to the name in config.yaml"),
+                let param = match role.split_once('/') {
+                    // A per-region database, e.g. ("cm_hb/hangzhou", "oms_cm_hb_hangzhou").
+                    Some((_, region)) => format!("that region {region}'s config.yaml (or parameter region_heartbeat_dbs)"),
+                    None => format!("that config.yaml (or parameter {role}_db)"),
                 };
+                let fix = format!(
+                    "point [metadb.{}] of the site config at the MetaDB this OMS uses (config.yaml's oms_meta_host and oms_meta_port), and check the name {param} gives it",
+                    self.connection
+                );
                 return Err(not_found(format!("database {db} ({role}) does not exist on MetaDB connection {}: {fix}", self.connection)));
             }
         }

@@ -9,6 +9,7 @@ use crate::bindings::opshost::plugin::{console, docker, host};
 use crate::container::{self, env_value, oms_successor, remove_env, set_env};
 use crate::ctx::{failed, info, invalid, not_found, now_ms, recall, record, step, warn, Params, Result, Within};
 use crate::metadb::MetaDb;
+use crate::oms_config::{self, OmsConfig};
 use crate::version::{digits, image_with_version, version_in_image};
 use crate::{ha, Context, Manifest, Need, ParameterSpec, Plan, Step};
 
@@ -45,6 +46,8 @@ struct OmsNode {
     node: String,
     old: ContainerInfo,
     host_ip: String,
+    /// Its config.yaml, read from the old container.
+    config: OmsConfig,
 }
 
 /// A region (cm_location) of a multi-node OMS; a single-node deployment is one region with no
@@ -159,6 +162,93 @@ fn parse_region_nodes(text: &str) -> Result<Vec<(String, Vec<String>)>> {
     Ok(regions)
 }
 
+/// The value every one of `members`' config.yaml gives `key` (they must agree), checked against
+/// the parameter that may also name it (`param`, empty when none does): a disagreement is a
+/// refusal, since the file is what OMS itself uses. None when no file names it.
+fn from_config(all: &[OmsNode], members: &[&OmsNode], key: &str, param: &str, given: Option<&str>) -> Result<Option<String>> {
+    let multi = all.len() > 1;
+    let on = |n: &OmsNode| if multi { format!(" on node {}", n.node) } else { String::new() };
+    let mut found: Option<(&OmsNode, &str)> = None;
+    for n in members {
+        let Some(v) = n.config.get(key) else { continue };
+        match found {
+            Some((first, fv)) if fv != v => {
+                return Err(invalid(format!(
+                    "config.yaml{} names {key}: {fv}, but{} it names {key}: {v}: the nodes of one OMS deployment (of one region, for the heartbeat database) use the same databases; correct the config.yaml that is wrong and restart that OMS before upgrading",
+                    on(first),
+                    on(n)
+                )))
+            }
+            Some(_) => {}
+            None => found = Some((n, v)),
+        }
+    }
+    match (given, found) {
+        (Some(g), Some((n, v))) if g != v => Err(invalid(format!(
+            "parameter {param} = {g}, but config.yaml in container {}{} names {key}: {v}, the database OMS really uses: remove parameter {param} from the site config (config.yaml is read), or correct it",
+            n.old.spec.name,
+            on(n)
+        ))),
+        (Some(g), _) => Ok(Some(g.to_string())),
+        (None, found) => Ok(found.map(|(_, v)| v.to_string())),
+    }
+}
+
+/// A region's config.yaml against the site config: each node's `cm_location` is its region's,
+/// every server `cm_nodes` lists is run by a node of the region (else an OMS the upgrade does not
+/// touch would run the old version on the migrated schema), and nodes said to share one file
+/// have the same file.
+fn check_region_config(r: &Region, members: &[&OmsNode], multi_node_hop: bool) -> Result<()> {
+    let ips: Vec<&str> = members.iter().filter_map(|n| env_value(&n.old.spec, "OMS_HOST_IP")).collect();
+    for n in members {
+        if let (Some(loc), Some(said)) = (&r.location, n.config.get("cm_location")) {
+            if said != loc {
+                return Err(invalid(format!(
+                    "node {}'s config.yaml says cm_location: {said}, but parameter region_nodes puts it in region {loc}: correct region_nodes (regions are the cm_location values of config.yaml)",
+                    n.node
+                )));
+            }
+        }
+        let listed = n.config.list("cm_nodes");
+        let strangers: Vec<&String> = listed.iter().filter(|ip| !ips.contains(&ip.as_str())).collect();
+        if !strangers.is_empty() {
+            let region = match &r.location {
+                Some(loc) => format!("region {loc}"),
+                None => "this deployment".to_string(),
+            };
+            let fix = if r.location.is_none() && !multi_node_hop {
+                "this hop's vendor procedure is for one node: upgrade a multi-node OMS through a hop that supports it, or remove the server from cm_nodes if it is gone".to_string()
+            } else if r.location.is_none() {
+                "it is a multi-node OMS: set parameter region_nodes to its regions and nodes (each with a [nodes.NAME] section), or remove the server from cm_nodes if it is gone".to_string()
+            } else {
+                format!(
+                    "add its node to region {} in parameter region_nodes (and a [nodes.NAME] section), or remove it from cm_nodes if it is gone",
+                    r.location.as_deref().unwrap_or_default()
+                )
+            };
+            return Err(invalid(format!(
+                "config.yaml in container {} on node {} lists cm_nodes {}, which no node of {region} in the site config runs (their OMS_HOST_IP: {}): an OMS there would keep running the old version on the schema the upgrade migrates; {fix}",
+                n.old.spec.name,
+                n.node,
+                strangers.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                ips.join(", ")
+            )));
+        }
+    }
+    if r.shares_config {
+        if let Some(other) = members.iter().find(|n| n.config.text != members[0].config.text) {
+            return Err(invalid(format!(
+                "parameter regions_sharing_config names region {}, but nodes {} and {} have different config.yaml files, so docker_init.sh must run on each: remove {} from regions_sharing_config",
+                r.location.as_deref().unwrap_or_default(),
+                members[0].node,
+                other.node,
+                r.location.as_deref().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The restrictions the vendor's upgrade overview states for every hop, for the operator to
 /// confirm with the plan (opshost cannot see them from the MetaDB).
 fn vendor_restrictions(source: &str) -> Vec<String> {
@@ -198,9 +288,10 @@ impl OmsHop {
             p("image", "new image reference (default: the loaded tag for the target version, or the old image with the version replaced)", None),
             p("host_ip", "OMS_HOST_IP for the new container (default: the old container's)", None),
             p("connection", "MetaDB connection name in the site config", Some("metadb")),
-            p("rm_db", "drc_rm_db from config.yaml (default rm_<source digits>)", None),
-            p("cm_db", "drc_cm_db from config.yaml (default cm_<source digits>)", None),
-            p("cm_hb_db", "drc_cm_heartbeat_db from config.yaml (default cm_hb_<source digits>)", None),
+            p("config_file", "where the OMS containers mount OMS's config.yaml, read (never changed) for the MetaDB databases, region and servers", Some(oms_config::DEFAULT_PATH)),
+            p("rm_db", "drc_rm_db (default: what config.yaml names; a different value is refused)", None),
+            p("cm_db", "drc_cm_db (default: what config.yaml names; a different value is refused)", None),
+            p("cm_hb_db", "drc_cm_heartbeat_db of a single node (default: what config.yaml names; a different value is refused); for several regions, the base of <cm_hb_db>_<cm_location> where a region's config.yaml names none", None),
             p(
                 "trim_heartbeat",
                 "delete heatbeat_sequence rows below max(id) before the backup, as the vendor does (they are not restored on rollback)",
@@ -300,6 +391,7 @@ impl OmsHop {
                 "parameter host_ip sets one address, but region_nodes lists {node_count} nodes: remove host_ip; each new container takes OMS_HOST_IP from its node's old container"
             )));
         }
+        let config_path = p.or("config_file", oms_config::DEFAULT_PATH);
         let old_name = p.or("container", format!("oms_{src}"));
         let new_name = p.or("new_container", format!("oms_{}", digits(self.target)));
         if new_name == old_name {
@@ -332,15 +424,27 @@ impl OmsHop {
                     }
                     None => return Err(invalid(format!("container {old_name} has no OMS_HOST_IP: set parameter host_ip"))),
                 };
+                let config = oms_config::read(&node, &old_name, &config_path)?;
                 indices.push(nodes.len());
-                nodes.push(OmsNode { node, old, host_ip });
+                nodes.push(OmsNode { node, old, host_ip, config });
             }
-            let heartbeat_db = match &location {
-                Some(loc) => heartbeat_dbs.iter().find(|(r, _)| r == loc).map(|(_, d)| d.clone()).unwrap_or_else(|| format!("{cm_hb}_{loc}")),
-                None => cm_hb.clone(),
-            };
             let shares_config = location.as_ref().is_some_and(|l| sharing.contains(l));
-            regions.push(Region { location, nodes: indices, shares_config, heartbeat_db, heartbeat_rows: 0 });
+            regions.push(Region { location, nodes: indices, shares_config, heartbeat_db: String::new(), heartbeat_rows: 0 });
+        }
+        // What the deployment's own config.yaml says, checked against the site config.
+        let rm_db = from_config(&nodes, &nodes.iter().collect::<Vec<_>>(), "drc_rm_db", "rm_db", p.get("rm_db"))?.unwrap_or_else(|| format!("rm_{src}"));
+        let cm_db = from_config(&nodes, &nodes.iter().collect::<Vec<_>>(), "drc_cm_db", "cm_db", p.get("cm_db"))?.unwrap_or_else(|| format!("cm_{src}"));
+        for r in &mut regions {
+            let members: Vec<&OmsNode> = r.nodes.iter().map(|&i| &nodes[i]).collect();
+            check_region_config(r, &members, self.multi_node)?;
+            r.heartbeat_db = match &r.location {
+                None => from_config(&nodes, &members, "drc_cm_heartbeat_db", "cm_hb_db", p.get("cm_hb_db"))?.unwrap_or_else(|| cm_hb.clone()),
+                Some(loc) => match heartbeat_dbs.iter().find(|(r, _)| r == loc) {
+                    // The operator's word over the file's, and the plan says so.
+                    Some((_, d)) => d.clone(),
+                    None => from_config(&nodes, &members, "drc_cm_heartbeat_db", "", None)?.unwrap_or_else(|| format!("{cm_hb}_{loc}")),
+                },
+            };
         }
         let archive = p.get("image_archive").map(str::to_string);
         let first = &nodes[0];
@@ -356,7 +460,7 @@ impl OmsHop {
                 }
             }
         }
-        let mut databases = vec![("rm".to_string(), p.or("rm_db", format!("rm_{src}"))), ("cm".to_string(), p.or("cm_db", format!("cm_{src}")))];
+        let mut databases = vec![("rm".to_string(), rm_db), ("cm".to_string(), cm_db)];
         for r in &regions {
             let role = match &r.location {
                 Some(loc) => format!("cm_hb/{loc}"),
@@ -447,6 +551,28 @@ impl OmsHop {
                 n.node
             ));
             findings.push(format!("mounts{}: {}", c.on(&n.node), container::describe_mounts(&n.old.spec)));
+        }
+        // What each config.yaml says (one line for the nodes that show the same file).
+        let mut seen: Vec<&str> = Vec::new();
+        for n in &c.nodes {
+            if seen.contains(&n.config.text.as_str()) {
+                continue;
+            }
+            seen.push(&n.config.text);
+            let same: Vec<String> = c.nodes.iter().filter(|m| m.config.text == n.config.text).map(|m| m.node.clone()).collect();
+            let whose = if c.multi() { format!(" on {}", nodes_phrase(&same)) } else { String::new() };
+            findings.push(format!("config.yaml{whose}: {}", n.config.summary()));
+        }
+        for r in &c.regions {
+            let said = r.nodes.iter().find_map(|&i| c.nodes[i].config.get("drc_cm_heartbeat_db"));
+            if let (Some(loc), Some(said)) = (&r.location, said) {
+                if said != r.heartbeat_db {
+                    findings.push(format!(
+                        "region {loc}: heartbeat database {} as parameter region_heartbeat_dbs says, where its config.yaml names {said}",
+                        r.heartbeat_db
+                    ));
+                }
+            }
         }
         for r in &c.regions {
             if let Some(loc) = &r.location {

@@ -7,6 +7,10 @@ use crate::bindings::Error;
 
 pub const EXEC_PROBE: &str = "echo out; echo err >&2; exit 3";
 
+/// The file the caller puts at `<mount_source>/conf.yaml` before the suite: `docker.read-file`
+/// reads it through the container's mount, running or stopped.
+pub const FILE_PROBE: &str = "drc_rm_db: rm_411\ncm_nodes:\n  - 10.0.0.5\n# the end, no newline after\ncm_location: hz";
+
 pub fn probe_spec(name: &str, image: &str, mount_source: &str) -> RunSpec {
     RunSpec {
         name: name.into(),
@@ -84,8 +88,16 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     let out = d.exec(node, &name, &["sh".into(), "-c".into(), EXEC_PROBE.into()]).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
 
+    // A file through the container's mount, byte for byte; a missing one, a directory and a
+    // missing container are errors of their own kinds.
+    let conf = "/home/ds/store/conf.yaml";
+    assert_eq!(d.read_file(node, &name, conf).await.unwrap(), FILE_PROBE.as_bytes());
+    expect("read a missing file", d.read_file(node, &name, "/home/ds/store/none.yaml").await, |e| matches!(e, Error::NotFound(_)));
+    expect("read a directory", d.read_file(node, &name, "/home/ds/store").await, |e| matches!(e, Error::InvalidInput(m) if m.contains("directory")));
+
     d.stop(node, &name, 1).await.unwrap();
     assert_eq!(d.inspect(node, &name).await.unwrap().unwrap().state, ContainerState::Exited);
+    assert_eq!(d.read_file(node, &name, conf).await.unwrap(), FILE_PROBE.as_bytes(), "a stopped container's files can be read");
     d.stop(node, &name, 1).await.expect("stopping a stopped container is a no-op");
     assert!(d.exec(node, &name, &["true".into()]).await.is_err(), "exec in a stopped container fails");
 
@@ -100,6 +112,7 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     expect("stop missing", d.stop(node, &name, 1).await, |e| matches!(e, Error::NotFound(m) if m.contains(&name)));
     expect("restart missing", d.restart(node, &name, 1).await, |e| matches!(e, Error::NotFound(_)));
     expect("exec missing", d.exec(node, &name, &["true".into()]).await, |e| matches!(e, Error::NotFound(_)));
+    expect("read in a missing container", d.read_file(node, &name, conf).await, |e| matches!(e, Error::NotFound(m) if m.contains(&name)));
 
     assert!(d.image_exists(node, image).await.unwrap());
     assert!(!d.image_exists(node, "opshost-test/no-such-image:0").await.unwrap());

@@ -125,6 +125,21 @@ pub struct DockerSetup {
     /// hardened host): a privileged run fails there as on such an engine.
     #[serde(default)]
     pub refuses_privileged: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<FileSetup>,
+}
+
+/// A file on a node's disk, seen by the containers that bind-mount it (or its directory): what
+/// `docker.read-file` reads, e.g. the config.yaml an OMS container mounts.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSetup {
+    /// Nodes whose disk holds this file.
+    #[serde(default = "local")]
+    pub nodes: Vec<String>,
+    /// The path on the node (a mount's source, or a path under it).
+    pub path: String,
+    pub content: String,
 }
 
 fn local() -> Vec<String> {
@@ -197,6 +212,7 @@ pub struct FakeDocker {
     archives: Vec<ArchiveSetup>,
     exec_rules: Vec<ExecRule>,
     refuses_privileged: Vec<String>,
+    files: Vec<FileSetup>,
     sql: Arc<FakeSql>,
     clock: VirtualClock,
     next_id: Mutex<u64>,
@@ -219,6 +235,7 @@ impl FakeDocker {
             images: setup.images.clone(),
             archives: setup.archives.clone(),
             refuses_privileged: setup.refuses_privileged.clone(),
+            files: setup.files.clone(),
             exec_rules: setup.exec.clone(),
             sql,
             clock,
@@ -432,6 +449,31 @@ impl Docker for FakeDocker {
         self.clock.advance(rule.duration_s * 1000);
         self.apply(&rule.sql)?;
         Ok(ExecResult { exit_code: rule.exit_code, stdout: rule.stdout.clone(), stderr: rule.stderr.clone() })
+    }
+
+    async fn read_file(&self, node: &str, container: &str, path: &str) -> Result<Vec<u8>, Error> {
+        let mounts = self.with_engine(node, |e| {
+            let c = e.containers.get(container).ok_or_else(|| not_found(format!("container {container} does not exist on node {node}")))?;
+            Ok(c.spec.mounts.clone())
+        })?;
+        // The mount whose target holds the path (the longest), and the path on the node's disk.
+        let under = |target: &str| path == target || path.starts_with(&format!("{}/", target.trim_end_matches('/')));
+        let on_disk = mounts
+            .iter()
+            .filter(|m| under(&m.target))
+            .max_by_key(|m| m.target.len())
+            .map(|m| format!("{}{}", m.source.trim_end_matches('/'), &path[m.target.trim_end_matches('/').len()..]));
+        let on_node = |f: &&FileSetup| f.nodes.iter().any(|n| n == node);
+        let file = on_disk.as_ref().and_then(|p| self.files.iter().filter(on_node).find(|f| &f.path == p));
+        let is_dir = on_disk.as_ref().is_some_and(|p| self.files.iter().filter(on_node).any(|f| f.path.starts_with(&format!("{}/", p.trim_end_matches('/')))));
+        match file {
+            None if is_dir => Err(invalid(format!("{path} in container {container} on node {node} is a directory: name a file"))),
+            Some(f) if f.content.len() > super::READ_FILE_MAX => {
+                Err(invalid(format!("{path} in container {container} on node {node} is larger than {} bytes", super::READ_FILE_MAX)))
+            }
+            Some(f) => Ok(f.content.clone().into_bytes()),
+            None => Err(not_found(format!("{path} does not exist in container {container} on node {node}"))),
+        }
     }
 
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error> {

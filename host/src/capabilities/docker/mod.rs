@@ -55,6 +55,39 @@ pub trait Docker: Send + Sync {
     async fn image_exists(&self, node: &str, image: &str) -> Result<bool, Error>;
     async fn exec(&self, node: &str, container: &str, command: &[String]) -> Result<ExecResult, Error>;
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error>;
+    /// The bytes of one regular file in the container (mounts included), at most [`READ_FILE_MAX`];
+    /// the path is already checked by [`policy::check_file_path`].
+    async fn read_file(&self, node: &str, container: &str, path: &str) -> Result<Vec<u8>, Error>;
+}
+
+/// The largest file `docker.read-file` returns.
+pub const READ_FILE_MAX: usize = 1 << 20;
+
+/// What `docker.read-file` puts in place of a secret's value.
+pub const HIDDEN: &str = "<hidden by opshost>";
+
+/// A file's text with the value of every `key: value` (or `key = value`) line whose key names a
+/// password, secret, token or private key replaced by [`HIDDEN`].
+pub fn hide_secret_lines(text: &str) -> String {
+    let secret = |key: &str| {
+        let k = key.to_ascii_lowercase();
+        ["password", "passwd", "pwd", "secret", "token", "private_key", "private-key", "privatekey", "credential"].iter().any(|w| k.contains(w))
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        match body.find([':', '=']) {
+            Some(i) if !body.trim_start().starts_with('#') && secret(body[..i].trim()) && !body[i + 1..].trim().is_empty() => {
+                out.push_str(&body[..i + 1]);
+                out.push(' ');
+                out.push_str(HIDDEN);
+            }
+            _ => out.push_str(body),
+        }
+        out.push_str(ending);
+    }
+    out
 }
 
 /// The label that makes a run a successor: `opshost.successor-of=<container>` creates the new
@@ -285,6 +318,15 @@ impl wit::Host for HostState {
     async fn logs(&mut self, node: String, container: String, tail: u32) -> wasmtime::Result<Result<String, Error>> {
         self.on_container(calls::DOCKER_LOGS, node, container, json!({"tail": tail}), |d, node, c| async move { d.logs(&node, &c, tail).await }).await
     }
+    async fn read_file(&mut self, node: String, container: String, path: String) -> wasmtime::Result<Result<String, Error>> {
+        self.on_container(calls::DOCKER_READ_FILE, node, container, json!({"path": path}), |d, node, c| async move {
+            policy::check_file_path(&path)?;
+            let bytes = d.read_file(&node, &c, &path).await?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::InvalidInput(format!("{path} in container {c} on node {node} is not UTF-8 text")))?;
+            Ok(hide_secret_lines(&text))
+        })
+        .await
+    }
 }
 
 impl ContainerState {
@@ -296,6 +338,31 @@ impl ContainerState {
             ContainerState::Restarting => "restarting",
             ContainerState::Exited => "exited",
             ContainerState::Dead => "dead",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hide_secret_lines, policy::check_file_path, HIDDEN};
+
+    #[test]
+    fn secrets_in_a_config_file_are_hidden_and_the_rest_kept_byte_for_byte() {
+        let text =
+            "oms_meta_host: 10.0.0.9\r\noms_meta_password: s3cret:x\n  tsdb_password = 'p'\n# oms_meta_password: in a comment\napi_token:\nDRC_RM_DB: rm_411";
+        let out = hide_secret_lines(text);
+        assert_eq!(
+            out,
+            format!("oms_meta_host: 10.0.0.9\r\noms_meta_password: {HIDDEN}\n  tsdb_password = {HIDDEN}\n# oms_meta_password: in a comment\napi_token:\nDRC_RM_DB: rm_411")
+        );
+        assert!(!out.contains("s3cret"));
+    }
+
+    #[test]
+    fn read_file_paths_are_absolute_and_stay_put() {
+        assert!(check_file_path("/home/admin/conf/config.yaml").is_ok());
+        for bad in ["home/admin/conf/config.yaml", "/home/admin/../../etc/shadow", "/a\0b", ""] {
+            assert!(check_file_path(bad).is_err(), "{bad:?}");
         }
     }
 }

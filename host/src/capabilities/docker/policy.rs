@@ -205,6 +205,16 @@ fn plain_name(name: &str, min: usize, max: usize) -> bool {
 }
 
 /// Docker's container name grammar, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// A path for `docker.read-file`: absolute, no `..`, no NUL, at most 4096 bytes.
+pub fn check_file_path(path: &str) -> Result<(), Error> {
+    if !path.starts_with('/') || path.len() > 4096 || path.contains('\0') || path.split('/').any(|p| p == "..") {
+        return Err(Error::InvalidInput(format!(
+            "file path {path:?} must be absolute, without .. (a file inside the container, e.g. /home/admin/conf/config.yaml)"
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_container_name(name: &str) -> Result<(), Error> {
     if plain_name(name, 2, 128) {
         Ok(())

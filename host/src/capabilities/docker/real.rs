@@ -99,6 +99,39 @@ fn privileges_refused(message: &str) -> bool {
         && (m.contains("apply caps") || m.contains("operation not permitted") || m.contains("permission denied") || m.contains("privileged"))
 }
 
+/// The one regular file of a tar archive as the engine's archive endpoint sends it (extended
+/// headers skipped); why not, in words that follow the file's name.
+fn file_in_tar(tar: &[u8]) -> Result<Vec<u8>, String> {
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let h = &tar[at..at + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let field = |r: std::ops::Range<usize>| String::from_utf8_lossy(&h[r]).trim_end_matches(['\0', ' ']).trim_start().to_string();
+        let size = if h[124] & 0x80 != 0 {
+            return Err(format!("is larger than {} bytes", super::READ_FILE_MAX));
+        } else {
+            usize::from_str_radix(&field(124..136), 8).map_err(|_| "came in an archive the engine sent malformed".to_string())?
+        };
+        let data = at + 512;
+        let end = data.checked_add(size).filter(|&e| e <= tar.len()).ok_or("came in a truncated archive")?;
+        match h[156] {
+            b'0' | 0 | b'7' => {
+                if size > super::READ_FILE_MAX {
+                    return Err(format!("is larger than {} bytes", super::READ_FILE_MAX));
+                }
+                return Ok(tar[data..end].to_vec());
+            }
+            b'5' => return Err("is a directory: name a file".into()),
+            b'1' | b'2' => return Err(format!("is a link to {}: name the file it points to", field(157..257))),
+            b'x' | b'g' | b'L' | b'K' => at = data + size.div_ceil(512) * 512,
+            other => return Err(format!("is not a regular file (tar type {:?})", other as char)),
+        }
+    }
+    Err("came in an archive that holds no file".into())
+}
+
 /// An engine error as a typed error that names the object.
 fn engine_err(what: &str, e: bollard::errors::Error) -> Error {
     use bollard::errors::Error as B;
@@ -490,6 +523,22 @@ impl Docker for BollardDocker {
         Ok(ExecResult { exit_code, stdout: truncate_front(stdout), stderr: truncate_front(stderr) })
     }
 
+    async fn read_file(&self, node: &str, container: &str, path: &str) -> Result<Vec<u8>, Error> {
+        use bollard::query_parameters::DownloadFromContainerOptions;
+        let d = self.engine(node).await?;
+        let what = format!("{path} in container {container} on node {node}");
+        // GET /containers/{id}/archive: the file as one tar entry, read through mounts, running or not.
+        let mut s = d.download_from_container(container, Some(DownloadFromContainerOptions { path: path.to_string() }));
+        let mut tar = Vec::new();
+        while let Some(chunk) = s.next().await {
+            tar.extend_from_slice(&chunk.map_err(|e| engine_err(&what, e))?);
+            if tar.len() > super::READ_FILE_MAX + 64 * 1024 {
+                return Err(invalid(format!("{what} is larger than {} bytes", super::READ_FILE_MAX)));
+            }
+        }
+        file_in_tar(&tar).map_err(|why| invalid(format!("{what} {why}")))
+    }
+
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error> {
         let d = self.engine(node).await?;
         let mut s = d.logs(container, Some(LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() }));
@@ -498,5 +547,39 @@ impl Docker for BollardDocker {
             out.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| engine_err(&format!("logs of container {container} on {node}"), e))?.into_bytes()));
         }
         Ok(truncate_front(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_in_tar;
+
+    /// A tar of `entries` made by the system's tar, as the engine's archive endpoint would send one.
+    fn tar_of(setup: impl FnOnce(&std::path::Path), entry: &str, extra: &[&str]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path());
+        let out = std::process::Command::new("tar").args(extra).arg("-cf").arg("-").arg("-C").arg(dir.path()).arg(entry).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    #[test]
+    fn the_one_file_of_an_archive_and_what_is_not_a_file() {
+        let text = "drc_rm_db: rm_411\n".repeat(100);
+        let t = tar_of(|d| std::fs::write(d.join("config.yaml"), &text).unwrap(), "config.yaml", &[]);
+        assert_eq!(file_in_tar(&t).unwrap(), text.as_bytes());
+        // A long name comes with an extended header first (pax), which is skipped.
+        let long = "c".repeat(150);
+        let t = tar_of(|d| std::fs::write(d.join(&long), "x: 1\n").unwrap(), &long, &["--format=pax"]);
+        assert_eq!(file_in_tar(&t).unwrap(), b"x: 1\n");
+        let t = tar_of(|d| std::fs::create_dir(d.join("conf")).unwrap(), "conf", &["--no-recursion"]);
+        assert!(file_in_tar(&t).unwrap_err().contains("is a directory"));
+        let t = tar_of(|d| std::os::unix::fs::symlink("/etc/real.yaml", d.join("config.yaml")).unwrap(), "config.yaml", &[]);
+        assert!(file_in_tar(&t).unwrap_err().contains("is a link to /etc/real.yaml"));
+        assert!(file_in_tar(&[0u8; 1024]).unwrap_err().contains("holds no file"));
+        let big = vec![b'a'; super::super::READ_FILE_MAX + 1];
+        let t = tar_of(|d| std::fs::write(d.join("big"), &big).unwrap(), "big", &[]);
+        assert!(file_in_tar(&t).unwrap_err().contains("larger than"));
+        assert!(file_in_tar(&t[..600]).unwrap_err().contains("truncated"));
     }
 }
