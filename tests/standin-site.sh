@@ -86,7 +86,7 @@ CREATE TABLE $RM.cluster_info (region VARCHAR(64), cm_url VARCHAR(256), code VAR
 CREATE TABLE $RM.oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, cost DOUBLE);
 INSERT INTO $RM.oms_project SELECT seq, CONCAT('project-', seq), CONCAT('{"tables":', seq, '}'), seq / 7 FROM seq_1_to_2000;
 CREATE TABLE $CM.resource_group (id INT PRIMARY KEY, name VARCHAR(64)); INSERT INTO $CM.resource_group VALUES (1, 'default');
-CREATE TABLE $CM.host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), status VARCHAR(16)); INSERT INTO $CM.host (resource_group_id, ip, status) VALUES (1, '127.0.0.1', 'offline');
+CREATE TABLE $CM.host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16)); INSERT INTO $CM.host (resource_group_id, ip, host_status) VALUES (1, '127.0.0.1', 'OFFLINE');
 CREATE TABLE $HB.heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), gmt_created BIGINT);
 INSERT INTO $HB.heatbeat_sequence (node, gmt_created) SELECT '127.0.0.1', 1767225600000 + seq FROM seq_1_to_5000;
 SQL

@@ -107,7 +107,7 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     assert!(d.healthy());
     assert_eq!(mariadb(&format!("SELECT version FROM {rm}.oms_version")), "4.2.0");
     assert!(mariadb(&format!("SHOW CREATE TABLE {cm}.host")).contains("v4_2_0_cpu_cores"));
-    assert_eq!(mariadb(&format!("SELECT status FROM {cm}.host")), "online");
+    assert_eq!(mariadb(&format!("SELECT host_status FROM {cm}.host")), "ONLINE");
     // The vendor's trim left only rows from max(id) on; the new OMS writes heartbeats again.
     let min_id: u64 = mariadb(&format!("SELECT MIN(id) FROM {hb}.heatbeat_sequence")).parse().unwrap();
     assert!(min_id >= 5000, "heartbeat rows below the trim point survived: min id {min_id}");
@@ -283,7 +283,7 @@ fn bad_input_is_refused_before_anything_changes() {
     // The console lists a server that no node of the site config runs: upgrading this one would
     // leave an old OMS there on the migrated schema. Refused, nothing changed.
     std::fs::write(&d.site, &good).unwrap();
-    mariadb(&format!("INSERT INTO {cm}.host (resource_group_id, ip, status) VALUES (1, '10.9.9.9', 'online')"));
+    mariadb(&format!("INSERT INTO {cm}.host (resource_group_id, ip, host_status) VALUES (1, '10.9.9.9', 'ONLINE')"));
     let o = upgrade(&d);
     let t = text(&o);
     mariadb(&format!("DELETE FROM {cm}.host WHERE ip = '10.9.9.9'"));

@@ -125,7 +125,7 @@ pub fn wait_online_all(nodes: &[String], timeout_s: u64, interval_s: u64) -> Res
 /// The console lists servers, all online, and every node answers healthy: how many servers.
 fn online_and_healthy(nodes: &[String]) -> Result<Option<usize>> {
     let servers = console::list_servers().within("listing servers")?;
-    let offline: Vec<_> = servers.iter().filter(|s| s.status != "online").map(|s| format!("{} ({})", s.address, s.status)).collect();
+    let offline: Vec<_> = servers.iter().filter(|s| !s.status.trim().eq_ignore_ascii_case("online")).map(|s| format!("{} ({})", s.address, s.status)).collect();
     if servers.is_empty() || !offline.is_empty() {
         info(format!("servers not online yet: {}", if servers.is_empty() { "none listed".into() } else { offline.join(", ") }));
         return Ok(None);

@@ -77,7 +77,7 @@ impl Oms {
     }
     async fn set_status(&self, status: &str) -> Result<()> {
         let mut c = self.conn().await?;
-        c.exec_drop(format!("UPDATE `{}`.host SET status = ? WHERE ip = ?", self.db("drc_cm_db")), (status, self.ip())).await.map_err(|e| e.to_string())
+        c.exec_drop(format!("UPDATE `{}`.host SET host_status = ? WHERE ip = ?", self.db("drc_cm_db")), (status, self.ip())).await.map_err(|e| e.to_string())
     }
 }
 
@@ -141,7 +141,7 @@ async fn serve() -> Result<()> {
             _ = term.wait() => return Ok(()),
         }
     }
-    oms.set_status("online").await?;
+    oms.set_status("ONLINE").await?;
     healthy.store(true, Ordering::SeqCst);
     log("OMS service start successfully");
     let beat_ms: u64 = oms.cfg.get("standin_heartbeat_ms").and_then(|v| v.parse().ok()).unwrap_or(1000);
@@ -160,7 +160,7 @@ async fn serve() -> Result<()> {
         }
     });
     term.wait().await;
-    let _ = oms.set_status("offline").await;
+    let _ = oms.set_status("OFFLINE").await;
     log("OMS service stopped");
     Ok(())
 }

@@ -111,8 +111,8 @@ fn build(db: &Db, scale: f64) {
          CREATE TABLE oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, description TEXT, cost DOUBLE, weight FLOAT, created DATETIME(6), KEY (name));
          INSERT INTO oms_project SELECT seq, CONCAT('project-', seq), CONCAT('{{\"source\":\"ob\",\"tables\":[', seq, ',', seq + 1, '],\"opts\":{{\"batch\":', seq % 1000, '}}}}'), REPEAT(CONCAT('line ', seq, ' it''s \"quoted\" \\\\ text; '), 12), seq / 7, seq / 3, NOW(6) - INTERVAL seq SECOND FROM seq_1_to_{};
          USE bench_cm;
-         CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), status VARCHAR(16));
-         INSERT INTO host (resource_group_id, ip, status) SELECT 1, CONCAT('10.0.', seq DIV 256, '.', seq % 256), 'online' FROM seq_1_to_200;
+         CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16));
+         INSERT INTO host (resource_group_id, ip, host_status) SELECT 1, CONCAT('10.0.', seq DIV 256, '.', seq % 256), 'ONLINE' FROM seq_1_to_200;
          CREATE TABLE task (id BIGINT PRIMARY KEY, host_id INT, payload BLOB, state VARCHAR(32), updated TIMESTAMP(6) NULL, KEY (host_id));
          INSERT INTO task SELECT seq, seq % 200, UNHEX(REPEAT(SHA2(seq, 256), 4)), ELT(seq % 3 + 1, 'RUNNING', 'PAUSED', 'FAILED'), NOW(6) FROM seq_1_to_{};
          USE bench_cm_hb;

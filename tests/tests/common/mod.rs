@@ -144,7 +144,7 @@ impl Deployment {
              CREATE TABLE {rm}.oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, cost DOUBLE, weight FLOAT, blob_cfg BLOB);
              INSERT INTO {rm}.oms_project SELECT seq, CONCAT('project-', seq), CONCAT('{{\"tables\":', seq, '}}'), seq / 7, seq / 3, UNHEX(SHA2(seq, 256)) FROM seq_1_to_2000;
              CREATE TABLE {cm}.resource_group (id INT PRIMARY KEY, name VARCHAR(64)); INSERT INTO {cm}.resource_group VALUES (1, 'default');
-             CREATE TABLE {cm}.host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), status VARCHAR(16)); INSERT INTO {cm}.host (resource_group_id, ip, status) VALUES (1, '127.0.0.1', 'offline');
+             CREATE TABLE {cm}.host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16)); INSERT INTO {cm}.host (resource_group_id, ip, host_status) VALUES (1, '127.0.0.1', 'OFFLINE');
              CREATE TABLE {hb}.heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), gmt_created BIGINT);
              INSERT INTO {hb}.heatbeat_sequence (node, gmt_created) SELECT '127.0.0.1', 1767225600000 + seq FROM seq_1_to_5000;"
         ));

@@ -46,7 +46,7 @@ pub struct ConsoleConfig {
     /// Database holding the servers table (OMS: drc_cm_db); optional like `rm_db`.
     #[serde(default)]
     pub cm_db: Option<String>,
-    /// Returns (address, status) per server.
+    /// Returns (address, status) per server; default the vendor's `SELECT ip, host_status FROM host`.
     #[serde(default = "default_servers_query")]
     pub servers_query: String,
 }
@@ -54,8 +54,12 @@ pub struct ConsoleConfig {
 fn default_connection() -> String {
     "metadb".into()
 }
+/// The console's Servers page as the vendor's O&M guide reads it in `drc_cm_db` ("SELECT
+/// ip,host_status FROM host", a server being up when its status is `ONLINE`; oms-doc V4.0.0 on,
+/// FAQ "OMS host down"). obd's deployer reads no status at all: it waits for the container's log
+/// line and `/oms/health`, which the plugins also wait for.
 fn default_servers_query() -> String {
-    "SELECT ip, status FROM host ORDER BY ip".into()
+    "SELECT ip, host_status FROM host ORDER BY ip".into()
 }
 
 impl ConsoleConfig {
