@@ -14,6 +14,8 @@ rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add was
 
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
+# The multi-node test starts more Docker engines, each with a bridge of its own (ip link).
+command -v ip >/dev/null || missing+=(iproute2)
 command -v mariadbd >/dev/null || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v mariadb-dump >/dev/null || missing+=(mariadb-client)

@@ -580,7 +580,10 @@ impl OmsHop {
                 let init = if r.shares_config {
                     format!("share one config.yaml: docker_init.sh runs once, on {}", names[0])
                 } else {
-                    "have a config.yaml each: docker_init.sh runs on each node".to_string()
+                    match names.len() {
+                        1 => "has its own config.yaml: docker_init.sh runs on it".to_string(),
+                        _ => "have a config.yaml each: docker_init.sh runs on each node".to_string(),
+                    }
                 };
                 findings.push(format!("region {loc}: {} {init}; heartbeat database {}", nodes_phrase(&names), r.heartbeat_db));
             }
@@ -642,9 +645,18 @@ impl OmsHop {
         steps.push(step("start new container", format!("docker start {}{stop_where}", c.new_name), true));
         for (node, why) in c.init_targets() {
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+            // rm, cm and the heartbeat database of the node's region (what its config.yaml names).
+            let region_hb = c.regions.iter().find(|r| r.nodes.iter().any(|&i| c.nodes[i].node == node)).map(|r| r.heartbeat_db.as_str());
+            let touched: Vec<&str> =
+                c.metadb.databases.iter().filter(|(role, d)| !role.starts_with("cm_hb") || Some(d.as_str()) == region_hb).map(|(_, d)| d.as_str()).collect();
             steps.push(step(
                 "init schema",
-                format!("docker exec {}{} bash {INIT_SCRIPT}{why} (changes the schema of {dbs}); fail on a non-zero exit", c.new_name, c.on(node)),
+                format!(
+                    "docker exec {}{} bash {INIT_SCRIPT}{why} (changes the schema of {}); fail on a non-zero exit",
+                    c.new_name,
+                    c.on(node),
+                    touched.join(", ")
+                ),
                 true,
             ));
         }

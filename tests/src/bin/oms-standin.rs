@@ -7,7 +7,8 @@
 //!   docker_init.sh has run) and refuses to start on a newer one, then marks its server online,
 //!   logs `OMS service start successfully`, writes heartbeat rows continuously and serves
 //!   `GET /oms/health`. On SIGTERM (docker stop) it marks its server offline.
-//! - `init` (/root/docker_init.sh): applies this version's schema changes to rm, cm and cm_hb;
+//! - `init` (/root/docker_init.sh): applies this version's schema changes to rm, cm and cm_hb (in
+//!   a region after the first, only its own heartbeat database's);
 //!   refuses without IS_UPGRADE=true from 3.3.1 on, as the vendor's does. `STANDIN_FAIL_INIT=<version>`
 //!   in the environment makes it change part of the schema and exit 1 (fault injection).
 
@@ -91,7 +92,9 @@ async fn serve() -> Result<()> {
     let oms = Arc::new(Oms::new()?);
     let mine = version();
     let healthy = Arc::new(AtomicBool::new(false));
-    let port: u16 = oms.cfg.get("nginx_server_port").and_then(|p| p.parse().ok()).unwrap_or(8089);
+    // STANDIN_HTTP_PORT (stand-in only): nodes that share one config.yaml on one test machine
+    // (--net host) cannot all listen on its nginx_server_port, as OMS on separate servers would.
+    let port: u16 = std::env::var("STANDIN_HTTP_PORT").ok().or_else(|| oms.cfg.get("nginx_server_port").cloned()).and_then(|p| p.parse().ok()).unwrap_or(8089);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| format!("port {port}: {e}"))?;
     let h = healthy.clone();
     tokio::spawn(async move {
@@ -190,7 +193,24 @@ async fn init() -> Result<()> {
             let _ = writeln!(f, "{m}");
         }
     };
+    let (rm, cm, hb) = (oms.db("drc_rm_db"), oms.db("drc_cm_db"), oms.db("drc_cm_heartbeat_db"));
+    let col = format!("v{}", mine.replace('.', "_"));
     if schema == mine {
+        // Another region's docker_init.sh upgraded rm and cm: this region's heartbeat database
+        // (its config.yaml names it) still needs its change, as the vendor runs the script once
+        // per region.
+        let mut c = oms.conn().await?;
+        let has: Option<u64> = c
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'heatbeat_sequence' AND COLUMN_NAME = ?",
+                (&hb, format!("{col}_region")),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if has == Some(0) {
+            note(&format!("upgrading heartbeat database {hb} of this region to {mine}"));
+            c.query_drop(format!("ALTER TABLE `{hb}`.heatbeat_sequence ADD COLUMN {col}_region VARCHAR(64) NULL")).await.map_err(|e| e.to_string())?;
+        }
         note(&format!("MetaDB already at {mine}"));
         return Ok(());
     }
@@ -200,8 +220,6 @@ async fn init() -> Result<()> {
     if parse_version(&mine) >= (3, 3, 1) && std::env::var("IS_UPGRADE").as_deref() != Ok("true") {
         return Err(format!("upgrading the MetaDB from {schema} to {mine} needs IS_UPGRADE=true"));
     }
-    let (rm, cm, hb) = (oms.db("drc_rm_db"), oms.db("drc_cm_db"), oms.db("drc_cm_heartbeat_db"));
-    let col = format!("v{}", mine.replace('.', "_"));
     let mut c = oms.conn().await?;
     note(&format!("upgrading MetaDB {rm}, {cm}, {hb} from {schema} to {mine}"));
     c.query_drop(format!("ALTER TABLE `{cm}`.host ADD COLUMN {col}_cpu_cores INT DEFAULT 8")).await.map_err(|e| e.to_string())?;
