@@ -16,7 +16,15 @@ use support::*;
 async fn fake_docker_conforms() {
     let setup = DockerSetup {
         nodes: vec!["local".into()],
-        images: vec![ImageSetup { name: BUSYBOX.into(), nodes: vec!["local".into()], healthy: true, on_start: vec![], on_stop: vec![], log: vec![] }],
+        images: vec![ImageSetup {
+            name: BUSYBOX.into(),
+            nodes: vec!["local".into()],
+            healthy: true,
+            on_start: vec![],
+            on_stop: vec![],
+            log: vec![],
+            crashes_to: None,
+        }],
         archives: vec![],
         containers: vec![],
         exec: vec![ExecRule {

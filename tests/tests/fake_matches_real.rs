@@ -25,7 +25,10 @@ fn shape(calls: &[Value]) -> Vec<String> {
         if name.starts_with("host.") {
             continue;
         }
-        let name = if matches!(name, "console.list-servers" | "console.health" | "docker.logs") { "wait online" } else { name };
+        // The wait's polls (how many is timing): the new container's state and log, the servers,
+        // health; it starts right after docker_init.sh's exec.
+        let polling = matches!(out.last().map(String::as_str), Some("wait online" | "docker.exec"));
+        let name = if matches!(name, "console.list-servers" | "console.health" | "docker.logs") || (name == "docker.inspect" && polling) { "wait online" } else { name };
         if name == "wait online" && out.last().map(String::as_str) == Some("wait online") {
             continue;
         }

@@ -44,6 +44,9 @@ struct OdcDeployment {
     nginx: Option<(String, u16)>,
     /// More `KEY=value` for the ODC containers (fault injection).
     extra_env: Vec<String>,
+    /// `docker run --restart unless-stopped` for the ODC nodes (the HA site and the crash-loop
+    /// test), else no restart policy.
+    restart: bool,
     rt: tokio::runtime::Runtime,
     sql: MysqlSql,
 }
@@ -65,10 +68,10 @@ fn odc_env(db: &str, port: u16) -> Vec<String> {
 impl OdcDeployment {
     /// `ports`: one per ODC node (node names `odc-a`, `odc-b`, … when several, else `local`).
     fn new(tag: &str, ports: &[u16], nginx_port: Option<u16>) -> OdcDeployment {
-        Self::with_env(tag, ports, nginx_port, &[])
+        Self::with_env(tag, ports, nginx_port, &[], ports.len() > 1)
     }
 
-    fn with_env(tag: &str, ports: &[u16], nginx_port: Option<u16>, extra_env: &[&str]) -> OdcDeployment {
+    fn with_env(tag: &str, ports: &[u16], nginx_port: Option<u16>, extra_env: &[&str], restart: bool) -> OdcDeployment {
         let id = format!("{tag}{}", std::process::id() % 100000);
         let dir = tempfile::tempdir().unwrap();
         let names = ["odc-a", "odc-b", "odc-c"];
@@ -86,6 +89,7 @@ impl OdcDeployment {
             site: dir.path().join("site.toml"),
             nginx: nginx_port.map(|p| (format!("odc_nginx_{id}"), p)),
             extra_env: extra_env.iter().map(|e| e.to_string()).collect(),
+            restart,
             id,
             dir,
             nodes,
@@ -111,7 +115,11 @@ impl OdcDeployment {
             db = d.db
         ));
         if let Some((name, port)) = &d.nginx {
-            let upstreams: String = d.nodes.iter().map(|n| format!("  server 127.0.0.1:{};\n", n.port)).collect();
+            // nginx on Docker's bridge with its port published and a restart policy, as a site
+            // may run it: the upgrade and the rollback must bring both back. It reaches the ODC
+            // nodes (host network) through the bridge's gateway.
+            let gateway = text(&docker(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])).trim().to_string();
+            let upstreams: String = d.nodes.iter().map(|n| format!("  server {gateway}:{};\n", n.port)).collect();
             let conf = d.dir.path().join("nginx.conf");
             std::fs::write(
                 &conf,
@@ -119,7 +127,8 @@ impl OdcDeployment {
             )
             .unwrap();
             let bind = format!("{}:/etc/nginx/conf.d/default.conf:ro", conf.display());
-            let o = docker(&["run", "-d", "--net", "host", "--name", name, "-v", &bind, NGINX_OLD]);
+            let publish = format!("{port}:{port}");
+            let o = docker(&["run", "-d", "--restart", "unless-stopped", "-p", &publish, "--name", name, "-v", &bind, NGINX_OLD]);
             assert!(o.status.success(), "docker run nginx: {}", text(&o));
             d.wait_healthy(*port, true);
         }
@@ -144,6 +153,8 @@ impl OdcDeployment {
             "400000",
             "--memory",
             "8G",
+            "--restart",
+            if self.restart { "unless-stopped" } else { "no" },
             "--name",
             &n.container,
             "-v",
@@ -286,7 +297,10 @@ console = ["servers"]
     }
     /// What a container was run with, as the tests compare it before and after.
     fn options(&self, container: &str) -> String {
-        self.inspect(container, "{{.HostConfig.NetworkMode}} cpu-period={{.HostConfig.CpuPeriod}} cpu-quota={{.HostConfig.CpuQuota}} memory={{.HostConfig.Memory}} binds={{json .HostConfig.Binds}} stdin={{.Config.OpenStdin}}")
+        self.inspect(
+            container,
+            "{{.HostConfig.NetworkMode}} cpu-period={{.HostConfig.CpuPeriod}} cpu-quota={{.HostConfig.CpuQuota}} memory={{.HostConfig.Memory}} binds={{json .HostConfig.Binds}} stdin={{.Config.OpenStdin}} restart={{json .HostConfig.RestartPolicy}} ports={{json .HostConfig.PortBindings}}",
+        )
     }
     fn env_of(&self, container: &str) -> Vec<String> {
         let mut v: Vec<String> = serde_json::from_str(&self.inspect(container, "{{json .Config.Env}}")).unwrap_or_default();
@@ -521,12 +535,17 @@ fn odc_ha_two_nodes_and_nginx_upgrade_then_rollback() {
         assert_eq!(d.inspect(&n.container, "{{.Config.Image}}"), ODC_NEW, "{}", n.container);
         assert_eq!(d.version_on(n.port), "4.3.0");
         assert!(d.env_of(&n.container).contains(&format!("ODC_SERVER_PORT={}", n.port)));
+        let before = &base.containers.iter().find(|c| c.0 == n.container).unwrap().3;
+        assert_eq!(&d.options(&n.container), before, "{}: the new ODC keeps the old one's options, its restart policy included", n.container);
+        assert!(before.contains("\"Name\":\"unless-stopped\""), "{before}");
     }
     // The new nodes started one after the other: b's new container after a's.
     let started = |c: &str| d.inspect(c, "{{.State.StartedAt}}");
     assert!(started(&d.nodes[1].container) > started(&d.nodes[0].container));
     assert_eq!(d.inspect(&nginx, "{{.Config.Image}}"), NGINX_NEW);
-    assert_eq!(d.options(&nginx), base.containers.iter().find(|c| c.0 == nginx).unwrap().3, "nginx keeps its config mount");
+    let nginx_before = &base.containers.iter().find(|c| c.0 == nginx).unwrap().3;
+    assert_eq!(&d.options(&nginx), nginx_before, "nginx keeps its config mount, published port and restart policy");
+    assert!(nginx_before.starts_with("default ") && nginx_before.contains(&format!("\"HostPort\":\"{nginx_port}\"")), "{nginx_before}");
     assert!(d.healthy(nginx_port));
     assert_eq!(d.version_on(nginx_port), "4.3.0");
     assert!(text(&docker(&["logs", &nginx])).contains("nginx/1.26.2"));
@@ -554,9 +573,10 @@ fn odc_failing_schema_migration_is_rolled_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     remove_new_images();
     // The new ODC (it inherits the old container's env) applies part of its 4.3.0 migration and
-    // exits 1: the upgrade notices at once (not after the health timeout) and the rollback
-    // removes the half-migrated schema with the restore.
-    let d = OdcDeployment::with_env("f", &[28993], None, &["STANDIN_FAIL_MIGRATE=4.3.0"]);
+    // exits 1, and its restart policy (the old container's, carried over) starts it again and
+    // again: the upgrade notices the crash loop at once (not after the health timeout) and the
+    // rollback removes the half-migrated schema with the restore.
+    let d = OdcDeployment::with_env("f", &[28993], None, &["STANDIN_FAIL_MIGRATE=4.3.0"], true);
     let n = &d.nodes[0];
     let base = d.baseline();
 
@@ -565,11 +585,14 @@ fn odc_failing_schema_migration_is_rolled_back() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
-        t.contains(&format!("container {} on node local exited instead of becoming healthy", n.container)) && t.contains("injected by STANDIN_FAIL_MIGRATE"),
+        t.contains(&format!(
+            "container {} on node local restarting (it exited, and its restart policy starts it again) instead of becoming healthy",
+            n.container
+        )) && t.contains("migration 4.3.0"),
         "{t}"
     );
     assert!(started.elapsed() < Duration::from_secs(50), "the failure was noticed only at the health timeout");
-    assert_eq!(d.state(&n.container), "exited");
+    assert!(["restarting", "running"].contains(&d.state(&n.container).as_str()), "{}", d.state(&n.container));
     assert_eq!(d.schema(), "4.2.0.1,4.2.2.1", "the failed migration recorded no version");
     assert!(
         mariadb(&format!("SHOW TABLES FROM {} LIKE 'collaboration_environment'", d.db)).contains("collaboration_environment"),

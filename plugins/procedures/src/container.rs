@@ -99,7 +99,16 @@ pub fn stop_recording_t1(node: &str, old: &ContainerInfo, timeout_s: u32) -> Res
 
 /// `docker exec CONTAINER bash /root/docker_init.sh`; a non-zero exit fails the upgrade.
 pub fn run_init_script(node: &str, container: &str, script: &str) -> Result<()> {
-    let out = docker::exec(node, container, &["bash".to_string(), script.to_string()]).within(&format!("running {script} in {container}"))?;
+    let out = match docker::exec(node, container, &["bash".to_string(), script.to_string()]) {
+        Ok(out) => out,
+        Err(e) => {
+            // A container that exited (or crash-loops) says why in its log, not in exec's error.
+            if let Ok(Some(c)) = inspect(node, container) {
+                fail_unless_running(node, &c, &format!("so {script} could not run in it"))?;
+            }
+            return Err(e.within(&format!("running {script} in {container}")));
+        }
+    };
     if out.exit_code != 0 {
         let tail: String = out.stderr.lines().chain(out.stdout.lines()).rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
         return Err(failed(format!(
@@ -139,6 +148,28 @@ fn online_and_healthy(nodes: &[String]) -> Result<Option<usize>> {
     Ok(Some(servers.len()))
 }
 
+/// A new container that should be starting: an error with its last log lines if it is not
+/// running. `restarting` counts as failed: it exited, and its restart policy starts it again (a
+/// crash loop never becomes healthy, and waiting out the timeout would only lengthen the downtime).
+pub fn fail_if_not_running(node: &str, c: &ContainerInfo) -> Result<()> {
+    fail_unless_running(node, c, "instead of becoming healthy")
+}
+
+/// [`fail_if_not_running`] with the consequence in words ("instead of becoming healthy").
+fn fail_unless_running(node: &str, c: &ContainerInfo, consequence: &str) -> Result<()> {
+    if c.state == ContainerState::Running {
+        return Ok(());
+    }
+    let name = &c.spec.name;
+    let tail = docker::logs(node, name, 10).unwrap_or_default();
+    let tail = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+    let why = match c.state {
+        ContainerState::Restarting => " (it exited, and its restart policy starts it again)",
+        _ => "",
+    };
+    Err(failed(format!("container {name} on node {node} {}{why} {consequence}; its last log lines: {tail}; run rollback", state_name(c.state))))
+}
+
 /// The line OMS writes to its container's log once its services are up: the vendor's deployer
 /// waits for it before it reports OMS started.
 pub const OMS_STARTED_LINE: &str = "OMS service start successfully";
@@ -150,6 +181,11 @@ pub fn wait_started_then_online(nodes: &[String], container: &str, timeout_s: u6
     let what = format!("\"{OMS_STARTED_LINE}\" in the log of {container}, all servers online and the console healthy");
     wait_until(&what, timeout_s, interval_s, || {
         for node in nodes {
+            // A new OMS that exited (or crash-loops) never comes online: say so now.
+            match inspect(node, container)? {
+                Some(c) => fail_if_not_running(node, &c)?,
+                None => return Err(failed(format!("container {container} disappeared from node {node} while starting: run rollback"))),
+            }
             // Remembered once seen: a busy log may push the line out of a later tail.
             if started.contains(&node.as_str()) {
                 continue;

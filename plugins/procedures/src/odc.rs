@@ -212,14 +212,7 @@ fn wait_healthy(node: &str, container: &str, health: Option<&str>, timeout_s: u6
     wait_until(&what, timeout_s, poll_s, || {
         let c = container::inspect(node, container)?
             .ok_or_else(|| failed(format!("container {container} disappeared from node {node} while starting: run rollback")))?;
-        if !running(c.state) {
-            let tail = docker::logs(node, container, 10).unwrap_or_default();
-            let tail = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
-            return Err(failed(format!(
-                "container {container} on node {node} {} instead of becoming healthy; its last log lines: {tail}; run rollback",
-                state_name(c.state)
-            )));
-        }
+        container::fail_if_not_running(node, &c)?;
         match health {
             None => Ok(Some(())),
             Some(h) => Ok(console::health(h).within(&format!("checking the health of {container} on node {node}"))?.then_some(())),

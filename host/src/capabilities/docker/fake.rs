@@ -37,6 +37,11 @@ pub struct ImageSetup {
     /// Log lines a container of this image writes when it starts.
     #[serde(default)]
     pub log: Vec<String>,
+    /// A container of this image does not stay up: right after it starts (its log lines written,
+    /// `on_start` not applied) it is "exited" (it crashed) or "restarting" (it crashed, and a
+    /// restart policy starts it again).
+    #[serde(default)]
+    pub crashes_to: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -280,7 +285,10 @@ impl FakeDocker {
         c.state = ContainerState::Running;
         if let Some(b) = self.behaviour(&c.spec.image) {
             c.log.extend(b.log.iter().cloned());
-            self.apply(&b.on_start)?;
+            match b.crashes_to.as_deref() {
+                None => self.apply(&b.on_start)?,
+                Some(s) => c.state = parse_state(s).ok_or_else(|| invalid(format!("image {}: crashes_to = {s:?} is not a container state", b.name)))?,
+            }
         }
         Ok(())
     }
