@@ -28,7 +28,11 @@ fn shape(calls: &[Value]) -> Vec<String> {
         // The wait's polls (how many is timing): the new container's state and log, the servers,
         // health; it starts right after docker_init.sh's exec.
         let polling = matches!(out.last().map(String::as_str), Some("wait online" | "docker.exec"));
-        let name = if matches!(name, "console.list-servers" | "console.health" | "docker.logs") || (name == "docker.inspect" && polling) { "wait online" } else { name };
+        let name = if matches!(name, "console.list-servers" | "console.health" | "docker.logs") || (name == "docker.inspect" && polling) {
+            "wait online"
+        } else {
+            name
+        };
         if name == "wait online" && out.last().map(String::as_str) == Some("wait online") {
             continue;
         }
