@@ -14,6 +14,9 @@ pub enum RunStatus {
     Upgrading,
     Upgraded,
     UpgradeFailed,
+    /// The upgrade stopped in a wait that timed out, after its last change (the new version did
+    /// not come up in time): `resume` waits again, `rollback` undoes it.
+    UpgradeTimedOut,
     RollingBack,
     RolledBack,
     RollbackFailed,
@@ -25,6 +28,7 @@ impl RunStatus {
             RunStatus::Upgrading => "upgrading (or the host stopped during the upgrade)",
             RunStatus::Upgraded => "upgraded",
             RunStatus::UpgradeFailed => "upgrade failed",
+            RunStatus::UpgradeTimedOut => "upgrade timed out waiting for the new version (resumable)",
             RunStatus::RollingBack => "rolling back (or the host stopped during the rollback)",
             RunStatus::RolledBack => "rolled back",
             RunStatus::RollbackFailed => "rollback failed",

@@ -157,3 +157,62 @@ fn ctrl_c_stops_between_two_calls_and_the_run_resumes() {
     assert_eq!(d.rm_checksum_but_ha_config(&rm), rm0, "rm differs");
     wait_until("cm equal to before", || d.checksum(&cm) == cm0);
 }
+
+/// The new OMS does not come online within online_timeout_s (here: held offline by the test). The
+/// upgrade stops with every change made and HA still off, as the vendor's procedure keeps it
+/// until the servers are online; the run says it can be resumed. Once the cause is fixed,
+/// `resume` waits again (a fresh deadline: the old polls are dropped, no change is re-run) and
+/// finishes: HA on with a catch-up window covering the whole downtime. Rollback still works after.
+#[test]
+fn an_upgrade_that_times_out_waiting_resumes_once_the_cause_is_fixed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    remove_new_image();
+    let d = Deployment::new("wait", &[], 18098);
+    let (rm, _, _) = d.dbs();
+    let site = std::fs::read_to_string(&d.site).unwrap();
+    assert!(site.contains("online_timeout_s = \"90\""));
+    std::fs::write(&d.site, site.replace("online_timeout_s = \"90\"", "online_timeout_s = \"6\"")).unwrap();
+    let hold = d.dir.path().join("store/standin-hold");
+    std::fs::write(&hold, "held by the test").unwrap();
+    let ha = || -> serde_json::Value {
+        serde_json::from_str(&mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"))).unwrap()
+    };
+
+    let o = upgrade(&d);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let run = latest_run(&d);
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(run["status"], "upgrade-timed-out", "{t}");
+    assert!(t.contains(&format!("run {id}: upgrade timed out waiting for oms 4.2.0")) && t.contains(&format!("opshost resume {id}")), "{t}");
+    assert!(t.contains("HA stays off until every server is online"), "the plugin says what it left as it is: {t}");
+    assert_eq!(ha()["enable"].as_bool(), Some(false), "HA stays off while the new OMS is not online");
+    assert_eq!((d.state(&d.old()), d.state(&d.new_name())), ("exited".to_string(), "running".to_string()));
+    let show = text(&d.opshost(&["runs", "show", &id, "--config", d.site.to_str().unwrap()]));
+    assert!(show.contains("resumable") && show.contains("opshost resume"), "{show}");
+
+    // The cause is fixed; resume waits again and finishes.
+    std::fs::remove_file(&hold).unwrap();
+    let o = d.opshost(&["resume", &id, "--config", d.site.to_str().unwrap(), "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("the wait that timed out starts again"), "{t}");
+    assert_eq!(latest_run(&d)["status"], "upgraded");
+    let now = ha();
+    assert_eq!(now["enable"].as_bool(), Some(true), "{now}");
+    assert!(now["refetchStoreIntervalMin"].as_u64().unwrap_or(0) >= 31, "{now}");
+    assert!(d.healthy());
+    let run_dir = d.dir.path().join("state/runs").join(&id);
+    assert!(run_dir.join("upgrade.journal.timed-out").exists(), "the journal as it was is kept");
+    // No change ran twice: one load, one create, one stop, one dump, one exec over both attempts.
+    let journal = std::fs::read_to_string(run_dir.join("upgrade.journal")).unwrap();
+    for call in ["docker.load-image", "docker.create", "docker.stop", "sql.dump-databases", "docker.exec"] {
+        let begins = journal.lines().filter(|l| l.contains("\"entry\":\"begin\"") && l.contains(&format!("\"call\":\"{call}\""))).count();
+        assert_eq!(begins, 1, "{call} in the resumed journal");
+    }
+
+    let o = rollback(&d);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(d.state(&d.old()), "running");
+    d.wait_healthy(true);
+}

@@ -8,8 +8,8 @@
 //! - `log`       `level` (debug | info | warn | error), `message`
 //! - `progress`  `label`, `done`, `total`
 //! - `notice`    `message`
-//! - `outcome`   `run`, `status` (upgraded | upgrade-failed | rolled-back | rollback-failed |
-//!   upgrading | rolling-back when stopped by Ctrl-C), `error`, `stopped_before`
+//! - `outcome`   `run`, `status` (upgraded | upgrade-failed | upgrade-timed-out | rolled-back |
+//!   rollback-failed | upgrading | rolling-back when stopped by Ctrl-C), `error`, `stopped_before`
 //!
 //! A refusal before any run starts prints no `outcome`: the reason is on stderr, the exit code 1.
 

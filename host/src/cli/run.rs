@@ -794,10 +794,19 @@ fn finish(
     a: &SiteArgs,
 ) -> Result<i32> {
     meta.finished_ms = Some(now_ms());
+    let run_dir = site.runs.run_dir(&meta.id);
+    // An upgrade that timed out in a wait after its last change (the new version did not come
+    // up in time) can be waited for again: resume drops the wait's polls and polls anew.
+    let mut timed_out_waiting = false;
     let (code, error) = match outcome {
         // The notices were printed as they came (the terminal reporter): once is enough.
         Ok((Ok(()), _notices)) => (0, None),
-        Ok((Err(e), _)) => (1, Some(format!("{}: {}", e.kind(), e.message()))),
+        Ok((Err(e), _)) => {
+            timed_out_waiting = matches!(e, crate::bindings::Error::Timeout(_))
+                && failed == RunStatus::UpgradeFailed
+                && crate::journal::Journal::ended_in_a_read(&run_dir.join("upgrade.journal"));
+            (1, Some(format!("{}: {}", e.kind(), e.message())))
+        }
         Err(trap) => (1, Some(format!("the plugin stopped: {trap:#}"))),
     };
     // Ctrl-C: the run stopped between two calls and keeps its in-progress status (resumable),
@@ -807,10 +816,11 @@ fn finish(
         (Some(_), _) if failed == RunStatus::UpgradeFailed => RunStatus::Upgrading,
         (Some(_), _) => RunStatus::RollingBack,
         (None, 0) => ok,
+        (None, _) if timed_out_waiting => RunStatus::UpgradeTimedOut,
         (None, _) => failed,
     };
     meta.error = error.clone();
-    if let Ok(log) = RunLog::open(&site.runs.run_dir(&meta.id).join("run.log")) {
+    if let Ok(log) = RunLog::open(&run_dir.join("run.log")) {
         let how = match &stopped {
             Some(call) => format!("stopped (stopped at the operator's request before {call}: resumable)"),
             None => meta.status.words().to_string(),
@@ -841,6 +851,21 @@ fn finish(
                 ),
                 _ => eprintln!("to return to {} {}: opshost rollback --config {} --product {} --run {}", meta.product, meta.source, a.config.display(), a.product, meta.id),
             }
+        }
+        (Some(e), RunStatus::UpgradeTimedOut) => {
+            eprintln!("run {}: upgrade timed out waiting for {} {}: {e}", meta.id, meta.product, meta.target);
+            eprintln!(
+                "every change of the upgrade is made; only the wait for the new version ran out, and nothing after it happened (what the plugin's notices say stays as it is)"
+            );
+            eprintln!("once the cause is fixed, wait again and finish: opshost resume {} --config {}", meta.id, a.config.display());
+            eprintln!(
+                "to return to {} {} instead: opshost rollback --config {} --product {} --run {}",
+                meta.product,
+                meta.source,
+                a.config.display(),
+                a.product,
+                meta.id
+            );
         }
         (Some(e), _) => eprintln!("run {}: rollback failed: {e}\nfix the cause and run the same rollback again", meta.id),
     }
@@ -1011,7 +1036,7 @@ fn next_rollback_journal(run_dir: &Path) -> PathBuf {
 /// The journal of the operation a run was in when it stopped (the latest rollback attempt's).
 fn interrupted_journal(run_dir: &Path, status: RunStatus) -> Option<PathBuf> {
     match status {
-        RunStatus::Upgrading => Some(run_dir.join("upgrade.journal")),
+        RunStatus::Upgrading | RunStatus::UpgradeTimedOut => Some(run_dir.join("upgrade.journal")),
         RunStatus::RollingBack => {
             let mut latest = None;
             let mut n = 1;
@@ -1136,6 +1161,18 @@ pub async fn resume(cli: &Cli, a: &ResumeArgs) -> Result<i32> {
     let plugin = find_by_hash(&runtime, &site.plugins_dir(cli), &meta.plugin_hash, &meta.plugin, &cli.policy(&site.config.trust)?).await?;
     let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
     let grants = or_refuse!(site.grants(&plugin));
+    let journal = if meta.status == RunStatus::UpgradeTimedOut {
+        // The wait that ran out starts again: its polls are dropped, never a change.
+        drop(journal);
+        let dropped = Journal::drop_trailing_reads(&path)?;
+        eprintln!(
+            "run {}: the wait that timed out starts again ({dropped} polls after the last change are made anew; the journal as it was is kept beside it)",
+            meta.id
+        );
+        Journal::reopen(&path)?.0.limited_to(site.config.limits.max_journal_mb)
+    } else {
+        journal
+    };
     let site_args = format!("--config {} --product {}", a.config.display(), meta.product);
     for line in explain(&site_args, &meta, &run_dir) {
         eprintln!("{line}");

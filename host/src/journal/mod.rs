@@ -49,6 +49,50 @@ impl Journal {
         Ok((Journal::with(path, file, replay), header))
     }
 
+    /// Make an operation that stopped in a wait resumable: the reads it made after its last
+    /// change (the wait's polls and clock) are dropped from the journal, so that a resume makes
+    /// them again, live, with a fresh deadline; no change is ever dropped. The journal as it was
+    /// is kept beside it (`<name>.timed-out`, numbered if there are several). Returns how many
+    /// calls were dropped.
+    pub fn drop_trailing_reads(path: &Path) -> anyhow::Result<usize> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading journal {}: {e}", path.display()))?;
+        let (_, replay) = Replay::parse(&text, &path.display().to_string())?;
+        let keep = replay.calls.iter().rposition(|c| c.effect != Effect::Read).map_or(0, |i| i + 1) as u64;
+        let dropped = replay.calls.len() - keep as usize;
+        if dropped == 0 {
+            return Ok(0);
+        }
+        let mut kept = String::new();
+        for line in text.split_inclusive('\n') {
+            match serde_json::from_str::<Entry>(line.trim_end()) {
+                Ok(Entry::Begin { seq, .. } | Entry::End { seq, .. }) if seq > keep => break,
+                Ok(_) => kept.push_str(line),
+                Err(_) => break,
+            }
+        }
+        let mut n = 1;
+        let saved = loop {
+            let p = path.with_extension(if n == 1 { "journal.timed-out".to_string() } else { format!("journal.timed-out-{n}") });
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
+        let tmp = path.with_extension("journal.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(kept.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(path, &saved)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(dropped)
+    }
+
+    /// Whether the operation's last call was a read (a wait's poll or clock): what a run that
+    /// timed out waiting has, and one that failed in a change has not.
+    pub fn ended_in_a_read(path: &Path) -> bool {
+        Replay::load(path).is_ok_and(|(_, r)| r.calls.last().is_some_and(|c| c.effect == Effect::Read && c.outcome.is_some()))
+    }
+
     fn with(path: &Path, file: std::fs::File, replay: Replay) -> Journal {
         let abort_after = std::env::var(ABORT_AFTER_ENV).ok().and_then(|v| v.parse().ok());
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -111,5 +155,55 @@ impl Journal {
             std::process::abort();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        serde_json::from_str(r#"{"run":"r","operation":"upgrade","plugin":"p","plugin_hash":"sha256:x","site_config_hash":"sha256:y"}"#).unwrap()
+    }
+
+    /// A wait that timed out: its polls after the last change are dropped (kept beside the
+    /// journal), the change and everything before it stay, and new calls follow on.
+    #[test]
+    fn a_timed_out_wait_drops_its_polls_never_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.journal");
+        let j = Journal::create(&path, header()).unwrap();
+        let calls = [
+            ("host.now", Effect::Read),
+            ("docker.stop", Effect::IdempotentWrite),
+            ("docker.exec", Effect::Write),
+            ("console.list-servers", Effect::Read),
+            ("host.sleep", Effect::Read),
+            ("host.now", Effect::Read),
+        ];
+        for (call, effect) in calls {
+            let seq = j.next();
+            j.begin(seq, call, effect, &serde_json::json!({})).unwrap();
+            j.end(seq, &serde_json::json!({"ok": null}), false).unwrap();
+        }
+        drop(j);
+        assert!(Journal::ended_in_a_read(&path));
+        assert_eq!(Journal::drop_trailing_reads(&path).unwrap(), 3);
+        let (_, replay) = Replay::load(&path).unwrap();
+        assert_eq!(replay.calls.iter().map(|c| c.call.as_str()).collect::<Vec<_>>(), ["host.now", "docker.stop", "docker.exec"]);
+        assert!(!Journal::ended_in_a_read(&path), "it now ends in the change");
+        let (_, before) = Replay::load(&dir.path().join("upgrade.journal.timed-out")).unwrap();
+        assert_eq!(before.calls.len(), 6, "the journal as it was is kept");
+        // Nothing more to drop; a resume appends from call 4 on and the journal still reads.
+        assert_eq!(Journal::drop_trailing_reads(&path).unwrap(), 0);
+        let (j, _) = Journal::reopen(&path).unwrap();
+        for _ in 0..3 {
+            j.next();
+        }
+        let seq = j.next();
+        assert_eq!(seq, 4);
+        j.begin(seq, "console.list-servers", Effect::Read, &serde_json::json!({})).unwrap();
+        j.end(seq, &serde_json::json!({"ok": []}), false).unwrap();
+        assert_eq!(Replay::load(&path).unwrap().1.calls.len(), 4);
     }
 }

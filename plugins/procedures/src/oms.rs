@@ -11,7 +11,7 @@ use crate::ctx::{failed, info, invalid, not_found, now_ms, recall, record, step,
 use crate::metadb::MetaDb;
 use crate::oms_config::{self, OmsConfig};
 use crate::version::{digits, image_with_version, version_in_image};
-use crate::{ha, Context, Manifest, Need, ParameterSpec, Plan, Step};
+use crate::{ha, Context, Error, Manifest, Need, ParameterSpec, Plan, Step};
 
 /// What one OMS release's upgrade procedure is, as data.
 pub struct OmsHop {
@@ -764,7 +764,26 @@ impl OmsHop {
                 done?
             };
         }
-        let n = container::wait_started_then_online(&c.node_names(), &c.new_name, c.online_timeout_s, c.poll_s)?;
+        let n = match container::wait_started_then_online(&c.node_names(), &c.new_name, c.online_timeout_s, c.poll_s) {
+            Ok(n) => n,
+            Err(e @ Error::Timeout(_)) => {
+                // Every change is made; what follows the wait waits for the servers, as the
+                // vendor's procedure does. The host makes the run resumable.
+                host::notice(&format!(
+                    "OMS {} is started but not online within {} s: {}; see docker logs {} and /home/admin/logs in it. Resume the run once it is fixed (it waits again, then finishes), or roll back",
+                    self.target,
+                    c.online_timeout_s,
+                    if self.ha_step {
+                        "HA stays off until every server is online (the vendor's order); T1 is recorded, so refetchStoreIntervalMin will cover the whole downtime"
+                    } else {
+                        "nothing after the wait has happened"
+                    },
+                    c.new_name
+                ));
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         info(format!("{n} servers online"));
         if self.ha_step {
             if let Some(note) = ha::restore_after_upgrade(t1, now_ms(), &c.catch_up, c.refetch_margin_min)? {

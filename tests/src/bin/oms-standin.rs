@@ -4,7 +4,8 @@
 //! - `serve` (the image's command): reads the mounted config.yaml, refuses to come up unless the
 //!   mounted store directory belongs to this deployment (a container started with other mounts
 //!   stays unhealthy), waits while the MetaDB schema is older than its version (until
-//!   docker_init.sh has run) and refuses to start on a newer one, then marks its server online,
+//!   docker_init.sh has run) and refuses to start on a newer one, stays offline while the store
+//!   holds `standin-hold` (a test's fault that is fixed later), then marks its server online,
 //!   logs `OMS service start successfully`, writes heartbeat rows continuously and serves
 //!   `GET /oms/health`. On SIGTERM (docker stop) it marks its server offline.
 //! - `init` (/root/docker_init.sh): applies this version's schema changes to rm, cm and cm_hb (in
@@ -21,6 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONFIG: &str = "/home/admin/conf/config.yaml";
 const STORE_MARKER: &str = "/home/ds/store/standin-identity";
+/// While this file exists, a starting stand-in stays offline (tests of a wait that times out).
+const HOLD: &str = "/home/ds/store/standin-hold";
 const INIT_LOG: &str = "/home/admin/logs/docker_init.log";
 
 type Result<T> = std::result::Result<T, String>;
@@ -141,6 +144,19 @@ async fn serve() -> Result<()> {
         log(&format!("waiting for docker_init.sh: MetaDB schema {schema}, OMS {mine}"));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = term.wait() => return Ok(()),
+        }
+    }
+    // A test's stand-in for whatever keeps a new OMS from coming up (a port in use, a slow
+    // disk): while the store holds this file, it stays offline.
+    let mut held = false;
+    while std::path::Path::new(HOLD).exists() {
+        if !held {
+            log(&format!("held: {HOLD} exists, staying offline"));
+            held = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
             _ = term.wait() => return Ok(()),
         }
     }
