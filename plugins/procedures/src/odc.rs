@@ -1,13 +1,14 @@
 //! The ODC hop (seeds odc-upgrade-overview.md and odc-rollback-after-failed-upgrade.md), single
-//! node or HA, parameterised by [`OdcHop`]: every ODC node in turn has its container inspected
-//! (the whole run spec recorded before anything changes), stopped and removed, the MetaDB backed
-//! up and verified once (before the first new ODC starts: ODC migrates its schema on start), the
-//! new image run with the same `DATABASE_*`, `ODC_*`, mounts and CPU/memory limits on the host
-//! network, and its `/api/v1/heartbeat/isHealthy` awaited before the next node goes down, so an
-//! HA ODC stays reachable behind its nginx; then, optionally, the nginx container is swapped the
-//! same way. Rollback restores the MetaDB *before* the old image starts (the vendor's page
-//! forgets it, and the old ODC refuses a schema the new one migrated), then runs the old
-//! containers from their recorded specs and waits until each answers healthy.
+//! node or HA, parameterised by [`OdcHop`]. Every ODC node's container is inspected (its whole
+//! run spec recorded before anything changes); then, in the vendor's order, every node is stopped
+//! and removed, the MetaDB is backed up and verified once with nothing writing (ODC migrates its
+//! schema when it starts), and the new image runs on each node with the same `DATABASE_*`,
+//! `ODC_*`, mounts, limits, ports and restart policy, each awaited until its
+//! `/api/v1/heartbeat/isHealthy` answers (`ha_order = "rolling"` goes node by node instead); then,
+//! optionally, the nginx container is swapped the same way. Rollback restores the MetaDB *before*
+//! the old image starts (the vendor's newer rollback page does too; the old ODC refuses a schema
+//! the new one migrated), then runs the old containers from their recorded specs and waits until
+//! each answers healthy.
 
 use crate::bindings::opshost::plugin::docker::{self, ContainerInfo, ContainerState, RunSpec};
 use crate::bindings::opshost::plugin::{console, host, sql};
@@ -23,6 +24,28 @@ pub struct OdcHop {
     pub name: &'static str,
     pub sources: &'static [&'static str],
     pub target: &'static str,
+    /// What the plan says about where this hop's facts come from (which vendor page names the
+    /// sources).
+    pub notes: &'static [&'static str],
+}
+
+impl OdcHop {
+    /// What `odc_plugin!(OdcHop { … })` fills in for the fields a plugin leaves out.
+    pub const DEFAULTS: OdcHop = OdcHop { name: "", sources: &[], target: "", notes: &[] };
+}
+
+/// ODC releases of the 4.x line the vendor's release notes name (4.1.0 to 4.3.x): every ODC
+/// release note says "You can directly upgrade ODC V2.0.0 and later to this version".
+pub const ODC_4_RELEASES_BEFORE_4_3: &[&str] = &["4.1.0", "4.1.1", "4.1.2", "4.1.3", "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4"];
+
+/// What the vendor's release notes ask an operator to read first when the source is older than
+/// 4.2.0 (its "Considerations"): what does not survive the upgrade.
+fn considerations(source: &str) -> Option<String> {
+    (schema_key(source) < schema_key("4.2.0")).then(|| {
+        format!(
+            "confirm before you answer yes (vendor's release notes, Considerations, for sources before 4.2.0; this one is {source}): connections become data sources and the private_connection and apply_connection roles are dropped; partitioning plans and SQL plans created before 4.2.0 stop running; data desensitization configured before 4.2.0 stops taking effect"
+        )
+    })
 }
 
 /// The vendor's `docker run` limits: `--cpu-period 100000 --cpu-quota 400000 --memory 8G`.
@@ -497,6 +520,8 @@ impl OdcHop {
                 findings.push(format!("mounts of {} on node {}: {} (kept)", s.name, n.node, container::describe_mounts(s)));
             }
         }
+        findings.extend(self.notes.iter().map(|n| n.to_string()));
+        findings.extend(considerations(&ctx.source_version));
         findings.push(match &c.schema {
             Some(v) => format!(
                 "MetaDB connection {}: database {db} exists, schema version {v} (migrate_schema_history); ODC {} migrates it when it starts",
@@ -767,7 +792,16 @@ impl OdcHop {
 /// ```
 #[macro_export]
 macro_rules! odc_plugin {
+    // `OdcHop { … }` as the plugin wrote it (its own `use … OdcHop`), with the defaults after.
+    ($hop_type:ident { $($field:ident : $value:expr),* $(,)? }) => {
+        $crate::odc_plugin!(@hop $hop_type { $($field: $value,)* ..$hop_type::DEFAULTS });
+    };
     ($hop:expr) => {
+        $crate::odc_plugin!(@hop $hop);
+    };
+    (@hop $hop:expr) => {
+        // `..DEFAULTS` is always appended, also when every field is given.
+        #[allow(clippy::needless_update)]
         const HOP: $crate::odc::OdcHop = $hop;
 
         struct Plugin;
