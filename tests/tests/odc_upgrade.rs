@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use opshost::capabilities::console::http::{HttpClient, TlsTrust};
 use opshost::capabilities::console::real::{healthy_body, http_get};
 use opshost::capabilities::sql::real::MysqlSql;
 use opshost::capabilities::sql::Sql;
@@ -121,14 +122,19 @@ impl OdcDeployment {
             let gateway = text(&docker(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])).trim().to_string();
             let upstreams: String = d.nodes.iter().map(|n| format!("  server {gateway}:{};\n", n.port)).collect();
             let conf = d.dir.path().join("nginx.conf");
+            // HTTPS with the certificate in /etc/pki/nginx/, as the vendor's HA setup has it.
             std::fs::write(
                 &conf,
-                format!("upstream odc {{\n  ip_hash;\n{upstreams}}}\nserver {{\n  listen {port};\n  location / {{ proxy_pass http://odc; }}\n}}\n"),
+                format!("upstream odc {{\n  ip_hash;\n{upstreams}}}\nserver {{\n  listen {port} ssl;\n  ssl_certificate /etc/pki/nginx/server.crt;\n  ssl_certificate_key /etc/pki/nginx/server.key;\n  location / {{ proxy_pass http://odc; }}\n}}\n"),
             )
             .unwrap();
             let bind = format!("{}:/etc/nginx/conf.d/default.conf:ro", conf.display());
+            let (crt, key) = (
+                format!("{}:/etc/pki/nginx/server.crt:ro", tls_dir().join("server.pem").display()),
+                format!("{}:/etc/pki/nginx/server.key:ro", tls_dir().join("server.key").display()),
+            );
             let publish = format!("{port}:{port}");
-            let o = docker(&["run", "-d", "--restart", "unless-stopped", "-p", &publish, "--name", name, "-v", &bind, NGINX_OLD]);
+            let o = docker(&["run", "-d", "--restart", "unless-stopped", "-p", &publish, "--name", name, "-v", &bind, "-v", &crt, "-v", &key, NGINX_OLD]);
             assert!(o.status.success(), "docker run nginx: {}", text(&o));
             d.wait_healthy(*port, true);
         }
@@ -195,20 +201,12 @@ impl OdcDeployment {
                 "nginx_container = \"{name}\"\nnginx_node = \"{}\"\nnginx_image = \"{NGINX_NEW}\"\nnginx_image_archive = \"{images}/odc-nginx-1.26.2.tar.gz\"\nnginx_health = \"nginx\"\n",
                 self.nodes[0].node
             ));
-            health.push(format!("nginx = \"http://127.0.0.1:{port}/api/v1/heartbeat/isHealthy\""));
+            health.push(format!("nginx = \"https://127.0.0.1:{port}/api/v1/heartbeat/isHealthy\""));
             docker_grants.push(format!("\"{name}\""));
             archives.push(format!("\"{images}/odc-nginx-1.26.2.tar.gz\""));
         }
         let text = format!(
-            r#"state_dir = "{p}/state"
-backup_dir = "{p}/backups"
-plugins_dir = "{plugins}"
-trust = ["{trust}"]
-archives = [{archives}]
-
-[docker_policy]
-deny_privileged = true   # this sandbox refuses --privileged
-
+            r#"{preamble}
 {node_sections}
 {metadb}
 [products.odc]
@@ -226,6 +224,7 @@ stop_timeout_s = "5"
 rm_db = "{db}"
 cm_db = "{db}"
 health_urls = {{ {health} }}
+health_ca_file = "{ca}"
 
 [grants."odc-4.3.0"]
 docker = [{docker_grants}]
@@ -233,9 +232,9 @@ image-archive = [{archives}]
 sql = ["metadb/{db}"]
 console = ["servers"]
 "#,
-            plugins = target_dir().join("plugins").display(),
-            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            preamble = site_preamble(&p.to_string(), &format!("archives = [{}]\n", archives.join(", "))),
             archives = archives.join(", "),
+            ca = tls_dir().join("ca.pem").display(),
             metadb = metadb_toml(c.port),
             db = self.db,
             health = health.join(", "),
@@ -254,7 +253,12 @@ console = ["servers"]
         self.opshost(&a)
     }
 
+    /// The nginx in front answers HTTPS (the test CA), the ODC nodes HTTP.
     fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        if self.nginx.as_ref().is_some_and(|(_, p)| *p == port) {
+            let client = HttpClient::new(&TlsTrust::CaFile(tls_dir().join("ca.pem"))).unwrap();
+            return self.rt.block_on(client.get(&format!("https://127.0.0.1:{port}{path}"), Duration::from_secs(2))).ok();
+        }
         self.rt.block_on(http_get(&format!("http://127.0.0.1:{port}{path}"), Duration::from_secs(2))).ok()
     }
     fn healthy(&self, port: u16) -> bool {

@@ -2,7 +2,9 @@
 //! is this machine's engine, hz-2 and sh-1 are two more engines (dockerd processes of their own)
 //! the test starts. Region hangzhou's two nodes mount one shared config.yaml, as over NFS;
 //! shanghai's node has its own, which names another heartbeat database (the vendor's cm_hb1,
-//! cm_hb2). HA is on. Upgraded 4.1.1 -> 4.2.0 (a hop before 4.2.2) and rolled back.
+//! cm_hb2), and it answers HTTPS with the vendor's certificate mount (health_ca_file names the
+//! test CA); every stand-in sends its health reply in chunks. HA is on. Upgraded 4.1.1 -> 4.2.0
+//! (a hop before 4.2.2) and rolled back.
 
 mod common;
 
@@ -96,13 +98,15 @@ impl Drop for Engine {
     }
 }
 
-/// One OMS node: its engine (None: this machine's), OMS_HOST_IP, health port, region's config dir.
+/// One OMS node: its engine (None: this machine's), OMS_HOST_IP, health port, region's config dir,
+/// and whether it answers HTTPS.
 struct Node {
     name: &'static str,
     engine: Option<Engine>,
     ip: &'static str,
     port: u16,
     config_dir: &'static str,
+    https: bool,
 }
 
 impl Node {
@@ -123,9 +127,13 @@ impl Node {
     fn inspect(&self, container: &str, format: &str) -> String {
         String::from_utf8_lossy(&self.docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
     }
+    fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}/oms/health", if self.https { "https" } else { "http" }, self.port)
+    }
     fn healthy(&self, rt: &tokio::runtime::Runtime) -> bool {
-        let url = format!("http://127.0.0.1:{}/oms/health", self.port);
-        rt.block_on(opshost::capabilities::console::real::http_get(&url, Duration::from_secs(2)))
+        use opshost::capabilities::console::http::{HttpClient, TlsTrust};
+        let client = HttpClient::new(&TlsTrust::CaFile(tls_dir().join("ca.pem"))).unwrap();
+        rt.block_on(client.get(&self.url(), Duration::from_secs(2)))
             .map(|(s, b)| s == 200 && opshost::capabilities::console::real::healthy_body(&b))
             .unwrap_or(false)
     }
@@ -156,9 +164,9 @@ fn three_nodes_in_two_regions_upgrade_and_roll_back_on_every_node() {
         || mariadb(&format!("DROP DATABASE IF EXISTS {rm}; DROP DATABASE IF EXISTS {cm}; DROP DATABASE IF EXISTS {hb1}; DROP DATABASE IF EXISTS {hb2};"));
     drop_dbs();
     let nodes = [
-        Node { name: "hz-1", engine: None, ip: "127.0.0.1", port: 18190, config_dir: "hangzhou" },
-        Node { name: "hz-2", engine: Some(Engine::start(dir.join("engine-hz-2"), 1)), ip: "127.0.0.2", port: 18191, config_dir: "hangzhou" },
-        Node { name: "sh-1", engine: Some(Engine::start(dir.join("engine-sh-1"), 2)), ip: "127.0.0.3", port: 18192, config_dir: "shanghai" },
+        Node { name: "hz-1", engine: None, ip: "127.0.0.1", port: 18190, config_dir: "hangzhou", https: false },
+        Node { name: "hz-2", engine: Some(Engine::start(dir.join("engine-hz-2"), 1)), ip: "127.0.0.2", port: 18191, config_dir: "hangzhou", https: false },
+        Node { name: "sh-1", engine: Some(Engine::start(dir.join("engine-sh-1"), 2)), ip: "127.0.0.3", port: 18192, config_dir: "shanghai", https: true },
     ];
     let (old, new) = (format!("oms_411_{id}"), format!("oms_420_{id}"));
     let archives = env("OPSHOST_TEST_IMAGES");
@@ -206,12 +214,18 @@ fn three_nodes_in_two_regions_upgrade_and_roll_back_on_every_node() {
             std::fs::create_dir_all(p.join(sub)).unwrap();
         }
         std::fs::write(p.join("store/standin-identity"), &identity).unwrap();
-        vec![
+        let mut m = vec![
             format!("{}/config.yaml:/home/admin/conf/config.yaml", dir.join(n.config_dir).display()),
             format!("{}/logs:/home/admin/logs", p.display()),
             format!("{}/store:/home/ds/store", p.display()),
             format!("{}/run:/home/ds/run", p.display()),
-        ]
+        ];
+        if n.https {
+            // The vendor's HTTPS mounts: OMS's nginx serves with this certificate and key.
+            m.push(format!("{}:/etc/pki/nginx/oms_server.crt:ro", tls_dir().join("server.pem").display()));
+            m.push(format!("{}:/etc/pki/nginx/oms_server.key:ro", tls_dir().join("server.key").display()));
+        }
+        m
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cleanup_main = || {
@@ -250,18 +264,11 @@ fn three_nodes_in_two_regions_upgrade_and_roll_back_on_every_node() {
             None => format!("[nodes.{}]\n", n.name),
         })
         .collect();
-    let health: Vec<String> = nodes.iter().map(|n| format!("\"{}\" = \"http://127.0.0.1:{}/oms/health\"", n.name, n.port)).collect();
+    let health: Vec<String> = nodes.iter().map(|n| format!("\"{}\" = \"{}\"", n.name, n.url())).collect();
     std::fs::write(
         &site,
         format!(
-            r#"state_dir = "{p}/state"
-backup_dir = "{p}/backups"
-plugins_dir = "{plugins}"
-trust = ["{trust}"]
-
-[docker_policy]
-deny_privileged = true   # this sandbox refuses --privileged
-
+            r#"{preamble}
 {engines}
 {metadb}
 [products.oms]
@@ -289,12 +296,12 @@ console = ["ha.config", "servers"]
 rm_db = "{rm}"
 cm_db = "{cm}"
 health_urls = {{ {health} }}
+health_ca_file = "{ca}"
 "#,
-            p = dir.display(),
-            plugins = target_dir().join("plugins").display(),
-            trust = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            preamble = site_preamble(&dir.display().to_string(), ""),
             metadb = metadb_toml(c.port),
             health = health.join(", "),
+            ca = tls_dir().join("ca.pem").display(),
         ),
     )
     .unwrap();
@@ -340,6 +347,9 @@ health_urls = {{ {health} }}
         assert_eq!(n.inspect(&new, "{{json .HostConfig.RestartPolicy}}"), restart_policy, "node {}: the restart policy is carried over", n.name);
         assert!(n.healthy(&rt), "node {}: the new OMS is not healthy", n.name);
     }
+    // sh-1's new OMS answers HTTPS, as its old one did (the certificate mounts carried over).
+    assert!(text(&nodes[2].docker(&["logs", &new])).contains("health on HTTPS port 18192"), "{}", text(&nodes[2].docker(&["logs", &new])));
+    assert!(text(&nodes[0].docker(&["logs", &new])).contains("health on HTTP port 18190"));
     // docker_init.sh ran once for hangzhou (on hz-1, the shared file) and once on sh-1.
     let runs: Vec<usize> = nodes.iter().map(|n| init_runs(dir, n.name)).collect();
     assert_eq!(runs, vec![1, 0, 1], "docker_init.sh runs on hz-1, hz-2, sh-1");

@@ -9,8 +9,10 @@
 //!   schema is newer than itself, which is what happens when an old image is run on a MetaDB that
 //!   a newer ODC migrated; then serves `GET /api/v1/heartbeat/isHealthy` -> `{"data":true}` and
 //!   `GET /api/v1/info` -> `{"data":{"version":…}}`. Stops cleanly on SIGTERM (docker stop).
-//! - `nginx` (the nginx image's command): reads `/etc/nginx/conf.d/default.conf` (`listen N;`
-//!   and the `server host:port;` lines of its `upstream` block), forwards every connection to an
+//! - `nginx` (the nginx image's command): reads `/etc/nginx/conf.d/default.conf` (`listen N;`,
+//!   or `listen N ssl;` with `ssl_certificate` and `ssl_certificate_key`: it then answers HTTPS as
+//!   the vendor's HA nginx does, and the `server host:port;` lines of its `upstream` block),
+//!   replies in chunks (Transfer-Encoding: chunked), forwards every connection to an
 //!   upstream ODC node picked by a hash of the client address (`ip_hash`), trying the next one
 //!   when a node does not answer, as nginx's `proxy_next_upstream error` does.
 //!
@@ -210,12 +212,20 @@ impl Stop {
     }
 }
 
-async fn respond(s: &mut tokio::net::TcpStream, status: &str, body: &str) {
+/// One JSON reply in two chunks (Transfer-Encoding: chunked, as ODC's Spring Boot sends it).
+async fn respond<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, status: &str, body: &str) {
+    let (a, b) = body.split_at(body.len() / 2);
     let _ = s
         .write_all(
-            format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+            .as_bytes(),
         )
         .await;
+    let _ = s.shutdown().await;
 }
 
 async fn serve() -> Result<()> {
@@ -260,14 +270,29 @@ async fn serve() -> Result<()> {
     Ok(())
 }
 
-/// `listen N;` and the `server host:port …;` lines of the upstream block of an nginx config.
-fn nginx_config(text: &str) -> Result<(u16, Vec<String>)> {
-    let mut listen = None;
+/// What the stand-in nginx reads of its config.
+#[derive(Debug)]
+struct NginxConfig {
+    listen: u16,
+    upstreams: Vec<String>,
+    /// `listen N ssl;` with `ssl_certificate` and `ssl_certificate_key`: (certificate, key) paths.
+    tls: Option<(String, String)>,
+}
+
+/// `listen N [ssl];`, `ssl_certificate[_key] PATH;` and the `server host:port …;` lines of the
+/// upstream block of an nginx config.
+fn nginx_config(text: &str) -> Result<NginxConfig> {
+    let (mut listen, mut ssl, mut cert, mut key) = (None, false, None, None);
     let mut upstreams = Vec::new();
     for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
         let words: Vec<&str> = line.trim_end_matches(';').split_whitespace().collect();
         match words.as_slice() {
-            ["listen", port, ..] => listen = port.rsplit(':').next().and_then(|p| p.parse().ok()),
+            ["listen", port, rest @ ..] => {
+                listen = port.rsplit(':').next().and_then(|p| p.parse().ok());
+                ssl = rest.contains(&"ssl");
+            }
+            ["ssl_certificate", path] => cert = Some(path.to_string()),
+            ["ssl_certificate_key", path] => key = Some(path.to_string()),
             ["server", addr, ..] if addr.contains(':') => upstreams.push(addr.to_string()),
             _ => {}
         }
@@ -276,31 +301,69 @@ fn nginx_config(text: &str) -> Result<(u16, Vec<String>)> {
     if upstreams.is_empty() {
         return Err("the nginx config's upstream block has no `server HOST:PORT;` line".into());
     }
-    Ok((listen, upstreams))
+    let tls = match (ssl, cert, key) {
+        (false, _, _) => None,
+        (true, Some(c), Some(k)) => Some((c, k)),
+        _ => return Err("`listen … ssl` needs ssl_certificate and ssl_certificate_key".into()),
+    };
+    Ok(NginxConfig { listen, upstreams, tls })
+}
+
+fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer> =
+        CertificateDer::pem_file_iter(cert).map_err(|e| format!("{cert}: {e}"))?.collect::<std::result::Result<_, _>>().map_err(|e| format!("{cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{cert}: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Forward one client connection to an upstream picked by the client's address (`ip_hash`),
+/// trying the next when one does not answer.
+async fn proxy<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut client: S, peer: &std::net::SocketAddr, ups: &[String]) {
+    let ip = peer.ip().to_string();
+    let first = ip.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % ups.len();
+    for i in 0..ups.len() {
+        let up = &ups[(first + i) % ups.len()];
+        if let Ok(Ok(mut server)) = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(up.as_str())).await {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            return;
+        }
+    }
+    respond(&mut client, "502 Bad Gateway", "{\"successful\":false,\"error\":\"no upstream answers\"}").await;
 }
 
 async fn nginx() -> Result<()> {
     let mut term = Stop::new()?;
     let path = std::env::var("NGINX_CONF").unwrap_or_else(|_| "/etc/nginx/conf.d/default.conf".into());
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e} (is the nginx config mounted?)"))?;
-    let (port, upstreams) = nginx_config(&text).map_err(|e| format!("{path}: {e}"))?;
+    let NginxConfig { listen: port, upstreams, tls } = nginx_config(&text).map_err(|e| format!("{path}: {e}"))?;
+    let acceptor = match &tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| format!("port {port}: {e}"))?;
-    log(&format!("nginx/{} listening on {port}, upstream odc (ip_hash): {}", version(), upstreams.join(", ")));
+    log(&format!("nginx/{} listening on {port}{}, upstream odc (ip_hash): {}", version(), if tls.is_some() { " ssl" } else { "" }, upstreams.join(", ")));
     let upstreams = Arc::new(upstreams);
     let accept = async {
-        while let Ok((mut client, peer)) = listener.accept().await {
+        while let Ok((client, peer)) = listener.accept().await {
             let ups = upstreams.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let ip = peer.ip().to_string();
-                let first = ip.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % ups.len();
-                for i in 0..ups.len() {
-                    let up = &ups[(first + i) % ups.len()];
-                    if let Ok(Ok(mut server)) = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(up.as_str())).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        return;
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(s) = a.accept(client).await {
+                            proxy(s, &peer, &ups).await;
+                        }
                     }
+                    None => proxy(client, &peer, &ups).await,
                 }
-                respond(&mut client, "502 Bad Gateway", "{\"successful\":false,\"error\":\"no upstream answers\"}").await;
             });
         }
     };
@@ -333,8 +396,13 @@ mod tests {
     #[test]
     fn nginx_config_of_an_ha_odc() {
         let conf = "upstream odc {\n  ip_hash;\n  server 10.0.0.1:8989 max_fails=3;\n  server 10.0.0.2:8989;\n}\nserver {\n  listen 80;\n  location / { proxy_pass http://odc; }\n}\n";
-        assert_eq!(nginx_config(conf).unwrap(), (80, vec!["10.0.0.1:8989".to_string(), "10.0.0.2:8989".to_string()]));
+        let c = nginx_config(conf).unwrap();
+        assert_eq!((c.listen, c.upstreams, c.tls), (80, vec!["10.0.0.1:8989".to_string(), "10.0.0.2:8989".to_string()], None));
         assert!(nginx_config("listen 80;").is_err());
+        let tls = "upstream odc { server 10.0.0.1:8989; }\nserver {\n  listen 443 ssl;\n  ssl_certificate /etc/pki/nginx/server.crt;\n  ssl_certificate_key /etc/pki/nginx/server.key;\n}\n";
+        let c = nginx_config(tls).unwrap();
+        assert_eq!((c.listen, c.tls), (443, Some(("/etc/pki/nginx/server.crt".to_string(), "/etc/pki/nginx/server.key".to_string()))));
+        assert!(nginx_config("upstream odc { server 10.0.0.1:8989; }\nlisten 443 ssl;").unwrap_err().contains("ssl_certificate"));
     }
 
     #[test]

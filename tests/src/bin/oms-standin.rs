@@ -7,7 +7,8 @@
 //!   docker_init.sh has run) and refuses to start on a newer one, stays offline while the store
 //!   holds `standin-hold` (a test's fault that is fixed later), then marks its server online,
 //!   logs `OMS service start successfully`, writes heartbeat rows continuously and serves
-//!   `GET /oms/health`. On SIGTERM (docker stop) it marks its server offline.
+//!   `GET /oms/health` (in chunks; over HTTPS when the vendor's certificate files are mounted at
+//!   /etc/pki/nginx/oms_server.crt|key). On SIGTERM (docker stop) it marks its server offline.
 //! - `init` (/root/docker_init.sh): applies this version's schema changes to rm, cm and cm_hb (in
 //!   a region after the first, only its own heartbeat database's);
 //!   refuses without IS_UPGRADE=true from 3.3.1 on, as the vendor's does. `STANDIN_FAIL_INIT=<version>`
@@ -99,25 +100,22 @@ async fn serve() -> Result<()> {
     // (--net host) cannot all listen on its nginx_server_port, as OMS on separate servers would.
     let port: u16 = std::env::var("STANDIN_HTTP_PORT").ok().or_else(|| oms.cfg.get("nginx_server_port").cloned()).and_then(|p| p.parse().ok()).unwrap_or(8089);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| format!("port {port}: {e}"))?;
+    let tls = tls_acceptor()?;
+    log(&format!("health on {} port {port}", if tls.is_some() { "HTTPS" } else { "HTTP" }));
     let h = healthy.clone();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
+        while let Ok((s, _)) = listener.accept().await {
             let ok = h.load(Ordering::SeqCst);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if req.starts_with("GET /oms/health") {
-                    ("200 OK", format!("{{\"success\":true,\"data\":{{\"healthy\":{ok}}}}}"))
-                } else {
-                    ("404 Not Found", "{}".to_string())
-                };
-                let _ = s
-                    .write_all(
-                        format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-                            .as_bytes(),
-                    )
-                    .await;
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(s).await {
+                            answer(s, ok).await;
+                        }
+                    }
+                    None => answer(s, ok).await,
+                }
             });
         }
     });
@@ -182,6 +180,52 @@ async fn serve() -> Result<()> {
     let _ = oms.set_status("OFFLINE").await;
     log("OMS service stopped");
     Ok(())
+}
+
+/// Where the vendor's `docker run` mounts OMS's HTTPS certificate and key: with both present,
+/// the stand-in answers HTTPS, as OMS's nginx does.
+const TLS_CERT: &str = "/etc/pki/nginx/oms_server.crt";
+const TLS_KEY: &str = "/etc/pki/nginx/oms_server.key";
+
+fn tls_acceptor() -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if !std::path::Path::new(TLS_CERT).exists() || !std::path::Path::new(TLS_KEY).exists() {
+        return Ok(None);
+    }
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(TLS_CERT)
+        .map_err(|e| format!("{TLS_CERT}: {e}"))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{TLS_CERT}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(TLS_KEY).map_err(|e| format!("{TLS_KEY}: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{TLS_CERT}: {e}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// One HTTP/1.1 exchange: `GET /oms/health` answers OMS's JSON in chunks (Transfer-Encoding:
+/// chunked, as a Spring Boot service sends it), anything else 404.
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, ok: bool) {
+    let mut buf = [0u8; 2048];
+    let n = s.read(&mut buf).await.unwrap_or(0);
+    let req = String::from_utf8_lossy(&buf[..n]);
+    let (status, body) = if req.starts_with("GET /oms/health") {
+        ("200 OK", format!("{{\"success\":true,\"data\":{{\"healthy\":{ok}}}}}"))
+    } else {
+        ("404 Not Found", "{}".to_string())
+    };
+    let (a, b) = body.split_at(body.len() / 2);
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    let _ = s.write_all(reply.as_bytes()).await;
+    let _ = s.shutdown().await;
 }
 
 /// SIGTERM (docker stop) or SIGINT.

@@ -23,6 +23,13 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// The committed test CA (`ca.pem`) and the server certificate it signed for localhost and
+/// 127.0.0.1 (`server.pem`, `server.key`): what the stand-ins answer HTTPS with.
+pub fn tls_dir() -> PathBuf {
+    // Clean (no `..`): the host refuses a mount source that is not a clean absolute path.
+    std::fs::canonicalize(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/tests/data/tls")).unwrap()
+}
+
 pub fn target_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
 }
@@ -197,14 +204,7 @@ impl Deployment {
         let (rm, cm, hb) = self.dbs();
         let p = self.dir.path().display();
         format!(
-            r#"state_dir = "{p}/state"
-backup_dir = "{p}/backups"
-plugins_dir = "{plugins}"
-trust = ["{trust}"]
-
-[docker_policy]
-deny_privileged = true   # this sandbox refuses --privileged
-
+            r#"{preamble}
 [nodes.local]
 
 {metadb}
@@ -234,8 +234,7 @@ rm_db = "{rm}"
 cm_db = "{cm}"
 health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
 "#,
-            plugins = target_dir().join("plugins").display(),
-            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            preamble = site_preamble(&p.to_string(), ""),
             metadb = metadb_toml(db_port),
             old = self.old(),
             new = self.new_name(),
@@ -265,14 +264,7 @@ health_urls = {{ local = "http://127.0.0.1:{port}/oms/health" }}
             source = target;
         }
         let text = format!(
-            r#"state_dir = "{p}/state"
-backup_dir = "{p}/backups"
-plugins_dir = "{plugins}"
-trust = ["{trust}"]
-
-[docker_policy]
-deny_privileged = true   # this sandbox refuses --privileged
-
+            r#"{preamble}
 [nodes.local]
 
 {metadb}
@@ -293,8 +285,7 @@ rm_db = "{rm}"
 cm_db = "{cm}"
 health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
 {hops}{grants}"#,
-            plugins = target_dir().join("plugins").display(),
-            trust = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display(),
+            preamble = site_preamble(&p.to_string(), ""),
             metadb = metadb_toml(c.port),
             version = self.version,
             health = self.port,
@@ -451,6 +442,16 @@ pub fn mysql_opts_for(database: &str) -> mysql_async::Opts {
 }
 
 /// The site config's `[metadb.metadb]` section for the test MariaDB on `port`.
+/// The top of every test site config: its state, backups, the built plugins, the test vendor's
+/// key, `top` (more top-level keys), and the docker policy this sandbox needs.
+pub fn site_preamble(dir: &str, top: &str) -> String {
+    format!(
+        "state_dir = \"{dir}/state\"\nbackup_dir = \"{dir}/backups\"\nplugins_dir = \"{}\"\ntrust = [\"{}\"]\n{top}\n[docker_policy]\ndeny_privileged = true   # this sandbox refuses --privileged\n",
+        target_dir().join("plugins").display(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/keys/test-vendor.pub").display()
+    )
+}
+
 pub fn metadb_toml(port: u16) -> String {
     let c = db_conn();
     format!("[metadb.metadb]\nhost = \"{}\"\nport = {port}\nuser = \"{}\"\npassword_env = \"OPSHOST_TEST_DB_PASSWORD\"\n", c.host, c.user)
