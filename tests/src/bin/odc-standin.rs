@@ -399,10 +399,10 @@ mod tests {
         let c = nginx_config(conf).unwrap();
         assert_eq!((c.listen, c.upstreams, c.tls), (80, vec!["10.0.0.1:8989".to_string(), "10.0.0.2:8989".to_string()], None));
         assert!(nginx_config("listen 80;").is_err());
-        let tls = "upstream odc { server 10.0.0.1:8989; }\nserver {\n  listen 443 ssl;\n  ssl_certificate /etc/pki/nginx/server.crt;\n  ssl_certificate_key /etc/pki/nginx/server.key;\n}\n";
+        let tls = "upstream odc {\n  server 10.0.0.1:8989;\n}\nserver {\n  listen 443 ssl;\n  ssl_certificate /etc/pki/nginx/server.crt;\n  ssl_certificate_key /etc/pki/nginx/server.key;\n}\n";
         let c = nginx_config(tls).unwrap();
         assert_eq!((c.listen, c.tls), (443, Some(("/etc/pki/nginx/server.crt".to_string(), "/etc/pki/nginx/server.key".to_string()))));
-        assert!(nginx_config("upstream odc { server 10.0.0.1:8989; }\nlisten 443 ssl;").unwrap_err().contains("ssl_certificate"));
+        assert!(nginx_config("upstream odc {\n  server 10.0.0.1:8989;\n}\nlisten 443 ssl;").unwrap_err().contains("ssl_certificate"));
     }
 
     #[test]
