@@ -82,15 +82,23 @@ impl Journal {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(kept.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(path, &saved)?;
+        // The journal as it was gets a second name first; the trimmed copy then replaces it in
+        // one rename, so a crash at any point leaves a whole `upgrade.journal`.
+        std::fs::hard_link(path, &saved)?;
         std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
         Ok(dropped)
     }
 
-    /// Whether the operation's last call was a read (a wait's poll or clock): what a run that
-    /// timed out waiting has, and one that failed in a change has not.
+    /// Whether the operation made a change and its last call was a read (a wait's poll or
+    /// clock): what a run that timed out waiting for its new version has, and neither one that
+    /// failed in a change nor one that timed out in a precheck, before its first change, has.
     pub fn ended_in_a_read(path: &Path) -> bool {
-        Replay::load(path).is_ok_and(|(_, r)| r.calls.last().is_some_and(|c| c.effect == Effect::Read && c.outcome.is_some()))
+        Replay::load(path).is_ok_and(|(_, r)| {
+            r.calls.iter().any(|c| c.effect != Effect::Read) && r.calls.last().is_some_and(|c| c.effect == Effect::Read && c.outcome.is_some())
+        })
     }
 
     fn with(path: &Path, file: std::fs::File, replay: Replay) -> Journal {
@@ -205,5 +213,20 @@ mod tests {
         j.begin(seq, "console.list-servers", Effect::Read, &serde_json::json!({})).unwrap();
         j.end(seq, &serde_json::json!({"ok": []}), false).unwrap();
         assert_eq!(Replay::load(&path).unwrap().1.calls.len(), 4);
+    }
+
+    /// A timeout in a precheck, before the first change, is no timed-out wait: there is nothing
+    /// to keep and resume after.
+    #[test]
+    fn reads_only_is_not_a_timed_out_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.journal");
+        let j = Journal::create(&path, header()).unwrap();
+        for call in ["host.now", "console.list-servers"] {
+            let seq = j.next();
+            j.begin(seq, call, Effect::Read, &serde_json::json!({})).unwrap();
+            j.end(seq, &serde_json::json!({"ok": null}), false).unwrap();
+        }
+        assert!(!Journal::ended_in_a_read(&path));
     }
 }
