@@ -79,6 +79,32 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     let base = d.baseline();
     let binds0 = base.binds.clone();
 
+    // `opshost check` looks the site over first: engine, MetaDB, account, space, the route's
+    // plugin with its signature and grants, and the plan; nothing found, exit 0, nothing changed.
+    let site = d.site.to_str().unwrap().to_string();
+    let o = d.opshost(&["check", "--config", &site, "--product", "oms", "--to", "4.2.0"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for must in [
+        "ok    docker local".to_string(),
+        "MetaDB metadb: MariaDB".to_string(),
+        format!("holds what opshost needs on {rm}"),
+        "backup space: ".to_string(),
+        "every container the site config names exists".to_string(),
+        "node local answers healthy".to_string(),
+        "4.1.1 -> 4.2.0: oms-4.2.0 (signed by".to_string(),
+        "oms-4.2.0 plans ".to_string(),
+        "0 failed, ".to_string(),
+    ] {
+        assert!(t.contains(&must), "check lacks {must:?}:\n{t}");
+    }
+    assert!(!t.contains("FAIL"), "{t}");
+    assert!(d.runs().as_array().unwrap().is_empty() && d.state(&d.new_name()) == "absent", "check changed something");
+    let o = d.opshost(&["check", "--config", &site, "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("check --json: {e}: {}", text(&o)));
+    assert_eq!((o.status.code(), j["failed"].as_u64()), (Some(0), Some(0)), "{j}");
+    assert!(j["findings"].as_array().unwrap().iter().any(|f| f["subject"] == "oms plugins" && f["status"] == "ok"), "{j}");
+
     let o = upgrade(&d);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
@@ -227,8 +253,15 @@ fn bad_input_is_refused_before_anything_changes() {
             "cm_hb_db = \"cm_hb_nowhere\" in [products.oms.parameters]",
         ),
     ];
+    let site = d.site.to_str().unwrap().to_string();
     for (what, config, message) in cases {
         std::fs::write(&d.site, config).unwrap();
+        // `opshost check` finds it the night before, on a FAIL line, with the same words.
+        let o = d.opshost(&["check", "--config", &site, "--product", "oms", "--to", "4.2.0"]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: check: {t}");
+        assert!(t.lines().any(|l| l.starts_with("FAIL")) && t.contains(message), "{what}: check: expected {message:?} in:\n{t}");
+        assert!(t.contains("an upgrade would refuse"), "{what}: {t}");
         let o = upgrade(&d);
         let t = text(&o);
         assert_ne!(o.status.code(), Some(0), "{what}: {t}");

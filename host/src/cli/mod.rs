@@ -1,5 +1,6 @@
 //! The `opshost` command line: one file per subcommand.
 
+mod check;
 mod demo;
 pub mod events;
 mod keys;
@@ -43,6 +44,9 @@ pub enum Command {
     Plugins(plugins::PluginsCmd),
     /// Show what an upgrade would do (prechecks and ordered steps); changes nothing.
     Plan(plan::PlanArgs),
+    /// Look a site over before the night: engines, MetaDBs, privileges, backup space, containers,
+    /// plugins, signatures and grants, one line each; exit 1 when an upgrade would refuse.
+    Check(check::CheckArgs),
     /// Upgrade a product of the site config to a version (plan, confirm, run).
     Upgrade(run::UpgradeArgs),
     /// Roll back a run from what it recorded (default: the product's latest run).
@@ -120,6 +124,7 @@ pub fn main() -> i32 {
             Command::Plugins(plugins::PluginsCmd::New(a)) => plugin_new::run(a), // no runtime needed
             Command::Plugins(c) => plugins::run(&cli, c).await,
             Command::Plan(a) => plan::run(&cli, a).await,
+            Command::Check(a) => check::run(&cli, a).await,
             Command::Upgrade(a) => run::upgrade(&cli, a).await,
             Command::Rollback(a) => run::rollback(&cli, a).await,
             Command::Runs(a) => run::runs(a).await,

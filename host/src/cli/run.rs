@@ -244,7 +244,7 @@ pub struct Hop {
 impl Site {
     /// The route from the deployed version to `to`, every hop's context and grants checked: a
     /// refusal here comes before anything changes.
-    async fn route(&self, cli: &Cli, runtime: &crate::runtime::engine::Runtime, from: &str, to: &str) -> Result<Result<Vec<Hop>, String>> {
+    pub(super) async fn route(&self, cli: &Cli, runtime: &crate::runtime::engine::Runtime, from: &str, to: &str) -> Result<Result<Vec<Hop>, String>> {
         let plugins = match find_route(runtime, &self.plugins_dir(cli), self.product.kind(&self.section), from, to, &cli.policy(&self.config.trust)?).await {
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("{e:#}"))),
@@ -268,14 +268,20 @@ impl Site {
     }
 
     /// The hop's plan against the deployment as it is now (prechecks; changes nothing).
-    async fn plan_hop(&self, hop: &Hop, reporter: Arc<dyn Reporter>, yes: bool) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
+    pub(super) async fn plan_hop(
+        &self,
+        hop: &Hop,
+        reporter: Arc<dyn Reporter>,
+        yes: bool,
+    ) -> Result<(Result<crate::bindings::Plan, crate::bindings::Error>, RunEnv)> {
         let scratch = tempfile_dir()?;
         let env = self.env(scratch.clone(), RunRecords::in_memory(), reporter, yes, &hop.grants, None)?;
         // The operator's own input first: a container, archive or database the site config
         // names must exist.
-        let named = match self.named_containers_exist(&env, &hop.ctx).await {
-            Ok(()) => match self.health_urls_cover_the_nodes(&hop.ctx) {
-                Ok(()) => self.named_files_and_databases_exist(&env, &hop.ctx).await,
+        let target = &hop.ctx.target_version;
+        let named = match self.named_containers_exist(&env, target).await {
+            Ok(()) => match self.health_urls_cover_the_nodes(target) {
+                Ok(()) => self.named_files_and_databases_exist(&env, target).await,
                 refused => refused,
             },
             refused => refused,
@@ -285,7 +291,9 @@ impl Site {
             return Ok((Err(crate::bindings::Error::InvalidInput(refusal)), env));
         }
         // The backups must fit before anything stops: the host checks, whatever the plugin plans.
-        let space = match self.backup_space(&env, &hop.grants).await {
+        let granted: Vec<(String, String)> =
+            hop.grants.exact("sql").iter().filter_map(|g| g.split_once('/')).map(|(c, d)| (c.to_string(), d.to_string())).collect();
+        let space = match self.backup_space(&env, &granted).await {
             Ok(words) => words,
             Err(refusal) => {
                 let _ = std::fs::remove_dir_all(&scratch);
@@ -369,19 +377,15 @@ impl Site {
     /// Every running container the operator named in this hop's parameters (`container`,
     /// `nginx_container`, …; not the new one) exists on the product's nodes: a typo is the
     /// operator's to fix in the site config, and the host says which line, not a grant.
-    async fn named_containers_exist(&self, env: &RunEnv, ctx: &Context) -> Result<(), String> {
-        let written = self.product.parameters_for(&ctx.target_version);
+    pub(super) async fn named_containers_exist(&self, env: &RunEnv, target: &str) -> Result<(), String> {
+        let written = self.product.parameters_for(target);
         for (key, name) in written.iter().filter(|(k, _)| (k.as_str() == "container" || k.ends_with("_container")) && !k.starts_with("new_")) {
             for node in &self.product.nodes {
                 let Ok(names) = env.caps.docker.container_names(node).await else { continue };
                 if names.is_empty() || names.contains(name) {
                     continue;
                 }
-                let table = if self.product.hops.get(&ctx.target_version).is_some_and(|h| h.contains_key(key)) {
-                    format!("[products.{}.hops.\"{}\"]", self.section, ctx.target_version)
-                } else {
-                    format!("[products.{}.parameters]", self.section)
-                };
+                let table = self.table_of(key, target);
                 let hint = closest(name, &names).map(|c| format!("did you mean {c:?}? ")).unwrap_or_default();
                 let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
                 let more = if names.len() > shown.len() { format!(" and {} more", names.len() - shown.len()) } else { String::new() };
@@ -398,10 +402,10 @@ impl Site {
     /// Every node of the product has a health URL the probe can ask (`http://host[:port]/path`),
     /// and every URL names one of its nodes: else the wait for the new version would fail after
     /// the old one stopped.
-    fn health_urls_cover_the_nodes(&self, ctx: &Context) -> Result<(), String> {
+    pub(super) fn health_urls_cover_the_nodes(&self, target: &str) -> Result<(), String> {
         let urls = &self.product.console.health_urls;
         let at = format!("health_urls in [products.{}.console] of {}", self.section, self.path.display());
-        let written = self.product.parameters_for(&ctx.target_version);
+        let written = self.product.parameters_for(target);
         if let Some(node) = self.product.nodes.iter().find(|n| !urls.contains_key(*n)) {
             return Err(format!(
                 "{at} has no URL for node {node}: add {node} = \"http://<its address>:<port>/{}\" there (the upgrade waits on it before it reports the new version up)",
@@ -459,7 +463,7 @@ impl Site {
     }
 
     /// A plan line when another opshost holds the run lock now.
-    async fn run_lock_finding(&self, reporter: &Arc<dyn Reporter>) -> Option<String> {
+    pub(super) async fn run_lock_finding(&self, reporter: &Arc<dyn Reporter>) -> Option<String> {
         let connection = &self.product.console.metadb.connection;
         let sql = crate::capabilities::sql::real::MysqlSql::new(&self.config.metadb, self.config.state_dir(), reporter.clone()).ok()?;
         let name = self.run_lock_name();
@@ -490,9 +494,9 @@ impl Site {
     /// Every image archive (`image_archive`, `*_archive`) the operator wrote is a readable file
     /// here, and every database (`*_db`) exists on the MetaDB connection (`connection`, else the
     /// only one): caught now, with the config line named, not by a plugin half way.
-    async fn named_files_and_databases_exist(&self, env: &RunEnv, ctx: &Context) -> Result<(), String> {
-        let written = self.product.parameters_for(&ctx.target_version);
-        let at = |key: &str| format!("{} of {}", self.table_of(key, &ctx.target_version), self.path.display());
+    pub(super) async fn named_files_and_databases_exist(&self, env: &RunEnv, target: &str) -> Result<(), String> {
+        let written = self.product.parameters_for(target);
+        let at = |key: &str| format!("{} of {}", self.table_of(key, target), self.path.display());
         for (key, path) in written.iter().filter(|(k, _)| k.as_str() == "image_archive" || k.ends_with("_archive")) {
             if let Err(e) = std::fs::File::open(path) {
                 return Err(format!(
@@ -517,15 +521,13 @@ impl Site {
 
     /// The plan's lines about the backups (the server, what each granted database holds, the
     /// space), or a refusal: an object that cannot be backed up exactly, or backups that would
-    /// not fit in `backup_dir` (naming both figures). The databases are those granted by name.
-    async fn backup_space(&self, env: &RunEnv, grants: &Grants) -> Result<Vec<String>, String> {
+    /// not fit in `backup_dir` (naming both figures). `databases`: (connection, database), for
+    /// a hop those its plugin is granted by name.
+    pub(super) async fn backup_space(&self, env: &RunEnv, databases: &[(String, String)]) -> Result<Vec<String>, String> {
         let mut lines = Vec::new();
         let mut by_connection: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        let granted = grants.exact("sql");
-        for g in &granted {
-            if let Some((connection, database)) = g.split_once('/') {
-                by_connection.entry(connection).or_default().push(database.to_string());
-            }
+        for (connection, database) in databases {
+            by_connection.entry(connection).or_default().push(database.clone());
         }
         for (connection, databases) in &by_connection {
             match env.caps.sql.describe_backup(connection, databases).await {
@@ -539,8 +541,7 @@ impl Site {
         }
         let mut total = 0u64;
         let mut names = Vec::new();
-        for granted in grants.exact("sql") {
-            let Some((connection, database)) = granted.split_once('/') else { continue };
+        for (connection, database) in databases {
             if let Ok(bytes) = env.caps.sql.database_bytes(connection, database).await {
                 total += bytes;
                 names.push(database.to_string());
@@ -631,7 +632,7 @@ fn suggest_grants(m: &crate::bindings::Manifest, params: &std::collections::BTre
     out
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
+pub(super) fn tempfile_dir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("opshost-plan-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)

@@ -87,6 +87,22 @@ impl BollardDocker {
     }
 }
 
+impl BollardDocker {
+    /// What `opshost check` says of a node's engine: its version, API and platform, or why it
+    /// cannot be reached.
+    pub async fn engine_version(&self, node: &str) -> Result<String, Error> {
+        let d = self.engine(node).await?;
+        let v = d.version().await.map_err(|e| failed(format!("node {node}: the Docker engine does not answer ({e}): is dockerd running?")))?;
+        Ok(format!(
+            "Docker {} (API {}), {}/{}",
+            v.version.unwrap_or_else(|| "?".into()),
+            v.api_version.unwrap_or_else(|| "?".into()),
+            v.os.unwrap_or_else(|| "?".into()),
+            v.arch.unwrap_or_else(|| "?".into())
+        ))
+    }
+}
+
 /// The entrypoint of the privileged probe: a path no image has, so nothing of the image runs.
 const PROBE_ENTRYPOINT: &str = "/opshost-privileged-probe-runs-nothing";
 

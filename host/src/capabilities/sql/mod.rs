@@ -78,6 +78,87 @@ pub fn excess_privileges_in(grants: &[String]) -> Vec<String> {
     found
 }
 
+/// What opshost does on a product's database needs these: read and dump it, run a plugin's
+/// migration, drop and re-create it on rollback.
+pub const NEEDED_ON_DATABASE: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"];
+
+/// The privileges `SHOW GRANTS` gives on `database` (global ones included): `*.*` lines and
+/// `` `db`.* `` lines whose name (a LIKE pattern, `\_` escaped) matches; `ALL PRIVILEGES` is every
+/// one of [`NEEDED_ON_DATABASE`] and of the object privileges. Second: whether the account also
+/// has roles, whose privileges this reading cannot see.
+pub fn privileges_on(grants: &[String], database: &str) -> (std::collections::BTreeSet<String>, bool) {
+    const ALL: &[&str] = &[
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "INDEX",
+        "CREATE VIEW",
+        "SHOW VIEW",
+        "TRIGGER",
+        "CREATE ROUTINE",
+        "ALTER ROUTINE",
+        "EVENT",
+        "LOCK TABLES",
+        "REFERENCES",
+        "CREATE TEMPORARY TABLES",
+        "EXECUTE",
+    ];
+    let mut held = std::collections::BTreeSet::new();
+    let mut roles = false;
+    for line in grants {
+        let upper = line.to_ascii_uppercase();
+        let Some(rest) = upper.strip_prefix("GRANT ") else { continue };
+        let Some((privileges, scope)) = rest.split_once(" ON ") else {
+            // `GRANT role TO user`: privileges held through a role.
+            roles |= rest.contains(" TO ");
+            continue;
+        };
+        let Some((scope, _)) = scope.split_once(" TO ") else { continue };
+        let scope = scope.trim();
+        let applies = if scope == "*.*" {
+            true
+        } else if let Some(name) = scope.strip_suffix(".*") {
+            // The original spelling: database names are case-sensitive on most servers.
+            let start = upper.find(" ON ").map(|i| i + 4).unwrap_or(0);
+            let original = &line[start..start + name.len()];
+            like_matches(original.trim_matches('`').replace("``", "`").as_str(), database)
+        } else {
+            false
+        };
+        if !applies {
+            continue;
+        }
+        for p in privileges.split(',').map(str::trim) {
+            if p == "ALL PRIVILEGES" || p == "ALL" {
+                held.extend(ALL.iter().map(|s| s.to_string()));
+            } else {
+                held.insert(p.to_string());
+            }
+        }
+    }
+    (held, roles)
+}
+
+/// SQL LIKE with `%`, `_` and `\` escapes, as the server matches a database-level grant's name.
+fn like_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some(('\\', rest)) if !rest.is_empty() => t.first() == Some(&rest[0]) && go(&rest[1..], &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
 /// A database or table name from a plugin: 1-64 of `[A-Za-z0-9_$]`, not all digits. Anything else
 /// is refused before it reaches a backend, so no identifier can carry SQL.
 pub fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
@@ -365,5 +446,20 @@ mod tests {
             assert!(check_backup_name(bad).is_err(), "{bad:?} accepted");
         }
         check_backup_name("rm_411.sql").unwrap();
+    }
+
+    #[test]
+    fn privileges_on_a_database_from_show_grants() {
+        let g = |lines: &[&str], db: &str| {
+            let (held, roles) = super::privileges_on(&lines.iter().map(|s| s.to_string()).collect::<Vec<_>>(), db);
+            (held.into_iter().collect::<Vec<_>>().join(","), roles)
+        };
+        let lines = ["GRANT RELOAD ON *.* TO `o`@`%`", "GRANT ALL PRIVILEGES ON `rm\\_411`.* TO `o`@`%`", "GRANT SELECT, INSERT ON `cm%`.* TO `o`@`%`"];
+        assert!(g(&lines, "rm_411").0.contains("DROP"));
+        assert!(!g(&lines, "rmx411").0.contains("DROP"), "an escaped _ matches only itself");
+        assert_eq!(g(&lines, "cm_hb_411").0, "INSERT,RELOAD,SELECT");
+        assert_eq!(g(&lines, "other").0, "RELOAD");
+        assert!(g(&["GRANT `opsrole` TO `o`@`%`"], "rm").1, "a role is noticed");
+        assert!(g(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"], "x").0.contains("EVENT"));
     }
 }

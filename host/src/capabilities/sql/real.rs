@@ -285,6 +285,39 @@ impl MysqlSql {
     }
 
     /// Who holds the run lock `name`, if anyone: its connection id, account and client host.
+    /// What `opshost check` says of the connection's account on `databases`: who it is,
+    /// whether it holds RELOAD (a dump's snapshot taken side by side), and per database the
+    /// privileges it lacks for what opshost does there (the objects it holds included).
+    pub async fn account_check(&self, connection: &str, databases: &[String]) -> Result<AccountCheck, Error> {
+        let mut c = self.conn(connection).await?;
+        let account: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| failed(format!("MetaDB {connection}: {e}")))?.unwrap_or_default();
+        let grants: Vec<String> = c.query("SHOW GRANTS").await.map_err(|e| failed(format!("MetaDB {connection}: SHOW GRANTS: {e}")))?;
+        let (global, roles) = super::privileges_on(&grants, "");
+        let mut missing = Vec::new();
+        for db in databases {
+            let (held, _) = super::privileges_on(&grants, db);
+            let mut need: Vec<&str> = super::NEEDED_ON_DATABASE.to_vec();
+            let exists: Option<String> =
+                c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
+            if exists.is_some() {
+                for o in objects::read(&mut c, db).await.unwrap_or_default() {
+                    need.extend(match o.kind {
+                        objects::ObjectKind::View => &["CREATE VIEW", "SHOW VIEW"][..],
+                        objects::ObjectKind::Trigger => &["TRIGGER"][..],
+                        objects::ObjectKind::Procedure | objects::ObjectKind::Function => &["CREATE ROUTINE", "ALTER ROUTINE"][..],
+                        objects::ObjectKind::Event => &["EVENT"][..],
+                    });
+                }
+            }
+            let mut lacking: Vec<String> = need.iter().filter(|p| !held.contains(**p)).map(|p| p.to_string()).collect();
+            lacking.dedup();
+            lacking.sort();
+            lacking.dedup();
+            missing.push((db.clone(), lacking));
+        }
+        Ok(AccountCheck { account, reload: global.contains("RELOAD"), roles, missing })
+    }
+
     pub async fn run_lock_holder(&self, connection: &str, name: &str) -> Result<Option<String>, Error> {
         let mut c = self.conn(connection).await?;
         let id: Option<Option<u64>> =
@@ -558,6 +591,17 @@ async fn zone_of(file: &mut tokio::fs::File, path: &Path) -> Result<Zone, Error>
     file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(path, e))?;
     let second = head.split(|&b| b == b'\n').nth(1).unwrap_or_default();
     Ok(if second == UTC_MARKER.as_bytes() { Zone::Utc } else { Zone::Server })
+}
+
+/// [`MysqlSql::account_check`]'s answer.
+pub struct AccountCheck {
+    /// `user@host` as the server matched the login.
+    pub account: String,
+    pub reload: bool,
+    /// The account has roles, whose privileges SHOW GRANTS of the account does not show.
+    pub roles: bool,
+    /// Per database, the privileges it lacks (empty: none).
+    pub missing: Vec<(String, Vec<String>)>,
 }
 
 pub fn quote_ident(name: &str) -> String {
