@@ -27,6 +27,37 @@ fn scenarios() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("plugins/oms-4.2.0/scenarios")
 }
 
+/// -q leaves warnings and notices, -v adds every host call with its duration, -vv their
+/// arguments; RUST_LOG sets the diagnostics' filter instead. The command's own output (stdout)
+/// is the same at every level.
+#[test]
+fn verbosity_flags_and_rust_log_set_what_reaches_stderr() {
+    let run = |flags: &[&str], rust_log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opshost"));
+        cmd.args(flags).arg("demo").env("OPSHOST_CACHE_DIR", std::env::temp_dir().join("opshost-cli-test-cache")).env_remove("RUST_LOG");
+        if let Some(v) = rust_log {
+            cmd.env("RUST_LOG", v);
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (out, normal) = run(&[], None);
+    let (out_q, quiet) = run(&["-q"], None);
+    let (out_v, verbose) = run(&["-v"], None);
+    let (_, very) = run(&["-vv"], None);
+    let (_, logged) = run(&[], Some("opshost::call=debug"));
+    assert!(normal.contains("stopped oms_411 on node local") && !normal.contains("opshost::call"), "{normal}");
+    assert!(!quiet.contains("stopped oms_411") && quiet.contains("notice: OMS upgraded to 4.2.0"), "-q keeps notices only:\n{quiet}");
+    assert!(verbose.contains("opshost::call: docker.stop -> ok") && verbose.contains(" ms="), "-v shows each call:\n{verbose}");
+    assert!(!verbose.contains("args=") && very.contains("args={\"container\":\"oms_411\""), "-vv adds the arguments:\n{very}");
+    assert!(logged.contains("opshost::call: docker.stop -> ok"), "RUST_LOG sets the filter:\n{logged}");
+    let demo_lines = |o: &str| o.lines().filter(|l| !l.contains("ms")).count();
+    assert_eq!((demo_lines(&out_q), demo_lines(&out_v)), (demo_lines(&out), demo_lines(&out)), "stdout does not depend on the level");
+    let o = opshost(&["-q", "-v", "demo"]);
+    assert_eq!(o.status.code(), Some(2), "-q and -v together: {}", text(&o));
+}
+
 #[test]
 fn demo_upgrades_then_restores_the_oms() {
     let o = opshost(&["demo"]);

@@ -529,7 +529,7 @@ impl opshost::runtime::report::Reporter for Warnings {
     fn log(&self, _: opshost::capabilities::services::Level, message: &str) {
         self.0.lock().unwrap().push(message.to_string());
     }
-    fn progress(&self, _: u64, _: u64, _: &str) {}
+    fn progress(&self, _: u64, _: u64, _: opshost::runtime::report::Unit, _: &str) {}
     fn notice(&self, _: &str) {}
     fn call(&self, _: &opshost::runtime::host_call::CallRecord) {}
 }

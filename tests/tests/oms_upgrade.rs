@@ -188,6 +188,8 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     let o = rollback(&d);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("already rolled back"));
+    // The restore's progress is in bytes, with a rate, in the run's log.
+    assert!(rolled[upgraded.len()..].lines().any(|l| l.contains("PROGR restore") && l.contains("B/")), "no byte progress of the restore:\n{rolled}");
 }
 
 #[test]
@@ -471,5 +473,7 @@ fn upgrade_and_rollback_stream_json_lines() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ev = events(&o);
     assert!(ev.iter().any(|v| v["event"] == "call" && v["call"] == "sql.restore-databases" && v["ok"] == true), "{:?}", kinds(&ev));
+    let progress = ev.iter().find(|v| v["event"] == "progress" && v["label"].as_str().unwrap_or("").starts_with("restore")).expect("restore progress events");
+    assert_eq!(progress["unit"], "bytes", "{progress}");
     assert_eq!(ev.last().unwrap()["status"], "rolled-back", "{}", ev.last().unwrap());
 }

@@ -6,7 +6,8 @@
 //! - `run`       `run`, `operation` (upgrade | rollback | resume), `dir`
 //! - `call`      `seq`, `call`, `ms`, `ok`, `error` {kind, message} when not ok, `replayed`
 //! - `log`       `level` (debug | info | warn | error), `message`
-//! - `progress`  `label`, `done`, `total`
+//! - `progress`  `label`, `done`, `total`, `unit` (bytes | rows | count; added in v1, absent
+//!   before: read absent as count)
 //! - `notice`    `message`
 //! - `outcome`   `run`, `status` (upgraded | upgrade-failed | upgrade-timed-out | rolled-back |
 //!   rollback-failed | upgrading | rolling-back when stopped by Ctrl-C), `error`, `stopped_before`
@@ -73,8 +74,8 @@ impl Reporter for JsonLines {
         };
         emit("log", json!({ "level": level, "message": message }));
     }
-    fn progress(&self, done: u64, total: u64, label: &str) {
-        emit("progress", json!({ "label": label, "done": done, "total": total }));
+    fn progress(&self, done: u64, total: u64, unit: crate::runtime::report::Unit, label: &str) {
+        emit("progress", json!({ "label": label, "done": done, "total": total, "unit": unit.word() }));
     }
     fn notice(&self, message: &str) {
         emit("notice", json!({ "message": message }));

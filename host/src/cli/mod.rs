@@ -4,6 +4,7 @@ mod check;
 mod demo;
 pub mod events;
 mod keys;
+mod logging;
 mod plan;
 mod plugin_new;
 mod plugins;
@@ -33,6 +34,14 @@ pub struct Cli {
     /// Run plugins without a valid signature from a trusted key. For plugin development only.
     #[arg(long, global = true)]
     pub allow_unsigned: bool,
+    /// More on stderr: -v plugin debug logs and each host call with its duration and outcome,
+    /// -vv each call's arguments too. RUST_LOG (e.g. opshost=trace,mysql_async=debug) sets the
+    /// diagnostics' filter instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less on stderr: warnings, errors, notices, the plan and the outcome only (run.log keeps all).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,6 +118,7 @@ fn print_all(bytes: &[u8]) -> Result<i32> {
 /// 2 the command could not run).
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -7,18 +7,70 @@ use crate::runtime::host_call::CallRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
 
+/// What a progress count counts: bytes (restores, image loads) and rows (dumps: a dump's size
+/// is not known before it is written, its rows are from the server's estimate) are shown with
+/// their rate and time left; a plugin's own progress is a plain count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Rows,
+    Bytes,
+}
+
+impl Unit {
+    pub fn word(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Rows => "rows",
+            Unit::Bytes => "bytes",
+        }
+    }
+    /// `done/total` for people: `12.0 MiB/40.0 MiB`, `8192/10000 rows`, `3/7`.
+    pub fn of(self, done: u64, total: u64) -> String {
+        match self {
+            Unit::Bytes => format!("{}/{}", indicatif::BinaryBytes(done), indicatif::BinaryBytes(total)),
+            Unit::Rows => format!("{done}/{total} rows"),
+            Unit::Count => format!("{done}/{total}"),
+        }
+    }
+}
+
 pub trait Reporter: Send + Sync {
     fn log(&self, level: Level, message: &str);
-    fn progress(&self, done: u64, total: u64, label: &str);
+    fn progress(&self, done: u64, total: u64, unit: Unit, label: &str);
     fn notice(&self, message: &str);
     fn call(&self, record: &CallRecord);
+}
+
+/// How much the terminal shows (`-q`, default, `-v`, `-vv`; cli/logging.rs sets it once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Trace,
+}
+
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        2 => Verbosity::Verbose,
+        _ => Verbosity::Trace,
+    }
 }
 
 /// Prints nothing (scripts read the JSON result instead).
 pub struct Silent;
 impl Reporter for Silent {
     fn log(&self, _: Level, _: &str) {}
-    fn progress(&self, _: u64, _: u64, _: &str) {}
+    fn progress(&self, _: u64, _: u64, _: Unit, _: &str) {}
     fn notice(&self, _: &str) {}
     fn call(&self, _: &CallRecord) {}
 }
@@ -57,7 +109,12 @@ fn short(v: &serde_json::Value, max: usize) -> String {
 
 impl Reporter for Terminal {
     fn log(&self, level: Level, message: &str) {
-        if matches!(level, Level::Debug) && !self.debug {
+        let shown = match level {
+            Level::Debug => self.debug || verbosity() >= Verbosity::Verbose,
+            Level::Info => verbosity() > Verbosity::Quiet,
+            Level::Warn | Level::Error => true,
+        };
+        if !shown {
             return;
         }
         self.finish_bar();
@@ -69,14 +126,22 @@ impl Reporter for Terminal {
         };
         eprintln!("  {tag} {message}");
     }
-    fn progress(&self, done: u64, total: u64, label: &str) {
+    fn progress(&self, done: u64, total: u64, unit: Unit, label: &str) {
+        if verbosity() == Verbosity::Quiet {
+            return;
+        }
         let mut slot = self.bar.lock().unwrap();
         if slot.as_ref().is_none_or(|(l, _)| l != label) {
             if let Some((_, bar)) = slot.take() {
                 bar.finish_and_clear();
             }
             let bar = ProgressBar::new(total.max(1));
-            bar.set_style(ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len}").unwrap().progress_chars("=> "));
+            let template = match unit {
+                Unit::Bytes => "  {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes}  {binary_bytes_per_sec}  {eta} left",
+                Unit::Rows => "  {msg} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  {eta} left",
+                Unit::Count => "  {msg} [{bar:30}] {pos}/{len}",
+            };
+            bar.set_style(ProgressStyle::with_template(template).unwrap().progress_chars("=> "));
             bar.set_message(label.to_string());
             *slot = Some((label.to_string(), bar));
         }
@@ -89,6 +154,26 @@ impl Reporter for Terminal {
         eprintln!("  notice: {message}");
     }
     fn call(&self, r: &CallRecord) {
+        // -v: each call with its duration and outcome; -vv: its arguments too (cli/logging.rs).
+        if tracing::enabled!(target: "opshost::call", tracing::Level::DEBUG) {
+            self.finish_bar();
+            let outcome = match r.outcome.get("error") {
+                Some(e) => format!("error {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")),
+                None => "ok".to_string(),
+            };
+            let mark = if r.replayed {
+                " [replayed]"
+            } else if r.injected {
+                " [injected]"
+            } else {
+                ""
+            };
+            if tracing::enabled!(target: "opshost::call", tracing::Level::TRACE) {
+                tracing::trace!(target: "opshost::call", seq = r.seq, ms = r.ms, args = %short(&r.args, 400), "{} -> {outcome}{mark}", r.call);
+            } else {
+                tracing::debug!(target: "opshost::call", seq = r.seq, ms = r.ms, "{} -> {outcome}{mark}", r.call);
+            }
+        }
         if !self.transcript {
             return;
         }
@@ -99,13 +184,16 @@ impl Reporter for Terminal {
     }
 }
 
+/// A progress label's last line in the run log: (tenth, (when, count)).
+type LastProgress = (u64, (std::time::Instant, u64));
+
 /// Every line of a run, timestamped (UTC), appended to `run.log` in its folder: plugin logs at
 /// every level, notices, progress at each tenth, each host call with its duration and outcome,
 /// and what the CLI says of the run. What an operator reads after a 3 a.m. failure.
 pub struct RunLog {
     file: Mutex<std::fs::File>,
-    /// The last tenth of each progress label written.
-    tenths: Mutex<std::collections::HashMap<String, u64>>,
+    /// Per progress label, the last line written: its tenth, when, and the count then.
+    tenths: Mutex<std::collections::HashMap<String, LastProgress>>,
 }
 
 impl RunLog {
@@ -135,12 +223,27 @@ impl Reporter for RunLog {
         };
         self.line(&format!("{tag} {message}"));
     }
-    fn progress(&self, done: u64, total: u64, label: &str) {
+    fn progress(&self, done: u64, total: u64, unit: Unit, label: &str) {
         let tenth = (done.min(total) * 10).checked_div(total).unwrap_or(10);
         let mut seen = self.tenths.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.get(label) != Some(&tenth) {
-            seen.insert(label.to_string(), tenth);
-            self.line(&format!("PROGR {label}: {done}/{total}"));
+        let now = std::time::Instant::now();
+        match seen.get(label) {
+            Some((t, _)) if *t == tenth => {}
+            before => {
+                // The rate since the last line of this label.
+                let rate = match (before, unit) {
+                    (Some((_, (at, was))), Unit::Bytes | Unit::Rows) if done > *was => {
+                        let per_s = (done - was) as f64 / now.duration_since(*at).as_secs_f64().max(0.001);
+                        match unit {
+                            Unit::Bytes => format!(", {}/s", indicatif::BinaryBytes(per_s as u64)),
+                            _ => format!(", {per_s:.0} rows/s"),
+                        }
+                    }
+                    _ => String::new(),
+                };
+                self.line(&format!("PROGR {label}: {}{rate}", unit.of(done, total)));
+                seen.insert(label.to_string(), (tenth, (now, done)));
+            }
         }
     }
     fn notice(&self, message: &str) {
@@ -169,8 +272,8 @@ impl Reporter for Tee {
     fn log(&self, level: Level, message: &str) {
         self.0.iter().for_each(|r| r.log(level, message));
     }
-    fn progress(&self, done: u64, total: u64, label: &str) {
-        self.0.iter().for_each(|r| r.progress(done, total, label));
+    fn progress(&self, done: u64, total: u64, unit: Unit, label: &str) {
+        self.0.iter().for_each(|r| r.progress(done, total, unit, label));
     }
     fn notice(&self, message: &str) {
         self.0.iter().for_each(|r| r.notice(message));

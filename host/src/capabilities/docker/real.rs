@@ -470,7 +470,7 @@ impl Docker for BollardDocker {
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
             if let Ok(c) = &chunk {
                 sent += c.len() as u64;
-                reporter.progress(sent.min(total), total, &label);
+                reporter.progress(sent.min(total), total, crate::runtime::report::Unit::Bytes, &label);
             }
             chunk
         });

@@ -137,7 +137,7 @@ impl wit::Host for HostState {
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
         self.no_host_in_manifest("host.progress")?;
         let label = self.limits.clip(label);
-        self.reporter.progress(done, total, &crate::text::one_line(&label));
+        self.reporter.progress(done, total, crate::runtime::report::Unit::Count, &crate::text::one_line(&label));
         Ok(())
     }
     async fn now(&mut self) -> wasmtime::Result<u64> {

@@ -291,7 +291,7 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             return Err(e);
         }
         let d = shared.done.fetch_add(n, Relaxed) + n;
-        shared.reporter.progress(d.min(shared.total), shared.total, &shared.label);
+        shared.reporter.progress(d.min(shared.total), shared.total, crate::runtime::report::Unit::Bytes, &shared.label);
     }
     Ok(c)
 }

@@ -224,7 +224,7 @@ impl Encoder<'_> {
         self.seen += 1;
         if self.seen.is_multiple_of(8192) {
             let done = self.work.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
-            self.work.reporter.progress(done.min(self.work.total), self.work.total, &self.work.label);
+            self.work.reporter.progress(done.min(self.work.total), self.work.total, crate::runtime::report::Unit::Rows, &self.work.label);
         }
         let kinds = &self.kinds;
         if self.out.is_none() {
