@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing (the wasm32-wasip2 target, a Docker engine,
-# MariaDB), starts a Docker engine and a throwaway MariaDB for this run, and runs every test.
+# MariaDB, Chromium for the run report's browser test), starts a Docker engine and a throwaway
+# MariaDB for this run, and runs every test.
 # Safe to run again; stops only what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v mariadbd >/dev/null || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
+# The run report is checked in a real headless browser (screenshot and rendered DOM).
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq

@@ -190,6 +190,36 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     assert!(text(&o).contains("already rolled back"));
     // The restore's progress is in bytes, with a rate, in the run's log.
     assert!(rolled[upgraded.len()..].lines().any(|l| l.contains("PROGR restore") && l.contains("B/")), "no byte progress of the restore:\n{rolled}");
+
+    // The run report: one self-contained page, as a browser shows it.
+    let report = d.dir.path().join("report.html");
+    let o = d.opshost(&["runs", "--config", &site, "show", &run_id, "--html", report.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("<link"), "the report loads nothing from elsewhere");
+    let dom = String::from_utf8_lossy(&chromium(&report, &["--dump-dom"]).stdout).into_owned();
+    for must in [run_id.clone(), "rolled back".into(), "downtime".into(), "stop old container".into(), "docker.stop".into(), "sql.restore-databases".into()] {
+        assert!(dom.contains(&must), "the rendered report lacks {must:?}");
+    }
+    let calls: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(&run_id).join("upgrade-calls.json")).unwrap()).unwrap();
+    let dumped: Vec<&serde_json::Value> =
+        calls.iter().filter(|c| c["call"] == "sql.dump-databases").flat_map(|c| c["outcome"]["ok"].as_array().unwrap().iter()).collect();
+    assert_eq!(dumped.len(), 3, "{calls:?}");
+    for b in dumped {
+        let (db, sum) = (b["database"].as_str().unwrap(), b["checksum"].as_str().unwrap());
+        assert!(dom.contains(&format!("<td>{db}</td>")) && dom.contains(sum), "the report lacks {db}'s backup and checksum {sum}");
+    }
+    assert_eq!(dom.matches("yes, checksum equal").count(), 3, "every backup restored and verified");
+    let shot = d.dir.path().join("report.png");
+    chromium(&report, &[&format!("--screenshot={}", shot.display())]);
+    let (width, pixels) = png_pixels(&shot);
+    let count = |rgb: (u8, u8, u8)| pixels.iter().filter(|p| **p == rgb).count();
+    // The downtime band is drawn across the timeline (the legend's swatch alone is 140 pixels),
+    // and the changes are drawn on the timeline too.
+    let band = count(opshost::cli::run_report::DOWNTIME_RGB);
+    assert!(band > 2000, "the downtime band is not on the screenshot ({band} pixels of its colour, {width} wide)");
+    assert!(count((0x1e, 0x5a, 0xa8)) > 140, "no change drawn on the timeline");
 }
 
 #[test]

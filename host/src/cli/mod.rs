@@ -9,6 +9,7 @@ mod plan;
 mod plugin_new;
 mod plugins;
 mod run;
+pub mod run_report;
 mod test;
 
 use crate::runtime::engine::{default_cache_dir, Runtime};

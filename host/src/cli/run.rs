@@ -85,6 +85,11 @@ pub enum RunsCmd {
     Show {
         /// The run's id (`opshost runs` lists them).
         id: String,
+        /// Write the run report to this file: one self-contained HTML page (timeline with the
+        /// downtime marked, host calls and their durations, backups, changes, the plan, what
+        /// rollback does) to attach to a change ticket.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -735,6 +740,8 @@ pub async fn upgrade(cli: &Cli, a: &UpgradeArgs) -> Result<i32> {
         for step in hop_plan.steps.iter() {
             log.line(&format!("PLAN  {}: {}", step.title, step.detail));
         }
+        // The plan as confirmed: the run report shows it, with what rollback would do.
+        let _ = std::fs::write(run_dir.join("plan.json"), serde_json::to_string_pretty(&hop_plan)?);
         let env = site.journaled_env(&meta, &run_dir.join("upgrade.journal"), "upgrade", Arc::new(Tee(vec![reporter.clone(), log])), a.yes, &hop.grants)?;
         let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
         site.save_transcript(&meta, &env, "upgrade-calls.json");
@@ -987,11 +994,17 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
     let Some(config_path) = &a.config else { anyhow::bail!("give the site config: opshost runs list --config site.toml") };
     let config = SiteConfig::load(config_path)?;
     let runs = Runs::new(&config.state_dir());
-    if let Some(RunsCmd::Show { id }) = &a.cmd {
+    if let Some(RunsCmd::Show { id, html }) = &a.cmd {
         let m = runs.load(id)?;
         let records = std::fs::read_to_string(runs.run_dir(id).join("records.json")).unwrap_or_default();
         let site_args = format!("--config {} --product {}", config_path.display(), m.product);
         let words = explain(&site_args, &m, &runs.run_dir(id));
+        if let Some(file) = html {
+            let page = super::run_report::render(&m, &runs.run_dir(id), &words);
+            std::fs::write(file, page).map_err(|e| anyhow::anyhow!("writing the run report {}: {e}", file.display()))?;
+            println!("run report of {id} written to {}", file.display());
+            return Ok(0);
+        }
         if a.json {
             println!(
                 "{}",

@@ -41,6 +41,10 @@ pub struct CallRecord {
     /// Wall-clock milliseconds the host spent on it (which step of a downtime window was slow).
     #[serde(default)]
     pub ms: u64,
+    /// When it began, milliseconds since the Unix epoch (the run report's timeline); 0 in
+    /// transcripts written before it was kept.
+    #[serde(default)]
+    pub started_ms: u64,
 }
 
 pub type Transcript = Arc<Mutex<Vec<CallRecord>>>;
@@ -313,7 +317,8 @@ impl HostState {
         let outcome = kept(outcome, text.len(), &text);
         let record = {
             let mut t = self.transcript.lock().unwrap();
-            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed, ms };
+            let started_ms = crate::runs::now_ms().saturating_sub(ms);
+            let record = CallRecord { seq: t.len() as u64 + 1, call: name.to_string(), effect, args, outcome, injected, replayed, ms, started_ms };
             t.push(record.clone());
             record
         };

@@ -456,3 +456,33 @@ pub fn metadb_toml(port: u16) -> String {
     let c = db_conn();
     format!("[metadb.metadb]\nhost = \"{}\"\nport = {port}\nuser = \"{}\"\npassword_env = \"OPSHOST_TEST_DB_PASSWORD\"\n", c.host, c.user)
 }
+
+/// Debian's Chromium, headless, on `page` (a file): `--dump-dom` gives the page as the browser
+/// built it, `--screenshot=FILE` what it drew. tests/run-all.sh installs it.
+pub fn chromium(page: &std::path::Path, what: &[&str]) -> Output {
+    let profile = tempfile::tempdir().unwrap();
+    let o = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1400"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(what)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("running chromium: install Debian's chromium package (tests/run-all.sh does)");
+    assert!(o.status.success(), "chromium failed: {}", text(&o));
+    o
+}
+
+/// The pixels of a PNG as RGB triples, with its width.
+pub fn png_pixels(path: &std::path::Path) -> (usize, Vec<(u8, u8, u8)>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::Rgb => 3,
+        other => panic!("screenshot colour type {other:?}"),
+    };
+    let pixels = buf[..info.buffer_size()].chunks(step).map(|p| (p[0], p[1], p[2])).collect();
+    (info.width as usize, pixels)
+}
