@@ -207,6 +207,49 @@ fn an_unknown_plugin_name_lists_what_is_there() {
     assert!(t.contains("no plugin named oms-9.9.9") && t.contains("oms-4.2.0"), "{t}");
 }
 
+/// Every command whose output a script would read takes --json, and prints one JSON document:
+/// the keys, signatures and the demo here; the others in their own tests.
+#[test]
+fn every_command_with_a_result_takes_json() {
+    let help = |args: &[&str]| text(&opshost(&[args, &["--help"]].concat()));
+    for cmd in [
+        &["demo"][..],
+        &["key", "generate"],
+        &["sign"],
+        &["verify"],
+        &["plan"],
+        &["check"],
+        &["upgrade"],
+        &["rollback"],
+        &["resume"],
+        &["runs"],
+        &["test"],
+        &["plugins", "list"],
+        &["plugins", "inspect"],
+    ] {
+        assert!(help(cmd).contains("--json"), "{cmd:?} has no --json");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = (dir.path().join("k.sec"), dir.path().join("k.pub"));
+    let json = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let o = opshost(args);
+        (o.status.code(), serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", text(&o))))
+    };
+    let (code, v) = json(&["key", "generate", "--secret", secret.to_str().unwrap(), "--public", public.to_str().unwrap(), "--json"]);
+    assert_eq!((code, v["public"].as_str()), (Some(0), public.to_str()), "{v}");
+    let signed = dir.path().join("signed.wasm");
+    let (code, v) = json(&["sign", "--key", secret.to_str().unwrap(), &plugin(), "--out", signed.to_str().unwrap(), "--json"]);
+    assert_eq!((code, v["out"].as_str()), (Some(0), signed.to_str()), "{v}");
+    let (code, v) = json(&["verify", signed.to_str().unwrap(), "--trust", public.to_str().unwrap(), "--json"]);
+    assert_eq!((code, v["trusted"].as_bool(), v["signers"].as_array().map(Vec::len)), (Some(0), Some(true), Some(1)), "{v}");
+    let other = dir.path().join("other.pub");
+    opshost(&["key", "generate", "--secret", dir.path().join("o.sec").to_str().unwrap(), "--public", other.to_str().unwrap()]);
+    let (code, v) = json(&["verify", signed.to_str().unwrap(), "--trust", other.to_str().unwrap(), "--json"]);
+    assert_eq!((code, v["trusted"].as_bool()), (Some(1), Some(false)), "{v}");
+    let (code, v) = json(&["demo", "--json"]);
+    assert_eq!((code, v["report"]["passed"].as_bool(), v["plugin"]["name"].as_str()), (Some(0), Some(true), Some("oms-4.2.0")), "{v}");
+}
+
 /// The OPSHOST_* variables are clap's own (shown in --help), OPSHOST_CONFIG stands for --config
 /// on every command that takes a site config, and -y answers yes.
 #[test]

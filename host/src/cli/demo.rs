@@ -23,6 +23,9 @@ pub struct DemoArgs {
     /// Also print every capability call the plugin makes.
     #[arg(long)]
     pub transcript: bool,
+    /// Print the report (each step's plan, calls, checks, and what changed) as JSON instead of text.
+    #[arg(long, conflicts_with = "transcript")]
+    pub json: bool,
 }
 
 pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
@@ -34,6 +37,11 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
     };
     let plugin = Plugin::from_bytes(&runtime, Path::new("<bundled oms-4.2.0>"), BUNDLED_OMS_420, &policy).await?;
     let scenario = Scenario::parse_layers(&[DEMO_BASE, DEMO_SCENARIO], "the demo scenario")?;
+    if a.json {
+        let report = run_scenario_with(&plugin.loaded, &scenario, Arc::new(crate::runtime::report::Silent), &mut |_| {}, &mut |_| {}).await?;
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plugin": plugin.summary(), "report": report}))?);
+        return Ok(if report.passed { 0 } else { 1 });
+    }
     println!("opshost demo: OMS 4.1.1 -> 4.2.0 on the fake host (in-memory Docker, embedded SQL MetaDB, virtual clock)");
     let signers = match &plugin.verdict {
         crate::registry::signature::Verdict::Trusted { signers } => signers.join(", "),

@@ -15,6 +15,9 @@ pub enum KeyCmd {
         /// Where to write the public key (what operators trust).
         #[arg(long)]
         public: PathBuf,
+        /// Print the result as JSON for scripts instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -28,20 +31,30 @@ pub struct SignArgs {
     /// Where to write the signed plugin (default: in place). Existing signatures are kept.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the result as JSON for scripts instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
 pub struct VerifyArgs {
     /// The plugin; it must be signed by at least one key given with --trust.
     pub plugin: PathBuf,
+    /// Print the verdict as JSON for scripts instead of text (the exit code is the same).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn key(cmd: &KeyCmd) -> Result<i32> {
     match cmd {
-        KeyCmd::Generate { secret, public } => {
+        KeyCmd::Generate { secret, public, json } => {
             anyhow::ensure!(!secret.exists(), "{} exists: refusing to overwrite a secret key", secret.display());
             generate(secret, public)?;
-            println!("secret key: {}\npublic key: {}", secret.display(), public.display());
+            if *json {
+                println!("{}", serde_json::json!({"secret": secret, "public": public}));
+            } else {
+                println!("secret key: {}\npublic key: {}", secret.display(), public.display());
+            }
             Ok(0)
         }
     }
@@ -52,7 +65,11 @@ pub fn sign_cmd(a: &SignArgs) -> Result<i32> {
     let signed = sign(&wasm, &secret_key(&a.key)?)?;
     let out = a.out.clone().unwrap_or_else(|| a.plugin.clone());
     std::fs::write(&out, signed).with_context(|| format!("writing {}", out.display()))?;
-    println!("signed {} -> {}", a.plugin.display(), out.display());
+    if a.json {
+        println!("{}", serde_json::json!({"plugin": a.plugin, "out": out}));
+    } else {
+        println!("signed {} -> {}", a.plugin.display(), out.display());
+    }
     Ok(0)
 }
 
@@ -67,9 +84,17 @@ pub fn verify_cmd(trusted: &[PathBuf], a: &VerifyArgs) -> Result<i32> {
         } else {
             "it is not signed"
         };
-        println!("{}: NOT trusted: {why}", a.plugin.display());
+        if a.json {
+            println!("{}", serde_json::json!({"plugin": a.plugin, "trusted": false, "why": why}));
+        } else {
+            println!("{}: NOT trusted: {why}", a.plugin.display());
+        }
         return Ok(1);
     }
-    println!("{}: signed by {}", a.plugin.display(), signers.join(", "));
+    if a.json {
+        println!("{}", serde_json::json!({"plugin": a.plugin, "trusted": true, "signers": signers}));
+    } else {
+        println!("{}: signed by {}", a.plugin.display(), signers.join(", "));
+    }
     Ok(0)
 }
