@@ -207,6 +207,30 @@ fn an_unknown_plugin_name_lists_what_is_there() {
     assert!(t.contains("no plugin named oms-9.9.9") && t.contains("oms-4.2.0"), "{t}");
 }
 
+/// Colour only on a terminal, and never under NO_COLOR: `script` gives the binary a terminal.
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let on_a_terminal = |no_color: bool| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &format!("{} -v demo", env!("CARGO_BIN_EXE_opshost")), "/dev/null"]).env_remove("RUST_LOG");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let o = cmd.output().expect("script (util-linux) gives the binary a terminal");
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let coloured = on_a_terminal(false);
+    assert!(coloured.contains("opshost::call") && coloured.contains("\x1b["), "no colour on a terminal:\n{coloured}");
+    let plain = on_a_terminal(true);
+    assert!(plain.contains("opshost::call") && !plain.contains("\x1b["), "colour under NO_COLOR:\n{plain}");
+    // Not a terminal: no colour either.
+    let o = opshost(&["-v", "demo"]);
+    assert!(!text(&o).contains("\x1b["), "colour without a terminal");
+}
+
 /// Every command whose output a script would read takes --json, and prints one JSON document:
 /// the keys, signatures and the demo here; the others in their own tests.
 #[test]
