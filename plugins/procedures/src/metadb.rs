@@ -108,6 +108,11 @@ impl MetaDb {
     /// their backups (side by side, in one call); the host verifies each restored checksum against
     /// the one recorded at dump time.
     pub fn restore(connection: &str, backups: &[Backup]) -> Result<()> {
+        // From here the databases are replaced: a rollback that fails on and is run again finds
+        // them empty or part-restored, and must not need to read them before it restores.
+        if !Self::restore_began()? {
+            record(RESTORE_BEGAN_KEY, &true)?;
+        }
         for b in backups {
             sql::drop_database(connection, &b.database).within(&format!("dropping {}", b.database))?;
             sql::create_database(connection, &b.database).within(&format!("creating {}", b.database))?;
@@ -122,6 +127,17 @@ impl MetaDb {
             info(format!("restored {} ({} rows), checksum verified", b.database, r.rows));
         }
         Ok(())
+    }
+}
+
+/// Run record: a rollback of this run has dropped the databases to restore them.
+const RESTORE_BEGAN_KEY: &str = "metadb.restore.began";
+
+impl MetaDb {
+    /// Whether a rollback of this run has begun replacing the databases (an earlier attempt that
+    /// failed after it): what it reads from them before the restore may be gone.
+    pub fn restore_began() -> Result<bool> {
+        Ok(recall::<bool>(RESTORE_BEGAN_KEY)? == Some(true))
     }
 }
 

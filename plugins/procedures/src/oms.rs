@@ -810,10 +810,19 @@ impl OmsHop {
             record("rollback.finished", &now_ms())?;
             return Ok(());
         }
-        // Seed step 9.1: HA off.
+        // Seed step 9.1: HA off. An earlier attempt of this rollback that failed after it began
+        // restoring left the databases empty or part-restored, with its new containers stopped:
+        // there may be no ha.config to read, and the restore below replaces it anyway.
         if self.ha_step {
-            if let Some(now) = ha::current()? {
-                ha::turn_off(&now)?;
+            match ha::current() {
+                Ok(Some(now)) => {
+                    ha::turn_off(&now)?;
+                }
+                Ok(None) => {}
+                Err(e) if MetaDb::restore_began()? => {
+                    info(format!("HA not turned off: {} (an earlier attempt of this rollback began restoring the databases, which the restore below replaces)", e.message()))
+                }
+                Err(e) => return Err(e),
             }
         }
         // 9.2: stop the new containers (T3 when the first stops).
