@@ -438,6 +438,26 @@ impl Site {
         Ok(())
     }
 
+    /// Every backup a run's upgrade recorded (its dump calls in the journal) is in the run's
+    /// backup folder, whole: the size recorded at dump time and the end marker.
+    fn backups_intact(&self, meta: &RunMeta) -> Result<(), String> {
+        let Ok((_, replay)) = Replay::load(&self.runs.run_dir(&meta.id).join("upgrade.journal")) else { return Ok(()) };
+        let dir = self.config.backup_dir.join(&meta.id);
+        for call in replay.calls.iter().filter(|c| c.call == "sql.dump-database" || c.call == "sql.dump-databases") {
+            let backups = match call.outcome.as_ref().and_then(|o| o.get("ok")) {
+                Some(serde_json::Value::Array(v)) => v.clone(),
+                Some(b @ serde_json::Value::Object(_)) => vec![b.clone()],
+                _ => continue,
+            };
+            for b in backups {
+                let (Some(name), Some(bytes)) = (b["name"].as_str(), b["bytes"].as_u64()) else { continue };
+                crate::capabilities::sql::real::check_backup_file(&dir.join(format!("{name}.sql")), bytes)
+                    .map_err(|why| format!("{why}; run {} cannot be rolled back from it", meta.id))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The name of this product's run lock on its MetaDB: the console's databases name the
     /// deployment there (two products may share a MetaDB server, never an rm database).
     fn run_lock_name(&self) -> String {
@@ -937,6 +957,11 @@ pub async fn rollback(cli: &Cli, a: &RollbackArgs) -> Result<i32> {
         let ctx = or_refuse!(site.context(&plugin, &meta.source, &meta.target));
         let grants = or_refuse!(site.grants(&plugin));
         prepared.push(Hop { plugin, ctx, grants });
+    }
+    // Every backup the runs took is whole before anything is touched: a damaged file found by
+    // the restore would leave the product stopped half way.
+    for meta in &runs {
+        or_refuse!(site.backups_intact(meta), "refused before any change");
     }
     let reporter = console_reporter(a.transcript, a.json, a.yes)?;
     let question = if runs.len() == 1 {

@@ -582,6 +582,27 @@ impl MysqlSql {
     }
 }
 
+/// A dump file is whole: the size recorded at dump time, and its last line the end marker. Else
+/// why not, naming the file and what to do.
+pub fn check_backup_file(path: &Path, recorded_bytes: u64) -> Result<(), String> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| format!("backup {}: {e}: restore it from another copy", path.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let tail_len = END_MARKER.len() as u64 + 1;
+    let mut tail = vec![0u8; tail_len as usize];
+    let ok = total >= tail_len
+        && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).is_ok()
+        && file.read_exact(&mut tail).is_ok()
+        && tail == format!("{END_MARKER}\n").as_bytes();
+    if !ok || total != recorded_bytes {
+        return Err(format!(
+            "backup {} is truncated or changed ({total} bytes, {recorded_bytes} recorded at dump time): restore it from another copy",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The zone a dump's TIMESTAMP values were read in: UTC when its second line says so (then
 /// `file` is back at its start).
 async fn zone_of(file: &mut tokio::fs::File, path: &Path) -> Result<Zone, Error> {
@@ -1227,26 +1248,10 @@ impl Sql for MysqlSql {
             if !existing.is_empty() {
                 return Err(invalid(format!("database {database} is not empty ({} tables): drop and create it before restoring", existing.len())));
             }
+            // A truncated file is refused before anything is replayed.
+            check_backup_file(&sql_path, backup.bytes).map_err(failed)?;
             let mut file = tokio::fs::File::open(&sql_path).await.map_err(|e| io_err(&sql_path, e))?;
             let total = file.metadata().await.map_err(|e| io_err(&sql_path, e))?.len().max(1);
-            // A truncated file is refused before anything is replayed.
-            {
-                use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                let tail_len = END_MARKER.len() as u64 + 1;
-                let mut tail = vec![0u8; tail_len as usize];
-                let ok = total >= tail_len
-                    && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).await.is_ok()
-                    && file.read_exact(&mut tail).await.is_ok()
-                    && tail == format!("{END_MARKER}\n").as_bytes();
-                if !ok || total != backup.bytes {
-                    return Err(failed(format!(
-                        "backup {} is truncated or changed ({total} bytes, {} recorded at dump time): restore it from another copy",
-                        sql_path.display(),
-                        backup.bytes
-                    )));
-                }
-                file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(&sql_path, e))?;
-            }
             let zone = zone_of(&mut file, &sql_path).await?;
             sources.push(restore::Source { database: database.clone(), path: sql_path, file, zone, bytes: total });
             recorded.push((backup, hash, zone));
