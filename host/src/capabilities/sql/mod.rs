@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod fake;
+pub mod flavour;
 pub mod load;
 pub mod objects;
 pub mod policy;

@@ -109,6 +109,8 @@ struct Metadb {
     load_data: bool,
     /// Where the bulk reader connects; None when it is off.
     wire: Option<WireTarget>,
+    /// Which server it is, asked once (flavour.rs: what differs on each).
+    flavour: tokio::sync::OnceCell<super::flavour::Flavour>,
 }
 
 /// The address and credentials the bulk reader connects with.
@@ -195,6 +197,7 @@ impl MysqlSql {
                 size: c.max_connections.max(1),
                 load_data: c.load_data,
                 wire,
+                flavour: Default::default(),
             };
             pools.insert(name.clone(), metadb);
         }
@@ -331,6 +334,23 @@ impl MysqlSql {
         }))
     }
 
+    /// The server's flavour, from `VERSION()` and `@@version_comment`, asked once per connection
+    /// on `c`, one the caller holds (a pool of one connection has no other to give).
+    async fn flavour(&self, connection: &str, c: &mut Conn) -> Result<super::flavour::Flavour, Error> {
+        let m = self.metadb(connection)?;
+        m.flavour
+            .get_or_try_init(|| async {
+                let (version, comment): (String, String) = c
+                    .query_first("SELECT VERSION(), @@version_comment")
+                    .await
+                    .map_err(|e| failed(format!("MetaDB {connection}: reading its version: {e}")))?
+                    .unwrap_or_default();
+                Ok(super::flavour::Flavour::of(&version, &comment))
+            })
+            .await
+            .copied()
+    }
+
     async fn conn_in(&self, connection: &str, database: &str) -> Result<Conn, Error> {
         let mut c = self.conn(connection).await?;
         c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
@@ -353,12 +373,13 @@ impl MysqlSql {
     /// Big ones are read by [`READERS`] bulk-reader connections when they connect (and the
     /// configured `max_connections` leaves room for them next to `first`, which then only plans);
     /// otherwise by pooled connections, `first` among them.
-    async fn snapshot(&self, connection: &str, database: &str, first: Conn, rows: u64, zone: Zone, bulk: bool) -> Result<Vec<snapshot::Reader>, Error> {
+    async fn snapshot(&self, connection: &str, database: &str, mut first: Conn, rows: u64, zone: Zone, bulk: bool) -> Result<Vec<snapshot::Reader>, Error> {
         let metadb = self.pools.get(connection);
         let pool_size = metadb.map(|p| p.size).unwrap_or(1);
-        let want = if rows > snapshot::RANGE_ROWS { READERS.min(pool_size) } else { 1 };
+        let flavour = self.flavour(connection, &mut first).await?;
+        let want = if rows > snapshot::RANGE_ROWS && flavour.shared_snapshot() { READERS.min(pool_size) } else { 1 };
         let mut more = Vec::new();
-        if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && want > 1 && pool_size > READERS) {
+        if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && flavour.bulk_reader() && want > 1 && pool_size > READERS) {
             for _ in 0..READERS {
                 match self.wire_conn(target, database, zone).await {
                     Ok(w) => more.push(snapshot::Reader::Wire(w)),
@@ -667,6 +688,10 @@ pub(super) fn kind_of(column_type: ColumnType, charset: u16) -> Kind {
     match column_type {
         MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
         MYSQL_TYPE_YEAR => Kind::Year,
+        // MySQL 5.7/8's JSON arrives as its text (UTF-8, though the column reports charset
+        // binary) and is written back as a string, as mysqldump writes it: a hex literal would
+        // be refused ("Cannot create a JSON value from a string with CHARACTER SET 'binary'").
+        MYSQL_TYPE_JSON => Kind::Text,
         MYSQL_TYPE_STRING
         | MYSQL_TYPE_VAR_STRING
         | MYSQL_TYPE_VARCHAR
@@ -1103,32 +1128,31 @@ impl Sql for MysqlSql {
     async fn describe_backup(&self, connection: &str, databases: &[String]) -> Result<Vec<String>, Error> {
         let m = self.metadb(connection)?;
         let mut c = self.conn(connection).await?;
-        let facts: Option<(String, String, String, String, String, u64, u64)> = c
-            .query_first("SELECT VERSION(), @@version_comment, @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile, @@innodb_autoinc_lock_mode")
-            .await
-            .ok()
-            .flatten();
+        // The flavour first: what else to ask, and which paths run, depend on it (flavour.rs).
+        let flavour = self.flavour(connection, &mut c).await.ok();
+        let facts: Option<(String, String, String, String, u64)> =
+            c.query_first("SELECT VERSION(), @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile").await.ok().flatten();
         let mut out = Vec::new();
-        if let Some((version, comment, tz, system_tz, sql_mode, local_infile, autoinc)) = facts {
-            let flavour = if version.to_ascii_lowercase().contains("mariadb") {
-                "MariaDB"
-            } else if comment.to_ascii_lowercase().contains("oceanbase") {
-                "OceanBase (MySQL mode)"
-            } else {
-                "MySQL"
+        if let (Some(flavour), Some((version, tz, system_tz, sql_mode, local_infile))) = (flavour, facts) {
+            let autoinc: u64 = match flavour {
+                super::flavour::Flavour::OceanBase => 0,
+                _ => c.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten().unwrap_or(1),
             };
             let zone = if tz == "SYSTEM" { format!("SYSTEM ({system_tz})") } else { tz };
-            let rows = match (m.load_data, local_infile == 1) {
-                (false, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
-                (true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
-                (true, true) if autoinc < 2 => format!(
+            let rows = match (m.load_data, flavour.load_data(), local_infile == 1) {
+                (false, _, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
+                (true, false, _) => "restores replay the dump's INSERTs".to_string(),
+                (true, true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
+                (true, true, true) if autoinc < 2 => format!(
                     "restores load rows with LOAD DATA LOCAL INFILE, INSERTs for tables with an AUTO_INCREMENT column (innodb_autoinc_lock_mode = {autoinc})"
                 ),
-                (true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
+                (true, true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
             };
+            let reader = if m.wire.is_some() && flavour.bulk_reader() { "with opshost's row reader" } else { "through mysql_async" };
             out.push(format!(
-                "MetaDB {connection}: {flavour} {version}, time zone {zone}, sql_mode '{sql_mode}'; dumps read {} in one consistent snapshot, TIMESTAMPs in UTC; {rows}; every restore is verified by checksum",
-                if m.wire.is_some() { "with opshost's row reader" } else { "through mysql_async" }
+                "MetaDB {connection}: {} {version}, time zone {zone}, sql_mode '{sql_mode}'; {} {reader}, TIMESTAMPs in UTC; {rows}; every restore is verified by checksum",
+                flavour.name(),
+                flavour.paths()
             ));
         }
         for db in databases {
@@ -1256,6 +1280,7 @@ impl Sql for MysqlSql {
             sources.push(restore::Source { database: database.clone(), path: sql_path, file, zone, bytes: total });
             recorded.push((backup, hash, zone));
         }
+        let flavour = self.flavour(connection, &mut c).await?;
         // Two connections insert (the first also runs the files' heads).
         let metadb = self.pools.get(connection);
         let mut more = Vec::new();
@@ -1263,7 +1288,8 @@ impl Sql for MysqlSql {
             more.push(self.conn(connection).await?);
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
-        restore::replay_all(c, more, sources, metadb.is_some_and(|p| p.load_data), label, self.reporter.clone()).await?;
+        let load_data = metadb.is_some_and(|p| p.load_data) && flavour.load_data();
+        restore::replay_all(c, more, sources, load_data, label, self.reporter.clone()).await?;
         // Verified against the checksums recorded at dump time, read as they were read then.
         let mut sums = vec![None; restores.len()];
         for zone in [Zone::Utc, Zone::Server] {
@@ -1409,5 +1435,16 @@ mod tests {
         out.clear();
         literal(Raw::Bytes(&(0..=255u8).collect::<Vec<_>>()), Kind::Binary, &mut out);
         assert_eq!(out, format!("0x{}", (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>()));
+    }
+
+    /// MySQL 8's JSON column (type 245, reported as charset binary) is dumped as a string, never
+    /// as a hex literal the server would refuse for JSON.
+    #[test]
+    fn mysql_json_is_written_as_text() {
+        let kind = kind_of(ColumnType::MYSQL_TYPE_JSON, 63);
+        assert!(kind == Kind::Text);
+        let mut out = String::new();
+        literal(Raw::Bytes(br#"{"a": "b'c"}"#), kind, &mut out);
+        assert_eq!(out, r#"'{"a": "b\'c"}'"#);
     }
 }

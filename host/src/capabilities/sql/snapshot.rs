@@ -93,8 +93,9 @@ pub async fn start(first: Conn, more: Vec<Reader>, database: &str) -> Result<Vec
             conns.insert(0, first);
             Ok(conns)
         }
-        // 1227: access denied (no RELOAD): one connection, one snapshot.
-        Err(mysql_async::Error::Server(s)) if s.code == 1227 => {
+        // 1227: access denied (no RELOAD); 1235: not supported by this server (a flavour that
+        // flavour.rs does not know lacks the lock): one connection, one snapshot.
+        Err(mysql_async::Error::Server(s)) if s.code == 1227 || s.code == 1235 => {
             begin(&mut first, database).await?;
             Ok(vec![first])
         }

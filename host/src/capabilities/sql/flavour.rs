@@ -1,0 +1,88 @@
+//! Which server a MetaDB is, and what opshost's dump and restore do differently on each. MariaDB
+//! is the one tested here (every path, every column type); MySQL 5.7/8.0 and OceanBase's MySQL
+//! mode cannot be run on this machine, so their differences are decided here, by name, never by
+//! an error met half way through a backup or a rollback:
+//!
+//! | | MariaDB | MySQL 5.7 / 8.0 | OceanBase (MySQL mode) |
+//! |---|---|---|---|
+//! | readers' shared snapshot | `FLUSH TABLES WITH READ LOCK`, then each reader's consistent snapshot | same | one connection, one snapshot: it has no global read lock (the fallback mysqldump `--single-transaction` uses) |
+//! | opshost's row reader | yes | yes (JSON comes as its text, as mysqldump writes it) | no: mysql_async's reader |
+//! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
+//!
+//! Whatever the flavour, every backup and every restore is verified by its content checksum.
+
+/// A MetaDB server's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    MariaDb,
+    MySql,
+    OceanBase,
+}
+
+impl Flavour {
+    /// From `SELECT VERSION(), @@version_comment`.
+    pub fn of(version: &str, comment: &str) -> Flavour {
+        let (v, c) = (version.to_ascii_lowercase(), comment.to_ascii_lowercase());
+        if v.contains("oceanbase") || c.contains("oceanbase") {
+            Flavour::OceanBase
+        } else if v.contains("mariadb") || c.contains("mariadb") {
+            Flavour::MariaDb
+        } else {
+            Flavour::MySql
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::MariaDb => "MariaDB",
+            Flavour::MySql => "MySQL",
+            Flavour::OceanBase => "OceanBase (MySQL mode)",
+        }
+    }
+
+    /// Several readers may start their snapshots together under the global read lock.
+    pub fn shared_snapshot(self) -> bool {
+        self != Flavour::OceanBase
+    }
+
+    /// opshost's own binary-protocol row reader may read it.
+    pub fn bulk_reader(self) -> bool {
+        self != Flavour::OceanBase
+    }
+
+    /// Rows may be restored with `LOAD DATA LOCAL INFILE` (when the server allows LOCAL INFILE).
+    pub fn load_data(self) -> bool {
+        self != Flavour::OceanBase
+    }
+
+    /// The plan's words for how a dump reads and a restore writes on this flavour.
+    pub fn paths(self) -> &'static str {
+        match self {
+            Flavour::MariaDb | Flavour::MySql => {
+                "dumps read side by side in one snapshot (FLUSH TABLES WITH READ LOCK for milliseconds; one connection without RELOAD)"
+            }
+            Flavour::OceanBase => {
+                "dumps read on one connection in one snapshot (OceanBase has no global read lock) through mysql_async; restores replay INSERTs"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flavour;
+
+    #[test]
+    fn flavours_from_what_servers_report() {
+        assert_eq!(Flavour::of("10.11.19-MariaDB-0+deb12u1", "Debian 12"), Flavour::MariaDb);
+        assert_eq!(Flavour::of("5.5.5-10.6.12-MariaDB", "mariadb.org binary distribution"), Flavour::MariaDb);
+        assert_eq!(Flavour::of("8.0.36", "MySQL Community Server - GPL"), Flavour::MySql);
+        assert_eq!(Flavour::of("5.7.44-log", "MySQL Community Server (GPL)"), Flavour::MySql);
+        assert_eq!(Flavour::of("5.7.25-OceanBase_CE-v4.2.1.2", "OceanBase_CE 4.2.1.2 (r102000042023120514-...)"), Flavour::OceanBase);
+        assert_eq!(Flavour::of("5.7.25", "OceanBase 3.2.4.1"), Flavour::OceanBase);
+        let ob = Flavour::OceanBase;
+        assert!(!ob.shared_snapshot() && !ob.bulk_reader() && !ob.load_data());
+        let my = Flavour::MySql;
+        assert!(my.shared_snapshot() && my.bulk_reader() && my.load_data());
+    }
+}
