@@ -94,6 +94,14 @@ impl Terminal {
     }
 }
 
+/// `ok`, or `error <kind>: <message>`.
+fn outcome_words(r: &CallRecord) -> String {
+    match r.outcome.get("error") {
+        Some(e) => format!("error {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")),
+        None => "ok".to_string(),
+    }
+}
+
 fn short(v: &serde_json::Value, max: usize) -> String {
     let s = v.to_string();
     if s.len() <= max {
@@ -157,10 +165,7 @@ impl Reporter for Terminal {
         // -v: each call with its duration and outcome; -vv: its arguments too (cli/logging.rs).
         if tracing::enabled!(target: "opshost::call", tracing::Level::DEBUG) {
             self.finish_bar();
-            let outcome = match r.outcome.get("error") {
-                Some(e) => format!("error {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")),
-                None => "ok".to_string(),
-            };
+            let outcome = outcome_words(r);
             let mark = if r.replayed {
                 " [replayed]"
             } else if r.injected {
@@ -250,10 +255,7 @@ impl Reporter for RunLog {
         self.line(&format!("NOTE  {message}"));
     }
     fn call(&self, r: &CallRecord) {
-        let how = match r.outcome.get("error") {
-            Some(e) => format!("error {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")),
-            None => "ok".to_string(),
-        };
+        let how = outcome_words(r);
         let mark = if r.replayed {
             " [replayed from the journal]"
         } else if r.injected {
