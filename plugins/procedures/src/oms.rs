@@ -819,9 +819,10 @@ impl OmsHop {
                     ha::turn_off(&now)?;
                 }
                 Ok(None) => {}
-                Err(e) if MetaDb::restore_began()? => {
-                    info(format!("HA not turned off: {} (an earlier attempt of this rollback began restoring the databases, which the restore below replaces)", e.message()))
-                }
+                Err(e) if MetaDb::restore_began()? => info(format!(
+                    "HA not turned off: {} (an earlier attempt of this rollback began restoring the databases, which the restore below replaces)",
+                    e.message()
+                )),
                 Err(e) => return Err(e),
             }
         }
