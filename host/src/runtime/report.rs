@@ -102,6 +102,18 @@ fn outcome_words(r: &CallRecord) -> String {
     }
 }
 
+/// Where a call's outcome came from, if not a backend just now: `replayed` (worded by the
+/// caller) from the journal of an interrupted attempt, or ` [injected]` by a fault.
+fn call_mark(r: &CallRecord, replayed: &'static str) -> &'static str {
+    if r.replayed {
+        replayed
+    } else if r.injected {
+        " [injected]"
+    } else {
+        ""
+    }
+}
+
 fn short(v: &serde_json::Value, max: usize) -> String {
     let s = v.to_string();
     if s.len() <= max {
@@ -166,13 +178,7 @@ impl Reporter for Terminal {
         if tracing::enabled!(target: "opshost::call", tracing::Level::DEBUG) {
             self.finish_bar();
             let outcome = outcome_words(r);
-            let mark = if r.replayed {
-                " [replayed]"
-            } else if r.injected {
-                " [injected]"
-            } else {
-                ""
-            };
+            let mark = call_mark(r, " [replayed]");
             if tracing::enabled!(target: "opshost::call", tracing::Level::TRACE) {
                 tracing::trace!(target: "opshost::call", seq = r.seq, ms = r.ms, args = %short(&r.args, 400), "{} -> {outcome}{mark}", r.call);
             } else {
@@ -183,14 +189,17 @@ impl Reporter for Terminal {
             return;
         }
         self.finish_bar();
-        let mark = if r.injected { " [injected]" } else { "" };
-        let mark = if r.replayed { " [replayed]" } else { mark };
+        let mark = call_mark(r, " [replayed]");
         eprintln!("    #{:<3} {:>6} ms  {} {} -> {}{mark}", r.seq, r.ms, r.call, short(&r.args, 160), short(&r.outcome, 200));
     }
 }
 
-/// A progress label's last line in the run log: (tenth, (when, count)).
-type LastProgress = (u64, (std::time::Instant, u64));
+/// A progress label's last line in the run log.
+struct LastProgress {
+    tenth: u64,
+    at: std::time::Instant,
+    done: u64,
+}
 
 /// Every line of a run, timestamped (UTC), appended to `run.log` in its folder: plugin logs at
 /// every level, notices, progress at each tenth, each host call with its duration and outcome,
@@ -233,12 +242,12 @@ impl Reporter for RunLog {
         let mut seen = self.tenths.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
         match seen.get(label) {
-            Some((t, _)) if *t == tenth => {}
+            Some(last) if last.tenth == tenth => {}
             before => {
                 // The rate since the last line of this label.
                 let rate = match (before, unit) {
-                    (Some((_, (at, was))), Unit::Bytes | Unit::Rows) if done > *was => {
-                        let per_s = (done - was) as f64 / now.duration_since(*at).as_secs_f64().max(0.001);
+                    (Some(last), Unit::Bytes | Unit::Rows) if done > last.done => {
+                        let per_s = (done - last.done) as f64 / now.duration_since(last.at).as_secs_f64().max(0.001);
                         match unit {
                             Unit::Bytes => format!(", {}/s", indicatif::BinaryBytes(per_s as u64)),
                             _ => format!(", {per_s:.0} rows/s"),
@@ -247,7 +256,7 @@ impl Reporter for RunLog {
                     _ => String::new(),
                 };
                 self.line(&format!("PROGR {label}: {}{rate}", unit.of(done, total)));
-                seen.insert(label.to_string(), (tenth, (now, done)));
+                seen.insert(label.to_string(), LastProgress { tenth, at: now, done });
             }
         }
     }
@@ -256,13 +265,7 @@ impl Reporter for RunLog {
     }
     fn call(&self, r: &CallRecord) {
         let how = outcome_words(r);
-        let mark = if r.replayed {
-            " [replayed from the journal]"
-        } else if r.injected {
-            " [injected]"
-        } else {
-            ""
-        };
+        let mark = call_mark(r, " [replayed from the journal]");
         self.line(&format!("CALL  #{} {} {} ms {} {}{mark}", r.seq, r.call, r.ms, short(&r.args, 400), how));
     }
 }
