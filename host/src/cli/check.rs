@@ -148,6 +148,13 @@ pub async fn run(cli: &Cli, a: &CheckArgs) -> Result<i32> {
                         ),
                     );
                 }
+                if !acc.excess.is_empty() {
+                    out.add(
+                        Status::Warn,
+                        &subject,
+                        format!("account holds {} on *.*, which opshost never needs (README \"Least-privilege MetaDB account\")", acc.excess.join(", ")),
+                    );
+                }
                 if acc.roles {
                     out.add(Status::Warn, &subject, format!("account {} has roles: privileges held through them are not counted here", acc.account));
                 }
@@ -167,15 +174,6 @@ pub async fn run(cli: &Cli, a: &CheckArgs) -> Result<i32> {
                         );
                     }
                 }
-            }
-        }
-        if let Ok(excess) = sql.excess_privileges(connection).await {
-            if !excess.is_empty() {
-                out.add(
-                    Status::Warn,
-                    &subject,
-                    format!("account holds {} on *.*, which opshost never needs (README \"Least-privilege MetaDB account\")", excess.join(", ")),
-                );
             }
         }
     }

@@ -444,12 +444,7 @@ impl Site {
         let Ok((_, replay)) = Replay::load(&self.runs.run_dir(&meta.id).join("upgrade.journal")) else { return Ok(()) };
         let dir = self.config.backup_dir.join(&meta.id);
         for call in replay.calls.iter().filter(|c| c.call == "sql.dump-database" || c.call == "sql.dump-databases") {
-            let backups = match call.outcome.as_ref().and_then(|o| o.get("ok")) {
-                Some(serde_json::Value::Array(v)) => v.clone(),
-                Some(b @ serde_json::Value::Object(_)) => vec![b.clone()],
-                _ => continue,
-            };
-            for b in backups {
+            for b in call.outcome.as_ref().map(crate::capabilities::sql::backups_in_outcome).unwrap_or_default() {
                 let (Some(name), Some(bytes)) = (b["name"].as_str(), b["bytes"].as_u64()) else { continue };
                 crate::capabilities::sql::real::check_backup_file(&dir.join(format!("{name}.sql")), bytes)
                     .map_err(|why| format!("{why}; run {} cannot be rolled back from it", meta.id))?;

@@ -180,13 +180,7 @@ table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid
     // Backups and their restores.
     h.push_str(r#"<h2>Backups</h2><table id="backups"><tr><th>backup</th><th>database</th><th class="num">size</th><th class="num">tables</th><th class="num">rows</th><th>checksum</th><th>restored and verified</th></tr>"#);
     let all: Vec<&CallRecord> = parts.iter().flat_map(|p| p.calls.iter()).collect();
-    let backups_of = |c: &CallRecord| -> Vec<Value> {
-        match c.outcome.get("ok") {
-            Some(Value::Array(v)) => v.clone(),
-            Some(v @ Value::Object(_)) => vec![v.clone()],
-            _ => Vec::new(),
-        }
-    };
+    let backups_of = |c: &CallRecord| crate::capabilities::sql::backups_in_outcome(&c.outcome);
     let mut any = false;
     for c in all.iter().filter(|c| c.call.starts_with("sql.dump-database") && ok(c)) {
         for b in backups_of(c) {

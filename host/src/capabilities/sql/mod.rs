@@ -79,6 +79,16 @@ pub fn excess_privileges_in(grants: &[String]) -> Vec<String> {
     found
 }
 
+/// The backups a dump or restore call returned, from its recorded outcome (`{"ok": backup}` or
+/// `{"ok": [backup, …]}`, as the journal and the transcripts keep it); none for an error.
+pub fn backups_in_outcome(outcome: &serde_json::Value) -> Vec<serde_json::Value> {
+    match outcome.get("ok") {
+        Some(serde_json::Value::Array(v)) => v.clone(),
+        Some(b @ serde_json::Value::Object(_)) => vec![b.clone()],
+        _ => Vec::new(),
+    }
+}
+
 /// What opshost does on a product's database needs these: read and dump it, run a plugin's
 /// migration, drop and re-create it on rollback.
 pub const NEEDED_ON_DATABASE: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"];

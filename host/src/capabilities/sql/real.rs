@@ -313,12 +313,11 @@ impl MysqlSql {
                 }
             }
             let mut lacking: Vec<String> = need.iter().filter(|p| !held.contains(**p)).map(|p| p.to_string()).collect();
-            lacking.dedup();
             lacking.sort();
             lacking.dedup();
             missing.push((db.clone(), lacking));
         }
-        Ok(AccountCheck { account, reload: global.contains("RELOAD"), roles, missing })
+        Ok(AccountCheck { account, reload: global.contains("RELOAD"), roles, missing, excess: super::excess_privileges_in(&grants) })
     }
 
     pub async fn run_lock_holder(&self, connection: &str, name: &str) -> Result<Option<String>, Error> {
@@ -644,6 +643,8 @@ pub struct AccountCheck {
     pub roles: bool,
     /// Per database, the privileges it lacks (empty: none).
     pub missing: Vec<(String, Vec<String>)>,
+    /// What it holds on `*.*` that opshost never needs ([`super::excess_privileges_in`]).
+    pub excess: Vec<String>,
 }
 
 pub fn quote_ident(name: &str) -> String {
