@@ -96,7 +96,7 @@ fn new_oms_4_2_1_builds_passes_its_scenarios_fails_them_when_wrong_and_signs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_plugin(tmp.path(), "4.2.0", "4.2.1");
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
-    for must in ["oms_plugin!", "name: \"oms-4.2.1\"", "sources: &[\"4.2.0\"]", "target: \"4.2.1\"", "is_upgrade_env: true", "ha_step: true"] {
+    for must in ["hop_plugin!", "name: \"oms-4.2.1\"", "sources: &[\"4.2.0\"]", "target: \"4.2.1\"", "is_upgrade_env: true", "ha_step: true"] {
         assert!(lib.contains(must), "src/lib.rs lacks {must:?}:\n{lib}");
     }
     let wasm = build(&dir, "oms_4_2_1");

@@ -1,5 +1,5 @@
 //! `opshost plugin new`: the plugin author kit. Writes a standalone plugin crate for one OMS
-//! version hop (Cargo.toml, rust-toolchain.toml, src/lib.rs on `oms_plugin!`, scenarios/ with a
+//! version hop (Cargo.toml, rust-toolchain.toml, src/lib.rs on `hop_plugin!`, scenarios/ with a
 //! fake deployment and four passing scenarios) from the templates in `host/templates/oms-plugin/`,
 //! then prints the next steps. This file owns the command, its checks and the template filling.
 

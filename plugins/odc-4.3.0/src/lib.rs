@@ -6,7 +6,7 @@
 
 use opshost_procedures::odc::OdcHop;
 
-opshost_procedures::odc_plugin!(OdcHop {
+opshost_procedures::hop_plugin!(OdcHop {
     name: "odc-4.3.0",
     sources: opshost_procedures::odc::ODC_4_RELEASES_BEFORE_4_3,
     target: "4.3.0",

@@ -10,7 +10,7 @@ use opshost_procedures::odc::OdcHop;
 /// from V2.0.0 on.
 const SOURCES: &[&str] = &["4.1.0", "4.1.1", "4.1.2", "4.1.3", "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.3.0"];
 
-opshost_procedures::odc_plugin!(OdcHop {
+opshost_procedures::hop_plugin!(OdcHop {
     name: "odc-4.3.1",
     sources: SOURCES,
     target: "4.3.1",

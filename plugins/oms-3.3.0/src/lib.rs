@@ -3,4 +3,4 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-3.3.0", sources: &["3.2.2"], target: "3.3.0", is_upgrade_env: false, ha_step: false });
+opshost_procedures::hop_plugin!(OmsHop { name: "oms-3.3.0", sources: &["3.2.2"], target: "3.3.0", is_upgrade_env: false, ha_step: false });

@@ -5,4 +5,4 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-3.3.1", sources: &["3.3.0"], target: "3.3.1", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::hop_plugin!(OmsHop { name: "oms-3.3.1", sources: &["3.3.0"], target: "3.3.1", is_upgrade_env: true, ha_step: true, multi_node: true });

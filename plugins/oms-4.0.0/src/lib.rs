@@ -5,7 +5,7 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop {
+opshost_procedures::hop_plugin!(OmsHop {
     name: "oms-4.0.0",
     sources: &["3.2.2", "3.3.0", "3.3.1"],
     target: "4.0.0",

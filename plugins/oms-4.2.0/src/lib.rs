@@ -4,4 +4,4 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.0", sources: &["4.1.1"], target: "4.2.0", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::hop_plugin!(OmsHop { name: "oms-4.2.0", sources: &["4.1.1"], target: "4.2.0", is_upgrade_env: true, ha_step: true, multi_node: true });

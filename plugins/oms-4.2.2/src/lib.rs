@@ -7,4 +7,4 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.2", sources: &["4.2.1"], target: "4.2.2", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::hop_plugin!(OmsHop { name: "oms-4.2.2", sources: &["4.2.1"], target: "4.2.2", is_upgrade_env: true, ha_step: true, multi_node: true });

@@ -6,7 +6,7 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop {
+opshost_procedures::hop_plugin!(OmsHop {
     name: "oms-4.2.3",
     sources: &["4.2.2", "4.1.0"],
     target: "4.2.3",

@@ -5,4 +5,4 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop { name: "oms-4.2.4", sources: &["4.2.3"], target: "4.2.4", is_upgrade_env: true, ha_step: true, multi_node: true });
+opshost_procedures::hop_plugin!(OmsHop { name: "oms-4.2.4", sources: &["4.2.3"], target: "4.2.4", is_upgrade_env: true, ha_step: true, multi_node: true });

@@ -8,7 +8,7 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop {
+opshost_procedures::hop_plugin!(OmsHop {
     name: "oms-4.2.6",
     sources: &["4.2.4", "4.2.5"],
     target: "4.2.6",

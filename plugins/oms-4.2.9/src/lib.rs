@@ -5,7 +5,7 @@
 
 use opshost_procedures::oms::OmsHop;
 
-opshost_procedures::oms_plugin!(OmsHop {
+opshost_procedures::hop_plugin!(OmsHop {
     name: "oms-4.2.9",
     sources: &["4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.5", "4.2.6", "4.2.7", "4.2.8"],
     target: "4.2.9",
