@@ -22,6 +22,8 @@ command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v mariadb-dump >/dev/null || missing+=(mariadb-client)
 # The run report is checked in a real headless browser (screenshot and rendered DOM).
 command -v chromium >/dev/null || missing+=(chromium)
+# The house-rule check (tests/import-circles.py).
+command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -70,6 +72,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The plugins build for wasm32-wasip2 (host/build.rs); clippy checks them for that target.
 (cd plugins && cargo clippy --release --target wasm32-wasip2 --target-dir ../target/wasm-clippy -- -D warnings)
+# No import circle between the host's files, and no backend importing the host-call path.
+python3 tests/import-circles.py
 
 log "build: host, plugins (wasm32-wasip2), stand-in OMS and ODC"
 cargo build --workspace --all-targets

@@ -2,10 +2,9 @@
 //! plugin, state and backup directories, sandbox limits and run policy. Credentials are named
 //! (an environment variable or a file), never written in it.
 
-use crate::capabilities::console::ConsoleConfig;
-use crate::capabilities::docker::real::{NodeConfig, RunPolicy};
-use crate::capabilities::sql::real::ConnectionConfig;
-use crate::runtime::state::Limits;
+use crate::capabilities::console::config::ConsoleConfig;
+use crate::capabilities::docker::config::{NodeConfig, RunPolicy};
+use crate::capabilities::sql::mysql::config::ConnectionConfig;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -165,5 +164,76 @@ impl ProductConfig {
             merged.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         merged
+    }
+}
+
+/// Sandbox limits; `[limits]` in the site config, with safe defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory a plugin may grow to, all its memories together.
+    pub memory_mb: u64,
+    /// CPU time the plugin's own code may use per call (time in host calls does not count).
+    pub cpu_seconds: u64,
+    /// Deadline of an ordinary host call.
+    pub call_timeout_s: u64,
+    /// Deadline of dumps, restores, image loads, exec and waits.
+    pub long_call_timeout_s: u64,
+    /// Largest arguments or result one host call may carry (JSON bytes).
+    pub max_payload_bytes: usize,
+    /// Longest single sleep a plugin may ask for.
+    pub max_sleep_ms: u64,
+    /// Sleep a plugin may ask for in total within one of its calls (plan, upgrade, rollback).
+    pub max_total_sleep_s: u64,
+    /// Host calls a plugin may make within one of its calls.
+    pub max_host_calls: u64,
+    /// Wall-clock deadline of one plugin call (plan, upgrade, rollback), host calls included.
+    pub export_timeout_s: u64,
+    /// Notices a plugin may leave for the operator in one call; more are dropped with a warning.
+    pub max_notices: usize,
+    /// Table elements, in all of a plugin's tables together.
+    pub max_table_elements: u64,
+    /// Size of the run journal (one operation); past it the run stops at the next call.
+    pub max_journal_mb: u64,
+    /// Backups one run may take, and their bytes together: a plugin cannot fill the backup disk
+    /// by dumping its databases over and over.
+    pub max_backups: u32,
+    pub max_backup_gb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: 256,
+            cpu_seconds: 60,
+            call_timeout_s: 300,
+            long_call_timeout_s: 6 * 3600,
+            max_payload_bytes: 16 << 20,
+            max_sleep_ms: 600_000,
+            max_total_sleep_s: 4 * 3600,
+            max_host_calls: 100_000,
+            export_timeout_s: 24 * 3600,
+            max_notices: 100,
+            max_table_elements: 1 << 20,
+            max_journal_mb: 1024,
+            max_backups: 64,
+            max_backup_gb: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Cut a plugin-provided string for output to a sane size.
+    pub fn clip(&self, mut s: String) -> String {
+        const MAX: usize = 64 * 1024;
+        if s.len() > MAX {
+            let mut end = MAX;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push_str(" …[clipped]");
+        }
+        s
     }
 }

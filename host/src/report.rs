@@ -2,8 +2,9 @@
 //! terminal reporter prints for people (a progress bar for long waits); the silent one keeps
 //! stdout clean for `--json`; [`RunLog`] keeps all of it, timestamped, in the run's folder.
 
-use crate::capabilities::services::Level;
-use crate::runtime::host_call::CallRecord;
+/// A log line's level, as the WIT contract spells it.
+pub use crate::bindings::opshost::plugin::host::Level;
+use crate::runtime::record::CallRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
 
@@ -220,8 +221,8 @@ impl RunLog {
     /// One line, stamped; a log that cannot be written does not stop the run.
     pub fn line(&self, text: &str) {
         use std::io::Write;
-        let ms = crate::runs::now_ms();
-        let stamp = crate::runs::stamp(ms);
+        let ms = crate::text::now_ms();
+        let stamp = crate::text::stamp(ms);
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(f, "{stamp}.{:03}Z {}", ms % 1000, crate::text::one_line(text));
     }

@@ -1,8 +1,10 @@
 //! Text from a plugin is data: before it reaches a terminal, a log or a report, its control
 //! characters (ANSI escapes, carriage returns, OSC sequences, C1 controls) are written out as
 //! `\u{..}` escapes, so a plugin cannot repaint a line, fake a host message or reach the clipboard.
+//! Also the time as opshost writes it: [`now_ms`] and the UTC [`stamp`] of run ids.
 
 use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Plugin text for a place that shows lines: newlines stay, every other control character is escaped.
 pub fn printable(s: &str) -> Cow<'_, str> {
@@ -28,6 +30,28 @@ fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Milliseconds since the Unix epoch (run records, logs, reports).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) for run ids.
+pub fn stamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -2,12 +2,13 @@
 
 mod support;
 
+use opshost::capabilities::docker::config::{NodeConfig, RunPolicy};
 use opshost::capabilities::docker::conformance::{suite, EXEC_PROBE, FILE_PROBE};
 use opshost::capabilities::docker::fake::{DockerSetup, ExecRule, FakeDocker, FileSetup, ImageSetup};
-use opshost::capabilities::docker::real::{BollardDocker, NodeConfig, RunPolicy};
+use opshost::capabilities::docker::real::BollardDocker;
 use opshost::capabilities::services::fake::VirtualClock;
 use opshost::capabilities::sql::fake::FakeSql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use support::*;

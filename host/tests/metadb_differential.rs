@@ -8,9 +8,9 @@ mod support;
 
 use mysql_async::prelude::*;
 use mysql_async::Value as V;
-use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,9 +6,9 @@
 mod support;
 
 use mysql_async::prelude::*;
-use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::sync::Arc;
 use support::*;
 

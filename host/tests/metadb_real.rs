@@ -4,9 +4,9 @@
 mod support;
 
 use opshost::bindings::Error;
-use opshost::capabilities::sql::real::MysqlSql;
+use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::{Sql, Value};
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::sync::Arc;
 use support::*;
 
@@ -176,7 +176,7 @@ async fn the_stock_client_restores_an_opshost_dump_to_the_same_checksum() {
 #[tokio::test]
 async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() {
     use opshost::capabilities::sql::checksum::RowHash;
-    use opshost::capabilities::sql::real::Zone;
+    use opshost::capabilities::sql::mysql::format::Zone;
     let db = unique_db("oldsum");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     sql(&format!("USE {db}; {ALL_TYPES}"));
@@ -219,7 +219,7 @@ async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() 
 
 #[tokio::test]
 async fn rows_restore_as_load_data_and_the_same_with_inserts_or_a_refusing_server() {
-    use opshost::capabilities::sql::load;
+    use opshost::capabilities::sql::mysql::load;
     let db = unique_db("load");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     // Without the AUTO_INCREMENT attribute every_type's rows go as LOAD DATA too (with it they
@@ -447,7 +447,7 @@ async fn a_restore_whose_workers_all_fail_reports_the_error() {
 #[tokio::test]
 async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
     use mysql_async::prelude::Queryable;
-    use opshost::capabilities::sql::load;
+    use opshost::capabilities::sql::mysql::load;
     let db = unique_db("retry");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));"));
     let opts = mysql_opts(Some(&db));
@@ -525,13 +525,13 @@ async fn the_bulk_reader_reads_exactly_what_mysql_async_reads() {
 #[derive(Default)]
 struct Warnings(std::sync::Mutex<Vec<String>>);
 
-impl opshost::runtime::report::Reporter for Warnings {
-    fn log(&self, _: opshost::capabilities::services::Level, message: &str) {
+impl opshost::report::Reporter for Warnings {
+    fn log(&self, _: opshost::report::Level, message: &str) {
         self.0.lock().unwrap().push(message.to_string());
     }
-    fn progress(&self, _: u64, _: u64, _: opshost::runtime::report::Unit, _: &str) {}
+    fn progress(&self, _: u64, _: u64, _: opshost::report::Unit, _: &str) {}
     fn notice(&self, _: &str) {}
-    fn call(&self, _: &opshost::runtime::host_call::CallRecord) {}
+    fn call(&self, _: &opshost::runtime::record::CallRecord) {}
 }
 
 // Two threads: the watcher below runs while the dump does.

@@ -7,9 +7,9 @@
 mod support;
 
 use opshost::capabilities::sql::checksum::RowHash;
-use opshost::capabilities::sql::real::{MysqlSql, Zone};
+use opshost::capabilities::sql::mysql::{format::Zone, MysqlSql};
 use opshost::capabilities::sql::Sql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::sync::Arc;
 use support::*;
 

@@ -5,8 +5,8 @@ use opshost::fakehost::runner::{run_scenario, ScenarioReport};
 use opshost::fakehost::scenario::Scenario;
 use opshost::registry::signature::{Policy, TrustStore};
 use opshost::registry::Plugin;
+use opshost::report::Silent;
 use opshost::runtime::engine::Runtime;
-use opshost::runtime::report::Silent;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -292,7 +292,7 @@ async fn a_manifest_that_never_returns_cannot_hang_a_scan() {
 async fn an_in_doubt_change_runs_again_only_when_the_operator_says_so() {
     use opshost::journal::entry::Header;
     use opshost::journal::Journal;
-    use opshost::runtime::host_call::Effect;
+    use opshost::runtime::calls::Effect;
     let plugin = signed("hostile.wasm").await;
     let base = deployment();
     let case =

@@ -5,8 +5,8 @@ use opshost::fakehost::runner::run_scenario;
 use opshost::fakehost::scenario::Scenario;
 use opshost::registry::signature::{Policy, TrustStore};
 use opshost::registry::Plugin;
+use opshost::report::Silent;
 use opshost::runtime::engine::Runtime;
-use opshost::runtime::report::Silent;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -310,10 +310,10 @@ health_ca_file = "{ca}"
         all.extend(["--config", site.to_str().unwrap()]);
         run(Command::new(target_dir().join("opshost")).args(&all).env("OPSHOST_CACHE_DIR", dir.join("cache")))
     };
-    let sql = opshost::capabilities::sql::real::MysqlSql::new(
+    let sql = opshost::capabilities::sql::mysql::MysqlSql::new(
         &std::collections::BTreeMap::from([("metadb".to_string(), db_conn())]),
         std::env::temp_dir(),
-        std::sync::Arc::new(opshost::runtime::report::Silent),
+        std::sync::Arc::new(opshost::report::Silent),
     )
     .unwrap();
     let checksum = |db: &str| rt.block_on(opshost::capabilities::sql::Sql::database_checksum(&sql, "metadb", db)).unwrap();

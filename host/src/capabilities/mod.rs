@@ -5,12 +5,11 @@
 
 pub mod console;
 pub mod docker;
+pub mod errors;
 pub mod services;
 pub mod sql;
 
 use std::sync::Arc;
-
-pub use crate::bindings::Error;
 
 /// What a plugin run talks to. Real and fake backends are interchangeable behind these traits.
 #[derive(Clone)]
@@ -21,17 +20,6 @@ pub struct Capabilities {
     pub services: Arc<dyn services::Services>,
 }
 
-/// `Error::Failed`, for backends.
-pub fn failed(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
-}
-pub fn not_found(msg: impl Into<String>) -> Error {
-    Error::NotFound(msg.into())
-}
-pub fn invalid(msg: impl Into<String>) -> Error {
-    Error::InvalidInput(msg.into())
-}
-
 impl Capabilities {
     /// Real backends for one product of a site: Docker engines, the MetaDB (backups under
     /// `backup_dir`), the console through the MetaDB and health URLs, the machine's clock.
@@ -39,11 +27,11 @@ impl Capabilities {
         site: &crate::config::SiteConfig,
         product: &crate::config::ProductConfig,
         backup_dir: std::path::PathBuf,
-        reporter: Arc<dyn crate::runtime::report::Reporter>,
+        reporter: Arc<dyn crate::report::Reporter>,
         assume_yes: bool,
     ) -> anyhow::Result<Capabilities> {
         let sql = Arc::new(
-            sql::real::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?
+            sql::mysql::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?
                 .with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s)),
         );
         let docker = Arc::new(docker::real::BollardDocker::new(site.nodes.clone(), site.allowed_archives(), site.docker_policy.clone(), reporter));

@@ -5,12 +5,12 @@
 //! With `--to`, the route's plugins and the first hop's plan, as `plan` runs it. It changes
 //! nothing, as `plan` changes nothing; it takes no lock.
 
-use super::run::{tempfile_dir, Site, SiteArgs};
 use super::Cli;
 use crate::capabilities::services::RunRecords;
 use crate::grants::Grants;
-use crate::runs::{current_version, top};
-use crate::runtime::report::{Reporter, Silent};
+use crate::ops::runs::{current_version, top};
+use crate::ops::site::{tempfile_dir, Site};
+use crate::report::{Reporter, Silent};
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
@@ -112,10 +112,10 @@ pub async fn run(cli: &Cli, a: &CheckArgs) -> Result<i32> {
 
     // Every MetaDB connection: the server, the account and the databases the products name.
     let scratch = tempfile_dir()?;
-    let sql = crate::capabilities::sql::real::MysqlSql::new(&config.metadb, scratch.clone(), silent.clone())?;
+    let sql = crate::capabilities::sql::mysql::MysqlSql::new(&config.metadb, scratch.clone(), silent.clone())?;
     let mut sites = Vec::new();
     for section in &products {
-        sites.push(Site::open(&SiteArgs { config: a.config.clone(), product: section.clone() })?);
+        sites.push(Site::open(&crate::ops::SiteRef { config: a.config.clone(), product: section.clone() })?);
     }
     let mut metadb_up = BTreeMap::new();
     for connection in config.metadb.keys() {
@@ -243,10 +243,10 @@ pub async fn run(cli: &Cli, a: &CheckArgs) -> Result<i32> {
             }
         }
         // The plugins that would run.
-        let dir = site.plugins_dir(cli);
+        let dir = site.plugins_dir(&cli.setup());
         let subject = format!("{product} plugins");
         if let Some(to) = &a.to {
-            match site.route(cli, &runtime, &from, to).await? {
+            match site.route(&cli.setup(), &runtime, &from, to).await? {
                 Ok(hops) => {
                     for h in &hops {
                         out.add(

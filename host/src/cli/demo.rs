@@ -5,7 +5,7 @@ use super::Cli;
 use crate::fakehost::runner::{run_scenario_with, StepReport};
 use crate::fakehost::scenario::Scenario;
 use crate::registry::Plugin;
-use crate::runtime::report::Terminal;
+use crate::report::Terminal;
 use anyhow::Result;
 use clap::Args;
 use std::path::Path;
@@ -38,7 +38,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
     let plugin = Plugin::from_bytes(&runtime, Path::new("<bundled oms-4.2.0>"), BUNDLED_OMS_420, &policy).await?;
     let scenario = Scenario::parse_layers(&[DEMO_BASE, DEMO_SCENARIO], "the demo scenario")?;
     if a.json {
-        let report = run_scenario_with(&plugin.loaded, &scenario, Arc::new(crate::runtime::report::Silent), &mut |_| {}, &mut |_| {}).await?;
+        let report = run_scenario_with(&plugin.loaded, &scenario, Arc::new(crate::report::Silent), &mut |_| {}, &mut |_| {}).await?;
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plugin": plugin.summary(), "report": report}))?);
         return Ok(if report.passed { 0 } else { 1 });
     }
@@ -91,7 +91,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<i32> {
 
 fn print_step(step: &StepReport) {
     if let Some(plan) = &step.plan {
-        super::plan::print_plan("oms-4.2.0", plan);
+        crate::ops::upgrade::print_plan("oms-4.2.0", plan);
     }
     match &step.error {
         None => println!("{} finished ({} host calls)", step.step, step.calls.len()),

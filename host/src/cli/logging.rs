@@ -5,7 +5,7 @@
 //! sets their filter instead of `-v`. Colour only on a terminal and never under `NO_COLOR`.
 //! The run's own `run.log` holds everything whatever the level.
 
-use crate::runtime::report::{set_verbosity, Verbosity};
+use crate::report::{set_verbosity, Verbosity};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 

@@ -2,7 +2,6 @@
 
 mod check;
 mod demo;
-pub mod events;
 mod keys;
 mod logging;
 mod plan;
@@ -91,18 +90,24 @@ pub enum Command {
 }
 
 impl Cli {
+    /// What the operations take from the global flags.
+    pub fn setup(&self) -> crate::ops::Setup {
+        crate::ops::Setup {
+            plugins_dir: self.plugins_dir.clone(),
+            cache_dir: if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) },
+            trust: self.trust.clone(),
+            allow_unsigned: self.allow_unsigned,
+        }
+    }
     pub fn runtime(&self) -> Result<Runtime> {
-        Runtime::new(if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) })
+        self.setup().runtime()
     }
     /// The trust policy: `--trust` keys plus `extra` (the site config's), `--allow-unsigned`.
     pub fn policy(&self, extra: &[crate::registry::signature::TrustEntry]) -> Result<crate::registry::signature::Policy> {
-        let mut keys: Vec<crate::registry::signature::TrustEntry> = self.trust.iter().cloned().map(Into::into).collect();
-        keys.extend(extra.iter().cloned());
-        Ok(crate::registry::signature::Policy { trust: crate::registry::signature::TrustStore::load_entries(&keys)?, allow_unsigned: self.allow_unsigned })
+        self.setup().policy(extra)
     }
-
     pub fn plugins_dir(&self) -> PathBuf {
-        self.plugins_dir.clone().unwrap_or_else(crate::registry::default_dir)
+        self.setup().plugins_dir()
     }
 }
 

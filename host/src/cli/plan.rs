@@ -1,11 +1,10 @@
 //! `opshost plan`: prechecks and the ordered steps an upgrade would take; changes nothing.
 
 use super::Cli;
-use crate::bindings::Plan;
 use crate::fakehost::scenario::Scenario;
 use crate::fakehost::FakeHost;
 use crate::registry::{context_for, resolve};
-use crate::runtime::report::{Silent, Terminal};
+use crate::report::{Silent, Terminal};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -39,7 +38,7 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
         let (Some(config), Some(product), Some(to)) = (&a.config, &a.product, &a.to) else {
             anyhow::bail!("with --config (or OPSHOST_CONFIG) give --product P --to VERSION");
         };
-        return super::run::plan(cli, &super::run::SiteArgs { config: config.clone(), product: product.clone() }, to, a.json).await;
+        return crate::ops::upgrade::plan(&cli.setup(), &crate::ops::SiteRef { config: config.clone(), product: product.clone() }, to, a.json).await;
     }
     let (Some(plugin), Some(scenario)) = (&a.plugin, &a.scenario) else {
         anyhow::bail!("give PLUGIN --scenario FILE, or --config FILE --product P --to VERSION");
@@ -47,7 +46,7 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
     let runtime = cli.runtime()?;
     let plugin = resolve(&runtime, plugin, &cli.plugins_dir(), &cli.policy(&[])?).await?;
     let s = Scenario::load(scenario)?;
-    let reporter: Arc<dyn crate::runtime::report::Reporter> = if a.json { Arc::new(Silent) } else { Arc::new(Terminal::new(false, false)) };
+    let reporter: Arc<dyn crate::report::Reporter> = if a.json { Arc::new(Silent) } else { Arc::new(Terminal::new(false, false)) };
     let fake = FakeHost::new(&s, reporter)?;
     let ctx = match context_for(&plugin.manifest, &s.product, &s.source, &s.target, &s.parameters, &s.nodes) {
         Ok(c) => c,
@@ -59,7 +58,7 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
     let outcome = plugin.loaded.plan(&fake.env, &ctx).await?;
     match outcome.result {
         Ok(plan) if a.json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Ok(plan) => print_plan(&plugin.manifest.name, &plan),
+        Ok(plan) => crate::ops::upgrade::print_plan(&plugin.manifest.name, &plan),
         Err(e) if a.json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"error": e}))?),
         Err(e) => {
             eprintln!("refused ({}): {}", e.kind(), e.message());
@@ -67,20 +66,4 @@ pub async fn run(cli: &Cli, a: &PlanArgs) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-pub fn print_plan(plugin: &str, plan: &Plan) {
-    super::events::say!("Plan of {plugin}");
-    super::events::say!("Found:");
-    for f in &plan.findings {
-        super::events::say!("  - {f}");
-    }
-    super::events::say!("Upgrade steps:");
-    for (i, s) in plan.steps.iter().enumerate() {
-        super::events::say!("  {:>2}. {:<20} {} {}", i + 1, s.title, if s.changes { "[changes]  " } else { "[read-only]" }, s.detail);
-    }
-    super::events::say!("Rollback, if needed:");
-    for (i, s) in plan.rollback.iter().enumerate() {
-        super::events::say!("  {:>2}. {:<20} {}", i + 1, s.title, s.detail);
-    }
 }

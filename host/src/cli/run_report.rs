@@ -5,8 +5,9 @@
 //! changed, the plan as confirmed and what a rollback does. No script, no external resource.
 
 use crate::bindings::Plan;
-use crate::runs::{stamp, RunMeta};
-use crate::runtime::host_call::{CallRecord, Effect};
+use crate::ops::runs::RunMeta;
+use crate::runtime::{calls::Effect, record::CallRecord};
+use crate::text::stamp;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -106,7 +107,7 @@ table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid
 <h1>{t}</h1>"#,
         t = esc(&title)
     );
-    let good = matches!(meta.status, crate::runs::RunStatus::Upgraded | crate::runs::RunStatus::RolledBack);
+    let good = matches!(meta.status, crate::ops::runs::RunStatus::Upgraded | crate::ops::runs::RunStatus::RolledBack);
     let _ = write!(
         h,
         r#"<table id="summary"><tr><th>status</th><td class="{}">{}</td></tr><tr><th>product</th><td>{} {} → {}</td></tr><tr><th>plugin</th><td>{} <span class="mono">{}</span></td></tr><tr><th>started</th><td>{}</td></tr><tr><th>finished</th><td>{}</td></tr>"#,
@@ -269,7 +270,7 @@ table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid
             );
         }
     }
-    let _ = writeln!(h, "</table><p>Written by opshost {} at {}.</p></body></html>", env!("CARGO_PKG_VERSION"), when(crate::runs::now_ms()));
+    let _ = writeln!(h, "</table><p>Written by opshost {} at {}.</p></body></html>", env!("CARGO_PKG_VERSION"), when(crate::text::now_ms()));
     h
 }
 

@@ -4,7 +4,7 @@ use super::Cli;
 use crate::fakehost::runner::{run_scenario, ScenarioReport};
 use crate::fakehost::scenario::Scenario;
 use crate::registry::resolve;
-use crate::runtime::report::{Reporter, Silent, Terminal};
+use crate::report::{Reporter, Silent, Terminal};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use std::path::PathBuf;

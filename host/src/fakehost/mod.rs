@@ -12,9 +12,10 @@ use crate::capabilities::services::fake::{FakeServices, VirtualClock};
 use crate::capabilities::services::RunRecords;
 use crate::capabilities::sql::fake::FakeSql;
 use crate::capabilities::Capabilities;
-use crate::runtime::host_call::Faults;
-use crate::runtime::report::Reporter;
-use crate::runtime::state::{Limits, RunEnv, SitePolicy};
+use crate::config::Limits;
+use crate::report::Reporter;
+use crate::runtime::record::Faults;
+use crate::runtime::state::{RunEnv, SitePolicy};
 use anyhow::{Context as _, Result};
 use scenario::Scenario;
 use std::sync::{Arc, Mutex};
@@ -77,7 +78,7 @@ pub fn inert_env() -> RunEnv {
     let clock = VirtualClock::starting_at(0);
     let sql = Arc::new(FakeSql::new(Vec::<String>::new()));
     let docker = Arc::new(FakeDocker::new(&Default::default(), sql.clone(), clock.clone()).expect("empty setup is valid"));
-    let console = crate::capabilities::console::ConsoleConfig {
+    let console = crate::capabilities::console::config::ConsoleConfig {
         connection: String::new(),
         rm_db: Some("rm".into()),
         cm_db: Some("cm".into()),
@@ -91,7 +92,7 @@ pub fn inert_env() -> RunEnv {
             services: Arc::new(FakeServices { clock, confirm_answer: false }),
         },
         records: RunRecords::in_memory(),
-        reporter: Arc::new(crate::runtime::report::Silent),
+        reporter: Arc::new(crate::report::Silent),
         limits: Limits::default(),
         faults: Faults::default(),
         transcript: Arc::new(Mutex::new(Vec::new())),

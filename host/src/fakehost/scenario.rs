@@ -1,9 +1,9 @@
 //! Scenario files (TOML): the initial state of a fake deployment, faults to inject, and what
 //! must hold after plan, upgrade and rollback. See `plugins/oms-4.2.0/scenarios/` for examples.
 
-use crate::capabilities::console::ConsoleConfig;
+use crate::capabilities::console::config::ConsoleConfig;
 use crate::capabilities::docker::fake::DockerSetup;
-use crate::runtime::host_call::FaultRule;
+use crate::runtime::record::FaultRule;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ pub struct Scenario {
     pub grants: Option<crate::grants::GrantTable>,
     /// Sandbox limits for this scenario (default: the host's defaults).
     #[serde(default)]
-    pub limits: Option<crate::runtime::state::Limits>,
+    pub limits: Option<crate::config::Limits>,
     #[serde(default)]
     pub expect: Expectations,
 }

@@ -1,6 +1,6 @@
 //! The journal's line format: a header, then `begin` / `end` per call.
 
-use crate::runtime::host_call::Effect;
+use crate::runtime::calls::Effect;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 

@@ -7,7 +7,7 @@
 pub mod entry;
 pub mod replay;
 
-use crate::runtime::host_call::Effect;
+use crate::runtime::calls::Effect;
 use entry::{Entry, Header};
 use serde_json::Value as Json;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! Reading a journal back: what completed, what was in doubt, where the run stopped.
 
 use super::entry::{Entry, Header};
-use crate::runtime::host_call::Effect;
+use crate::runtime::calls::Effect;
 use serde_json::Value as Json;
 use std::path::Path;
 

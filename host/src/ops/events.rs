@@ -14,9 +14,9 @@
 //!
 //! A refusal before any run starts prints no `outcome`: the reason is on stderr, the exit code 1.
 
-use crate::capabilities::services::Level;
-use crate::runtime::host_call::CallRecord;
-use crate::runtime::report::Reporter;
+use crate::report::Level;
+use crate::report::Reporter;
+use crate::runtime::record::CallRecord;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,8 +48,8 @@ pub fn emit(event: &str, fields: Value) {
 
 /// Human text: stdout normally, stderr under `--json` (stdout holds only events then).
 macro_rules! say {
-    () => { $crate::cli::events::say_line(String::new()) };
-    ($($arg:tt)*) => { $crate::cli::events::say_line(format!($($arg)*)) };
+    () => { $crate::ops::events::say_line(String::new()) };
+    ($($arg:tt)*) => { $crate::ops::events::say_line(format!($($arg)*)) };
 }
 pub(crate) use say;
 
@@ -74,7 +74,7 @@ impl Reporter for JsonLines {
         };
         emit("log", json!({ "level": level, "message": message }));
     }
-    fn progress(&self, done: u64, total: u64, unit: crate::runtime::report::Unit, label: &str) {
+    fn progress(&self, done: u64, total: u64, unit: crate::report::Unit, label: &str) {
         emit("progress", json!({ "label": label, "done": done, "total": total, "unit": unit.word() }));
     }
     fn notice(&self, message: &str) {

@@ -3,7 +3,17 @@
 //! resume and whether `plan` may make it) and its deadline class. The glue of each capability
 //! passes one of these to [`crate::runtime::state::HostState::call`]; nothing else names a call.
 
-use crate::runtime::host_call::Effect;
+use serde::{Deserialize, Serialize};
+
+/// What a call does to the world; a journal decides on replay from this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    Read,
+    /// Doing it twice leaves the same state as once (stop, create if absent, set a value).
+    IdempotentWrite,
+    Write,
+}
 
 /// Which deadline a call gets from `[limits]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ pub struct Outcome<T> {
 
 /// A plugin's own error, its message cut to a sane size (a plugin can return megabytes) and its
 /// control characters escaped (it reaches the terminal).
-fn clipped<T>(limits: &crate::runtime::state::Limits, r: Result<T, Error>) -> Result<T, Error> {
+fn clipped<T>(limits: &crate::config::Limits, r: Result<T, Error>) -> Result<T, Error> {
     r.map_err(|e| Error::from_kind(e.kind(), printable(&limits.clip(e.message().to_string())).into_owned()).expect("known kind"))
 }
 

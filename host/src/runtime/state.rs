@@ -4,86 +4,15 @@
 
 use crate::capabilities::services::RunRecords;
 use crate::capabilities::Capabilities;
+use crate::config::Limits;
 use crate::grants::Grants;
-use crate::runtime::host_call::{Faults, Transcript};
-use crate::runtime::report::Reporter;
-use serde::{Deserialize, Serialize};
+use crate::report::Reporter;
+use crate::runtime::record::{Faults, Transcript};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-/// Sandbox limits; `[limits]` in the site config, with safe defaults.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Linear memory a plugin may grow to, all its memories together.
-    pub memory_mb: u64,
-    /// CPU time the plugin's own code may use per call (time in host calls does not count).
-    pub cpu_seconds: u64,
-    /// Deadline of an ordinary host call.
-    pub call_timeout_s: u64,
-    /// Deadline of dumps, restores, image loads, exec and waits.
-    pub long_call_timeout_s: u64,
-    /// Largest arguments or result one host call may carry (JSON bytes).
-    pub max_payload_bytes: usize,
-    /// Longest single sleep a plugin may ask for.
-    pub max_sleep_ms: u64,
-    /// Sleep a plugin may ask for in total within one of its calls (plan, upgrade, rollback).
-    pub max_total_sleep_s: u64,
-    /// Host calls a plugin may make within one of its calls.
-    pub max_host_calls: u64,
-    /// Wall-clock deadline of one plugin call (plan, upgrade, rollback), host calls included.
-    pub export_timeout_s: u64,
-    /// Notices a plugin may leave for the operator in one call; more are dropped with a warning.
-    pub max_notices: usize,
-    /// Table elements, in all of a plugin's tables together.
-    pub max_table_elements: u64,
-    /// Size of the run journal (one operation); past it the run stops at the next call.
-    pub max_journal_mb: u64,
-    /// Backups one run may take, and their bytes together: a plugin cannot fill the backup disk
-    /// by dumping its databases over and over.
-    pub max_backups: u32,
-    pub max_backup_gb: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_mb: 256,
-            cpu_seconds: 60,
-            call_timeout_s: 300,
-            long_call_timeout_s: 6 * 3600,
-            max_payload_bytes: 16 << 20,
-            max_sleep_ms: 600_000,
-            max_total_sleep_s: 4 * 3600,
-            max_host_calls: 100_000,
-            export_timeout_s: 24 * 3600,
-            max_notices: 100,
-            max_table_elements: 1 << 20,
-            max_journal_mb: 1024,
-            max_backups: 64,
-            max_backup_gb: 1024,
-        }
-    }
-}
-
-impl Limits {
-    /// Cut a plugin-provided string for output to a sane size.
-    pub fn clip(&self, mut s: String) -> String {
-        const MAX: usize = 64 * 1024;
-        if s.len() > MAX {
-            let mut end = MAX;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-            s.push_str(" …[clipped]");
-        }
-        s
-    }
-}
 
 /// What the stores of one run share.
 #[derive(Clone)]
@@ -124,7 +53,7 @@ pub struct SitePolicy {
 
 impl SitePolicy {
     /// The tables the console capability owns, from its config.
-    pub fn for_console(console: &crate::capabilities::console::ConsoleConfig, deny_privileged: bool, secret_env: Vec<String>) -> SitePolicy {
+    pub fn for_console(console: &crate::capabilities::console::config::ConsoleConfig, deny_privileged: bool, secret_env: Vec<String>) -> SitePolicy {
         let reserved_tables = console.rm_db.iter().map(|db| (db.clone(), "oms_normal_config".to_string())).collect();
         SitePolicy { deny_privileged, reserved_tables, secret_env }
     }
@@ -197,26 +126,16 @@ pub struct HostState {
     pub table: ResourceTable,
     pub limiter: SandboxLimiter,
     pub mode: Mode,
-    pub caps: Capabilities,
-    pub records: RunRecords,
-    pub reporter: Arc<dyn Reporter>,
-    pub limits: Limits,
-    pub faults: Faults,
-    pub transcript: Transcript,
+    /// What the run's stores share: capabilities, records, reporter, limits, grants, journal…
+    pub env: RunEnv,
     pub notices: Vec<String>,
     /// Notices past `max_notices`, dropped.
     pub notices_dropped: u64,
-    pub grants: Arc<Grants>,
-    pub journal: Option<Arc<crate::journal::Journal>>,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
     /// Host calls made so far, and sleep asked for so far (both bounded by [`Limits`]).
     pub calls_made: u64,
     pub slept: Duration,
-    pub site: Arc<SitePolicy>,
-    pub approved: Arc<std::sync::Mutex<crate::capabilities::docker::policy::Approved>>,
-    pub backups_taken: Arc<std::sync::Mutex<(u32, u64)>>,
-    pub rerun_in_doubt: bool,
 }
 
 impl HostState {
@@ -228,23 +147,12 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: SandboxLimiter::new(&env.limits),
             mode: Mode::Full,
-            caps: env.caps.clone(),
-            records: env.records.clone(),
-            reporter: env.reporter.clone(),
-            limits: env.limits.clone(),
-            faults: env.faults.clone(),
-            transcript: env.transcript.clone(),
+            env: env.clone(),
             notices: Vec::new(),
             notices_dropped: 0,
-            grants: env.grants.clone(),
-            journal: env.journal.clone(),
             host_time: Duration::ZERO,
             calls_made: 0,
             slept: Duration::ZERO,
-            site: env.site.clone(),
-            approved: env.approved.clone(),
-            backups_taken: env.backups_taken.clone(),
-            rerun_in_doubt: env.rerun_in_doubt,
         }
     }
 }

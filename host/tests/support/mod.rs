@@ -2,7 +2,7 @@
 //! A missing service fails loudly: these tests never skip silently.
 #![allow(dead_code)]
 
-use opshost::capabilities::sql::real::ConnectionConfig;
+use opshost::capabilities::sql::mysql::config::ConnectionConfig;
 use std::collections::BTreeMap;
 
 /// The throwaway MariaDB from tests/run-all.sh (`OPSHOST_TEST_DB_URL=mysql://user@host:port`).

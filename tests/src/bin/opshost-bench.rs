@@ -7,9 +7,10 @@
 //! - opshost's peak memory (a child process reports its VmHWM)
 //! - plugin start: cold compile, warm start (verify + cached load + instantiate + call)
 
-use opshost::capabilities::sql::real::{ConnectionConfig, MysqlSql};
+use opshost::capabilities::sql::mysql::config::ConnectionConfig;
+use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

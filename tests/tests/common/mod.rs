@@ -2,9 +2,12 @@
 //! starts, and the `opshost` binary to drive it. Shared by the end-to-end tests.
 #![allow(dead_code)]
 
-use opshost::capabilities::sql::real::{ConnectionConfig, MysqlSql};
+pub mod odc;
+
+use opshost::capabilities::sql::mysql::config::ConnectionConfig;
+use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
-use opshost::runtime::report::Silent;
+use opshost::report::Silent;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};

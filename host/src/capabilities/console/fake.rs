@@ -1,7 +1,8 @@
 //! FakeConsole: the real [`MetaDbConsole`] logic over the fake MetaDB, with health read from the
 //! fake Docker engine (a running container of an image the scenario declares healthy).
 
-use super::{ConsoleConfig, HealthProbe, MetaDbConsole};
+use super::config::ConsoleConfig;
+use super::{HealthProbe, MetaDbConsole};
 use crate::bindings::Error;
 use crate::capabilities::docker::fake::FakeDocker;
 use crate::capabilities::sql::fake::FakeSql;

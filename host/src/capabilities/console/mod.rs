@@ -2,22 +2,19 @@
 //! and [`MetaDbConsole`], which reads and writes OMS parameters and servers through the MetaDB
 //! (there is no documented console API for them) over any [`Sql`] backend, real or fake.
 
+pub mod config;
 pub mod fake;
+mod glue;
 pub mod http;
 pub mod real;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 
-use crate::bindings::opshost::plugin::console as wit;
 pub use crate::bindings::opshost::plugin::console::Server;
 use crate::bindings::Error;
 use crate::capabilities::sql::{fake::value_text, Sql, Value};
-use crate::grants::Target;
-use crate::runtime::calls;
-use crate::runtime::state::HostState;
+use config::ConsoleConfig;
 
 #[async_trait]
 pub trait Console: Send + Sync {
@@ -31,44 +28,6 @@ pub trait Console: Send + Sync {
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
     async fn healthy(&self, node: &str) -> Result<bool, Error>;
-}
-
-/// Where the product keeps its parameters and servers in the MetaDB.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    #[serde(default = "default_connection")]
-    pub connection: String,
-    /// Database holding `oms_normal_config` (OMS: drc_rm_db). Products without system parameters
-    /// (ODC) leave it out.
-    #[serde(default)]
-    pub rm_db: Option<String>,
-    /// Database holding the servers table (OMS: drc_cm_db); optional like `rm_db`.
-    #[serde(default)]
-    pub cm_db: Option<String>,
-    /// Returns (address, status) per server; default the vendor's `SELECT ip, host_status FROM host`.
-    #[serde(default = "default_servers_query")]
-    pub servers_query: String,
-}
-
-fn default_connection() -> String {
-    "metadb".into()
-}
-/// The console's Servers page as the vendor's O&M guide reads it in `drc_cm_db` ("SELECT
-/// ip,host_status FROM host", a server being up when its status is `ONLINE`; oms-doc V4.0.0 on,
-/// FAQ "OMS host down"). obd's deployer reads no status at all: it waits for the container's log
-/// line and `/oms/health`, which the plugins also wait for.
-fn default_servers_query() -> String {
-    "SELECT ip, host_status FROM host ORDER BY ip".into()
-}
-
-impl ConsoleConfig {
-    /// The database a console call needs, or a refusal naming the config key to set.
-    fn db<'a>(&self, db: &'a Option<String>, key: &str, what: &str) -> Result<&'a str, Error> {
-        db.as_deref().ok_or_else(|| {
-            crate::capabilities::not_found(format!("{what}: the site config's console section names no {key}; set {key} under [products.<product>.console]"))
-        })
-    }
 }
 
 pub struct MetaDbConsole {
@@ -121,28 +80,6 @@ impl Console for MetaDbConsole {
     }
     async fn health(&self, node: &str) -> Result<bool, Error> {
         self.health.healthy(node).await
-    }
-}
-
-impl wit::Host for HostState {
-    async fn get_parameter(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, Error>> {
-        let c = self.caps.console.clone();
-        self.call(calls::CONSOLE_GET_PARAMETER, Target::Parameter(name.clone()), json!({"name": name}), async move { c.get_parameter(&name).await }).await
-    }
-    async fn set_parameter(&mut self, name: String, value: String) -> wasmtime::Result<Result<(), Error>> {
-        let c = self.caps.console.clone();
-        self.call(calls::CONSOLE_SET_PARAMETER, Target::Parameter(name.clone()), json!({"name": name, "value": value}), async move {
-            c.set_parameter(&name, &value).await
-        })
-        .await
-    }
-    async fn list_servers(&mut self) -> wasmtime::Result<Result<Vec<Server>, Error>> {
-        let c = self.caps.console.clone();
-        self.call(calls::CONSOLE_LIST_SERVERS, Target::Servers, json!({}), async move { c.list_servers().await }).await
-    }
-    async fn health(&mut self, node: String) -> wasmtime::Result<Result<bool, Error>> {
-        let c = self.caps.console.clone();
-        self.call(calls::CONSOLE_HEALTH, Target::Servers, json!({"node": node}), async move { c.health(&node).await }).await
     }
 }
 

@@ -7,7 +7,7 @@ pub use super::http::GetError;
 use super::http::{HttpClient, TlsTrust};
 use super::HealthProbe;
 use crate::bindings::Error;
-use crate::capabilities::{failed, not_found};
+use crate::capabilities::errors::{failed, not_found};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;

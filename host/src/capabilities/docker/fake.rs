@@ -4,9 +4,9 @@
 
 use super::{ContainerInfo, ContainerState, Docker, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::Error;
+use crate::capabilities::errors::{failed, invalid, not_found};
 use crate::capabilities::services::fake::VirtualClock;
 use crate::capabilities::sql::fake::FakeSql;
-use crate::capabilities::{failed, invalid, not_found};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

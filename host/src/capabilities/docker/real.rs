@@ -3,11 +3,15 @@
 //! negotiated on first use (Debian's engine speaks 1.41 at most). Image archives must be named in
 //! the site config and are streamed to the engine with progress. Engine errors become typed
 //! errors naming the container or image.
+//!
+//! Over 500 lines: one engine client covers the whole docker interface (inspect to logs, image
+//! loads with progress, the privileged probe) with one mapping of engine errors to typed ones.
 
+use super::config::{NodeConfig, RunPolicy};
 use super::{ContainerInfo, ContainerState, Docker, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::Error;
-use crate::capabilities::{failed, invalid, not_found};
-use crate::runtime::report::Reporter;
+use crate::capabilities::errors::{failed, invalid, not_found};
+use crate::report::Reporter;
 use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{
@@ -20,39 +24,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
-
-/// A node in the site config (`[nodes.NAME]`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    /// `unix:///var/run/docker.sock`, `tcp://host:2375` or `http://host:2375`; default: `DOCKER_HOST`, else the local socket.
-    #[serde(default)]
-    pub docker: Option<String>,
-}
-
-/// What the site allows containers to be run with, whatever a plugin asks (`[docker_policy]`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunPolicy {
-    /// Run containers without `--privileged` even when a plugin asks for it (e.g. where the engine refuses it).
-    #[serde(default)]
-    pub deny_privileged: bool,
-    /// Environment variables that hold credentials, besides those whose names say so
-    /// (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*KEY*`): plugins see a reference, never the value.
-    #[serde(default)]
-    pub secret_env: Vec<String>,
-}
-
-impl RunPolicy {
-    /// What the plan shows about overrides.
-    pub fn describe(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        if self.deny_privileged {
-            v.push("site policy deny_privileged: containers run without --privileged even where the plugin asks for it".to_string());
-        }
-        v
-    }
-}
 
 pub struct BollardDocker {
     nodes: BTreeMap<String, (NodeConfig, OnceCell<bollard::Docker>)>,
@@ -423,8 +394,7 @@ impl Docker for BollardDocker {
         let d = self.engine(node).await?;
         let privileged = spec.privileged && !self.policy.deny_privileged;
         if spec.privileged && !privileged {
-            self.reporter
-                .log(crate::capabilities::services::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
+            self.reporter.log(crate::report::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", spec.name));
         }
         let template: Option<Template> = template
             .map(|t| serde_json::from_value(t.clone()))
@@ -470,7 +440,7 @@ impl Docker for BollardDocker {
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
             if let Ok(c) = &chunk {
                 sent += c.len() as u64;
-                reporter.progress(sent.min(total), total, crate::runtime::report::Unit::Bytes, &label);
+                reporter.progress(sent.min(total), total, crate::report::Unit::Bytes, &label);
             }
             chunk
         });

@@ -3,21 +3,16 @@
 //! records ([`RunRecords`]), and the WIT glue (log, progress and notices go to the run's reporter).
 
 pub mod fake;
+mod glue;
 
 use async_trait::async_trait;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::bindings::opshost::plugin::host as wit;
 use crate::bindings::Error;
-use crate::runtime::calls;
-use crate::runtime::state::{HostState, Mode};
-
-pub use wit::Level;
 
 /// The clock and the operator.
 #[async_trait]
@@ -124,84 +119,5 @@ impl RunRecords {
     }
     pub fn all(&self) -> BTreeMap<String, String> {
         self.inner.lock().unwrap().clone()
-    }
-}
-
-impl wit::Host for HostState {
-    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.log")?;
-        let message = self.limits.clip(message);
-        self.reporter.log(level, &crate::text::printable(&message));
-        Ok(())
-    }
-    async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.progress")?;
-        let label = self.limits.clip(label);
-        self.reporter.progress(done, total, crate::runtime::report::Unit::Count, &crate::text::one_line(&label));
-        Ok(())
-    }
-    async fn now(&mut self) -> wasmtime::Result<u64> {
-        let s = self.caps.services.clone();
-        self.call_infallible(calls::HOST_NOW, json!({}), async move { s.now_ms() }).await
-    }
-    async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {
-        let s = self.caps.services.clone();
-        let ms = ms.min(self.limits.max_sleep_ms);
-        self.slept += Duration::from_millis(ms);
-        if self.slept > Duration::from_secs(self.limits.max_total_sleep_s) {
-            wasmtime::bail!(
-                "the plugin asked to sleep more than {} s in total in one call (max_total_sleep_s in [limits]); it was stopped",
-                self.limits.max_total_sleep_s
-            );
-        }
-        self.call_infallible(calls::HOST_SLEEP, json!({"ms": ms}), async move { s.sleep(ms).await }).await
-    }
-    async fn confirm(&mut self, question: String) -> wasmtime::Result<bool> {
-        let s = self.caps.services.clone();
-        let question = crate::text::printable(&self.limits.clip(question)).into_owned();
-        self.call_infallible(calls::HOST_CONFIRM, json!({"question": question}), async move { s.confirm(&question).await }).await
-    }
-    async fn notice(&mut self, message: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.notice")?;
-        if self.notices.len() >= self.limits.max_notices {
-            if self.notices_dropped == 0 {
-                self.reporter.log(
-                    Level::Warn,
-                    &format!("the plugin left more than {} notices; the rest are dropped (max_notices in [limits])", self.limits.max_notices),
-                );
-            }
-            self.notices_dropped += 1;
-            return Ok(());
-        }
-        let message = crate::text::printable(&self.limits.clip(message)).into_owned();
-        self.reporter.notice(&message);
-        self.notices.push(message);
-        Ok(())
-    }
-    async fn record(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
-        let r = self.records.clone();
-        self.call(calls::HOST_RECORD, crate::grants::Target::Free, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
-    }
-    async fn recall(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        let r = self.records.clone();
-        // The host's own records (what the run may use, secrets) are not for the plugin to read.
-        self.call_infallible(calls::HOST_RECALL, json!({"key": key}), async move {
-            if key.starts_with(HOST_KEY_PREFIX) {
-                None
-            } else {
-                r.get(&key)
-            }
-        })
-        .await
-    }
-}
-
-impl HostState {
-    /// `manifest()` runs with no host at all: the calls outside the host-call path check it here.
-    fn no_host_in_manifest(&self, name: &str) -> wasmtime::Result<()> {
-        if self.mode == Mode::NoHost {
-            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
-        }
-        Ok(())
     }
 }

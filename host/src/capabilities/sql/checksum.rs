@@ -42,7 +42,7 @@ impl RowHash {
 /// The row hash to verify a restore of `backup` with: the one its checksum was recorded with.
 pub fn recorded_hash(backup: &super::Backup, source: &std::path::Path) -> Result<RowHash, crate::bindings::Error> {
     RowHash::of(&backup.checksum).ok_or_else(|| {
-        crate::capabilities::failed(format!(
+        crate::capabilities::errors::failed(format!(
             "backup {} ({}) records checksum {}, in a format this opshost does not know: restore it with the opshost version that made it",
             backup.name,
             source.display(),

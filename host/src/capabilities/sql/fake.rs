@@ -5,7 +5,7 @@
 use super::checksum::{database_checksum, recorded_hash, RowHash, TableHasher};
 use super::{Backup, Rows, Sql, Value};
 use crate::bindings::Error;
-use crate::capabilities::{failed, invalid, not_found};
+use crate::capabilities::errors::{failed, invalid, not_found};
 use async_trait::async_trait;
 use rusqlite::types::{Value as SqliteValue, ValueRef};
 use rusqlite::Connection;

@@ -1,27 +1,20 @@
-//! sql capability: the `Sql` trait over named MetaDB connections, its WIT glue, identifier
-//! validation and the statement policy ([`policy`]) shared by every backend, and backends
-//! ([`real::MysqlSql`] on MariaDB/MySQL, [`fake::FakeSql`] on embedded SQLite).
+//! sql capability: the `Sql` trait over named MetaDB connections, identifier validation, the
+//! account's privileges as `SHOW GRANTS` states them, the content checksum's format
+//! ([`checksum`]) and the statement policy ([`policy`]) shared by every backend; the WIT glue
+//! (`glue.rs`); and the engines: [`mysql::MysqlSql`] on MariaDB, MySQL and OceanBase's MySQL
+//! mode, [`fake::FakeSql`] on embedded SQLite. Another engine (PostgreSQL, a native OceanBase
+//! path) is a folder beside `mysql/`.
 
 pub mod checksum;
 pub mod fake;
-pub mod flavour;
-pub mod load;
-pub mod objects;
+mod glue;
+pub mod mysql;
 pub mod policy;
-pub mod real;
-mod restore;
-mod snapshot;
-mod wire;
 
 use async_trait::async_trait;
-use serde_json::json;
 
-use crate::bindings::opshost::plugin::sql as wit;
 pub use crate::bindings::opshost::plugin::sql::{Backup, BackupRequest, Rows, Value};
 use crate::bindings::Error;
-use crate::grants::Target;
-use crate::runtime::calls::{self, HostCall};
-use crate::runtime::state::HostState;
 
 #[async_trait]
 pub trait Sql: Send + Sync {
@@ -200,7 +193,7 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
 /// The databases and backup names of a `dump-databases` or `restore-databases` call (`call`): at
 /// least one, each valid and each once (two dumps of one database, or two into one file, are a
 /// plugin bug).
-fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), Error> {
+pub(super) fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), Error> {
     if requests.is_empty() {
         return Err(Error::InvalidInput(format!("{call} needs at least one database")));
     }
@@ -213,211 +206,6 @@ fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), E
         }
     }
     Ok(())
-}
-
-impl HostState {
-    /// Whether a plugin's statement may run (checked by [`policy`] against the grants and the
-    /// tables other capabilities own); a refusal is `denied`, returned after the grant check.
-    fn check_statement(&self, connection: &str, database: &str, statement: &str, access: policy::Access) -> Result<(), Error> {
-        // Statements over the payload limit are refused by the host-call path; don't parse them.
-        if statement.len() > self.limits.max_payload_bytes {
-            return Ok(());
-        }
-        let grants = self.grants.clone();
-        let granted = move |db: &str| grants.allows("sql", &format!("{connection}/{db}"));
-        let p = policy::StatementPolicy { database, granted: &granted, reserved: &self.site.reserved_tables };
-        policy::check(statement, access, &p).map(|_| ()).map_err(Error::Denied)
-    }
-
-    /// A guard for backups about to be taken: refused past the run's count or bytes; `taken` adds
-    /// what they came to.
-    fn backup_budget(&self, n: usize) -> BackupBudget {
-        BackupBudget { taken: self.backups_taken.clone(), n: n as u32, max: self.limits.max_backups, max_bytes: self.limits.max_backup_gb << 30 }
-    }
-
-    /// The host-call path of `dump-databases` and `restore-databases` (`call`): every database
-    /// named is granted, the requests are checked, then `run` gets the backend, the connection
-    /// and the (database, backup name) pairs.
-    async fn backup_set<F, Fut>(
-        &mut self,
-        call: &'static HostCall,
-        connection: String,
-        requests: Vec<BackupRequest>,
-        run: F,
-    ) -> wasmtime::Result<Result<Vec<Backup>, Error>>
-    where
-        F: FnOnce(std::sync::Arc<dyn Sql>, String, Vec<(String, String)>) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<Backup>, Error>>,
-    {
-        let s = self.caps.sql.clone();
-        let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
-        let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
-        let budget = (call == calls::SQL_DUMP_DATABASES).then(|| self.backup_budget(requests.len()));
-        self.call(call, Target::Databases { connection: connection.clone(), databases }, args, async move {
-            check_backup_requests(call.name.trim_start_matches("sql."), &requests)?;
-            if let Some(b) = &budget {
-                b.check()?;
-            }
-            let backups = run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await?;
-            if let Some(b) = &budget {
-                b.taken(&backups);
-            }
-            Ok(backups)
-        })
-        .await
-    }
-}
-
-/// What [`HostState::backup_budget`] guards.
-struct BackupBudget {
-    taken: std::sync::Arc<std::sync::Mutex<(u32, u64)>>,
-    n: u32,
-    max: u32,
-    max_bytes: u64,
-}
-
-impl BackupBudget {
-    fn check(&self) -> Result<(), Error> {
-        let (count, bytes) = *self.taken.lock().unwrap();
-        if count + self.n > self.max || bytes >= self.max_bytes {
-            return Err(Error::Denied(format!(
-                "this run has taken {count} backups of {} MiB together; another {} would pass the sandbox limit of {} backups or {} GiB (max_backups, max_backup_gb in [limits])",
-                bytes >> 20,
-                self.n,
-                self.max,
-                self.max_bytes >> 30
-            )));
-        }
-        Ok(())
-    }
-    fn taken(&self, backups: &[Backup]) {
-        let mut t = self.taken.lock().unwrap();
-        t.0 += backups.len() as u32;
-        t.1 += backups.iter().map(|b| b.bytes).sum::<u64>();
-    }
-}
-
-impl wit::Host for HostState {
-    async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
-        let s = self.caps.sql.clone();
-        let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
-        self.call(
-            calls::SQL_QUERY,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
-            async move {
-                check_identifier("database", &database)?;
-                allowed?;
-                s.query(&connection, &database, &statement, &params).await
-            },
-        )
-        .await
-    }
-    async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
-        let s = self.caps.sql.clone();
-        let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
-        self.call(
-            calls::SQL_EXECUTE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
-            async move {
-                check_identifier("database", &database)?;
-                allowed?;
-                s.execute(&connection, &database, &statement, &params).await
-            },
-        )
-        .await
-    }
-    async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
-        let s = self.caps.sql.clone();
-        let budget = self.backup_budget(1);
-        self.call(
-            calls::SQL_DUMP_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database, "backup_name": backup_name}),
-            async move {
-                check_identifier("database", &database)?;
-                check_backup_name(&backup_name)?;
-                budget.check()?;
-                let backup = s.dump_database(&connection, &database, &backup_name).await?;
-                budget.taken(std::slice::from_ref(&backup));
-                Ok(backup)
-            },
-        )
-        .await
-    }
-    async fn dump_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        self.backup_set(calls::SQL_DUMP_DATABASES, connection, requests, |s, c, dumps| async move { s.dump_databases(&c, &dumps).await }).await
-    }
-    async fn restore_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {
-        let s = self.caps.sql.clone();
-        self.call(
-            calls::SQL_RESTORE_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database, "backup_name": backup_name}),
-            async move {
-                check_identifier("database", &database)?;
-                check_backup_name(&backup_name)?;
-                s.restore_database(&connection, &database, &backup_name).await
-            },
-        )
-        .await
-    }
-    async fn restore_databases(&mut self, connection: String, requests: Vec<BackupRequest>) -> wasmtime::Result<Result<Vec<Backup>, Error>> {
-        self.backup_set(calls::SQL_RESTORE_DATABASES, connection, requests, |s, c, restores| async move { s.restore_databases(&c, &restores).await }).await
-    }
-    async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
-        let s = self.caps.sql.clone();
-        self.call(
-            calls::SQL_CREATE_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.create_database(&connection, &database).await
-            },
-        )
-        .await
-    }
-    async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
-        let s = self.caps.sql.clone();
-        self.call(
-            calls::SQL_DROP_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.drop_database(&connection, &database).await
-            },
-        )
-        .await
-    }
-    async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
-        let s = self.caps.sql.clone();
-        self.call(
-            calls::SQL_DATABASE_EXISTS,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.database_exists(&connection, &database).await
-            },
-        )
-        .await
-    }
-    async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
-        let s = self.caps.sql.clone();
-        self.call(
-            calls::SQL_DATABASE_CHECKSUM,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.database_checksum(&connection, &database).await
-            },
-        )
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Statement policy for plugin SQL: parses each statement with sqlparser's MySQL dialect and admits only plain
 //! data and table statements whose every table lies in a granted database, outside the system schemas and the
 //! tables a host capability reserves. Anything the allow-list does not name is refused with a one-sentence reason.
+//!
+//! Over 500 lines with its tests (a third of it): the allow-list is one walk over the parsed
+//! statement, and its refusals are tested beside it.
 
 use std::fmt::Display;
 use std::ops::ControlFlow;

@@ -4,10 +4,10 @@
 //! `sql_mode`), replayed last by opshost's restore (so no trigger fires on restored rows), and
 //! part of the content checksum: a restore that lost an object fails its verification.
 
-use super::checksum::{RowHash, TableHasher};
-use super::real::{db_err, quote_ident};
+use super::codec::{db_err, quote_ident};
 use crate::bindings::Error;
-use crate::capabilities::failed;
+use crate::capabilities::errors::failed;
+use crate::capabilities::sql::checksum::{RowHash, TableHasher};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
 

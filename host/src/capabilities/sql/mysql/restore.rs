@@ -11,11 +11,12 @@
 //! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
 //!   worker and is the result.
 
-use super::real::{db_err, quote_ident, Zone, END_MARKER, SET_UTC};
+use super::codec::{db_err, quote_ident};
+use super::format::{Zone, END_MARKER, SET_UTC};
 use super::{load, objects};
 use crate::bindings::Error;
-use crate::capabilities::failed;
-use crate::runtime::report::Reporter;
+use crate::capabilities::errors::failed;
+use crate::report::Reporter;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use std::path::PathBuf;
@@ -291,7 +292,7 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             return Err(e);
         }
         let d = shared.done.fetch_add(n, Relaxed) + n;
-        shared.reporter.progress(d.min(shared.total), shared.total, crate::runtime::report::Unit::Bytes, &shared.label);
+        shared.reporter.progress(d.min(shared.total), shared.total, crate::report::Unit::Bytes, &shared.label);
     }
     Ok(c)
 }

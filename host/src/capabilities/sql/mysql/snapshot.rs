@@ -13,12 +13,14 @@
 //! - The readers are opshost's own row reader ([`super::wire`]) when it can connect, with the
 //!   first (pooled) connection only planning the ranges; else pooled mysql_async connections.
 
-use super::checksum::{RowHash, TableHasher};
-use super::real::{column_kind, db_err, hash_and_literal, hash_raw, kind_of, quote_ident, Kind, Raw, TableInfo, INSERT_BYTES};
+use super::codec::{column_kind, db_err, hash_and_literal, hash_raw, kind_of, quote_ident, Kind, Raw};
+use super::format::INSERT_BYTES;
+use super::tables::TableInfo;
 use super::wire::{WireConn, WireError};
 use crate::bindings::Error;
-use crate::capabilities::failed;
-use crate::runtime::report::Reporter;
+use crate::capabilities::errors::failed;
+use crate::capabilities::sql::checksum::{RowHash, TableHasher};
+use crate::report::Reporter;
 use futures_util::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
@@ -53,7 +55,7 @@ impl Reader {
 
 pub(super) fn wire_err(database: &str, e: WireError) -> Error {
     match e {
-        WireError::Server { code: 1049, .. } => crate::capabilities::not_found(format!("database {database} does not exist")),
+        WireError::Server { code: 1049, .. } => crate::capabilities::errors::not_found(format!("database {database} does not exist")),
         e => failed(format!("{database}: {e}")),
     }
 }
@@ -225,7 +227,7 @@ impl Encoder<'_> {
         self.seen += 1;
         if self.seen.is_multiple_of(8192) {
             let done = self.work.rows.fetch_add(8192, Ordering::Relaxed) + 8192;
-            self.work.reporter.progress(done.min(self.work.total), self.work.total, crate::runtime::report::Unit::Rows, &self.work.label);
+            self.work.reporter.progress(done.min(self.work.total), self.work.total, crate::report::Unit::Rows, &self.work.label);
         }
         let kinds = &self.kinds;
         if self.out.is_none() {

@@ -1,0 +1,447 @@
+//! The MySQL engine's value codec: how a column's type reads ([`Kind`]), a value as it comes off
+//! the wire ([`Raw`]), and the three things done with it: decode it for a plugin, feed it to the
+//! content checksum, and write it as the SQL literal a dump replays (the escape scan is
+//! table-driven and skips runs of plain bytes). Plus identifiers and errors as the server spells them.
+
+use crate::bindings::Error;
+use crate::capabilities::errors::{failed, not_found};
+use crate::capabilities::sql::checksum::RowEncoder;
+use crate::capabilities::sql::Value;
+use mysql_async::consts::ColumnType;
+
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+pub(super) fn db_err(database: &str, e: mysql_async::Error) -> Error {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == 1049 => not_found(format!("database {database} does not exist")),
+        _ => failed(format!("{database}: {e}")),
+    }
+}
+
+pub(super) fn to_mysql(v: &Value) -> mysql_async::Value {
+    match v {
+        Value::Null => mysql_async::Value::NULL,
+        Value::Int(i) => mysql_async::Value::Int(*i),
+        Value::Uint(u) => mysql_async::Value::UInt(*u),
+        Value::Float(f) => mysql_async::Value::Double(*f),
+        Value::Text(t) => mysql_async::Value::Bytes(t.as_bytes().to_vec()),
+        Value::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
+    }
+}
+
+/// How a column's values are read and written.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Kind {
+    Text,
+    Binary,
+    /// YEAR: its zero is written `0000`, which LOAD DATA reads as 0000 (a bare `0` it reads as 2000).
+    Year,
+    Other,
+}
+
+pub(super) fn column_kind(c: &mysql_async::Column) -> Kind {
+    kind_of(c.column_type(), c.character_set())
+}
+
+/// [`Kind`] of a column of `column_type` in character set `charset`.
+pub(super) fn kind_of(column_type: ColumnType, charset: u16) -> Kind {
+    use ColumnType::*;
+    match column_type {
+        MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
+        MYSQL_TYPE_YEAR => Kind::Year,
+        // MySQL 5.7/8's JSON arrives as its text (UTF-8, though the column reports charset
+        // binary) and is written back as a string, as mysqldump writes it: a hex literal would
+        // be refused ("Cannot create a JSON value from a string with CHARACTER SET 'binary'").
+        MYSQL_TYPE_JSON => Kind::Text,
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => {
+            // Character set 63 is "binary": BINARY, VARBINARY, BLOB.
+            if charset == 63 {
+                Kind::Binary
+            } else {
+                Kind::Text
+            }
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// One binary-protocol value, borrowed: what both row readers (mysql_async's and the
+/// [`super::wire`] reader) hand to the row hash and the literal writer, so they agree exactly.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Raw<'a> {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// Year, month, day, hour, minute, second, microsecond.
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    /// Negative, days, hours, minutes, seconds, microseconds.
+    Time(bool, u32, u8, u8, u8, u32),
+}
+
+impl<'a> From<&'a mysql_async::Value> for Raw<'a> {
+    fn from(v: &'a mysql_async::Value) -> Raw<'a> {
+        use mysql_async::Value as M;
+        match *v {
+            M::NULL => Raw::Null,
+            M::Int(i) => Raw::Int(i),
+            M::UInt(u) => Raw::UInt(u),
+            M::Float(f) => Raw::Float(f),
+            M::Double(d) => Raw::Double(d),
+            M::Bytes(ref b) => Raw::Bytes(b),
+            M::Date(y, mo, d, h, mi, s, us) => Raw::Date(y, mo, d, h, mi, s, us),
+            M::Time(neg, days, h, mi, s, us) => Raw::Time(neg, days, h, mi, s, us),
+        }
+    }
+}
+
+/// A binary-protocol value as the WIT value every backend agrees on.
+pub(super) fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
+    use mysql_async::Value as M;
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) => Value::Int(i),
+        M::UInt(u) => Value::Uint(u),
+        M::Float(f) => Value::Float(f as f64),
+        M::Double(d) => Value::Float(d),
+        M::Bytes(b) => match kind {
+            Kind::Binary => Value::Bytes(b),
+            _ => match String::from_utf8(b) {
+                Ok(s) => Value::Text(s),
+                Err(e) => Value::Bytes(e.into_bytes()),
+            },
+        },
+        M::Date(..) | M::Time(..) => {
+            let mut t = Vec::with_capacity(26);
+            temporal_text(Raw::from(&v), kind, &mut t);
+            Value::Text(String::from_utf8(t).expect("digits and punctuation"))
+        }
+    }
+}
+
+/// `n` in decimal, zero-padded to `width` digits (no formatter: this runs for every date of a dump).
+pub(super) fn push_padded(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut buf = [0u8; 21];
+    let digits = crate::capabilities::sql::checksum::decimal(false, n.into(), &mut buf);
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits.len())));
+    out.extend_from_slice(digits);
+}
+
+/// `HH:MM:SS.ffffff` (at least two digits of hours).
+pub(super) fn push_clock(out: &mut Vec<u8>, hours: u32, minutes: u8, seconds: u8, micros: u32) {
+    push_padded(out, hours, 2);
+    out.push(b':');
+    push_padded(out, minutes.into(), 2);
+    out.push(b':');
+    push_padded(out, seconds.into(), 2);
+    out.push(b'.');
+    push_padded(out, micros, 6);
+}
+
+/// A DATE, DATETIME, TIMESTAMP or TIME value as text the server reads back exactly:
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` (a DATE, or a midnight without fraction in a date column, has
+/// no fraction) and `[-]HHH:MM:SS.ffffff`. Other values append nothing.
+pub(super) fn temporal_text(v: Raw, kind: Kind, out: &mut Vec<u8>) {
+    use Raw as M;
+    match v {
+        M::Date(y, mo, d, h, mi, s, us) => {
+            push_padded(out, y.into(), 4);
+            out.push(b'-');
+            push_padded(out, mo.into(), 2);
+            out.push(b'-');
+            push_padded(out, d.into(), 2);
+            if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
+                out.extend_from_slice(b" 00:00:00");
+            } else {
+                out.push(b' ');
+                push_clock(out, h.into(), mi, s, us);
+            }
+        }
+        M::Time(neg, days, h, mi, s, us) => {
+            if neg {
+                out.push(b'-');
+            }
+            push_clock(out, days * 24 + h as u32, mi, s, us);
+        }
+        _ => {}
+    }
+}
+
+/// Hash one raw protocol value exactly as `from_mysql` then the canonical encoding would.
+pub(super) fn hash_raw(e: &mut RowEncoder, v: Raw, kind: Kind) {
+    use Raw as M;
+    match v {
+        M::Null => e.null(),
+        M::Int(i) => e.int(i),
+        M::UInt(u) => e.uint(u),
+        M::Float(f) => e.float(f as f64),
+        M::Double(d) => e.float(d),
+        M::Bytes(b) => e.text(b),
+        M::Date(..) | M::Time(..) => e.text_with(|out| temporal_text(v, kind, out)),
+    }
+}
+
+/// For each byte, the letter after the backslash that escapes it in a quoted SQL string (the
+/// same escapes as `mysql_real_escape_string`), or 0 when it is copied as it is. A table lookup
+/// per byte: this loop runs over every byte of every text column of a dump.
+pub(super) const ESCAPED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[0] = b'0';
+    t[b'\'' as usize] = b'\'';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[0x1a] = b'Z';
+    t
+};
+
+/// The index of the first byte at or after `from` that needs escaping. Sixteen bytes a step
+/// with SSE2 (part of every x86-64 CPU), the rest by table.
+/// Each byte's two lowercase hex digits.
+pub(super) static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is always available on x86_64; loads are unaligned and stay in bounds.
+        unsafe {
+            let specials = [0u8, b'\'', b'\\', b'\n', b'\r', 0x1a].map(|c| _mm_set1_epi8(c as i8));
+            while i + 16 <= b.len() {
+                let chunk = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
+                for s in &specials[1..] {
+                    hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
+                }
+                let mask = _mm_movemask_epi8(hit) as u32;
+                if mask != 0 {
+                    return Some(i + mask.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+            // The tail, as the last 16 bytes (overlapping what was scanned; those bits masked).
+            if i < b.len() && b.len() >= 16 {
+                let last = b.len() - 16;
+                let chunk = _mm_loadu_si128(b.as_ptr().add(last) as *const __m128i);
+                let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
+                for s in &specials[1..] {
+                    hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
+                }
+                let mask = (_mm_movemask_epi8(hit) as u32) >> (i - last);
+                return (mask != 0).then(|| i + mask.trailing_zeros() as usize);
+            }
+        }
+    }
+    b[i..].iter().position(|&c| ESCAPED[c as usize] != 0).map(|p| i + p)
+}
+
+/// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
+/// shortest text that parses back to the same f32; DOUBLE likewise for f64.
+/// [`hash_raw`] and then [`literal`] of one value, in one pass: integers and dates and times
+/// are put into text once for both.
+pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut String) {
+    use Raw as M;
+    let mut buf = [0u8; 21];
+    let digits = match v {
+        M::Int(i) => crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut buf),
+        M::UInt(u) => crate::capabilities::sql::checksum::decimal(false, u, &mut buf),
+        M::Date(..) | M::Time(..) => {
+            out.push('\'');
+            let at = out.len();
+            // SAFETY: only ASCII digits and punctuation are appended.
+            temporal_text(v, kind, unsafe { out.as_mut_vec() });
+            e.text(&out.as_bytes()[at..]);
+            out.push('\'');
+            return;
+        }
+        _ => {
+            hash_raw(e, v, kind);
+            literal(v, kind, out);
+            return;
+        }
+    };
+    e.decimal(digits);
+    if kind == Kind::Year && digits == b"0" {
+        out.push_str("0000");
+        return;
+    }
+    // SAFETY: `decimal` writes ASCII digits and a minus sign only.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
+}
+
+pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
+    use std::fmt::Write;
+    use Raw as M;
+    match v {
+        M::Null => out.push_str("NULL"),
+        M::Int(0) | M::UInt(0) if kind == Kind::Year => out.push_str("0000"),
+        M::Int(i) => out.push_str(std::str::from_utf8(crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut [0u8; 21])).unwrap()),
+        M::UInt(u) => out.push_str(std::str::from_utf8(crate::capabilities::sql::checksum::decimal(false, u, &mut [0u8; 21])).unwrap()),
+        M::Float(f) => write!(out, "{f:?}").unwrap(),
+        M::Double(d) => write!(out, "{d:?}").unwrap(),
+        // Binary columns, and text that is not UTF-8, as hex: exact bytes whatever the charset.
+        M::Bytes(b) if kind == Kind::Binary || (!b.is_ascii() && std::str::from_utf8(b).is_err()) => {
+            if b.is_empty() {
+                out.push_str("''");
+            } else {
+                out.push_str("0x");
+                // SAFETY: only ASCII hex digits are appended.
+                let v = unsafe { out.as_mut_vec() };
+                let at = v.len();
+                v.resize(at + b.len() * 2, 0);
+                for (pair, &x) in v[at..].chunks_exact_mut(2).zip(b) {
+                    pair.copy_from_slice(&HEX_PAIRS[x as usize]);
+                }
+            }
+        }
+        M::Bytes(b) => {
+            out.push('\'');
+            // SAFETY: `b` is valid UTF-8 (checked in the arm above) and is copied in runs between
+            // ASCII escapes, so `out` stays valid UTF-8.
+            let v = unsafe { out.as_mut_vec() };
+            v.reserve(b.len() + 2);
+            let mut start = 0;
+            while let Some(i) = next_to_escape(b, start) {
+                v.extend_from_slice(&b[start..i]);
+                v.extend_from_slice(&[b'\\', ESCAPED[b[i] as usize]]);
+                start = i + 1;
+            }
+            v.extend_from_slice(&b[start..]);
+            out.push('\'');
+        }
+        M::Date(..) | M::Time(..) => {
+            out.push('\'');
+            // SAFETY: only ASCII digits and punctuation are appended.
+            temporal_text(v, kind, unsafe { out.as_mut_vec() });
+            out.push('\'');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_read_as_the_formatter_wrote_them() {
+        use mysql_async::Value as M;
+        // The formatting of the version before: dumps and checksums must not change.
+        let reference = |v: &M, kind: Kind| match *v {
+            M::Date(y, mo, d, h, mi, s, us) => {
+                if h == 0 && mi == 0 && s == 0 && us == 0 && kind == Kind::Other {
+                    format!("{y:04}-{mo:02}-{d:02} 00:00:00")
+                } else {
+                    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+                }
+            }
+            M::Time(neg, days, h, mi, s, us) => format!("{}{:02}:{mi:02}:{s:02}.{us:06}", if neg { "-" } else { "" }, days * 24 + h as u32),
+            _ => unreachable!(),
+        };
+        let values = [
+            M::Date(2026, 11, 23, 0, 0, 0, 0),
+            M::Date(1000, 1, 1, 0, 0, 0, 0),
+            M::Date(0, 0, 0, 0, 0, 0, 0),
+            M::Date(9999, 12, 31, 23, 59, 59, 999_999),
+            M::Date(2026, 1, 2, 3, 4, 5, 6),
+            M::Date(2026, 1, 2, 0, 0, 0, 1),
+            M::Time(true, 34, 22, 59, 59, 0),
+            M::Time(false, 0, 0, 0, 0, 0),
+            M::Time(false, 0, 5, 1, 2, 30),
+            M::Time(false, 4, 6, 7, 8, 999_999),
+        ];
+        for v in &values {
+            for kind in [Kind::Other, Kind::Text] {
+                let want = reference(v, kind);
+                assert_eq!(from_mysql(v.clone(), kind), Value::Text(want.clone()), "{v:?}");
+                let mut lit = String::new();
+                literal(v.into(), kind, &mut lit);
+                assert_eq!(lit, format!("'{want}'"));
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                hash_raw(&mut crate::capabilities::sql::checksum::RowEncoder::new(&mut a), v.into(), kind);
+                crate::capabilities::sql::checksum::RowEncoder::new(&mut b).text(want.as_bytes());
+                assert_eq!(a, b, "{v:?} hashes as its text");
+            }
+        }
+    }
+
+    #[test]
+    fn text_literals_escape_what_mysql_real_escape_string_escapes() {
+        let mut out = String::new();
+        literal(Raw::Bytes(b"a'b\\c\nd\re\x1af\0g\t\"h \xc3\xbc"), Kind::Text, &mut out);
+        assert_eq!(out, "'a\\'b\\\\c\\nd\\re\\Zf\\0g\t\"h \u{fc}'");
+        out.clear();
+        literal(Raw::Bytes(b"plain"), Kind::Text, &mut out);
+        assert_eq!(out, "'plain'");
+        // Specials at every position of a 16-byte step and in the tail.
+        for at in 0..40 {
+            let mut text = vec![b'x'; 40];
+            text[at] = b'\n';
+            out.clear();
+            literal(Raw::Bytes(&text), Kind::Text, &mut out);
+            let want = format!("'{}\\n{}'", "x".repeat(at), "x".repeat(39 - at));
+            assert_eq!(out, want, "{at}");
+        }
+        // Two specials anywhere in texts of every length around the 16-byte steps, against the
+        // byte-by-byte escaping.
+        let slow = |t: &[u8]| -> String {
+            let mut s = String::from("'");
+            for &c in t {
+                match ESCAPED[c as usize] {
+                    0 => s.push(c as char),
+                    e => s.extend(['\\', e as char]),
+                }
+            }
+            s + "'"
+        };
+        for len in 1..50 {
+            for a in 0..len {
+                for b in a..len {
+                    let mut text = vec![b'y'; len];
+                    text[a] = b'\'';
+                    text[b] = b'\0';
+                    out.clear();
+                    literal(Raw::Bytes(&text), Kind::Text, &mut out);
+                    assert_eq!(out, slow(&text), "{len} {a} {b}");
+                }
+            }
+        }
+        // Not UTF-8: hex, exact bytes.
+        out.clear();
+        literal(Raw::Bytes(&[0xff, 0x27]), Kind::Text, &mut out);
+        assert_eq!(out, "0xff27");
+        out.clear();
+        literal(Raw::Bytes(&(0..=255u8).collect::<Vec<_>>()), Kind::Binary, &mut out);
+        assert_eq!(out, format!("0x{}", (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>()));
+    }
+
+    /// MySQL 8's JSON column (type 245, reported as charset binary) is dumped as a string, never
+    /// as a hex literal the server would refuse for JSON.
+    #[test]
+    fn mysql_json_is_written_as_text() {
+        let kind = kind_of(ColumnType::MYSQL_TYPE_JSON, 63);
+        assert!(kind == Kind::Text);
+        let mut out = String::new();
+        literal(Raw::Bytes(br#"{"a": "b'c"}"#), kind, &mut out);
+        assert_eq!(out, r#"'{"a": "b\'c"}'"#);
+    }
+}

@@ -1,0 +1,60 @@
+//! The sql capability's part of the site config: a MetaDB connection (`[metadb.NAME]`) and
+//! where its password comes from (never from the file itself).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A MetaDB connection in the site config (`[metadb.NAME]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_pool")]
+    pub max_connections: usize,
+    /// Restore rows with `LOAD DATA LOCAL INFILE`, sent from memory (much faster on text-heavy
+    /// tables). `false` runs the dump's INSERT statements as they are. A server that refuses
+    /// LOCAL INFILE gets the INSERTs either way.
+    #[serde(default = "default_true")]
+    pub load_data: bool,
+    /// Read dumps and checksums with opshost's own row reader (about a third less CPU per row
+    /// than mysql_async's). It falls back to mysql_async by itself when the server wants an
+    /// authentication it does not speak; `false` never uses it.
+    #[serde(default = "default_true")]
+    pub bulk_reader: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_port() -> u16 {
+    3306
+}
+
+fn default_pool() -> usize {
+    4
+}
+
+impl ConnectionConfig {
+    /// The password, from the environment or a file; None means no password.
+    pub fn password(&self, name: &str) -> anyhow::Result<Option<String>> {
+        if let Some(var) = &self.password_env {
+            let v = std::env::var(var).map_err(|_| anyhow::anyhow!("MetaDB connection {name}: environment variable {var} (password_env) is not set"))?;
+            return Ok(Some(v));
+        }
+        if let Some(f) = &self.password_file {
+            let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("MetaDB connection {name}: reading password_file {}: {e}", f.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+        }
+        Ok(None)
+    }
+}

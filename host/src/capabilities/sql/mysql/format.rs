@@ -1,0 +1,67 @@
+//! What a dump file is: its end marker and header statements, the time zone its TIMESTAMP values
+//! were read in ([`Zone`]), the largest INSERT it holds, and the check a file must pass before a
+//! restore or a rollback trusts it.
+
+use crate::bindings::Error;
+use crate::capabilities::errors::failed;
+use std::path::Path;
+
+/// The last line of every complete dump.
+pub(super) const END_MARKER: &str = "-- opshost dump complete";
+
+/// The second line of every dump whose TIMESTAMP values (and definitions) were read in UTC.
+pub(super) const UTC_MARKER: &str = "-- timestamps: UTC";
+
+/// The header statement that makes a replay write TIMESTAMP values in UTC.
+pub(super) const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
+
+/// The session time zone TIMESTAMP values are read (and replayed) in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC, as mysqldump does: every dump and checksum of this version. The dump says so
+    /// ([`UTC_MARKER`]) and its header replays in UTC, whatever the server's own time zone.
+    Utc,
+    /// The server's default zone. Dumps made before the marker were read in it (while their
+    /// header said UTC): they are replayed and verified in it, which is right on the server and
+    /// time-zone setting they were made on.
+    Server,
+}
+
+/// Largest INSERT statement the dump writes (rows are batched up to this size).
+pub(super) const INSERT_BYTES: usize = 1 << 20;
+
+/// A dump file is whole: the size recorded at dump time, and its last line the end marker. Else
+/// why not, naming the file and what to do.
+pub fn check_backup_file(path: &Path, recorded_bytes: u64) -> Result<(), String> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| format!("backup {}: {e}: restore it from another copy", path.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let tail_len = END_MARKER.len() as u64 + 1;
+    let mut tail = vec![0u8; tail_len as usize];
+    let ok = total >= tail_len
+        && file.seek(std::io::SeekFrom::End(-(tail_len as i64))).is_ok()
+        && file.read_exact(&mut tail).is_ok()
+        && tail == format!("{END_MARKER}\n").as_bytes();
+    if !ok || total != recorded_bytes {
+        return Err(format!(
+            "backup {} is truncated or changed ({total} bytes, {recorded_bytes} recorded at dump time): restore it from another copy",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The zone a dump's TIMESTAMP values were read in: UTC when its second line says so (then
+/// `file` is back at its start).
+pub(super) async fn zone_of(file: &mut tokio::fs::File, path: &Path) -> Result<Zone, Error> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut head = Vec::with_capacity(512);
+    (&mut *file).take(512).read_to_end(&mut head).await.map_err(|e| io_err(path, e))?;
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| io_err(path, e))?;
+    let second = head.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+    Ok(if second == UTC_MARKER.as_bytes() { Zone::Utc } else { Zone::Server })
+}
+
+pub(super) fn io_err(what: &Path, e: std::io::Error) -> Error {
+    failed(format!("{}: {e}", what.display()))
+}
