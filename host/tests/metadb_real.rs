@@ -1,5 +1,8 @@
 //! MysqlSql against the real MariaDB: exact dump/restore round trips for every column type, a
 //! dump the stock client restores to the same checksum, and clear refusals.
+//!
+//! Over 500 lines: one test per property of the engine (round trips, refusals, paths, sizes),
+//! each short; they share one server and its fixtures.
 
 mod support;
 

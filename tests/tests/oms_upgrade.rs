@@ -1,6 +1,9 @@
 //! End to end on a real Docker engine and a real MariaDB: a stand-in OMS 4.1.1 deployment is
 //! upgraded to 4.2.0 by the `opshost` binary and rolled back, with nothing lost. Needs what
 //! tests/run-all.sh starts and builds (it fails loudly without it).
+//!
+//! Over 500 lines: each test is one whole upgrade and rollback on the stand-in deployment
+//! (common/), asserted on containers, rows and checksums; they are long because the outcome is.
 
 mod common;
 

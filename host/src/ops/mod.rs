@@ -1,5 +1,6 @@
 //! The operations a site runs, as a library: open a site and plan a route ([`site`], [`upgrade`]),
-//! upgrade, roll back ([`rollback`]), resume ([`resume`]), the runs and their locks ([`runs`]).
+//! upgrade, roll back ([`rollback`]), resume ([`resume`]), look a site over ([`check`]), the runs
+//! and their locks ([`runs`]).
 //! Each takes a typed request and reports through the run's [`crate::report::Reporter`] and the
 //! event stream ([`events`]: human lines, and JSON lines under `--json`); it returns the exit
 //! status the command ends with (0 done, 1 refused or failed, 130 stopped at the operator's
@@ -26,6 +27,7 @@ macro_rules! or_refuse {
     };
 }
 
+pub mod check;
 pub mod events;
 pub mod resume;
 pub mod rollback;

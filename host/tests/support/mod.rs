@@ -12,6 +12,7 @@ pub fn metadb() -> ConnectionConfig {
     let (user, hostport) = rest.split_once('@').expect("user@host:port");
     let (host, port) = hostport.split_once(':').expect("host:port");
     ConnectionConfig {
+        driver: Default::default(),
         host: host.into(),
         port: port.trim_end_matches('/').parse().unwrap(),
         user: user.into(),

@@ -43,6 +43,7 @@ impl Db {
         BTreeMap::from([(
             "metadb".to_string(),
             ConnectionConfig {
+                driver: Default::default(),
                 host: self.host.clone(),
                 port: self.port,
                 user: self.user.clone(),

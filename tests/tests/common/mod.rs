@@ -54,6 +54,7 @@ pub fn db_conn() -> ConnectionConfig {
     let (user, hostport) = url.trim_start_matches("mysql://").split_once('@').unwrap();
     let (host, port) = hostport.split_once(':').unwrap();
     ConnectionConfig {
+        driver: Default::default(),
         host: host.into(),
         port: port.parse().unwrap(),
         user: user.into(),

@@ -1,13 +1,28 @@
-//! The sql capability's part of the site config: a MetaDB connection (`[metadb.NAME]`) and
-//! where its password comes from (never from the file itself).
+//! The sql capability's part of the site config: a MetaDB connection (`[metadb.NAME]`), the
+//! engine that serves it ([`Driver`]) and where its password comes from (never from the file
+//! itself).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// Which engine serves a connection (`driver` in `[metadb.X]`). One exists: the MySQL engine
+/// (`sql/mysql/`), for MariaDB, MySQL and OceanBase's MySQL mode. Another (PostgreSQL, a native
+/// OceanBase path) is a folder beside it and a variant here; an unknown name is refused when the
+/// site config is read, naming the ones there are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    #[default]
+    Mysql,
+}
 
 /// A MetaDB connection in the site config (`[metadb.NAME]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
+    /// The engine that serves this connection; `mysql` (the default) is the only one.
+    #[serde(default)]
+    pub driver: Driver,
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
@@ -56,5 +71,20 @@ impl ConnectionConfig {
             return Ok(Some(text.lines().next().unwrap_or("").to_string()));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_is_mysql_unless_named_and_an_unknown_one_is_refused_naming_the_known() {
+        let c: ConnectionConfig = toml::from_str("host = \"db\"\nuser = \"u\"").unwrap();
+        assert_eq!(c.driver, Driver::Mysql);
+        let c: ConnectionConfig = toml::from_str("driver = \"mysql\"\nhost = \"db\"\nuser = \"u\"").unwrap();
+        assert_eq!(c.driver, Driver::Mysql);
+        let e = toml::from_str::<ConnectionConfig>("driver = \"postgres\"\nhost = \"db\"\nuser = \"u\"").unwrap_err().to_string();
+        assert!(e.contains("postgres") && e.contains("mysql"), "{e}");
     }
 }
