@@ -33,7 +33,7 @@ pub struct UpgradeArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
-    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    /// Stream JSON lines on stdout (schema: ops/events.rs; needs --yes); human text goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -51,7 +51,7 @@ pub struct RollbackArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
-    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    /// Stream JSON lines on stdout (schema: ops/events.rs; needs --yes); human text goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
@@ -150,7 +150,7 @@ pub struct ResumeArgs {
     /// Print every capability call with its arguments and result.
     #[arg(long)]
     pub transcript: bool,
-    /// Stream JSON lines on stdout (schema: cli/events.rs; needs --yes); human text goes to stderr.
+    /// Stream JSON lines on stdout (schema: ops/events.rs; needs --yes); human text goes to stderr.
     #[arg(long)]
     pub json: bool,
 }
