@@ -4,7 +4,7 @@
 
 use crate::bindings::Error;
 use crate::grants::Target;
-use crate::runtime::calls::{Deadline, Effect, HostCall};
+use crate::runtime::calls::{Deadline, Effect, Free, GrantKind, HostCall};
 use crate::runtime::record::{CallRecord, FaultAction};
 use crate::runtime::state::{HostState, Mode};
 use serde::de::DeserializeOwned;
@@ -48,11 +48,13 @@ impl HostState {
     /// manifest calls nothing), the call budget, argument size, the journal, the grants, injected
     /// faults, the deadline and the transcript. Typed errors go back to the plugin; only host
     /// bugs and exhausted budgets trap.
-    pub async fn call<T, F>(&mut self, spec: &'static HostCall, target: Target, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
+    pub async fn call<K, T, F>(&mut self, spec: &'static HostCall<K>, object: K::Object, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
     where
+        K: GrantKind,
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, Error>>,
     {
+        let target: Target = K::target(object);
         let (name, effect) = (spec.name, spec.effect);
         if self.mode == Mode::NoHost {
             wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
@@ -203,12 +205,12 @@ impl HostState {
     }
 
     /// A call whose WIT signature has no error: an injected error fault cannot apply, a result can.
-    pub async fn call_infallible<T, F>(&mut self, spec: &'static HostCall, args: Json, fut: F) -> wasmtime::Result<T>
+    pub async fn call_infallible<T, F>(&mut self, spec: &'static HostCall<Free>, args: Json, fut: F) -> wasmtime::Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = T>,
     {
-        match self.call(spec, Target::Free, args, async move { Ok(fut.await) }).await? {
+        match self.call(spec, (), args, async move { Ok(fut.await) }).await? {
             Ok(v) => Ok(v),
             Err(e) => Err(wasmtime::format_err!("{} cannot fail, but got {e}", spec.name)),
         }

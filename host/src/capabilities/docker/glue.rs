@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::{hide_secret_lines, policy, ContainerInfo, Docker, ExecResult, RunSpec, SUCCESSOR_LABEL};
 use crate::bindings::opshost::plugin::docker as wit;
 use crate::bindings::Error;
-use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
 use crate::runtime::state::HostState;
 
@@ -17,7 +16,7 @@ impl HostState {
     /// The host-call path of the calls that name one container.
     async fn on_container<T, F, Fut>(
         &mut self,
-        spec: &'static HostCall,
+        spec: &'static HostCall<calls::Container>,
         node: String,
         container: String,
         mut args: serde_json::Value,
@@ -31,7 +30,7 @@ impl HostState {
         let d = self.env.caps.docker.clone();
         args["node"] = json!(node);
         args["container"] = json!(container);
-        self.call(spec, Target::Container(node.clone(), container.clone()), args, async move {
+        self.call(spec, (node.clone(), container.clone()), args, async move {
             check_names(&node, &container)?;
             op(d, node, container).await
         })
@@ -51,7 +50,7 @@ impl HostState {
 
     /// `docker.run` or `docker.create`: the spec checked against the grants and the site's
     /// policy, secrets put back, a successor made from its predecessor's whole options.
-    async fn run_or_create(&mut self, call: &'static calls::HostCall, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
+    async fn run_or_create(&mut self, call: &'static HostCall<calls::Container>, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
         let d = self.env.caps.docker.clone();
         let args = json!({"node": node, "spec": spec});
         // A successor is made from its predecessor's whole options, as first inspected.
@@ -74,7 +73,7 @@ impl HostState {
             Ok(revealed)
         });
         let reporter = self.env.reporter.clone();
-        self.call(call, Target::Container(node.clone(), name), args, async move {
+        self.call(call, (node.clone(), name), args, async move {
             let run = checked?;
             if asked.privileged && !run.privileged {
                 reporter.log(crate::report::Level::Warn, &format!("{}: running without --privileged (site policy deny_privileged)", run.name));
@@ -169,7 +168,7 @@ impl wit::Host for HostState {
         });
         // The engine's own refusal of --privileged, asked with an image the node has: the spec's,
         // else that of the container it succeeds.
-        self.call(calls::DOCKER_CHECK_RUN, Target::Container(node.clone(), name), args, async move {
+        self.call(calls::DOCKER_CHECK_RUN, (node.clone(), name), args, async move {
             let run = checked?;
             if run.privileged {
                 let mut image = run.image.clone();
@@ -196,7 +195,7 @@ impl wit::Host for HostState {
         let d = self.env.caps.docker.clone();
         let n = node.clone();
         let r = self
-            .call(calls::DOCKER_LOAD_IMAGE, Target::Archive(archive.clone()), json!({"node": node, "archive": archive}), async move {
+            .call(calls::DOCKER_LOAD_IMAGE, archive.clone(), json!({"node": node, "archive": archive}), async move {
                 policy::check_node_name(&node)?;
                 d.load_image(&node, &archive).await
             })
@@ -214,7 +213,7 @@ impl wit::Host for HostState {
             let approved = self.env.approved.lock().unwrap().clone();
             self.site_rules(|site| approved.check_image(&node, &image, site))
         });
-        self.call(calls::DOCKER_IMAGE_EXISTS, Target::Free, json!({"node": node, "image": image}), async move {
+        self.call(calls::DOCKER_IMAGE_EXISTS, (), json!({"node": node, "image": image}), async move {
             checked?;
             d.image_exists(&node, &image).await
         })

@@ -65,7 +65,7 @@ impl wit::Host for HostState {
     }
     async fn record(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let r = self.env.records.clone();
-        self.call(calls::HOST_RECORD, crate::grants::Target::Free, json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
+        self.call(calls::HOST_RECORD, (), json!({"key": key, "value": value}), async move { r.set(&key, &value) }).await
     }
     async fn recall(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let r = self.env.records.clone();

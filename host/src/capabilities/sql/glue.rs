@@ -8,7 +8,6 @@ use serde_json::json;
 use super::{check_backup_name, check_backup_requests, check_identifier, policy, Backup, BackupRequest, Rows, Sql, Value};
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
-use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
 use crate::runtime::state::HostState;
 
@@ -37,7 +36,7 @@ impl HostState {
     /// and the (database, backup name) pairs.
     async fn backup_set<F, Fut>(
         &mut self,
-        call: &'static HostCall,
+        call: &'static HostCall<calls::Databases>,
         connection: String,
         requests: Vec<BackupRequest>,
         run: F,
@@ -50,7 +49,7 @@ impl HostState {
         let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
         let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
         let budget = (call == calls::SQL_DUMP_DATABASES).then(|| self.backup_budget(requests.len()));
-        self.call(call, Target::Databases { connection: connection.clone(), databases }, args, async move {
+        self.call(call, (connection.clone(), databases), args, async move {
             check_backup_requests(call.name.trim_start_matches("sql."), &requests)?;
             if let Some(b) = &budget {
                 b.check()?;
@@ -100,7 +99,7 @@ impl wit::Host for HostState {
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
         self.call(
             calls::SQL_QUERY,
-            Target::Database { connection: connection.clone(), database: database.clone() },
+            (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "statement": statement, "params": params}),
             async move {
                 check_identifier("database", &database)?;
@@ -115,7 +114,7 @@ impl wit::Host for HostState {
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
         self.call(
             calls::SQL_EXECUTE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
+            (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "statement": statement, "params": params}),
             async move {
                 check_identifier("database", &database)?;
@@ -130,7 +129,7 @@ impl wit::Host for HostState {
         let budget = self.backup_budget(1);
         self.call(
             calls::SQL_DUMP_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
+            (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "backup_name": backup_name}),
             async move {
                 check_identifier("database", &database)?;
@@ -150,7 +149,7 @@ impl wit::Host for HostState {
         let s = self.env.caps.sql.clone();
         self.call(
             calls::SQL_RESTORE_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
+            (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "backup_name": backup_name}),
             async move {
                 check_identifier("database", &database)?;
@@ -165,54 +164,34 @@ impl wit::Host for HostState {
     }
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.env.caps.sql.clone();
-        self.call(
-            calls::SQL_CREATE_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.create_database(&connection, &database).await
-            },
-        )
+        self.call(calls::SQL_CREATE_DATABASE, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.create_database(&connection, &database).await
+        })
         .await
     }
     async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.env.caps.sql.clone();
-        self.call(
-            calls::SQL_DROP_DATABASE,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.drop_database(&connection, &database).await
-            },
-        )
+        self.call(calls::SQL_DROP_DATABASE, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.drop_database(&connection, &database).await
+        })
         .await
     }
     async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
         let s = self.env.caps.sql.clone();
-        self.call(
-            calls::SQL_DATABASE_EXISTS,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.database_exists(&connection, &database).await
-            },
-        )
+        self.call(calls::SQL_DATABASE_EXISTS, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.database_exists(&connection, &database).await
+        })
         .await
     }
     async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
         let s = self.env.caps.sql.clone();
-        self.call(
-            calls::SQL_DATABASE_CHECKSUM,
-            Target::Database { connection: connection.clone(), database: database.clone() },
-            json!({"connection": connection, "database": database}),
-            async move {
-                check_identifier("database", &database)?;
-                s.database_checksum(&connection, &database).await
-            },
-        )
+        self.call(calls::SQL_DATABASE_CHECKSUM, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
+            check_identifier("database", &database)?;
+            s.database_checksum(&connection, &database).await
+        })
         .await
     }
 }
