@@ -1,4 +1,24 @@
-//! Product versions: parse `X.Y.Z` and find the version in a vendor image tag.
+//! Product versions: parse `X.Y.Z`, find the version in a vendor image tag, and refuse a run a
+//! hop does not take.
+
+use crate::ctx::{invalid, Result};
+use crate::Context;
+
+/// Refuse a run from a version not among `sources`, or to another version than `target`;
+/// `product` names the product in the message (`OMS`, `ODC`), `or` is a further way out.
+pub fn check_hop(product: &str, name: &str, sources: &[&str], target: &str, ctx: &Context, or: &str) -> Result<()> {
+    if !sources.contains(&ctx.source_version.as_str()) {
+        return Err(invalid(format!(
+            "{name} upgrades {product} from {} only, but this deployment is at {}: upgrade through the supported hops first (opshost plan --to {target} lists the route){or}",
+            sources.join(", "),
+            ctx.source_version,
+        )));
+    }
+    if ctx.target_version != target {
+        return Err(invalid(format!("{name} upgrades to {target}, not {}", ctx.target_version)));
+    }
+    Ok(())
+}
 
 /// The `X.Y.Z` in an image reference such as `reg/oms:feature_4.1.1-ce` or `odc-server:4.2.0`.
 pub fn version_in_image(image: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use crate::bindings::opshost::plugin::sql;
 use crate::container::{self, env_value, state_name};
 use crate::ctx::{invalid, not_found, Params, Result, Within};
 use crate::metadb::MetaDb;
-use crate::version::{image_with_version, version_in_image};
+use crate::version::{check_hop, image_with_version, version_in_image};
 use crate::Context;
 
 /// What the site config's parameters ask for ([`OdcHop::parameters`]).
@@ -36,18 +36,7 @@ impl OdcHop {
     /// What the site config's parameters ask for, read and checked without asking the
     /// deployment anything: versions, nodes and containers, nginx's parameters, limits, numbers.
     fn parameters(&self, ctx: &Context) -> Result<Wanted> {
-        if !self.sources.contains(&ctx.source_version.as_str()) {
-            return Err(invalid(format!(
-                "{} upgrades ODC from {} only, but this deployment is at {}: upgrade through the supported hops first (opshost plan --to {} lists the route), or correct the version in the site config",
-                self.name,
-                self.sources.join(", "),
-                ctx.source_version,
-                self.target
-            )));
-        }
-        if ctx.target_version != self.target {
-            return Err(invalid(format!("{} upgrades to {}, not {}", self.name, self.target, ctx.target_version)));
-        }
+        check_hop("ODC", self.name, self.sources, self.target, ctx, ", or correct the version in the site config")?;
         let p = Params(ctx);
         let layout: Vec<(String, String)> = match p.get("node_containers") {
             Some(text) => parse_node_containers(text)?,

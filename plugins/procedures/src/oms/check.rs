@@ -9,7 +9,7 @@ use crate::container::{self, env_value};
 use crate::ctx::{invalid, Params, Result, Within};
 use crate::metadb::MetaDb;
 use crate::oms_config::{self};
-use crate::version::{digits, image_with_version, version_in_image};
+use crate::version::{check_hop, digits, image_with_version, version_in_image};
 use crate::{ha, Context};
 
 /// Parameter `region_nodes`: `hangzhou=oms-a,oms-b;shanghai=oms-c`, regions (cm_location) and
@@ -165,18 +165,7 @@ impl OmsHop {
     /// What the site config's parameters ask for, read and checked without asking the
     /// deployment anything: versions, the region layout, names, flags and numbers.
     fn parameters(&self, ctx: &Context) -> Result<Wanted> {
-        if !self.sources.contains(&ctx.source_version.as_str()) {
-            return Err(invalid(format!(
-                "{} upgrades OMS from {} only, but this deployment is at {}: upgrade through the supported hops first (opshost plan --to {} lists the route)",
-                self.name,
-                self.sources.join(", "),
-                ctx.source_version,
-                self.target
-            )));
-        }
-        if ctx.target_version != self.target {
-            return Err(invalid(format!("{} upgrades to {}, not {}", self.name, self.target, ctx.target_version)));
-        }
+        check_hop("OMS", self.name, self.sources, self.target, ctx, "")?;
         let p = Params(ctx);
         let src = digits(&ctx.source_version);
         let cm_hb = p.or("cm_hb_db", format!("cm_hb_{src}"));
