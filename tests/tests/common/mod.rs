@@ -14,6 +14,21 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A container's state as `docker inspect` reports it, or `absent`.
+pub fn container_state(container: &str) -> String {
+    let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
+    if o.status.success() {
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    } else {
+        "absent".into()
+    }
+}
+
+/// One `docker inspect -f FORMAT` of a container, trimmed.
+pub fn container_inspect(container: &str, format: &str) -> String {
+    String::from_utf8_lossy(&docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
+}
+
 /// The tests share one Docker engine and image tags: one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -357,16 +372,11 @@ health_urls = {{ local = "http://127.0.0.1:{health}/oms/health" }}
     }
 
     pub fn state(&self, container: &str) -> String {
-        let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
-        if o.status.success() {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        } else {
-            "absent".into()
-        }
+        container_state(container)
     }
 
     pub fn inspect(&self, container: &str, format: &str) -> String {
-        String::from_utf8_lossy(&docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
+        container_inspect(container, format)
     }
 
     pub fn runs(&self) -> serde_json::Value {

@@ -281,15 +281,10 @@ console = ["servers"]
         mariadb(&format!("SELECT GROUP_CONCAT(version ORDER BY installed_rank) FROM {}.migrate_schema_history WHERE success = 1", self.db))
     }
     pub fn state(&self, container: &str) -> String {
-        let o = docker(&["inspect", "-f", "{{.State.Status}}", container]);
-        if o.status.success() {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        } else {
-            "absent".into()
-        }
+        container_state(container)
     }
     pub fn inspect(&self, container: &str, format: &str) -> String {
-        String::from_utf8_lossy(&docker(&["inspect", "-f", format, container]).stdout).trim().to_string()
+        container_inspect(container, format)
     }
     /// What a container was run with, as the tests compare it before and after.
     pub fn options(&self, container: &str) -> String {
