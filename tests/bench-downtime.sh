@@ -114,7 +114,9 @@ TOML
     sleep 0.05
   done ) &
 POLL=$!
+U0=$(now)
 OPSHOST_CACHE_DIR="$W/cache" ./target/release/opshost upgrade --config "$W/site.toml" --product oms --to 4.2.0 --yes >"$W/opshost.log" 2>&1 || { cat "$W/opshost.log"; exit 1; }
+U1=$(now)
 wait $POLL
 OPS=$(echo "$(cat "$W/t_healthy") - $(cat "$W/t_stop")" | bc)
 if command -v python3 >/dev/null; then
@@ -124,6 +126,16 @@ import json, sys
 for c in json.load(open(sys.argv[1])):
     if c.get("ms", 0) >= 20:
         print(f"  {c['ms']:>6} ms  {c['call']} {json.dumps(c['args'])[:70]}")
+PY
+  # Issue 21 §5: the WASM layer's share, from the timing the run keeps beside its transcript.
+  python3 - "$W"/state/runs/*/upgrade-timing.json "$(echo "$U1 - $U0" | bc)" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+command_s = float(sys.argv[2])
+guest = t["plugin_and_runtime_us"] / 1e6
+print(f"\nthe WASM layer (plugin code + runtime, not in host calls) in the upgrade export:")
+print(f"  {guest * 1000:.1f} ms of the export's {t['wall_us'] / 1e6:.2f} s ({100 * guest / (t['wall_us'] / 1e6):.2f} %), "
+      f"of the whole opshost upgrade command's {command_s:.2f} s: {100 * guest / command_s:.2f} %   (goal < 1 %: {'met' if guest / command_s < 0.01 else 'NOT met'})")
 PY
 fi
 printf '\ndowntime (old container stopped -> new one healthy), %s heartbeat rows before the trim, new image archive %s MB:\n' "$ROWS" "$(( $(stat -c %s "$ARCHIVE") / 1048576 ))"

@@ -143,7 +143,7 @@ pub async fn resume(setup: &Setup, a: &ResumeRequest) -> Result<i32> {
     env.rerun_in_doubt = a.rerun_in_doubt;
     let upgrading = header.operation == "upgrade";
     let outcome = if upgrading { plugin.loaded.upgrade(&env, &ctx).await } else { plugin.loaded.rollback(&env, &ctx).await };
-    site.save_transcript(&meta, &env, if upgrading { "resume-upgrade-calls.json" } else { "resume-rollback-calls.json" });
+    site.save_transcript(&meta, &env, if upgrading { "resume-upgrade-calls.json" } else { "resume-rollback-calls.json" }, &outcome);
     meta.error = None;
     let sa = SiteRef { config: a.config.clone(), product: meta.product.clone() };
     if upgrading {

@@ -119,7 +119,7 @@ pub async fn rollback(setup: &Setup, a: &RollbackRequest) -> Result<i32> {
         )?;
         let env = site.journaled_env(&meta, &journal_path, "rollback", Arc::new(Tee(vec![reporter.clone(), log])), a.yes, &hop.grants)?;
         let outcome = hop.plugin.loaded.rollback(&env, &hop.ctx).await;
-        site.save_transcript(&meta, &env, "rollback-calls.json");
+        site.save_transcript(&meta, &env, "rollback-calls.json", &outcome);
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::RolledBack, RunStatus::RollbackFailed, &a.site)?;
         if code != 0 {
             return Ok(code);

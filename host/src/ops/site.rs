@@ -17,6 +17,7 @@ use crate::journal::entry::Header;
 use crate::journal::{Journal, Replay};
 use crate::registry::{context_for, find_route, Plugin};
 use crate::report::Reporter;
+use crate::runtime::instance::Outcome;
 use crate::runtime::record::Faults;
 use crate::runtime::state::RunEnv;
 use anyhow::Result;
@@ -144,11 +145,16 @@ impl Site {
         })
     }
 
-    pub fn save_transcript(&self, meta: &RunMeta, env: &RunEnv, name: &str) {
+    /// The export's host calls as `NAME` (`upgrade-calls.json`) and, when it ran, where its time
+    /// went beside it (`upgrade-timing.json`).
+    pub fn save_transcript(&self, meta: &RunMeta, env: &RunEnv, name: &str, outcome: &Result<Outcome<()>>) {
         let calls = env.transcript.lock().unwrap();
         let path = self.runs.run_dir(&meta.id).join(name);
         if let Ok(text) = serde_json::to_string_pretty(&*calls) {
-            let _ = std::fs::write(path, text);
+            let _ = std::fs::write(&path, text);
+        }
+        if let Some(Ok(text)) = outcome.as_ref().ok().map(|o| serde_json::to_string_pretty(&o.timing)) {
+            let _ = std::fs::write(path.with_file_name(name.replace("-calls.json", "-timing.json")), text);
         }
     }
 }

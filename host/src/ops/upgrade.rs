@@ -156,7 +156,7 @@ pub async fn upgrade(setup: &Setup, a: &UpgradeRequest) -> Result<i32> {
         let _ = std::fs::write(run_dir.join("plan.json"), serde_json::to_string_pretty(&hop_plan)?);
         let env = site.journaled_env(&meta, &run_dir.join("upgrade.journal"), "upgrade", Arc::new(Tee(vec![reporter.clone(), log])), a.yes, &hop.grants)?;
         let outcome = hop.plugin.loaded.upgrade(&env, &hop.ctx).await;
-        site.save_transcript(&meta, &env, "upgrade-calls.json");
+        site.save_transcript(&meta, &env, "upgrade-calls.json", &outcome);
         let code = finish(&site, meta, outcome.map(|o| (o.result, o.notices)), RunStatus::Upgraded, RunStatus::UpgradeFailed, &a.site)?;
         if code != 0 {
             return Ok(code);

@@ -19,10 +19,31 @@ const MANIFEST_BUDGET: Duration = Duration::from_secs(2);
 const MANIFEST_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What a call to `upgrade`, `rollback` or `plan` gave: the plugin's own typed result, and the
-/// notices it left for the operator.
+/// notices it left for the operator, and where its time went.
 pub struct Outcome<T> {
     pub result: Result<T, Error>,
     pub notices: Vec<String>,
+    pub timing: ExportTiming,
+}
+
+/// Where one export's wall time went: in host calls (Docker, SQL, waits) or in the plugin and
+/// the runtime (instantiation, guest code, the host-call path up to the backend). A run writes
+/// it to `timing.json` in its folder; the downtime bench reports the WASM layer's share from it.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ExportTiming {
+    /// From instantiation to the export's return, microseconds.
+    pub wall_us: u64,
+    /// Inside host calls, microseconds.
+    pub host_calls_us: u64,
+    /// The rest: the plugin and the runtime, microseconds.
+    pub plugin_and_runtime_us: u64,
+}
+
+impl ExportTiming {
+    fn new(wall: Duration, host: Duration) -> ExportTiming {
+        let us = |d: Duration| d.as_micros() as u64;
+        ExportTiming { wall_us: us(wall), host_calls_us: us(host), plugin_and_runtime_us: us(wall.saturating_sub(host)) }
+    }
 }
 
 /// A plugin's own error, its message cut to a sane size (a plugin can return megabytes) and its
@@ -102,6 +123,7 @@ impl LoadedPlugin {
     ) -> Result<Outcome<T>> {
         let mut store = self.store(env, mode);
         let deadline = Duration::from_secs(env.limits.export_timeout_s);
+        let started = Instant::now();
         let run = async {
             let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
             let r = call(&p, &mut store, ctx).await.with_context(|| format!("the plugin trapped in {name}()"))?;
@@ -110,7 +132,8 @@ impl LoadedPlugin {
         let result = tokio::time::timeout(deadline, run).await.map_err(|_| {
             anyhow::anyhow!("the plugin's {name}() did not finish within {} s (export_timeout_s in [limits]); it was stopped", deadline.as_secs())
         })??;
-        Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices) })
+        let timing = ExportTiming::new(started.elapsed(), store.data().host_time);
+        Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices), timing })
     }
 }
 
