@@ -26,4 +26,4 @@ DB_PID=$!
 trap 'kill $DB_PID 2>/dev/null; wait $DB_PID 2>/dev/null; rm -rf "$RUN_DIR"' EXIT
 for _ in $(seq 1 60); do mariadb --socket="$RUN_DIR/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
 mariadb --socket="$RUN_DIR/sock" -uroot -e "CREATE USER 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
-OPSHOST_TEST_DB_URL="mysql://bench@127.0.0.1:$PORT" OPSHOST_TEST_DB_PASSWORD=bench ./target/release/opshost-bench "$@"
+OPSHOST_BENCH_SERVER_PID=$DB_PID OPSHOST_TEST_DB_URL="mysql://bench@127.0.0.1:$PORT" OPSHOST_TEST_DB_PASSWORD=bench ./target/release/opshost-bench "$@"

@@ -1,130 +1,32 @@
 //! `opshost-bench`: opshost's backup and restore against the tools operators would otherwise use,
-//! on the same synthetic OMS MetaDB in the same run, printed as ratios (tests/bench.sh runs it).
+//! on several MetaDB shapes, each tool timed in every round of the same run, printed as ratios
+//! with the goals of issue 21 (tests/bench.sh runs it).
 //!
-//! - dump: opshost (three databases one after another, as the plugin does, checksum on) vs
-//!   `mariadb-dump` on each database (the seeds' way) vs `mydumper -t 2`
-//! - restore: opshost (checksum verified) vs the stock client's `source` vs `myloader -t 2`
+//! - dump: opshost (three databases in one snapshot, as the plugin does, checksums on) vs
+//!   `mydumper -t 2`, vs the server's streaming floor (floor.rs), and on the `oms` shape vs
+//!   `mariadb-dump` on each database (the seeds' way)
+//! - restore: opshost (checksums verified) vs `myloader -t 2`, with the server's CPU for each,
+//!   and on the `oms` shape vs the stock client's `source`
 //! - opshost's peak memory (a child process reports its VmHWM)
 //! - plugin start: cold compile, warm start (verify + cached load + instantiate + call)
+//! - `--curve FILE`: the `oms` shape at 1x, 3x and 10x, drawn as an SVG (curve.rs)
 
-use opshost::capabilities::sql::mysql::config::ConnectionConfig;
+mod curve;
+mod db;
+mod floor;
+mod shapes;
+
+use db::{server_cpu_s, Db};
 use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
 use opshost::report::Silent;
-use std::collections::BTreeMap;
+use shapes::Shape;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const DBS: [&str; 3] = ["bench_rm", "bench_cm", "bench_cm_hb"];
-
-struct Db {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-}
-
-/// opshost's connections to the MetaDB: 4 (as the e2e tests' site config), or
-/// `OPSHOST_BENCH_CONNECTIONS` for profiling.
-fn connections() -> usize {
-    std::env::var("OPSHOST_BENCH_CONNECTIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(4)
-}
-
-impl Db {
-    fn from_env() -> Db {
-        let url = std::env::var("OPSHOST_TEST_DB_URL").expect("OPSHOST_TEST_DB_URL (mysql://user@host:port): run tests/bench.sh");
-        let (user, hp) = url.trim_start_matches("mysql://").split_once('@').unwrap();
-        let (host, port) = hp.split_once(':').unwrap();
-        Db { host: host.into(), port: port.parse().unwrap(), user: user.into(), password: std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default() }
-    }
-    fn conn(&self) -> BTreeMap<String, ConnectionConfig> {
-        BTreeMap::from([(
-            "metadb".to_string(),
-            ConnectionConfig {
-                driver: Default::default(),
-                host: self.host.clone(),
-                port: self.port,
-                user: self.user.clone(),
-                password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
-                password_file: None,
-                max_connections: connections(),
-                load_data: true,
-                bulk_reader: true,
-            },
-        )])
-    }
-    fn client(&self, tool: &str) -> Command {
-        let mut c = Command::new(tool);
-        c.env("MYSQL_PWD", &self.password);
-        c
-    }
-    fn args(&self) -> Vec<String> {
-        vec!["-h".into(), self.host.clone(), "-P".into(), self.port.to_string(), "-u".into(), self.user.clone()]
-    }
-    fn sql(&self, sql: &str) {
-        let o = self.client("mariadb").args(self.args()).args(["--default-character-set=utf8mb4", "-e", sql]).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    fn reset(&self) {
-        for db in DBS {
-            self.sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
-        }
-    }
-    /// Wait until InnoDB has written out what the last step left dirty (its page cleaner works
-    /// on when the server is idle), so that no tool is timed while the one before it is still
-    /// being flushed: until the dirty page count stops falling for two seconds, at most 90 s.
-    fn settle(&self) {
-        let dirty = || -> u64 {
-            let o = self.client("mariadb").args(self.args()).args(["-N", "-e", "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'"]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
-        };
-        let start = Instant::now();
-        let (mut low, mut since) = (dirty(), Instant::now());
-        while since.elapsed() < Duration::from_secs(2) && start.elapsed() < Duration::from_secs(90) {
-            std::thread::sleep(Duration::from_millis(250));
-            let now = dirty();
-            if now < low {
-                (low, since) = (now, Instant::now());
-            }
-        }
-    }
-    fn size_mb(&self) -> f64 {
-        let o = self
-            .client("mariadb")
-            .args(self.args())
-            .args(["-N", "-e", "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576 FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'bench\\_%'"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0.0)
-    }
-}
-
-/// A synthetic OMS MetaDB: rm with JSON config and project rows, cm with hosts and tasks, and
-/// a large heartbeat table in cm_hb. `scale` 1.0 is about 320 MB on disk.
-fn build(db: &Db, scale: f64) {
-    db.reset();
-    let n = |base: f64| ((base * scale) as u64).max(10);
-    db.sql(&format!(
-        "USE bench_rm;
-         CREATE TABLE oms_normal_config (id BIGINT AUTO_INCREMENT PRIMARY KEY, cfg_name VARCHAR(128) NOT NULL UNIQUE, cfg_value LONGTEXT, gmt_modified DATETIME(6));
-         INSERT INTO oms_normal_config (cfg_name, cfg_value, gmt_modified) SELECT CONCAT('cfg.', seq), CONCAT('{{\"enable\":', IF(seq % 2, 'true', 'false'), ',\"n\":', seq, ',\"list\":[1,2,3]}}'), NOW(6) FROM seq_1_to_2000;
-         CREATE TABLE oms_project (id BIGINT PRIMARY KEY, name VARCHAR(128), config JSON, description TEXT, cost DOUBLE, weight FLOAT, created DATETIME(6), KEY (name));
-         INSERT INTO oms_project SELECT seq, CONCAT('project-', seq), CONCAT('{{\"source\":\"ob\",\"tables\":[', seq, ',', seq + 1, '],\"opts\":{{\"batch\":', seq % 1000, '}}}}'), REPEAT(CONCAT('line ', seq, ' it''s \"quoted\" \\\\ text; '), 12), seq / 7, seq / 3, NOW(6) - INTERVAL seq SECOND FROM seq_1_to_{};
-         USE bench_cm;
-         CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16));
-         INSERT INTO host (resource_group_id, ip, host_status) SELECT 1, CONCAT('10.0.', seq DIV 256, '.', seq % 256), 'ONLINE' FROM seq_1_to_200;
-         CREATE TABLE task (id BIGINT PRIMARY KEY, host_id INT, payload BLOB, state VARCHAR(32), updated TIMESTAMP(6) NULL, KEY (host_id));
-         INSERT INTO task SELECT seq, seq % 200, UNHEX(REPEAT(SHA2(seq, 256), 4)), ELT(seq % 3 + 1, 'RUNNING', 'PAUSED', 'FAILED'), NOW(6) FROM seq_1_to_{};
-         USE bench_cm_hb;
-         CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
-         INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{};",
-        n(340_000.0),
-        n(500_000.0),
-        n(2_600_000.0)
-    ));
-}
+pub const DBS: [&str; 3] = ["bench_rm", "bench_cm", "bench_cm_hb"];
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
@@ -228,144 +130,253 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
+/// One round's figures, seconds (the stock tools' only on the `oms` shape).
+#[derive(Clone, Copy, Default)]
+struct Round {
+    ops_dump: f64,
+    myd_dump: f64,
+    floor: f64,
+    md_dump: Option<f64>,
+    ops_restore: f64,
+    ops_restore_cpu: Option<f64>,
+    myl_restore: f64,
+    myl_restore_cpu: Option<f64>,
+    src_restore: Option<f64>,
+    peak_dump_mb: f64,
+    peak_restore_mb: f64,
+}
+
+/// Dirs the tools write to, emptied before each dump.
+struct Dirs {
+    ops: PathBuf,
+    stock: PathBuf,
+    myd: PathBuf,
+}
+
+fn mydumper_args(db: &Db) -> Vec<String> {
+    ["-h", &db.host, "-P", &db.port.to_string(), "-u", &db.user, "-p", &db.password, "-t", "2"].map(String::from).to_vec()
+}
+
+/// One round on the data in place: every dump, then every restore into emptied databases (the
+/// dumps' own data comes back each time, so the next round reads the same).
+fn round(db: &Db, dirs: &Dirs, stock: bool) -> Round {
+    let mut r = Round::default();
+    // Dumps, the same data each time, each tool into an empty directory (as a run's backups go
+    // to a directory of their own: replacing last round's files is not part of a dump).
+    empty(&dirs.ops);
+    db.settle();
+    let (t, peak) = opshost_child("dump", &dirs.ops);
+    (r.ops_dump, r.peak_dump_mb) = (t.as_secs_f64(), peak);
+    empty(&dirs.myd);
+    db.settle();
+    r.myd_dump = time(|| run_ok(db.client("mydumper").args(mydumper_args(db)).args(["--regex", "^bench_", "-o", dirs.myd.to_str().unwrap()]))).1.as_secs_f64();
+    db.settle();
+    r.floor = floor::measure(db, &DBS, floor::READERS).as_secs_f64();
+    if stock {
+        empty(&dirs.stock);
+        db.settle();
+        let (_, t) = time(|| {
+            for name in DBS {
+                let out = std::fs::File::create(dirs.stock.join(format!("{name}.sql"))).unwrap();
+                run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
+            }
+        });
+        r.md_dump = Some(t.as_secs_f64());
+    }
+
+    // Restores into emptied databases, the server's CPU beside each.
+    let timed = |f: &dyn Fn()| {
+        db.reset();
+        db.settle();
+        let cpu = server_cpu_s();
+        let (_, t) = time(f);
+        (t.as_secs_f64(), cpu.zip(server_cpu_s()).map(|(a, b)| b - a))
+    };
+    let peak = std::cell::Cell::new(0.0);
+    (r.ops_restore, r.ops_restore_cpu) = timed(&|| peak.set(opshost_child("restore", &dirs.ops).1));
+    r.peak_restore_mb = peak.get();
+    if stock {
+        r.src_restore = Some(
+            timed(&|| {
+                for name in DBS {
+                    run_ok(db.client("mariadb").args(db.args()).args([
+                        "-e",
+                        &format!("source {}", dirs.stock.join(format!("{name}.sql")).display()),
+                        "-D",
+                        name,
+                    ]));
+                }
+            })
+            .0,
+        );
+    }
+    (r.myl_restore, r.myl_restore_cpu) = timed(&|| run_ok(db.client("myloader").args(mydumper_args(db)).args(["-o", "-d", dirs.myd.to_str().unwrap()])));
+    r
+}
+
+fn median(v: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The medians of each figure over the rounds (peaks: the highest).
+fn medians(rounds: &[Round]) -> Round {
+    let m = |f: fn(&Round) -> f64| median(rounds.iter().map(f));
+    let opt = |f: fn(&Round) -> Option<f64>| rounds.iter().all(|r| f(r).is_some()).then(|| median(rounds.iter().filter_map(f)));
+    Round {
+        ops_dump: m(|r| r.ops_dump),
+        myd_dump: m(|r| r.myd_dump),
+        floor: m(|r| r.floor),
+        md_dump: opt(|r| r.md_dump),
+        ops_restore: m(|r| r.ops_restore),
+        ops_restore_cpu: opt(|r| r.ops_restore_cpu),
+        myl_restore: m(|r| r.myl_restore),
+        myl_restore_cpu: opt(|r| r.myl_restore_cpu),
+        src_restore: opt(|r| r.src_restore),
+        peak_dump_mb: rounds.iter().map(|r| r.peak_dump_mb).fold(0.0, f64::max),
+        peak_restore_mb: rounds.iter().map(|r| r.peak_restore_mb).fold(0.0, f64::max),
+    }
+}
+
+/// A shape built and measured: its size and the medians of its rounds.
+struct Measured {
+    shape: Shape,
+    scale: f64,
+    size_mb: f64,
+    figures: Round,
+}
+
+fn measure(db: &Db, dirs: &Dirs, shape: Shape, scale: f64, rounds: usize, stock: bool) -> Measured {
+    let (_, t_build) = time(|| shape.build(db, scale));
+    let size_mb = db.size_mb();
+    let rows = db.query("SELECT SUM(TABLE_ROWS), COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'bench\\_%'");
+    let (rows, tables) = rows.split_once('\t').unwrap_or(("?", "?"));
+    println!("\n== shape {} (scale {scale}): {size_mb:.0} MB, about {rows} rows in {tables} tables, built in {:.0} s ==", shape.name(), t_build.as_secs_f64());
+    let mut all = Vec::new();
+    for i in 1..=rounds {
+        let r = round(db, dirs, stock);
+        println!(
+            "  round {i}: dump {:.2} s ({:.2}x mydumper, {:.2}x the floor), restore {:.2} s ({:.2}x myloader)",
+            r.ops_dump,
+            r.ops_dump / r.myd_dump,
+            r.ops_dump / r.floor,
+            r.ops_restore,
+            r.ops_restore / r.myl_restore
+        );
+        all.push(r);
+    }
+    let f = medians(&all);
+    let heading = if rounds > 1 { format!("median of {rounds} rounds, s") } else { "seconds".to_string() };
+    let cpu = |c: Option<f64>| c.map(|c| format!("  (server CPU {c:.1} s)")).unwrap_or_default();
+    println!("  {:<52} {:>22} {:>12}", "", heading, "opshost / it");
+    println!("  {:<52} {:>22.2}", "dump: opshost (3 databases, one snapshot, checksums)", f.ops_dump);
+    println!("  {:<52} {:>22.2} {:>12.2}", "dump: mydumper -t 2", f.myd_dump, f.ops_dump / f.myd_dump);
+    println!("  {:<52} {:>22.2} {:>12.2}", format!("dump floor: server streams to {} discarding clients", floor::READERS), f.floor, f.ops_dump / f.floor);
+    if let Some(t) = f.md_dump {
+        println!("  {:<52} {:>22.2} {:>12.2}", "dump: mariadb-dump, one db after another", t, f.ops_dump / t);
+    }
+    println!("  {:<52} {:>22.2}{}", "restore: opshost (checksums verified)", f.ops_restore, cpu(f.ops_restore_cpu));
+    println!("  {:<52} {:>22.2} {:>12.2}{}", "restore: myloader -t 2", f.myl_restore, f.ops_restore / f.myl_restore, cpu(f.myl_restore_cpu));
+    if let Some(t) = f.src_restore {
+        println!("  {:<52} {:>22.2} {:>12.2}", "restore: mariadb -e source, one db after another", t, f.ops_restore / t);
+    }
+    println!("  opshost peak memory: dump {:.0} MB, restore {:.0} MB", f.peak_dump_mb, f.peak_restore_mb);
+    Measured { shape, scale, size_mb, figures: f }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], Path::new(&args[3]));
     }
-    let scale: f64 = args.iter().position(|a| a == "--scale").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let db = Db::from_env();
-    println!("building the synthetic OMS MetaDB (scale {scale}) …");
-    let (_, t_build) = time(|| build(&db, scale));
-    let rows = |q: &str| -> String {
-        String::from_utf8_lossy(&db.client("mariadb").args(db.args()).args(["-N", "-e", q]).output().unwrap().stdout).trim().to_string()
+    let scale: f64 = arg(&args, "--scale").unwrap_or(1.0);
+    // `--rounds N` repeats the dumps and restores and reports each figure's median (this
+    // machine's speed moves between runs; every tool is timed in every round).
+    let rounds: usize = arg::<usize>(&args, "--rounds").unwrap_or(1).max(1);
+    // Every shape by default; above 3x only the `oms` one (ten times the heartbeat shape is a
+    // hundred million rows): `--shapes a,b` chooses.
+    let shapes: Vec<Shape> = match arg::<String>(&args, "--shapes") {
+        Some(list) => list
+            .split(',')
+            .map(|n| Shape::parse(n).unwrap_or_else(|| panic!("unknown shape {n}: one of oms, autoinc, small-tables, wide, heartbeat")))
+            .collect(),
+        None if scale > 3.0 => vec![Shape::Oms],
+        None => shapes::ALL.to_vec(),
     };
-    let hb_rows = rows("SELECT COUNT(*) FROM bench_cm_hb.heatbeat_sequence");
-    println!("  {:.0} MB in rm, cm, cm_hb ({hb_rows} heartbeat rows), built in {:.0} s", db.size_mb(), t_build.as_secs_f64());
+    let db = Db::from_env();
     // `--build-only` leaves the data for profiling one side: `opshost-bench --child dump DIR`.
     if args.iter().any(|a| a == "--build-only") {
+        shapes[0].build(&db, scale);
+        println!("built shape {} (scale {scale}): {:.0} MB", shapes[0].name(), db.size_mb());
         return;
     }
+    let dirs = Dirs { ops: tempdir("bench-ops"), stock: tempdir("bench-mariadb-dump"), myd: tempdir("bench-mydumper") };
 
-    // `--rounds N` repeats the dumps and restores and reports each tool's median (this machine's
-    // speed moves between runs; every tool is timed in every round).
-    let rounds: usize = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
-    let ops_dir = tempdir("bench-ops");
-    let dump_dir = tempdir("bench-mariadb-dump");
-    let myd_dir = tempdir("bench-mydumper");
-    let mut times: Vec<[Duration; 6]> = Vec::new();
-    let (mut peak_dump, mut peak_restore) = (0f64, 0f64);
-    for round in 1..=rounds {
-        // Dumps, the same data each time, each tool into an empty directory (as a run's backups
-        // go to a directory of their own: replacing last round's files is not part of a dump).
-        empty(&ops_dir);
-        db.settle();
-        let (t_ops_dump, peak) = opshost_child("dump", &ops_dir);
-        peak_dump = peak_dump.max(peak);
-        empty(&dump_dir);
-        db.settle();
-        let (_, t_md_dump) = time(|| {
-            for name in DBS {
-                let out = std::fs::File::create(dump_dir.join(format!("{name}.sql"))).unwrap();
-                run_ok(db.client("mariadb-dump").args(db.args()).args(["--triggers=false", name]).stdout(out));
-            }
-        });
-        empty(&myd_dir);
-        db.settle();
-        let (_, t_myd_dump) = time(|| {
-            run_ok(db.client("mydumper").args([
-                "-h",
-                &db.host,
-                "-P",
-                &db.port.to_string(),
-                "-u",
-                &db.user,
-                "-p",
-                &db.password,
-                "-t",
-                "2",
-                "--regex",
-                "^bench_",
-                "-o",
-                myd_dir.to_str().unwrap(),
-            ]))
-        });
-
-        // Restores into emptied databases.
-        db.reset();
-        db.settle();
-        let (t_ops_restore, peak) = opshost_child("restore", &ops_dir);
-        peak_restore = peak_restore.max(peak);
-        db.reset();
-        db.settle();
-        let (_, t_src_restore) = time(|| {
-            for name in DBS {
-                run_ok(db.client("mariadb").args(db.args()).args(["-e", &format!("source {}", dump_dir.join(format!("{name}.sql")).display()), "-D", name]));
-            }
-        });
-        db.reset();
-        db.settle();
-        let (_, t_myl_restore) = time(|| {
-            run_ok(db.client("myloader").args([
-                "-h",
-                &db.host,
-                "-P",
-                &db.port.to_string(),
-                "-u",
-                &db.user,
-                "-p",
-                &db.password,
-                "-t",
-                "2",
-                "-o",
-                "-d",
-                myd_dir.to_str().unwrap(),
-            ]))
-        });
-        let t = [t_ops_dump, t_md_dump, t_myd_dump, t_ops_restore, t_src_restore, t_myl_restore];
-        if rounds > 1 {
-            println!(
-                "  round {round}: dump {:.2} s ({:.2}x mydumper), restore {:.2} s ({:.2}x myloader)",
-                t[0].as_secs_f64(),
-                t[0].as_secs_f64() / t[2].as_secs_f64(),
-                t[3].as_secs_f64(),
-                t[3].as_secs_f64() / t[5].as_secs_f64()
-            );
+    let mut measured = Vec::new();
+    if let Some(path) = arg::<String>(&args, "--curve") {
+        // Time against size: the `oms` shape at each scale, without the slow stock client.
+        let scales: Vec<f64> = arg::<String>(&args, "--curve-scales").unwrap_or("1,3,10".into()).split(',').map(|s| s.parse().expect("a scale")).collect();
+        let points: Vec<Measured> = scales.iter().map(|&s| measure(&db, &dirs, Shape::Oms, s, rounds, false)).collect();
+        let line = |label, colour, dashed, f: fn(&Round) -> f64| curve::Line {
+            label,
+            colour,
+            dashed,
+            points: points.iter().map(|m| (m.size_mb, f(&m.figures))).collect(),
+        };
+        let svg = curve::svg(
+            "opshost dump and restore against size (oms shape, this machine)",
+            &[
+                line("opshost dump", "#1f77b4", false, |f| f.ops_dump),
+                line("mydumper -t 2", "#1f77b4", true, |f| f.myd_dump),
+                line("server floor", "#7f7f7f", true, |f| f.floor),
+                line("opshost restore", "#d62728", false, |f| f.ops_restore),
+                line("myloader -t 2", "#d62728", true, |f| f.myl_restore),
+            ],
+        );
+        std::fs::write(&path, svg).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+        println!("\nwrote the curve to {path}");
+        measured.extend(points);
+    } else {
+        for &shape in &shapes {
+            measured.push(measure(&db, &dirs, shape, scale, rounds, shape == Shape::Oms));
         }
-        times.push(t);
     }
-    let median = |i: usize| {
-        let mut v: Vec<Duration> = times.iter().map(|t| t[i]).collect();
-        v.sort();
-        v[v.len() / 2]
-    };
-    let [t_ops_dump, t_md_dump, t_myd_dump, t_ops_restore, t_src_restore, t_myl_restore] = std::array::from_fn(median);
 
     let (cold, warm) = plugin_start();
-
-    let s = |d: Duration| d.as_secs_f64();
-    let ratio = |a: Duration, b: Duration| s(a) / s(b);
-    let heading = if rounds > 1 { format!("median of {rounds} rounds, s") } else { "seconds".to_string() };
-    println!("\n{:<50} {:>22} {:>14}", "", heading, "opshost / it");
-    println!("{:<50} {:>22.2}", "dump: opshost (3 databases, checksums)", s(t_ops_dump));
-    println!("{:<50} {:>22.2} {:>14.2}", "dump: mariadb-dump, one db after another", s(t_md_dump), ratio(t_ops_dump, t_md_dump));
-    println!("{:<50} {:>22.2} {:>14.2}", "dump: mydumper -t 2", s(t_myd_dump), ratio(t_ops_dump, t_myd_dump));
-    println!("{:<50} {:>22.2}", "restore: opshost (checksums verified)", s(t_ops_restore));
-    println!("{:<50} {:>22.2} {:>14.2}", "restore: mariadb -e source, one db after another", s(t_src_restore), ratio(t_ops_restore, t_src_restore));
-    println!("{:<50} {:>22.2} {:>14.2}", "restore: myloader -t 2", s(t_myl_restore), ratio(t_ops_restore, t_myl_restore));
-    println!("\nopshost peak memory: dump {peak_dump:.0} MB, restore {peak_restore:.0} MB");
     println!(
-        "plugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms",
+        "\nplugin start: cold compile {:.0} ms, warm start (verify + cached load + instantiate + call) {:.2} ms",
         cold.as_secs_f64() * 1000.0,
         warm.as_secs_f64() * 1000.0
     );
+
+    // Every goal on every shape, in one table.
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("\ngoals (issue 7):");
-    println!("  dump <= 0.9 x mydumper -t 2:     {:.2}  {}", ratio(t_ops_dump, t_myd_dump), goal(ratio(t_ops_dump, t_myd_dump) <= 0.9));
-    println!("  restore <= 0.8 x myloader -t 2:  {:.2}  {}", ratio(t_ops_restore, t_myl_restore), goal(ratio(t_ops_restore, t_myl_restore) <= 0.8));
-    println!("  peak memory < 200 MB:           {:.0}  {}", peak_dump.max(peak_restore), goal(peak_dump.max(peak_restore) < 200.0));
-    println!("  warm plugin start < 5 ms:       {:.2}  {}", warm.as_secs_f64() * 1000.0, goal(warm < Duration::from_millis(5)));
-    for d in [ops_dir, dump_dir, myd_dir] {
+    println!("\ngoals (issue 21), {}:", if rounds > 1 { format!("medians of {rounds} rounds") } else { "one round".to_string() });
+    let label = |m: &Measured| format!("{} {}x", m.shape.name(), m.scale);
+    print!("  {:<34}", "");
+    for m in &measured {
+        print!(" {:>20}", label(m));
+    }
+    println!();
+    let row = |name: &str, value: &dyn Fn(&Round) -> f64, ok: &dyn Fn(f64) -> bool| {
+        print!("  {name:<34}");
+        for m in &measured {
+            let v = value(&m.figures);
+            print!(" {:>20}", format!("{v:.2} {}", goal(ok(v))));
+        }
+        println!();
+    };
+    row("dump <= 0.7 x mydumper -t 2", &|f| f.ops_dump / f.myd_dump, &|v| v <= 0.7);
+    row("dump <= 1.3 x the server's floor", &|f| f.ops_dump / f.floor, &|v| v <= 1.3);
+    row("restore <= 0.6 x myloader -t 2", &|f| f.ops_restore / f.myl_restore, &|v| v <= 0.6);
+    row("peak memory < 200 MB", &|f| f.peak_dump_mb.max(f.peak_restore_mb), &|v| v < 200.0);
+    println!("  {:<34} {:>20}", "warm plugin start < 5 ms", format!("{:.2} {}", warm.as_secs_f64() * 1000.0, goal(warm < Duration::from_millis(5))));
+    for d in [dirs.ops, dirs.stock, dirs.myd] {
         let _ = std::fs::remove_dir_all(d);
     }
     for name in DBS {

@@ -1,0 +1,106 @@
+//! The server's own limit for a dump: the time for MariaDB to stream every row of the three
+//! databases to clients that discard them (`mariadb --quick --raw` into /dev/null, no escaping
+//! on the client's side), over as many connections as opshost's dump reads with and the same
+//! key ranges (about 100 000 rows each, by an integer primary key). No dump can beat it;
+//! opshost's ratio to it shows what is left.
+
+use crate::db::Db;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// opshost's dump reads a snapshot over three connections (`READERS` in sql/mysql/dump.rs).
+pub const READERS: usize = 3;
+/// About this many rows per key range (`RANGE_ROWS` in sql/mysql/snapshot.rs).
+const RANGE_ROWS: u64 = 100_000;
+
+/// One SELECT of the floor, with its estimated bytes for sharing the work out.
+struct Read {
+    sql: String,
+    bytes: u64,
+}
+
+/// The SELECTs that read every row of `databases`, by key range where a table has one integer
+/// primary key column, else whole.
+fn reads(db: &Db, databases: &[&str]) -> Vec<Read> {
+    let list = databases.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(",");
+    let keys = db.query(&format!(
+        "SELECT s.TABLE_SCHEMA, s.TABLE_NAME, GROUP_CONCAT(c.COLUMN_NAME), GROUP_CONCAT(c.DATA_TYPE)
+         FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c
+           ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
+         WHERE s.INDEX_NAME = 'PRIMARY' AND s.TABLE_SCHEMA IN ({list}) GROUP BY s.TABLE_SCHEMA, s.TABLE_NAME"
+    ));
+    let int_key = |schema: &str, table: &str| -> Option<String> {
+        keys.lines().map(|l| l.split('\t').collect::<Vec<_>>()).find(|f| f[0] == schema && f[1] == table).and_then(|f| {
+            let int = ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&f[3]);
+            (int && !f[2].contains(',')).then(|| f[2].to_string())
+        })
+    };
+    let tables = db.query(&format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({list}) AND TABLE_TYPE = 'BASE TABLE'"
+    ));
+    let mut reads = Vec::new();
+    for line in tables.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (schema, table, bytes) = (f[0], f[1], f[2].parse::<u64>().unwrap_or(0));
+        let name = format!("`{schema}`.`{table}`");
+        let whole = || Read { sql: format!("SELECT * FROM {name};"), bytes };
+        let Some(key) = int_key(schema, table) else {
+            reads.push(whole());
+            continue;
+        };
+        let span = db.query(&format!("SELECT COUNT(*), IFNULL(MIN(`{key}`), 0), IFNULL(MAX(`{key}`), 0) FROM {name}"));
+        let n: Vec<i128> = span.split('\t').map(|v| v.parse().unwrap()).collect();
+        let (rows, min, max) = (n[0] as u64, n[1], n[2]);
+        let ranges = rows.div_ceil(RANGE_ROWS).max(1);
+        if ranges == 1 {
+            reads.push(whole());
+            continue;
+        }
+        let width = ((max - min + 1) as u64).div_ceil(ranges) as i128;
+        for r in 0..ranges as i128 {
+            let (lo, hi) = (min + r * width, min + (r + 1) * width);
+            let upper = if r + 1 == ranges as i128 { String::new() } else { format!(" AND `{key}` < {hi}") };
+            reads.push(Read { sql: format!("SELECT * FROM {name} WHERE `{key}` >= {lo}{upper};"), bytes: bytes / ranges });
+        }
+    }
+    reads
+}
+
+/// Stream every row of `databases` to `connections` discarding clients; the wall time until the
+/// last one has read its share (biggest reads first, each to the least loaded connection).
+pub fn measure(db: &Db, databases: &[&str], connections: usize) -> Duration {
+    let mut reads = reads(db, databases);
+    reads.sort_by_key(|r| std::cmp::Reverse(r.bytes));
+    let mut shares: Vec<(u64, String)> = vec![(0, String::new()); connections];
+    for r in reads {
+        let least = shares.iter_mut().min_by_key(|s| s.0).unwrap();
+        least.0 += r.bytes;
+        least.1.push_str(&r.sql);
+        least.1.push('\n');
+    }
+    let started = Instant::now();
+    let clients: Vec<_> = shares
+        .into_iter()
+        .filter(|s| !s.1.is_empty())
+        .map(|(_, sql)| {
+            let mut c = db
+                .client("mariadb")
+                .args(db.args())
+                .args(["--quick", "--raw", "-N", "-B"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("mariadb client");
+            let mut stdin = c.stdin.take().unwrap();
+            std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
+            c
+        })
+        .collect();
+    for c in clients {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "the floor's client: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    started.elapsed()
+}
