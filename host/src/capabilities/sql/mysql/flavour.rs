@@ -8,6 +8,7 @@
 //! | readers' shared snapshot | `FLUSH TABLES WITH READ LOCK`, then each reader's consistent snapshot | same | one connection, one snapshot: it has no global read lock (the fallback mysqldump `--single-transaction` uses) |
 //! | opshost's row reader | yes | yes (JSON comes as its text, as mysqldump writes it) | no: mysql_async's reader |
 //! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
+//! | plain secondary keys restored | after the rows (indexes.rs) | with the rows (untested here: key order) | with the rows |
 //!
 //! Whatever the flavour, every backup and every restore is verified by its content checksum.
 
@@ -53,6 +54,12 @@ impl Flavour {
     /// Rows may be restored with `LOAD DATA LOCAL INFILE` (when the server allows LOCAL INFILE).
     pub fn load_data(self) -> bool {
         self != Flavour::OceanBase
+    }
+
+    /// A restore may hold a table's plain keys back until its rows are in (indexes.rs); only
+    /// where the final `SHOW CREATE TABLE` has been seen equal.
+    pub fn defer_keys(self) -> bool {
+        self == Flavour::MariaDb
     }
 
     /// The plan's words for how a dump reads and a restore writes on this flavour.

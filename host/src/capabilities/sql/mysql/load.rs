@@ -94,7 +94,7 @@ pub struct Load {
 }
 
 /// A backquoted identifier at the start of `s` (doubled backquotes inside): (it, the rest).
-fn ident(s: &str) -> Option<(&str, &str)> {
+pub(super) fn ident(s: &str) -> Option<(&str, &str)> {
     let b = s.as_bytes();
     if b.first() != Some(&b'`') {
         return None;

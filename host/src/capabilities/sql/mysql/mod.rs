@@ -27,6 +27,7 @@ pub mod config;
 mod dump;
 pub mod flavour;
 pub mod format;
+mod indexes;
 pub mod load;
 pub mod objects;
 mod restore;
@@ -514,7 +515,7 @@ impl Sql for MysqlSql {
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
         let load_data = metadb.is_some_and(|p| p.load_data) && flavour.load_data();
-        restore::replay_all(c, more, sources, load_data, label, self.reporter.clone()).await?;
+        restore::replay_all(c, more, sources, load_data, flavour.defer_keys(), label, self.reporter.clone()).await?;
         // Verified against the checksums recorded at dump time, read as they were read then.
         let mut sums = vec![None; restores.len()];
         for zone in [Zone::Utc, Zone::Server] {

@@ -10,10 +10,12 @@
 //! - A worker moving to another file's database switches its session to that file's settings.
 //! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
 //!   worker and is the result.
+//! - Plain secondary keys wait until every row is in, then are built table by table on every
+//!   connection (see [`indexes`]).
 
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, END_MARKER, SET_UTC};
-use super::{load, objects};
+use super::{indexes, load, objects};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use crate::report::Reporter;
@@ -44,6 +46,8 @@ struct Replay {
     policy: load::Policy,
     /// The rest of the file, and its first INSERT (read while running the head).
     lines: tokio::sync::Mutex<(Option<String>, Lines<BufReader<tokio::fs::File>>)>,
+    /// Plain keys held back until every row is in.
+    deferred: Vec<indexes::Deferred>,
     /// Bytes not yet handed out.
     left: AtomicU64,
     complete: AtomicBool,
@@ -109,6 +113,7 @@ pub async fn replay_all(
     more: Vec<Conn>,
     sources: Vec<Source>,
     load_data: bool,
+    defer_keys: bool,
     label: String,
     reporter: Arc<dyn Reporter>,
 ) -> Result<(), Error> {
@@ -120,7 +125,7 @@ pub async fn replay_all(
     let done = AtomicU64::new(0);
     let mut replays = Vec::new();
     for s in sources {
-        replays.push(head(&mut first, s, load::Policy::new(load_data, autoinc_lock_mode), &done).await?);
+        replays.push(head(&mut first, s, load::Policy::new(load_data, autoinc_lock_mode), defer_keys, &done).await?);
     }
     let n = replays.len();
     let shared = Arc::new(Shared {
@@ -137,17 +142,25 @@ pub async fn replay_all(
     for c in more {
         workers.push(tokio::spawn(work(c, None, shared.clone())));
     }
-    let mut result = Ok(None);
+    let mut result = Ok(Vec::new());
     for w in workers {
         let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
         result = match (result, r) {
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-            (Ok(kept), Ok(c)) => Ok(kept.or(Some(c))),
+            (Ok(mut kept), Ok(c)) => {
+                kept.push(c);
+                Ok(kept)
+            }
         };
     }
-    let mut c = result?.expect("at least the first worker");
+    let held: usize = shared.replays.iter().map(|r| r.deferred.len()).sum();
+    if held > 0 {
+        shared.reporter.log(crate::report::Level::Info, &format!("{}: every row is in; building the secondary keys of {held} tables", shared.label));
+    }
+    let mut conns = add_keys(result?, &shared.replays).await?;
+    let c = &mut conns[0];
     for r in &shared.replays {
-        tail(&mut c, r).await?;
+        tail(c, r).await?;
     }
     for r in &shared.replays {
         if !r.complete.load(Relaxed) {
@@ -155,6 +168,24 @@ pub async fn replay_all(
         }
     }
     Ok(())
+}
+
+/// Every file's held-back keys added back, the tables shared out over `conns` (at least one),
+/// which are returned.
+async fn add_keys(conns: Vec<Conn>, replays: &[Replay]) -> Result<Vec<Conn>, Error> {
+    let jobs: Vec<(&Replay, String)> = replays.iter().flat_map(|r| r.deferred.iter().map(move |d| (r, d.alter(&quote_ident(&r.database))))).collect();
+    if jobs.is_empty() {
+        return Ok(conns);
+    }
+    let queue = Mutex::new(jobs.into_iter());
+    let next = || queue.lock().unwrap().next();
+    let builders = conns.into_iter().map(|mut c| async {
+        while let Some((r, alter)) = next() {
+            c.query_drop(alter.as_str()).await.map_err(|e| fail(r, format!("adding the secondary keys back: {e}")))?;
+        }
+        Ok::<Conn, Error>(c)
+    });
+    futures_util::future::join_all(builders).await.into_iter().collect()
 }
 
 fn fail(r: &Replay, e: impl std::fmt::Display) -> Error {
@@ -166,13 +197,13 @@ fn fail_at(database: &str, path: &std::path::Path, e: impl std::fmt::Display) ->
 }
 
 /// Run the head of `source` (up to its first INSERT) on `c`, in its database.
-async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU64) -> Result<Replay, Error> {
+async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bool, done: &AtomicU64) -> Result<Replay, Error> {
     let Source { database, path, file, zone, bytes } = source;
     let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
     c.query_drop(format!("USE {}", quote_ident(&database))).await.map_err(|e| db_err(&database, e))?;
     c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(&e))?;
     let mut lines = BufReader::with_capacity(1 << 20, file).lines();
-    let (mut session, mut first_insert, mut complete, mut read) = (Vec::new(), None, false, 0u64);
+    let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
     while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
         read += line.len() as u64 + 1;
         if line == END_MARKER {
@@ -191,7 +222,14 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU
             session.push(line.clone());
         }
         policy.saw(&line);
-        c.query_drop(line.as_str()).await.map_err(|e| fail(&e))?;
+        let now = match indexes::split(&line).filter(|_| defer_keys) {
+            Some((now, keys)) => {
+                deferred.push(keys);
+                now
+            }
+            None => line,
+        };
+        c.query_drop(now.as_str()).await.map_err(|e| fail(&e))?;
     }
     done.fetch_add(read, Relaxed);
     Ok(Replay {
@@ -200,6 +238,7 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, done: &AtomicU
         zone,
         session,
         policy,
+        deferred,
         lines: tokio::sync::Mutex::new((first_insert, lines)),
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
