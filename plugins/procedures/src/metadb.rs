@@ -52,7 +52,12 @@ impl MetaDb {
 
     /// The vendor's heartbeat trim in the portable two-statement form (MySQL 8 refuses the
     /// one-statement form with error 1093). Returns the rows deleted.
-    pub fn trim_heartbeat(&self, db: &str) -> Result<u64> {
+    ///
+    /// `early`: the first of two passes, before the stop while OMS still runs (HA is off): the
+    /// rows below max(id) now. The pass after the stop, the vendor's statement, then deletes only
+    /// the rows written since: the same rows go as with the vendor's one pass, and the downtime
+    /// no longer waits for most of them.
+    pub fn trim_heartbeat(&self, db: &str, early: bool) -> Result<u64> {
         let max = self.scalar(db, "SELECT MAX(id) FROM heatbeat_sequence", &[]).within(&format!("reading max(id) of {db}.heatbeat_sequence"))?;
         let Some(max) = as_i64(&max) else {
             info(format!("{db}.heatbeat_sequence is empty: nothing to trim"));
@@ -60,8 +65,9 @@ impl MetaDb {
         };
         let deleted = sql::execute(&self.connection, db, "DELETE FROM heatbeat_sequence WHERE id < ?", &[Value::Int(max)])
             .within(&format!("trimming {db}.heatbeat_sequence"))?;
-        record("metadb.heartbeat.trimmed-below", &max)?;
-        info(format!("deleted {deleted} heartbeat rows below id {max} from {db}.heatbeat_sequence"));
+        record(if early { "metadb.heartbeat.trimmed-early-below" } else { "metadb.heartbeat.trimmed-below" }, &max)?;
+        let when = if early { " before the stop, while OMS runs" } else { "" };
+        info(format!("deleted {deleted} heartbeat rows below id {max} from {db}.heatbeat_sequence{when}"));
         Ok(deleted)
     }
 

@@ -148,6 +148,7 @@ struct Wanted {
     old_name: String,
     new_name: String,
     trim: bool,
+    trim_early: bool,
     catch_up: String,
     stop_timeout_s: u32,
     online_timeout_s: u64,
@@ -217,6 +218,7 @@ impl OmsHop {
             return Err(invalid(format!("new_container must differ from container ({old_name}): the old one is kept for rollback")));
         }
         let trim = p.flag("trim_heartbeat", true)?;
+        let trim_early = trim && p.flag("trim_heartbeat_early", true)?;
         let catch_up = p.or("ha_catch_up", "interval");
         if catch_up != "interval" && catch_up != "checkpoint" {
             return Err(invalid(format!("parameter ha_catch_up = {catch_up:?} must be \"interval\" or \"checkpoint\"")));
@@ -231,6 +233,7 @@ impl OmsHop {
             old_name,
             new_name,
             trim,
+            trim_early,
             catch_up,
             stop_timeout_s: p.number("stop_timeout_s", 60)? as u32,
             online_timeout_s: p.number("online_timeout_s", 900)?,
@@ -356,6 +359,7 @@ impl OmsHop {
             archive,
             metadb,
             trim,
+            trim_early: w.trim_early,
             ha_before,
             stop_timeout_s: w.stop_timeout_s,
             online_timeout_s: w.online_timeout_s,

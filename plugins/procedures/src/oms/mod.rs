@@ -79,6 +79,8 @@ struct Checked {
     archive: Option<String>,
     metadb: MetaDb,
     trim: bool,
+    /// Trim in two passes: most rows before the stop, the rest after it.
+    trim_early: bool,
     ha_before: Option<String>,
     stop_timeout_s: u32,
     online_timeout_s: u64,

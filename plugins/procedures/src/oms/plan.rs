@@ -57,6 +57,11 @@ impl OmsHop {
                 Some("true"),
             ),
             p(
+                "trim_heartbeat_early",
+                "trim in two passes: the rows below max(id) before the stop, while OMS runs with HA off, then the vendor's statement after it deletes only those written since (the same rows in all; a shorter downtime); false: all after the stop, the vendor's order",
+                Some("true"),
+            ),
+            p(
                 "ha_catch_up",
                 "after re-enabling HA: \"interval\" (refetchStoreIntervalMin > T2 − T1) or \"checkpoint\" (perceiveStoreClientCheckpoint=true)",
                 Some("interval"),
@@ -206,11 +211,28 @@ impl OmsHop {
                 ha_on,
             ));
         }
+        if c.trim_early {
+            for r in &c.regions {
+                steps.push(step(
+                    "trim heartbeat, first pass",
+                    format!(
+                        "while OMS still runs: delete the {} rows below max(id) from {}.heatbeat_sequence; the vendor deletes them after the stop, and the second pass there deletes what was written since: the same rows in all (trim_heartbeat_early=false: all after the stop)",
+                        r.heartbeat_rows, r.heartbeat_db
+                    ),
+                    true,
+                ));
+            }
+        }
         let stop_where = if c.multi() { format!(" on {}", c.nodes_phrase()) } else { String::new() };
         steps.push(step("stop old container", format!("docker stop {old_name}{stop_where} (kept for rollback); record T1"), true));
         if c.trim {
             for r in &c.regions {
-                steps.push(step("trim heartbeat", format!("delete {} rows below max(id) from {}.heatbeat_sequence", r.heartbeat_rows, r.heartbeat_db), true));
+                let detail = if c.trim_early {
+                    format!("delete the rows below max(id) from {}.heatbeat_sequence written since the first pass (the vendor's statement)", r.heartbeat_db)
+                } else {
+                    format!("delete {} rows below max(id) from {}.heatbeat_sequence", r.heartbeat_rows, r.heartbeat_db)
+                };
+                steps.push(step(if c.trim_early { "trim heartbeat, second pass" } else { "trim heartbeat" }, detail, true));
             }
         }
         steps.push(step("back up MetaDB", format!("dump {dbs}; each must be non-empty and match the live database's checksum"), false));

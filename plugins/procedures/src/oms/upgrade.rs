@@ -49,11 +49,16 @@ impl OmsHop {
         if self.ha_step {
             ha::disable_remembering()?;
         }
+        if c.trim_early {
+            for r in &c.regions {
+                c.metadb.trim_heartbeat(&r.heartbeat_db, true)?;
+            }
+        }
         let olds: Vec<(String, ContainerInfo)> = c.nodes.iter().map(|n| (n.node.clone(), n.old.clone())).collect();
         let t1 = container::stop_all_recording_t1(&olds, c.stop_timeout_s)?;
         if c.trim {
             for r in &c.regions {
-                c.metadb.trim_heartbeat(&r.heartbeat_db)?;
+                c.metadb.trim_heartbeat(&r.heartbeat_db, false)?;
             }
         }
         c.metadb.backup_and_verify()?;
