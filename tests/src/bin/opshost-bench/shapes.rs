@@ -53,11 +53,10 @@ impl Shape {
                  CREATE TABLE task (id BIGINT PRIMARY KEY, host_id INT, payload BLOB, state VARCHAR(32), updated TIMESTAMP(6) NULL, KEY (host_id));
                  INSERT INTO task SELECT seq, seq % 200, UNHEX(REPEAT(SHA2(seq, 256), 4)), ELT(seq % 3 + 1, 'RUNNING', 'PAUSED', 'FAILED'), NOW(6) FROM seq_1_to_{};
                  USE bench_cm_hb;
-                 CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
-                 INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{};",
+                 {}",
                 n(340_000.0),
                 n(500_000.0),
-                n(2_600_000.0)
+                heartbeat(n(2_600_000.0))
             )),
             Shape::Autoinc => db.sql(&format!(
                 "USE bench_rm;
@@ -69,11 +68,10 @@ impl Shape {
                  CREATE TABLE task (id BIGINT AUTO_INCREMENT PRIMARY KEY, host_id INT, params JSON, log TEXT, state VARCHAR(32), updated TIMESTAMP(6) NULL, KEY (host_id));
                  INSERT INTO task (host_id, params, log, state, updated) SELECT seq % 200, CONCAT('{{\"task\":', seq, ',\"retry\":', seq % 5, '}}'), CONCAT('started ', MD5(seq), ' then ', SHA1(seq), ' ok'), ELT(seq % 3 + 1, 'RUNNING', 'PAUSED', 'FAILED'), NOW(6) FROM seq_1_to_{};
                  USE bench_cm_hb;
-                 CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
-                 INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{};",
+                 {}",
                 n(300_000.0),
                 n(400_000.0),
-                n(800_000.0)
+                heartbeat(n(800_000.0))
             )),
             Shape::SmallTables => {
                 let tables = n(150.0);
@@ -127,3 +125,11 @@ const CONFIG: &str = "CREATE TABLE oms_normal_config (id BIGINT AUTO_INCREMENT P
 /// cm's hosts.
 const HOSTS: &str = "CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16));
      INSERT INTO host (resource_group_id, ip, host_status) SELECT 1, CONCAT('10.0.', seq DIV 256, '.', seq % 256), 'ONLINE' FROM seq_1_to_200;";
+
+/// cm_hb's heartbeat table, as the vendor's: AUTO_INCREMENT ids, `rows` of them.
+fn heartbeat(rows: u64) -> String {
+    format!(
+        "CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
+         INSERT INTO heatbeat_sequence (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), ELT(seq % 4 + 1, 'store', 'connector', 'writer', 'supervisor'), 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_{rows};"
+    )
+}
