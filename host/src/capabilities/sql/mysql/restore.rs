@@ -153,11 +153,7 @@ pub async fn replay_all(
             }
         };
     }
-    let held: usize = shared.replays.iter().map(|r| r.deferred.len()).sum();
-    if held > 0 {
-        shared.reporter.log(crate::report::Level::Info, &format!("{}: every row is in; building the secondary keys of {held} tables", shared.label));
-    }
-    let mut conns = add_keys(result?, &shared.replays).await?;
+    let mut conns = add_keys(result?, &shared).await?;
     let c = &mut conns[0];
     for r in &shared.replays {
         tail(c, r).await?;
@@ -172,11 +168,13 @@ pub async fn replay_all(
 
 /// Every file's held-back keys added back, the tables shared out over `conns` (at least one),
 /// which are returned.
-async fn add_keys(conns: Vec<Conn>, replays: &[Replay]) -> Result<Vec<Conn>, Error> {
-    let jobs: Vec<(&Replay, String)> = replays.iter().flat_map(|r| r.deferred.iter().map(move |d| (r, d.alter(&quote_ident(&r.database))))).collect();
+async fn add_keys(conns: Vec<Conn>, shared: &Shared) -> Result<Vec<Conn>, Error> {
+    let jobs: Vec<(&Replay, String)> = shared.replays.iter().flat_map(|r| r.deferred.iter().map(move |d| (r, d.alter(&quote_ident(&r.database))))).collect();
     if jobs.is_empty() {
         return Ok(conns);
     }
+    let message = format!("{}: every row is in; building the secondary keys of {} tables", shared.label, jobs.len());
+    shared.reporter.log(crate::report::Level::Info, &message);
     let queue = Mutex::new(jobs.into_iter());
     let next = || queue.lock().unwrap().next();
     let builders = conns.into_iter().map(|mut c| async {
@@ -222,7 +220,7 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bo
             session.push(line.clone());
         }
         policy.saw(&line);
-        let now = match indexes::split(&line).filter(|_| defer_keys) {
+        let now = match if defer_keys { indexes::split(&line) } else { None } {
             Some((now, keys)) => {
                 deferred.push(keys);
                 now
