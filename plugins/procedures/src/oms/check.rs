@@ -218,7 +218,8 @@ impl OmsHop {
             return Err(invalid(format!("new_container must differ from container ({old_name}): the old one is kept for rollback")));
         }
         let trim = p.flag("trim_heartbeat", true)?;
-        let trim_early = trim && p.flag("trim_heartbeat_early", true)?;
+        // Read (and a bad value refused) whether or not the trim runs.
+        let trim_early = p.flag("trim_heartbeat_early", true)? && trim;
         let catch_up = p.or("ha_catch_up", "interval");
         if catch_up != "interval" && catch_up != "checkpoint" {
             return Err(invalid(format!("parameter ha_catch_up = {catch_up:?} must be \"interval\" or \"checkpoint\"")));
