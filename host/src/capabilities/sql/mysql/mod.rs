@@ -33,7 +33,8 @@ pub mod objects;
 mod restore;
 mod snapshot;
 mod tables;
-mod wire;
+/// The bulk reader; public for the bench's floor (a client that only frames and discards rows).
+pub mod wire;
 
 use super::checksum::{recorded_hash, RowHash};
 use super::{Backup, Rows, Sql, Value};
@@ -360,18 +361,11 @@ impl Sql for MysqlSql {
             c.query_first("SELECT VERSION(), @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile").await.ok().flatten();
         let mut out = Vec::new();
         if let (Some(flavour), Some((version, tz, system_tz, sql_mode, local_infile))) = (flavour, facts) {
-            let autoinc: u64 = match flavour {
-                flavour::Flavour::OceanBase => 0,
-                _ => c.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten().unwrap_or(1),
-            };
             let zone = if tz == "SYSTEM" { format!("SYSTEM ({system_tz})") } else { tz };
             let rows = match (m.load_data, flavour.load_data(), local_infile == 1) {
                 (false, _, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
                 (true, false, _) => "restores replay the dump's INSERTs".to_string(),
                 (true, true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
-                (true, true, true) if autoinc < 2 => format!(
-                    "restores load rows with LOAD DATA LOCAL INFILE, INSERTs for tables with an AUTO_INCREMENT column (innodb_autoinc_lock_mode = {autoinc})"
-                ),
                 (true, true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
             };
             let reader = if m.wire.is_some() && flavour.bulk_reader() { "with opshost's row reader" } else { "through mysql_async" };

@@ -394,7 +394,7 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    pub fn get(&self, i: usize) -> Raw<'a> {
+    pub(super) fn get(&self, i: usize) -> Raw<'a> {
         match self.cells[i] {
             Cell::Null => Raw::Null,
             Cell::Int(v) => Raw::Int(v),
