@@ -120,12 +120,11 @@ pub async fn replay_all(
     if sources.is_empty() {
         return Ok(());
     }
-    let autoinc_lock_mode: Option<u64> = first.query_first("SELECT @@innodb_autoinc_lock_mode").await.ok().flatten();
     let total = sources.iter().map(|s| s.bytes).sum::<u64>().max(1);
     let done = AtomicU64::new(0);
     let mut replays = Vec::new();
     for s in sources {
-        replays.push(head(&mut first, s, load::Policy::new(load_data, autoinc_lock_mode), defer_keys, &done).await?);
+        replays.push(head(&mut first, s, load::Policy::new(load_data), defer_keys, &done).await?);
     }
     let n = replays.len();
     let shared = Arc::new(Shared {
@@ -219,7 +218,6 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bo
         if line.starts_with("/*!") || line.starts_with("SET ") {
             session.push(line.clone());
         }
-        policy.saw(&line);
         let now = match if defer_keys { indexes::split(&line) } else { None } {
             Some((now, keys)) => {
                 deferred.push(keys);
@@ -319,7 +317,6 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
                 load::insert(&mut c, line, &r.policy).await.map_err(|e| fail(r, e))
             } else {
                 // After the rows: the footer's settings, or statements a hand-edited file added.
-                r.policy.saw(&line);
                 c.query_drop(line.as_str()).await.map_err(|e| fail(r, e))
             }
         }
