@@ -205,8 +205,6 @@ pub(super) const ESCAPED: [u8; 256] = {
     t
 };
 
-/// The index of the first byte at or after `from` that needs escaping. Sixteen bytes a step
-/// with SSE2 (part of every x86-64 CPU), the rest by table.
 /// Each byte's two lowercase hex digits.
 pub(super) static HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -219,6 +217,8 @@ pub(super) static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
+/// The index of the first byte at or after `from` that needs escaping. Sixteen bytes a step
+/// with SSE2 (part of every x86-64 CPU), the rest by table.
 pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     #[cfg(target_arch = "x86_64")]
@@ -255,8 +255,6 @@ pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
     b[i..].iter().position(|&c| ESCAPED[c as usize] != 0).map(|p| i + p)
 }
 
-/// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
-/// shortest text that parses back to the same f32; DOUBLE likewise for f64.
 /// [`hash_raw`] and then [`literal`] of one value, in one pass: integers and dates and times
 /// are put into text once for both.
 pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut String) {
@@ -289,6 +287,8 @@ pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut
     out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
 }
 
+/// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
+/// shortest text that parses back to the same f32; DOUBLE likewise for f64.
 pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
     use std::fmt::Write;
     use Raw as M;
