@@ -100,15 +100,14 @@ pub fn now_ms() -> u64 {
 }
 
 /// The wait between the first [`FAST_POLLS`] checks of [`wait_until`]: a product up within a
-/// second or two (the downtime being measured) is seen within 25 ms of it (a check is one cheap
-/// call: a health URL, a container inspect); after that the waits double up to the caller's
-/// interval, as a product that takes minutes needs.
-pub const FIRST_POLL_MS: u64 = 25;
-const FAST_POLLS: u32 = 80;
+/// second or two (the downtime being measured) is seen within 0.1 s of it; after that the waits
+/// double up to the caller's interval, as a product that takes minutes needs.
+pub const FIRST_POLL_MS: u64 = 100;
+const FAST_POLLS: u32 = 20;
 
 /// Poll `check` until it returns `Some`, or fail after `timeout_s` (host clock). The first checks
 /// come quickly ([`FIRST_POLL_MS`] apart for the first two seconds, then doubling) and settle at
-/// `interval_s`: a product that is up in a second is noticed within 25 ms, which is downtime
+/// `interval_s`: a product that is up in a second is noticed within 0.1 s, which is downtime
 /// saved, and a slow one is not hammered.
 pub fn wait_until<T>(what: &str, timeout_s: u64, interval_s: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
     let start = now_ms();
