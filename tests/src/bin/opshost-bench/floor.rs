@@ -89,11 +89,11 @@ fn shares(db: &Db, databases: &[&str], connections: usize) -> Vec<Vec<String>> {
 /// Stream every row of `databases` to `connections` stock clients that discard them; the wall
 /// time until the last one has read its share.
 pub fn measure(db: &Db, databases: &[&str], connections: usize) -> Duration {
-    let shares: Vec<(u64, String)> = shares(db, databases, connections).into_iter().map(|s| (0, s.join("\n") + "\n")).collect();
+    let scripts: Vec<String> = shares(db, databases, connections).into_iter().map(|s| s.join("\n") + "\n").collect();
     let started = Instant::now();
-    let clients: Vec<_> = shares
+    let clients: Vec<_> = scripts
         .into_iter()
-        .map(|(_, sql)| {
+        .map(|sql| {
             let mut c = db
                 .client("mariadb")
                 .args(db.args())

@@ -11,8 +11,10 @@
 //!   first statement, and the rest of the restore runs the INSERTs.
 //! - Tables with an AUTO_INCREMENT column load this way too. Every value is in the dump, so the
 //!   server makes none up; under `innodb_autoinc_lock_mode` 1 (MariaDB's default) a LOAD DATA
-//!   holds the table's AUTO-INC lock to its end, so two workers on one such table take turns
-//!   (only at the end of a restore: workers keep to files of their own). Measured on the bench's
+//!   holds the table's AUTO-INC lock to its end, so two workers on one such table take turns.
+//!   Workers keep to files of their own until a restore's end, but where one such table is most
+//!   of the MetaDB (the bench's `heartbeat` shape) that end is most of the restore, on one
+//!   core. Measured on the bench's
 //!   `autoinc` shape (every table so keyed): 11.2–11.7 s and 16–17 s of server CPU against
 //!   12.8–14.6 s and 22–24 s with the INSERTs.
 //! - The restore's checksum verification is the judge either way.
