@@ -5,8 +5,8 @@
 //! renamed into place only when complete.
 
 use super::codec::{db_err, quote_ident};
-use super::format::{io_err, Zone, END_MARKER, SET_UTC, UTC_MARKER};
-use super::tables::{summary, tables, TableInfo};
+use super::format::{io_err, Zone, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
+use super::tables::{definitions, summary, tables, TableInfo};
 use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
 use crate::capabilities::errors::{failed, not_found};
@@ -80,9 +80,19 @@ impl MysqlSql {
                     return Err((not_found(format!("database {database} does not exist")), false));
                 }
             }
-            tables.push(Arc::new(self::tables(&mut first, database).await.map_err(|e| (e, false))?));
+            tables.push(self::tables(&mut first, database).await.map_err(|e| (e, false))?);
             objects.push(objects::read(&mut first, database).await.map_err(|e| (e, false))?);
         }
+        // Many definitions are read on a few connections side by side (then back to the pool).
+        let count: usize = tables.iter().map(Vec::len).sum();
+        let mut conns = vec![first];
+        for _ in 1..if count >= DEFINITIONS_SHARED_FROM { READERS.min(self.pools.get(connection).map(|p| p.size).unwrap_or(1)) } else { 1 } {
+            conns.push(self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?);
+        }
+        definitions(&mut conns, databases, &mut tables).await.map_err(|e| (e, false))?;
+        conns.truncate(1);
+        let first = conns.pop().expect("the first connection");
+        let tables: Vec<Arc<Vec<TableInfo>>> = tables.into_iter().map(Arc::new).collect();
         let rows = tables.iter().flat_map(|t| t.iter()).map(|t| t.estimated_rows).sum();
         let mut conns = self.snapshot(connection, databases[0], first, rows, zone, bulk).await.map_err(|e| (e, false))?;
         let wired = conns.iter().any(|c| matches!(c, snapshot::Reader::Wire(_)));
@@ -197,7 +207,7 @@ impl MysqlSql {
             "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
         );
         for t in tables.iter() {
-            head.push_str(&format!("DROP TABLE IF EXISTS {};\n{};\n", quote_ident(&t.name), t.create.replace('\n', " ")));
+            head.push_str(&format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n{};\n", t.estimated_rows, quote_ident(&t.name), t.create.replace('\n', " ")));
         }
         let path = tmp.clone();
         let tail = objects::section(objects);
@@ -260,6 +270,9 @@ pub(super) struct Opened {
     chunks: Vec<snapshot::Chunk>,
     wired: bool,
 }
+
+/// From this many tables, their definitions are read on [`READERS`] connections side by side.
+const DEFINITIONS_SHARED_FROM: usize = 32;
 
 /// Connections that read a snapshot in parallel; the pool size caps it. On the 2-core bench
 /// machine (MetaDB on the same cores) three keep both cores busier than two: while one waits for

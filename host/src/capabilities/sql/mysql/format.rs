@@ -1,5 +1,5 @@
 //! What a dump file is: its end marker and header statements, the time zone its TIMESTAMP values
-//! were read in ([`Zone`]), the largest INSERT it holds, and the check a file must pass before a
+//! were read in ([`Zone`]), each table's estimated rows, the largest INSERT it holds, and the check a file must pass before a
 //! restore or a rollback trusts it.
 
 use crate::bindings::Error;
@@ -26,6 +26,12 @@ pub enum Zone {
     /// time-zone setting they were made on.
     Server,
 }
+
+/// The comment before each table's definition in a dump: the server's estimate of its rows at
+/// dump time (`-- rows (estimate): 1234`). A restore holds a table's plain keys back only when
+/// it is big enough for that to pay ([`super::indexes::worth_deferring`]); dumps without it are
+/// treated as big.
+pub(super) const ROWS_NOTE: &str = "-- rows (estimate): ";
 
 /// Largest INSERT statement the dump writes (rows are batched up to this size).
 pub(super) const INSERT_BYTES: usize = 1 << 20;

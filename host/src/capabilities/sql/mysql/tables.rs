@@ -34,6 +34,8 @@ pub(super) fn definition_for_checksum(create: &str) -> String {
     create.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
 }
 
+/// The base tables of `database`, by name, with their columns (two queries whatever their number)
+/// but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     let names: Vec<(String, Option<u64>)> = c
         .exec(
@@ -42,14 +44,21 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         )
         .await
         .map_err(|e| db_err(database, e))?;
+    // (column, extra, key, type) of every table, in each table's order.
+    let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
+    let all: Vec<(String, String, String, String, String)> = c
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    for (table, column, extra, key, ty) in all {
+        columns_of.entry(table).or_default().push((column, extra, key, ty));
+    }
     let mut out = Vec::new();
     for (name, rows) in names {
-        let create: Option<(String, String)> =
-            c.query_first(format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
-        let columns: Vec<(String, String, String, String)> = c
-            .exec("SELECT COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (database, &name))
-            .await
-            .map_err(|e| db_err(database, e))?;
+        let columns = columns_of.remove(&name).unwrap_or_default();
         // `PRI` marks the primary key's columns (or, in a table without one, a unique index's
         // whose columns are NOT NULL: as good for cutting into ranges, as no row's key is NULL).
         let key: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, _, k, _)| k == "PRI").collect();
@@ -63,7 +72,37 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             .filter(|(_, extra, _, _)| !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
             .map(|(n, ..)| n)
             .collect();
-        out.push(TableInfo { create: create.map(|(_, c)| c).unwrap_or_default(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key });
+        out.push(TableInfo { create: String::new(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key });
     }
     Ok(out)
+}
+
+/// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
+/// `databases`, one statement per table shared out over `conns` (all in the session time zone
+/// of the read: it shows in TIMESTAMP defaults). A few hundred small tables take a round trip
+/// each; several connections take them side by side.
+pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: &mut [Vec<TableInfo>]) -> Result<(), Error> {
+    let jobs: Vec<(usize, usize, String)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(d, ts)| {
+            ts.iter().enumerate().map(move |(t, info)| (d, t, format!("SHOW CREATE TABLE {}.{}", quote_ident(databases[d]), quote_ident(&info.name))))
+        })
+        .collect();
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let next = || queue.lock().unwrap().next();
+    let readers = conns.iter_mut().map(|c| async {
+        let mut found = Vec::new();
+        while let Some((d, t, sql)) = next() {
+            let create: Option<(String, String)> = c.query_first(sql).await.map_err(|e| db_err(databases[d], e))?;
+            found.push((d, t, create.map(|(_, c)| c).unwrap_or_default()));
+        }
+        Ok::<_, Error>(found)
+    });
+    for found in futures_util::future::join_all(readers).await {
+        for (d, t, create) in found? {
+            tables[d][t].create = create;
+        }
+    }
+    Ok(())
 }
