@@ -685,3 +685,63 @@ async fn auto_increment_tables_load_as_data_and_keep_their_counter() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), counter.to_string());
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// Many small tables and a big one in two databases, restored in one call: only the big tables
+/// hold their keys back (a small table's `ALTER TABLE` costs more than its keys cost it while it
+/// loads), the definitions are shared out over the connections, and every table ends as it was.
+#[tokio::test]
+async fn only_big_tables_hold_their_keys_back_and_every_table_ends_as_it_was() {
+    let dbs = [unique_db("smallkeys_a"), unique_db("smallkeys_b")];
+    let mut before = Vec::new();
+    for db in &dbs {
+        let mut script = format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; USE {db};");
+        for t in 0..30 {
+            script.push_str(&format!(
+                "CREATE TABLE small_{t} (id INT PRIMARY KEY, name VARCHAR(64), value TEXT, KEY name (name), KEY `n,v` (name, value(8)));
+                 INSERT INTO small_{t} SELECT seq, CONCAT('name-', seq % 50), REPEAT('v', seq % 20) FROM seq_1_to_{};",
+                100 + t * 13
+            ));
+        }
+        script.push_str(
+            "CREATE TABLE big (id INT PRIMARY KEY, name VARCHAR(64), KEY name (name));
+             INSERT INTO big SELECT seq, CONCAT('big-', seq % 997) FROM seq_1_to_12000;",
+        );
+        sql(&script);
+        let o = mariadb_client(&["-N", "-D", db, "-e", "SHOW TABLES"]);
+        let tables: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+        assert_eq!(tables.len(), 31);
+        let creates: Vec<String> = tables
+            .iter()
+            .map(|t| String::from_utf8_lossy(&mariadb_client(&["-N", "-D", db, "-e", &format!("SHOW CREATE TABLE {t}")]).stdout).into_owned())
+            .collect();
+        before.push((tables, creates));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let said = Arc::new(Warnings::default());
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), said.clone()).unwrap();
+    let pairs: Vec<(String, String)> = dbs.iter().map(|d| (d.clone(), format!("{d}_backup"))).collect();
+    let backups = s.dump_databases("metadb", &pairs).await.unwrap();
+    let text = std::fs::read_to_string(dir.path().join(format!("{}_backup.sql", dbs[0]))).unwrap();
+    // Each definition follows the server's estimate of the table's rows (InnoDB's is close).
+    let notes: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("-- rows (estimate): ")).map(|n| n.parse().unwrap()).collect();
+    assert_eq!(notes.len(), 31, "one note per table");
+    assert!(notes.iter().any(|&n| (10_800..=13_200).contains(&n)), "the big table's estimate: {notes:?}");
+    for db in &dbs {
+        s.drop_database("metadb", db).await.unwrap();
+        s.create_database("metadb", db).await.unwrap();
+    }
+    said.0.lock().unwrap().clear();
+    let restored = s.restore_databases("metadb", &pairs).await.unwrap();
+    for (r, b) in restored.iter().zip(&backups) {
+        assert_eq!((r.checksum.as_str(), r.rows), (b.checksum.as_str(), b.rows));
+    }
+    let log = said.0.lock().unwrap().join("\n");
+    assert!(log.contains("building the secondary keys of 2 tables"), "only the two big tables wait for their keys: {log}");
+    for (db, (tables, creates)) in dbs.iter().zip(&before) {
+        for (t, create) in tables.iter().zip(creates) {
+            let now = String::from_utf8_lossy(&mariadb_client(&["-N", "-D", db, "-e", &format!("SHOW CREATE TABLE {t}")]).stdout).into_owned();
+            assert_eq!(&now, create, "{db}.{t}");
+        }
+        sql(&format!("DROP DATABASE {db}"));
+    }
+}

@@ -2,7 +2,11 @@
 //! connections, the way myloader spreads its tables over its threads.
 //!
 //! - Each file's head (session settings and every table's definition, up to its first INSERT)
-//!   runs first, in order, on the first connection.
+//!   runs first. When every head is only session settings followed by table definitions that
+//!   stand alone (as opshost writes them), the definitions are shared out over every connection,
+//!   each in its file's session; otherwise the heads run in order on the first connection. The
+//!   databases are empty (checked by the caller), so a head's `DROP TABLE IF EXISTS` of a table
+//!   it has not yet created is a no-op and is left out.
 //! - Then each worker takes statements from a file no other worker is on, the biggest first; when
 //!   every file left has a worker, it joins the biggest. So the big heartbeat database loads on
 //!   one connection while another loads the rest, and on both once the rest is done: two workers
@@ -14,13 +18,15 @@
 //!   connection (see [`indexes`]).
 
 use super::codec::{db_err, quote_ident};
-use super::format::{Zone, END_MARKER, SET_UTC};
+use super::format::{Zone, END_MARKER, ROWS_NOTE, SET_UTC};
+use super::load::ident;
 use super::{indexes, load, objects};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use crate::report::Reporter;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -122,11 +128,32 @@ pub async fn replay_all(
     }
     let total = sources.iter().map(|s| s.bytes).sum::<u64>().max(1);
     let done = AtomicU64::new(0);
+    // Two files into one database: the second one's DROPs are not no-ops.
+    let databases: HashSet<&str> = sources.iter().map(|s| s.database.as_str()).collect();
+    let distinct = databases.len() == sources.len();
     let mut replays = Vec::new();
+    let mut heads = Vec::new();
     for s in sources {
-        replays.push(head(&mut first, s, load::Policy::new(load_data), defer_keys, &done).await?);
+        let (replay, head) = read_head(s, load::Policy::new(load_data), defer_keys, distinct, &done).await?;
+        replays.push(replay);
+        heads.push(head);
     }
     let n = replays.len();
+    let (conns, sessions) = if heads.iter().all(|h| h.standalone) {
+        let mut conns = vec![first];
+        conns.extend(more);
+        run_heads_shared(conns, &replays, heads).await?
+    } else {
+        for (r, h) in replays.iter().zip(heads) {
+            run_head(&mut first, r, h).await?;
+        }
+        // The first connection's session is the last head's.
+        let mut sessions = vec![Some(n - 1)];
+        sessions.extend(more.iter().map(|_| None));
+        let mut conns = vec![first];
+        conns.extend(more);
+        (conns, sessions)
+    };
     let shared = Arc::new(Shared {
         replays,
         schedule: Mutex::new(Schedule { workers_on: vec![0; n], exhausted: vec![false; n] }),
@@ -136,11 +163,7 @@ pub async fn replay_all(
         label,
         reporter,
     });
-    // The first connection's session is the last head's.
-    let mut workers = vec![tokio::spawn(work(first, Some(n - 1), shared.clone()))];
-    for c in more {
-        workers.push(tokio::spawn(work(c, None, shared.clone())));
-    }
+    let workers: Vec<_> = conns.into_iter().zip(sessions).map(|(c, session)| tokio::spawn(work(c, session, shared.clone()))).collect();
     let mut result = Ok(Vec::new());
     for w in workers {
         let r = w.await.map_err(|e| failed(format!("restore worker: {e}")))?;
@@ -193,18 +216,31 @@ fn fail_at(database: &str, path: &std::path::Path, e: impl std::fmt::Display) ->
     failed(format!("restoring {database} from {}: {e}", path.display()))
 }
 
-/// Run the head of `source` (up to its first INSERT) on `c`, in its database.
-async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bool, done: &AtomicU64) -> Result<Replay, Error> {
+/// A file's head as read: the statements to run before its rows.
+struct Head {
+    /// In order, session settings included.
+    statements: Vec<String>,
+    /// Every statement after the session settings defines a different table and stands alone
+    /// ([`indexes::defined_table`]): they may run on any connection in the file's session.
+    standalone: bool,
+}
+
+/// Read the head of `source` (up to its first INSERT), leaving the rest for the workers.
+/// `distinct`: no other file goes to the same database, so a `DROP TABLE IF EXISTS` of a table
+/// the head has not created yet is a no-op (the database is empty) and is left out.
+async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, distinct: bool, done: &AtomicU64) -> Result<(Replay, Head), Error> {
     let Source { database, path, file, zone, bytes } = source;
     let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
-    c.query_drop(format!("USE {}", quote_ident(&database))).await.map_err(|e| db_err(&database, e))?;
-    c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(&e))?;
     let mut lines = BufReader::with_capacity(1 << 20, file).lines();
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
+    let (mut statements, mut standalone, mut created, mut estimate) = (Vec::new(), true, HashSet::new(), None);
     while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
         read += line.len() as u64 + 1;
         if line == END_MARKER {
             complete = true;
+        }
+        if let Some(rows) = line.strip_prefix(ROWS_NOTE) {
+            estimate = rows.trim().parse::<u64>().ok();
         }
         if skipped(&line, zone) {
             continue;
@@ -216,21 +252,35 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bo
             break;
         }
         if line.starts_with("/*!") || line.starts_with("SET ") {
+            // Settings after a definition would apply to the definitions after them only.
+            standalone &= created.is_empty();
             session.push(line.clone());
+            statements.push(line);
+            continue;
         }
-        let now = match if defer_keys { indexes::split(&line) } else { None } {
+        if let Some(table) = line.strip_prefix("DROP TABLE IF EXISTS ").and_then(ident).filter(|(_, rest)| *rest == ";").map(|(t, _)| t) {
+            if distinct && !created.contains(table) {
+                continue;
+            }
+        }
+        match indexes::defined_table(&line) {
+            Some(table) if created.insert(table.to_string()) => {}
+            _ => standalone = false,
+        }
+        let hold_back = defer_keys && line.starts_with("CREATE TABLE ") && indexes::worth_deferring(estimate.take());
+        let now = match if hold_back { indexes::split(&line) } else { None } {
             Some((now, keys)) => {
                 deferred.push(keys);
                 now
             }
             None => line,
         };
-        c.query_drop(now.as_str()).await.map_err(|e| fail(&e))?;
+        statements.push(now);
     }
     done.fetch_add(read, Relaxed);
-    Ok(Replay {
-        database: database.clone(),
-        path: path.clone(),
+    let replay = Replay {
+        database,
+        path,
         zone,
         session,
         policy,
@@ -238,7 +288,52 @@ async fn head(c: &mut Conn, source: Source, policy: load::Policy, defer_keys: bo
         lines: tokio::sync::Mutex::new((first_insert, lines)),
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
-    })
+    };
+    Ok((replay, Head { statements, standalone: standalone && distinct }))
+}
+
+/// Run `head`'s statements in order on `c`, in `r`'s database.
+async fn run_head(c: &mut Conn, r: &Replay, head: Head) -> Result<(), Error> {
+    c.query_drop(format!("USE {}", quote_ident(&r.database))).await.map_err(|e| db_err(&r.database, e))?;
+    c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(r, e))?;
+    for s in head.statements {
+        c.query_drop(s.as_str()).await.map_err(|e| fail(r, e))?;
+    }
+    Ok(())
+}
+
+/// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
+/// definition's file session first: the connections, and whose session each has.
+async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>) -> Result<(Vec<Conn>, Vec<Option<usize>>), Error> {
+    let jobs: Vec<(usize, String)> = heads
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, h)| h.statements.into_iter().filter(|s| !(s.starts_with("/*!") || s.starts_with("SET "))).map(move |s| (i, s)))
+        .collect();
+    let queue = Mutex::new(jobs.into_iter());
+    let failed_once = AtomicBool::new(false);
+    let next = || if failed_once.load(Relaxed) { None } else { queue.lock().unwrap().next() };
+    let runners = conns.into_iter().map(|mut c| async {
+        let mut session = None;
+        while let Some((i, statement)) = next() {
+            let r = &replays[i];
+            let ran = async {
+                if session != Some(i) {
+                    switch(&mut c, r).await?;
+                    session = Some(i);
+                }
+                c.query_drop(statement.as_str()).await.map_err(|e| fail(r, e))
+            }
+            .await;
+            if let Err(e) = ran {
+                failed_once.store(true, Relaxed);
+                return Err(e);
+            }
+        }
+        Ok::<_, Error>((c, session))
+    });
+    let ran: Vec<(Conn, Option<usize>)> = futures_util::future::join_all(runners).await.into_iter().collect::<Result<_, _>>()?;
+    Ok(ran.into_iter().unzip())
 }
 
 /// A line that is not run: blank, a comment, or the header's UTC setting in a dump read in the
@@ -357,6 +452,59 @@ async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head of `text` as [`read_head`] reads it (LOAD DATA and key deferral on).
+    async fn head_of(text: &str, distinct: bool) -> (Replay, Head) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sql");
+        std::fs::write(&path, text).unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let source = Source { database: "db".into(), path, file, zone: Zone::Utc, bytes: text.len() as u64 };
+        read_head(source, load::Policy::new(true), true, distinct, &AtomicU64::new(0)).await.unwrap()
+    }
+
+    const KEYED: &str = "(`id` int(11) NOT NULL, `name` varchar(64) DEFAULT NULL, PRIMARY KEY (`id`), KEY `name` (`name`)) ENGINE=InnoDB";
+
+    #[tokio::test]
+    async fn an_opshost_head_runs_anywhere_without_its_drops_and_small_tables_keep_their_keys() {
+        let text = format!(
+            "-- opshost dump of database db\n/*!40101 SET NAMES utf8mb4 */;\n{ROWS_NOTE}20000\nDROP TABLE IF EXISTS `big`;\nCREATE TABLE `big` {KEYED};\n\
+             {ROWS_NOTE}40\nDROP TABLE IF EXISTS `small`;\nCREATE TABLE `small` {KEYED};\nINSERT INTO `small` VALUES (1,'a');\n{END_MARKER}\n"
+        );
+        let (replay, head) = head_of(&text, true).await;
+        assert!(head.standalone);
+        assert_eq!(
+            head.statements,
+            [
+                "/*!40101 SET NAMES utf8mb4 */;".to_string(),
+                "CREATE TABLE `big` (`id` int(11) NOT NULL, `name` varchar(64) DEFAULT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB;".to_string(),
+                format!("CREATE TABLE `small` {KEYED};"),
+            ]
+        );
+        assert_eq!(replay.deferred.len(), 1);
+        assert_eq!(replay.deferred[0].table, "`big`");
+        assert_eq!(replay.lines.lock().await.0.as_deref(), Some("INSERT INTO `small` VALUES (1,'a');"));
+    }
+
+    #[tokio::test]
+    async fn a_head_edited_by_hand_or_shared_by_two_files_runs_in_order_as_it_is() {
+        // A setting between definitions applies to the later ones only.
+        let text = format!("CREATE TABLE `a` {KEYED};\nSET SESSION sql_mode = '';\nCREATE TABLE `b` {KEYED};\n{END_MARKER}\n");
+        let (replay, head) = head_of(&text, true).await;
+        assert!(!head.standalone);
+        assert_eq!(head.statements.len(), 3);
+        assert_eq!(replay.deferred.len(), 2, "a dump without estimates holds back as before");
+        // Dropping a table it created, or creating one from another, is order too.
+        for text in [format!("CREATE TABLE `a` {KEYED};\nDROP TABLE IF EXISTS `a`;\n"), "CREATE TABLE `b` LIKE `a`;\n".to_string()] {
+            let (_, head) = head_of(&text, true).await;
+            assert!(!head.standalone, "{text}");
+        }
+        // Another file into the same database: its DROPs are kept, in order.
+        let text = format!("DROP TABLE IF EXISTS `a`;\nCREATE TABLE `a` {KEYED};\n");
+        let (_, head) = head_of(&text, false).await;
+        assert!(!head.standalone);
+        assert_eq!(head.statements[0], "DROP TABLE IF EXISTS `a`;");
+    }
 
     #[test]
     fn workers_spread_over_the_files_then_share_the_biggest_left() {
