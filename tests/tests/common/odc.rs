@@ -263,7 +263,9 @@ console = ["servers"]
     pub fn wait_healthy(&self, port: u16, want: bool) {
         let start = Instant::now();
         while self.healthy(port) != want {
-            let logs: Vec<String> = self.nodes.iter().map(|n| format!("{}: {}", n.container, text(&docker(&["logs", &n.container])))).collect();
+            let mut containers: Vec<&str> = self.nodes.iter().map(|n| n.container.as_str()).collect();
+            containers.extend(self.nginx.as_ref().map(|(name, _)| name.as_str()));
+            let logs: Vec<String> = containers.iter().map(|c| format!("{c}: {}", text(&docker(&["logs", c])))).collect();
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "port {port} never became {}; logs:\n{}",
