@@ -20,11 +20,14 @@
 //! baked into the images by tests/images/build.sh). `STANDIN_FAIL_MIGRATE=<version>` makes the
 //! migration to that version apply part of its changes and exit 1 (fault injection).
 
+#[path = "shared/http.rs"]
+mod http;
+
 use mysql_async::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -246,9 +249,7 @@ async fn serve() -> Result<()> {
             let ok = r.load(Ordering::SeqCst);
             let info = format!("{{\"successful\":true,\"data\":{{\"version\":\"{v}\",\"profile\":\"{p}\",\"port\":{port}}}}}");
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]);
+                let req = http::read_request(&mut s).await;
                 if req.starts_with("GET /api/v1/heartbeat/isHealthy") {
                     respond(&mut s, "200 OK", &format!("{{\"successful\":true,\"data\":{ok}}}")).await;
                 } else if req.starts_with("GET /api/v1/info") && ok {

@@ -14,12 +14,15 @@
 //!   refuses without IS_UPGRADE=true from 3.3.1 on, as the vendor's does. `STANDIN_FAIL_INIT=<version>`
 //!   in the environment makes it change part of the schema and exit 1 (fault injection).
 
+#[path = "shared/http.rs"]
+mod http;
+
 use mysql_async::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const CONFIG: &str = "/home/admin/conf/config.yaml";
 const STORE_MARKER: &str = "/home/ds/store/standin-identity";
@@ -210,9 +213,7 @@ fn tls_acceptor() -> Result<Option<tokio_rustls::TlsAcceptor>> {
 /// One HTTP/1.1 exchange: `GET /oms/health` answers OMS's JSON in chunks (Transfer-Encoding:
 /// chunked, as a Spring Boot service sends it), anything else 404.
 async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, ok: bool) {
-    let mut buf = [0u8; 2048];
-    let n = s.read(&mut buf).await.unwrap_or(0);
-    let req = String::from_utf8_lossy(&buf[..n]);
+    let req = http::read_request(&mut s).await;
     let (status, body) = if req.starts_with("GET /oms/health") {
         ("200 OK", format!("{{\"success\":true,\"data\":{{\"healthy\":{ok}}}}}"))
     } else {
