@@ -83,15 +83,17 @@ impl MysqlSql {
             tables.push(self::tables(&mut first, database).await.map_err(|e| (e, false))?);
             objects.push(objects::read(&mut first, database).await.map_err(|e| (e, false))?);
         }
-        // Many definitions are read on a few connections side by side (then back to the pool).
+        // Many definitions are read on a few connections side by side.
         let count: usize = tables.iter().map(Vec::len).sum();
+        let pool_size = self.pools.get(connection).map(|p| p.size).unwrap_or(1);
+        let readers = if count >= DEFINITIONS_SHARED_FROM { READERS.min(pool_size) } else { 1 };
         let mut conns = vec![first];
-        for _ in 1..if count >= DEFINITIONS_SHARED_FROM { READERS.min(self.pools.get(connection).map(|p| p.size).unwrap_or(1)) } else { 1 } {
+        for _ in 1..readers {
             conns.push(self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?);
         }
         definitions(&mut conns, databases, &mut tables).await.map_err(|e| (e, false))?;
-        conns.truncate(1);
-        let first = conns.pop().expect("the first connection");
+        // The others go back to the pool.
+        let first = conns.swap_remove(0);
         let tables: Vec<Arc<Vec<TableInfo>>> = tables.into_iter().map(Arc::new).collect();
         let rows = tables.iter().flat_map(|t| t.iter()).map(|t| t.estimated_rows).sum();
         let mut conns = self.snapshot(connection, databases[0], first, rows, zone, bulk).await.map_err(|e| (e, false))?;

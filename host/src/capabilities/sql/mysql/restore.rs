@@ -115,7 +115,7 @@ fn choose(s: &Schedule, left: &[u64], current: Option<usize>) -> Option<usize> {
 
 /// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`.
 pub async fn replay_all(
-    mut first: Conn,
+    first: Conn,
     more: Vec<Conn>,
     sources: Vec<Source>,
     load_data: bool,
@@ -139,19 +139,16 @@ pub async fn replay_all(
         heads.push(head);
     }
     let n = replays.len();
+    let mut conns = vec![first];
+    conns.extend(more);
     let (conns, sessions) = if heads.iter().all(|h| h.standalone) {
-        let mut conns = vec![first];
-        conns.extend(more);
         run_heads_shared(conns, &replays, heads).await?
     } else {
         for (r, h) in replays.iter().zip(heads) {
-            run_head(&mut first, r, h).await?;
+            enter(&mut conns[0], r, &h.statements).await?;
         }
         // The first connection's session is the last head's.
-        let mut sessions = vec![Some(n - 1)];
-        sessions.extend(more.iter().map(|_| None));
-        let mut conns = vec![first];
-        conns.extend(more);
+        let sessions = (0..conns.len()).map(|i| (i == 0).then_some(n - 1)).collect();
         (conns, sessions)
     };
     let shared = Arc::new(Shared {
@@ -292,16 +289,6 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
     Ok((replay, Head { statements, standalone: standalone && distinct }))
 }
 
-/// Run `head`'s statements in order on `c`, in `r`'s database.
-async fn run_head(c: &mut Conn, r: &Replay, head: Head) -> Result<(), Error> {
-    c.query_drop(format!("USE {}", quote_ident(&r.database))).await.map_err(|e| db_err(&r.database, e))?;
-    c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(r, e))?;
-    for s in head.statements {
-        c.query_drop(s.as_str()).await.map_err(|e| fail(r, e))?;
-    }
-    Ok(())
-}
-
 /// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
 /// definition's file session first: the connections, and whose session each has.
 async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>) -> Result<(Vec<Conn>, Vec<Option<usize>>), Error> {
@@ -344,10 +331,16 @@ fn skipped(line: &str, zone: Zone) -> bool {
 
 /// Point `c`'s session at `r`'s database and settings.
 async fn switch(c: &mut Conn, r: &Replay) -> Result<(), Error> {
+    enter(c, r, &r.session).await
+}
+
+/// Point `c`'s session at `r`'s database and its zone, then run `statements` there in order (the
+/// file's settings, or its whole head).
+async fn enter(c: &mut Conn, r: &Replay, statements: &[String]) -> Result<(), Error> {
     c.query_drop(format!("USE {}", quote_ident(&r.database))).await.map_err(|e| db_err(&r.database, e))?;
     // A file read in the server's zone has no zone setting of its own: undo another file's.
     c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(r, e))?;
-    for s in &r.session {
+    for s in statements {
         c.query_drop(s.as_str()).await.map_err(|e| fail(r, e))?;
     }
     Ok(())
