@@ -45,7 +45,9 @@ for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-printf '#!/bin/bash\n# Schema changes of the rm, cm and cm_hb databases (stand-in).\nexec /opt/oms/oms-standin init "$@"\n' >"$root/root/docker_init.sh"
+# The vendor's docker_init.sh starts OMS's services once the schema is changed: the stand-in's
+# tells the waiting server (PID 1) it is done.
+printf '#!/bin/bash\n# Schema changes of the rm, cm and cm_hb databases (stand-in), then the server told to start.\n/opt/oms/oms-standin init "$@" || exit $?\nkill -USR1 1 2>/dev/null\nexit 0\n' >"$root/root/docker_init.sh"
 chmod +x "$root/root/docker_init.sh"
 for v in 3.2.2 3.3.0 3.3.1 4.1.1 4.2.0; do
   case $v in 3.*) tag="feature_${v}_ce" ;; *) tag="feature_${v}-ce" ;; esac

@@ -4,7 +4,9 @@
 //! - `serve` (the image's command): reads the mounted config.yaml, refuses to come up unless the
 //!   mounted store directory belongs to this deployment (a container started with other mounts
 //!   stays unhealthy), waits while the MetaDB schema is older than its version (until
-//!   docker_init.sh has run) and refuses to start on a newer one, stays offline while the store
+//!   docker_init.sh has run: it signals the server when done, SIGUSR1, as the vendor's script
+//!   starts OMS's services itself; without the signal the schema is looked at every 0.5 s) and
+//!   refuses to start on a newer one, stays offline while the store
 //!   holds `standin-hold` (a test's fault that is fixed later), then marks its server online,
 //!   logs `OMS service start successfully`, writes heartbeat rows continuously and serves
 //!   `GET /oms/health` (in chunks; over HTTPS when the vendor's certificate files are mounted at
@@ -96,6 +98,8 @@ fn log(msg: &str) {
 async fn serve() -> Result<()> {
     // PID 1 ignores SIGTERM unless it handles it: handle it from the start, as OMS does.
     let mut term = Stop::new()?;
+    // docker_init.sh's "done": installed first, as SIGUSR1 unhandled would end the server.
+    let mut init_done = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     let oms = Arc::new(Oms::new()?);
     let mine = version();
     let healthy = Arc::new(AtomicBool::new(false));
@@ -145,6 +149,7 @@ async fn serve() -> Result<()> {
         log(&format!("waiting for docker_init.sh: MetaDB schema {schema}, OMS {mine}"));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = init_done.recv() => {}
             _ = term.wait() => return Ok(()),
         }
     }
