@@ -180,11 +180,13 @@ impl HostState {
         };
         let elapsed = started.elapsed();
         self.host_time += elapsed;
+        let bookkeeping = Instant::now();
         if let (Some(j), Some(seq)) = (&self.env.journal, seq) {
             j.end(seq, &out, injected).map_err(|e| wasmtime::format_err!("writing the run journal {}: {e}; {name} did run", j.path().display()))?;
             crate::runtime::interrupt::test_hook(seq);
         }
         self.record(name, effect, args, out, injected, false, elapsed.as_millis() as u64);
+        self.bookkeeping_time += bookkeeping.elapsed();
         Ok(result)
     }
 

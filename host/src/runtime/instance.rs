@@ -26,23 +26,27 @@ pub struct Outcome<T> {
     pub timing: ExportTiming,
 }
 
-/// Where one export's wall time went: in host calls (Docker, SQL, waits) or in the plugin and
-/// the runtime (instantiation, guest code, the host-call path up to the backend). A run writes
-/// it to `timing.json` in its folder; the downtime bench reports the WASM layer's share from it.
+/// Where one export's wall time went: in host calls (Docker, SQL, waits), in the host's
+/// bookkeeping after each call (the journal's durable end entry, the transcript), or in the
+/// plugin and the runtime (instantiation, guest code, the host-call path up to the backend). A
+/// run writes it to `timing.json` in its folder; the downtime bench reports the WASM layer's
+/// share from it.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct ExportTiming {
     /// From instantiation to the export's return, microseconds.
     pub wall_us: u64,
     /// Inside host calls, microseconds.
     pub host_calls_us: u64,
+    /// Journal end entries (fsync) and transcript entries, microseconds.
+    pub bookkeeping_us: u64,
     /// The rest: the plugin and the runtime, microseconds.
     pub plugin_and_runtime_us: u64,
 }
 
 impl ExportTiming {
-    fn new(wall: Duration, host: Duration) -> ExportTiming {
-        let (wall_us, host_calls_us) = (wall.as_micros() as u64, host.as_micros() as u64);
-        ExportTiming { wall_us, host_calls_us, plugin_and_runtime_us: wall_us.saturating_sub(host_calls_us) }
+    fn new(wall: Duration, host: Duration, bookkeeping: Duration) -> ExportTiming {
+        let (wall_us, host_calls_us, bookkeeping_us) = (wall.as_micros() as u64, host.as_micros() as u64, bookkeeping.as_micros() as u64);
+        ExportTiming { wall_us, host_calls_us, bookkeeping_us, plugin_and_runtime_us: wall_us.saturating_sub(host_calls_us + bookkeeping_us) }
     }
 }
 
@@ -75,7 +79,7 @@ impl LoadedPlugin {
             if mode == Mode::NoHost { MANIFEST_BUDGET.min(Duration::from_secs(env.limits.cpu_seconds)) } else { Duration::from_secs(env.limits.cpu_seconds) };
         store.set_epoch_deadline(CHECK_EVERY_TICKS);
         store.epoch_deadline_callback(move |ctx| {
-            let guest = started.elapsed().saturating_sub(ctx.data().host_time);
+            let guest = started.elapsed().saturating_sub(ctx.data().host_time + ctx.data().bookkeeping_time);
             if guest > budget {
                 return Err(wasmtime::format_err!(
                     "the plugin ran for more than {} s of its own CPU time (cpu_seconds in [limits]); it was stopped",
@@ -132,7 +136,7 @@ impl LoadedPlugin {
         let result = tokio::time::timeout(deadline, run).await.map_err(|_| {
             anyhow::anyhow!("the plugin's {name}() did not finish within {} s (export_timeout_s in [limits]); it was stopped", deadline.as_secs())
         })??;
-        let timing = ExportTiming::new(started.elapsed(), store.data().host_time);
+        let timing = ExportTiming::new(started.elapsed(), store.data().host_time, store.data().bookkeeping_time);
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices), timing })
     }
 }

@@ -133,6 +133,9 @@ pub struct HostState {
     pub notices_dropped: u64,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
+    /// Wall time spent after each call making its outcome durable in the run journal and adding
+    /// it to the transcript (host bookkeeping, not the plugin's): excluded from the CPU budget.
+    pub bookkeeping_time: Duration,
     /// Host calls made so far, and sleep asked for so far (both bounded by [`Limits`]).
     pub calls_made: u64,
     pub slept: Duration,
@@ -151,6 +154,7 @@ impl HostState {
             notices: Vec::new(),
             notices_dropped: 0,
             host_time: Duration::ZERO,
+            bookkeeping_time: Duration::ZERO,
             calls_made: 0,
             slept: Duration::ZERO,
         }
