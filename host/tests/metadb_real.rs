@@ -115,6 +115,15 @@ async fn several_databases_dump_and_restore_side_by_side_all_or_nothing() {
     assert_eq!((set[1].rows, set[1].tables), (250_000, 1));
     assert_eq!((set[2].rows, set[2].tables), (0, 0));
     assert_eq!(s.bulk_reader_snapshots(), snapshots + 1, "one snapshot for the whole set");
+    // Verified the way a plugin does after dump-databases: all three read again side by side, in
+    // one snapshot, each the checksum it has alone; in the order asked.
+    let names = [c.clone(), a.clone(), b.clone()];
+    assert_eq!(s.database_checksums("metadb", &names).await.unwrap(), [live[2].clone(), live[0].clone(), live[1].clone()]);
+    assert_eq!(s.bulk_reader_snapshots(), snapshots + 2, "one snapshot for the three checksums");
+    match s.database_checksums("metadb", &[a.clone(), unique_db("set_absent")]).await {
+        Err(Error::NotFound(m)) => assert!(m.contains("set_absent"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     // Restored side by side, each verified; refused whole, before anything is replayed, when one
     // backup is missing or one database is not empty.
     let tables_in = |db: &str| {

@@ -189,6 +189,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     // Statements: only plain ones, on granted databases.
     for (attack, message) in [
         ("sql-cross-db", "rm_victim"),
+        ("sql-checksums-cross-db", "sql.database-checksums on sql metadb/rm_victim"),
         ("sql-subquery", "rm_victim"),
         ("sql-users", "mysql"),
         ("sql-schemata", "information_schema"),

@@ -184,6 +184,7 @@ host_calls! {
     SQL_DROP_DATABASE = "sql.drop-database", IdempotentWrite, Short, Database;
     SQL_DATABASE_EXISTS = "sql.database-exists", Read, Short, Database;
     SQL_DATABASE_CHECKSUM = "sql.database-checksum", Read, Long, Database;
+    SQL_DATABASE_CHECKSUMS = "sql.database-checksums", Read, Long, Databases;
     CONSOLE_GET_PARAMETER = "console.get-parameter", Read, Short, Parameter;
     CONSOLE_SET_PARAMETER = "console.set-parameter", IdempotentWrite, Short, Parameter;
     CONSOLE_LIST_SERVERS = "console.list-servers", Read, Short, Servers;

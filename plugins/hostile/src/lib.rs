@@ -173,6 +173,8 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "read-config" => docker::read_file("local", &n.container, "/home/admin/conf/config.yaml").and_then(|t| Err(failed(format!("READ {t}")))),
             // Statements: the power behind a granted database.
             "sql-cross-db" => query(&n, &format!("SELECT * FROM {}.t", n.victim_db)),
+            // A granted database beside one that is not, in one call.
+            "sql-checksums-cross-db" => sql::database_checksums("metadb", &[n.db.clone(), n.victim_db.clone()]).map(|_| ()),
             "sql-subquery" => execute(&n, &format!("DELETE FROM oms_version WHERE version IN (SELECT v FROM {}.t)", n.victim_db)),
             "sql-users" => query(&n, "SELECT user, password FROM mysql.user"),
             "sql-schemata" => query(&n, "SELECT schema_name FROM information_schema.schemata"),

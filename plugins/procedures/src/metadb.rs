@@ -73,7 +73,8 @@ impl MetaDb {
 
     /// Dump every database (side by side, in one call), then verify each backup: non-empty, and
     /// its checksum equal to the live database's now (nothing writes while the product is
-    /// stopped). Records the backups for rollback.
+    /// stopped), every database read again side by side in one call. Records the backups for
+    /// rollback.
     pub fn backup_and_verify(&self) -> Result<Vec<Backup>> {
         let requests: Vec<BackupRequest> = self.databases.iter().map(|(_, db)| BackupRequest { database: db.clone(), backup_name: db.clone() }).collect();
         let which = self.databases.iter().map(|(role, db)| format!("{db} ({role})")).collect::<Vec<_>>().join(", ");
@@ -88,14 +89,25 @@ impl MetaDb {
             }
             info(format!("backed up {}: {} tables, {} rows, {} bytes", b.database, b.tables, b.rows, b.bytes));
         }
-        for b in &backups {
-            let live = sql::database_checksum(&self.connection, &b.database).within(&format!("checksumming {}", b.database))?;
-            if live != b.checksum {
-                return Err(failed(format!(
-                    "backup {} does not match the live database {} (checksum {} vs {}): something wrote to it during the backup; stop it and run rollback",
-                    b.name, b.database, b.checksum, live
-                )));
-            }
+        // Every database read again side by side, in one snapshot.
+        let databases: Vec<String> = backups.iter().map(|b| b.database.clone()).collect();
+        let live = sql::database_checksums(&self.connection, &databases).within(&format!("checksumming {}", databases.join(", ")))?;
+        if live.len() != backups.len() {
+            return Err(failed(format!(
+                "the host gave {} checksums for the {} databases {}: the backups cannot be verified; nothing else was changed, run rollback to restart the old version",
+                live.len(),
+                backups.len(),
+                databases.join(", ")
+            )));
+        }
+        let mismatched: Vec<String> = backups
+            .iter()
+            .zip(live)
+            .filter(|(b, live)| *live != b.checksum)
+            .map(|(b, live)| format!("backup {} does not match the live database {} (checksum {} vs {live})", b.name, b.database, b.checksum))
+            .collect();
+        if !mismatched.is_empty() {
+            return Err(failed(format!("{}: something wrote to the MetaDB during the backup; stop it and run rollback", mismatched.join("; "))));
         }
         record(VERIFIED_KEY, &true)?;
         info(format!("verified {} backups against the live databases", backups.len()));

@@ -194,4 +194,13 @@ impl wit::Host for HostState {
         })
         .await
     }
+    async fn database_checksums(&mut self, connection: String, databases: Vec<String>) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let s = self.env.caps.sql.clone();
+        let args = json!({"connection": connection, "databases": databases});
+        self.call(calls::SQL_DATABASE_CHECKSUMS, (connection.clone(), databases.clone()), args, async move {
+            super::check_databases("database-checksums", &databases)?;
+            s.database_checksums(&connection, &databases).await
+        })
+        .await
+    }
 }

@@ -31,6 +31,15 @@ pub trait Sql: Send + Sync {
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error>;
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error>;
+    /// [`Sql::database_checksum`] of each of `databases`, in their order: one after another
+    /// unless the backend reads them side by side in one snapshot.
+    async fn database_checksums(&self, connection: &str, databases: &[String]) -> Result<Vec<String>, Error> {
+        let mut sums = Vec::with_capacity(databases.len());
+        for d in databases {
+            sums.push(self.database_checksum(connection, d).await?);
+        }
+        Ok(sums)
+    }
     /// Server-wide privileges of the connection's account that opshost never needs (FILE, SUPER,
     /// SHUTDOWN, …): the plan warns about each, since a grant is only as strong as the account
     /// behind it. Empty where the backend cannot tell.
@@ -193,6 +202,21 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
 /// The databases and backup names of a `dump-databases` or `restore-databases` call (`call`): at
 /// least one, each valid and each once (two dumps of one database, or two into one file, are a
 /// plugin bug).
+/// The databases of a `database-checksums`: at least one, each a plain identifier, none twice.
+pub(super) fn check_databases(call: &str, databases: &[String]) -> Result<(), Error> {
+    if databases.is_empty() {
+        return Err(Error::InvalidInput(format!("{call} needs at least one database")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in databases {
+        check_identifier("database", d)?;
+        if !seen.insert(d.as_str()) {
+            return Err(Error::InvalidInput(format!("{call} names database {d} twice: give each once")));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), Error> {
     if requests.is_empty() {
         return Err(Error::InvalidInput(format!("{call} needs at least one database")));
@@ -211,6 +235,15 @@ pub(super) fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksums_need_each_database_once_and_by_a_plain_name() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        check_databases("database-checksums", &names(&["rm_411", "cm_411"])).unwrap();
+        for bad in [names(&[]), names(&["rm_411", "rm_411"]), names(&["rm_411", "a`b"])] {
+            assert!(matches!(check_databases("database-checksums", &bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn identifiers_that_could_carry_sql_are_refused() {

@@ -559,4 +559,9 @@ impl Sql for MysqlSql {
     async fn database_checksum(&self, connection: &str, database: &str) -> Result<String, Error> {
         Ok(self.checksum(connection, database, RowHash::default(), Zone::Utc).await?.0)
     }
+
+    async fn database_checksums(&self, connection: &str, databases: &[String]) -> Result<Vec<String>, Error> {
+        let each: Vec<(&str, RowHash)> = databases.iter().map(|d| (d.as_str(), RowHash::default())).collect();
+        Ok(self.checksums(connection, &each, Zone::Utc).await?.into_iter().map(|(sum, _, _)| sum).collect())
+    }
 }
