@@ -60,18 +60,16 @@ deploy() {
   for _ in $(seq 300); do healthy && return 0; sleep 0.1; done; echo "stand-in OMS did not come up" >&2; exit 1
 }
 now() { date +%s.%N; }
-# The same watcher times both procedures: when it first sees the old container exited, and when
-# the new one first answers healthy after that. It asks the engine's API directly (a few ms, where
-# the docker CLI takes 20) every 10 ms, so both ends are seen within about 15 ms.
+# The same watcher times both procedures: when the old container stops (the engine's wait API,
+# which answers the moment it does: no polling), and when the new one first answers healthy after
+# that (asked every 20 ms; the old one is stopped, so only the new one can answer).
 SOCK=${DOCKER_HOST:-}; SOCK=${SOCK#unix://}; [ -S "$SOCK" ] || SOCK=/var/run/docker.sock
-engine() { curl -s --max-time 1 --unix-socket "$SOCK" "http://engine/containers/$1/json" 2>/dev/null; }
 watch() {
   rm -f "$W/t_stop" "$W/t_healthy"
-  ( stopped=""; while true; do
-      if [ -z "$stopped" ] && engine oms_411 | grep -q '"Status":"exited"'; then stopped=$(now); echo "$stopped" >"$W/t_stop"; fi
-      if [ -n "$stopped" ] && engine oms_420 | grep -q '"Status":"running"' && healthy; then now >"$W/t_healthy"; break; fi
-      sleep 0.01
-    done ) &
+  ( curl -s --unix-socket "$SOCK" -X POST "http://engine/containers/oms_411/wait?condition=not-running" >/dev/null
+    now >"$W/t_stop"
+    until healthy; do sleep 0.02; done
+    now >"$W/t_healthy" ) &
   WATCH=$!
 }
 # Not in $(...): a subshell cannot wait for the watcher.
