@@ -57,7 +57,9 @@ deploy() {
   $SQL -D cm_411 -e "CREATE TABLE host (id INT AUTO_INCREMENT PRIMARY KEY, resource_group_id INT, ip VARCHAR(64), host_status VARCHAR(16)); INSERT INTO host (resource_group_id, ip, host_status) VALUES (1, '127.0.0.1', 'OFFLINE');"
   $SQL -D cm_hb_411 -e "CREATE TABLE heatbeat_sequence (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), gmt_created BIGINT); INSERT INTO heatbeat_sequence (node, gmt_created) SELECT '127.0.0.1', seq FROM seq_1_to_$ROWS;"
   docker run -dit --net host --pids-limit -1 --ulimit nproc=65535:65535 "${MOUNTS[@]}" -e OMS_HOST_IP=127.0.0.1 --name oms_411 $OLD >/dev/null
-  for _ in $(seq 300); do healthy && return 0; sleep 0.1; done; echo "stand-in OMS did not come up" >&2; exit 1
+  for _ in $(seq 300); do healthy && break; sleep 0.1; done; healthy || { echo "stand-in OMS did not come up" >&2; exit 1; }
+  # Let the server finish with the deployment's writes (flushing, purge) before either procedure.
+  sleep 2
 }
 now() { date +%s.%N; }
 # The same watcher times both procedures: when the old container stops (the engine's wait API,
@@ -133,7 +135,17 @@ for r in $(seq "$ROUNDS"); do
   deploy; watch; seeds; watched; S=$ELAPSED
   deploy; watch; opshost_upgrade; watched; O=$ELAPSED
   SEEDS_ALL+=("$S") OPS_ALL+=("$O") RATIOS+=("$(echo "$O / $S" | bc -l)")
-  printf 'round %s: seeds %.2f s, opshost %.2f s, opshost / seeds %.2f\n' "$r" "$S" "$O" "${RATIOS[-1]}"
+  printf 'round %s: seeds %.2f s, opshost %.2f s, opshost / seeds %.2f' "$r" "$S" "$O" "${RATIOS[-1]}"
+  # opshost's calls inside the downtime, in ms, from its transcript.
+  command -v python3 >/dev/null && python3 - "$W"/state/runs/*/upgrade-calls.json <<'PY'
+import json, sys
+calls, stopped, parts = json.load(open(sys.argv[1])), False, []
+for c in calls:
+    stopped = stopped or c["call"] == "docker.stop"
+    if stopped and c.get("ms", 0) >= 10:
+        parts.append(f"{c['call'].split('.')[1]} {c['ms']}")
+print("   (opshost's calls from the stop, ms: " + ", ".join(parts) + ")")
+PY
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 SEEDS=$(median "${SEEDS_ALL[@]}") OPS=$(median "${OPS_ALL[@]}") RATIO=$(median "${RATIOS[@]}")
