@@ -199,10 +199,8 @@ pub fn check_backup_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// The databases and backup names of a `dump-databases` or `restore-databases` call (`call`): at
-/// least one, each valid and each once (two dumps of one database, or two into one file, are a
-/// plugin bug).
-/// The databases of a `database-checksums`: at least one, each a plain identifier, none twice.
+/// The databases of a `database-checksums`, or of a `dump-databases` or `restore-databases`
+/// (`call`): at least one, each a plain identifier, each once.
 pub(super) fn check_databases(call: &str, databases: &[String]) -> Result<(), Error> {
     if databases.is_empty() {
         return Err(Error::InvalidInput(format!("{call} needs at least one database")));
@@ -217,16 +215,16 @@ pub(super) fn check_databases(call: &str, databases: &[String]) -> Result<(), Er
     Ok(())
 }
 
+/// The databases and backup names of a `dump-databases` or `restore-databases` call (`call`): at
+/// least one, each valid and each once (two dumps of one database, or two into one file, are a
+/// plugin bug).
 pub(super) fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> Result<(), Error> {
-    if requests.is_empty() {
-        return Err(Error::InvalidInput(format!("{call} needs at least one database")));
-    }
+    check_databases(call, &requests.iter().map(|r| r.database.clone()).collect::<Vec<_>>())?;
     let mut seen = std::collections::HashSet::new();
     for r in requests {
-        check_identifier("database", &r.database)?;
         check_backup_name(&r.backup_name)?;
-        if !seen.insert(("database", r.database.as_str())) || !seen.insert(("backup", r.backup_name.as_str())) {
-            return Err(Error::InvalidInput(format!("{call} names database {} or backup {} twice: give each once", r.database, r.backup_name)));
+        if !seen.insert(r.backup_name.as_str()) {
+            return Err(Error::InvalidInput(format!("{call} names backup {} twice: give each once", r.backup_name)));
         }
     }
     Ok(())
@@ -242,6 +240,23 @@ mod tests {
         check_databases("database-checksums", &names(&["rm_411", "cm_411"])).unwrap();
         for bad in [names(&[]), names(&["rm_411", "rm_411"]), names(&["rm_411", "a`b"])] {
             assert!(matches!(check_databases("database-checksums", &bad), Err(Error::InvalidInput(_))), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_backup_set_names_each_database_and_each_backup_once() {
+        let req = |d: &str, b: &str| BackupRequest { database: d.into(), backup_name: b.into() };
+        check_backup_requests("dump-databases", &[req("rm_411", "rm"), req("cm_411", "cm")]).unwrap();
+        for (bad, says) in [
+            (vec![], "needs at least one database"),
+            (vec![req("rm_411", "rm"), req("rm_411", "cm")], "names database rm_411 twice"),
+            (vec![req("rm_411", "rm"), req("cm_411", "rm")], "names backup rm twice"),
+            (vec![req("rm_411", "../rm")], "backup"),
+        ] {
+            match check_backup_requests("dump-databases", &bad) {
+                Err(Error::InvalidInput(m)) => assert!(m.contains(says), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
         }
     }
 
