@@ -1,7 +1,7 @@
 //! The MySQL engine: the sql capability on a real MetaDB (MariaDB, MySQL, OceanBase's MySQL
 //! mode) through mysql_async. This file holds [`MysqlSql`], its pools and connections and the
 //! `Sql` trait's calls; the rest of the engine is one file per part (codec, dump, format, load,
-//! objects, restore, snapshot, tables, wire) below it, none importing this one's items back
+//! objects, restore, share, snapshot, tables, wire) below it, none importing this one's items back
 //! except `dump.rs`, which adds the dump and checksum methods to [`MysqlSql`].
 //!
 //! - One pool per named connection from the site config; the password comes from an environment
@@ -31,6 +31,7 @@ mod indexes;
 pub mod load;
 pub mod objects;
 mod restore;
+mod share;
 mod snapshot;
 mod tables;
 /// The bulk reader; public for the bench's floor (a client that only frames and discards rows).

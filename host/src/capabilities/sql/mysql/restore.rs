@@ -20,6 +20,7 @@
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, END_MARKER, ROWS_NOTE, SET_UTC};
 use super::load::ident;
+use super::share::share_out;
 use super::{indexes, load, objects};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
@@ -194,15 +195,11 @@ async fn add_keys(conns: Vec<Conn>, shared: &Shared) -> Result<Vec<Conn>, Error>
     }
     let message = format!("{}: every row is in; building the secondary keys of {} tables", shared.label, jobs.len());
     shared.reporter.log(crate::report::Level::Info, &message);
-    let queue = Mutex::new(jobs.into_iter());
-    let next = || queue.lock().unwrap().next();
-    let builders = conns.into_iter().map(|mut c| async {
-        while let Some((r, alter)) = next() {
-            c.query_drop(alter.as_str()).await.map_err(|e| fail(r, format!("adding the secondary keys back: {e}")))?;
-        }
-        Ok::<Conn, Error>(c)
-    });
-    futures_util::future::join_all(builders).await.into_iter().collect()
+    share_out(conns, jobs, |mut c: Conn, (r, alter): (&Replay, String)| async move {
+        let built = c.query_drop(alter.as_str()).await.map_err(|e| fail(r, format!("adding the secondary keys back: {e}")));
+        (c, built)
+    })
+    .await
 }
 
 fn fail(r: &Replay, e: impl std::fmt::Display) -> Error {
@@ -297,29 +294,21 @@ async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>
         .enumerate()
         .flat_map(|(i, h)| h.statements.into_iter().filter(|s| !(s.starts_with("/*!") || s.starts_with("SET "))).map(move |s| (i, s)))
         .collect();
-    let queue = Mutex::new(jobs.into_iter());
-    let failed_once = AtomicBool::new(false);
-    let next = || if failed_once.load(Relaxed) { None } else { queue.lock().unwrap().next() };
-    let runners = conns.into_iter().map(|mut c| async {
-        let mut session = None;
-        while let Some((i, statement)) = next() {
-            let r = &replays[i];
-            let ran = async {
-                if session != Some(i) {
-                    switch(&mut c, r).await?;
-                    session = Some(i);
-                }
-                c.query_drop(statement.as_str()).await.map_err(|e| fail(r, e))
+    let workers = conns.into_iter().map(|c| (c, None)).collect();
+    let ran = share_out(workers, jobs, |(mut c, session): (Conn, Option<usize>), (i, statement): (usize, String)| async move {
+        let r = &replays[i];
+        let ran = async {
+            if session != Some(i) {
+                switch(&mut c, r).await?;
             }
-            .await;
-            if let Err(e) = ran {
-                failed_once.store(true, Relaxed);
-                return Err(e);
-            }
+            c.query_drop(statement.as_str()).await.map_err(|e| fail(r, e))
         }
-        Ok::<_, Error>((c, session))
-    });
-    let ran: Vec<(Conn, Option<usize>)> = futures_util::future::join_all(runners).await.into_iter().collect::<Result<_, _>>()?;
+        .await;
+        // A failed switch may have left the session half-entered: it is no file's.
+        let session = if ran.is_ok() { Some(i) } else { session };
+        ((c, session), ran)
+    })
+    .await?;
     Ok(ran.into_iter().unzip())
 }
 

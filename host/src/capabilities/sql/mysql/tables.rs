@@ -4,6 +4,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::objects;
+use super::share::share_out;
 use crate::bindings::Error;
 use crate::capabilities::sql::checksum::{database_checksum, RowHash, TableHasher};
 use mysql_async::prelude::*;
@@ -89,20 +90,15 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
             ts.iter().enumerate().map(move |(t, info)| (d, t, format!("SHOW CREATE TABLE {}.{}", quote_ident(databases[d]), quote_ident(&info.name))))
         })
         .collect();
-    let queue = std::sync::Mutex::new(jobs.into_iter());
-    let next = || queue.lock().unwrap().next();
-    let readers = conns.iter_mut().map(|c| async {
-        let mut found = Vec::new();
-        while let Some((d, t, sql)) = next() {
-            let create: Option<(String, String)> = c.query_first(sql).await.map_err(|e| db_err(databases[d], e))?;
-            found.push((d, t, create.map(|(_, c)| c).unwrap_or_default()));
-        }
-        Ok::<_, Error>(found)
-    });
-    for found in futures_util::future::join_all(readers).await {
-        for (d, t, create) in found? {
-            tables[d][t].create = create;
-        }
+    let readers = conns.iter_mut().map(|c| (c, Vec::new())).collect();
+    let read = share_out(readers, jobs, |(c, mut found): (&mut Conn, Vec<(usize, usize, String)>), (d, t, sql): (usize, usize, String)| async move {
+        let create: Result<Option<(String, String)>, _> = c.query_first(sql).await;
+        let read = create.map(|create| found.push((d, t, create.map(|(_, c)| c).unwrap_or_default()))).map_err(|e| db_err(databases[d], e));
+        ((c, found), read)
+    })
+    .await?;
+    for (d, t, create) in read.into_iter().flat_map(|(_, found)| found) {
+        tables[d][t].create = create;
     }
     Ok(())
 }
