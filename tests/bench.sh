@@ -4,6 +4,8 @@
 # as ratios; plus opshost's peak memory and plugin start. Release build, throwaway MariaDB.
 # Usage: bash tests/bench.sh [--scale 1.0] [--rounds N]   (1.0 is about 550 MB on disk, 2.6M heartbeat
 # rows; N rounds report each tool's median)
+#        bash tests/bench.sh --autoinc [--rows N] [--rounds N]   (one big AUTO_INCREMENT table loaded
+# every way a client can: the bound behind the heartbeat shape's restore)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -10,7 +10,10 @@
 //! - opshost's peak memory (a child process reports its VmHWM)
 //! - plugin start: cold compile, warm start (verify + cached load + instantiate + call)
 //! - `--curve FILE`: the `oms` shape at 1x, 3x and 10x, drawn as an SVG (curve.rs)
+//! - `--autoinc [--rows N] [--rounds N]`: one big AUTO_INCREMENT table loaded every way a client can, the
+//!   bound behind the `heartbeat` shape's restore (autoinc.rs)
 
+mod autoinc;
 mod curve;
 mod db;
 mod floor;
@@ -320,6 +323,11 @@ fn main() {
         None => shapes::ALL.to_vec(),
     };
     let db = Db::from_env();
+    // `--autoinc [--rows N] [--rounds N]`: one big AUTO_INCREMENT table loaded every way a
+    // client can.
+    if args.iter().any(|a| a == "--autoinc") {
+        return autoinc::run(&db, arg(&args, "--rows").unwrap_or(3_000_000), rounds);
+    }
     // `--build-only` leaves the data for profiling one side: `opshost-bench --child dump DIR`.
     if args.iter().any(|a| a == "--build-only") {
         shapes[0].build(&db, scale);
