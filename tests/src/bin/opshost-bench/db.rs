@@ -37,7 +37,8 @@ impl Db {
                 password_env: Some("OPSHOST_TEST_DB_PASSWORD".into()),
                 password_file: None,
                 max_connections: connections(),
-                load_data: true,
+                // `OPSHOST_BENCH_LOAD_DATA=0` restores with the INSERTs (for profiling).
+                load_data: std::env::var("OPSHOST_BENCH_LOAD_DATA").map_or(true, |v| v != "0"),
                 bulk_reader: true,
             },
         )])
