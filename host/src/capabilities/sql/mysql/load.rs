@@ -86,28 +86,32 @@ async fn insert_once(c: &mut Conn, stmt: &str, policy: &Policy) -> Result<(), my
 }
 
 /// Whether a dump's INSERT is better sent as it is: rows of [`WIDE_ROW`] bytes or more on
-/// average, at least half of them hex values (binary columns), in a statement of at most [`WIDE_INSERT_MAX`]
-/// (and half the server's `max_allowed_packet`: see [`Policy::new`]). The server parses a
-/// `0x…` literal for less than it reads the same bytes as a LOAD DATA field (which it takes one
-/// character at a time), and the hex need not be turned back into bytes here. Measured on MariaDB 10.11, 100 MB of LONGBLOB
-/// values in a table keyed by INT: server CPU 0.57–0.59 s as INSERTs against 0.64–0.71 s as
-/// LOAD DATA from 2 KB a value up (at 512 bytes, 0.91 s against 0.87 s); text, escaped or not,
-/// costs the same or less as LOAD DATA at every width, so it keeps it.
+/// average, at least half of them hex values (binary columns), in a statement of at most
+/// [`WIDE_INSERT_MAX`] (and half the server's `max_allowed_packet`: see [`Policy::new`]). The
+/// server parses a `0x…` literal for less than it reads the same bytes as a LOAD DATA field
+/// (which it takes one character at a time), and the hex need not be turned back into bytes
+/// here. Measured on MariaDB 10.11, 100 MB of LONGBLOB values in a table keyed by INT: server
+/// CPU 0.57–0.59 s as INSERTs against 0.64–0.71 s as LOAD DATA from 2 KB a value up (at 512
+/// bytes, 0.91 s against 0.87 s); text, escaped or not, costs the same or less as LOAD DATA at
+/// every width, so it keeps it.
 ///
 /// A guess from the bytes (a `),(` or a `0x` inside a string counts too): it only chooses which
 /// of two exact ways the rows travel, and the restore's checksum is the judge either way.
-pub fn wide_binary(stmt: &str) -> bool {
+fn wide_binary(stmt: &str) -> bool {
     let b = stmt.as_bytes();
     if b.len() < WIDE_ROW || b.len() > WIDE_INSERT_MAX {
         return false;
     }
-    let rows = 1 + memchr::memmem::find_iter(b, b"),(").count();
+    // Where rows end: the first row's end, and how many rows.
+    let mut ends = memchr::memmem::find_iter(b, b"),(");
+    let first_end = ends.next();
+    let rows = 1 + first_end.map_or(0, |_| 1 + ends.count());
     if b.len() / rows < WIDE_ROW {
         return false;
     }
     // Mostly hex, judged on the first row (a table's rows are alike): wide text beside a small
     // binary column keeps LOAD DATA, which costs its text less.
-    let first = &b[..memchr::memmem::find(b, b"),(").unwrap_or(b.len())];
+    let first = &b[..first_end.unwrap_or(b.len())];
     let hex: usize = memchr::memmem::find_iter(first, b"0x")
         .filter(|&at| at > 0 && matches!(first[at - 1], b',' | b'('))
         .map(|at| first[at + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).count())

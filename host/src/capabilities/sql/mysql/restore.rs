@@ -247,7 +247,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             first_insert = Some(line);
             break;
         }
-        if line.starts_with("/*!") || line.starts_with("SET ") {
+        if is_setting(&line) {
             // Settings after a definition would apply to the definitions after them only.
             standalone &= created.is_empty();
             session.push(line.clone());
@@ -291,11 +291,8 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
 /// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
 /// definition's file session first: the connections, and whose session each has.
 async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>) -> Result<(Vec<Conn>, Vec<Option<usize>>), Error> {
-    let jobs: Vec<(usize, String)> = heads
-        .into_iter()
-        .enumerate()
-        .flat_map(|(i, h)| h.statements.into_iter().filter(|s| !(s.starts_with("/*!") || s.starts_with("SET "))).map(move |s| (i, s)))
-        .collect();
+    let jobs: Vec<(usize, String)> =
+        heads.into_iter().enumerate().flat_map(|(i, h)| h.statements.into_iter().filter(|s| !is_setting(s)).map(move |s| (i, s))).collect();
     let workers = conns.into_iter().map(|c| (c, None)).collect();
     let ran = share_out(workers, jobs, |(mut c, session): (Conn, Option<usize>), (i, statement): (usize, String)| async move {
         let r = &replays[i];
@@ -312,6 +309,11 @@ async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>
     })
     .await?;
     Ok(ran.into_iter().unzip())
+}
+
+/// A head's session setting (as opposed to a definition).
+fn is_setting(statement: &str) -> bool {
+    statement.starts_with("/*!") || statement.starts_with("SET ")
 }
 
 /// A line that is not run: blank, a comment, or the header's UTC setting in a dump read in the
