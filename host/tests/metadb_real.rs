@@ -50,6 +50,12 @@ fn checksum_tables(db: &str) -> String {
     String::from_utf8_lossy(&o.stdout).replace(db, "DB")
 }
 
+/// A counter of the whole test server (`SHOW GLOBAL STATUS`), e.g. `Com_load`.
+fn global_status(name: &str) -> u64 {
+    let o = mariadb_client(&["-N", "-e", &format!("SHOW GLOBAL STATUS LIKE '{name}'")]);
+    String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn select_text(db: &str) -> String {
     let o = mariadb_client(&["-N", "-D", db, "-e", "SELECT id, HEX(f), HEX(d), dec1, HEX(vc), HEX(t), MD5(lt), js, HEX(bn), HEX(vb), HEX(bl), dt, dtm, ts, tm, yr, bt+0, en, st, ST_AsText(pt), vgen, sgen FROM every_type ORDER BY id"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -636,10 +642,7 @@ async fn secondary_keys_come_back_after_the_rows_exactly_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let s = backend(dir.path());
     let b = s.dump_database("metadb", &db, "keys").await.unwrap();
-    let alters = || -> u64 {
-        let o = mariadb_client(&["-N", "-e", "SHOW GLOBAL STATUS LIKE 'Com_alter_table'"]);
-        String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let alters = || global_status("Com_alter_table");
     s.drop_database("metadb", &db).await.unwrap();
     s.create_database("metadb", &db).await.unwrap();
     let altered = alters();
@@ -679,10 +682,7 @@ async fn auto_increment_tables_load_as_data_and_keep_their_counter() {
     let b = s.dump_database("metadb", &db, "autoinc").await.unwrap();
     s.drop_database("metadb", &db).await.unwrap();
     s.create_database("metadb", &db).await.unwrap();
-    let loads = || -> u64 {
-        let o = mariadb_client(&["-N", "-e", "SHOW GLOBAL STATUS LIKE 'Com_load'"]);
-        String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let loads = || global_status("Com_load");
     let loaded = loads();
     let r = s.restore_database("metadb", &db, "autoinc").await.unwrap();
     assert_eq!(r.checksum, b.checksum);
@@ -792,17 +792,13 @@ async fn wide_binary_rows_restore_as_their_inserts_and_come_back_exact() {
     assert!(!narrow.is_empty() && narrow.iter().all(|l| !policy.sends_as_is(l)), "the narrow rows are not");
     s.drop_database("metadb", &db).await.unwrap();
     s.create_database("metadb", &db).await.unwrap();
-    let status = |name: &str| -> u64 {
-        let o = mariadb_client(&["-N", "-e", &format!("SHOW GLOBAL STATUS LIKE '{name}'")]);
-        String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    let (inserts, loads) = (status("Com_insert"), status("Com_load"));
+    let (inserts, loads) = (global_status("Com_insert"), global_status("Com_load"));
     let r = s.restore_database("metadb", &db, "wideblob").await.unwrap();
     assert_eq!(r.checksum, b.checksum);
     assert_eq!(r.rows, 5300);
     // Counters of the whole server (other tests may add to them): at least this restore's.
-    assert!(status("Com_insert") >= inserts + wide.len() as u64, "the wide rows went as INSERTs");
-    assert!(status("Com_load") >= loads + narrow.len() as u64, "the narrow rows went as LOAD DATA");
+    assert!(global_status("Com_insert") >= inserts + wide.len() as u64, "the wide rows went as INSERTs");
+    assert!(global_status("Com_load") >= loads + narrow.len() as u64, "the narrow rows went as LOAD DATA");
     assert_eq!(fingerprint(), before);
     sql(&format!("DROP DATABASE {db}"));
 }

@@ -10,6 +10,7 @@
 //! server's CPU; every way is checked to have loaded every row.
 
 use crate::db::{server_cpu_s, Db};
+use crate::median;
 use futures_util::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
@@ -168,11 +169,6 @@ fn measure(db: &Db, rows: u64, way: Way, streams: u64) -> (f64, Option<f64>, u32
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Every way, `rounds` times (each round every way in turn), printed as medians with their
 /// ratio to one LOAD DATA stream into the AUTO_INCREMENT table.
 pub fn run(db: &Db, rows: u64, rounds: usize) {
@@ -217,13 +213,13 @@ pub fn run(db: &Db, rows: u64, rounds: usize) {
     }
     db.sql(&format!("DROP TABLE {TABLE}"));
     println!("  {:<62} {:>8} {:>14} {:>9}", "median of the rounds", "wall, s", "server CPU, s", "/ the 1st");
-    let base = median(walls[0].clone());
+    let base = median(walls[0].iter().copied());
     for (w, (name, ..)) in ways.iter().enumerate() {
-        let wall = median(walls[w].clone());
-        let cpu = if cpus[w].is_empty() { "-".to_string() } else { format!("{:.2}", median(cpus[w].clone())) };
+        let wall = median(walls[w].iter().copied());
+        let cpu = if cpus[w].is_empty() { "-".to_string() } else { format!("{:.2}", median(cpus[w].iter().copied())) };
         let note = if retried[w] > 0 { format!("  ({} deadlock victims run again)", retried[w]) } else { String::new() };
         println!("  {name:<62} {wall:>8.2} {cpu:>14} {:>9.2}{note}", wall / base);
     }
-    let (last, alter) = (median(walls[ways.len() - 1].clone()), median(alters));
+    let (last, alter) = (median(walls[ways.len() - 1].iter().copied()), median(alters.into_iter()));
     println!("  {:<62} {alter:>8.2} {:>14} {:>9.2}", "  then ALTER TABLE … MODIFY id … AUTO_INCREMENT (a copy)", "", (last + alter) / base);
 }

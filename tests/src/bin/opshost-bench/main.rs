@@ -223,7 +223,7 @@ fn round(db: &Db, dirs: &Dirs, stock: bool) -> Round {
     r
 }
 
-fn median(v: impl Iterator<Item = f64>) -> f64 {
+pub fn median(v: impl Iterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = v.collect();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
