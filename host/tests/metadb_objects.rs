@@ -99,7 +99,11 @@ async fn every_object_comes_back_and_a_lost_one_fails_verification() {
     // A restore that lost an object fails its verification: here the trigger's statement is
     // blanked out of the file (same size, so only the checksum can tell).
     let text = std::fs::read_to_string(&file).unwrap();
-    let start = text.find("CREATE DEFINER").filter(|i| text[*i..].split('\n').next().unwrap().contains("TRIGGER")).expect("the trigger's statement");
+    let start = text
+        .match_indices("CREATE DEFINER")
+        .map(|(i, _)| i)
+        .find(|i| text[*i..].split('\n').next().unwrap().contains(" TRIGGER "))
+        .expect("the trigger's statement");
     let end = start + text[start..].find("END$$").expect("its end") + "END".len();
     let blank: String = text[start..end]
         .chars()

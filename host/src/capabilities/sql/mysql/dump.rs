@@ -6,7 +6,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::format::{io_err, Zone, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
-use super::tables::{definitions, summary, tables, TableInfo};
+use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
 use crate::capabilities::errors::{failed, not_found};
@@ -208,6 +208,11 @@ impl MysqlSql {
         let mut head = format!(
             "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
         );
+        if tables.iter().any(|t| t.versioned) {
+            head.push_str(INSERT_HISTORY);
+            head.push('\n');
+        }
+        head.push_str(&objects::sequences_head(objects));
         for t in tables.iter() {
             head.push_str(&format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n{};\n", t.estimated_rows, quote_ident(&t.name), t.create.replace('\n', " ")));
         }

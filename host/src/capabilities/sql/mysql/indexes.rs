@@ -6,7 +6,7 @@
 //! The table ends as it was: the server orders a table's keys primary, unique, plain, fulltext,
 //! each class in the order given, so plain keys added back in their order are where they were.
 //! A table keeps its definition untouched when that reasoning could fail or the definition
-//! needs its keys: not InnoDB, partitioned, with foreign keys (they need an index), FULLTEXT or
+//! needs its keys: not InnoDB, partitioned, system-versioned, with foreign keys (they need an index), FULLTEXT or
 //! SPATIAL keys, or a plain key leading with the AUTO_INCREMENT column (it may be the column's
 //! only index). The restore's checksum covers `SHOW CREATE TABLE`, and is the judge.
 //!
@@ -66,7 +66,8 @@ pub fn split(create: &str) -> Option<(String, Deferred)> {
     let open = after.find('(')?;
     let (parts, close) = definitions(after, open)?;
     let options = &after[close + 1..];
-    if !options.contains("ENGINE=InnoDB") || options.contains("PARTITION") {
+    // A system-versioned table takes no ALTER without system_versioning_alter_history.
+    if !options.contains("ENGINE=InnoDB") || options.contains("PARTITION") || options.contains("WITH SYSTEM VERSIONING") {
         return None;
     }
     // Columns that may be AUTO_INCREMENT (a comment naming it only makes this more careful).

@@ -237,6 +237,8 @@ impl MysqlSql {
                         objects::ObjectKind::Trigger => &["TRIGGER"][..],
                         objects::ObjectKind::Procedure | objects::ObjectKind::Function => &["CREATE ROUTINE", "ALTER ROUTINE"][..],
                         objects::ObjectKind::Event => &["EVENT"][..],
+                        // CREATE, DROP and INSERT (SETVAL writes it): a table's own needs.
+                        objects::ObjectKind::Sequence => &[][..],
                     });
                 }
             }
@@ -382,10 +384,23 @@ impl Sql for MysqlSql {
             if exists.is_none() {
                 continue;
             }
-            let tables: Vec<String> = c
-                .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", (db,))
-                .await
-                .map_err(|e| db_err(db, e))?;
+            // As a dump reads them: a table it could not bring back is refused now.
+            let tables = tables::tables(&mut c, db).await?;
+            if let Some(t) = tables.iter().find(|t| t.versioned) {
+                let allowed: Result<Option<String>, _> = c.query_first("SELECT @@global.secure_timestamp").await;
+                let refusal = match allowed {
+                    Ok(Some(v)) if v == "NO" => None,
+                    Ok(Some(v)) => Some(format!("the server's secure_timestamp is {v}, which forbids writing a row's period; set it to NO")),
+                    _ => Some("this server cannot write a row's period back (MariaDB 10.11 or later can)".to_string()),
+                };
+                if let Some(why) = refusal {
+                    return Err(failed(format!(
+                        "table {db}.{} is system-versioned, and a restore must write back its history with each row's period: {why}, or back the table up by hand and drop it, before the upgrade",
+                        t.name
+                    )));
+                }
+            }
+            let versioned = tables.iter().filter(|t| t.versioned).count();
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;
             // And re-creatable by this account, not discovered otherwise by a rollback's restore.
@@ -401,13 +416,21 @@ impl Sql for MysqlSql {
             }
             let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
             out.push(format!(
-                "backup of {db}: {} tables, {} views, {} triggers, {} procedures, {} functions, {} events{}",
+                "backup of {db}: {} tables{}, {} views, {} triggers, {} procedures, {} functions, {} events{}{}",
                 tables.len(),
+                match versioned {
+                    0 => String::new(),
+                    n => format!(" ({n} system-versioned, with their history)"),
+                },
                 count(objects::ObjectKind::View),
                 count(objects::ObjectKind::Trigger),
                 count(objects::ObjectKind::Procedure),
                 count(objects::ObjectKind::Function),
                 count(objects::ObjectKind::Event),
+                match count(objects::ObjectKind::Sequence) {
+                    0 => String::new(),
+                    n => format!(", {n} sequences"),
+                },
                 if objects.is_empty() { String::new() } else { " (each with its DEFINER, re-created after every row; this account may)".to_string() }
             ));
         }

@@ -1,8 +1,10 @@
 //! What a database holds besides its tables: views (in dependency order), triggers, stored
-//! procedures and functions, events. Read with the `SHOW CREATE` statements in the dump's snapshot,
-//! written after every row in a section the stock client replays (`DELIMITER`, each object's own
-//! `sql_mode`), replayed last by opshost's restore (so no trigger fires on restored rows), and
-//! part of the content checksum: a restore that lost an object fails its verification.
+//! procedures and functions, events, sequences (MariaDB). Read with the `SHOW CREATE` statements
+//! before the dump's snapshot, written after every row in a section the stock client replays
+//! (`DELIMITER`, each object's own `sql_mode`), replayed last by opshost's restore (so no trigger
+//! fires on restored rows), and part of the content checksum: a restore that lost an object fails
+//! its verification. Sequences are the exception: a table's `DEFAULT NEXTVAL(s)` needs its
+//! sequence first, so they head the dump, each with the `SETVAL` that puts it where it stood.
 
 use super::codec::{db_err, quote_ident};
 use crate::bindings::Error;
@@ -22,6 +24,7 @@ pub enum ObjectKind {
     Procedure,
     Function,
     Event,
+    Sequence,
 }
 
 impl ObjectKind {
@@ -32,6 +35,7 @@ impl ObjectKind {
             ObjectKind::Procedure => "PROCEDURE",
             ObjectKind::Function => "FUNCTION",
             ObjectKind::Event => "EVENT",
+            ObjectKind::Sequence => "SEQUENCE",
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct DbObject {
     pub sql_mode: Option<String>,
     /// An event's time zone.
     pub time_zone: Option<String>,
+    /// The statement that puts the object back where it stood: a sequence's `SETVAL` (its next
+    /// value not yet handed out, and its cycle), as the stock dump writes it.
+    pub state: Option<String>,
 }
 
 /// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it).
@@ -66,6 +73,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             "view" => "SHOW VIEW and SELECT on the database",
             "trigger" => "TRIGGER on the database",
             "event" => "EVENT on the database",
+            "sequence" => "SELECT on the database",
             _ => "SELECT on mysql.proc (MariaDB; SHOW CREATE ROUTINE from 11.3) or SHOW_ROUTINE (MySQL 8)",
         };
         failed(format!(
@@ -80,7 +88,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     for v in views {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
         let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("view", &v))?;
-        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None });
+        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None });
     }
     out.extend(in_dependency_order(view_objects));
     let triggers: Vec<String> = c
@@ -91,7 +99,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
         let create = text(&r, 2).ok_or_else(|| unreadable("trigger", &t))?;
-        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None });
+        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None, state: None });
     }
     let routines: Vec<(String, String)> = c
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
@@ -110,7 +118,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
         let create = text(&r, 2).ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None });
+        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None });
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
@@ -120,7 +128,22 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
         let r = row.ok_or_else(|| unreadable("event", &e))?;
         let create = text(&r, 3).ok_or_else(|| unreadable("event", &e))?;
-        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2) });
+        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2), state: None });
+    }
+    // Last, so that the checksum of a database without any is what earlier versions recorded.
+    let sequences: Vec<String> = c
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
+    for q in sequences {
+        let name = format!("{db}.{}", quote_ident(&q));
+        let row: Option<Row> = c.query_first(format!("SHOW CREATE SEQUENCE {name}")).await.map_err(|e| db_err(database, e))?;
+        let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("sequence", &q))?;
+        let stood: Option<(i64, i64)> =
+            c.query_first(format!("SELECT next_not_cached_value, cycle_count FROM {name}")).await.map_err(|e| db_err(database, e))?;
+        let (next, round) = stood.ok_or_else(|| unreadable("sequence", &q))?;
+        let state = Some(format!("DO SETVAL({}, {next}, 0, {round})", quote_ident(&q)));
+        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state });
     }
     Ok(out)
 }
@@ -175,16 +198,45 @@ fn delimiter(objects: &[DbObject]) -> &'static str {
     [";;", "$$", "//", "@@opshost@@"].into_iter().find(|d| objects.iter().all(|o| !o.create.contains(d))).unwrap_or("@@opshost@@")
 }
 
-/// The dump's objects section: empty when there are none.
+/// The lines that re-create `objects`' sequences where they stood, for the head of the dump
+/// (before any table, whose defaults may call them), one statement a line.
+pub fn sequences_head(objects: &[DbObject]) -> String {
+    let mut s = String::new();
+    for o in objects.iter().filter(|o| o.kind == ObjectKind::Sequence) {
+        s.push_str(&format!("DROP SEQUENCE IF EXISTS {};\n{};\n", quote_ident(&o.name), o.create.replace('\n', " ")));
+        if let Some(state) = &o.state {
+            s.push_str(&format!("{state};\n"));
+        }
+    }
+    s
+}
+
+/// The dump's objects section (sequences are in the head): empty when there are none. Objects are written in the order the
+/// server can create them, not the order they are read (which fixes the checksum's): routines
+/// first, as a view that calls a function is refused before the function exists; then views in
+/// dependency order, triggers and events, whose bodies the server checks only when they run.
 pub fn section(objects: &[DbObject]) -> String {
-    if objects.is_empty() {
+    let mut in_creation_order: Vec<&DbObject> = objects.iter().filter(|o| o.kind != ObjectKind::Sequence).collect();
+    if in_creation_order.is_empty() {
         return String::new();
     }
     let d = delimiter(objects);
     let mut s = format!("{MARKER}\nDELIMITER {d}\n");
-    for o in objects {
+    in_creation_order.sort_by_key(|o| match o.kind {
+        ObjectKind::Procedure | ObjectKind::Function => 0,
+        ObjectKind::View => 1,
+        ObjectKind::Trigger => 2,
+        ObjectKind::Event | ObjectKind::Sequence => 3,
+    });
+    let mut mode_set = false;
+    for o in in_creation_order {
         if let Some(mode) = &o.sql_mode {
             s.push_str(&format!("SET SESSION sql_mode = '{}'{d}\n", mode.replace('\'', "''")));
+            mode_set = true;
+        } else if std::mem::take(&mut mode_set) {
+            // A view after a routine: back to the dump's own mode, not the routine's (which may
+            // parse differently, e.g. ORACLE or ANSI_QUOTES).
+            s.push_str(&format!("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'{d}\n"));
         }
         if let Some(tz) = &o.time_zone {
             s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
@@ -202,7 +254,10 @@ pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
         .iter()
         .map(|o| {
             let key = format!("{} {}", o.kind.word(), o.name);
-            let definition = format!("{}\nsql_mode={}\ntime_zone={}", o.create, o.sql_mode.as_deref().unwrap_or(""), o.time_zone.as_deref().unwrap_or(""));
+            let mut definition = format!("{}\nsql_mode={}\ntime_zone={}", o.create, o.sql_mode.as_deref().unwrap_or(""), o.time_zone.as_deref().unwrap_or(""));
+            if let Some(state) = &o.state {
+                definition.push_str(&format!("\nstate={state}"));
+            }
             (key.clone(), TableHasher::new(hash).finish(&key, &definition))
         })
         .collect()
@@ -250,7 +305,7 @@ mod tests {
     use super::*;
 
     fn obj(kind: ObjectKind, name: &str, create: &str) -> DbObject {
-        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None }
+        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None }
     }
 
     #[test]
@@ -283,5 +338,25 @@ mod tests {
         );
         assert!(!s.unfinished());
         assert!(section(&[]).is_empty());
+    }
+
+    #[test]
+    fn routines_are_created_before_the_views_that_call_them_in_the_dumps_own_mode() {
+        let view = obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select `f`(1) AS `a`");
+        let mut f = obj(ObjectKind::Function, "f", "CREATE FUNCTION `f`(x INT) RETURNS int(11) RETURN x");
+        f.sql_mode = Some("ORACLE".into());
+        let mut s = Statements::default();
+        let got: Vec<String> = section(&[view.clone(), f.clone()]).lines().filter_map(|l| s.line(l)).collect();
+        assert_eq!(
+            got,
+            [
+                "SET SESSION sql_mode = 'ORACLE'",
+                "DROP FUNCTION IF EXISTS `f`",
+                f.create.as_str(),
+                "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+                "DROP VIEW IF EXISTS `v`",
+                view.create.as_str(),
+            ]
+        );
     }
 }

@@ -140,7 +140,7 @@ pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo],
         let key = if readers > 1 && pieces > 1 && !t.columns.is_empty() { t.integer_key.clone() } else { None };
         let bounds = match &key {
             Some(k) => {
-                let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}.{}", quote_ident(database), quote_ident(&t.name));
+                let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}", t.source(database));
                 let row: Option<(mysql_async::Value, mysql_async::Value)> = c.exec_first(sql, ()).await.map_err(|e| db_err(database, e))?;
                 row.and_then(|(lo, hi)| Some((as_i64(&lo)?, as_i64(&hi)?)))
             }
@@ -296,7 +296,7 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
         Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
         None => String::new(),
     };
-    let sql = format!("SELECT {} FROM {}.{}{filter}", cols.join(","), quote_ident(database), quote_ident(&t.name));
+    let sql = format!("SELECT {} FROM {}{filter}", cols.join(","), t.source(database));
     let mut enc = Encoder {
         kinds: Vec::new(),
         hasher: TableHasher::new(job.hash),

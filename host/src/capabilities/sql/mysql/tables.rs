@@ -1,11 +1,16 @@
 //! The tables a dump holds, as the server describes them: definition, columns (generated ones
 //! left out), estimated rows and an integer key to cut big tables into ranges; and a database's
 //! content checksum from its tables' and other objects' digests.
+//!
+//! A system-versioned table (MariaDB) is read with its history (`FOR SYSTEM_TIME ALL`) and its
+//! period columns, which a restore writes back under `system_versioning_insert_history`; one
+//! versioned by transaction id cannot be written back by any client and is refused.
 
 use super::codec::{db_err, quote_ident};
 use super::objects;
 use super::share::share_out;
 use crate::bindings::Error;
+use crate::capabilities::errors::failed;
 use crate::capabilities::sql::checksum::{database_checksum, RowHash, TableHasher};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -19,7 +24,23 @@ pub(super) struct TableInfo {
     /// The table's primary key when it is a single integer column (quoted): big tables are read
     /// in ranges of it.
     pub integer_key: Option<String>,
+    /// System-versioned: read with its history, its period columns among `columns`.
+    pub versioned: bool,
 }
+
+impl TableInfo {
+    /// What a read names after FROM: the table of `database`, every version of its rows for a
+    /// system-versioned one.
+    pub fn source(&self, database: &str) -> String {
+        let all = if self.versioned { " FOR SYSTEM_TIME ALL" } else { "" };
+        format!("{}.{}{all}", quote_ident(database), quote_ident(&self.name))
+    }
+}
+
+/// The session setting a dump of system-versioned tables needs for its rows to be written back
+/// with their period columns (MariaDB 10.11 and later; the version comment keeps older servers and
+/// MySQL from reading it).
+pub const INSERT_HISTORY: &str = "/*!101100 SET @@session.system_versioning_insert_history = 1 */;";
 
 /// A database's (checksum, tables, rows) from its tables and their merged row hashers, and its
 /// other objects (a database without any has the checksum earlier versions recorded).
@@ -35,31 +56,46 @@ pub(super) fn definition_for_checksum(create: &str) -> String {
     create.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
 }
 
-/// The base tables of `database`, by name, with their columns (two queries whatever their number)
-/// but not yet their definitions: see [`definitions`].
+/// The base tables of `database` (system-versioned ones included), by name, with their columns
+/// (two queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let names: Vec<(String, Option<u64>)> = c
+    let names: Vec<(String, Option<u64>, String)> = c
         .exec(
-            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            "SELECT TABLE_NAME, TABLE_ROWS, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME",
             (database,),
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    // (column, extra, key, type) of every table, in each table's order.
+    // (column, extra, key, type) of every table, in each table's order; a period column of a
+    // system-versioned table has `ROW START` or `ROW END` for extra.
     let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
-    let all: Vec<(String, String, String, String, String)> = c
+    let all: Vec<(String, String, String, String, String, String)> = c
         .exec(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
             (database,),
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    for (table, column, extra, key, ty) in all {
+    for (table, column, extra, key, ty, expression) in all {
+        let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
     }
     let mut out = Vec::new();
-    for (name, rows) in names {
-        let columns = columns_of.remove(&name).unwrap_or_default();
+    for (name, rows, kind) in names {
+        let mut columns = columns_of.remove(&name).unwrap_or_default();
+        let versioned = kind == "SYSTEM VERSIONED";
+        if versioned {
+            let period: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, extra, _, _)| extra.starts_with("ROW ")).collect();
+            if period.iter().any(|(_, _, _, ty)| !ty.eq_ignore_ascii_case("timestamp")) {
+                return Err(failed(format!(
+                    "table {database}.{name} keeps its history by transaction id (a BIGINT UNSIGNED period), which no client can write back, so a backup could not restore it: back it up by hand and drop it, or version it by TIMESTAMP, before the upgrade"
+                )));
+            }
+            if period.is_empty() {
+                // Implicit period columns: hidden from COLUMNS, but readable and writable by name.
+                columns.extend(["ROW_START", "ROW_END"].map(|c| (c.to_string(), "ROW START".to_string(), String::new(), "timestamp".to_string())));
+            }
+        }
         // `PRI` marks the primary key's columns (or, in a table without one, a unique index's
         // whose columns are NOT NULL: as good for cutting into ranges, as no row's key is NULL).
         let key: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, _, k, _)| k == "PRI").collect();
@@ -67,13 +103,14 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             [(name, _, _, ty)] if ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str()) => Some(quote_ident(name)),
             _ => None,
         };
-        // Generated columns cannot be inserted into; they follow from the others and the definition.
+        // Generated columns cannot be inserted into; they follow from the others and the
+        // definition. A versioned table's period columns can, and hold its history's times.
         let columns = columns
             .into_iter()
-            .filter(|(_, extra, _, _)| !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
+            .filter(|(_, extra, _, _)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
             .map(|(n, ..)| n)
             .collect();
-        out.push(TableInfo { create: String::new(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key });
+        out.push(TableInfo { create: String::new(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key, versioned });
     }
     Ok(out)
 }
