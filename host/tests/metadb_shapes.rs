@@ -171,7 +171,8 @@ fn value(db: &str, query: &str) -> String {
 }
 
 /// A table versioned by transaction id: its history cannot be written back by any client, so the
-/// plan refuses it, naming the table and what to do, and a dump refuses it without a file.
+/// plan refuses it, naming the table and what to do, and a dump refuses it without a file. So
+/// is a name with a line break.
 #[tokio::test]
 async fn a_history_no_client_can_write_back_is_refused_before_anything_changes() {
     let db = unique_db("trx_history");
@@ -192,5 +193,60 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     sql(&format!("DROP TABLE {db}.kept; CREATE TABLE {db}.kept (id INT PRIMARY KEY) WITH SYSTEM VERSIONING;"));
     let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
     assert!(plan.iter().any(|l| l.starts_with(&format!("backup of {db}: 1 tables (1 system-versioned, with their history)"))), "{plan:?}");
+    // A name with a line break cannot be carried by a dump of one statement a line.
+    sql(&format!("CREATE TABLE {db}.`two\nlines` (id INT)"));
+    let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await;
+    assert!(matches!(&plan, Err(e) if e.message().contains("holds a line break") && e.message().contains("rename it")), "{plan:?}");
+    sql(&format!("DROP TABLE {db}.`two\nlines`"));
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+/// Puts the server's `max_allowed_packet` back however the test ends.
+struct PacketBack(u64);
+
+impl Drop for PacketBack {
+    fn drop(&mut self) {
+        sql(&format!("SET GLOBAL max_allowed_packet = {}", self.0));
+    }
+}
+
+/// Under MariaDB's default `max_allowed_packet` (16 MB), a 9 MB binary value is an 18 MB INSERT
+/// in the dump, and 14 MB of quotes and backslashes a 25 MB one: opshost's restore carries each across
+/// packets as LOAD DATA and brings it back exact. A restore that cannot use LOAD DATA says which
+/// limit to raise, before it changes anything of that table.
+#[tokio::test]
+async fn a_value_bigger_than_the_packet_once_escaped_comes_back() {
+    let db = unique_db("packet");
+    let was: u64 = value("mysql", "SELECT @@GLOBAL.max_allowed_packet").parse().unwrap();
+    let _back = PacketBack(was);
+    sql(&format!(
+        "SET GLOBAL max_allowed_packet = 16777216; DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.big (id INT PRIMARY KEY AUTO_INCREMENT, b LONGBLOB, t LONGTEXT);"
+    ));
+    sql(&format!(
+        "INSERT INTO {db}.big (b) VALUES (RANDOM_BYTES(1024)); UPDATE {db}.big SET b = REPEAT(b, 9 * 1024); INSERT INTO {db}.big (t) VALUES (REPEAT('\\'\\\\\\\\x', 3500000)), ('small');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "big").await.unwrap();
+    assert!(backup.bytes > 40 << 20, "{backup:?}");
+
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let restored = s.restore_database("metadb", &db, "big").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    assert_eq!(
+        value(&db, "SELECT GROUP_CONCAT(IFNULL(LENGTH(b), 0), '+', IFNULL(LENGTH(t), 0) ORDER BY id) FROM big"),
+        format!("{}+0,0+14000000,0+5", 9 << 20)
+    );
+
+    let mut no_load_data = connections();
+    no_load_data.get_mut("metadb").unwrap().load_data = false;
+    let s = MysqlSql::new(&no_load_data, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let refused = s.restore_database("metadb", &db, "big").await;
+    assert!(
+        matches!(&refused, Err(e) if e.message().contains("over the server's max_allowed_packet (16 MB)") && e.message().contains("SET GLOBAL max_allowed_packet = ")),
+        "{refused:?}"
+    );
+    assert_eq!(value(&db, "SELECT COUNT(*) FROM big"), "0", "no part of the big row went in");
     sql(&format!("DROP DATABASE {db}"));
 }

@@ -32,6 +32,8 @@ pub struct Policy {
     enabled: AtomicBool,
     /// The biggest wide binary INSERT sent as it is (see [`wide_binary`]).
     insert_max: usize,
+    /// The server's `max_allowed_packet`, if known: no statement over it can be sent.
+    packet: Option<u64>,
 }
 
 impl Policy {
@@ -39,7 +41,7 @@ impl Policy {
     /// (None if unknown: every row then goes as LOAD DATA where it can).
     pub fn new(enabled: bool, max_allowed_packet: Option<u64>) -> Policy {
         let insert_max = max_allowed_packet.map_or(0, |p| (p / 2).min(WIDE_INSERT_MAX as u64) as usize);
-        Policy { enabled: AtomicBool::new(enabled), insert_max }
+        Policy { enabled: AtomicBool::new(enabled), insert_max, packet: max_allowed_packet }
     }
 
     /// Whether `stmt` goes as it is even when LOAD DATA is on: wide binary rows (see
@@ -81,6 +83,18 @@ async fn insert_once(c: &mut Conn, stmt: &str, policy: &Policy) -> Result<(), my
                 other => return other,
             }
         }
+    }
+    if let Some(packet) = policy.packet.filter(|p| stmt.len() as u64 > *p) {
+        // A row this big travels only as LOAD DATA, which carries it across packets.
+        let mb = (stmt.len() as u64).div_ceil(1 << 20);
+        return Err(mysql_async::Error::Other(
+            format!(
+                "an INSERT of {mb} MB in the backup is over the server's max_allowed_packet ({} MB), and this restore cannot use LOAD DATA (load_data off, or the server's local_infile): raise it (SET GLOBAL max_allowed_packet = {}), then run the restore again",
+                packet >> 20,
+                (mb + 1) << 20
+            )
+            .into(),
+        ));
     }
     c.query_drop(stmt).await
 }
@@ -295,10 +309,19 @@ pub fn is_refusal(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if [4166, 1148, 3948, 2068].contains(&s.code))
 }
 
-/// Run one load on `c`: the handler hands the server exactly `load.data`, once.
+/// The most data one LOCAL INFILE packet carries. A statement's rows are about a megabyte (the
+/// dump's INSERT size), but one row can be bigger than the server's `max_allowed_packet` once
+/// escaped (a 9 MB binary value is 18 MB of hex in the dump): the client refuses to send a packet
+/// over that limit, while the server reads a row across packets.
+const PACKET_BYTES: usize = 1 << 20;
+
+/// Run one load on `c`: the handler hands the server exactly `load.data`, once, in packets of at
+/// most [`PACKET_BYTES`].
 pub async fn run(c: &mut Conn, load: Load) -> Result<(), mysql_async::Error> {
     let data = Bytes::from(load.data);
-    c.set_infile_handler(async move { Ok(futures_util::stream::once(async move { Ok(data) }).boxed()) });
+    let packets: Vec<std::io::Result<Bytes>> =
+        (0..data.len()).step_by(PACKET_BYTES).map(|at| Ok(data.slice(at..(at + PACKET_BYTES).min(data.len())))).collect();
+    c.set_infile_handler(async move { Ok(futures_util::stream::iter(packets).boxed()) });
     let result = c.query_drop(load.statement).await;
     if result.is_err() {
         // Refused before the server asked for the data: leave no handler with rows behind on

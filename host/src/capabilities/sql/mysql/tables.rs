@@ -83,6 +83,12 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     let mut out = Vec::new();
     for (name, rows, kind) in names {
         let mut columns = columns_of.remove(&name).unwrap_or_default();
+        // A dump is one statement a line, and the server writes a name as it is.
+        if let Some(broken) = std::iter::once(&name).chain(columns.iter().map(|(c, ..)| c)).find(|n| n.contains(['\n', '\r'])) {
+            return Err(failed(format!(
+                "table {database}.{name}: the name {broken:?} holds a line break, which a dump (one statement a line) cannot carry: rename it before the upgrade"
+            )));
+        }
         let versioned = kind == "SYSTEM VERSIONED";
         if versioned {
             let period: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, extra, _, _)| extra.starts_with("ROW ")).collect();
