@@ -2,7 +2,8 @@
 //! sequence, invisible and generated columns, spatial and BIT columns, odd identifiers, a table
 //! without a key holding duplicate rows, other engines, partitions, foreign keys, an
 //! AUTO_INCREMENT counter ahead of the rows, triggers in a set order, views in an order their
-//! names do not give, system-versioned tables with their history. opshost's backup and restore
+//! names do not give, system-versioned tables with their history, text in gbk, big5, sjis, utf16
+//! and every byte of latin1, in a database whose name needs quoting. opshost's backup and restore
 //! bring each back exactly, judged by the server itself (definitions, `CHECKSUM TABLE`, counts,
 //! every version of every row), not by opshost's own checksum; and a table whose history no
 //! client can write back is refused at the plan. On the real MariaDB.
@@ -46,9 +47,13 @@ const SETUP: &[&str] = &[
     "ALTER TABLE ahead AUTO_INCREMENT = 9000",
     "CREATE TABLE checked (id INT PRIMARY KEY, qty INT CHECK (qty >= 0), at DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), d DOUBLE, f FLOAT, m DECIMAL(65,30), CONSTRAINT positive CHECK (id > 0))",
     "INSERT INTO checked VALUES (1, 0, '2020-01-01 00:00:00.123', -0.0, 3.4028234e38, -12345678901234567890123456789012345.123456789012345678901234567890), (2, 5, '1999-12-31 23:59:59.999', 1e-308, 1.17549435e-38, 0)",
-    "CREATE TABLE latin (id INT PRIMARY KEY, v VARCHAR(10)) DEFAULT CHARSET=latin1",
-    "INSERT INTO latin VALUES (1, 'caf\u{e9}'), (2, '\u{a3}5')",
+    "CREATE TABLE latin (id INT PRIMARY KEY, v VARCHAR(10), every_byte TEXT) DEFAULT CHARSET=latin1",
+    "INSERT INTO latin VALUES (1, 'caf\u{e9}', NULL), (2, '\u{a3}5', NULL)",
+    // UTF-8 bytes an application wrote through a latin1 connection, and every other byte.
+    "INSERT INTO latin (id, every_byte) SELECT 3, CONVERT(CAST(CONCAT(UNHEX('E8BF81E7A7BB'), UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR ''))) AS BINARY) USING latin1) FROM seq_1_to_255",
     "CREATE TABLE empty_t (id INT PRIMARY KEY, v JSON)",
+    "CREATE TABLE charsets (id INT PRIMARY KEY, g VARCHAR(20) CHARACTER SET gbk, u16 VARCHAR(20) CHARACTER SET utf16, u3 VARCHAR(20) CHARACTER SET utf8mb3 COLLATE utf8mb3_bin, b5 TEXT CHARACTER SET big5, sj VARCHAR(20) CHARACTER SET sjis)",
+    "INSERT INTO charsets VALUES (1, '迁移服务', '😀 surrogate pair', 'ascii and é', '繁體中文', 'ﾃｽﾄ日本'), (2, '', '', '', NULL, '\\\\表ソ')",
     "CREATE TABLE log (id INT PRIMARY KEY AUTO_INCREMENT, what VARCHAR(20))",
     "CREATE TRIGGER log_b BEFORE INSERT ON parent FOR EACH ROW INSERT INTO log (what) VALUES ('b')",
     "CREATE TRIGGER log_a BEFORE INSERT ON parent FOR EACH ROW PRECEDES log_b INSERT INTO log (what) VALUES ('a')",
@@ -80,7 +85,7 @@ const SETUP: &[&str] = &[
 ];
 
 async fn setup(db: &str) {
-    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
     let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
     for s in SETUP {
         c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
@@ -132,14 +137,15 @@ async fn described(db: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_shape_comes_back_as_the_server_describes_it() {
-    let db = unique_db("shapes");
+    // A name that needs quoting, as a site may choose.
+    let db = format!("{}-shapes.x", unique_db("site"));
     setup(&db).await;
     let before = described(&db).await;
     let dir = tempfile::tempdir().unwrap();
     let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
     let backup = s.dump_database("metadb", &db, "shapes").await.unwrap();
 
-    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
     let restored = s.restore_database("metadb", &db, "shapes").await.unwrap();
     assert_eq!(restored.checksum, backup.checksum);
     let after = described(&db).await;
@@ -151,7 +157,7 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
     assert_ne!(value(&db, "SELECT NEXTVAL(seq)"), "100");
 
     // The stock client, from the same file.
-    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    sql(&format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
     let c = metadb();
     let o = std::process::Command::new("mariadb")
         .args(["--default-character-set=utf8mb4", "--comments", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user, "-D", &db])
@@ -161,7 +167,7 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
         .unwrap();
     assert!(o.status.success(), "the stock client refused the dump: {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(described(&db).await, before, "after the stock client's restore");
-    sql(&format!("DROP DATABASE {db}"));
+    sql(&format!("DROP DATABASE `{db}`"));
 }
 
 fn value(db: &str, query: &str) -> String {
