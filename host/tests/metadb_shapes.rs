@@ -20,6 +20,11 @@ use support::*;
 const SETUP: &[&str] = &[
     "CREATE SEQUENCE seq START WITH 100 INCREMENT BY 5",
     "SELECT NEXTVAL(seq), NEXTVAL(seq), NEXTVAL(seq)",
+    // Counting down, and one that has wrapped around twice.
+    "CREATE SEQUENCE down START WITH -10 INCREMENT BY -3 MINVALUE -1000 MAXVALUE -1 CACHE 2",
+    "SELECT NEXTVAL(down), NEXTVAL(down), NEXTVAL(down)",
+    "CREATE SEQUENCE wraps START WITH 1 MINVALUE 1 MAXVALUE 3 CYCLE NOCACHE",
+    "SELECT NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps), NEXTVAL(wraps)",
     "CREATE TABLE inv (id INT PRIMARY KEY, a INT, secret VARCHAR(8) INVISIBLE DEFAULT 'x')",
     "INSERT INTO inv (id, a, secret) VALUES (1, 1, 'hidden'), (2, 2, NULL), (3, 3, 'z')",
     "CREATE TABLE gen (id INT PRIMARY KEY AUTO_INCREMENT, a INT, b INT AS (a * 2) VIRTUAL, c VARCHAR(20) AS (CONCAT('n', a)) STORED, KEY (c))",
