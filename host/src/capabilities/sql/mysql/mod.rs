@@ -92,6 +92,12 @@ struct WireTarget {
 /// What a reading connection runs to read TIMESTAMP values in UTC.
 const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 
+/// What every connection of a dump, checksum or restore runs first: no sql_mode flag of the
+/// server's changes what it shows. Under a global `ANSI_QUOTES` (or `ANSI`, `ORACLE`…) `SHOW
+/// CREATE` quotes names with double quotes, which the dump's own mode would read as strings,
+/// and `PAD_CHAR_TO_FULL_LENGTH` pads CHAR values; the checksum reads as the dump does.
+const SET_SESSION_PLAIN_MODE: &str = "SET SESSION sql_mode = ''";
+
 /// Connections that insert a restore's rows (two keep the 2-core bench machine's MetaDB busy;
 /// more contend for the same tables' pages).
 const RESTORE_WORKERS: usize = 2;
@@ -290,6 +296,7 @@ impl MysqlSql {
     /// session is reset when it goes back to the pool, so the zone does not leak to plugin queries.
     async fn conn_zoned(&self, connection: &str, database: &str, zone: Zone) -> Result<Conn, Error> {
         let mut c = self.conn_in(connection, database).await?;
+        c.query_drop(SET_SESSION_PLAIN_MODE).await.map_err(|e| db_err(database, e))?;
         if zone == Zone::Utc {
             c.query_drop(SET_SESSION_UTC).await.map_err(|e| db_err(database, e))?;
         }
@@ -298,6 +305,7 @@ impl MysqlSql {
 
     async fn wire_conn(&self, target: &WireTarget, database: &str, zone: Zone) -> Result<wire::WireConn, wire::WireError> {
         let mut w = wire::WireConn::connect(&target.host, target.port, &target.user, target.password.as_deref(), database).await?;
+        w.query_drop(SET_SESSION_PLAIN_MODE).await?;
         if zone == Zone::Utc {
             w.query_drop(SET_SESSION_UTC).await?;
         }
