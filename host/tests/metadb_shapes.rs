@@ -144,6 +144,7 @@ async fn described(db: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_shape_comes_back_as_the_server_describes_it() {
+    let _globals = GLOBALS.lock().await;
     // A name that needs quoting, as a site may choose.
     let db = format!("{}-shapes.x", unique_db("site"));
     setup(&db).await;
@@ -193,6 +194,7 @@ fn value(db: &str, query: &str) -> String {
 /// is a name with a line break.
 #[tokio::test]
 async fn a_history_no_client_can_write_back_is_refused_before_anything_changes() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("trx_history");
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.kept (id INT PRIMARY KEY, s BIGINT UNSIGNED GENERATED ALWAYS AS ROW START, e BIGINT UNSIGNED GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME (s, e)) WITH SYSTEM VERSIONING ENGINE=InnoDB; INSERT INTO {db}.kept (id) VALUES (1);"
@@ -219,6 +221,9 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// Tests here set the server's globals: one at a time.
+static GLOBALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Puts a global variable of the server back (to a value written as SQL) however the test ends.
 struct GlobalBack(&'static str, String);
 
@@ -234,6 +239,7 @@ impl Drop for GlobalBack {
 /// limit to raise, before it changes anything of that table.
 #[tokio::test]
 async fn a_value_bigger_than_the_packet_once_escaped_comes_back() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("packet");
     let _back = GlobalBack("max_allowed_packet", value("mysql", "SELECT @@GLOBAL.max_allowed_packet"));
     sql(&format!(
@@ -265,5 +271,32 @@ async fn a_value_bigger_than_the_packet_once_escaped_comes_back() {
         "{refused:?}"
     );
     assert_eq!(value(&db, "SELECT COUNT(*) FROM big"), "0", "no part of the big row went in");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+/// A server that stops long statements (MariaDB's `max_statement_time`, here 20 ms) stops no
+/// statement of a backup or a restore: a dump reads a table in one SELECT, and a restore loads
+/// and indexes it in statements each longer than that.
+#[tokio::test]
+async fn a_server_limit_on_statement_time_stops_no_backup_or_restore() {
+    let _globals = GLOBALS.lock().await;
+    let db = unique_db("statement_time");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.rows_t (id INT PRIMARY KEY, v VARCHAR(100), KEY (v)); USE {db}; INSERT INTO {db}.rows_t SELECT seq, REPEAT(MD5(seq), 3) FROM seq_1_to_300000;"
+    ));
+    let _back = GlobalBack("max_statement_time", value("mysql", "SELECT @@GLOBAL.max_statement_time"));
+    sql("SET GLOBAL max_statement_time = 0.02");
+    // The limit is in force for a session that does not lift it.
+    let o = mariadb_client(&["-N", "-D", &db, "-e", "SELECT COUNT(*) FROM rows_t WHERE v LIKE '%x%' AND SLEEP(0.0001) = 0"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("max_statement_time"), "{o:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "rows").await.unwrap();
+    assert_eq!(backup.rows, 300_000);
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let restored = s.restore_database("metadb", &db, "rows").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    drop(_back);
     sql(&format!("DROP DATABASE {db}"));
 }

@@ -40,7 +40,7 @@ impl MysqlSql {
         let mut more = Vec::new();
         if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && flavour.bulk_reader() && want > 1 && pool_size > READERS) {
             for _ in 0..READERS {
-                match self.wire_conn(target, database, zone).await {
+                match self.wire_conn(target, database, zone, flavour.bulk_session()).await {
                     Ok(w) => more.push(snapshot::Reader::Wire(w)),
                     Err(_) => {
                         // Whatever the bulk reader cannot do, mysql_async can: read through it.

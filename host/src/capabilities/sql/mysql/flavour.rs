@@ -10,6 +10,8 @@
 //! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
 //! | plain secondary keys restored | after the rows (indexes.rs) | with the rows (untested here: key order) | with the rows |
 //!
+//! | a bulk session's limits lifted | `max_statement_time` | `max_execution_time` | `ob_query_timeout`, `ob_trx_timeout` |
+//!
 //! Whatever the flavour, every backup and every restore is verified by its content checksum.
 
 /// A MetaDB server's kind.
@@ -60,6 +62,21 @@ impl Flavour {
     /// where the final `SHOW CREATE TABLE` has been seen equal.
     pub fn defer_keys(self) -> bool {
         self == Flavour::MariaDb
+    }
+
+    /// What a connection of a dump, checksum or restore runs first. No sql_mode flag of the
+    /// server's changes what it reads: under a global `ANSI_QUOTES` (or `ANSI`, `ORACLE`) `SHOW
+    /// CREATE` quotes names with double quotes, which the dump's own mode replays as strings,
+    /// and `PAD_CHAR_TO_FULL_LENGTH` pads CHAR values. And no limit the server puts on a statement
+    /// stops one: a dump reads a big table in one SELECT, and a restore builds its keys in one
+    /// ALTER (MariaDB's `max_statement_time`, MySQL's `max_execution_time`, OceanBase's
+    /// `ob_query_timeout` of 10 s and `ob_trx_timeout` of 100 s by default, microseconds).
+    pub fn bulk_session(self) -> &'static str {
+        match self {
+            Flavour::MariaDb => "SET SESSION sql_mode = '', max_statement_time = 0",
+            Flavour::MySql => "SET SESSION sql_mode = '', max_execution_time = 0",
+            Flavour::OceanBase => "SET SESSION sql_mode = '', ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000",
+        }
     }
 
     /// The plan's words for how a dump reads and a restore writes on this flavour.

@@ -92,12 +92,6 @@ struct WireTarget {
 /// What a reading connection runs to read TIMESTAMP values in UTC.
 const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 
-/// What every connection of a dump, checksum or restore runs first: no sql_mode flag of the
-/// server's changes what it shows. Under a global `ANSI_QUOTES` (or `ANSI`, `ORACLE`…) `SHOW
-/// CREATE` quotes names with double quotes, which the dump's own mode would read as strings,
-/// and `PAD_CHAR_TO_FULL_LENGTH` pads CHAR values; the checksum reads as the dump does.
-const SET_SESSION_PLAIN_MODE: &str = "SET SESSION sql_mode = ''";
-
 /// Connections that insert a restore's rows (two keep the 2-core bench machine's MetaDB busy;
 /// more contend for the same tables' pages).
 const RESTORE_WORKERS: usize = 2;
@@ -296,16 +290,27 @@ impl MysqlSql {
     /// session is reset when it goes back to the pool, so the zone does not leak to plugin queries.
     async fn conn_zoned(&self, connection: &str, database: &str, zone: Zone) -> Result<Conn, Error> {
         let mut c = self.conn_in(connection, database).await?;
-        c.query_drop(SET_SESSION_PLAIN_MODE).await.map_err(|e| db_err(database, e))?;
+        self.bulk_session(connection, &mut c).await?;
         if zone == Zone::Utc {
             c.query_drop(SET_SESSION_UTC).await.map_err(|e| db_err(database, e))?;
         }
         Ok(c)
     }
 
-    async fn wire_conn(&self, target: &WireTarget, database: &str, zone: Zone) -> Result<wire::WireConn, wire::WireError> {
+    /// Make `c` a session for a dump, checksum or restore ([`flavour::Flavour::bulk_session`]).
+    /// A server that knows no such limit (an older version) gets the sql_mode alone.
+    async fn bulk_session(&self, connection: &str, c: &mut Conn) -> Result<(), Error> {
+        let flavour = self.flavour(connection, c).await?;
+        if c.query_drop(flavour.bulk_session()).await.is_err() {
+            c.query_drop("SET SESSION sql_mode = ''").await.map_err(|e| failed(format!("MetaDB {connection}: setting the session's sql_mode: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// A bulk-reader connection, its session made by `session` ([`flavour::Flavour::bulk_session`]).
+    async fn wire_conn(&self, target: &WireTarget, database: &str, zone: Zone, session: &str) -> Result<wire::WireConn, wire::WireError> {
         let mut w = wire::WireConn::connect(&target.host, target.port, &target.user, target.password.as_deref(), database).await?;
-        w.query_drop(SET_SESSION_PLAIN_MODE).await?;
+        w.query_drop(session).await?;
         if zone == Zone::Utc {
             w.query_drop(SET_SESSION_UTC).await?;
         }
@@ -511,6 +516,7 @@ impl Sql for MysqlSql {
     async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error> {
         // Every backup and every database is checked before anything is replayed.
         let mut c = self.conn(connection).await?;
+        self.bulk_session(connection, &mut c).await?;
         let mut sources = Vec::new();
         let mut recorded = Vec::new();
         for (database, backup_name) in restores {
@@ -537,7 +543,9 @@ impl Sql for MysqlSql {
         let metadb = self.pools.get(connection);
         let mut more = Vec::new();
         for _ in 1..metadb.map(|p| p.size).unwrap_or(1).min(RESTORE_WORKERS) {
-            more.push(self.conn(connection).await?);
+            let mut worker = self.conn(connection).await?;
+            self.bulk_session(connection, &mut worker).await?;
+            more.push(worker);
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
         let load_data = metadb.is_some_and(|p| p.load_data) && flavour.load_data();
