@@ -274,18 +274,22 @@ async fn a_value_bigger_than_the_packet_once_escaped_comes_back() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
-/// A server that stops long statements (MariaDB's `max_statement_time`, here 20 ms) stops no
-/// statement of a backup or a restore: a dump reads a table in one SELECT, and a restore loads
-/// and indexes it in statements each longer than that.
+/// Globals that would change what a session reads or writes change nothing of a backup or a
+/// restore: a server that stops long statements (MariaDB's `max_statement_time`, here 20 ms; a
+/// dump reads a table in one SELECT, a restore loads and indexes it in statements each longer
+/// than that), returns at most 1000 rows a SELECT (`sql_select_limit`: the dump and its checksum
+/// would be cut alike), and leaves statements uncommitted (`autocommit = 0`).
 #[tokio::test]
-async fn a_server_limit_on_statement_time_stops_no_backup_or_restore() {
+async fn server_globals_on_sessions_change_no_backup_or_restore() {
     let _globals = GLOBALS.lock().await;
     let db = unique_db("statement_time");
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.rows_t (id INT PRIMARY KEY, v VARCHAR(100), KEY (v)); USE {db}; INSERT INTO {db}.rows_t SELECT seq, REPEAT(MD5(seq), 3) FROM seq_1_to_300000;"
     ));
     let _back = GlobalBack("max_statement_time", value("mysql", "SELECT @@GLOBAL.max_statement_time"));
-    sql("SET GLOBAL max_statement_time = 0.02");
+    let _back_limit = GlobalBack("sql_select_limit", value("mysql", "SELECT @@GLOBAL.sql_select_limit"));
+    let _back_commit = GlobalBack("autocommit", value("mysql", "SELECT @@GLOBAL.autocommit"));
+    sql("SET GLOBAL max_statement_time = 0.02, sql_select_limit = 1000, autocommit = 0");
     // The limit is in force for a session that does not lift it.
     let o = mariadb_client(&["-N", "-D", &db, "-e", "SELECT COUNT(*) FROM rows_t WHERE v LIKE '%x%' AND SLEEP(0.0001) = 0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("max_statement_time"), "{o:?}");
@@ -297,6 +301,8 @@ async fn a_server_limit_on_statement_time_stops_no_backup_or_restore() {
     sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
     let restored = s.restore_database("metadb", &db, "rows").await.unwrap();
     assert_eq!(restored.checksum, backup.checksum);
-    drop(_back);
+    drop((_back, _back_limit, _back_commit));
+    // Every row is in, and committed: another session sees them.
+    assert_eq!(value(&db, "SELECT COUNT(*) FROM rows_t"), "300000");
     sql(&format!("DROP DATABASE {db}"));
 }

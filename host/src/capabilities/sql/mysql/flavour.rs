@@ -10,9 +10,18 @@
 //! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
 //! | plain secondary keys restored | after the rows (indexes.rs) | with the rows (untested here: key order) | with the rows |
 //!
-//! | a bulk session's limits lifted | `max_statement_time` | `max_execution_time` | `ob_query_timeout`, `ob_trx_timeout` |
+//! | a bulk session's limits lifted | `max_statement_time`, `max_join_size` | `max_execution_time`, `max_join_size` | `ob_query_timeout`, `ob_trx_timeout` |
 //!
 //! Whatever the flavour, every backup and every restore is verified by its content checksum.
+
+/// What a dump, checksum or restore session must have whatever the server's globals, or it
+/// reads or writes something else than the database: no sql_mode flag (under `ANSI_QUOTES`,
+/// `ANSI` or `ORACLE`, `SHOW CREATE` quotes names with double quotes, which the dump's own mode
+/// replays as strings; `PAD_CHAR_TO_FULL_LENGTH` pads CHAR values), every statement its own
+/// transaction (a global `autocommit = 0` would leave a restore's rows uncommitted), and every
+/// row of a SELECT (a global `sql_select_limit` would cut a dump and its checksum alike, and the
+/// backup would verify). [`Flavour::bulk_session`] sets this and more.
+pub const BULK_SESSION: &str = "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807";
 
 /// A MetaDB server's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,18 +73,18 @@ impl Flavour {
         self == Flavour::MariaDb
     }
 
-    /// What a connection of a dump, checksum or restore runs first. No sql_mode flag of the
-    /// server's changes what it reads: under a global `ANSI_QUOTES` (or `ANSI`, `ORACLE`) `SHOW
-    /// CREATE` quotes names with double quotes, which the dump's own mode replays as strings,
-    /// and `PAD_CHAR_TO_FULL_LENGTH` pads CHAR values. And no limit the server puts on a statement
-    /// stops one: a dump reads a big table in one SELECT, and a restore builds its keys in one
-    /// ALTER (MariaDB's `max_statement_time`, MySQL's `max_execution_time`, OceanBase's
-    /// `ob_query_timeout` of 10 s and `ob_trx_timeout` of 100 s by default, microseconds).
+    /// What a connection of a dump, checksum or restore runs first: [`BULK_SESSION`], and no
+    /// limit the server puts on a statement stops one (a dump reads a big table in one SELECT,
+    /// and a restore builds its keys in one ALTER): MariaDB's `max_statement_time`, MySQL's
+    /// `max_execution_time`, `max_join_size` (through `sql_big_selects`), OceanBase's
+    /// `ob_query_timeout` of 10 s and `ob_trx_timeout` of 100 s by default (microseconds).
     pub fn bulk_session(self) -> &'static str {
         match self {
-            Flavour::MariaDb => "SET SESSION sql_mode = '', max_statement_time = 0",
-            Flavour::MySql => "SET SESSION sql_mode = '', max_execution_time = 0",
-            Flavour::OceanBase => "SET SESSION sql_mode = '', ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000",
+            Flavour::MariaDb => "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1",
+            Flavour::MySql => "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1",
+            Flavour::OceanBase => {
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
+            }
         }
     }
 
@@ -108,5 +117,9 @@ mod tests {
         assert!(!ob.shared_snapshot() && !ob.bulk_reader() && !ob.load_data());
         let my = Flavour::MySql;
         assert!(my.shared_snapshot() && my.bulk_reader() && my.load_data());
+        // Every flavour's session has what none may lack.
+        for f in [Flavour::MariaDb, Flavour::MySql, Flavour::OceanBase] {
+            assert!(f.bulk_session().starts_with(super::BULK_SESSION), "{f:?}");
+        }
     }
 }

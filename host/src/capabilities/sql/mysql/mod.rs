@@ -298,11 +298,14 @@ impl MysqlSql {
     }
 
     /// Make `c` a session for a dump, checksum or restore ([`flavour::Flavour::bulk_session`]).
-    /// A server that knows no such limit (an older version) gets the sql_mode alone.
+    /// A server that knows no such limit (an older version) gets [`flavour::BULK_SESSION`]
+    /// alone, which none may lack.
     async fn bulk_session(&self, connection: &str, c: &mut Conn) -> Result<(), Error> {
         let flavour = self.flavour(connection, c).await?;
         if c.query_drop(flavour.bulk_session()).await.is_err() {
-            c.query_drop("SET SESSION sql_mode = ''").await.map_err(|e| failed(format!("MetaDB {connection}: setting the session's sql_mode: {e}")))?;
+            c.query_drop(flavour::BULK_SESSION)
+                .await
+                .map_err(|e| failed(format!("MetaDB {connection}: preparing a session for a backup or restore ({}): {e}", flavour::BULK_SESSION)))?;
         }
         Ok(())
     }
