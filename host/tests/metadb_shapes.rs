@@ -81,6 +81,8 @@ const SETUP: &[&str] = &[
     "INSERT INTO periods (id, a) VALUES (1, 'x'), (2, 'y')",
     "UPDATE periods SET a = 'z'",
     "CREATE FUNCTION tripled(x INT) RETURNS INT DETERMINISTIC RETURN x * 3",
+    // Its parameter takes the database's default collation.
+    "CREATE FUNCTION shout(s VARCHAR(20)) RETURNS VARCHAR(21) DETERMINISTIC RETURN CONCAT(UPPER(s), '!')",
     "CREATE VIEW checked_v AS SELECT id, qty FROM checked WHERE qty >= 0 WITH CASCADED CHECK OPTION",
     "CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW `weird view` AS SELECT `col umn` AS c FROM `we``ird name;`",
     "CREATE EVENT keep ON SCHEDULE AT '2035-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE COMMENT 'kept' DO DELETE FROM log",
@@ -90,7 +92,8 @@ const SETUP: &[&str] = &[
 ];
 
 async fn setup(db: &str) {
-    sql(&format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
+    // A default collation other than the one a rollback's CREATE DATABASE gives.
+    sql(&format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"));
     let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
     for s in SETUP {
         c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
@@ -122,6 +125,14 @@ async fn described(db: &str) -> Vec<String> {
             out.push(format!("{name}: at {:?}", row.unwrap()));
         }
     }
+    let defaults: Option<(String, String)> =
+        c.exec_first("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.unwrap();
+    out.push(format!("database defaults {defaults:?}"));
+    let parameters: Vec<(String, Option<String>, Option<String>)> = c
+        .exec("SELECT CONCAT(SPECIFIC_NAME, '.', ORDINAL_POSITION), CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA = ? ORDER BY 1", (db,))
+        .await
+        .unwrap();
+    out.push(format!("routine parameters {parameters:?}"));
     let triggers: Vec<(String, u64)> =
         c.exec("SELECT TRIGGER_NAME, ACTION_ORDER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME", (db,)).await.unwrap();
     out.push(format!("triggers {triggers:?}"));

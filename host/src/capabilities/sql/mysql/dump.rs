@@ -5,7 +5,7 @@
 //! renamed into place only when complete.
 
 use super::codec::{db_err, quote_ident};
-use super::format::{io_err, Zone, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
+use super::format::{database_defaults, io_err, Zone, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
@@ -69,6 +69,7 @@ impl MysqlSql {
         let mut first = self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?;
         let mut tables = Vec::new();
         let mut objects = Vec::new();
+        let mut defaults = Vec::new();
         for (i, database) in databases.iter().enumerate() {
             // The first was checked by `USE`; a missing other is an error, not an empty database.
             if i > 0 {
@@ -82,6 +83,11 @@ impl MysqlSql {
             }
             tables.push(self::tables(&mut first, database).await.map_err(|e| (e, false))?);
             objects.push(objects::read(&mut first, database).await.map_err(|e| (e, false))?);
+            let found: Option<(String, String)> = first
+                .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+                .await
+                .map_err(|e| (db_err(database, e), false))?;
+            defaults.push(found.and_then(|(charset, collation)| database_defaults(&charset, &collation)));
         }
         // Many definitions are read on a few connections side by side.
         let count: usize = tables.iter().map(Vec::len).sum();
@@ -103,7 +109,7 @@ impl MysqlSql {
         for (db, database) in databases.iter().enumerate() {
             chunks.extend(snapshot::plan(conns[0].pooled(), db, database, &tables[db], n).await.map_err(|e| (e, wired))?);
         }
-        Ok(Opened { tables, objects, readers: snapshot::readers(conns), chunks, wired })
+        Ok(Opened { tables, objects, defaults, readers: snapshot::readers(conns), chunks, wired })
     }
 
     /// `read(true)`; when it failed after the bulk reader started, a warning and `read(false)`
@@ -141,7 +147,7 @@ impl MysqlSql {
     /// databases' files are written side by side, each made durable as soon as its last rows are
     /// read; a backup is only renamed into place when every one of them was read and written.
     pub(super) async fn write_dumps(&self, dumps: &[(&str, &str)], opened: Opened) -> Result<Vec<Backup>, Error> {
-        let Opened { tables, objects, readers: conns, chunks, .. } = opened;
+        let Opened { tables, objects, defaults, readers: conns, chunks, .. } = opened;
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
         // Dumps hold the MetaDB's content: owner only.
         {
@@ -151,10 +157,11 @@ impl MysqlSql {
         let mut jobs = Vec::new();
         let mut writers = Vec::new();
         let spare = snapshot::Spare::default();
-        for (((database, backup_name), tables), objects) in dumps.iter().zip(&tables).zip(&objects) {
+        for ((((database, backup_name), tables), objects), defaults) in dumps.iter().zip(&tables).zip(&objects).zip(&defaults) {
             let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
             jobs.push(snapshot::Job::new(database, tables.clone(), Some(tx), RowHash::default()));
-            writers.push(self.write_file(database, backup_name, tables, objects, rx, spare.clone()));
+            let head = dump_head(database, tables, objects, defaults.as_deref());
+            writers.push(self.write_file(backup_name, head, objects::section(objects), rx, spare.clone()));
         }
         let label = format!("dump {}", dumps.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", "));
         let mut work = snapshot::Work::new(jobs, label, self.reporter.clone());
@@ -194,30 +201,18 @@ impl MysqlSql {
     }
 
     /// Write one database's dump file as `backup_name` with a `.partial` suffix (see
-    /// [`write_file`]). The partial file's path; on an error it is removed.
+    /// [`write_file`]): `head`, the rows from `rx`, then `tail`. The partial file's path; on an
+    /// error it is removed.
     pub(super) async fn write_file(
         &self,
-        database: &str,
         backup_name: &str,
-        tables: &[TableInfo],
-        objects: &[objects::DbObject],
+        head: String,
+        tail: String,
         rx: tokio::sync::mpsc::Receiver<String>,
         spare: snapshot::Spare,
     ) -> Result<PathBuf, Error> {
         let tmp = self.backup_paths(backup_name).0.with_extension("sql.partial");
-        let mut head = format!(
-            "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
-        );
-        if tables.iter().any(|t| t.versioned) {
-            head.push_str(INSERT_HISTORY);
-            head.push('\n');
-        }
-        head.push_str(&objects::sequences_head(objects));
-        for t in tables.iter() {
-            head.push_str(&format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n{};\n", t.estimated_rows, quote_ident(&t.name), t.create.replace('\n', " ")));
-        }
         let path = tmp.clone();
-        let tail = objects::section(objects);
         let written =
             tokio::task::spawn_blocking(move || write_file(&path, &head, &tail, rx, &spare)).await.map_err(|e| failed(format!("dump file writer: {e}")))?;
         match written {
@@ -255,7 +250,7 @@ impl MysqlSql {
         bulk: bool,
     ) -> Result<Vec<(String, u32, u64)>, (Error, bool)> {
         let names: Vec<&str> = databases.iter().map(|(d, _)| *d).collect();
-        let Opened { tables, objects, readers, chunks, wired } = self.open(connection, &names, zone, bulk).await?;
+        let Opened { tables, objects, readers, chunks, wired, .. } = self.open(connection, &names, zone, bulk).await?;
         let jobs = databases.iter().zip(&tables).map(|((database, hash), tables)| snapshot::Job::new(database, tables.clone(), None, *hash)).collect();
         let work = snapshot::Work::new(jobs, format!("checksum {}", names.join(", ")), self.reporter.clone());
         let hashers = snapshot::read_all(readers, chunks, work).await.map_err(|e| (e, wired))?;
@@ -273,6 +268,8 @@ pub(super) struct Opened {
     tables: Vec<Arc<Vec<TableInfo>>>,
     /// Each database's views, triggers, routines and events.
     objects: Vec<Vec<objects::DbObject>>,
+    /// Each database's default character set and collation, as its dump's head line.
+    defaults: Vec<Option<String>>,
     readers: Vec<snapshot::Reader>,
     chunks: Vec<snapshot::Chunk>,
     wired: bool,
@@ -285,6 +282,27 @@ const DEFINITIONS_SHARED_FROM: usize = 32;
 /// machine (MetaDB on the same cores) three keep both cores busier than two: while one waits for
 /// the server or for the client, the others work (1.62 s against 1.75 s; four gain nothing more).
 const READERS: usize = 3;
+
+/// A dump's head: the header's session settings, the database's defaults, the sequences, and
+/// every table's definition (after the estimate of its rows).
+fn dump_head(database: &str, tables: &[TableInfo], objects: &[objects::DbObject], defaults: Option<&str>) -> String {
+    let mut head = format!(
+        "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
+    );
+    if let Some(line) = defaults {
+        head.push_str(line);
+        head.push('\n');
+    }
+    if tables.iter().any(|t| t.versioned) {
+        head.push_str(INSERT_HISTORY);
+        head.push('\n');
+    }
+    head.push_str(&objects::sequences_head(objects));
+    for t in tables.iter() {
+        head.push_str(&format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n{};\n", t.estimated_rows, quote_ident(&t.name), t.create.replace('\n', " ")));
+    }
+    head
+}
 
 /// Write a dump file at `path` (on a blocking thread): `head` (the header and every table's
 /// definition), then the statements from `rx` in whatever order the readers produce them (each

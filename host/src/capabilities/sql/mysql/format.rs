@@ -15,6 +15,19 @@ pub(super) const UTC_MARKER: &str = "-- timestamps: UTC";
 /// The header statement that makes a replay write TIMESTAMP values in UTC.
 pub(super) const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
 
+/// How a dump's head gives its database back the default character set and collation it had
+/// (`ALTER DATABASE CHARACTER SET x COLLATE y;`, of the database the replay is in): a rollback
+/// creates the database anew, and the default is what the product's next tables and every
+/// routine's parameters without a character set of their own get. Dumps before this have none.
+pub(super) const DATABASE_DEFAULTS: &str = "ALTER DATABASE CHARACTER SET ";
+
+/// The head line of [`DATABASE_DEFAULTS`] for `charset` and `collation` (None if either is not a
+/// plain name, which no server gives).
+pub(super) fn database_defaults(charset: &str, collation: &str) -> Option<String> {
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (plain(charset) && plain(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation};"))
+}
+
 /// The session time zone TIMESTAMP values are read (and replayed) in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {

@@ -18,7 +18,7 @@
 //!   connection (see [`indexes`]).
 
 use super::codec::{db_err, quote_ident};
-use super::format::{Zone, END_MARKER, ROWS_NOTE, SET_UTC};
+use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
 use super::load::ident;
 use super::share::share_out;
 use super::{indexes, load, objects};
@@ -55,6 +55,9 @@ struct Replay {
     lines: tokio::sync::Mutex<(Option<String>, Lines<BufReader<tokio::fs::File>>)>,
     /// Plain keys held back until every row is in.
     deferred: Vec<indexes::Deferred>,
+    /// The head's line giving the database its default character set and collation back
+    /// ([`DATABASE_DEFAULTS`]), run before anything else of the file.
+    defaults: Option<String>,
     /// Bytes not yet handed out.
     left: AtomicU64,
     complete: AtomicBool,
@@ -142,6 +145,9 @@ pub async fn replay_all(
         heads.push(head);
     }
     let n = replays.len();
+    for r in replays.iter().filter(|r| r.defaults.is_some()) {
+        enter(&mut first, r, r.defaults.as_slice()).await?;
+    }
     let mut conns = vec![first];
     conns.extend(more);
     let (conns, sessions) = if heads.iter().all(|h| h.standalone) {
@@ -229,7 +235,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
     let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
     let mut lines = BufReader::with_capacity(1 << 20, file).lines();
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
-    let (mut statements, mut standalone, mut created, mut estimate) = (Vec::new(), true, HashSet::new(), None);
+    let (mut statements, mut standalone, mut created, mut estimate, mut defaults) = (Vec::new(), true, HashSet::new(), None, None);
     while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
         read += line.len() as u64 + 1;
         if line == END_MARKER {
@@ -246,6 +252,10 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             read -= line.len() as u64 + 1;
             first_insert = Some(line);
             break;
+        }
+        if line.starts_with(DATABASE_DEFAULTS) {
+            defaults = Some(line);
+            continue;
         }
         if is_setting(&line) {
             // Settings after a definition would apply to the definitions after them only.
@@ -281,6 +291,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         session,
         policy,
         deferred,
+        defaults,
         lines: tokio::sync::Mutex::new((first_insert, lines)),
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
@@ -454,7 +465,7 @@ mod tests {
     #[tokio::test]
     async fn an_opshost_head_runs_anywhere_without_its_drops_and_small_tables_keep_their_keys() {
         let text = format!(
-            "-- opshost dump of database db\n/*!40101 SET NAMES utf8mb4 */;\n{ROWS_NOTE}20000\nDROP TABLE IF EXISTS `big`;\nCREATE TABLE `big` {KEYED};\n\
+            "-- opshost dump of database db\n/*!40101 SET NAMES utf8mb4 */;\n{DATABASE_DEFAULTS}latin1 COLLATE latin1_bin;\n{ROWS_NOTE}20000\nDROP TABLE IF EXISTS `big`;\nCREATE TABLE `big` {KEYED};\n\
              {ROWS_NOTE}40\nDROP TABLE IF EXISTS `small`;\nCREATE TABLE `small` {KEYED};\nINSERT INTO `small` VALUES (1,'a');\n{END_MARKER}\n"
         );
         let (replay, head) = head_of(&text, true).await;
@@ -469,6 +480,9 @@ mod tests {
         );
         assert_eq!(replay.deferred.len(), 1);
         assert_eq!(replay.deferred[0].table, "`big`");
+        // The database's defaults run once, before the head, not with every switch to the file.
+        assert_eq!(replay.defaults.as_deref(), Some("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_bin;"));
+        assert!(!replay.session.iter().any(|s| s.starts_with("ALTER")));
         assert_eq!(replay.lines.lock().await.0.as_deref(), Some("INSERT INTO `small` VALUES (1,'a');"));
     }
 
