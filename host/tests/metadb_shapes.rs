@@ -1,12 +1,15 @@
 //! MetaDBs of shapes a product's schema might take that the other suites do not build: a
 //! sequence, invisible and generated columns, spatial and BIT columns, odd identifiers, a table
 //! without a key holding duplicate rows, other engines, partitions, foreign keys, an
-//! AUTO_INCREMENT counter ahead of the rows, triggers in a set order, views in an order their
-//! names do not give, system-versioned tables with their history, text in gbk, big5, sjis, utf16
-//! and every byte of latin1, in a database whose name needs quoting. opshost's backup and restore
-//! bring each back exactly, judged by the server itself (definitions, `CHECKSUM TABLE`, counts,
-//! every version of every row), not by opshost's own checksum; and a table whose history no
-//! client can write back is refused at the plan. On the real MariaDB.
+//! AUTO_INCREMENT counter ahead of the rows, keys of every kind built after the rows, triggers in
+//! a set order, views in an order their names do not give, system-versioned tables with their
+//! history, text in gbk, big5, sjis, utf16 and every byte of latin1, a database whose name needs
+//! quoting and whose default collation is not the server's; and servers whose globals would
+//! change what a session reads (ANSI_QUOTES, sql_select_limit, autocommit, statement time
+//! limits, a 16 MB packet). opshost's backup and restore bring each back exactly, judged by the
+//! server itself (definitions, `CHECKSUM TABLE`, counts, every version of every row), not by
+//! opshost's own checksum; and what no client could write back is refused at the plan. On the
+//! real MariaDB.
 
 mod support;
 
@@ -57,6 +60,10 @@ const SETUP: &[&str] = &[
     // UTF-8 bytes an application wrote through a latin1 connection, and every other byte.
     "INSERT INTO latin (id, every_byte) SELECT 3, CONVERT(CAST(CONCAT(UNHEX('E8BF81E7A7BB'), UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR ''))) AS BINARY) USING latin1) FROM seq_1_to_255",
     "CREATE TABLE empty_t (id INT PRIMARY KEY, v JSON)",
+    // Big enough for a restore to build its plain keys after the rows: keys of every kind.
+    "CREATE TABLE keyed (id INT PRIMARY KEY, a VARCHAR(200), b INT, c TEXT, d DATETIME, KEY by_prefix (a(10)), KEY by_b_desc (b DESC, id), KEY ignored_one (d) IGNORED, KEY commented (b) COMMENT 'a ''key''', KEY by_btree (d, b) USING BTREE, UNIQUE KEY long_unique (c) USING HASH)",
+    "INSERT INTO keyed SELECT seq, CONCAT('name-', seq), seq % 97, CONCAT('text ', seq), '2020-01-01' + INTERVAL seq MINUTE FROM seq_1_to_12000",
+    "ANALYZE TABLE keyed",
     "CREATE TABLE charsets (id INT PRIMARY KEY, g VARCHAR(20) CHARACTER SET gbk, u16 VARCHAR(20) CHARACTER SET utf16, u3 VARCHAR(20) CHARACTER SET utf8mb3 COLLATE utf8mb3_bin, b5 TEXT CHARACTER SET big5, sj VARCHAR(20) CHARACTER SET sjis)",
     "INSERT INTO charsets VALUES (1, '迁移服务', '😀 surrogate pair', 'ascii and é', '繁體中文', 'ﾃｽﾄ日本'), (2, '', '', '', NULL, '\\\\表ソ')",
     "CREATE TABLE log (id INT PRIMARY KEY AUTO_INCREMENT, what VARCHAR(20))",
@@ -170,8 +177,12 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
     let backup = s.dump_database("metadb", &db, "shapes").await.unwrap();
 
     sql(&format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
+    let alters =
+        || value("mysql", "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_ALTER_TABLE'").parse::<u64>().unwrap();
+    let alters_before = alters();
     let restored = s.restore_database("metadb", &db, "shapes").await.unwrap();
     assert_eq!(restored.checksum, backup.checksum);
+    assert!(alters() > alters_before, "the keys of `keyed` were built after its rows");
     let after = described(&db).await;
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b, a, "after opshost's restore");
