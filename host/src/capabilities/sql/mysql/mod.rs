@@ -453,11 +453,15 @@ impl Sql for MysqlSql {
         Ok(out)
     }
 
+    /// Tables with a binary column count twice: their dump writes those values as hex.
     async fn database_bytes(&self, connection: &str, database: &str) -> Result<u64, Error> {
         let mut c = self.conn(connection).await?;
         let bytes: Option<u64> = c
             .exec_first(
-                "SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                "SELECT CAST(COALESCE(SUM((t.DATA_LENGTH + t.INDEX_LENGTH) * IF(EXISTS(SELECT 1 FROM information_schema.COLUMNS k \
+                 WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME \
+                 AND k.DATA_TYPE IN ('tinyblob', 'blob', 'mediumblob', 'longblob', 'binary', 'varbinary')), 2, 1)), 0) AS UNSIGNED) \
+                 FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ?",
                 (database,),
             )
             .await
