@@ -211,10 +211,11 @@ pub fn sequences_head(objects: &[DbObject]) -> String {
     s
 }
 
-/// The dump's objects section (sequences are in the head): empty when there are none. Objects are written in the order the
-/// server can create them, not the order they are read (which fixes the checksum's): routines
-/// first, as a view that calls a function is refused before the function exists; then views in
-/// dependency order, triggers and events, whose bodies the server checks only when they run.
+/// The dump's objects section (sequences are in the head): empty when there are none. Objects
+/// are written in the order the server can create them, not the order they are read (which
+/// fixes the checksum's): routines first, as a view that calls a function is refused before the
+/// function exists; then views in dependency order, triggers and events, whose bodies the
+/// server checks only when they run.
 pub fn section(objects: &[DbObject]) -> String {
     let mut in_creation_order: Vec<&DbObject> = objects.iter().filter(|o| o.kind != ObjectKind::Sequence).collect();
     if in_creation_order.is_empty() {

@@ -69,13 +69,14 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     // (column, extra, key, type) of every table, in each table's order; a period column of a
     // system-versioned table has `ROW START` or `ROW END` for extra.
     let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
-    let all: Vec<(String, String, String, String, String, String)> = c
-        .exec(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
-            (database,),
-        )
-        .await
-        .map_err(|e| db_err(database, e))?;
+    let columns = |expression: &str| {
+        format!("SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION")
+    };
+    // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
+    let all: Vec<(String, String, String, String, String, String)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
+        Ok(all) => all,
+        Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
+    };
     for (table, column, extra, key, ty, expression) in all {
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
