@@ -376,6 +376,11 @@ impl Sql for MysqlSql {
         let mut c = self.conn(connection).await?;
         // The flavour first: what else to ask, and which paths run, depend on it (flavour.rs).
         let flavour = self.flavour(connection, &mut c).await.ok();
+        // Read as a dump reads (whatever the server's sql_mode or sql_select_limit), and a session
+        // a dump could not have is refused now rather than in the downtime.
+        if flavour.is_some() {
+            self.bulk_session(connection, &mut c).await?;
+        }
         let facts: Option<(String, String, String, String, u64)> =
             c.query_first("SELECT VERSION(), @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile").await.ok().flatten();
         let mut out = Vec::new();
