@@ -349,3 +349,31 @@ async fn the_backup_space_a_plan_asks_for_holds_a_dump_of_binary_data() {
     assert!(backup.bytes as f64 <= estimate as f64 * 1.5, "a dump of {} bytes against an estimate of {estimate}", backup.bytes);
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// A table made when InnoDB's strict mode was off, whose rows could exceed a page (the server
+/// warned, and made it), is refused by the same statement under the default strict mode: the
+/// rollback's restore makes it again as it was.
+#[tokio::test]
+async fn a_table_the_server_would_now_refuse_comes_back() {
+    let _globals = GLOBALS.lock().await;
+    let db = unique_db("loose_table");
+    let columns: Vec<String> = (0..200).map(|i| format!("c{i} VARCHAR(100)")).collect();
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; SET SESSION innodb_strict_mode = OFF; \
+         CREATE TABLE wide_rows (id INT PRIMARY KEY, {}) ROW_FORMAT=COMPACT DEFAULT CHARSET=latin1; INSERT INTO wide_rows (id, c0, c199) VALUES (1, 'a', 'z');",
+        columns.join(", ")
+    ));
+    let create_of = |db: &str| value(db, "SHOW CREATE TABLE wide_rows").split_once('\t').unwrap().1.replace("\\n", "\n");
+    let create = create_of(&db);
+    let refused = mariadb_client(&["-D", &db, "-e", &create.replacen("wide_rows", "again", 1)]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Row size too large"), "{refused:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "loose").await.unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let restored = s.restore_database("metadb", &db, "loose").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    assert_eq!(create_of(&db), create);
+    sql(&format!("DROP DATABASE {db}"));
+}

@@ -78,10 +78,18 @@ impl Flavour {
     /// and a restore builds its keys in one ALTER): MariaDB's `max_statement_time`, MySQL's
     /// `max_execution_time`, `max_join_size` (through `sql_big_selects`), OceanBase's
     /// `ob_query_timeout` of 10 s and `ob_trx_timeout` of 100 s by default (microseconds).
+    /// InnoDB's strict mode is off, as it was when some tables were made: a table whose rows
+    /// could exceed a page (created with a warning then) is refused under it, and the rollback's
+    /// restore must create every table the backup holds. The checksum, which covers
+    /// `SHOW CREATE TABLE`, judges what comes of it.
     pub fn bulk_session(self) -> &'static str {
         match self {
-            Flavour::MariaDb => "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1",
-            Flavour::MySql => "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1",
+            Flavour::MariaDb => {
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1, innodb_strict_mode = 0"
+            }
+            Flavour::MySql => {
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1, innodb_strict_mode = 0"
+            }
             Flavour::OceanBase => {
                 "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
             }
