@@ -93,6 +93,11 @@ const SETUP: &[&str] = &[
     "CREATE VIEW checked_v AS SELECT id, qty FROM checked WHERE qty >= 0 WITH CASCADED CHECK OPTION",
     "CREATE ALGORITHM=TEMPTABLE SQL SECURITY INVOKER VIEW `weird view` AS SELECT `col umn` AS c FROM `we``ird name;`",
     "CREATE EVENT keep ON SCHEDULE AT '2035-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE COMMENT 'kept' DO DELETE FROM log",
+    // Objects made by a connection of another collation keep it, and compare by it.
+    "SET SESSION collation_connection = 'utf8mb4_unicode_ci'",
+    "CREATE VIEW by_unicode AS SELECT 'ß' = 'ss' AS same",
+    "CREATE PROCEDURE noop() SELECT 1",
+    "SET SESSION collation_connection = 'utf8mb4_general_ci'",
     // Names in the reverse order of what each needs.
     "CREATE VIEW z_base AS SELECT id, tripled(a) AS t FROM inv",
     "CREATE VIEW a_top AS SELECT t + 1 AS u FROM z_base",
@@ -140,6 +145,18 @@ async fn described(db: &str) -> Vec<String> {
         .await
         .unwrap();
     out.push(format!("routine parameters {parameters:?}"));
+    let collations: Vec<(String, String)> = c
+        .exec(
+            "SELECT CONCAT('view ', TABLE_NAME), COLLATION_CONNECTION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? \
+             UNION ALL SELECT CONCAT('routine ', ROUTINE_NAME), COLLATION_CONNECTION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+             UNION ALL SELECT CONCAT('trigger ', TRIGGER_NAME), COLLATION_CONNECTION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1",
+            (db, db, db),
+        )
+        .await
+        .unwrap();
+    out.push(format!("objects' collations {collations:?}"));
+    let same: Vec<u8> = c.query("SELECT same FROM by_unicode").await.unwrap();
+    out.push(format!("by_unicode {same:?}"));
     let triggers: Vec<(String, u64)> =
         c.exec("SELECT TRIGGER_NAME, ACTION_ORDER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME", (db,)).await.unwrap();
     out.push(format!("triggers {triggers:?}"));

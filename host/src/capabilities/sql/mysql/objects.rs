@@ -1,7 +1,7 @@
 //! What a database holds besides its tables: views (in dependency order), triggers, stored
 //! procedures and functions, events, sequences (MariaDB). Read with the `SHOW CREATE` statements
 //! before the dump's snapshot, written after every row in a section the stock client replays
-//! (`DELIMITER`, each object's own `sql_mode`), replayed last by opshost's restore (so no trigger
+//! (`DELIMITER`, each object's own `sql_mode` and connection collation), replayed last by opshost's restore (so no trigger
 //! fires on restored rows), and part of the content checksum: a restore that lost an object fails
 //! its verification. Sequences are the exception: a table's `DEFAULT NEXTVAL(s)` needs its
 //! sequence first, so they head the dump, each with the `SETVAL` that puts it where it stood.
@@ -53,6 +53,9 @@ pub struct DbObject {
     /// The statement that puts the object back where it stood: a sequence's `SETVAL` (its next
     /// value not yet handed out, and its cycle), as the stock dump writes it.
     pub state: Option<String>,
+    /// The connection's collation it was created under (views, triggers, routines, events): the
+    /// object keeps it, and its string literals compare by it.
+    pub collation: Option<String>,
 }
 
 /// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it).
@@ -88,7 +91,8 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     for v in views {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
         let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("view", &v))?;
-        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None });
+        let collation = row.as_ref().and_then(|r| text(r, 3));
+        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None, collation });
     }
     out.extend(in_dependency_order(view_objects));
     let triggers: Vec<String> = c
@@ -99,7 +103,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
         let create = text(&r, 2).ok_or_else(|| unreadable("trigger", &t))?;
-        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None, state: None });
+        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
     }
     let routines: Vec<(String, String)> = c
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
@@ -118,7 +122,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
         let create = text(&r, 2).ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None });
+        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
@@ -128,7 +132,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
         let r = row.ok_or_else(|| unreadable("event", &e))?;
         let create = text(&r, 3).ok_or_else(|| unreadable("event", &e))?;
-        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2), state: None });
+        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2), state: None, collation: text(&r, 5) });
     }
     // Last, so that the checksum of a database without any is what earlier versions recorded.
     let sequences: Vec<String> = c
@@ -143,7 +147,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             c.query_first(format!("SELECT next_not_cached_value, cycle_count FROM {name}")).await.map_err(|e| db_err(database, e))?;
         let (next, round) = stood.ok_or_else(|| unreadable("sequence", &q))?;
         let state = Some(format!("DO SETVAL({}, {next}, 0, {round})", quote_ident(&q)));
-        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state });
+        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state, collation: None });
     }
     Ok(out)
 }
@@ -239,6 +243,9 @@ pub fn section(objects: &[DbObject]) -> String {
             // parse differently, e.g. ORACLE or ANSI_QUOTES).
             s.push_str(&format!("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'{d}\n"));
         }
+        if let Some(collation) = o.collation.as_deref().filter(|c| c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+            s.push_str(&format!("SET SESSION collation_connection = '{collation}'{d}\n"));
+        }
         if let Some(tz) = &o.time_zone {
             s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
         }
@@ -306,7 +313,7 @@ mod tests {
     use super::*;
 
     fn obj(kind: ObjectKind, name: &str, create: &str) -> DbObject {
-        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None }
+        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None, collation: None }
     }
 
     #[test]
