@@ -9,8 +9,7 @@
 //! | opshost's row reader | yes | yes (JSON comes as its text, as mysqldump writes it) | no: mysql_async's reader |
 //! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
 //! | plain secondary keys restored | after the rows (indexes.rs) | with the rows (untested here: key order) | with the rows |
-//!
-//! | a bulk session's limits lifted | `max_statement_time`, `max_join_size` | `max_execution_time`, `max_join_size` | `ob_query_timeout`, `ob_trx_timeout` |
+//! | a bulk session lifts | `max_statement_time`, `max_join_size`, InnoDB's strict mode | `max_execution_time`, `max_join_size`, InnoDB's strict mode | `ob_query_timeout`, `ob_trx_timeout` |
 //!
 //! Whatever the flavour, every backup and every restore is verified by its content checksum.
 
