@@ -98,6 +98,10 @@ const SETUP: &[&str] = &[
     "CREATE VIEW by_unicode AS SELECT 'ß' = 'ss' AS same",
     "CREATE PROCEDURE noop() SELECT 1",
     "SET SESSION collation_connection = 'utf8mb4_general_ci'",
+    // A procedure in Oracle's syntax, which only its own sql_mode parses.
+    "SET SESSION sql_mode = 'ORACLE'",
+    "CREATE PROCEDURE ora_p (n IN NUMBER) AS x VARCHAR2(10) := 'a' || 'b'; BEGIN IF n > 0 THEN x := x || n; END IF; END",
+    "SET SESSION sql_mode = DEFAULT",
     // Names in the reverse order of what each needs.
     "CREATE VIEW z_base AS SELECT id, tripled(a) AS t FROM inv",
     "CREATE VIEW a_top AS SELECT t + 1 AS u FROM z_base",
@@ -155,6 +159,9 @@ async fn described(db: &str) -> Vec<String> {
         .await
         .unwrap();
     out.push(format!("objects' collations {collations:?}"));
+    let routines: Vec<(String, String, String)> =
+        c.exec("SELECT ROUTINE_NAME, SQL_MODE, ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1", (db,)).await.unwrap();
+    out.push(format!("routines {routines:?}"));
     let same: Vec<u8> = c.query("SELECT same FROM by_unicode").await.unwrap();
     out.push(format!("by_unicode {same:?}"));
     let triggers: Vec<(String, u64)> =
