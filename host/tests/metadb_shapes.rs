@@ -98,6 +98,10 @@ const SETUP: &[&str] = &[
     "CREATE VIEW by_unicode AS SELECT 'ß' = 'ss' AS same",
     "CREATE PROCEDURE noop() SELECT 1",
     "SET SESSION collation_connection = 'utf8mb4_general_ci'",
+    // An event made in another time zone keeps its zone and its times.
+    "SET SESSION time_zone = '+08:00'",
+    "CREATE EVENT zoned ON SCHEDULE EVERY 90 MINUTE STARTS '2031-06-01 12:00:00' ENDS '2032-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE DO DELETE FROM log WHERE id < 0",
+    "SET SESSION time_zone = DEFAULT",
     // A procedure in Oracle's syntax, which only its own sql_mode parses.
     "SET SESSION sql_mode = 'ORACLE'",
     "CREATE PROCEDURE ora_p (n IN NUMBER) AS x VARCHAR2(10) := 'a' || 'b'; BEGIN IF n > 0 THEN x := x || n; END IF; END",
@@ -162,6 +166,16 @@ async fn described(db: &str) -> Vec<String> {
     let routines: Vec<(String, String, String)> =
         c.exec("SELECT ROUTINE_NAME, SQL_MODE, ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1", (db,)).await.unwrap();
     out.push(format!("routines {routines:?}"));
+    let events: Vec<mysql_async::Row> = c
+        .exec(
+            "SELECT EVENT_NAME, TIME_ZONE, CAST(STARTS AS CHAR), CAST(ENDS AS CHAR), CAST(EXECUTE_AT AS CHAR), INTERVAL_VALUE, INTERVAL_FIELD, STATUS, ON_COMPLETION, EVENT_DEFINITION, SQL_MODE \
+             FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    let events: Vec<Vec<Option<String>>> = events.into_iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i).flatten()).collect()).collect();
+    out.push(format!("events {events:?}"));
     let same: Vec<u8> = c.query("SELECT same FROM by_unicode").await.unwrap();
     out.push(format!("by_unicode {same:?}"));
     let triggers: Vec<(String, u64)> =
