@@ -60,6 +60,9 @@ const SETUP: &[&str] = &[
     // UTF-8 bytes an application wrote through a latin1 connection, and every other byte.
     "INSERT INTO latin (id, every_byte) SELECT 3, CONVERT(CAST(CONCAT(UNHEX('E8BF81E7A7BB'), UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR ''))) AS BINARY) USING latin1) FROM seq_1_to_255",
     "CREATE TABLE empty_t (id INT PRIMARY KEY, v JSON)",
+    // Compressed columns and pages, and table options of every sort.
+    "CREATE TABLE packed (id INT PRIMARY KEY, doc BLOB COMPRESSED, note VARCHAR(500) COMPRESSED) PAGE_COMPRESSED=1 STATS_PERSISTENT=0 STATS_AUTO_RECALC=0 CHECKSUM=1 MAX_ROWS=100000 COMMENT='packed'",
+    "INSERT INTO packed VALUES (1, REPEAT('abc', 5000), REPEAT('x', 400)), (2, NULL, ''), (3, 0x00ff00, 'n')",
     // Big enough for a restore to build its plain keys after the rows: keys of every kind.
     "CREATE TABLE keyed (id INT PRIMARY KEY, a VARCHAR(200), b INT, c TEXT, d DATETIME, KEY by_prefix (a(10)), KEY by_b_desc (b DESC, id), KEY ignored_one (d) IGNORED, KEY commented (b) COMMENT 'a ''key''', KEY by_btree (d, b) USING BTREE, UNIQUE KEY long_unique (c) USING HASH)",
     "INSERT INTO keyed SELECT seq, CONCAT('name-', seq), seq % 97, CONCAT('text ', seq), '2020-01-01' + INTERVAL seq MINUTE FROM seq_1_to_12000",
