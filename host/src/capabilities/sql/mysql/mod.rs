@@ -408,10 +408,13 @@ impl Sql for MysqlSql {
             // As a dump reads them: a table it could not bring back is refused now.
             let tables = tables::tables(&mut c, db).await?;
             if let Some(t) = tables.iter().find(|t| t.versioned) {
-                let allowed: Result<Option<String>, _> = c.query_first("SELECT @@global.secure_timestamp").await;
+                // system_versioning_insert_history exists from MariaDB 10.11 on; secure_timestamp
+                // may forbid it.
+                let allowed: Result<Option<(String, String)>, _> =
+                    c.query_first("SELECT @@global.secure_timestamp, CAST(@@session.system_versioning_insert_history AS CHAR)").await;
                 let refusal = match allowed {
-                    Ok(Some(v)) if v == "NO" => None,
-                    Ok(Some(v)) => Some(format!("the server's secure_timestamp is {v}, which forbids writing a row's period; set it to NO")),
+                    Ok(Some((v, _))) if v == "NO" => None,
+                    Ok(Some((v, _))) => Some(format!("the server's secure_timestamp is {v}, which forbids writing a row's period; set it to NO")),
                     _ => Some("this server cannot write a row's period back (MariaDB 10.11 or later can)".to_string()),
                 };
                 if let Some(why) = refusal {
