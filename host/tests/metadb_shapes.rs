@@ -55,6 +55,10 @@ const SETUP: &[&str] = &[
     "ALTER TABLE ahead AUTO_INCREMENT = 9000",
     "CREATE TABLE checked (id INT PRIMARY KEY, qty INT CHECK (qty >= 0), at DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3), d DOUBLE, f FLOAT, m DECIMAL(65,30), CONSTRAINT positive CHECK (id > 0))",
     "INSERT INTO checked VALUES (1, 0, '2020-01-01 00:00:00.123', -0.0, 3.4028234e38, -12345678901234567890123456789012345.123456789012345678901234567890), (2, 5, '1999-12-31 23:59:59.999', 1e-308, 1.17549435e-38, 0)",
+    // A row its CHECK refuses, written while the server did not check (as a backup holds it).
+    "SET SESSION check_constraint_checks = 0",
+    "INSERT INTO checked (id, qty) VALUES (3, -7)",
+    "SET SESSION check_constraint_checks = 1",
     "CREATE TABLE latin (id INT PRIMARY KEY, v VARCHAR(10), every_byte TEXT) DEFAULT CHARSET=latin1",
     "INSERT INTO latin VALUES (1, 'caf\u{e9}', NULL), (2, '\u{a3}5', NULL)",
     // UTF-8 bytes an application wrote through a latin1 connection, and every other byte.

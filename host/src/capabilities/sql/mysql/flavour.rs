@@ -80,11 +80,12 @@ impl Flavour {
     /// InnoDB's strict mode is off, as it was when some tables were made: a table whose rows
     /// could exceed a page (created with a warning then) is refused under it, and the rollback's
     /// restore must create every table the backup holds. The checksum, which covers
-    /// `SHOW CREATE TABLE`, judges what comes of it.
+    /// `SHOW CREATE TABLE`, judges what comes of it. And on MariaDB CHECK constraints are not
+    /// checked, as they were not when some rows were written: the backup holds those rows.
     pub fn bulk_session(self) -> &'static str {
         match self {
             Flavour::MariaDb => {
-                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1, innodb_strict_mode = 0"
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1, innodb_strict_mode = 0, check_constraint_checks = 0"
             }
             Flavour::MySql => {
                 "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1, innodb_strict_mode = 0"
