@@ -422,3 +422,24 @@ async fn a_table_the_server_would_now_refuse_comes_back() {
     assert_eq!(create_of(&db), create);
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// A read-only MetaDB (a replica, or a primary left read-only after a failover) is refused at
+/// the plan, naming the server and the fix: an upgrade writes to it, and a rollback restores it.
+#[tokio::test]
+async fn a_read_only_server_is_refused_at_the_plan() {
+    let _globals = GLOBALS.lock().await;
+    let db = unique_db("read_only");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    assert!(s.describe_backup("metadb", std::slice::from_ref(&db)).await.is_ok());
+    let back = GlobalBack("read_only", value("mysql", "SELECT @@GLOBAL.read_only"));
+    sql("SET GLOBAL read_only = ON");
+    let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await;
+    drop(back);
+    assert!(
+        matches!(&plan, Err(e) if e.message().contains("MetaDB metadb (") && e.message().contains("is read-only") && e.message().contains("point [metadb.metadb] at the primary")),
+        "{plan:?}"
+    );
+    sql(&format!("DROP DATABASE {db}"));
+}

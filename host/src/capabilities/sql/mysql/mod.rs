@@ -381,6 +381,16 @@ impl Sql for MysqlSql {
         if flavour.is_some() {
             self.bulk_session(connection, &mut c).await?;
         }
+        // An upgrade writes to the MetaDB (the heartbeat trim, the new version's schema) and a
+        // rollback restores it: a read-only server (a replica, or a primary left read-only after
+        // a failover) is refused before anything changes, not met half way.
+        let read_only: Option<u64> = c.query_first("SELECT @@global.read_only").await.ok().flatten();
+        if read_only.is_some_and(|r| r != 0) {
+            return Err(failed(format!(
+                "MetaDB {connection} ({}) is read-only (read_only = ON): an upgrade writes to it and a rollback restores it; point [metadb.{connection}] at the primary, or turn read_only off there, then plan again",
+                m.addr
+            )));
+        }
         let facts: Option<(String, String, String, String, u64)> =
             c.query_first("SELECT VERSION(), @@global.time_zone, @@system_time_zone, @@global.sql_mode, @@global.local_infile").await.ok().flatten();
         let mut out = Vec::new();
