@@ -2,14 +2,17 @@
 //! sequence, invisible and generated columns, spatial and BIT columns, odd identifiers, a table
 //! without a key holding duplicate rows, other engines, partitions, foreign keys, an
 //! AUTO_INCREMENT counter ahead of the rows, keys of every kind built after the rows, triggers in
-//! a set order, views in an order their names do not give, system-versioned tables with their
-//! history, text in gbk, big5, sjis, utf16 and every byte of latin1, a database whose name needs
-//! quoting and whose default collation is not the server's; and servers whose globals would
-//! change what a session reads (ANSI_QUOTES, sql_select_limit, autocommit, statement time
-//! limits, a 16 MB packet). opshost's backup and restore bring each back exactly, judged by the
-//! server itself (definitions, `CHECKSUM TABLE`, counts, every version of every row), not by
-//! opshost's own checksum; and what no client could write back is refused at the plan. On the
-//! real MariaDB.
+//! a set order, views in an order their names do not give, objects made under another collation,
+//! a procedure in Oracle's syntax, an event in another time zone, rows their CHECK refuses,
+//! system-versioned tables with their history, text in gbk, big5, sjis, utf16 and every byte of
+//! latin1, a database whose name needs quoting and whose default collation is not the server's;
+//! and servers whose globals would change what a session reads or writes (ANSI_QUOTES,
+//! sql_select_limit, autocommit, statement time limits, a 16 MB packet, InnoDB's strict mode,
+//! read_only). opshost's backup and restore bring each back exactly, judged by the server itself
+//! (definitions, `CHECKSUM TABLE`, counts, every version of every row, information_schema), not
+//! by opshost's own checksum, through opshost's restore and the stock client. What no client
+//! could write back, and a read-only server, are refused at the plan, which also asks for room
+//! enough for a dump of binary data. On the real MariaDB.
 
 mod support;
 
