@@ -409,18 +409,6 @@ fn differs(how: &str, want: &[Reading], got: &[Reading]) -> Result<(), String> {
     Ok(())
 }
 
-/// The stock client replays a dump file fed on its standard input: `mariadb -D db < file`.
-fn stock_restore(db: &str, file: &std::path::Path) -> Result<(), String> {
-    let c = metadb();
-    let o = std::process::Command::new("mariadb")
-        .args(["--default-character-set=utf8mb4", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user, "-D", db])
-        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
-        .stdin(std::fs::File::open(file).map_err(|e| e.to_string())?)
-        .output()
-        .map_err(|e| format!("the mariadb client: {e}"))?;
-    o.status.success().then_some(()).ok_or_else(|| format!("stock client: {}", String::from_utf8_lossy(&o.stderr)))
-}
-
 /// The server's global time_zone and sql_mode, set for the life of this value and put back
 /// after, and the filler database (dropped after).
 struct Globals(String, String, String);

@@ -5,7 +5,6 @@
 
 mod support;
 
-use mysql_async::prelude::*;
 use opshost::capabilities::sql::mysql::MysqlSql;
 use opshost::capabilities::sql::Sql;
 use opshost::report::Silent;
@@ -30,17 +29,7 @@ const SETUP: &[&str] = &[
 
 async fn setup(db: &str) {
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
-    let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
-    for s in SETUP {
-        c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
-    }
-    c.disconnect().await.unwrap();
-}
-
-fn value(db: &str, query: &str) -> String {
-    let o = mariadb_client(&["-N", "-D", db, "-e", query]);
-    assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().replace('\n', ",")
+    run_each(db, SETUP).await;
 }
 
 /// Every object is back, the trigger did not fire on the restored rows, and the values are exact.
@@ -85,14 +74,7 @@ async fn every_object_comes_back_and_a_lost_one_fails_verification() {
     // The stock client, from the same file.
     sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     let file = dir.path().join("objects.sql");
-    let c = metadb();
-    let o = std::process::Command::new("mariadb")
-        .args(["--default-character-set=utf8mb4", "--comments", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user, "-D", &db])
-        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "the stock client refused the dump: {}", String::from_utf8_lossy(&o.stderr));
+    stock_restore(&db, &file).unwrap();
     assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), before);
     assert_whole(&db);
 

@@ -124,11 +124,7 @@ const SETUP: &[&str] = &[
 async fn setup(db: &str) {
     // A default collation other than the one a rollback's CREATE DATABASE gives.
     sql(&format!("DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"));
-    let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
-    for s in SETUP {
-        c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
-    }
-    c.disconnect().await.unwrap();
+    run_each(db, SETUP).await;
 }
 
 /// What the server says of every object of `db`: definitions, every table's `CHECKSUM TABLE` and
@@ -241,22 +237,9 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
 
     // The stock client, from the same file.
     sql(&format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
-    let c = metadb();
-    let o = std::process::Command::new("mariadb")
-        .args(["--default-character-set=utf8mb4", "--comments", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user, "-D", &db])
-        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
-        .stdin(std::fs::File::open(dir.path().join("shapes.sql")).unwrap())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "the stock client refused the dump: {}", String::from_utf8_lossy(&o.stderr));
+    stock_restore(&db, &dir.path().join("shapes.sql")).unwrap();
     assert_eq!(described(&db).await, before, "after the stock client's restore");
     sql(&format!("DROP DATABASE `{db}`"));
-}
-
-fn value(db: &str, query: &str) -> String {
-    let o = mariadb_client(&["-N", "-D", db, "-e", query]);
-    assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 /// A table versioned by transaction id: its history cannot be written back by any client, so the

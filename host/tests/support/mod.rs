@@ -39,15 +39,48 @@ pub fn mysql_opts(database: Option<&str>) -> mysql_async::OptsBuilder {
         .db_name(database.map(str::to_string))
 }
 
+/// The stock client, pointed at the test MariaDB.
+fn client() -> std::process::Command {
+    let c = metadb();
+    let mut command = std::process::Command::new("mariadb");
+    command
+        .args(["--default-character-set=utf8mb4", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user])
+        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default());
+    command
+}
+
 /// Run the stock client against the test MariaDB.
 pub fn mariadb_client(args: &[&str]) -> std::process::Output {
-    let c = metadb();
-    std::process::Command::new("mariadb")
-        .args(["--default-character-set=utf8mb4", "-h", &c.host, "-P", &c.port.to_string(), "-u", &c.user])
-        .env("MYSQL_PWD", std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap_or_default())
-        .args(args)
+    client().args(args).output().expect("the mariadb client is installed (tests/run-all.sh installs it)")
+}
+
+/// The stock client replays a dump file fed on its standard input (`mariadb --comments -D db <
+/// file`: comments inside routine bodies kept), as an operator restores one by hand.
+pub fn stock_restore(db: &str, file: &std::path::Path) -> Result<(), String> {
+    let o = client()
+        .args(["--comments", "-D", db])
+        .stdin(std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?)
         .output()
-        .expect("the mariadb client is installed (tests/run-all.sh installs it)")
+        .map_err(|e| format!("the mariadb client: {e}"))?;
+    o.status.success().then_some(()).ok_or_else(|| format!("the stock client refused the dump: {}", String::from_utf8_lossy(&o.stderr)))
+}
+
+/// What the stock client prints for `query` in `db`, without column names, its lines joined by
+/// commas.
+pub fn value(db: &str, query: &str) -> String {
+    let o = mariadb_client(&["-N", "-D", db, "-e", query]);
+    assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().replace('\n', ",")
+}
+
+/// Run `statements` one by one on a connection of the test's own in `db`, each named if it fails.
+pub async fn run_each(db: &str, statements: &[&str]) {
+    use mysql_async::prelude::Queryable;
+    let mut c = mysql_async::Conn::new(mysql_opts(Some(db))).await.unwrap();
+    for s in statements {
+        c.query_drop(*s).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    c.disconnect().await.unwrap();
 }
 
 pub fn sql(statements: &str) {
