@@ -216,8 +216,7 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
     let mode = value("mysql", "SELECT @@GLOBAL.sql_mode");
     let _back = GlobalBack("sql_mode", format!("'{mode}'"));
     sql(&format!("SET GLOBAL sql_mode = '{mode},ANSI_QUOTES,PAD_CHAR_TO_FULL_LENGTH'"));
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (dir, s) = engine();
     let backup = s.dump_database("metadb", &db, "shapes").await.unwrap();
 
     sql(&format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}` DEFAULT CHARACTER SET utf8mb4;"));
@@ -252,8 +251,7 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.kept (id INT PRIMARY KEY, s BIGINT UNSIGNED GENERATED ALWAYS AS ROW START, e BIGINT UNSIGNED GENERATED ALWAYS AS ROW END, PERIOD FOR SYSTEM_TIME (s, e)) WITH SYSTEM VERSIONING ENGINE=InnoDB; INSERT INTO {db}.kept (id) VALUES (1);"
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (dir, s) = engine();
     let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await;
     assert!(
         matches!(&plan, Err(e) if e.message().contains(&format!("table {db}.kept keeps its history by transaction id")) && e.message().contains("back it up by hand")),
@@ -272,6 +270,13 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     assert!(matches!(&plan, Err(e) if e.message().contains("holds a line break") && e.message().contains("rename it")), "{plan:?}");
     sql(&format!("DROP TABLE {db}.`two\nlines`"));
     sql(&format!("DROP DATABASE {db}"));
+}
+
+/// opshost's MySQL engine on the test MariaDB, its backups in a directory of their own.
+fn engine() -> (tempfile::TempDir, MysqlSql) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    (dir, s)
 }
 
 /// Tests here set the server's globals: one at a time.
@@ -301,8 +306,7 @@ async fn a_value_bigger_than_the_packet_once_escaped_comes_back() {
     sql(&format!(
         "INSERT INTO {db}.big (b) VALUES (RANDOM_BYTES(1024)); UPDATE {db}.big SET b = REPEAT(b, 9 * 1024); INSERT INTO {db}.big (t) VALUES (REPEAT('\\'\\\\\\\\x', 3500000)), ('small');"
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (dir, s) = engine();
     let backup = s.dump_database("metadb", &db, "big").await.unwrap();
     assert!(backup.bytes > 40 << 20, "{backup:?}");
 
@@ -347,8 +351,7 @@ async fn server_globals_on_sessions_change_no_backup_or_restore() {
     let o = mariadb_client(&["-N", "-D", &db, "-e", "SELECT COUNT(*) FROM rows_t WHERE v LIKE '%x%' AND SLEEP(0.0001) = 0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("max_statement_time"), "{o:?}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (_dir, s) = engine();
     let backup = s.dump_database("metadb", &db, "rows").await.unwrap();
     assert_eq!(backup.rows, 300_000);
     sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
@@ -373,8 +376,7 @@ async fn the_backup_space_a_plan_asks_for_holds_a_dump_of_binary_data() {
          INSERT INTO blobs SELECT seq, CONCAT(RANDOM_BYTES(1024), REPEAT(RANDOM_BYTES(1000), 14)) FROM seq_1_to_600; CREATE TABLE notes (id INT PRIMARY KEY, t TEXT); \
          INSERT INTO notes SELECT seq, REPEAT('n', 200) FROM seq_1_to_8000; ANALYZE TABLE blobs, notes;"
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (_dir, s) = engine();
     let estimate = s.database_bytes("metadb", &db).await.unwrap();
     let backup = s.dump_database("metadb", &db, "space").await.unwrap();
     assert!(backup.bytes as f64 <= estimate as f64 * 1.5, "a dump of {} bytes against an estimate of {estimate}", backup.bytes);
@@ -399,8 +401,7 @@ async fn a_table_the_server_would_now_refuse_comes_back() {
     let refused = mariadb_client(&["-D", &db, "-e", &create.replacen("wide_rows", "again", 1)]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("Row size too large"), "{refused:?}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (_dir, s) = engine();
     let backup = s.dump_database("metadb", &db, "loose").await.unwrap();
     sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
     let restored = s.restore_database("metadb", &db, "loose").await.unwrap();
@@ -416,8 +417,7 @@ async fn a_read_only_server_is_refused_at_the_plan() {
     let _globals = GLOBALS.lock().await;
     let db = unique_db("read_only");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);"));
-    let dir = tempfile::tempdir().unwrap();
-    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let (_dir, s) = engine();
     assert!(s.describe_backup("metadb", std::slice::from_ref(&db)).await.is_ok());
     let back = GlobalBack("read_only", value("mysql", "SELECT @@GLOBAL.read_only"));
     sql("SET GLOBAL read_only = ON");
