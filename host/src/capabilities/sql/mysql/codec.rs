@@ -13,6 +13,12 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// A character set's or collation's name as the server gives them (letters, digits, `_`): safe
+/// to write into a statement as it is.
+pub(super) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 pub(super) fn db_err(database: &str, e: mysql_async::Error) -> Error {
     match &e {
         mysql_async::Error::Server(s) if s.code == 1049 => not_found(format!("database {database} does not exist")),

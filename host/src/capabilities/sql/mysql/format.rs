@@ -2,6 +2,7 @@
 //! were read in ([`Zone`]), each table's estimated rows, the largest INSERT it holds, and the check a file must pass before a
 //! restore or a rollback trusts it.
 
+use super::codec::is_plain_name;
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use std::path::Path;
@@ -24,9 +25,11 @@ pub(super) const DATABASE_DEFAULTS: &str = "ALTER DATABASE CHARACTER SET ";
 /// The head line of [`DATABASE_DEFAULTS`] for `charset` and `collation` (None if either is not a
 /// plain name, which no server gives).
 pub(super) fn database_defaults(charset: &str, collation: &str) -> Option<String> {
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    (plain(charset) && plain(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation};"))
+    (is_plain_name(charset) && is_plain_name(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation};"))
 }
+
+/// The sql_mode a dump replays in (its header sets it; its objects section goes back to it).
+pub(super) const DUMP_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO";
 
 /// The session time zone TIMESTAMP values are read (and replayed) in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

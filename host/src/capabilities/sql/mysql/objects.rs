@@ -6,7 +6,8 @@
 //! its verification. Sequences are the exception: a table's `DEFAULT NEXTVAL(s)` needs its
 //! sequence first, so they head the dump, each with the `SETVAL` that puts it where it stood.
 
-use super::codec::{db_err, quote_ident};
+use super::codec::{db_err, is_plain_name, quote_ident};
+use super::format::DUMP_SQL_MODE;
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use crate::capabilities::sql::checksum::{RowHash, TableHasher};
@@ -241,9 +242,9 @@ pub fn section(objects: &[DbObject]) -> String {
         } else if std::mem::take(&mut mode_set) {
             // A view after a routine: back to the dump's own mode, not the routine's (which may
             // parse differently, e.g. ORACLE or ANSI_QUOTES).
-            s.push_str(&format!("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'{d}\n"));
+            s.push_str(&format!("SET SESSION sql_mode = '{DUMP_SQL_MODE}'{d}\n"));
         }
-        if let Some(collation) = o.collation.as_deref().filter(|c| c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        if let Some(collation) = o.collation.as_deref().filter(|c| is_plain_name(c)) {
             s.push_str(&format!("SET SESSION collation_connection = '{collation}'{d}\n"));
         }
         if let Some(tz) = &o.time_zone {
