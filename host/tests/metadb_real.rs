@@ -539,6 +539,30 @@ async fn the_bulk_reader_reads_exactly_what_mysql_async_reads() {
     sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
 }
 
+/// A table of a few hundred rows of BLOBs is most of a MetaDB's bytes: it is cut into key ranges
+/// by its size, not only by its rows, and read on several connections.
+#[tokio::test]
+async fn a_few_wide_rows_are_read_on_several_connections() {
+    let db = unique_db("widerows");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};
+         USE {db};
+         CREATE TABLE artifact (id INT PRIMARY KEY, content LONGBLOB);
+         INSERT INTO artifact SELECT seq, REPEAT(UNHEX(SHA2(seq, 512)), 500) FROM seq_1_to_1500;
+         ANALYZE TABLE artifact;"
+    ));
+    let (bulk_dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bulk = backend(bulk_dir.path());
+    let mut off = connections();
+    off.get_mut("metadb").unwrap().bulk_reader = false;
+    let plain = MysqlSql::new(&off, plain_dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let b = bulk.dump_database("metadb", &db, "bulk").await.unwrap();
+    assert_eq!(bulk.bulk_reader_snapshots(), 1, "1 500 rows of 32 KB (48 MB) were read in ranges, by the bulk reader");
+    let p = plain.dump_database("metadb", &db, "plain").await.unwrap();
+    assert_eq!((b.checksum.as_str(), b.rows, b.bytes), (p.checksum.as_str(), 1500, p.bytes), "the same rows as one read");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// Collects warnings.
 #[derive(Default)]
 struct Warnings(std::sync::Mutex<Vec<String>>);

@@ -1,7 +1,8 @@
 //! The server's own limit for a dump: the time for MariaDB to stream every row of the three
 //! databases to clients that discard them, over as many connections as opshost's dump reads
-//! with and the same key ranges (about 100 000 rows each, by an integer primary key). No dump
-//! can beat it; opshost's ratio to it shows what is left. Two clients, the faster one counts:
+//! with and the same key ranges (at most about 100 000 rows and 32 MB each, by an integer
+//! primary key). No dump can beat it; opshost's ratio to it shows what is left. Two clients,
+//! the faster one counts:
 //!
 //! - [`measure`]: `mariadb --quick --raw` into /dev/null (the text protocol, as the issue
 //!   names it). On two cores shared with the server the client's own formatting is most of
@@ -17,8 +18,10 @@ use std::time::{Duration, Instant};
 
 /// opshost's dump reads a snapshot over three connections (`READERS` in sql/mysql/dump.rs).
 pub const READERS: usize = 3;
-/// About this many rows per key range (`RANGE_ROWS` in sql/mysql/snapshot.rs).
+/// At most about this many rows and bytes per key range (`RANGE_ROWS` and `RANGE_BYTES` in
+/// sql/mysql/snapshot.rs).
 const RANGE_ROWS: u64 = 100_000;
+const RANGE_BYTES: u64 = 32 << 20;
 
 /// One SELECT of the floor, with its estimated bytes for sharing the work out.
 struct Read {
@@ -58,7 +61,7 @@ fn reads(db: &Db, databases: &[&str]) -> Vec<Read> {
         let span = db.query(&format!("SELECT COUNT(*), IFNULL(MIN(`{key}`), 0), IFNULL(MAX(`{key}`), 0) FROM {name}"));
         let n: Vec<i128> = span.split('\t').map(|v| v.parse().unwrap()).collect();
         let (rows, min, max) = (n[0] as u64, n[1], n[2]);
-        let ranges = rows.div_ceil(RANGE_ROWS).max(1);
+        let ranges = rows.div_ceil(RANGE_ROWS).max(bytes.div_ceil(RANGE_BYTES)).clamp(1, 256);
         if ranges == 1 {
             reads.push(whole());
             continue;

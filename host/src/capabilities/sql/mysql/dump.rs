@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 impl MysqlSql {
-    /// Connections in one consistent snapshot for reading `rows` rows (of `database` and maybe
-    /// others; readers name every table in full): several when there is enough to split, else one.
+    /// Connections in one consistent snapshot for reading `rows` rows of `bytes` bytes (of
+    /// `database` and maybe others; readers name every table in full): several when there is
+    /// enough to split, else one.
     ///
     /// Big ones are read by [`READERS`] bulk-reader connections when they connect (and the
     /// configured `max_connections` leaves room for them next to `first`, which then only plans);
@@ -30,14 +31,14 @@ impl MysqlSql {
         connection: &str,
         database: &str,
         mut first: Conn,
-        rows: u64,
+        (rows, bytes): (u64, u64),
         zone: Zone,
         bulk: bool,
     ) -> Result<Vec<snapshot::Reader>, Error> {
         let metadb = self.pools.get(connection);
         let pool_size = metadb.map(|p| p.size).unwrap_or(1);
         let flavour = self.flavour(connection, &mut first).await?;
-        let want = if rows > snapshot::RANGE_ROWS && flavour.shared_snapshot() { READERS.min(pool_size) } else { 1 };
+        let want = if snapshot::pieces(rows, bytes) > 1 && flavour.shared_snapshot() { READERS.min(pool_size) } else { 1 };
         let mut more = Vec::new();
         if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && flavour.bulk_reader() && want > 1 && pool_size > READERS) {
             for _ in 0..READERS {
@@ -103,8 +104,9 @@ impl MysqlSql {
         // The others go back to the pool.
         let first = conns.swap_remove(0);
         let tables: Vec<Arc<Vec<TableInfo>>> = tables.into_iter().map(Arc::new).collect();
-        let rows = tables.iter().flat_map(|t| t.iter()).map(|t| t.estimated_rows).sum();
-        let mut conns = self.snapshot(connection, databases[0], first, rows, zone, bulk).await.map_err(|e| (e, false))?;
+        let all = || tables.iter().flat_map(|t| t.iter());
+        let size = (all().map(|t| t.estimated_rows).sum(), all().map(|t| t.estimated_bytes).sum());
+        let mut conns = self.snapshot(connection, databases[0], first, size, zone, bulk).await.map_err(|e| (e, false))?;
         let wired = conns.iter().any(|c| matches!(c, snapshot::Reader::Wire(_)));
         let n = conns.len();
         let mut chunks = Vec::new();

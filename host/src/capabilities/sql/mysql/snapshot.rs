@@ -28,8 +28,17 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// About this many rows per key range.
+/// At most about this many rows per key range.
 pub const RANGE_ROWS: u64 = 100_000;
+/// At most about this many bytes (as the server stores them) per key range: a table of a few
+/// thousand rows of documents or BLOBs is read on several connections too.
+pub const RANGE_BYTES: u64 = 32 << 20;
+
+/// Into how many key ranges a table (or a snapshot's tables) of `rows` rows and `bytes` bytes
+/// would be cut: one when it is small by both measures.
+pub fn pieces(rows: u64, bytes: u64) -> u64 {
+    rows.div_ceil(RANGE_ROWS).max(bytes.div_ceil(RANGE_BYTES)).clamp(1, 256)
+}
 
 /// A connection that reads ranges: a pooled mysql_async one, or opshost's row reader.
 pub enum Reader {
@@ -119,6 +128,8 @@ pub struct Chunk {
     pub db: usize,
     pub table: usize,
     pub range: Option<(String, i64, i64)>,
+    /// Its estimated share of the table's bytes, to start the biggest first.
+    bytes: u64,
 }
 
 fn as_i64(v: &mysql_async::Value) -> Option<i64> {
@@ -130,13 +141,14 @@ fn as_i64(v: &mysql_async::Value) -> Option<i64> {
 }
 
 /// The work on database `db` (number `db` of the snapshot's) for `readers` connections: big
-/// tables cut into key ranges of about [`RANGE_ROWS`] (bounds read inside the snapshot, on `c`),
+/// tables cut into key ranges of at most about [`RANGE_ROWS`] rows and [`RANGE_BYTES`] bytes
+/// (bounds read inside the snapshot, on `c`),
 /// everything else whole. With one reader nothing is cut. Biggest first, so that one long range
 /// does not start last.
 pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo], readers: usize) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
-        let pieces = t.estimated_rows.div_ceil(RANGE_ROWS).min(256);
+        let pieces = pieces(t.estimated_rows, t.estimated_bytes);
         let key = if readers > 1 && pieces > 1 && !t.columns.is_empty() { t.integer_key.clone() } else { None };
         let bounds = match &key {
             Some(k) => {
@@ -153,14 +165,14 @@ pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo],
                 let mut from = lo as i128;
                 while from <= hi as i128 {
                     let to = (from + step - 1).min(hi as i128);
-                    out.push(Chunk { db, table: i, range: Some((k.clone(), from as i64, to as i64)) });
+                    out.push(Chunk { db, table: i, range: Some((k.clone(), from as i64, to as i64)), bytes: t.estimated_bytes / pieces });
                     from = to + 1;
                 }
             }
-            _ => out.push(Chunk { db, table: i, range: None }),
+            _ => out.push(Chunk { db, table: i, range: None, bytes: t.estimated_bytes }),
         }
     }
-    out.sort_by_key(|ch| std::cmp::Reverse(if ch.range.is_some() { RANGE_ROWS } else { tables[ch.table].estimated_rows }));
+    out.sort_by_key(|ch| std::cmp::Reverse(ch.bytes));
     Ok(out)
 }
 
@@ -369,5 +381,19 @@ pub async fn read_all(conns: Vec<Reader>, chunks: Vec<Chunk>, work: Work) -> Res
     match first_error {
         Some(e) => Err(e),
         None => Ok(merged),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_is_cut_by_its_rows_or_its_bytes_whichever_needs_more_ranges() {
+        assert_eq!(pieces(0, 0), 1);
+        assert_eq!(pieces(90_000, 10 << 20), 1, "small by both measures");
+        assert_eq!(pieces(1_000_000, 50 << 20), 10, "many narrow rows");
+        assert_eq!(pieces(5_000, 160 << 20), 5, "a few thousand 32 KB BLOBs");
+        assert_eq!(pieces(u64::MAX / 2, 0), 256, "at most 256 ranges");
     }
 }

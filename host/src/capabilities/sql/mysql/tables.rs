@@ -21,6 +21,9 @@ pub(super) struct TableInfo {
     pub create: String,
     pub columns: Vec<String>,
     pub estimated_rows: u64,
+    /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
+    /// into ranges too.
+    pub estimated_bytes: u64,
     /// The table's primary key when it is a single integer column (quoted): big tables are read
     /// in ranges of it.
     pub integer_key: Option<String>,
@@ -59,9 +62,9 @@ pub(super) fn definition_for_checksum(create: &str) -> String {
 /// The base tables of `database` (system-versioned ones included), by name, with their columns
 /// (two queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let names: Vec<(String, Option<u64>, String)> = c
+    let names: Vec<(String, Option<u64>, Option<u64>, String)> = c
         .exec(
-            "SELECT TABLE_NAME, TABLE_ROWS, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+            "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME",
             (database,),
         )
         .await
@@ -82,7 +85,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         columns_of.entry(table).or_default().push((column, extra, key, ty));
     }
     let mut out = Vec::new();
-    for (name, rows, kind) in names {
+    for (name, rows, bytes, kind) in names {
         let mut columns = columns_of.remove(&name).unwrap_or_default();
         // A dump is one statement a line, and the server writes a name as it is.
         if let Some(broken) = std::iter::once(&name).chain(columns.iter().map(|(c, ..)| c)).find(|n| n.contains(['\n', '\r'])) {
@@ -117,7 +120,15 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             .filter(|(_, extra, _, _)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
             .map(|(n, ..)| n)
             .collect();
-        out.push(TableInfo { create: String::new(), columns, estimated_rows: rows.unwrap_or(0), name, integer_key, versioned });
+        out.push(TableInfo {
+            create: String::new(),
+            columns,
+            estimated_rows: rows.unwrap_or(0),
+            estimated_bytes: bytes.unwrap_or(0),
+            name,
+            integer_key,
+            versioned,
+        });
     }
     Ok(out)
 }
