@@ -3,8 +3,9 @@
 //! with the goals of issue 21 (tests/bench.sh runs it).
 //!
 //! - dump: opshost (three databases in one snapshot, as the plugin does, checksums on) vs
-//!   `mydumper -t 2`, vs the server's streaming floor (floor.rs), and on the `oms` shape vs
-//!   `mariadb-dump` on each database (the seeds' way)
+//!   `mydumper -t 2` (and with its files then fsynced, as opshost's are), vs the server's
+//!   streaming floor (floor.rs), and on the `oms` shape vs `mariadb-dump` on each database (the
+//!   seeds' way)
 //! - restore: opshost (checksums verified) vs `myloader -t 2`, with the server's CPU for each,
 //!   and on the `oms` shape vs the stock client's `source`
 //! - opshost's peak memory (a child process reports its VmHWM)
@@ -119,6 +120,15 @@ fn plugin_start() -> (Duration, Duration) {
     })
 }
 
+/// Every file in `dir`, and `dir`, written out to the disk (opshost's dump syncs its files as
+/// they grow and before it returns; mydumper leaves them to the kernel).
+fn fsync_all(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::File::open(entry.unwrap().path()).unwrap().sync_all().unwrap();
+    }
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
+}
+
 /// Remove what `dir` holds, and wait until the freed blocks are written out.
 fn empty(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
@@ -138,6 +148,8 @@ fn tempdir(name: &str) -> PathBuf {
 struct Round {
     ops_dump: f64,
     myd_dump: f64,
+    /// mydumper, then its files fsynced: a backup on disk, as opshost's dump ends.
+    myd_synced: f64,
     /// The faster of the two floors.
     floor: f64,
     floor_text: f64,
@@ -176,6 +188,7 @@ fn round(db: &Db, dirs: &Dirs, stock: bool) -> Round {
     empty(&dirs.myd);
     db.settle();
     r.myd_dump = time(|| run_ok(db.client("mydumper").args(mydumper_args(db)).args(["--regex", "^bench_", "-o", dirs.myd.to_str().unwrap()]))).1.as_secs_f64();
+    r.myd_synced = r.myd_dump + time(|| fsync_all(&dirs.myd)).1.as_secs_f64();
     db.settle();
     r.floor_text = floor::measure(db, &DBS, floor::READERS).as_secs_f64();
     db.settle();
@@ -236,6 +249,7 @@ fn medians(rounds: &[Round]) -> Round {
     Round {
         ops_dump: m(|r| r.ops_dump),
         myd_dump: m(|r| r.myd_dump),
+        myd_synced: m(|r| r.myd_synced),
         floor: m(|r| r.floor),
         floor_text: m(|r| r.floor_text),
         floor_wire: m(|r| r.floor_wire),
@@ -283,6 +297,7 @@ fn measure(db: &Db, dirs: &Dirs, shape: Shape, scale: f64, rounds: usize, stock:
     println!("  {:<52} {:>22} {:>12}", "", heading, "opshost / it");
     println!("  {:<52} {:>22.2}", "dump: opshost (3 databases, one snapshot, checksums)", f.ops_dump);
     println!("  {:<52} {:>22.2} {:>12.2}", "dump: mydumper -t 2", f.myd_dump, f.ops_dump / f.myd_dump);
+    println!("  {:<52} {:>22.2} {:>12.2}", "dump: mydumper -t 2, then its files fsynced", f.myd_synced, f.ops_dump / f.myd_synced);
     let floors = [("mariadb --quick --raw", f.floor_text), ("a bare binary-protocol reader", f.floor_wire)];
     for (client, t) in floors {
         println!("  {:<52} {:>22.2} {:>12.2}", format!("dump floor: {} x {client}", floor::READERS), t, f.ops_dump / t);
