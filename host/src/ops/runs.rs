@@ -129,7 +129,9 @@ impl Runs {
                 }
             }
         }
-        out.sort_by_key(|m| (m.started_ms, m.id.clone()));
+        // Runs begun in the same millisecond are numbered in order (`…-2`, …, `…-10`): a longer
+        // id of the same stamp is a later one.
+        out.sort_by_key(|m| (m.started_ms, m.id.len(), m.id.clone()));
         Ok(out)
     }
 
@@ -274,6 +276,17 @@ mod tests {
         assert_eq!(standing_above(&h, "a").iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["b"]);
         assert!(standing_above(&h2, "a").is_empty());
         assert_eq!(to_unwind(&[old]).into_iter().map(|m| m.id).collect::<Vec<_>>(), ["old"]);
+    }
+
+    #[test]
+    fn runs_begun_in_the_same_millisecond_list_in_the_order_they_were_made() {
+        let d = tempfile::tempdir().unwrap();
+        let runs = Runs::new(d.path());
+        let made: Vec<String> = (0..12).map(|_| runs.create(run("", "3.2.2", "3.3.0", RunStatus::Upgrading, None)).unwrap().id).collect();
+        assert_eq!(made[1], format!("{}-2", made[0]));
+        assert_eq!(made[11], format!("{}-12", made[0]));
+        let listed: Vec<String> = runs.list().unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(listed, made);
     }
 
     #[test]
