@@ -128,8 +128,9 @@ pub struct Chunk {
     pub db: usize,
     pub table: usize,
     pub range: Option<(String, i64, i64)>,
-    /// Its estimated share of the table's bytes, to start the biggest first.
-    bytes: u64,
+    /// Its estimated share of the table's (bytes, rows), to start the biggest first (by rows
+    /// where the server does not tell the bytes).
+    size: (u64, u64),
 }
 
 fn as_i64(v: &mysql_async::Value) -> Option<i64> {
@@ -142,9 +143,8 @@ fn as_i64(v: &mysql_async::Value) -> Option<i64> {
 
 /// The work on database `db` (number `db` of the snapshot's) for `readers` connections: big
 /// tables cut into key ranges of at most about [`RANGE_ROWS`] rows and [`RANGE_BYTES`] bytes
-/// (bounds read inside the snapshot, on `c`),
-/// everything else whole. With one reader nothing is cut. Biggest first, so that one long range
-/// does not start last.
+/// (bounds read inside the snapshot, on `c`), everything else whole. With one reader nothing is
+/// cut. Biggest first, so that one long range does not start last.
 pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo], readers: usize) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
@@ -165,14 +165,19 @@ pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo],
                 let mut from = lo as i128;
                 while from <= hi as i128 {
                     let to = (from + step - 1).min(hi as i128);
-                    out.push(Chunk { db, table: i, range: Some((k.clone(), from as i64, to as i64)), bytes: t.estimated_bytes / pieces });
+                    out.push(Chunk {
+                        db,
+                        table: i,
+                        range: Some((k.clone(), from as i64, to as i64)),
+                        size: (t.estimated_bytes / pieces, t.estimated_rows / pieces),
+                    });
                     from = to + 1;
                 }
             }
-            _ => out.push(Chunk { db, table: i, range: None, bytes: t.estimated_bytes }),
+            _ => out.push(Chunk { db, table: i, range: None, size: (t.estimated_bytes, t.estimated_rows) }),
         }
     }
-    out.sort_by_key(|ch| std::cmp::Reverse(ch.bytes));
+    out.sort_by_key(|ch| std::cmp::Reverse(ch.size));
     Ok(out)
 }
 
