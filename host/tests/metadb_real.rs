@@ -412,6 +412,44 @@ async fn a_parallel_range_read_equals_a_sequential_one() {
     sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
 }
 
+/// A big table keyed by two columns, the first an integer (a tenant's rows, say), is cut into
+/// ranges of that first column (the server's general log shows the range reads), and the ranges
+/// read exactly the rows one read does.
+#[tokio::test]
+async fn a_key_of_two_columns_is_cut_by_its_first() {
+    let db = unique_db("pairkey");
+    let copy = format!("{db}_copy");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {db}; CREATE DATABASE {copy};
+         USE {db};
+         CREATE TABLE tenant_task (tenant INT NOT NULL, id BIGINT NOT NULL, v VARCHAR(40), PRIMARY KEY (tenant, id));
+         INSERT INTO tenant_task SELECT seq % 997, seq, MD5(seq) FROM seq_1_to_250000;
+         ANALYZE TABLE tenant_task;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = connections();
+    one.get_mut("metadb").unwrap().max_connections = 1;
+    let sequential = MysqlSql::new(&one, dir.path().join("one"), Arc::new(Silent)).unwrap();
+    let parallel = backend(&dir.path().join("par"));
+    let want = sequential.database_checksum("metadb", &db).await.unwrap();
+
+    let was = value("mysql", "SELECT CONCAT(@@GLOBAL.general_log, ',', @@GLOBAL.log_output)");
+    let (log_on, log_output) = was.split_once(',').unwrap();
+    sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;");
+    let dumped = parallel.dump_database("metadb", &db, "par").await;
+    sql(&format!("SET GLOBAL general_log = {log_on}; SET GLOBAL log_output = '{log_output}';"));
+    let ranges =
+        value("mysql", &format!("SELECT COUNT(DISTINCT argument) FROM mysql.general_log WHERE argument LIKE '%`{db}`.`tenant_task` WHERE `tenant` BETWEEN %'"));
+    if log_on == "0" {
+        sql("TRUNCATE mysql.general_log");
+    }
+    let b = dumped.unwrap();
+    assert!(ranges.parse::<u32>().unwrap() >= 3, "250 000 rows are read in at least three ranges of `tenant`, not {ranges}");
+    assert_eq!((b.checksum.as_str(), b.rows), (want.as_str(), 250_000));
+    assert_eq!(parallel.restore_database("metadb", &copy, "par").await.unwrap().checksum, want);
+    sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
+}
+
 /// A disk that fills during a dump (the partial file is /dev/full here) fails the dump with the
 /// cause and the fix, leaves no partial file behind, and does not hang the readers waiting on a
 /// writer that stopped.

@@ -1,8 +1,8 @@
 //! The server's own limit for a dump: the time for MariaDB to stream every row of the three
 //! databases to clients that discard them, over as many connections as opshost's dump reads
-//! with and the same key ranges (at most about 100 000 rows and 32 MB each, by an integer
-//! primary key). No dump can beat it; opshost's ratio to it shows what is left. Two clients,
-//! the faster one counts:
+//! with and the same key ranges (at most about 100 000 rows and 32 MB each, by a primary key's
+//! first column when it is an integer). No dump can beat it; opshost's ratio to it shows what
+//! is left. Two clients, the faster one counts:
 //!
 //! - [`measure`]: `mariadb --quick --raw` into /dev/null (the text protocol, as the issue
 //!   names it). On two cores shared with the server the client's own formatting is most of
@@ -34,15 +34,16 @@ struct Read {
 fn reads(db: &Db, databases: &[&str]) -> Vec<Read> {
     let list = databases.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(",");
     let keys = db.query(&format!(
-        "SELECT s.TABLE_SCHEMA, s.TABLE_NAME, GROUP_CONCAT(c.COLUMN_NAME), GROUP_CONCAT(c.DATA_TYPE)
+        "SELECT s.TABLE_SCHEMA, s.TABLE_NAME, GROUP_CONCAT(c.COLUMN_NAME ORDER BY s.SEQ_IN_INDEX), GROUP_CONCAT(c.DATA_TYPE ORDER BY s.SEQ_IN_INDEX)
          FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c
            ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
          WHERE s.INDEX_NAME = 'PRIMARY' AND s.TABLE_SCHEMA IN ({list}) GROUP BY s.TABLE_SCHEMA, s.TABLE_NAME"
     ));
     let int_key = |schema: &str, table: &str| -> Option<String> {
+        // The key's first column, as opshost's dump cuts it (sql/mysql/tables.rs).
         keys.lines().map(|l| l.split('\t').collect::<Vec<_>>()).find(|f| f[0] == schema && f[1] == table).and_then(|f| {
-            let int = ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&f[3]);
-            (int && !f[2].contains(',')).then(|| f[2].to_string())
+            let (column, ty) = (f[2].split(',').next()?, f[3].split(',').next()?);
+            ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty).then(|| column.to_string())
         })
     };
     let tables = db.query(&format!(

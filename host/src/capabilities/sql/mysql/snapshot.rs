@@ -3,8 +3,8 @@
 //! - Several connections share one point in time: their snapshots start together under
 //!   `FLUSH TABLES WITH READ LOCK`, held for milliseconds (the way mydumper and mysqldump do it).
 //!   A user without the RELOAD privilege gets one connection and one snapshot, not an error.
-//! - Big tables with a single-column integer primary key are cut into key ranges; the ranges of
-//!   every table go to a shared queue the connections drain. Several databases read in one
+//! - Big tables (by rows or bytes) whose primary key is, or begins with, an integer column are
+//!   cut into ranges of it; the ranges of every table go to a shared queue the connections drain. Several databases read in one
 //!   snapshot share the queue (a database's chunks one after another, so each finishes early
 //!   and its dump file is written out while the next is read).
 //! - Each range is hashed on its own and the partial digests merge by addition, so the result is

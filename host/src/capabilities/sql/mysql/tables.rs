@@ -24,8 +24,8 @@ pub(super) struct TableInfo {
     /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
     /// into ranges too.
     pub estimated_bytes: u64,
-    /// The table's primary key when it is a single integer column (quoted): big tables are read
-    /// in ranges of it.
+    /// The table's primary key when it is a single integer column, or its first column when
+    /// that is an integer (quoted): big tables are read in ranges of it.
     pub integer_key: Option<String>,
     /// System-versioned: read with its history, its period columns among `columns`.
     pub versioned: bool,
@@ -60,7 +60,7 @@ pub(super) fn definition_for_checksum(create: &str) -> String {
 }
 
 /// The base tables of `database` (system-versioned ones included), by name, with their columns
-/// (two queries whatever their number) but not yet their definitions: see [`definitions`].
+/// (three queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     let names: Vec<(String, Option<u64>, Option<u64>, String)> = c
         .exec(
@@ -80,6 +80,17 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
+    // The first column of each primary key of several columns (a server that cannot tell has
+    // its tables read whole, as before).
+    let leading: std::collections::HashMap<String, String> = c
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND INDEX_NAME = 'PRIMARY' AND SEQ_IN_INDEX = 1",
+            (database,),
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     for (table, column, extra, key, ty, expression) in all {
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
@@ -108,9 +119,13 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         }
         // `PRI` marks the primary key's columns (or, in a table without one, a unique index's
         // whose columns are NOT NULL: as good for cutting into ranges, as no row's key is NULL).
+        // A key of several columns is cut by its first, NOT NULL too: every row falls in exactly
+        // one range of it, and each range is a range of the key.
+        let integer = |ty: &str| ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str());
         let key: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, _, k, _)| k == "PRI").collect();
         let integer_key = match key.as_slice() {
-            [(name, _, _, ty)] if ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str()) => Some(quote_ident(name)),
+            [(name, _, _, ty)] if integer(ty) => Some(quote_ident(name)),
+            [_, _, ..] => leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty)| c == *first && integer(ty))).map(|first| quote_ident(first)),
             _ => None,
         };
         // Generated columns cannot be inserted into; they follow from the others and the
