@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 
 /// opshost's dump reads a snapshot over three connections (`READERS` in sql/mysql/dump.rs).
 pub const READERS: usize = 3;
-/// At most about this many rows and bytes per key range (`RANGE_ROWS` and `RANGE_BYTES` in
-/// sql/mysql/snapshot.rs).
-const RANGE_ROWS: u64 = 100_000;
-const RANGE_BYTES: u64 = 32 << 20;
 
 /// One SELECT of the floor, with its estimated bytes for sharing the work out.
 struct Read {
@@ -62,7 +58,8 @@ fn reads(db: &Db, databases: &[&str]) -> Vec<Read> {
         let span = db.query(&format!("SELECT COUNT(*), IFNULL(MIN(`{key}`), 0), IFNULL(MAX(`{key}`), 0) FROM {name}"));
         let n: Vec<i128> = span.split('\t').map(|v| v.parse().unwrap()).collect();
         let (rows, min, max) = (n[0] as u64, n[1], n[2]);
-        let ranges = rows.div_ceil(RANGE_ROWS).max(bytes.div_ceil(RANGE_BYTES)).clamp(1, 256);
+        // As many ranges as opshost's dump cuts the table into.
+        let ranges = opshost::capabilities::sql::mysql::range_pieces(rows, bytes);
         if ranges == 1 {
             reads.push(whole());
             continue;

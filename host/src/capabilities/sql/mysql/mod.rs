@@ -36,6 +36,9 @@ mod snapshot;
 mod tables;
 /// The bulk reader; public for the bench's floor (a client that only frames and discards rows).
 pub mod wire;
+/// How many key ranges a dump cuts a table into; public for the bench's floor, which cuts the
+/// same.
+pub use snapshot::pieces as range_pieces;
 
 use super::checksum::{recorded_hash, RowHash};
 use super::{Backup, Rows, Sql, Value};
