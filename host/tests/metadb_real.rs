@@ -417,6 +417,7 @@ async fn a_parallel_range_read_equals_a_sequential_one() {
 /// read exactly the rows one read does.
 #[tokio::test]
 async fn a_key_of_two_columns_is_cut_by_its_first() {
+    let _log = GENERAL_LOG.lock().await;
     let db = unique_db("pairkey");
     let copy = format!("{db}_copy");
     sql(&format!(
@@ -433,18 +434,12 @@ async fn a_key_of_two_columns_is_cut_by_its_first() {
     let parallel = backend(&dir.path().join("par"));
     let want = sequential.database_checksum("metadb", &db).await.unwrap();
 
-    let was = value("mysql", "SELECT CONCAT(@@GLOBAL.general_log, ',', @@GLOBAL.log_output)");
-    let (log_on, log_output) = was.split_once(',').unwrap();
-    sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;");
+    let log = GeneralLog::on();
     let dumped = parallel.dump_database("metadb", &db, "par").await;
-    sql(&format!("SET GLOBAL general_log = {log_on}; SET GLOBAL log_output = '{log_output}';"));
-    let ranges =
-        value("mysql", &format!("SELECT COUNT(DISTINCT argument) FROM mysql.general_log WHERE argument LIKE '%`{db}`.`tenant_task` WHERE `tenant` BETWEEN %'"));
-    if log_on == "0" {
-        sql("TRUNCATE mysql.general_log");
-    }
+    let ranges = log.distinct(&format!("%`{db}`.`tenant_task` WHERE `tenant` BETWEEN %"));
+    drop(log);
     let b = dumped.unwrap();
-    assert!(ranges.parse::<u32>().unwrap() >= 3, "250 000 rows are read in at least three ranges of `tenant`, not {ranges}");
+    assert!(ranges >= 3, "250 000 rows are read in at least three ranges of `tenant`, not {ranges}");
     assert_eq!((b.checksum.as_str(), b.rows), (want.as_str(), 250_000));
     assert_eq!(parallel.restore_database("metadb", &copy, "par").await.unwrap().checksum, want);
     sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
@@ -505,10 +500,12 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
     use mysql_async::prelude::Queryable;
     use opshost::capabilities::sql::mysql::load;
     let db = unique_db("retry");
-    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));"));
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v TEXT);"));
     let opts = mysql_opts(Some(&db));
-    // Both ways a restore sends rows: LOAD DATA, and the INSERT itself.
-    for (how, policy) in [("load data", load::Policy::new(true, None)), ("insert", load::Policy::new(false, None))] {
+    // Every way a restore sends rows: bound to a prepared INSERT (rows of long values), LOAD
+    // DATA, and the INSERT itself.
+    let forms = |load_data, bind| load::Policy::new(load::Forms { load_data, bind }, Some(16 << 20));
+    for (how, policy) in [("bound", forms(true, true)), ("load data", forms(true, false)), ("insert", forms(false, false))] {
         let mut holder = mysql_async::Conn::new(opts.clone()).await.unwrap();
         let mut worker = mysql_async::Conn::new(opts.clone()).await.unwrap();
         worker.query_drop("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
@@ -521,12 +518,14 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
             holder.query_drop("ROLLBACK").await.unwrap();
         });
         let started = std::time::Instant::now();
-        let stmt = "INSERT INTO `t` (`id`,`v`) VALUES (1,'a'),(2,'b');".to_string();
+        let (a, b) = ("a".repeat(3000), "b".repeat(3000));
+        let stmt = format!("INSERT INTO `t` (`id`,`v`) VALUES (1,'{a}'),(2,'{b}');");
+        assert_eq!(policy.binds(&stmt), how == "bound");
         load::insert(&mut worker, stmt, &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
         release.await.unwrap();
         assert!(started.elapsed() >= std::time::Duration::from_secs(1), "{how}: no lock wait happened");
         let rows: Vec<(i32, String)> = worker.query("SELECT id, v FROM t ORDER BY id").await.unwrap();
-        assert_eq!(rows, vec![(1, "a".to_string()), (2, "b".to_string())], "{how}");
+        assert_eq!(rows, vec![(1, a), (2, b)], "{how}");
         worker.query_drop("DELETE FROM t").await.unwrap();
     }
     sql(&format!("DROP DATABASE {db}"));
@@ -817,17 +816,18 @@ async fn only_big_tables_hold_their_keys_back_and_every_table_ends_as_it_was() {
     }
 }
 
-/// Wide rows with binary values restore as the INSERTs the dump holds (the server parses their
-/// hex for less than it reads LOAD DATA fields), narrow ones as LOAD DATA, in the same restore;
-/// every byte comes back, including the ones LOAD DATA escapes.
+/// Rows of long binary values restore bound to prepared INSERTs (the server copies bound bytes
+/// for much less than it reads hex or LOAD DATA fields), narrow ones as LOAD DATA, in the same
+/// restore; every byte comes back, including the ones the dump and LOAD DATA escape.
 #[tokio::test]
-async fn wide_binary_rows_restore_as_their_inserts_and_come_back_exact() {
+async fn rows_of_long_values_restore_bound_and_come_back_exact() {
+    let _log = GENERAL_LOG.lock().await;
     let db = unique_db("wideblob");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
     sql(&format!(
         "USE {db};
-         CREATE TABLE artifact (id BIGINT NOT NULL AUTO_INCREMENT, name VARCHAR(64), content LONGBLOB, PRIMARY KEY (id));
-         INSERT INTO artifact (name, content) SELECT CONCAT('a-', seq), CONCAT(X'00090A0D5C27220D1A', REPEAT(UNHEX(SHA2(seq, 512)), 128)) FROM seq_1_to_300;
+         CREATE TABLE bound_artifact (id BIGINT NOT NULL AUTO_INCREMENT, name VARCHAR(64), content LONGBLOB, PRIMARY KEY (id));
+         INSERT INTO bound_artifact (name, content) SELECT CONCAT('a-', seq), CONCAT(X'00090A0D5C27220D1A', REPEAT(UNHEX(SHA2(seq, 512)), 128)) FROM seq_1_to_300;
          CREATE TABLE narrow (id INT PRIMARY KEY, b VARBINARY(16));
          INSERT INTO narrow SELECT seq, UNHEX(MD5(seq)) FROM seq_1_to_5000;"
     ));
@@ -837,7 +837,7 @@ async fn wide_binary_rows_restore_as_their_inserts_and_come_back_exact() {
             "-D",
             &db,
             "-e",
-            "SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(content) ORDER BY id)) FROM artifact; SELECT COUNT(*), MD5(GROUP_CONCAT(HEX(b) ORDER BY id)) FROM narrow; SHOW CREATE TABLE artifact",
+            "SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(content) ORDER BY id)) FROM bound_artifact; SELECT COUNT(*), MD5(GROUP_CONCAT(HEX(b) ORDER BY id)) FROM narrow; SHOW CREATE TABLE bound_artifact",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).to_string()
@@ -847,20 +847,26 @@ async fn wide_binary_rows_restore_as_their_inserts_and_come_back_exact() {
     let s = backend(dir.path());
     let b = s.dump_database("metadb", &db, "wideblob").await.unwrap();
     let text = std::fs::read_to_string(dir.path().join("wideblob.sql")).unwrap();
-    let (wide, narrow): (Vec<&str>, Vec<&str>) = text.lines().filter(|l| l.starts_with("INSERT INTO ")).partition(|l| l.starts_with("INSERT INTO `artifact`"));
+    let (wide, narrow): (Vec<&str>, Vec<&str>) =
+        text.lines().filter(|l| l.starts_with("INSERT INTO ")).partition(|l| l.starts_with("INSERT INTO `bound_artifact`"));
     // As the restore decides on this server (its packet limit is well above these statements).
-    let policy = opshost::capabilities::sql::mysql::load::Policy::new(true, Some(16 << 20));
-    assert!(wide.len() >= 2 && wide.iter().all(|l| policy.sends_as_is(l)), "the artifact rows are wide binary rows");
-    assert!(!narrow.is_empty() && narrow.iter().all(|l| !policy.sends_as_is(l)), "the narrow rows are not");
+    use opshost::capabilities::sql::mysql::load;
+    let policy = load::Policy::new(load::Forms { load_data: true, bind: true }, Some(16 << 20));
+    assert!(wide.len() >= 2 && wide.iter().all(|l| policy.binds(l)), "the bound_artifact rows are rows of long values");
+    assert!(!narrow.is_empty() && narrow.iter().all(|l| !policy.binds(l)), "the narrow rows are not");
     s.drop_database("metadb", &db).await.unwrap();
     s.create_database("metadb", &db).await.unwrap();
-    let (inserts, loads) = (global_status("Com_insert"), global_status("Com_load"));
-    let r = s.restore_database("metadb", &db, "wideblob").await.unwrap();
+    let log = GeneralLog::on();
+    let r = s.restore_database("metadb", &db, "wideblob").await;
+    let (bound, loaded) =
+        (log.count("Prepare", "INSERT INTO `bound_artifact`"), log.count("Query", "LOAD DATA LOCAL INFILE _opshost-restore_ INTO TABLE `narrow`"));
+    drop(log);
+    let r = r.unwrap();
     assert_eq!(r.checksum, b.checksum);
     assert_eq!(r.rows, 5300);
-    // Counters of the whole server (other tests may add to them): at least this restore's.
-    assert!(global_status("Com_insert") >= inserts + wide.len() as u64, "the wide rows went as INSERTs");
-    assert!(global_status("Com_load") >= loads + narrow.len() as u64, "the narrow rows went as LOAD DATA");
+    // At least (a statement InnoDB chose as a deadlock victim is sent again).
+    assert!(bound >= wide.len(), "each INSERT of long values went as a prepared INSERT: {bound} of {}", wide.len());
+    assert!(loaded >= narrow.len(), "each INSERT of narrow rows went as LOAD DATA: {loaded} of {}", narrow.len());
     assert_eq!(fingerprint(), before);
     sql(&format!("DROP DATABASE {db}"));
 }

@@ -5,7 +5,9 @@
 //! a set order, views in an order their names do not give, objects made under another collation,
 //! a procedure in Oracle's syntax, an event in another time zone, rows their CHECK refuses,
 //! system-versioned tables with their history, text in gbk, big5, sjis, utf16 and every byte of
-//! latin1, a database whose name needs quoting and whose default collation is not the server's;
+//! latin1, rows of long values (which a restore binds to a prepared INSERT) beside a short value
+//! of every type, a database whose name needs quoting and whose default collation is not the
+//! server's;
 //! and servers whose globals would change what a session reads or writes (ANSI_QUOTES,
 //! sql_select_limit, autocommit, statement time limits, a 16 MB packet, InnoDB's strict mode,
 //! read_only). opshost's backup and restore bring each back exactly, judged by the server itself
@@ -116,6 +118,16 @@ const SETUP: &[&str] = &[
     "SET SESSION sql_mode = 'ORACLE'",
     "CREATE PROCEDURE ora_p (n IN NUMBER) AS x VARCHAR2(10) := 'a' || 'b'; BEGIN IF n > 0 THEN x := x || n; END IF; END",
     "SET SESSION sql_mode = DEFAULT",
+    // Rows of long values, which a restore sends bound to a prepared INSERT (every value of the
+    // statement bound as a string, hex as binary): beside them a short value of every type.
+    "CREATE TABLE long_values (id INT PRIMARY KEY, body LONGTEXT, latin TEXT CHARACTER SET latin1, g TEXT CHARACTER SET gbk, u16 VARCHAR(400) CHARACTER SET utf16, bin BLOB, shape GEOMETRY, doc JSON, vb VARBINARY(300), ch CHAR(20), n BIGINT UNSIGNED, i INT, d DOUBLE, f FLOAT, m DECIMAL(65,30), dt DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, t TIME(6), y YEAR, b BIT(64), e ENUM('', 'a', 'b c'), s SET('x', 'y'), day DATE)",
+    "INSERT INTO long_values VALUES \
+     (1, REPEAT('it\\'s \\\\ a\\n b\\r \\0 \\Z\\t 中文 😀 ', 40), NULL, REPEAT('迁移服务', 80), REPEAT('😀 pair ', 40), NULL, ST_GeomFromText('POLYGON((0 0,0 1,0 2,0 3,0 4,0 5,0 6,0 7,0 8,0 9,1 9,2 9,3 9,4 9,5 9,6 9,7 9,8 9,9 9,9 0,0 0))', 4326), JSON_OBJECT('k', REPEAT('x\"\\\\', 100), 'n', 1), REPEAT(0x00ff5c27, 75), 'padded  ', 18446744073709551615, -2147483648, -0.0, 3.4028234e38, -12345678901234567890123456789012345.123456789012345678901234567890, '9999-12-31 23:59:59.999999', '2037-06-01 12:00:00.5', '-838:59:59.000000', 0, b'1111111111111111111111111111111111111111111111111111111111111111', 'b c', 'x,y', '0000-00-00'), \
+     (2, REPEAT('second ', 100), NULL, '', '', NULL, POINT(1.5, -2.25), '[]', '', '', 0, 0, 1e-308, 1.17549435e-38, 0, '1000-01-01 00:00:00', NULL, '-00:00:00.000001', 2155, 0, '', '', '1000-01-01'), \
+     (3, REPEAT('third ', 100), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    // Every byte of latin1 and of a BLOB, twice.
+    "UPDATE long_values SET latin = (SELECT CONVERT(CAST(REPEAT(UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR '')), 2) AS BINARY) USING latin1) FROM seq_1_to_255), \
+     bin = (SELECT REPEAT(UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR '')), 2) FROM seq_0_to_255) WHERE id = 1",
     // Names in the reverse order of what each needs.
     "CREATE VIEW z_base AS SELECT id, tripled(a) AS t FROM inv",
     "CREATE VIEW a_top AS SELECT t + 1 AS u FROM z_base",
@@ -223,8 +235,15 @@ async fn every_shape_comes_back_as_the_server_describes_it() {
     let alters =
         || value("mysql", "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_ALTER_TABLE'").parse::<u64>().unwrap();
     let alters_before = alters();
-    let restored = s.restore_database("metadb", &db, "shapes").await.unwrap();
-    assert_eq!(restored.checksum, backup.checksum);
+    // Which form each table's rows took, from the server's general log.
+    let log = GeneralLog::on();
+    let restored = s.restore_database("metadb", &db, "shapes").await;
+    let (bound, loaded) =
+        (log.count("Prepare", "INSERT INTO `long_values`"), log.count("Query", "LOAD DATA LOCAL INFILE _opshost-restore_ INTO TABLE `keyed`"));
+    drop(log);
+    assert_eq!(restored.unwrap().checksum, backup.checksum);
+    assert!(bound >= 1, "the rows of long values went as a prepared INSERT");
+    assert!(loaded >= 1, "the narrow rows of `keyed` went as LOAD DATA");
     assert!(alters() > alters_before, "the keys of `keyed` were built after its rows");
     let after = described(&db).await;
     for (b, a) in before.iter().zip(&after) {

@@ -102,3 +102,50 @@ pub fn require_docker() {
 }
 
 pub const BUSYBOX: &str = "opshost-test/busybox:1";
+
+/// Tests of one binary that read the server's general log: one at a time (each turns it on and
+/// off).
+pub static GENERAL_LOG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The server's general log, on (to its table) until dropped, then as it was; hold
+/// [`GENERAL_LOG`] meanwhile.
+pub struct GeneralLog {
+    since: String,
+    was_on: String,
+    output: String,
+}
+
+impl GeneralLog {
+    pub fn on() -> GeneralLog {
+        let was = value("mysql", "SELECT CONCAT(@@GLOBAL.general_log, ',', @@GLOBAL.log_output, ',', NOW(6))");
+        let mut parts = was.splitn(3, ',');
+        let (was_on, output, since) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+        sql("SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;");
+        GeneralLog { since, was_on, output }
+    }
+
+    /// Statements of `kind` (Query, Prepare, …) logged since it was turned on that start `like`
+    /// (a LIKE pattern).
+    pub fn count(&self, kind: &str, like: &str) -> usize {
+        let q = format!(
+            "SELECT COUNT(*) FROM mysql.general_log WHERE event_time >= '{}' AND command_type = '{kind}' AND CONVERT(argument USING utf8mb4) LIKE '{like}%'",
+            self.since
+        );
+        value("mysql", &q).parse().unwrap()
+    }
+
+    /// Different statements logged since it was turned on that match `like`.
+    pub fn distinct(&self, like: &str) -> usize {
+        let q = format!("SELECT COUNT(DISTINCT argument) FROM mysql.general_log WHERE event_time >= '{}' AND argument LIKE '{like}'", self.since);
+        value("mysql", &q).parse().unwrap()
+    }
+}
+
+impl Drop for GeneralLog {
+    fn drop(&mut self) {
+        sql(&format!("SET GLOBAL general_log = {}; SET GLOBAL log_output = '{}';", self.was_on, self.output));
+        if self.was_on == "0" {
+            sql("TRUNCATE mysql.general_log");
+        }
+    }
+}

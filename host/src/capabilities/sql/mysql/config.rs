@@ -35,9 +35,10 @@ pub struct ConnectionConfig {
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_pool")]
     pub max_connections: usize,
-    /// Restore rows with `LOAD DATA LOCAL INFILE`, sent from memory (much faster on text-heavy
-    /// tables). `false` runs the dump's INSERT statements as they are. A server that refuses
-    /// LOCAL INFILE gets the INSERTs either way.
+    /// Restore rows in the forms the server takes fastest: `LOAD DATA LOCAL INFILE`, sent from
+    /// memory (much faster on text-heavy tables), and on MariaDB rows of long values as prepared
+    /// INSERTs with the values bound. `false` runs the dump's INSERT statements as they are. A
+    /// server that refuses LOCAL INFILE gets the INSERTs either way.
     #[serde(default = "default_true")]
     pub load_data: bool,
     /// Read dumps and checksums with opshost's own row reader (about a third less CPU per row

@@ -66,6 +66,12 @@ impl Flavour {
         self != Flavour::OceanBase
     }
 
+    /// A restore may send rows of long values as prepared INSERTs with the values bound
+    /// (load.rs); only where the restored content has been seen equal.
+    pub fn bind_values(self) -> bool {
+        self == Flavour::MariaDb
+    }
+
     /// A restore may hold a table's plain keys back until its rows are in (indexes.rs); only
     /// where the final `SHOW CREATE TABLE` has been seen equal.
     pub fn defer_keys(self) -> bool {

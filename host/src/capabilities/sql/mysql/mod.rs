@@ -405,6 +405,10 @@ impl Sql for MysqlSql {
                 (true, true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
                 (true, true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
             };
+            let rows = match m.load_data && flavour.bind_values() {
+                true => format!("{rows}, rows of long values as prepared INSERTs"),
+                false => rows,
+            };
             let reader = if m.wire.is_some() && flavour.bulk_reader() { "with opshost's row reader" } else { "through mysql_async" };
             out.push(format!(
                 "MetaDB {connection}: {} {version}, time zone {zone}, sql_mode '{sql_mode}'; {} {reader}, TIMESTAMPs in UTC; {rows}; every restore is verified by checksum",
@@ -576,8 +580,9 @@ impl Sql for MysqlSql {
             more.push(worker);
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
-        let load_data = metadb.is_some_and(|p| p.load_data) && flavour.load_data();
-        restore::replay_all(c, more, sources, load_data, flavour.defer_keys(), label, self.reporter.clone()).await?;
+        let fast = metadb.is_some_and(|p| p.load_data);
+        let forms = load::Forms { load_data: fast && flavour.load_data(), bind: fast && flavour.bind_values() };
+        restore::replay_all(c, more, sources, forms, flavour.defer_keys(), label, self.reporter.clone()).await?;
         // Verified against the checksums recorded at dump time, read as they were read then.
         let mut sums = vec![None; restores.len()];
         for zone in [Zone::Utc, Zone::Server] {

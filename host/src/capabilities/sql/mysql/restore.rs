@@ -122,7 +122,7 @@ pub async fn replay_all(
     mut first: Conn,
     more: Vec<Conn>,
     sources: Vec<Source>,
-    load_data: bool,
+    forms: load::Forms,
     defer_keys: bool,
     label: String,
     reporter: Arc<dyn Reporter>,
@@ -131,7 +131,7 @@ pub async fn replay_all(
         return Ok(());
     }
     let total = sources.iter().map(|s| s.bytes).sum::<u64>().max(1);
-    // Wide binary INSERTs go as they are only well under the server's packet limit.
+    // Values are bound only well under the server's packet limit.
     let packet: Option<u64> = first.query_first("SELECT @@max_allowed_packet").await.ok().flatten();
     let done = AtomicU64::new(0);
     // Two files into one database: the second one's DROPs are not no-ops.
@@ -140,7 +140,7 @@ pub async fn replay_all(
     let mut replays = Vec::new();
     let mut heads = Vec::new();
     for s in sources {
-        let (replay, head) = read_head(s, load::Policy::new(load_data, packet), defer_keys, distinct, &done).await?;
+        let (replay, head) = read_head(s, load::Policy::new(forms, packet), defer_keys, distinct, &done).await?;
         replays.push(replay);
         heads.push(head);
     }
@@ -457,7 +457,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let file = tokio::fs::File::open(&path).await.unwrap();
         let source = Source { database: "db".into(), path, file, zone: Zone::Utc, bytes: text.len() as u64 };
-        read_head(source, load::Policy::new(true, None), true, distinct, &AtomicU64::new(0)).await.unwrap()
+        read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true }, None), true, distinct, &AtomicU64::new(0)).await.unwrap()
     }
 
     const KEYED: &str = "(`id` int(11) NOT NULL, `name` varchar(64) DEFAULT NULL, PRIMARY KEY (`id`), KEY `name` (`name`)) ENGINE=InnoDB";
