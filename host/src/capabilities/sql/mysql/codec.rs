@@ -257,6 +257,49 @@ pub(super) fn push_hex(v: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
+/// The value of a hex digit already checked (`0`–`9`, `a`–`f`, `A`–`F`), without a branch: a
+/// letter's low four bits are 1–6 and its bit 6 is set, a decimal digit's is not.
+fn nibble(c: u8) -> u8 {
+    (c & 0x0f) + (c >> 6) * 9
+}
+
+/// Append the bytes `digits` spell, [`push_hex`]'s inverse: `digits` are hex digits already
+/// checked, an even number of them, either case. Sixteen bytes a step with SSE2, the rest one
+/// at a time. A restore turns every binary value of a dump back into bytes this way.
+pub(super) fn extend_from_hex(v: &mut Vec<u8>, digits: &[u8]) {
+    let (at, n) = (v.len(), digits.len() / 2);
+    v.reserve(n);
+    // SAFETY: `reserve` made room for `n` bytes after `at`; every one of them is written below
+    // (32 digits give 16 bytes, the tail one byte per pair) before `set_len` covers them. Loads
+    // read `digits` in bounds, unaligned.
+    unsafe {
+        let out = v.as_mut_ptr().add(at);
+        let mut i = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::*;
+            let (low4, letter, nine, byte) = (_mm_set1_epi8(0x0f), _mm_set1_epi8(0x40), _mm_set1_epi8(9), _mm_set1_epi16(0xff));
+            // Sixteen digits as eight bytes, each in the low half of a 16-bit lane.
+            let bytes = |x: __m128i| {
+                let n = _mm_add_epi8(_mm_and_si128(x, low4), _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, letter), letter), nine));
+                // A lane holds its first digit's value in its low byte, its second's in the high.
+                _mm_and_si128(_mm_or_si128(_mm_slli_epi16(n, 4), _mm_srli_epi16(n, 8)), byte)
+            };
+            while 2 * i + 32 <= digits.len() {
+                let first = bytes(_mm_loadu_si128(digits.as_ptr().add(2 * i) as *const __m128i));
+                let second = bytes(_mm_loadu_si128(digits.as_ptr().add(2 * i + 16) as *const __m128i));
+                _mm_storeu_si128(out.add(i) as *mut __m128i, _mm_packus_epi16(first, second));
+                i += 16;
+            }
+        }
+        while i < n {
+            *out.add(i) = nibble(digits[2 * i]) << 4 | nibble(digits[2 * i + 1]);
+            i += 1;
+        }
+        v.set_len(at + n);
+    }
+}
+
 /// The index of the first byte at or after `from` that needs escaping. Sixteen bytes a step
 /// with SSE2 (part of every x86-64 CPU), the rest by table.
 pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
@@ -376,6 +419,34 @@ pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_of_either_case_turn_back_into_their_bytes() {
+        for (i, c) in b"0123456789abcdef".iter().enumerate() {
+            assert_eq!(nibble(*c), i as u8);
+            assert_eq!(nibble(c.to_ascii_uppercase()), i as u8);
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 100, 1000] {
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .chain(0..=255u8)
+                .collect();
+            let mut hex = Vec::new();
+            push_hex(&mut hex, &b);
+            for digits in [hex.clone(), hex.to_ascii_uppercase()] {
+                let mut back = b"kept".to_vec();
+                extend_from_hex(&mut back, &digits);
+                assert_eq!(&back[..4], b"kept");
+                assert_eq!(&back[4..], &b[..], "{len} bytes");
+            }
+        }
+    }
 
     #[test]
     fn hex_sixteen_bytes_a_step_is_the_table_s_hex() {
