@@ -319,6 +319,8 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
 }
 
 fn main() {
+    // As opshost's own main does. SAFETY: first thing in main, before any other thread starts.
+    unsafe { opshost::capabilities::sql::mysql::cap_buffer_pool() };
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], Path::new(&args[3]));

@@ -95,6 +95,27 @@ struct WireTarget {
 /// What a reading connection runs to read TIMESTAMP values in UTC.
 const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 
+/// mysql_async's process-wide pool of spare I/O buffers: how many it keeps (its default is 128,
+/// each kept up to 4 MB). A restore's bound INSERTs (load.rs) send a megabyte a statement, and
+/// the pool, used in turn, grows every buffer it keeps to that: 130 MB more at the peak of the
+/// bench's `wide` restore (180 MB against 48 MB with 16), for no speed, since a dump or restore
+/// has a few buffers in use at once.
+const BUFFER_POOL_CAP: &str = "16";
+
+/// Cap mysql_async's buffer pool ([`BUFFER_POOL_CAP`]) unless the environment sets
+/// `MYSQL_ASYNC_BUFFER_POOL_CAP` already. The pool reads it once, when it is first used.
+///
+/// # Safety
+/// It sets a variable of the process's environment: call it first thing in `main`, before any
+/// other thread starts.
+pub unsafe fn cap_buffer_pool() {
+    const VAR: &str = "MYSQL_ASYNC_BUFFER_POOL_CAP";
+    if std::env::var_os(VAR).is_none() {
+        // SAFETY: the caller runs it before any other thread exists (see above).
+        unsafe { std::env::set_var(VAR, BUFFER_POOL_CAP) };
+    }
+}
+
 /// Connections that insert a restore's rows (two keep the 2-core bench machine's MetaDB busy;
 /// more contend for the same tables' pages).
 const RESTORE_WORKERS: usize = 2;
