@@ -420,6 +420,18 @@ pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
 mod tests {
     use super::*;
 
+    /// `len` bytes of a xorshift sequence from `seed` (which moves on).
+    fn random_bytes(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed as u8
+            })
+            .collect()
+    }
+
     #[test]
     fn hex_digits_of_either_case_turn_back_into_their_bytes() {
         for (i, c) in b"0123456789abcdef".iter().enumerate() {
@@ -428,15 +440,7 @@ mod tests {
         }
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 100, 1000] {
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .chain(0..=255u8)
-                .collect();
+            let b: Vec<u8> = random_bytes(&mut seed, len).into_iter().chain(0..=255u8).collect();
             let mut hex = Vec::new();
             push_hex(&mut hex, &b);
             for digits in [hex.clone(), hex.to_ascii_uppercase()] {
@@ -452,14 +456,7 @@ mod tests {
     fn hex_sixteen_bytes_a_step_is_the_table_s_hex() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in (0..80).chain([1000, 4097]) {
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect();
+            let b = random_bytes(&mut seed, len);
             let mut v = b"0x".to_vec();
             push_hex(&mut v, &b);
             let expected: Vec<u8> = b"0x".iter().copied().chain(b.iter().flat_map(|&x| HEX_PAIRS[x as usize])).collect();
