@@ -33,6 +33,7 @@
 //!   checksum verification is the judge either way.
 
 use super::codec::extend_from_hex;
+use super::flavour::Flavour;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mysql_async::prelude::*;
@@ -46,6 +47,14 @@ pub struct Forms {
     pub load_data: bool,
     /// Prepared INSERTs with the values bound (the flavour: where seen exact).
     pub bind: bool,
+}
+
+impl Forms {
+    /// The forms a restore on a server of `flavour` uses: none but the INSERTs themselves when
+    /// the site config's `load_data` is off.
+    pub fn new(load_data: bool, flavour: Flavour) -> Forms {
+        Forms { load_data: load_data && flavour.load_data(), bind: load_data && flavour.bind_values() }
+    }
 }
 
 /// Which of one restore's statements go in which form.

@@ -420,13 +420,14 @@ impl Sql for MysqlSql {
         let mut out = Vec::new();
         if let (Some(flavour), Some((version, tz, system_tz, sql_mode, local_infile))) = (flavour, facts) {
             let zone = if tz == "SYSTEM" { format!("SYSTEM ({system_tz})") } else { tz };
-            let rows = match (m.load_data, flavour.load_data(), local_infile == 1) {
+            let forms = load::Forms::new(m.load_data, flavour);
+            let rows = match (m.load_data, forms.load_data, local_infile == 1) {
                 (false, _, _) => "restores replay the dump's INSERTs (load_data = false)".to_string(),
                 (true, false, _) => "restores replay the dump's INSERTs".to_string(),
                 (true, true, false) => "restores replay the dump's INSERTs (the server has local_infile off)".to_string(),
                 (true, true, true) => "restores load rows with LOAD DATA LOCAL INFILE".to_string(),
             };
-            let rows = match m.load_data && flavour.bind_values() {
+            let rows = match forms.bind {
                 true => format!("{rows}, rows of long values as prepared INSERTs"),
                 false => rows,
             };
@@ -601,8 +602,7 @@ impl Sql for MysqlSql {
             more.push(worker);
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
-        let fast = metadb.is_some_and(|p| p.load_data);
-        let forms = load::Forms { load_data: fast && flavour.load_data(), bind: fast && flavour.bind_values() };
+        let forms = load::Forms::new(metadb.is_some_and(|p| p.load_data), flavour);
         restore::replay_all(c, more, sources, forms, flavour.defer_keys(), label, self.reporter.clone()).await?;
         // Verified against the checksums recorded at dump time, read as they were read then.
         let mut sums = vec![None; restores.len()];
