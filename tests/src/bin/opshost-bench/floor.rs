@@ -39,7 +39,7 @@ fn reads(db: &Db, databases: &[&str]) -> Vec<Read> {
         // The key's first column, as opshost's dump cuts it (sql/mysql/tables.rs).
         keys.lines().map(|l| l.split('\t').collect::<Vec<_>>()).find(|f| f[0] == schema && f[1] == table).and_then(|f| {
             let (column, ty) = (f[2].split(',').next()?, f[3].split(',').next()?);
-            ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty).then(|| column.to_string())
+            opshost::capabilities::sql::mysql::is_integer_type(ty).then(|| column.to_string())
         })
     };
     let tables = db.query(&format!(

@@ -39,6 +39,8 @@ pub mod wire;
 /// How many key ranges a dump cuts a table into; public for the bench's floor, which cuts the
 /// same.
 pub use snapshot::pieces as range_pieces;
+/// Which key columns a dump cuts by; public for the bench's floor, which cuts by the same.
+pub use tables::is_integer_type;
 
 use super::checksum::{recorded_hash, RowHash};
 use super::{Backup, Rows, Sql, Value};

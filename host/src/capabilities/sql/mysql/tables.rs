@@ -59,6 +59,11 @@ pub(super) fn definition_for_checksum(create: &str) -> String {
     create.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
 }
 
+/// Whether a column of `DATA_TYPE` `ty` is an integer: a key of one is cut into ranges.
+pub fn is_integer_type(ty: &str) -> bool {
+    ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str())
+}
+
 /// The base tables of `database` (system-versioned ones included), by name, with their columns
 /// (three queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
@@ -121,11 +126,10 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         // whose columns are NOT NULL: as good for cutting into ranges, as no row's key is NULL).
         // A key of several columns is cut by its first, NOT NULL too: every row falls in exactly
         // one range of it, and each range is a range of the key.
-        let integer = |ty: &str| ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.to_lowercase().as_str());
         let key: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, _, k, _)| k == "PRI").collect();
         let integer_key = match key.as_slice() {
-            [(name, _, _, ty)] if integer(ty) => Some(quote_ident(name)),
-            [_, _, ..] => leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty)| c == *first && integer(ty))).map(|first| quote_ident(first)),
+            [(name, _, _, ty)] if is_integer_type(ty) => Some(quote_ident(name)),
+            [_, _, ..] => leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty)| c == *first && is_integer_type(ty))).map(|first| quote_ident(first)),
             _ => None,
         };
         // Generated columns cannot be inserted into; they follow from the others and the
