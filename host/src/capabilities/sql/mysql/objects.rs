@@ -3,8 +3,9 @@
 //! before the dump's snapshot, written after every row in a section the stock client replays
 //! (`DELIMITER`, each object's own `sql_mode` and connection collation), replayed last by
 //! opshost's restore (so no trigger fires on restored rows), and part of the content checksum: a
-//! restore that lost an object fails its verification. Sequences are the exception: a table's `DEFAULT NEXTVAL(s)` needs its
-//! sequence first, so they head the dump, each with the `SETVAL` that puts it where it stood.
+//! restore that lost an object fails its verification. Sequences are the exception: a table's
+//! `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump, each with the `SETVAL`
+//! that puts it where it stood.
 
 use super::codec::{db_err, is_plain_name, quote_ident};
 use super::format::DUMP_SQL_MODE;

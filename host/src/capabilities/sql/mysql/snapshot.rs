@@ -4,9 +4,10 @@
 //!   `FLUSH TABLES WITH READ LOCK`, held for milliseconds (the way mydumper and mysqldump do it).
 //!   A user without the RELOAD privilege gets one connection and one snapshot, not an error.
 //! - Big tables (by rows or bytes) whose primary key is, or begins with, an integer column are
-//!   cut into ranges of it; the ranges of every table go to a shared queue the connections drain. Several databases read in one
-//!   snapshot share the queue (a database's chunks one after another, so each finishes early
-//!   and its dump file is written out while the next is read).
+//!   cut into ranges of it; the ranges of every table go to a shared queue the connections
+//!   drain. Several databases read in one snapshot share the queue (a database's chunks one
+//!   after another, so each finishes early and its dump file is written out while the next is
+//!   read).
 //! - Each range is hashed on its own and the partial digests merge by addition, so the result is
 //!   the same whatever order the ranges finish in, and equal to a sequential read's.
 //! - For a dump, each range is also encoded as INSERT statements sent to the one file writer.
