@@ -665,6 +665,70 @@ async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// Rows into a table with an AUTO_INCREMENT column go one statement at a time, even with both
+/// restore workers on its file (the second joins once the small file is done). Under MariaDB's
+/// default AUTO-INC lock mode two LOAD DATAs there would take turns on the server; under mode 2
+/// they would both run, at about twice the server's CPU. Judged by the server's process list,
+/// sampled from a connection of its own while the restore runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_increment_table_is_loaded_one_statement_at_a_time() {
+    let (big, small) = (unique_db("beats"), unique_db("beats_small"));
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {big}; CREATE DATABASE {big} DEFAULT CHARACTER SET utf8mb4;
+         DROP DATABASE IF EXISTS {small}; CREATE DATABASE {small} DEFAULT CHARACTER SET utf8mb4;
+         USE {big};
+         CREATE TABLE beats (id BIGINT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64), module VARCHAR(64), gmt_created BIGINT, info VARCHAR(255));
+         INSERT INTO beats (node, module, gmt_created, info) SELECT CONCAT('10.0.0.', seq % 8), 'store', 1767225600000 + seq, CONCAT('beat ', seq, ' ok ', MD5(seq)) FROM seq_1_to_300000;
+         CREATE TABLE {small}.host (id INT PRIMARY KEY, ip VARCHAR(64));
+         INSERT INTO {small}.host SELECT seq, CONCAT('10.0.1.', seq) FROM seq_1_to_50;"
+    ));
+    let counter = || value(&big, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'beats'");
+    let counter_before = counter();
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let pairs = [(big.clone(), "beats".to_string()), (small.clone(), "beats_small".to_string())];
+    let backups = s.dump_databases("metadb", &pairs).await.unwrap();
+    let text = std::fs::read_to_string(dir.path().join("beats.sql")).unwrap();
+    let statements = text.lines().filter(|l| l.starts_with("INSERT INTO `beats`")).count();
+    assert!(statements >= 6, "enough statements for the second worker to join: {statements}");
+    for (db, _) in &pairs {
+        s.drop_database("metadb", db).await.unwrap();
+        s.create_database("metadb", db).await.unwrap();
+    }
+    let mut watcher = mysql_async::Conn::new(mysql_opts(None)).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    // LOAD DATA … INTO TABLE `beats`, or INSERT INTO `beats`.
+    let (db, loading) = (big.clone(), "%INTO %`beats`%");
+    let sampler = tokio::spawn(async move {
+        use mysql_async::prelude::Queryable;
+        // (samples that saw a statement loading the table, the most seen at once)
+        let (mut seen, mut most) = (0u32, 0u64);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let n: Option<u64> = watcher
+                .exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND DB = ? AND INFO LIKE ?", (db.as_str(), loading))
+                .await
+                .unwrap();
+            let n = n.unwrap_or(0);
+            seen += (n > 0) as u32;
+            most = most.max(n);
+            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        }
+        (seen, most)
+    });
+    let restored = s.restore_databases("metadb", &pairs).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, most) = sampler.await.unwrap();
+    let restored = restored.unwrap();
+    for (r, b) in restored.iter().zip(&backups) {
+        assert_eq!((r.checksum.as_str(), r.rows), (b.checksum.as_str(), b.rows));
+    }
+    assert!(seen >= 3, "the sampler saw the table loading ({seen} samples)");
+    assert_eq!(most, 1, "at most one statement loads the AUTO_INCREMENT table at a time");
+    assert_eq!(counter(), counter_before, "the AUTO_INCREMENT counter is where it was");
+    sql(&format!("DROP DATABASE {big}; DROP DATABASE {small}"));
+}
+
 /// A restore holds plain secondary keys back until the rows are in (where the server builds them
 /// from sorted rows), and every table ends exactly as it was: `SHOW CREATE TABLE` equal, keys in
 /// their order, the content checksum verified. Tables whose definition needs its keys (the

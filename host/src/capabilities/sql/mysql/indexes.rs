@@ -70,9 +70,7 @@ pub fn split(create: &str) -> Option<(String, Deferred)> {
     if !options.contains("ENGINE=InnoDB") || options.contains("PARTITION") || options.contains("WITH SYSTEM VERSIONING") {
         return None;
     }
-    // Columns that may be AUTO_INCREMENT (a comment naming it only makes this more careful).
-    let auto_increment: Vec<&str> =
-        parts.iter().filter(|p| p.starts_with('`') && p.contains(" AUTO_INCREMENT")).filter_map(|p| ident(p)).map(|(c, _)| c).collect();
+    let auto_increment = auto_increment_columns(&parts);
     let mut keep = Vec::new();
     let mut keys = Vec::new();
     for p in parts {
@@ -96,6 +94,21 @@ pub fn split(create: &str) -> Option<(String, Deferred)> {
     }
     let now = format!("CREATE TABLE {table}{}({}){options}", &after[..open], keep.join(", "));
     Some((now, Deferred { table: table.to_string(), keys }))
+}
+
+/// The columns among a table's `definitions` that may be AUTO_INCREMENT (a comment naming it
+/// only makes the callers more careful).
+fn auto_increment_columns<'a>(definitions: &[&'a str]) -> Vec<&'a str> {
+    definitions.iter().filter(|p| p.starts_with('`') && p.contains(" AUTO_INCREMENT")).filter_map(|p| ident(p)).map(|(c, _)| c).collect()
+}
+
+/// The table a dump's `CREATE TABLE` line defines, quoted, when it has an AUTO_INCREMENT column.
+pub fn auto_increment_table(create: &str) -> Option<&str> {
+    let rest = create.strip_prefix("CREATE TABLE ")?;
+    let (table, after) = ident(rest)?;
+    let open = after.find('(')?;
+    let (parts, _) = definitions(after, open)?;
+    (!auto_increment_columns(&parts).is_empty()).then_some(table)
 }
 
 /// The top-level definitions between `s[open]` (a `(`) and its matching `)`, trimmed, and where
