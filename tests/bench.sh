@@ -6,6 +6,8 @@
 # rows; N rounds report each tool's median)
 #        bash tests/bench.sh --autoinc [--rows N] [--rounds N]   (one big AUTO_INCREMENT table loaded
 # every way a client can: the bound behind the heartbeat shape's restore)
+# OPSHOST_BENCH_SERVER_ARGS adds options to the throwaway server, to measure a MetaDB configured
+# otherwise (e.g. "--innodb-autoinc-lock-mode=2", MySQL 8's default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -23,7 +25,7 @@ chown -R mysql:mysql "$RUN_DIR" 2>/dev/null || true
 PORT=${OPSHOST_BENCH_DB_PORT:-33071}
 mariadb-install-db --user=mysql --datadir="$RUN_DIR/data" --auth-root-authentication-method=normal >/dev/null 2>&1
 mariadbd --user=mysql --datadir="$RUN_DIR/data" --socket="$RUN_DIR/sock" --port="$PORT" --bind-address=127.0.0.1 \
-  --skip-name-resolve --innodb-buffer-pool-size=1G --max-allowed-packet=256M >"$RUN_DIR/mariadb.log" 2>&1 &
+  --skip-name-resolve --innodb-buffer-pool-size=1G --max-allowed-packet=256M ${OPSHOST_BENCH_SERVER_ARGS:-} >"$RUN_DIR/mariadb.log" 2>&1 &
 DB_PID=$!
 trap 'kill $DB_PID 2>/dev/null; wait $DB_PID 2>/dev/null; rm -rf "$RUN_DIR"' EXIT
 for _ in $(seq 1 60); do mariadb --socket="$RUN_DIR/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done

@@ -351,6 +351,9 @@ fn main() {
         println!("built shape {} (scale {scale}): {:.0} MB", shapes[0].name(), db.size_mb());
         return;
     }
+    // What the figures depend on: where the restore of an AUTO_INCREMENT table is bound (see
+    // `--autoinc`).
+    println!("server: {}", db.query("SELECT CONCAT(VERSION(), ', innodb_autoinc_lock_mode = ', @@innodb_autoinc_lock_mode)"));
     let dirs = Dirs { ops: tempdir("bench-ops"), stock: tempdir("bench-mariadb-dump"), myd: tempdir("bench-mydumper") };
 
     let mut measured = Vec::new();
