@@ -18,8 +18,8 @@
 //!   worker has them (rows of long values, bound, excepted). Under MariaDB's default
 //!   `innodb_autoinc_lock_mode = 1` a LOAD DATA holds the table's AUTO-INC lock to its end, so two
 //!   workers there take turns anyway; under `2` (MySQL 8's default) they would not, and InnoDB's
-//!   per-row AUTO_INCREMENT mutex then costs the server about twice the CPU for the same rows
-//!   (the bench's `heartbeat` shape: 38.7 s of server CPU against 15.5 s).
+//!   per-row AUTO_INCREMENT mutex then costs the server two to three times the CPU for the same
+//!   rows (the bench's `heartbeat` shape: 32–44 s of server CPU against 16.3 s).
 //! - Plain secondary keys wait until every row is in, then are built table by table on every
 //!   connection (see [`indexes`]).
 
