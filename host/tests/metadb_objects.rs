@@ -164,3 +164,36 @@ async fn objects_of_another_definer_are_refused_before_the_upgrade_unless_the_ac
     assert_whole(&db);
     sql(&format!("DROP DATABASE {db}; DROP USER '{account}'@'%';"));
 }
+
+/// A database whose tables hold no rows: its file goes from the definitions straight to the
+/// objects section, which still waits for the end (a procedure's `DELIMITER` is the stock
+/// client's, not SQL) and comes back whole.
+#[tokio::test]
+async fn the_objects_of_a_database_without_rows_come_back() {
+    let db = unique_db("objects_no_rows");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    run_each(
+        &db,
+        &[
+            "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT)",
+            "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT)",
+            "CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN\n  INSERT INTO audit (t_id) VALUES (NEW.id);\nEND",
+            "CREATE PROCEDURE bump(IN n INT)\nBEGIN\n  UPDATE t SET a = a + n;\nEND",
+            "CREATE VIEW v1 AS SELECT id, a FROM t",
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "no_rows").await.unwrap();
+    assert_eq!(backup.rows, 0);
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    let restored = s.restore_database("metadb", &db, "no_rows").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    assert_eq!(
+        value(&db, &format!("SELECT CONCAT((SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'), (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'), (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'))")),
+        "111"
+    );
+    sql(&format!("DROP DATABASE {db}"));
+}

@@ -259,6 +259,12 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
     let (mut statements, mut standalone, mut created, mut estimate, mut defaults) = (Vec::new(), true, HashSet::new(), None, None);
     let mut one_at_a_time = std::collections::HashMap::new();
     while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
+        // The rows, or with none the objects section (its marker is a comment: before the
+        // comments are skipped): both are for after every head.
+        if line.starts_with("INSERT INTO ") || line == objects::MARKER {
+            first_insert = Some(line);
+            break;
+        }
         read += line.len() as u64 + 1;
         if line == END_MARKER {
             complete = true;
@@ -268,12 +274,6 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         }
         if skipped(&line, zone) {
             continue;
-        }
-        // The rows, or with none the objects section: both are for after every head.
-        if line.starts_with("INSERT INTO ") || line == objects::MARKER {
-            read -= line.len() as u64 + 1;
-            first_insert = Some(line);
-            break;
         }
         if line.starts_with(DATABASE_DEFAULTS) {
             defaults = Some(line);
