@@ -62,6 +62,11 @@ fn select_text(db: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A dump file's lines as bytes: a binary string's values are any bytes.
+fn dump_lines(path: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::read(path).unwrap().split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+}
+
 #[tokio::test]
 async fn every_column_type_round_trips_exactly() {
     let db = unique_db("types");
@@ -247,13 +252,13 @@ async fn rows_restore_as_load_data_and_the_same_with_inserts_or_a_refusing_serve
     let s = backend(dir.path());
     let before_rows = select_text(&db);
     let b = s.dump_database("metadb", &db, "load").await.unwrap();
-    assert!(!std::fs::read_to_string(dir.path().join("load.sql")).unwrap().contains("AUTO_INCREMENT,"));
+    let lines = dump_lines(&dir.path().join("load.sql"));
+    assert!(!lines.iter().any(|l| l.windows(15).any(|w| w == b"AUTO_INCREMENT,")));
     // Every row statement of a real dump (every column type) has its LOAD DATA form.
-    let text = std::fs::read_to_string(dir.path().join("load.sql")).unwrap();
-    let inserts: Vec<&str> = text.lines().filter(|l| l.starts_with("INSERT INTO ")).collect();
+    let inserts: Vec<&Vec<u8>> = lines.iter().filter(|l| l.starts_with(b"INSERT INTO ")).collect();
     assert!(inserts.len() >= 4, "{}", inserts.len());
     for l in &inserts {
-        assert!(load::from_insert(l).is_some(), "not converted: {}", &l[..l.len().min(200)]);
+        assert!(load::from_insert(l).is_some(), "not converted: {}", String::from_utf8_lossy(&l[..l.len().min(200)]));
     }
 
     // The same backup restored three ways gives the same rows and checksum: LOAD DATA (the
@@ -520,8 +525,8 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
         let started = std::time::Instant::now();
         let (a, b) = ("a".repeat(3000), "b".repeat(3000));
         let stmt = format!("INSERT INTO `t` (`id`,`v`) VALUES (1,'{a}'),(2,'{b}');");
-        assert_eq!(policy.binds(&stmt), how == "bound");
-        load::insert(&mut worker, stmt, &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        assert_eq!(policy.binds(stmt.as_bytes()), how == "bound");
+        load::insert(&mut worker, stmt.into_bytes(), &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
         release.await.unwrap();
         assert!(started.elapsed() >= std::time::Duration::from_secs(1), "{how}: no lock wait happened");
         let rows: Vec<(i32, String)> = worker.query("SELECT id, v FROM t ORDER BY id").await.unwrap();
@@ -688,8 +693,7 @@ async fn an_auto_increment_table_is_loaded_one_statement_at_a_time() {
     let s = backend(dir.path());
     let pairs = [(big.clone(), "beats".to_string()), (small.clone(), "beats_small".to_string())];
     let backups = s.dump_databases("metadb", &pairs).await.unwrap();
-    let text = std::fs::read_to_string(dir.path().join("beats.sql")).unwrap();
-    let statements = text.lines().filter(|l| l.starts_with("INSERT INTO `beats`")).count();
+    let statements = dump_lines(&dir.path().join("beats.sql")).iter().filter(|l| l.starts_with(b"INSERT INTO `beats`")).count();
     assert!(statements >= 6, "enough statements for the second worker to join: {statements}");
     for (db, _) in &pairs {
         s.drop_database("metadb", db).await.unwrap();
@@ -910,9 +914,9 @@ async fn rows_of_long_values_restore_bound_and_come_back_exact() {
     let dir = tempfile::tempdir().unwrap();
     let s = backend(dir.path());
     let b = s.dump_database("metadb", &db, "wideblob").await.unwrap();
-    let text = std::fs::read_to_string(dir.path().join("wideblob.sql")).unwrap();
-    let (wide, narrow): (Vec<&str>, Vec<&str>) =
-        text.lines().filter(|l| l.starts_with("INSERT INTO ")).partition(|l| l.starts_with("INSERT INTO `bound_artifact`"));
+    let lines = dump_lines(&dir.path().join("wideblob.sql"));
+    let (wide, narrow): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
+        lines.iter().filter(|l| l.starts_with(b"INSERT INTO ")).partition(|l| l.starts_with(b"INSERT INTO `bound_artifact`"));
     // As the restore decides on this server (its packet limit is well above these statements).
     use opshost::capabilities::sql::mysql::load;
     let policy = load::Policy::new(load::Forms { load_data: true, bind: true }, Some(16 << 20));

@@ -271,12 +271,16 @@ fn a_backup_that_lost_a_trigger_fails_the_rollback_verification() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let run_id = d.runs()[0]["id"].as_str().unwrap().to_string();
     let file = d.dir.path().join("backups").join(&run_id).join(format!("{rm}.sql"));
-    let dump = std::fs::read_to_string(&file).unwrap();
-    let is_trigger = |l: &str| l.starts_with("CREATE") && l.contains(" TRIGGER ") && l.contains("project_renamed");
-    assert!(dump.lines().any(is_trigger), "the trigger is in the dump");
+    // Bytes: a binary string's values in the rows are any bytes.
+    let dump = std::fs::read(&file).unwrap();
+    let is_trigger = |l: &[u8]| {
+        let l = String::from_utf8_lossy(l);
+        l.starts_with("CREATE") && l.contains(" TRIGGER ") && l.contains("project_renamed")
+    };
+    assert!(dump.split(|&b| b == b'\n').any(is_trigger), "the trigger is in the dump");
     // Cut out: the file no longer has the size recorded at dump time; the rollback is refused
     // before it touches anything.
-    let cut: String = dump.split_inclusive('\n').filter(|l| !is_trigger(l)).collect();
+    let cut: Vec<u8> = dump.split_inclusive(|&b| b == b'\n').filter(|l| !is_trigger(l)).flatten().copied().collect();
     std::fs::write(&file, cut).unwrap();
     let o = rollback(&d);
     let t = text(&o);
@@ -284,16 +288,17 @@ fn a_backup_that_lost_a_trigger_fails_the_rollback_verification() {
     assert!(t.contains(&format!("refused before any change: backup {} is truncated or changed", file.display())), "{t}");
     assert_eq!((d.state(&d.new_name()), d.runs()[0]["status"].as_str()), ("running".to_string(), Some("upgraded")), "{t}");
     // Blanked to the same size: replayed, and the restored database's checksum gives it away.
-    let blank = |text: &str, hide: &dyn Fn(&str) -> bool| -> String {
+    let blank = |dump: &[u8], hide: &dyn Fn(&[u8]) -> bool| -> Vec<u8> {
         let mut inside = false;
-        text.split_inclusive('\n')
-            .map(|l| {
+        dump.split_inclusive(|&b| b == b'\n')
+            .flat_map(|l| {
                 inside |= hide(l);
                 if inside {
-                    inside = !l.trim_end().ends_with(';') && !l.trim_end().ends_with("$$");
-                    format!("--{}\n", " ".repeat(l.len() - 3))
+                    let end = l.trim_ascii_end();
+                    inside = !end.ends_with(b";") && !end.ends_with(b"$$");
+                    format!("--{}\n", " ".repeat(l.len() - 3)).into_bytes()
                 } else {
-                    l.to_string()
+                    l.to_vec()
                 }
             })
             .collect()
@@ -307,7 +312,7 @@ fn a_backup_that_lost_a_trigger_fails_the_rollback_verification() {
     assert!(t.contains(&format!("restored {rm} has checksum")) && t.contains("but backup"), "{t}");
     assert_eq!(d.runs()[0]["status"], "rollback-failed", "{t}");
     // A table missing from the file: the replay fails half way, rm is left without ha.config.
-    let no_config = blank(&dump, &|l: &str| l.starts_with("CREATE TABLE `oms_normal_config`"));
+    let no_config = blank(&dump, &|l: &[u8]| l.starts_with(b"CREATE TABLE `oms_normal_config`"));
     assert_eq!(no_config.len(), dump.len());
     std::fs::write(&file, no_config).unwrap();
     let o = rollback(&d);

@@ -257,7 +257,7 @@ impl Site {
 
 /// Free space a run's backups need: half again the databases' size on the server (a dump's text
 /// can be larger than the pages it came from; tables with binary columns already count twice,
-/// for their hex), and some room besides.
+/// as their escaped values can be), and some room besides.
 fn backup_space_needed(database_bytes: u64) -> u64 {
     database_bytes + database_bytes / 2 + (64 << 20)
 }

@@ -54,7 +54,7 @@ pub trait Sql: Send + Sync {
     }
     /// What a database takes on the server (data and indexes), to check the backup directory's
     /// free space before the downtime, tables whose dump is bigger than their pages (binary
-    /// values written as hex) counted so; 0 where the backend cannot tell.
+    /// values written escaped) counted so; 0 where the backend cannot tell.
     async fn database_bytes(&self, _connection: &str, _database: &str) -> Result<u64, Error> {
         Ok(0)
     }

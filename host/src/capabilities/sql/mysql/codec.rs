@@ -41,7 +41,11 @@ pub(super) fn to_mysql(v: &Value) -> mysql_async::Value {
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Kind {
     Text,
+    /// BINARY, VARBINARY and BLOB: bytes, written as an escaped binary string (`_binary'…'`).
     Binary,
+    /// BIT and GEOMETRY: bytes, written as a hex literal, which both read back as the same bytes
+    /// (a string would be read as text into a BIT).
+    Hex,
     /// YEAR: its zero is written `0000`, which LOAD DATA reads as 0000 (a bare `0` it reads as 2000).
     Year,
     Other,
@@ -55,7 +59,7 @@ pub(super) fn column_kind(c: &mysql_async::Column) -> Kind {
 pub(super) fn kind_of(column_type: ColumnType, charset: u16) -> Kind {
     use ColumnType::*;
     match column_type {
-        MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Binary,
+        MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => Kind::Hex,
         MYSQL_TYPE_YEAR => Kind::Year,
         // MySQL 5.7/8's JSON arrives as its text (UTF-8, though the column reports charset
         // binary) and is written back as a string, as mysqldump writes it: a hex literal would
@@ -121,7 +125,7 @@ pub(super) fn from_mysql(v: mysql_async::Value, kind: Kind) -> Value {
         M::Float(f) => Value::Float(f as f64),
         M::Double(d) => Value::Float(d),
         M::Bytes(b) => match kind {
-            Kind::Binary => Value::Bytes(b),
+            Kind::Binary | Kind::Hex => Value::Bytes(b),
             _ => match String::from_utf8(b) {
                 Ok(s) => Value::Text(s),
                 Err(e) => Value::Bytes(e.into_bytes()),
@@ -340,19 +344,18 @@ pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
 
 /// [`hash_raw`] and then [`literal`] of one value, in one pass: integers and dates and times
 /// are put into text once for both.
-pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut String) {
+pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut Vec<u8>) {
     use Raw as M;
     let mut buf = [0u8; 21];
     let digits = match v {
         M::Int(i) => crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut buf),
         M::UInt(u) => crate::capabilities::sql::checksum::decimal(false, u, &mut buf),
         M::Date(..) | M::Time(..) => {
-            out.push('\'');
+            out.push(b'\'');
             let at = out.len();
-            // SAFETY: only ASCII digits and punctuation are appended.
-            temporal_text(v, kind, unsafe { out.as_mut_vec() });
-            e.text(&out.as_bytes()[at..]);
-            out.push('\'');
+            temporal_text(v, kind, out);
+            e.text(&out[at..]);
+            out.push(b'\'');
             return;
         }
         _ => {
@@ -363,57 +366,58 @@ pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut
     };
     e.decimal(digits);
     if kind == Kind::Year && digits == b"0" {
-        out.push_str("0000");
+        out.extend_from_slice(b"0000");
         return;
     }
-    // SAFETY: `decimal` writes ASCII digits and a minus sign only.
-    out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
+    out.extend_from_slice(digits);
 }
 
 /// One value as a SQL literal for the dump. FLOAT columns arrive as f32 and are written with the
-/// shortest text that parses back to the same f32; DOUBLE likewise for f64.
-pub(super) fn literal(v: Raw, kind: Kind, out: &mut String) {
-    use std::fmt::Write;
+/// shortest text that parses back to the same f32; DOUBLE likewise for f64. Text is UTF-8 (as
+/// read) but a binary string's bytes are any bytes: the dump is bytes, not text.
+pub(super) fn literal(v: Raw, kind: Kind, out: &mut Vec<u8>) {
+    use std::io::Write;
     use Raw as M;
     match v {
-        M::Null => out.push_str("NULL"),
-        M::Int(0) | M::UInt(0) if kind == Kind::Year => out.push_str("0000"),
-        M::Int(i) => out.push_str(std::str::from_utf8(crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut [0u8; 21])).unwrap()),
-        M::UInt(u) => out.push_str(std::str::from_utf8(crate::capabilities::sql::checksum::decimal(false, u, &mut [0u8; 21])).unwrap()),
+        M::Null => out.extend_from_slice(b"NULL"),
+        M::Int(0) | M::UInt(0) if kind == Kind::Year => out.extend_from_slice(b"0000"),
+        M::Int(i) => out.extend_from_slice(crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut [0u8; 21])),
+        M::UInt(u) => out.extend_from_slice(crate::capabilities::sql::checksum::decimal(false, u, &mut [0u8; 21])),
         M::Float(f) => write!(out, "{f:?}").unwrap(),
         M::Double(d) => write!(out, "{d:?}").unwrap(),
-        // Binary columns, and text that is not UTF-8, as hex: exact bytes whatever the charset.
-        M::Bytes(b) if kind == Kind::Binary || (!b.is_ascii() && std::str::from_utf8(b).is_err()) => {
-            if b.is_empty() {
-                out.push_str("''");
-            } else {
-                out.push_str("0x");
-                // SAFETY: only ASCII hex digits are appended.
-                push_hex(unsafe { out.as_mut_vec() }, b);
-            }
+        M::Bytes([]) => out.extend_from_slice(b"''"),
+        // BIT and GEOMETRY, and text that is not UTF-8, as hex: exact bytes whatever the charset.
+        M::Bytes(b) if kind == Kind::Hex || (kind != Kind::Binary && !b.is_ascii() && std::str::from_utf8(b).is_err()) => {
+            out.extend_from_slice(b"0x");
+            push_hex(out, b);
         }
-        M::Bytes(b) => {
-            out.push('\'');
-            // SAFETY: `b` is valid UTF-8 (checked in the arm above) and is copied in runs between
-            // ASCII escapes, so `out` stays valid UTF-8.
-            let v = unsafe { out.as_mut_vec() };
-            v.reserve(b.len() + 2);
-            let mut start = 0;
-            while let Some(i) = next_to_escape(b, start) {
-                v.extend_from_slice(&b[start..i]);
-                v.extend_from_slice(&[b'\\', ESCAPED[b[i] as usize]]);
-                start = i + 1;
-            }
-            v.extend_from_slice(&b[start..]);
-            out.push('\'');
+        // Binary strings as themselves, escaped (half the size of hex): the introducer keeps the
+        // server from reading them in the connection's character set.
+        M::Bytes(b) if kind == Kind::Binary => {
+            out.extend_from_slice(b"_binary");
+            push_escaped(out, b);
         }
+        M::Bytes(b) => push_escaped(out, b),
         M::Date(..) | M::Time(..) => {
-            out.push('\'');
-            // SAFETY: only ASCII digits and punctuation are appended.
-            temporal_text(v, kind, unsafe { out.as_mut_vec() });
-            out.push('\'');
+            out.push(b'\'');
+            temporal_text(v, kind, out);
+            out.push(b'\'');
         }
     }
+}
+
+/// `b` as a quoted string with `mysql_real_escape_string`'s escapes, copied in runs between them.
+fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
+    out.reserve(b.len() + 2);
+    out.push(b'\'');
+    let mut start = 0;
+    while let Some(i) = next_to_escape(b, start) {
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(&[b'\\', ESCAPED[b[i] as usize]]);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'\'');
 }
 
 #[cfg(test)]
@@ -500,9 +504,9 @@ mod tests {
             for kind in [Kind::Other, Kind::Text] {
                 let want = reference(v, kind);
                 assert_eq!(from_mysql(v.clone(), kind), Value::Text(want.clone()), "{v:?}");
-                let mut lit = String::new();
+                let mut lit = Vec::new();
                 literal(v.into(), kind, &mut lit);
-                assert_eq!(lit, format!("'{want}'"));
+                assert_eq!(lit, format!("'{want}'").as_bytes());
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 hash_raw(&mut crate::capabilities::sql::checksum::RowEncoder::new(&mut a), v.into(), kind);
                 crate::capabilities::sql::checksum::RowEncoder::new(&mut b).text(want.as_bytes());
@@ -513,12 +517,12 @@ mod tests {
 
     #[test]
     fn text_literals_escape_what_mysql_real_escape_string_escapes() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         literal(Raw::Bytes(b"a'b\\c\nd\re\x1af\0g\t\"h \xc3\xbc"), Kind::Text, &mut out);
-        assert_eq!(out, "'a\\'b\\\\c\\nd\\re\\Zf\\0g\t\"h \u{fc}'");
+        assert_eq!(out, "'a\\'b\\\\c\\nd\\re\\Zf\\0g\t\"h \u{fc}'".as_bytes());
         out.clear();
         literal(Raw::Bytes(b"plain"), Kind::Text, &mut out);
-        assert_eq!(out, "'plain'");
+        assert_eq!(out, b"'plain'");
         // Specials at every position of a 16-byte step and in the tail.
         for at in 0..40 {
             let mut text = vec![b'x'; 40];
@@ -526,7 +530,7 @@ mod tests {
             out.clear();
             literal(Raw::Bytes(&text), Kind::Text, &mut out);
             let want = format!("'{}\\n{}'", "x".repeat(at), "x".repeat(39 - at));
-            assert_eq!(out, want, "{at}");
+            assert_eq!(out, want.as_bytes(), "{at}");
         }
         // Two specials anywhere in texts of every length around the 16-byte steps, against the
         // byte-by-byte escaping.
@@ -548,17 +552,47 @@ mod tests {
                     text[b] = b'\0';
                     out.clear();
                     literal(Raw::Bytes(&text), Kind::Text, &mut out);
-                    assert_eq!(out, slow(&text), "{len} {a} {b}");
+                    assert_eq!(out, slow(&text).as_bytes(), "{len} {a} {b}");
                 }
             }
         }
         // Not UTF-8: hex, exact bytes.
         out.clear();
         literal(Raw::Bytes(&[0xff, 0x27]), Kind::Text, &mut out);
-        assert_eq!(out, "0xff27");
+        assert_eq!(out, b"0xff27");
+        // BIT and GEOMETRY: hex.
+        let all: Vec<u8> = (0..=255u8).collect();
         out.clear();
-        literal(Raw::Bytes(&(0..=255u8).collect::<Vec<_>>()), Kind::Binary, &mut out);
-        assert_eq!(out, format!("0x{}", (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>()));
+        literal(Raw::Bytes(&all), Kind::Hex, &mut out);
+        assert_eq!(out, format!("0x{}", (0..=255u8).map(|b| format!("{b:02x}")).collect::<String>()).as_bytes());
+    }
+
+    /// A binary string is written as its own bytes, every one of them as it is but the six
+    /// `mysql_real_escape_string` escapes, behind the `_binary` introducer; an empty one is `''`.
+    #[test]
+    fn binary_strings_are_escaped_bytes_behind_the_binary_introducer() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut out = Vec::new();
+        literal(Raw::Bytes(&all), Kind::Binary, &mut out);
+        let mut want = b"_binary'".to_vec();
+        for &c in &all {
+            match ESCAPED[c as usize] {
+                0 => want.push(c),
+                e => want.extend_from_slice(&[b'\\', e]),
+            }
+        }
+        want.push(b'\'');
+        assert_eq!(out, want);
+        assert_eq!(out.len(), "_binary''".len() + 256 + 6, "six bytes escaped");
+        // Not UTF-8, and UTF-8: the same form either way.
+        for b in [&b"\xff\x27\x00"[..], "é".as_bytes()] {
+            out.clear();
+            literal(Raw::Bytes(b), Kind::Binary, &mut out);
+            assert!(out.starts_with(b"_binary'"), "{out:?}");
+        }
+        out.clear();
+        literal(Raw::Bytes(b""), Kind::Binary, &mut out);
+        assert_eq!(out, b"''");
     }
 
     /// MySQL 8's JSON column (type 245, reported as charset binary) is dumped as a string, never
@@ -567,8 +601,8 @@ mod tests {
     fn mysql_json_is_written_as_text() {
         let kind = kind_of(ColumnType::MYSQL_TYPE_JSON, 63);
         assert!(kind == Kind::Text);
-        let mut out = String::new();
+        let mut out = Vec::new();
         literal(Raw::Bytes(br#"{"a": "b'c"}"#), kind, &mut out);
-        assert_eq!(out, r#"'{"a": "b\'c"}'"#);
+        assert_eq!(out, br#"'{"a": "b\'c"}'"#);
     }
 }

@@ -162,7 +162,7 @@ impl MysqlSql {
         let mut writers = Vec::new();
         let spare = snapshot::Spare::default();
         for ((((database, backup_name), tables), objects), defaults) in dumps.iter().zip(&tables).zip(&objects).zip(&defaults) {
-            let (tx, rx) = tokio::sync::mpsc::channel::<String>(8);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
             jobs.push(snapshot::Job::new(database, tables.clone(), Some(tx), RowHash::default()));
             let head = dump_head(flavour, database, tables, objects, defaults.as_deref());
             writers.push(self.write_file(backup_name, head, objects::section(objects), rx, spare.clone()));
@@ -212,7 +212,7 @@ impl MysqlSql {
         backup_name: &str,
         head: String,
         tail: String,
-        rx: tokio::sync::mpsc::Receiver<String>,
+        rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
         spare: snapshot::Spare,
     ) -> Result<PathBuf, Error> {
         let tmp = self.backup_paths(backup_name).0.with_extension("sql.partial");
@@ -331,7 +331,7 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
 /// its own, one such sync at a time, so the closing fsync has little left to wait for; a failed
 /// one fails the dump. On any error the channel is closed at once, so readers blocked on a full
 /// channel fail instead of waiting forever.
-fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Receiver<String>, spare: &snapshot::Spare) -> std::io::Result<()> {
+fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
     let result = (|| {
@@ -339,7 +339,7 @@ fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Re
         f.write(head.as_bytes())?;
         let (mut written, mut synced) = (head.len() as u64, head.len() as u64);
         while let Some(mut stmt) = rx.blocking_recv() {
-            f.write(stmt.as_bytes())?;
+            f.write(&stmt)?;
             written += stmt.len() as u64;
             // The buffer goes back to the readers.
             stmt.clear();

@@ -10,8 +10,9 @@
 //!   and friends are exact; the text protocol rounds floats.
 //! - `dump-database` writes plain SQL that the stock client restores (`mariadb -e "source F" -D DB`):
 //!   one consistent snapshot, streamed row by row (memory stays flat), one statement per line,
-//!   binary columns as hex, generated columns left out; the content checksum is computed in the
-//!   same pass and kept beside the dump.
+//!   binary strings as their escaped bytes (`_binary'…'`, so a file is bytes, not UTF-8 text),
+//!   BIT and GEOMETRY as hex, generated columns left out; the content checksum is computed in
+//!   the same pass and kept beside the dump.
 //! - Reads for a dump or a checksum run on two connections in one snapshot when the database is
 //!   big enough to split (`snapshot.rs`). `dump-databases` reads several databases in one
 //!   snapshot on the same connections, each into its own file, each file synced to disk as it
@@ -503,7 +504,8 @@ impl Sql for MysqlSql {
         Ok(out)
     }
 
-    /// Tables with a binary column count twice: their dump writes those values as hex.
+    /// Tables with a binary column count twice: their dump writes those values escaped, which is
+    /// up to twice their size (bytes that are all quotes, backslashes, NULs or line ends).
     async fn database_bytes(&self, connection: &str, database: &str) -> Result<u64, Error> {
         let mut c = self.conn(connection).await?;
         let bytes: Option<u64> = c

@@ -25,7 +25,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
-use super::load::ident;
+use super::load::{ident, ident_bytes};
 use super::share::share_out;
 use super::{indexes, load, objects};
 use crate::bindings::Error;
@@ -37,7 +37,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A dump file to replay into `database` (which exists and is empty).
 pub struct Source {
@@ -58,7 +58,7 @@ struct Replay {
     session: Vec<String>,
     policy: load::Policy,
     /// The rest of the file, and its first INSERT (read while running the head).
-    lines: tokio::sync::Mutex<(Option<String>, Lines<BufReader<tokio::fs::File>>)>,
+    lines: tokio::sync::Mutex<(Option<Vec<u8>>, Lines)>,
     /// Plain keys held back until every row is in.
     deferred: Vec<indexes::Deferred>,
     /// Its tables with an AUTO_INCREMENT column (quoted), each with the turn a worker takes to
@@ -75,13 +75,32 @@ struct Replay {
 impl Replay {
     /// The turn to take before running `insert` (an INSERT of this file): its table's when the
     /// table has an AUTO_INCREMENT column and the rows do not go bound.
-    fn turn(&self, insert: &str) -> Option<&tokio::sync::Mutex<()>> {
+    fn turn(&self, insert: &[u8]) -> Option<&tokio::sync::Mutex<()>> {
         if self.one_at_a_time.is_empty() {
             return None;
         }
-        let (table, _) = insert.strip_prefix("INSERT INTO ").and_then(ident)?;
-        self.one_at_a_time.get(table).filter(|_| !self.policy.binds(insert))
+        let (table, _) = insert.strip_prefix(b"INSERT INTO ").and_then(ident_bytes)?;
+        self.one_at_a_time.get(std::str::from_utf8(table).ok()?).filter(|_| !self.policy.binds(insert))
     }
+}
+
+/// A dump file's lines as bytes: its rows may hold any bytes (a binary string's own), the rest
+/// is UTF-8 text ([`text`]).
+type Lines = tokio::io::Split<BufReader<tokio::fs::File>>;
+
+/// The next line of `lines` without its end (`\n`, or `\r\n` as a file edited elsewhere may
+/// have; a dump escapes every `\r` in its values).
+async fn next_line(lines: &mut Lines) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = lines.next_segment().await?;
+    if let Some(l) = line.as_mut().filter(|l| l.last() == Some(&b'\r')) {
+        l.pop();
+    }
+    Ok(line)
+}
+
+/// A line that holds no rows (a definition, a setting, an object) as the text it must be.
+fn text(line: &[u8]) -> std::io::Result<&str> {
+    std::str::from_utf8(line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a line that is not an INSERT is not UTF-8 ({e})")))
 }
 
 /// Which worker is on which file.
@@ -254,18 +273,19 @@ struct Head {
 async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, distinct: bool, done: &AtomicU64) -> Result<(Replay, Head), Error> {
     let Source { database, path, file, zone, bytes } = source;
     let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
-    let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+    let mut lines = BufReader::with_capacity(1 << 20, file).split(b'\n');
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
     let (mut statements, mut standalone, mut created, mut estimate, mut defaults) = (Vec::new(), true, HashSet::new(), None, None);
     let mut one_at_a_time = std::collections::HashMap::new();
-    while let Some(line) = lines.next_line().await.map_err(|e| fail(&e))? {
-        // The rows, or with none the objects section (its marker is a comment: before the
-        // comments are skipped): both are for after every head.
-        if line.starts_with("INSERT INTO ") || line == objects::MARKER {
+    while let Some(line) = next_line(&mut lines).await.map_err(|e| fail(&e))? {
+        // The rows, or with none the objects section (a comment, so before the comments are
+        // skipped): both are for after every head.
+        if line.starts_with(b"INSERT INTO ") || line == objects::MARKER.as_bytes() {
             first_insert = Some(line);
             break;
         }
         read += line.len() as u64 + 1;
+        let line = text(&line).map_err(|e| fail(&e))?.to_string();
         if line == END_MARKER {
             complete = true;
         }
@@ -389,15 +409,15 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             let mut l = r.lines.lock().await;
             match l.0.take() {
                 // The objects section waits for every row of every file: see [`tail`].
-                Some(line) if line == objects::MARKER => {
+                Some(line) if line == objects::MARKER.as_bytes() => {
                     l.0 = Some(line);
                     drop(l);
                     shared.exhausted(i);
                     continue;
                 }
                 Some(line) => Ok(Some(line)),
-                None => match l.1.next_line().await {
-                    Ok(Some(line)) if line == objects::MARKER => {
+                None => match next_line(&mut l.1).await {
+                    Ok(Some(line)) if line == objects::MARKER.as_bytes() => {
                         l.0 = Some(line);
                         drop(l);
                         shared.exhausted(i);
@@ -421,25 +441,33 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
         let n = line.len() as u64 + 1;
         r.left.fetch_sub(n.min(r.left.load(Relaxed)), Relaxed);
         let result = async {
-            if line == END_MARKER {
-                r.complete.store(true, Relaxed);
-            }
-            if skipped(&line, r.zone) {
-                return Ok(());
+            // Rows as the bytes they are; anything else as text.
+            let other = match line.starts_with(b"INSERT INTO ") {
+                true => None,
+                false => Some(text(&line).map_err(|e| fail(r, e))?),
+            };
+            if let Some(other) = other {
+                if other == END_MARKER {
+                    r.complete.store(true, Relaxed);
+                }
+                if skipped(other, r.zone) {
+                    return Ok(());
+                }
             }
             if session != Some(i) {
                 switch(&mut c, r).await?;
                 session = Some(i);
             }
-            if line.starts_with("INSERT INTO ") {
-                let _turn = match r.turn(&line) {
-                    Some(turn) => Some(turn.lock().await),
-                    None => None,
-                };
-                load::insert(&mut c, line, &r.policy).await.map_err(|e| fail(r, e))
-            } else {
+            match other {
+                None => {
+                    let _turn = match r.turn(&line) {
+                        Some(turn) => Some(turn.lock().await),
+                        None => None,
+                    };
+                    load::insert(&mut c, line, &r.policy).await.map_err(|e| fail(r, e))
+                }
                 // After the rows: the footer's settings, or statements a hand-edited file added.
-                c.query_drop(line.as_str()).await.map_err(|e| fail(r, e))
+                Some(other) => c.query_drop(other).await.map_err(|e| fail(r, e)),
             }
         }
         .await;
@@ -458,15 +486,18 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
 /// as the stock client splits them (`DELIMITER`).
 async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
     let mut l = r.lines.lock().await;
-    let Some(marker) = l.0.take() else { return Ok(()) };
+    if l.0.take().is_none() {
+        return Ok(());
+    }
     switch(c, r).await?;
     let mut statements = objects::Statements::default();
-    statements.line(&marker);
-    while let Some(line) = l.1.next_line().await.map_err(|e| fail(r, e))? {
+    statements.line(objects::MARKER);
+    while let Some(line) = next_line(&mut l.1).await.map_err(|e| fail(r, e))? {
+        let line = text(&line).map_err(|e| fail(r, e))?;
         if line == END_MARKER {
             r.complete.store(true, Relaxed);
         }
-        if let Some(stmt) = statements.line(&line) {
+        if let Some(stmt) = statements.line(line) {
             c.query_drop(stmt.as_str()).await.map_err(|e| fail(r, e))?;
         }
     }
@@ -513,7 +544,7 @@ mod tests {
         // The database's defaults run once, before the head, not with every switch to the file.
         assert_eq!(replay.defaults.as_deref(), Some("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_bin;"));
         assert!(!replay.session.iter().any(|s| s.starts_with("ALTER")));
-        assert_eq!(replay.lines.lock().await.0.as_deref(), Some("INSERT INTO `small` VALUES (1,'a');"));
+        assert_eq!(replay.lines.lock().await.0.as_deref(), Some(&b"INSERT INTO `small` VALUES (1,'a');"[..]));
     }
 
     #[tokio::test]
@@ -543,16 +574,16 @@ mod tests {
              CREATE TABLE `plain` {KEYED} AUTO_INCREMENT=3 COMMENT='AUTO_INCREMENT';\n{END_MARKER}\n"
         );
         let (replay, _) = head_of(&text, true).await;
-        let narrow = "INSERT INTO `beats` (`id`,`node`) VALUES (1,'10.0.0.1'),(2,'10.0.0.2');";
+        let narrow = b"INSERT INTO `beats` (`id`,`node`) VALUES (1,'10.0.0.1'),(2,'10.0.0.2');";
         assert!(replay.turn(narrow).is_some());
         // The same table, whichever form its rows take, shares one turn.
-        let other = "INSERT INTO `beats` VALUES (3,'10.0.0.3');";
+        let other = b"INSERT INTO `beats` VALUES (3,'10.0.0.3');";
         assert!(std::ptr::eq(replay.turn(narrow).unwrap(), replay.turn(other).unwrap()));
         // No AUTO_INCREMENT column (the table option and a comment do not make one).
-        assert!(replay.turn("INSERT INTO `plain` (`id`,`name`) VALUES (1,'a');").is_none());
+        assert!(replay.turn(b"INSERT INTO `plain` (`id`,`name`) VALUES (1,'a');").is_none());
         // Rows of long values go bound: an INSERT, which InnoDB lets two workers run side by side.
         let long = format!("INSERT INTO `beats` (`id`,`node`) VALUES (1,'{}');", "x".repeat(4096));
-        assert!(replay.turn(&long).is_none());
+        assert!(replay.turn(long.as_bytes()).is_none());
     }
 
     #[test]

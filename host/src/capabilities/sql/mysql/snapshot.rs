@@ -188,7 +188,7 @@ pub struct Job {
     pub tables: Arc<Vec<TableInfo>>,
     /// Where encoded INSERT statements go (a dump), or None (a checksum). Dropped when the
     /// database's last chunk is read, so that its file writer can finish while others are read.
-    pub out: Mutex<Option<tokio::sync::mpsc::Sender<String>>>,
+    pub out: Mutex<Option<tokio::sync::mpsc::Sender<Vec<u8>>>>,
     /// The row hash of the checksum being computed.
     pub hash: RowHash,
     /// Chunks not yet read.
@@ -196,14 +196,14 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(database: &str, tables: Arc<Vec<TableInfo>>, out: Option<tokio::sync::mpsc::Sender<String>>, hash: RowHash) -> Job {
+    pub fn new(database: &str, tables: Arc<Vec<TableInfo>>, out: Option<tokio::sync::mpsc::Sender<Vec<u8>>>, hash: RowHash) -> Job {
         Job { database: database.into(), tables, out: Mutex::new(out), hash, left: AtomicUsize::new(0) }
     }
 }
 
 /// Statement buffers the file writers have written out, for the readers to fill again (a fresh
 /// megabyte per statement costs a page fault per 4 KiB). At most [`SPARE_MAX`] are kept.
-pub type Spare = Arc<Mutex<Vec<String>>>;
+pub type Spare = Arc<Mutex<Vec<Vec<u8>>>>;
 pub const SPARE_MAX: usize = 16;
 
 /// What the readers share: the databases of one snapshot, the queue of their chunks, progress.
@@ -231,8 +231,8 @@ struct Encoder<'j> {
     kinds: Vec<Kind>,
     hasher: TableHasher,
     insert_head: String,
-    stmt: String,
-    out: Option<tokio::sync::mpsc::Sender<String>>,
+    stmt: Vec<u8>,
+    out: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
     database: &'j str,
     work: &'j Work,
     seen: u64,
@@ -257,27 +257,27 @@ impl Encoder<'_> {
             // A statement grows to about INSERT_BYTES: room for it at once, not by doubling
             // (each doubling copies what is there).
             stmt.reserve(INSERT_BYTES + INSERT_BYTES / 8);
-            stmt.push_str(&self.insert_head);
+            stmt.extend_from_slice(self.insert_head.as_bytes());
         } else {
-            stmt.push(',');
+            stmt.push(b',');
         }
-        stmt.push('(');
+        stmt.push(b'(');
         self.hasher.row_with(|e| {
             for (i, k) in kinds.iter().enumerate() {
                 if i > 0 {
-                    stmt.push(',');
+                    stmt.push(b',');
                 }
                 hash_and_literal(e, get(i), *k, stmt);
             }
         });
-        stmt.push(')');
+        stmt.push(b')');
         stmt.len() >= INSERT_BYTES
     }
 
     /// Send the statement so far to the file writer.
     async fn flush(&mut self) -> Result<(), Error> {
         if let (Some(out), false) = (&self.out, self.stmt.is_empty()) {
-            self.stmt.push_str(";\n");
+            self.stmt.extend_from_slice(b";\n");
             let database = self.database;
             let next = self.work.spare.lock().unwrap().pop().unwrap_or_default();
             out.send(std::mem::replace(&mut self.stmt, next)).await.map_err(|_| failed(format!("dump of {database}: the file writer stopped")))?;
@@ -319,7 +319,7 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
         kinds: Vec::new(),
         hasher: TableHasher::new(job.hash),
         insert_head: format!("INSERT INTO {} ({}) VALUES ", quote_ident(&t.name), cols.join(",")),
-        stmt: String::new(),
+        stmt: Vec::new(),
         out: job.out.lock().unwrap().clone(),
         database,
         work,
