@@ -1,14 +1,14 @@
 //! Dumps and checksums on the MySQL engine: open one consistent snapshot of one or more
 //! databases on several connections ([`super::snapshot`]), read every table's rows in key ranges,
 //! and write each database's file (definitions, rows, then views, triggers, routines and events)
-//! while hashing the same values for its content checksum. Each file goes to the disk as it grows
-//! (past the page cache where the filesystem allows) and is renamed into place only when complete.
+//! while hashing the same values for its content checksum. Each file is synced as it grows and
+//! renamed into place only when complete.
 
 use super::codec::{db_err, quote_ident};
 use super::flavour::Flavour;
 use super::format::{database_defaults, io_err, Zone, DUMP_SQL_MODE, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
-use super::{direct, objects, snapshot, MysqlSql};
+use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
 use crate::capabilities::errors::{failed, not_found};
 use crate::capabilities::sql::checksum::RowHash;
@@ -324,22 +324,25 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
 /// definition), then the statements from `rx` in whatever order the readers produce them (each
 /// INSERT stands alone) until the database's last chunk is read, then `tail` (the database's
 /// views, triggers, routines and events), the footer and the end marker, on disk (fsync).
-/// Statements go to the file as they come, past the page cache where the filesystem allows
-/// ([`direct`]), and their buffers back to `spare`.
+/// Statements go to the file as they come, without another copy, and their buffers back to
+/// `spare`. The file goes through the page cache: a rollback right after a failed upgrade reads
+/// it back from there (written past the cache with `O_DIRECT`, the dump saved a little system
+/// time and the restore then spent far more reading the file from the disk).
 ///
-/// A file that goes through the cache is made durable so far every [`SYNC_BYTES`] on a thread of
-/// its own, one such sync at a time, so the closing fsync has little left to wait for; a failed
-/// one fails the dump. On any error the channel is closed at once, so readers blocked on a full
-/// channel fail instead of waiting forever.
+/// Every [`SYNC_BYTES`] the file is made durable so far on a thread of its own, one such sync at
+/// a time, so the closing fsync has little left to wait for; a failed one fails the dump. On any
+/// error the channel is closed at once, so readers blocked on a full channel fail instead of
+/// waiting forever.
 fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
+    use std::io::Write;
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
     let result = (|| {
-        let mut f = direct::Out::create(path)?;
-        f.write(head.as_bytes())?;
+        let mut f = std::fs::File::create(path)?;
+        f.write_all(head.as_bytes())?;
         let (mut written, mut synced) = (head.len() as u64, head.len() as u64);
         while let Some(mut stmt) = rx.blocking_recv() {
-            f.write(&stmt)?;
+            f.write_all(&stmt)?;
             written += stmt.len() as u64;
             // The buffer goes back to the readers.
             stmt.clear();
@@ -348,8 +351,7 @@ fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Re
                 spare.push(stmt);
             }
             drop(spare);
-            // A file written past the cache has nothing there to sync.
-            if !f.is_direct() && written - synced >= SYNC_BYTES && in_flight.as_ref().is_none_or(|h: &std::thread::JoinHandle<_>| h.is_finished()) {
+            if written - synced >= SYNC_BYTES && in_flight.as_ref().is_none_or(|h: &std::thread::JoinHandle<_>| h.is_finished()) {
                 if let Some(h) = in_flight.take() {
                     join(h)?;
                 }
@@ -362,10 +364,10 @@ fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Re
             join(h)?;
         }
         // Views, triggers, routines and events after every row.
-        f.write(tail.as_bytes())?;
-        f.write(b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n")?;
-        f.write(format!("{END_MARKER}\n").as_bytes())?;
-        f.finish()
+        f.write_all(tail.as_bytes())?;
+        f.write_all(b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n")?;
+        f.write_all(format!("{END_MARKER}\n").as_bytes())?;
+        f.sync_all()
     })();
     if result.is_err() {
         rx.close();

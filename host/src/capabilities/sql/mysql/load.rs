@@ -12,8 +12,9 @@
 //!   410-byte text in each) cost the server as much bound as strings, and the client three
 //!   times the CPU; 75-byte rows cost the server more bound.
 //! - Every value is bound as a string in the session's character set (utf8mb4), as a LOAD DATA
-//!   field is read, so each column converts it exactly as it converts that field; a `0x…` value
-//!   is bound as `CAST(? AS BINARY)`, a binary string as the literal is. NULL stays `NULL`.
+//!   field is read, so each column converts it exactly as it converts that field; a `0x…` or
+//!   `_binary'…'` value is bound as `CAST(? AS BINARY)`, a binary string as the literal is.
+//!   NULL stays `NULL`.
 //! - Only statements in exactly the form opshost's dumps write are converted (see
 //!   [`literals`]); anything else, for example a hand-edited file, is run as it is.
 //! - LOAD DATA rows go to the server from memory through a per-statement handler: whatever file
@@ -256,8 +257,8 @@ enum Literal<'a> {
 /// Hand every value of `insert` to `each` in order, with where it stands (its row and field) and
 /// the offset just after it (before the `,` or `)` that follows); None when the statement is not
 /// in the dump's form: values that are `NULL`, numbers, `'…'` or `_binary'…'` strings with the
-/// client's escapes, or hex, as many in each row as columns, rows separated by `,` and ended by `;`. With
-/// `first_only`, stops after the first row.
+/// client's escapes, or hex, as many in each row as columns, rows separated by `,` and ended by
+/// `;`. With `first_only`, stops after the first row.
 fn literals<'a>(insert: &Insert<'a>, first_only: bool, mut each: impl FnMut(Literal<'a>, Place) -> Option<()>) -> Option<()> {
     let v = insert.values;
     let mut i = 0;
@@ -432,9 +433,9 @@ pub fn from_insert(stmt: &[u8]) -> Option<Load> {
 }
 
 /// `INSERT INTO `t` (`a`,`b`) VALUES (…),(…);` as a prepared INSERT of the same rows with every
-/// value but NULL bound as a string (a `0x…` or `_binary'…'` one as `CAST(? AS BINARY)`), or None when the
-/// statement is not in the dump's form (see [`literals`]) or would need more placeholders than a
-/// prepared statement holds.
+/// value but NULL bound as a string (a `0x…` or `_binary'…'` one as `CAST(? AS BINARY)`), or
+/// None when the statement is not in the dump's form (see [`literals`]) or would need more
+/// placeholders than a prepared statement holds.
 pub fn bound(stmt: &[u8]) -> Option<Bound> {
     let insert = Insert::parse(stmt)?;
     let mut statement = format!("INSERT INTO {} ({}) VALUES (", insert.table, insert.columns.join(","));

@@ -1,8 +1,8 @@
 //! The MySQL engine: the sql capability on a real MetaDB (MariaDB, MySQL, OceanBase's MySQL
 //! mode) through mysql_async. This file holds [`MysqlSql`], its pools and connections and the
-//! `Sql` trait's calls; the rest of the engine is one file per part (codec, direct, dump, format,
-//! load, objects, restore, share, snapshot, tables, wire) below it, none importing this one's items
-//! back except `dump.rs`, which adds the dump and checksum methods to [`MysqlSql`].
+//! `Sql` trait's calls; the rest of the engine is one file per part (codec, dump, format, load,
+//! objects, restore, share, snapshot, tables, wire) below it, none importing this one's items back
+//! except `dump.rs`, which adds the dump and checksum methods to [`MysqlSql`].
 //!
 //! - One pool per named connection from the site config; the password comes from an environment
 //!   variable or a file and never reaches a plugin or a log.
@@ -25,7 +25,6 @@
 
 pub mod codec;
 pub mod config;
-mod direct;
 mod dump;
 pub mod flavour;
 pub mod format;
