@@ -291,6 +291,41 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A binary column's default with a byte of 0x80 or more: MariaDB's `SHOW CREATE TABLE` gives
+/// its raw bytes, so the definition is not text and no dump can carry it as a statement (before,
+/// reading it panicked in the driver). The plan refuses it, naming the column and the fix, and a
+/// dump refuses it without a file. A binary default of ASCII bytes, and a latin1 column's text
+/// default, come back exact.
+#[tokio::test]
+async fn a_binary_default_the_server_shows_changed_is_refused_before_anything_changes() {
+    let db = unique_db("binary_default");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, b VARBINARY(4) DEFAULT 0xFF00, l VARCHAR(8) CHARACTER SET latin1 DEFAULT 'café'); INSERT INTO {db}.t (id) VALUES (1);"
+    ));
+    let (dir, s) = engine();
+    let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await;
+    assert!(
+        matches!(&plan, Err(e) if e.message().contains(&format!("table {db}.t: the DEFAULT of binary column b")) && e.message().contains("DROP DEFAULT")),
+        "{plan:?}"
+    );
+    let dump = s.dump_database("metadb", &db, "binary_default").await;
+    assert!(matches!(&dump, Err(e) if e.message().contains("binary column b")), "{dump:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file is left");
+    assert_eq!(value(&db, "SELECT HEX(b) FROM t"), "FF00", "nothing changed");
+    // A default of ASCII bytes shows as it is: described, and back exact with the latin1 one.
+    sql(&format!("ALTER TABLE {db}.t ALTER COLUMN b SET DEFAULT 0x4100"));
+    s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
+    let create = value(&db, "SHOW CREATE TABLE t");
+    let backup = s.dump_database("metadb", &db, "binary_default").await.unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let restored = s.restore_database("metadb", &db, "binary_default").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    assert_eq!(value(&db, "SHOW CREATE TABLE t"), create);
+    sql(&format!("INSERT INTO {db}.t (id) VALUES (2)"));
+    assert_eq!(value(&db, "SELECT CONCAT(HEX(b), ' ', HEX(l)) FROM t WHERE id = 2"), "4100 636166E9", "both defaults as they were");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// opshost's MySQL engine on the test MariaDB, its backups in a directory of their own.
 fn engine() -> (tempfile::TempDir, MysqlSql) {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //!
 //! A system-versioned table (MariaDB) is read with its history (`FOR SYSTEM_TIME ALL`) and its
 //! period columns, which a restore writes back under `system_versioning_insert_history`; one
-//! versioned by transaction id cannot be written back by any client and is refused.
+//! versioned by transaction id cannot be written back by any client and is refused, and so is a
+//! table whose definition is not text (a binary column's default of raw bytes).
 
 use super::codec::{db_err, quote_ident};
 use super::objects;
@@ -77,11 +78,17 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     // (column, extra, key, type) of every table, in each table's order; a period column of a
     // system-versioned table has `ROW START` or `ROW END` for extra.
     let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
+    // Binary columns with a default, by table: see [`default_not_text`].
+    let mut binary_defaults: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
-        format!("SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION")
+        format!(
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, \
+             DATA_TYPE IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob') AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT <> 'NULL' \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
+        )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    let all: Vec<(String, String, String, String, String, String)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
+    let all: Vec<(String, String, String, String, String, String, bool)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
@@ -96,7 +103,10 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .unwrap_or_default()
         .into_iter()
         .collect();
-    for (table, column, extra, key, ty, expression) in all {
+    for (table, column, extra, key, ty, expression, binary_default) in all {
+        if binary_default {
+            binary_defaults.entry(table.clone()).or_default().push(column.clone());
+        }
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
     }
@@ -107,6 +117,16 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         if let Some(broken) = std::iter::once(&name).chain(columns.iter().map(|(c, ..)| c)).find(|n| n.contains(['\n', '\r'])) {
             return Err(failed(format!(
                 "table {database}.{name}: the name {broken:?} holds a line break, which a dump (one statement a line) cannot carry: rename it before the upgrade"
+            )));
+        }
+        if let Some(lost) = match binary_defaults.get(&name) {
+            Some(binary) => default_not_text(c, database, &name, binary).await?,
+            None => None,
+        } {
+            return Err(failed(format!(
+                "table {database}.{name}: the DEFAULT of binary column {lost} holds bytes that are not text, which the server's SHOW CREATE TABLE gives raw, so no backup can carry the table's definition: drop the default before the upgrade (ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT) and set it again after, or give it a default of ASCII bytes",
+                quote_ident(&name),
+                quote_ident(&lost)
             )));
         }
         let versioned = kind == "SYSTEM VERSIONED";
@@ -152,6 +172,24 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     Ok(out)
 }
 
+/// The first of `columns` (binary columns with a default) of `database`.`table` whose default
+/// `SHOW CREATE TABLE` gives as bytes that are not text. MariaDB writes a binary default as a
+/// string of its raw bytes whatever the results' character set (`DEFAULT '\xff\0'`), so a byte
+/// of 0x80 or more makes the definition something no dump can carry as a statement: read as
+/// text it is no longer the definition (and mysql_async refuses to read it as a string).
+async fn default_not_text(c: &mut Conn, database: &str, table: &str, columns: &[String]) -> Result<Option<String>, Error> {
+    let sql = format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(table));
+    let create: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql).await.map_err(|e| db_err(database, e))?;
+    let Some((_, create)) = create.filter(|(_, create)| std::str::from_utf8(create).is_err()) else { return Ok(None) };
+    let line_of = |column: &str| {
+        let start = format!("  {} ", quote_ident(column));
+        create.split(|&b| b == b'\n').find(|l| l.starts_with(start.as_bytes())).map(<[u8]>::to_vec)
+    };
+    // The column whose line is not text; any of them if none is found so (the definition is
+    // refused either way).
+    Ok(columns.iter().find(|column| line_of(column).is_some_and(|l| std::str::from_utf8(&l).is_err())).or(columns.first()).cloned())
+}
+
 /// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
 /// `databases`, one statement per table shared out over `conns` (all in the session time zone
 /// of the read: it shows in TIMESTAMP defaults). A few hundred small tables take a round trip
@@ -166,8 +204,15 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
         .collect();
     let readers = conns.iter_mut().map(|c| (c, Vec::new())).collect();
     let read = share_out(readers, jobs, |(c, mut found): (&mut Conn, Vec<(usize, usize, String)>), (d, t, sql): (usize, usize, String)| async move {
-        let create: Result<Option<(String, String)>, _> = c.query_first(sql).await;
-        let read = create.map(|create| found.push((d, t, create.map(|(_, c)| c).unwrap_or_default()))).map_err(|e| db_err(databases[d], e));
+        // As bytes: a definition that is not text is an error here, not a panic in the driver.
+        let create: Result<Option<(Vec<u8>, Vec<u8>)>, _> = c.query_first(sql).await;
+        let read = create.map_err(|e| db_err(databases[d], e)).and_then(|create| {
+            let text = String::from_utf8(create.map(|(_, c)| c).unwrap_or_default()).map_err(|_| {
+                failed(format!("the definition of a table of {} is not text (a binary column's default of raw bytes): run plan, which names it", databases[d]))
+            })?;
+            found.push((d, t, text));
+            Ok(())
+        });
         ((c, found), read)
     })
     .await?;
