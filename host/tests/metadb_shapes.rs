@@ -285,8 +285,8 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
 }
 
 /// A binary column's default with a byte of 0x80 or more: MariaDB's `SHOW CREATE TABLE` gives
-/// its raw bytes, so the definition is not text and no dump can carry it as a statement (before,
-/// reading it panicked in the driver). The plan refuses it, naming the column and the fix, and a
+/// its raw bytes, so the definition is not text, which opshost's restore does not take (before,
+/// the dump panicked in the driver reading it). The plan refuses it, naming the column and the fix, and a
 /// dump refuses it without a file. A binary default of ASCII bytes, and a latin1 column's text
 /// default, come back exact.
 #[tokio::test]

@@ -124,7 +124,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             None => None,
         } {
             return Err(failed(format!(
-                "table {database}.{name}: the DEFAULT of binary column {lost} holds bytes that are not text, which the server's SHOW CREATE TABLE gives raw, so no backup can carry the table's definition: drop the default before the upgrade (ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT) and set it again after, or give it a default of ASCII bytes",
+                "table {database}.{name}: the DEFAULT of binary column {lost} holds bytes that are not text, which the server's SHOW CREATE TABLE gives raw, and opshost's backup does not carry such a definition: drop the default before the upgrade (ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT) and set it again after, or give it a default of ASCII bytes",
                 quote_ident(&name),
                 quote_ident(&lost)
             )));
@@ -175,8 +175,9 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
 /// The first of `columns` (binary columns with a default) of `database`.`table` whose default
 /// `SHOW CREATE TABLE` gives as bytes that are not text. MariaDB writes a binary default as a
 /// string of its raw bytes whatever the results' character set (`DEFAULT '\xff\0'`), so a byte
-/// of 0x80 or more makes the definition something no dump can carry as a statement: read as
-/// text it is no longer the definition (and mysql_async refuses to read it as a string).
+/// of 0x80 or more makes the definition bytes that are not text. The stock client replays such a
+/// line as it is; opshost's restore takes definitions as text, so its dump refuses them (read as
+/// a string, mysql_async panicked on them).
 async fn default_not_text(c: &mut Conn, database: &str, table: &str, columns: &[String]) -> Result<Option<String>, Error> {
     let sql = format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(table));
     let create: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql).await.map_err(|e| db_err(database, e))?;
