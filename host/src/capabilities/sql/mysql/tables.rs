@@ -208,8 +208,13 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
         // As bytes: a definition that is not text is an error here, not a panic in the driver.
         let create: Result<Option<(Vec<u8>, Vec<u8>)>, _> = c.query_first(sql).await;
         let read = create.map_err(|e| db_err(databases[d], e)).and_then(|create| {
-            let text = String::from_utf8(create.map(|(_, c)| c).unwrap_or_default()).map_err(|_| {
-                failed(format!("the definition of a table of {} is not text (a binary column's default of raw bytes): run plan, which names it", databases[d]))
+            let (name, create) = create.unwrap_or_default();
+            let text = String::from_utf8(create).map_err(|_| {
+                failed(format!(
+                    "table {}.{}: SHOW CREATE TABLE gives a definition that is not text (as for a binary column's default of raw bytes), which opshost's backup does not carry: make it text (drop such a default for the upgrade and set it again after), then run again",
+                    databases[d],
+                    String::from_utf8_lossy(&name)
+                ))
             })?;
             found.push((d, t, text));
             Ok(())
