@@ -7,6 +7,7 @@
 use super::codec::{db_err, quote_ident};
 use super::flavour::Flavour;
 use super::format::{database_defaults, io_err, Zone, DUMP_SQL_MODE, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
+use super::share::share_out;
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
@@ -41,21 +42,14 @@ impl MysqlSql {
         let want = if snapshot::pieces(rows, bytes) > 1 && flavour.shared_snapshot() { READERS.min(pool_size) } else { 1 };
         let mut more = Vec::new();
         if let Some(target) = metadb.and_then(|m| m.wire.as_ref()).filter(|_| bulk && flavour.bulk_reader() && want > 1 && pool_size > READERS) {
-            for _ in 0..READERS {
-                match self.wire_conn(target, database, zone, flavour.bulk_session()).await {
-                    Ok(w) => more.push(snapshot::Reader::Wire(w)),
-                    Err(_) => {
-                        // Whatever the bulk reader cannot do, mysql_async can: read through it.
-                        more.clear();
-                        break;
-                    }
-                }
+            // Side by side; whatever the bulk reader cannot do, mysql_async can: read through it.
+            let tries = futures_util::future::join_all((0..READERS).map(|_| self.wire_conn(target, database, zone, flavour.bulk_session()))).await;
+            if tries.iter().all(Result::is_ok) {
+                more = tries.into_iter().flatten().map(snapshot::Reader::Wire).collect();
             }
         }
         if more.is_empty() {
-            for _ in 1..want {
-                more.push(snapshot::Reader::Pooled(self.conn_zoned(connection, database, zone).await?));
-            }
+            more = self.conns_zoned(connection, database, zone, want - 1).await?.into_iter().map(snapshot::Reader::Pooled).collect();
         }
         let started = snapshot::start(first, more, database).await?;
         if started.iter().any(|r| matches!(r, snapshot::Reader::Wire(_))) {
@@ -67,38 +61,37 @@ impl MysqlSql {
     /// One consistent snapshot of `databases` (at least one) ready to read, TIMESTAMP values in
     /// `zone`, with the bulk reader when `bulk` (and it connects). Their chunks queue one database
     /// after another. An error after the bulk reader started says so.
+    ///
+    /// The databases are described side by side, one per connection (each takes a few
+    /// `information_schema` queries, a few milliseconds on a server with a few hundred tables,
+    /// most of it the server opening the tables' definitions), and so are many tables'
+    /// definitions; a backup taken inside the downtime waits for all of it.
     pub(super) async fn open(&self, connection: &str, databases: &[&str], zone: Zone, bulk: bool) -> Result<Opened, (Error, bool)> {
-        let mut first = self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?;
-        let flavour = self.flavour(connection, &mut first).await.map_err(|e| (e, false))?;
-        let mut tables = Vec::new();
-        let mut objects = Vec::new();
-        let mut defaults = Vec::new();
-        for (i, database) in databases.iter().enumerate() {
+        let pool_size = self.pools.get(connection).map(|p| p.size).unwrap_or(1);
+        let mut conns = self.conns_zoned(connection, databases[0], zone, databases.len().min(READERS).min(pool_size)).await.map_err(|e| (e, false))?;
+        let flavour = self.flavour(connection, &mut conns[0]).await.map_err(|e| (e, false))?;
+        let workers = conns.into_iter().map(|c| (c, Vec::new())).collect();
+        let described = share_out(workers, databases.iter().enumerate(), |(mut c, mut found): (Conn, Vec<(usize, Described)>), (i, database)| async move {
             // The first was checked by `USE`; a missing other is an error, not an empty database.
-            if i > 0 {
-                let found: Option<String> = first
-                    .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
-                    .await
-                    .map_err(|e| (db_err(database, e), false))?;
-                if found.is_none() {
-                    return Err((not_found(format!("database {database} does not exist")), false));
-                }
-            }
-            tables.push(self::tables(&mut first, database).await.map_err(|e| (e, false))?);
-            objects.push(objects::read(&mut first, database).await.map_err(|e| (e, false))?);
-            let found: Option<(String, String)> = first
-                .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
-                .await
-                .map_err(|e| (db_err(database, e), false))?;
-            defaults.push(found.and_then(|(charset, collation)| database_defaults(&charset, &collation)));
+            let read = describe(&mut c, database, i > 0).await.map(|d| found.push((i, d)));
+            ((c, found), read)
+        })
+        .await
+        .map_err(|e| (e, false))?;
+        let (mut conns, found): (Vec<Conn>, Vec<Vec<(usize, Described)>>) = described.into_iter().unzip();
+        let mut found: Vec<(usize, Described)> = found.into_iter().flatten().collect();
+        found.sort_by_key(|(i, _)| *i);
+        let (mut tables, mut objects, mut defaults) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, d) in found {
+            tables.push(d.tables);
+            objects.push(d.objects);
+            defaults.push(d.defaults);
         }
         // Many definitions are read on a few connections side by side.
         let count: usize = tables.iter().map(Vec::len).sum();
-        let pool_size = self.pools.get(connection).map(|p| p.size).unwrap_or(1);
-        let readers = if count >= DEFINITIONS_SHARED_FROM { READERS.min(pool_size) } else { 1 };
-        let mut conns = vec![first];
-        for _ in 1..readers {
-            conns.push(self.conn_zoned(connection, databases[0], zone).await.map_err(|e| (e, false))?);
+        if count >= DEFINITIONS_SHARED_FROM {
+            let more = READERS.min(pool_size).saturating_sub(conns.len());
+            conns.extend(self.conns_zoned(connection, databases[0], zone, more).await.map_err(|e| (e, false))?);
         }
         definitions(&mut conns, databases, &mut tables).await.map_err(|e| (e, false))?;
         // The others go back to the pool.
@@ -114,6 +107,11 @@ impl MysqlSql {
             chunks.extend(snapshot::plan(conns[0].pooled(), db, database, &tables[db], n).await.map_err(|e| (e, wired))?);
         }
         Ok(Opened { tables, objects, defaults, flavour, readers: snapshot::readers(conns), chunks, wired })
+    }
+
+    /// `n` connections as [`MysqlSql::conn_zoned`] makes them, connected side by side.
+    async fn conns_zoned(&self, connection: &str, database: &str, zone: Zone, n: usize) -> Result<Vec<Conn>, Error> {
+        futures_util::future::try_join_all((0..n).map(|_| self.conn_zoned(connection, database, zone))).await
     }
 
     /// `read(true)`; when it failed after the bulk reader started, a warning and `read(false)`
@@ -278,6 +276,33 @@ pub(super) struct Opened {
     readers: Vec<snapshot::Reader>,
     chunks: Vec<snapshot::Chunk>,
     wired: bool,
+}
+
+/// What a snapshot needs of one database before it starts: its tables (their definitions read
+/// after, see [`definitions`]), its other objects, and its defaults as a dump's head line.
+struct Described {
+    tables: Vec<TableInfo>,
+    objects: Vec<objects::DbObject>,
+    defaults: Option<String>,
+}
+
+/// Describe `database` on `c`; `check_exists`: a database `c` is not in, which must exist (an
+/// empty answer would otherwise read as a database without tables).
+async fn describe(c: &mut Conn, database: &str, check_exists: bool) -> Result<Described, Error> {
+    if check_exists {
+        let found: Option<String> =
+            c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
+        if found.is_none() {
+            return Err(not_found(format!("database {database} does not exist")));
+        }
+    }
+    let tables = tables(c, database).await?;
+    let objects = objects::read(c, database).await?;
+    let found: Option<(String, String)> = c
+        .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
+    Ok(Described { tables, objects, defaults: found.and_then(|(charset, collation)| database_defaults(&charset, &collation)) })
 }
 
 /// From this many tables, their definitions are read on [`READERS`] connections side by side.
