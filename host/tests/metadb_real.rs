@@ -525,8 +525,9 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
         let started = std::time::Instant::now();
         let (a, b) = ("a".repeat(3000), "b".repeat(3000));
         let stmt = format!("INSERT INTO `t` (`id`,`v`) VALUES (1,'{a}'),(2,'{b}');");
-        assert_eq!(policy.binds(stmt.as_bytes()), how == "bound");
-        load::insert(&mut worker, stmt.into_bytes(), &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
+        let rows = policy.rows(stmt.into_bytes());
+        assert_eq!(rows.bound(), how == "bound");
+        load::insert(&mut worker, rows, &policy).await.unwrap_or_else(|e| panic!("{how}: {e}"));
         release.await.unwrap();
         assert!(started.elapsed() >= std::time::Duration::from_secs(1), "{how}: no lock wait happened");
         let rows: Vec<(i32, String)> = worker.query("SELECT id, v FROM t ORDER BY id").await.unwrap();

@@ -81,6 +81,36 @@ impl Policy {
     pub fn binds(&self, stmt: &[u8]) -> bool {
         self.bind.load(Relaxed) && stmt.len() <= self.bound_max && long_values(stmt)
     }
+
+    /// One dump statement's rows, with whether they go bound decided once ([`Policy::binds`]).
+    pub fn rows(&self, stmt: Vec<u8>) -> Rows {
+        let bound = self.binds(&stmt);
+        Rows { stmt, bound }
+    }
+}
+
+/// One dump statement's rows, and whether their values go bound (see [`Policy::rows`]).
+pub struct Rows {
+    stmt: Vec<u8>,
+    bound: bool,
+}
+
+impl Rows {
+    /// Whether the values go bound, as a prepared INSERT.
+    pub fn bound(&self) -> bool {
+        self.bound
+    }
+
+    /// The table the rows go into, quoted as the statement names it.
+    pub fn table(&self) -> Option<&str> {
+        insert_table(&self.stmt).map(|(table, _)| table)
+    }
+}
+
+/// The table an INSERT names (quoted, with or without a column list after it) and the rest.
+fn insert_table(stmt: &[u8]) -> Option<(&str, &[u8])> {
+    let (table, rest) = ident_bytes(stmt.strip_prefix(b"INSERT INTO ")?)?;
+    Some((std::str::from_utf8(table).ok()?, rest))
 }
 
 /// Insert one dump statement's rows on `c`: bound or as LOAD DATA where `policy` wants it, else
@@ -88,11 +118,11 @@ impl Policy {
 ///
 /// Each statement is a transaction of its own. One that InnoDB picks as a deadlock victim, or
 /// that waited too long for a lock, was rolled back whole and is run again, a few times.
-pub async fn insert(c: &mut Conn, stmt: Vec<u8>, policy: &Policy) -> Result<(), mysql_async::Error> {
+pub async fn insert(c: &mut Conn, rows: Rows, policy: &Policy) -> Result<(), mysql_async::Error> {
     const ATTEMPTS: u32 = 5;
     let mut attempt = 1;
     loop {
-        match insert_once(c, &stmt, policy).await {
+        match insert_once(c, &rows, policy).await {
             Err(mysql_async::Error::Server(s)) if [1213, 1205].contains(&s.code) && attempt < ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                 attempt += 1;
@@ -102,8 +132,10 @@ pub async fn insert(c: &mut Conn, stmt: Vec<u8>, policy: &Policy) -> Result<(), 
     }
 }
 
-async fn insert_once(c: &mut Conn, stmt: &[u8], policy: &Policy) -> Result<(), mysql_async::Error> {
-    if policy.binds(stmt) {
+async fn insert_once(c: &mut Conn, rows: &Rows, policy: &Policy) -> Result<(), mysql_async::Error> {
+    let stmt = rows.stmt.as_slice();
+    // A form refused by an earlier statement is not tried again.
+    if rows.bound && policy.bind.load(Relaxed) {
         if let Some(b) = bound(stmt) {
             match run_bound(c, b).await {
                 Err(e) if refuses_binding(&e) => policy.bind.store(false, Relaxed),
@@ -196,7 +228,7 @@ pub(super) fn ident(s: &str) -> Option<(&str, &str)> {
 }
 
 /// [`ident`] of bytes.
-pub(super) fn ident_bytes(b: &[u8]) -> Option<(&[u8], &[u8])> {
+fn ident_bytes(b: &[u8]) -> Option<(&[u8], &[u8])> {
     if b.first() != Some(&b'`') {
         return None;
     }
@@ -222,9 +254,8 @@ impl<'a> Insert<'a> {
     /// bytes: a binary string's are its own).
     fn parse(stmt: &'a [u8]) -> Option<Insert<'a>> {
         let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
-        let rest = stmt.strip_prefix(b"INSERT INTO ")?;
-        let (table, mut rest) = ident_bytes(rest)?;
-        rest = rest.strip_prefix(b" (")?;
+        let (table, rest) = insert_table(stmt)?;
+        let mut rest = rest.strip_prefix(b" (")?;
         let mut columns = Vec::new();
         loop {
             let (c, r) = ident_bytes(rest)?;
@@ -236,7 +267,7 @@ impl<'a> Insert<'a> {
                 break;
             }
         }
-        Some(Insert { table: text(table)?, columns, values: rest })
+        Some(Insert { table, columns, values: rest })
     }
 }
 

@@ -25,7 +25,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
-use super::load::{ident, ident_bytes};
+use super::load::ident;
 use super::share::share_out;
 use super::{indexes, load, objects};
 use crate::bindings::Error;
@@ -73,14 +73,13 @@ struct Replay {
 }
 
 impl Replay {
-    /// The turn to take before running `insert` (an INSERT of this file): its table's when the
+    /// The turn to take before inserting `rows` (of an INSERT of this file): its table's when the
     /// table has an AUTO_INCREMENT column and the rows do not go bound.
-    fn turn(&self, insert: &[u8]) -> Option<&tokio::sync::Mutex<()>> {
-        if self.one_at_a_time.is_empty() {
+    fn turn(&self, rows: &load::Rows) -> Option<&tokio::sync::Mutex<()>> {
+        if self.one_at_a_time.is_empty() || rows.bound() {
             return None;
         }
-        let (table, _) = insert.strip_prefix(b"INSERT INTO ").and_then(ident_bytes)?;
-        self.one_at_a_time.get(std::str::from_utf8(table).ok()?).filter(|_| !self.policy.binds(insert))
+        self.one_at_a_time.get(rows.table()?)
     }
 }
 
@@ -460,11 +459,12 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             }
             match other {
                 None => {
-                    let _turn = match r.turn(&line) {
+                    let rows = r.policy.rows(line);
+                    let _turn = match r.turn(&rows) {
                         Some(turn) => Some(turn.lock().await),
                         None => None,
                     };
-                    load::insert(&mut c, line, &r.policy).await.map_err(|e| fail(r, e))
+                    load::insert(&mut c, rows, &r.policy).await.map_err(|e| fail(r, e))
                 }
                 // After the rows: the footer's settings, or statements a hand-edited file added.
                 Some(other) => c.query_drop(other).await.map_err(|e| fail(r, e)),
@@ -574,16 +574,18 @@ mod tests {
              CREATE TABLE `plain` {KEYED} AUTO_INCREMENT=3 COMMENT='AUTO_INCREMENT';\n{END_MARKER}\n"
         );
         let (replay, _) = head_of(&text, true).await;
-        let narrow = b"INSERT INTO `beats` (`id`,`node`) VALUES (1,'10.0.0.1'),(2,'10.0.0.2');";
-        assert!(replay.turn(narrow).is_some());
+        let rows = |stmt: &[u8]| replay.policy.rows(stmt.to_vec());
+        let narrow = rows(b"INSERT INTO `beats` (`id`,`node`) VALUES (1,'10.0.0.1'),(2,'10.0.0.2');");
+        assert!(replay.turn(&narrow).is_some());
         // The same table, whichever form its rows take, shares one turn.
-        let other = b"INSERT INTO `beats` VALUES (3,'10.0.0.3');";
-        assert!(std::ptr::eq(replay.turn(narrow).unwrap(), replay.turn(other).unwrap()));
+        let other = rows(b"INSERT INTO `beats` VALUES (3,'10.0.0.3');");
+        assert!(std::ptr::eq(replay.turn(&narrow).unwrap(), replay.turn(&other).unwrap()));
         // No AUTO_INCREMENT column (the table option and a comment do not make one).
-        assert!(replay.turn(b"INSERT INTO `plain` (`id`,`name`) VALUES (1,'a');").is_none());
+        assert!(replay.turn(&rows(b"INSERT INTO `plain` (`id`,`name`) VALUES (1,'a');")).is_none());
         // Rows of long values go bound: an INSERT, which InnoDB lets two workers run side by side.
-        let long = format!("INSERT INTO `beats` (`id`,`node`) VALUES (1,'{}');", "x".repeat(4096));
-        assert!(replay.turn(long.as_bytes()).is_none());
+        let long = rows(format!("INSERT INTO `beats` (`id`,`node`) VALUES (1,'{}');", "x".repeat(4096)).as_bytes());
+        assert!(long.bound());
+        assert!(replay.turn(&long).is_none());
     }
 
     #[test]
