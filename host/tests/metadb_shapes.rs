@@ -312,6 +312,35 @@ async fn a_binary_default_the_server_shows_changed_is_refused_before_anything_ch
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// MariaDB shows a view's string literal with a character set introducer as its raw bytes
+/// (`_latin1'\xE9'`), not UTF-8. Read lossily (as before), the backup held another literal
+/// and its checksum, read the same way, matched: the plan and a dump now refuse the view,
+/// naming it and the fix, which then backs up and comes back exact.
+#[tokio::test]
+async fn a_view_literal_the_server_shows_raw_is_refused_before_anything_changes() {
+    let db = unique_db("raw_view");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); INSERT INTO {db}.t VALUES (1); CREATE VIEW {db}.v AS SELECT id, _latin1 X'E9' AS e FROM {db}.t;"));
+    let (dir, s) = engine();
+    refused_before_anything_changes(
+        &s,
+        dir.path(),
+        &db,
+        &[&format!("view {db}.v: the server shows its definition as bytes that are not text"), "CONVERT(X'E9' USING latin1)"],
+    )
+    .await;
+    assert_eq!(value(&db, "SELECT CONCAT(id, ' ', HEX(e)) FROM v"), "1 E9", "nothing changed");
+    // As the message says: the same string without the introducer.
+    sql(&format!("CREATE OR REPLACE VIEW {db}.v AS SELECT id, CONVERT(X'E9' USING latin1) AS e FROM {db}.t;"));
+    let create = value(&db, "SHOW CREATE VIEW v");
+    let backup = s.dump_database("metadb", &db, "raw_view").await.unwrap();
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    let restored = s.restore_database("metadb", &db, "raw_view").await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    assert_eq!(value(&db, "SHOW CREATE VIEW v"), create);
+    assert_eq!(value(&db, "SELECT HEX(CONVERT(e USING latin1)) FROM v"), "E9");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// The plan and a dump of `db` both refuse it, each with a message that says every one of
 /// `says`, and the dump leaves no file in `dir`.
 async fn refused_before_anything_changes(s: &MysqlSql, dir: &std::path::Path, db: &str, says: &[&str]) {

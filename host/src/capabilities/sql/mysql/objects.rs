@@ -60,7 +60,8 @@ pub struct DbObject {
     pub collation: Option<String>,
 }
 
-/// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it).
+/// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it): a setting
+/// shown beside the definition (`sql_mode`, a time zone, a collation), ASCII.
 fn text(row: &Row, i: usize) -> Option<String> {
     row.as_ref(i).and_then(|v| match v {
         mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -85,6 +86,20 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             "{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account {grant}, or drop the object"
         ))
     };
+    // A definition as the text it is (NULL: the account may not see it). MariaDB shows a view's
+    // string literal with a character set introducer as its raw bytes (`_latin1'\xE9'`), which
+    // are not UTF-8: read lossily, the literal came back changed, and the checksum, reading it
+    // the same way on both sides, could not tell. Such a definition is refused instead.
+    let definition = |row: Option<&Row>, i: usize, kind: &str, name: &str| -> Result<String, Error> {
+        match row.and_then(|r| r.as_ref(i)) {
+            Some(mysql_async::Value::Bytes(b)) => String::from_utf8(b.clone()).map_err(|_| {
+                failed(format!(
+                    "{kind} {database}.{name}: the server shows its definition as bytes that are not text (a string literal with a character set introducer, such as _latin1'…', is shown raw), which opshost's backup does not carry: re-create it without the introducer (CONVERT(X'E9' USING latin1) is the same string), or back it up by hand and drop it, before the upgrade"
+                ))
+            }),
+            _ => Err(unreadable(kind, name)),
+        }
+    };
     let views: Vec<String> = c
         .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,))
         .await
@@ -92,7 +107,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     let mut view_objects = Vec::new();
     for v in views {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
-        let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("view", &v))?;
+        let create = definition(row.as_ref(), 1, "view", &v)?;
         let collation = row.as_ref().and_then(|r| text(r, 3));
         view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None, collation });
     }
@@ -103,8 +118,8 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         .map_err(|e| db_err(database, e))?;
     for t in triggers {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
+        let create = definition(row.as_ref(), 2, "trigger", &t)?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
-        let create = text(&r, 2).ok_or_else(|| unreadable("trigger", &t))?;
         out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
     }
     let routines: Vec<(String, String)> = c
@@ -122,8 +137,8 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             }
         };
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
+        let create = definition(row.as_ref(), 2, kind.word(), &name)?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
-        let create = text(&r, 2).ok_or_else(|| unreadable(kind.word(), &name))?;
         out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
     }
     let events: Vec<String> = c
@@ -132,8 +147,8 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         .map_err(|e| db_err(database, e))?;
     for e in events {
         let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
+        let create = definition(row.as_ref(), 3, "event", &e)?;
         let r = row.ok_or_else(|| unreadable("event", &e))?;
-        let create = text(&r, 3).ok_or_else(|| unreadable("event", &e))?;
         out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2), state: None, collation: text(&r, 5) });
     }
     // Last, so that the checksum of a database without any is what earlier versions recorded.
@@ -144,7 +159,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     for q in sequences {
         let name = format!("{db}.{}", quote_ident(&q));
         let row: Option<Row> = c.query_first(format!("SHOW CREATE SEQUENCE {name}")).await.map_err(|e| db_err(database, e))?;
-        let create = row.as_ref().and_then(|r| text(r, 1)).ok_or_else(|| unreadable("sequence", &q))?;
+        let create = definition(row.as_ref(), 1, "sequence", &q)?;
         let stood: Option<(i64, i64)> =
             c.query_first(format!("SELECT next_not_cached_value, cycle_count FROM {name}")).await.map_err(|e| db_err(database, e))?;
         let (next, round) = stood.ok_or_else(|| unreadable("sequence", &q))?;
