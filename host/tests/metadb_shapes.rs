@@ -341,6 +341,34 @@ async fn a_view_literal_the_server_shows_raw_is_refused_before_anything_changes(
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// An event the server's scheduler runs writes whenever it fires, and a backup verified against
+/// the live database inside the downtime then no longer matches: the plan warns, naming the event,
+/// its schedule and the fix. A disabled event, or a scheduler that is off, gets no warning.
+#[tokio::test]
+async fn the_plan_warns_of_an_event_the_scheduler_runs() {
+    let _globals = GLOBALS.lock().await;
+    let _back = GlobalBack("event_scheduler", value("mysql", "SELECT @@GLOBAL.event_scheduler"));
+    let db = unique_db("scheduled");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.log (id INT PRIMARY KEY); \
+         CREATE EVENT {db}.purge ON SCHEDULE EVERY 1 DAY STARTS '2035-01-01 00:00:00' DO DELETE FROM {db}.log; \
+         CREATE EVENT {db}.idle ON SCHEDULE EVERY 1 HOUR STARTS '2035-01-01 00:00:00' DISABLE DO DELETE FROM {db}.log;"
+    ));
+    let (_dir, s) = engine();
+    let warnings = |lines: Vec<String>| lines.into_iter().filter(|l| l.starts_with("warning:")).collect::<Vec<_>>();
+    sql("SET GLOBAL event_scheduler = OFF");
+    let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
+    assert!(plan.iter().any(|l| l.contains("2 events")), "{plan:?}");
+    assert_eq!(warnings(plan), Vec::<String>::new());
+    sql("SET GLOBAL event_scheduler = ON");
+    let w = warnings(s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap());
+    assert_eq!(w.len(), 1, "only the enabled event: {w:?}");
+    for says in [format!("event `{db}`.`purge` is enabled"), "every 1 day".to_string(), format!("ALTER EVENT `{db}`.`purge` DISABLE")] {
+        assert!(w[0].contains(&says), "{says}: {w:?}");
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// The plan and a dump of `db` both refuse it, each with a message that says every one of
 /// `says`, and the dump leaves no file in `dir`.
 async fn refused_before_anything_changes(s: &MysqlSql, dir: &std::path::Path, db: &str, says: &[&str]) {

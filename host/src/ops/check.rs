@@ -123,7 +123,10 @@ pub async fn check(setup: &Setup, a: &CheckRequest) -> Result<Vec<Finding>> {
                 continue;
             }
             Err(e) => out.add(Status::Fail, &subject, format!("{}: an upgrade would refuse before anything changes", e.message())),
-            Ok(lines) => lines.into_iter().for_each(|l| out.add(Status::Ok, &subject, l)),
+            Ok(lines) => lines.into_iter().for_each(|l| match l.strip_prefix("warning: ") {
+                Some(warning) => out.add(Status::Warn, &subject, warning.to_string()),
+                None => out.add(Status::Ok, &subject, l),
+            }),
         }
         metadb_up.insert(connection.clone(), true);
         match sql.account_check(connection, &databases).await {

@@ -396,6 +396,36 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A warning for each event of `database` that the server's scheduler runs (enabled, and
+/// `event_scheduler` ON): it writes to the MetaDB whenever it fires, which a backup taken and then
+/// verified against the live database inside the downtime cannot tell from a stray writer.
+async fn events_that_write(c: &mut Conn, database: &str) -> Result<Vec<String>, Error> {
+    let scheduler: Option<String> = c.query_first("SELECT @@global.event_scheduler").await.ok().flatten();
+    if !scheduler.is_some_and(|s| s.eq_ignore_ascii_case("ON")) {
+        return Ok(Vec::new());
+    }
+    let enabled: Vec<(String, Option<String>, Option<String>)> = c
+        .exec(
+            "SELECT EVENT_NAME, CAST(INTERVAL_VALUE AS CHAR), INTERVAL_FIELD FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED' ORDER BY EVENT_NAME",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    Ok(enabled
+        .into_iter()
+        .map(|(name, every, unit)| {
+            let when = match (every, unit) {
+                (Some(n), Some(unit)) => format!("every {n} {}", unit.to_lowercase()),
+                _ => "once".to_string(),
+            };
+            let event = format!("{}.{}", quote_ident(database), quote_ident(&name));
+            format!(
+                "warning: event {event} is enabled and the server's event_scheduler is ON: it runs {when}, and if it writes while the upgrade runs, the backup no longer matches the live database and the upgrade stops in the downtime; disable it for the upgrade (ALTER EVENT {event} DISABLE) and enable it after"
+            )
+        })
+        .collect())
+}
+
 #[async_trait]
 impl Sql for MysqlSql {
     async fn describe_backup(&self, connection: &str, databases: &[String]) -> Result<Vec<String>, Error> {
@@ -499,6 +529,9 @@ impl Sql for MysqlSql {
                 },
                 if objects.is_empty() { String::new() } else { " (each with its DEFINER, re-created after every row; this account may)".to_string() }
             ));
+            if objects.iter().any(|o| o.kind == objects::ObjectKind::Event) {
+                out.extend(events_that_write(&mut c, db).await?);
+            }
         }
         Ok(out)
     }
