@@ -174,9 +174,9 @@ impl TableHasher {
         self.rows += other.rows;
     }
     /// The table's digest given its name and a canonical definition (column names and types).
-    pub fn finish(&self, table: &str, definition: &str) -> [u8; 32] {
+    pub fn finish(&self, table: &str, definition: impl AsRef<[u8]>) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [table.as_bytes(), definition.as_bytes()] {
+        for part in [table.as_bytes(), definition.as_ref()] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }

@@ -208,7 +208,7 @@ impl MysqlSql {
     pub(super) async fn write_file(
         &self,
         backup_name: &str,
-        head: String,
+        head: Vec<u8>,
         tail: String,
         rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
         spare: snapshot::Spare,
@@ -322,7 +322,7 @@ const NO_CHECK_CONSTRAINTS: &str = "/*!100201 SET SESSION check_constraint_check
 
 /// A dump's head: the header's session settings, the database's defaults, the sequences, and
 /// every table's definition (after the estimate of its rows).
-fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[objects::DbObject], defaults: Option<&str>) -> String {
+fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[objects::DbObject], defaults: Option<&str>) -> Vec<u8> {
     let mut head = format!(
         "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='{DUMP_SQL_MODE}' */;\n"
     );
@@ -339,8 +339,13 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
         head.push('\n');
     }
     head.push_str(&objects::sequences_head(objects));
+    // A definition is bytes (see [`TableInfo::create`]), each on one line: the server ends its
+    // lines with `\n`, and escapes any in a default's bytes.
+    let mut head = head.into_bytes();
     for t in tables.iter() {
-        head.push_str(&format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n{};\n", t.estimated_rows, quote_ident(&t.name), t.create.replace('\n', " ")));
+        head.extend_from_slice(format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n", t.estimated_rows, quote_ident(&t.name)).as_bytes());
+        head.extend(t.create.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+        head.extend_from_slice(b";\n");
     }
     head
 }
@@ -358,13 +363,13 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
 /// a time, so the closing fsync has little left to wait for; a failed one fails the dump. On any
 /// error the channel is closed at once, so readers blocked on a full channel fail instead of
 /// waiting forever.
-fn write_file(path: &Path, head: &str, tail: &str, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
+fn write_file(path: &Path, head: &[u8], tail: &str, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
     use std::io::Write;
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
     let result = (|| {
         let mut f = std::fs::File::create(path)?;
-        f.write_all(head.as_bytes())?;
+        f.write_all(head)?;
         let (mut written, mut synced) = (head.len() as u64, head.len() as u64);
         while let Some(mut stmt) = rx.blocking_recv() {
             f.write_all(&stmt)?;

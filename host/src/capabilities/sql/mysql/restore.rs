@@ -259,8 +259,9 @@ fn fail_at(database: &str, path: &std::path::Path, e: impl std::fmt::Display) ->
 
 /// A file's head as read: the statements to run before its rows.
 struct Head {
-    /// In order, session settings included.
-    statements: Vec<String>,
+    /// In order, session settings included; as bytes, since a table's definition need not be
+    /// text (a binary column's default of raw bytes, as the server shows it).
+    statements: Vec<Vec<u8>>,
     /// Every statement after the session settings defines a different table and stands alone
     /// ([`indexes::defined_table`]): they may run on any connection in the file's session.
     standalone: bool,
@@ -284,7 +285,27 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             break;
         }
         read += line.len() as u64 + 1;
-        let line = text(&line).map_err(|e| fail(&e))?.to_string();
+        let line = match String::from_utf8(line) {
+            Ok(line) => line,
+            // A definition with a binary column's default of raw bytes runs as the bytes it is.
+            // Only its names are read from it (they are text), and its keys are not held back
+            // (splitting it would take it as text).
+            Err(e) if e.as_bytes().starts_with(b"CREATE TABLE ") => {
+                let line = e.into_bytes();
+                let named = String::from_utf8_lossy(&line);
+                match indexes::defined_table(&named) {
+                    Some(table) if created.insert(table.to_string()) => {}
+                    _ => standalone = false,
+                }
+                if let Some(table) = indexes::auto_increment_table(&named) {
+                    one_at_a_time.insert(table.to_string(), tokio::sync::Mutex::new(()));
+                }
+                estimate = None;
+                statements.push(line);
+                continue;
+            }
+            Err(e) => return Err(fail(&text(e.as_bytes()).unwrap_err())),
+        };
         if line == END_MARKER {
             complete = true;
         }
@@ -298,11 +319,11 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             defaults = Some(line);
             continue;
         }
-        if is_setting(&line) {
+        if is_setting(line.as_bytes()) {
             // Settings after a definition would apply to the definitions after them only.
             standalone &= created.is_empty();
             session.push(line.clone());
-            statements.push(line);
+            statements.push(line.into_bytes());
             continue;
         }
         if let Some(table) = line.strip_prefix("DROP TABLE IF EXISTS ").and_then(ident).filter(|(_, rest)| *rest == ";").map(|(t, _)| t) {
@@ -325,7 +346,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             }
             None => line,
         };
-        statements.push(now);
+        statements.push(now.into_bytes());
     }
     done.fetch_add(read, Relaxed);
     let replay = Replay {
@@ -347,16 +368,16 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
 /// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
 /// definition's file session first: the connections, and whose session each has.
 async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>) -> Result<(Vec<Conn>, Vec<Option<usize>>), Error> {
-    let jobs: Vec<(usize, String)> =
+    let jobs: Vec<(usize, Vec<u8>)> =
         heads.into_iter().enumerate().flat_map(|(i, h)| h.statements.into_iter().filter(|s| !is_setting(s)).map(move |s| (i, s))).collect();
     let workers = conns.into_iter().map(|c| (c, None)).collect();
-    let ran = share_out(workers, jobs, |(mut c, session): (Conn, Option<usize>), (i, statement): (usize, String)| async move {
+    let ran = share_out(workers, jobs, |(mut c, session): (Conn, Option<usize>), (i, statement): (usize, Vec<u8>)| async move {
         let r = &replays[i];
         let ran = async {
             if session != Some(i) {
                 switch(&mut c, r).await?;
             }
-            c.query_drop(statement.as_str()).await.map_err(|e| fail(r, e))
+            c.query_drop(statement.as_slice()).await.map_err(|e| fail(r, e))
         }
         .await;
         // A failed switch may have left the session half-entered: it is no file's.
@@ -368,8 +389,8 @@ async fn run_heads_shared(conns: Vec<Conn>, replays: &[Replay], heads: Vec<Head>
 }
 
 /// A head's session setting (as opposed to a definition).
-fn is_setting(statement: &str) -> bool {
-    statement.starts_with("/*!") || statement.starts_with("SET ")
+fn is_setting(statement: &[u8]) -> bool {
+    statement.starts_with(b"/*!") || statement.starts_with(b"SET ")
 }
 
 /// A line that is not run: blank, a comment, or the header's UTC setting in a dump read in the
@@ -385,12 +406,12 @@ async fn switch(c: &mut Conn, r: &Replay) -> Result<(), Error> {
 
 /// Point `c`'s session at `r`'s database and its zone, then run `statements` there in order (the
 /// file's settings, or its whole head).
-async fn enter(c: &mut Conn, r: &Replay, statements: &[String]) -> Result<(), Error> {
+async fn enter(c: &mut Conn, r: &Replay, statements: &[impl AsRef<[u8]>]) -> Result<(), Error> {
     c.query_drop(format!("USE {}", quote_ident(&r.database))).await.map_err(|e| db_err(&r.database, e))?;
     // A file read in the server's zone has no zone setting of its own: undo another file's.
     c.query_drop("SET SESSION time_zone = @@GLOBAL.time_zone").await.map_err(|e| fail(r, e))?;
     for s in statements {
-        c.query_drop(s.as_str()).await.map_err(|e| fail(r, e))?;
+        c.query_drop(s.as_ref()).await.map_err(|e| fail(r, e))?;
     }
     Ok(())
 }
@@ -512,7 +533,8 @@ mod tests {
     use super::*;
 
     /// The head of `text` as [`read_head`] reads it (LOAD DATA and key deferral on).
-    async fn head_of(text: &str, distinct: bool) -> (Replay, Head) {
+    async fn head_of(text: impl AsRef<[u8]>, distinct: bool) -> (Replay, Head) {
+        let text = text.as_ref();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sql");
         std::fs::write(&path, text).unwrap();
@@ -531,8 +553,9 @@ mod tests {
         );
         let (replay, head) = head_of(&text, true).await;
         assert!(head.standalone);
+        let statements: Vec<String> = head.statements.iter().map(|s| String::from_utf8(s.clone()).unwrap()).collect();
         assert_eq!(
-            head.statements,
+            statements,
             [
                 "/*!40101 SET NAMES utf8mb4 */;".to_string(),
                 "CREATE TABLE `big` (`id` int(11) NOT NULL, `name` varchar(64) DEFAULT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB;".to_string(),
@@ -545,6 +568,32 @@ mod tests {
         assert_eq!(replay.defaults.as_deref(), Some("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_bin;"));
         assert!(!replay.session.iter().any(|s| s.starts_with("ALTER")));
         assert_eq!(replay.lines.lock().await.0.as_deref(), Some(&b"INSERT INTO `small` VALUES (1,'a');"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_definition_of_raw_bytes_runs_as_it_is_and_nothing_else_may_be_other_than_text() {
+        // MariaDB shows a binary column's default of 0xFF00 as its raw bytes.
+        let mut text = format!("{ROWS_NOTE}20000\nDROP TABLE IF EXISTS `raw`;\n").into_bytes();
+        let create = [
+            &b"CREATE TABLE `raw` (`id` int(11) NOT NULL AUTO_INCREMENT, `b` varbinary(4) DEFAULT '"[..],
+            b"\xff\\0",
+            b"', KEY `b` (`b`), PRIMARY KEY (`id`)) ENGINE=InnoDB;",
+        ]
+        .concat();
+        text.extend_from_slice(&create);
+        text.extend_from_slice(format!("\n{ROWS_NOTE}40\nCREATE TABLE `plain` {KEYED};\nINSERT INTO `raw` VALUES (1,DEFAULT);\n").as_bytes());
+        let (replay, head) = head_of(&text, true).await;
+        assert!(head.standalone);
+        assert_eq!(head.statements, [create, format!("CREATE TABLE `plain` {KEYED};").into_bytes()], "as it is, its keys in place");
+        assert!(replay.deferred.is_empty(), "20 000 rows, but its keys are not held back");
+        assert!(replay.one_at_a_time.contains_key("`raw`"));
+        // Any other line of bytes that are not text is refused, naming the file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sql");
+        std::fs::write(&path, b"SET @x = '\xff';\n").unwrap();
+        let source = Source { database: "db".into(), path: path.clone(), file: tokio::fs::File::open(&path).await.unwrap(), zone: Zone::Utc, bytes: 16 };
+        let refused = read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true }, None), true, true, &AtomicU64::new(0)).await;
+        assert!(matches!(&refused, Err(e) if e.message().contains("not UTF-8") && e.message().contains("db.sql")), "{:?}", refused.err());
     }
 
     #[tokio::test]
@@ -564,7 +613,7 @@ mod tests {
         let text = format!("DROP TABLE IF EXISTS `a`;\nCREATE TABLE `a` {KEYED};\n");
         let (_, head) = head_of(&text, false).await;
         assert!(!head.standalone);
-        assert_eq!(head.statements[0], "DROP TABLE IF EXISTS `a`;");
+        assert_eq!(head.statements[0], b"DROP TABLE IF EXISTS `a`;");
     }
 
     #[tokio::test]

@@ -4,8 +4,12 @@
 //!
 //! A system-versioned table (MariaDB) is read with its history (`FOR SYSTEM_TIME ALL`) and its
 //! period columns, which a restore writes back under `system_versioning_insert_history`; one
-//! versioned by transaction id cannot be written back by any client and is refused, and so is a
-//! table whose definition is not text (a binary column's default of raw bytes).
+//! versioned by transaction id cannot be written back by any client and is refused.
+//!
+//! A definition is kept as the bytes `SHOW CREATE TABLE` gives: MariaDB shows a binary column's
+//! default as its raw bytes (`DEFAULT '\xff\0'`) whatever the results' character set, so a
+//! definition need not be text. The dump writes it as it is, as `mariadb-dump` does, and both
+//! opshost's restore and the stock client replay it exact.
 
 use super::codec::{db_err, quote_ident};
 use super::objects;
@@ -19,7 +23,8 @@ use mysql_async::Conn;
 /// A table to dump: its name, its definition, and the columns to read (generated ones are left out).
 pub(super) struct TableInfo {
     pub name: String,
-    pub create: String,
+    /// `SHOW CREATE TABLE` as the server gives it: bytes, text but for a binary column's default.
+    pub create: Vec<u8>,
     pub columns: Vec<String>,
     pub estimated_rows: u64,
     /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
@@ -50,14 +55,14 @@ pub const INSERT_HISTORY: &str = "/*!101100 SET @@session.system_versioning_inse
 /// other objects (a database without any has the checksum earlier versions recorded).
 pub(super) fn summary(tables: &[TableInfo], objects: &[objects::DbObject], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
     let mut digests: Vec<(String, [u8; 32])> =
-        tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, &definition_for_checksum(&t.create)))).collect();
+        tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, definition_for_checksum(&t.create)))).collect();
     digests.extend(objects::digests(objects, hash));
     (database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
 }
 
 /// Normalise `SHOW CREATE TABLE` for the checksum: the AUTO_INCREMENT counter is not content.
-pub(super) fn definition_for_checksum(create: &str) -> String {
-    create.split(' ').filter(|w| !w.starts_with("AUTO_INCREMENT=")).collect::<Vec<_>>().join(" ")
+pub(super) fn definition_for_checksum(create: &[u8]) -> Vec<u8> {
+    create.split(|&b| b == b' ').filter(|w| !w.starts_with(b"AUTO_INCREMENT=")).collect::<Vec<_>>().join(&b' ')
 }
 
 /// Whether a column of `DATA_TYPE` `ty` is an integer: a key of one is cut into ranges.
@@ -78,17 +83,14 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     // (column, extra, key, type) of every table, in each table's order; a period column of a
     // system-versioned table has `ROW START` or `ROW END` for extra.
     let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
-    // Binary columns with a default, by table: see [`default_not_text`].
-    let mut binary_defaults: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
         format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, \
-             DATA_TYPE IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob') AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT <> 'NULL' \
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression} \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    let all: Vec<(String, String, String, String, String, String, bool)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
+    let all: Vec<(String, String, String, String, String, String)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
@@ -103,10 +105,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .unwrap_or_default()
         .into_iter()
         .collect();
-    for (table, column, extra, key, ty, expression, binary_default) in all {
-        if binary_default {
-            binary_defaults.entry(table.clone()).or_default().push(column.clone());
-        }
+    for (table, column, extra, key, ty, expression) in all {
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
     }
@@ -117,16 +116,6 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         if let Some(broken) = std::iter::once(&name).chain(columns.iter().map(|(c, ..)| c)).find(|n| n.contains(['\n', '\r'])) {
             return Err(failed(format!(
                 "table {database}.{name}: the name {broken:?} holds a line break, which a dump (one statement a line) cannot carry: rename it before the upgrade"
-            )));
-        }
-        if let Some(lost) = match binary_defaults.get(&name) {
-            Some(binary) => default_not_text(c, database, &name, binary).await?,
-            None => None,
-        } {
-            return Err(failed(format!(
-                "table {database}.{name}: the DEFAULT of binary column {lost} holds bytes that are not text, which the server's SHOW CREATE TABLE gives raw, and opshost's backup does not carry such a definition: drop the default before the upgrade (ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT) and set it again after, or give it a default of ASCII bytes",
-                quote_ident(&name),
-                quote_ident(&lost)
             )));
         }
         let versioned = kind == "SYSTEM VERSIONED";
@@ -160,7 +149,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             .map(|(n, ..)| n)
             .collect();
         out.push(TableInfo {
-            create: String::new(),
+            create: Vec::new(),
             columns,
             estimated_rows: rows.unwrap_or(0),
             estimated_bytes: bytes.unwrap_or(0),
@@ -170,25 +159,6 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         });
     }
     Ok(out)
-}
-
-/// The first of `columns` (binary columns with a default) of `database`.`table` whose default
-/// `SHOW CREATE TABLE` gives as bytes that are not text. MariaDB writes a binary default as a
-/// string of its raw bytes whatever the results' character set (`DEFAULT '\xff\0'`), so a byte
-/// of 0x80 or more makes the definition bytes that are not text. The stock client replays such a
-/// line as it is; opshost's restore takes definitions as text, so its dump refuses them (read as
-/// a string, mysql_async panicked on them).
-async fn default_not_text(c: &mut Conn, database: &str, table: &str, columns: &[String]) -> Result<Option<String>, Error> {
-    let sql = format!("SHOW CREATE TABLE {}.{}", quote_ident(database), quote_ident(table));
-    let create: Option<(Vec<u8>, Vec<u8>)> = c.query_first(sql).await.map_err(|e| db_err(database, e))?;
-    let Some((_, create)) = create.filter(|(_, create)| std::str::from_utf8(create).is_err()) else { return Ok(None) };
-    let line_of = |column: &str| {
-        let start = format!("  {} ", quote_ident(column));
-        create.split(|&b| b == b'\n').find(|l| l.starts_with(start.as_bytes())).map(<[u8]>::to_vec)
-    };
-    // The column whose line is not text; any of them if none is found so (the definition is
-    // refused either way).
-    Ok(columns.iter().find(|column| line_of(column).is_some_and(|l| std::str::from_utf8(&l).is_err())).or(columns.first()).cloned())
 }
 
 /// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
@@ -204,21 +174,12 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
         })
         .collect();
     let readers = conns.iter_mut().map(|c| (c, Vec::new())).collect();
-    let read = share_out(readers, jobs, |(c, mut found): (&mut Conn, Vec<(usize, usize, String)>), (d, t, sql): (usize, usize, String)| async move {
-        // As bytes: a definition that is not text is an error here, not a panic in the driver.
+    // (database, table, definition) as read, per connection.
+    type Found = Vec<(usize, usize, Vec<u8>)>;
+    let read = share_out(readers, jobs, |(c, mut found): (&mut Conn, Found), (d, t, sql): (usize, usize, String)| async move {
+        // As bytes: a binary column's default may be bytes that are not text.
         let create: Result<Option<(Vec<u8>, Vec<u8>)>, _> = c.query_first(sql).await;
-        let read = create.map_err(|e| db_err(databases[d], e)).and_then(|create| {
-            let (name, create) = create.unwrap_or_default();
-            let text = String::from_utf8(create).map_err(|_| {
-                failed(format!(
-                    "table {}.{}: SHOW CREATE TABLE gives a definition that is not text (as for a binary column's default of raw bytes), which opshost's backup does not carry: make it text (drop such a default for the upgrade and set it again after), then run again",
-                    databases[d],
-                    String::from_utf8_lossy(&name)
-                ))
-            })?;
-            found.push((d, t, text));
-            Ok(())
-        });
+        let read = create.map_err(|e| db_err(databases[d], e)).map(|create| found.push((d, t, create.unwrap_or_default().1)));
         ((c, found), read)
     })
     .await?;
