@@ -209,7 +209,7 @@ impl MysqlSql {
         &self,
         backup_name: &str,
         head: Vec<u8>,
-        tail: String,
+        tail: Vec<u8>,
         rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
         spare: snapshot::Spare,
     ) -> Result<PathBuf, Error> {
@@ -338,10 +338,10 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
         head.push_str(INSERT_HISTORY);
         head.push('\n');
     }
-    head.push_str(&objects::sequences_head(objects));
-    // A definition is bytes (see [`TableInfo::create`]), each on one line: the server ends its
-    // lines with `\n`, and escapes any in a default's bytes.
+    // A definition is bytes (see [`TableInfo::create`] and [`objects::DbObject::create`]), each
+    // on one line: the server ends its lines with `\n`, and escapes any in a literal's bytes.
     let mut head = head.into_bytes();
+    head.extend_from_slice(&objects::sequences_head(objects));
     for t in tables.iter() {
         head.extend_from_slice(format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n", t.estimated_rows, quote_ident(&t.name)).as_bytes());
         head.extend(t.create.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
@@ -363,7 +363,7 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
 /// a time, so the closing fsync has little left to wait for; a failed one fails the dump. On any
 /// error the channel is closed at once, so readers blocked on a full channel fail instead of
 /// waiting forever.
-fn write_file(path: &Path, head: &[u8], tail: &str, mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
+fn write_file(path: &Path, head: &[u8], tail: &[u8], mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, spare: &snapshot::Spare) -> std::io::Result<()> {
     use std::io::Write;
     let join = |h: std::thread::JoinHandle<std::io::Result<()>>| h.join().map_err(|_| std::io::Error::other("background sync panicked"))?;
     let mut in_flight = None;
@@ -394,7 +394,7 @@ fn write_file(path: &Path, head: &[u8], tail: &str, mut rx: tokio::sync::mpsc::R
             join(h)?;
         }
         // Views, triggers, routines and events after every row.
-        f.write_all(tail.as_bytes())?;
+        f.write_all(tail)?;
         f.write_all(b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;\n/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;\n")?;
         f.write_all(format!("{END_MARKER}\n").as_bytes())?;
         f.sync_all()

@@ -6,6 +6,11 @@
 //! restore that lost an object fails its verification. Sequences are the exception: a table's
 //! `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump, each with the `SETVAL`
 //! that puts it where it stood.
+//!
+//! A definition is kept as the bytes the server shows: MariaDB shows a view's string literal
+//! with a character set introducer as its raw bytes (`_latin1'\xE9'`), which are not UTF-8. Read
+//! as text they came back changed, and the checksum, reading them the same way on both sides,
+//! could not tell; as bytes they are written, replayed and hashed as they are.
 
 use super::codec::{db_err, is_plain_name, quote_ident};
 use super::format::DUMP_SQL_MODE;
@@ -47,7 +52,8 @@ impl ObjectKind {
 pub struct DbObject {
     pub kind: ObjectKind,
     pub name: String,
-    pub create: String,
+    /// As the server shows it: bytes, text but for a literal of another character set.
+    pub create: Vec<u8>,
     /// The `sql_mode` it was created under (not for views, whose text the server canonicalises).
     pub sql_mode: Option<String>,
     /// An event's time zone.
@@ -86,17 +92,10 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             "{kind} {database}.{name}: the MetaDB account cannot read its definition (SHOW CREATE gave none), so a backup could not bring it back: grant the account {grant}, or drop the object"
         ))
     };
-    // A definition as the text it is (NULL: the account may not see it). MariaDB shows a view's
-    // string literal with a character set introducer as its raw bytes (`_latin1'\xE9'`), which
-    // are not UTF-8: read lossily, the literal came back changed, and the checksum, reading it
-    // the same way on both sides, could not tell. Such a definition is refused instead.
-    let definition = |row: Option<&Row>, i: usize, kind: &str, name: &str| -> Result<String, Error> {
+    // A definition as the bytes the server shows (NULL: the account may not see it).
+    let definition = |row: Option<&Row>, i: usize, kind: &str, name: &str| -> Result<Vec<u8>, Error> {
         match row.and_then(|r| r.as_ref(i)) {
-            Some(mysql_async::Value::Bytes(b)) => String::from_utf8(b.clone()).map_err(|_| {
-                failed(format!(
-                    "{kind} {database}.{name}: the server shows its definition as bytes that are not text (a string literal with a character set introducer, such as _latin1'…', is shown raw), which opshost's backup does not carry: re-create it without the introducer (CONVERT(X'E9' USING latin1) is the same string), or back it up by hand and drop it, before the upgrade"
-                ))
-            }),
+            Some(mysql_async::Value::Bytes(b)) => Ok(b.clone()),
             _ => Err(unreadable(kind, name)),
         }
     };
@@ -207,26 +206,33 @@ fn in_dependency_order(mut views: Vec<DbObject>) -> Vec<DbObject> {
     while !views.is_empty() {
         let ready = views
             .iter()
-            .position(|v| views.iter().all(|other| other.name == v.name || !v.create.contains(&format!("`{}`", other.name.replace('`', "``")))))
+            .position(|v| views.iter().all(|other| other.name == v.name || !contains(&v.create, &format!("`{}`", other.name.replace('`', "``")))))
             .unwrap_or(0);
         ordered.push(views.remove(ready));
     }
     ordered
 }
 
+/// Whether `definition` holds `text`.
+fn contains(definition: &[u8], text: &str) -> bool {
+    memchr::memmem::find(definition, text.as_bytes()).is_some()
+}
+
 /// A delimiter that no object's text contains.
 fn delimiter(objects: &[DbObject]) -> &'static str {
-    [";;", "$$", "//", "@@opshost@@"].into_iter().find(|d| objects.iter().all(|o| !o.create.contains(d))).unwrap_or("@@opshost@@")
+    [";;", "$$", "//", "@@opshost@@"].into_iter().find(|d| objects.iter().all(|o| !contains(&o.create, d))).unwrap_or("@@opshost@@")
 }
 
 /// The lines that re-create `objects`' sequences where they stood, for the head of the dump
 /// (before any table, whose defaults may call them), one statement a line.
-pub fn sequences_head(objects: &[DbObject]) -> String {
-    let mut s = String::new();
+pub fn sequences_head(objects: &[DbObject]) -> Vec<u8> {
+    let mut s = Vec::new();
     for o in objects.iter().filter(|o| o.kind == ObjectKind::Sequence) {
-        s.push_str(&format!("DROP SEQUENCE IF EXISTS {};\n{};\n", quote_ident(&o.name), o.create.replace('\n', " ")));
+        s.extend_from_slice(format!("DROP SEQUENCE IF EXISTS {};\n", quote_ident(&o.name)).as_bytes());
+        s.extend(o.create.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+        s.extend_from_slice(b";\n");
         if let Some(state) = &o.state {
-            s.push_str(&format!("{state};\n"));
+            s.extend_from_slice(format!("{state};\n").as_bytes());
         }
     }
     s
@@ -237,12 +243,14 @@ pub fn sequences_head(objects: &[DbObject]) -> String {
 /// fixes the checksum's): routines first, as a view that calls a function is refused before the
 /// function exists; then views in dependency order, triggers and events, whose bodies the
 /// server checks only when they run.
-pub fn section(objects: &[DbObject]) -> String {
+pub fn section(objects: &[DbObject]) -> Vec<u8> {
     let mut in_creation_order: Vec<&DbObject> = objects.iter().filter(|o| o.kind != ObjectKind::Sequence).collect();
     if in_creation_order.is_empty() {
-        return String::new();
+        return Vec::new();
     }
     let d = delimiter(objects);
+    // Text as it is built, moved into the bytes before each definition.
+    let mut out = Vec::new();
     let mut s = format!("{MARKER}\nDELIMITER {d}\n");
     in_creation_order.sort_by_key(|o| match o.kind {
         ObjectKind::Procedure | ObjectKind::Function => 0,
@@ -266,10 +274,14 @@ pub fn section(objects: &[DbObject]) -> String {
         if let Some(tz) = &o.time_zone {
             s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
         }
-        s.push_str(&format!("DROP {} IF EXISTS {}{d}\n{}{d}\n", o.kind.word(), quote_ident(&o.name), o.create));
+        s.push_str(&format!("DROP {} IF EXISTS {}{d}\n", o.kind.word(), quote_ident(&o.name)));
+        out.extend_from_slice(std::mem::take(&mut s).as_bytes());
+        out.extend_from_slice(&o.create);
+        s.push_str(&format!("{d}\n"));
     }
     s.push_str("DELIMITER ;\n");
-    s
+    out.extend_from_slice(s.as_bytes());
+    out
 }
 
 /// Each object as a checksum entry: its kind and name, and a definition that compares equal when
@@ -279,9 +291,12 @@ pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
         .iter()
         .map(|o| {
             let key = format!("{} {}", o.kind.word(), o.name);
-            let mut definition = format!("{}\nsql_mode={}\ntime_zone={}", o.create, o.sql_mode.as_deref().unwrap_or(""), o.time_zone.as_deref().unwrap_or(""));
+            let mut definition = o.create.clone();
+            definition.extend_from_slice(
+                format!("\nsql_mode={}\ntime_zone={}", o.sql_mode.as_deref().unwrap_or(""), o.time_zone.as_deref().unwrap_or("")).as_bytes(),
+            );
             if let Some(state) = &o.state {
-                definition.push_str(&format!("\nstate={state}"));
+                definition.extend_from_slice(format!("\nstate={state}").as_bytes());
             }
             (key.clone(), TableHasher::new(hash).finish(&key, &definition))
         })
@@ -289,33 +304,34 @@ pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
 }
 
 /// Splits the lines after [`MARKER`] into the statements to run, as the stock client does with
-/// `DELIMITER`: a statement ends at a line that ends with the current delimiter.
+/// `DELIMITER`: a statement ends at a line that ends with the current delimiter. Lines are bytes
+/// (see [`DbObject::create`]).
 #[derive(Default)]
 pub struct Statements {
-    delimiter: Option<String>,
-    pending: String,
+    delimiter: Option<Vec<u8>>,
+    pending: Vec<u8>,
 }
 
 impl Statements {
     /// Feed one line; a complete statement when this line ends one.
-    pub fn line(&mut self, line: &str) -> Option<String> {
+    pub fn line(&mut self, line: &[u8]) -> Option<Vec<u8>> {
         if self.pending.is_empty() {
-            if let Some(d) = line.strip_prefix("DELIMITER ") {
-                self.delimiter = Some(d.trim().to_string());
+            if let Some(d) = line.strip_prefix(b"DELIMITER ") {
+                self.delimiter = Some(d.trim_ascii().to_vec());
                 return None;
             }
-            if line.is_empty() || line.starts_with("-- ") || line == "--" {
+            if line.is_empty() || line.starts_with(b"-- ") || line == b"--" {
                 return None;
             }
         }
-        let d = self.delimiter.as_deref().unwrap_or(";");
+        let d = self.delimiter.as_deref().unwrap_or(b";");
         if let Some(stmt) = line.strip_suffix(d) {
             let mut s = std::mem::take(&mut self.pending);
-            s.push_str(stmt);
+            s.extend_from_slice(stmt);
             return Some(s);
         }
-        self.pending.push_str(line);
-        self.pending.push('\n');
+        self.pending.extend_from_slice(line);
+        self.pending.push(b'\n');
         None
     }
 
@@ -333,6 +349,18 @@ mod tests {
         DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None, collation: None }
     }
 
+    /// The statements a restore runs from the lines of `section` (and `more` after them).
+    fn run_from(section: &[u8], more: &[&str]) -> (Vec<Vec<u8>>, Statements) {
+        let mut s = Statements::default();
+        let lines = section.split(|&b| b == b'\n').chain(more.iter().map(|l| l.as_bytes()));
+        let got = lines.filter_map(|l| s.line(l)).collect();
+        (got, s)
+    }
+
+    fn texts(statements: Vec<Vec<u8>>) -> Vec<String> {
+        statements.into_iter().map(|s| String::from_utf8(s).unwrap()).collect()
+    }
+
     #[test]
     fn a_view_on_a_view_comes_after_it() {
         let top = obj(ObjectKind::View, "v2", "CREATE VIEW `v2` AS select `v1`.`a` AS `a` from `v1`");
@@ -347,17 +375,17 @@ mod tests {
             obj(ObjectKind::Trigger, "tr", "CREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  SET @x = 1;\n  INSERT INTO log VALUES (';;');\nEND");
         t.sql_mode = Some("STRICT_TRANS_TABLES".into());
         let text = section(&[obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select 1 AS `a`"), t.clone()]);
-        assert!(text.starts_with(MARKER) && text.contains("DELIMITER $$"), "{text}");
-        let mut s = Statements::default();
-        let got: Vec<String> = text.lines().chain(["/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;"]).filter_map(|l| s.line(l)).collect();
+        let shown = String::from_utf8_lossy(&text);
+        assert!(shown.starts_with(MARKER) && shown.contains("DELIMITER $$"), "{shown}");
+        let (got, s) = run_from(&text, &["/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;"]);
         assert_eq!(
-            got,
+            texts(got),
             [
                 "DROP VIEW IF EXISTS `v`",
                 "CREATE VIEW `v` AS select 1 AS `a`",
                 "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'",
                 "DROP TRIGGER IF EXISTS `tr`",
-                t.create.as_str(),
+                std::str::from_utf8(&t.create).unwrap(),
                 "/*!40101 SET SQL_MODE=@OLD_SQL_MODE */",
             ]
         );
@@ -366,21 +394,35 @@ mod tests {
     }
 
     #[test]
+    fn a_definition_of_raw_bytes_is_written_and_split_back_as_it_is() {
+        // MariaDB shows a literal with a character set introducer as its raw bytes.
+        let mut v = obj(ObjectKind::View, "v", "");
+        v.create = b"CREATE VIEW `v` AS select _latin1'\xe9' AS `l`".to_vec();
+        let text = section(std::slice::from_ref(&v));
+        let (got, s) = run_from(&text, &[]);
+        assert_eq!(got, [b"DROP VIEW IF EXISTS `v`".to_vec(), v.create.clone()]);
+        assert!(!s.unfinished());
+        // Its digest is of those bytes: another byte there is another checksum.
+        let mut other = v.clone();
+        other.create = b"CREATE VIEW `v` AS select _latin1'\xef\xbf\xbd' AS `l`".to_vec();
+        assert_ne!(digests(&[v], RowHash::default()), digests(&[other], RowHash::default()));
+    }
+
+    #[test]
     fn routines_are_created_before_the_views_that_call_them_in_the_dumps_own_mode() {
         let view = obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select `f`(1) AS `a`");
         let mut f = obj(ObjectKind::Function, "f", "CREATE FUNCTION `f`(x INT) RETURNS int(11) RETURN x");
         f.sql_mode = Some("ORACLE".into());
-        let mut s = Statements::default();
-        let got: Vec<String> = section(&[view.clone(), f.clone()]).lines().filter_map(|l| s.line(l)).collect();
+        let (got, _) = run_from(&section(&[view.clone(), f.clone()]), &[]);
         assert_eq!(
-            got,
+            texts(got),
             [
                 "SET SESSION sql_mode = 'ORACLE'",
                 "DROP FUNCTION IF EXISTS `f`",
-                f.create.as_str(),
+                std::str::from_utf8(&f.create).unwrap(),
                 "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
                 "DROP VIEW IF EXISTS `v`",
-                view.create.as_str(),
+                std::str::from_utf8(&view.create).unwrap(),
             ]
         );
     }

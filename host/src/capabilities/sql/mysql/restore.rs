@@ -512,14 +512,14 @@ async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
     }
     switch(c, r).await?;
     let mut statements = objects::Statements::default();
-    statements.line(objects::MARKER);
+    statements.line(objects::MARKER.as_bytes());
+    // As bytes: a definition need not be text (see [`objects::DbObject::create`]).
     while let Some(line) = next_line(&mut l.1).await.map_err(|e| fail(r, e))? {
-        let line = text(&line).map_err(|e| fail(r, e))?;
-        if line == END_MARKER {
+        if line == END_MARKER.as_bytes() {
             r.complete.store(true, Relaxed);
         }
-        if let Some(stmt) = statements.line(line) {
-            c.query_drop(stmt.as_str()).await.map_err(|e| fail(r, e))?;
+        if let Some(stmt) = statements.line(&line) {
+            c.query_drop(stmt.as_slice()).await.map_err(|e| fail(r, e))?;
         }
     }
     if statements.unfinished() {
