@@ -197,3 +197,56 @@ async fn the_objects_of_a_database_without_rows_come_back() {
     );
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// A routine or trigger typed with Windows line ends keeps them in its body (`SHOW CREATE` gives
+/// `\r\n`). The dump writes the body as it is, and opshost's restore must not take those `\r`s
+/// for a file's own line ends: it did, and the restore of such a MetaDB failed its verification
+/// (every rollback of it). The stock client does drop them (its batch reader strips a `\r`
+/// before each `\n`, as it does for `mariadb-dump`'s files): the objects work the same, their
+/// text differs by those bytes, so its checksum differs.
+#[tokio::test]
+async fn bodies_with_windows_line_ends_come_back_exact() {
+    let db = unique_db("objects_crlf");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    run_each(
+        &db,
+        &[
+            "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT)",
+            "INSERT INTO t (a) VALUES (1), (2)",
+            "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT)",
+            "CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN\r\n  INSERT INTO audit (t_id) VALUES (NEW.id);\r\nEND",
+            "CREATE PROCEDURE bump(IN n INT)\r\nBEGIN\r\n  UPDATE t SET a = a + n;\r\nEND\r\n",
+            "CREATE VIEW v1 AS SELECT id, a FROM t",
+        ],
+    )
+    .await;
+    let bodies = |db: &str| {
+        value(
+            db,
+            &format!(
+                "SELECT CONCAT((SELECT HEX(ROUTINE_DEFINITION) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'), ' ', (SELECT HEX(ACTION_STATEMENT) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'))"
+            ),
+        )
+    };
+    let before = bodies(&db);
+    assert_eq!(before.matches("0D0A").count(), 4, "the bodies keep their \\r\\n: {before}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "crlf").await.unwrap();
+    for restore in ["opshost", "the stock client"] {
+        s.drop_database("metadb", &db).await.unwrap();
+        s.create_database("metadb", &db).await.unwrap();
+        if restore == "opshost" {
+            let restored = s.restore_database("metadb", &db, "crlf").await.unwrap_or_else(|e| panic!("{restore}: {e:?}"));
+            assert_eq!(restored.checksum, backup.checksum, "{restore}");
+            assert_eq!(bodies(&db), before, "{restore}");
+        } else {
+            stock_restore(&db, &dir.path().join("crlf.sql")).unwrap();
+            assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum, "{restore}");
+            assert_eq!(bodies(&db), before.replace("0D0A", "0A"), "{restore}");
+        }
+        run_each(&db, &["CALL bump(10)", "INSERT INTO t (a) VALUES (3)"]).await;
+        assert_eq!(value(&db, "SELECT CONCAT(GROUP_CONCAT(a ORDER BY id), ' ', (SELECT COUNT(*) FROM audit)) FROM t"), "11,12,3 1", "{restore}");
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}

@@ -305,7 +305,10 @@ pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
 
 /// Splits the lines after [`MARKER`] into the statements to run, as the stock client does with
 /// `DELIMITER`: a statement ends at a line that ends with the current delimiter. Lines are bytes
-/// (see [`DbObject::create`]).
+/// (see [`DbObject::create`]) and keep any `\r` before their `\n`: a routine's or trigger's body
+/// typed with Windows line ends holds them (`SHOW CREATE` gives `\r\n`), and so must the body
+/// re-created. A `\r` after a delimiter, or on a `DELIMITER`, comment or blank line, is a file's
+/// own line end (edited elsewhere) and is dropped: no object's text holds the delimiter.
 #[derive(Default)]
 pub struct Statements {
     delimiter: Option<Vec<u8>>,
@@ -313,19 +316,20 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// Feed one line; a complete statement when this line ends one.
+    /// Feed one line (without its `\n`); a complete statement when this line ends one.
     pub fn line(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
         if self.pending.is_empty() {
-            if let Some(d) = line.strip_prefix(b"DELIMITER ") {
+            if let Some(d) = trimmed.strip_prefix(b"DELIMITER ") {
                 self.delimiter = Some(d.trim_ascii().to_vec());
                 return None;
             }
-            if line.is_empty() || line.starts_with(b"-- ") || line == b"--" {
+            if trimmed.is_empty() || trimmed.starts_with(b"-- ") || trimmed == b"--" {
                 return None;
             }
         }
         let d = self.delimiter.as_deref().unwrap_or(b";");
-        if let Some(stmt) = line.strip_suffix(d) {
+        if let Some(stmt) = trimmed.strip_suffix(d) {
             let mut s = std::mem::take(&mut self.pending);
             s.extend_from_slice(stmt);
             return Some(s);
@@ -406,6 +410,18 @@ mod tests {
         let mut other = v.clone();
         other.create = b"CREATE VIEW `v` AS select _latin1'\xef\xbf\xbd' AS `l`".to_vec();
         assert_ne!(digests(&[v], RowHash::default()), digests(&[other], RowHash::default()));
+    }
+
+    #[test]
+    fn a_bodys_carriage_returns_stay_and_a_files_own_go() {
+        // A body typed with Windows line ends, as opshost's dump writes it.
+        let (got, s) = run_from(b"DELIMITER ;;\nCREATE PROCEDURE `p`()\r\nBEGIN\r\n  SELECT 1;\r\nEND;;\nDELIMITER ;", &[]);
+        assert_eq!(got, [b"CREATE PROCEDURE `p`()\r\nBEGIN\r\n  SELECT 1;\r\nEND".to_vec()]);
+        assert!(!s.unfinished());
+        // The same section saved with Windows line ends everywhere (edited elsewhere).
+        let (got, s) = run_from(b"-- a note\r\n\r\nDELIMITER ;;\r\nCREATE PROCEDURE `p`()\r\nBEGIN\r\n  SELECT 1;\r\nEND;;\r\nDELIMITER ;\r", &[]);
+        assert_eq!(got, [b"CREATE PROCEDURE `p`()\r\nBEGIN\r\n  SELECT 1;\r\nEND".to_vec()]);
+        assert!(!s.unfinished());
     }
 
     #[test]

@@ -513,9 +513,10 @@ async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
     switch(c, r).await?;
     let mut statements = objects::Statements::default();
     statements.line(objects::MARKER.as_bytes());
-    // As bytes: a definition need not be text (see [`objects::DbObject::create`]).
-    while let Some(line) = next_line(&mut l.1).await.map_err(|e| fail(r, e))? {
-        if line == END_MARKER.as_bytes() {
+    // As bytes: a definition need not be text (see [`objects::DbObject::create`]), and each
+    // line keeps any `\r` (a body's own, see [`objects::Statements`]).
+    while let Some(line) = l.1.next_segment().await.map_err(|e| fail(r, e))? {
+        if line.strip_suffix(b"\r").unwrap_or(&line) == END_MARKER.as_bytes() {
             r.complete.store(true, Relaxed);
         }
         if let Some(stmt) = statements.line(&line) {
