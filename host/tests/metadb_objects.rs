@@ -165,24 +165,25 @@ async fn objects_of_another_definer_are_refused_before_the_upgrade_unless_the_ac
     sql(&format!("DROP DATABASE {db}; DROP USER '{account}'@'%';"));
 }
 
+/// `db` created afresh with a table `t` (with `rows` inserted), a trigger on it writing to
+/// `audit`, a procedure `bump` and a view: the bodies' lines end with `eol`.
+async fn trigger_procedure_view(db: &str, eol: &str, rows: &[&str]) {
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
+    let trigger = format!("CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN{eol}  INSERT INTO audit (t_id) VALUES (NEW.id);{eol}END");
+    let procedure = format!("CREATE PROCEDURE bump(IN n INT){eol}BEGIN{eol}  UPDATE t SET a = a + n;{eol}END");
+    let mut statements = vec!["CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT)"];
+    statements.extend(rows);
+    statements.extend(["CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT)", &trigger, &procedure, "CREATE VIEW v1 AS SELECT id, a FROM t"]);
+    run_each(db, &statements).await;
+}
+
 /// A database whose tables hold no rows: its file goes from the definitions straight to the
 /// objects section, which still waits for the end (a procedure's `DELIMITER` is the stock
 /// client's, not SQL) and comes back whole.
 #[tokio::test]
 async fn the_objects_of_a_database_without_rows_come_back() {
     let db = unique_db("objects_no_rows");
-    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
-    run_each(
-        &db,
-        &[
-            "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT)",
-            "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT)",
-            "CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN\n  INSERT INTO audit (t_id) VALUES (NEW.id);\nEND",
-            "CREATE PROCEDURE bump(IN n INT)\nBEGIN\n  UPDATE t SET a = a + n;\nEND",
-            "CREATE VIEW v1 AS SELECT id, a FROM t",
-        ],
-    )
-    .await;
+    trigger_procedure_view(&db, "\n", &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
     let backup = s.dump_database("metadb", &db, "no_rows").await.unwrap();
@@ -207,19 +208,7 @@ async fn the_objects_of_a_database_without_rows_come_back() {
 #[tokio::test]
 async fn bodies_with_windows_line_ends_come_back_exact() {
     let db = unique_db("objects_crlf");
-    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;"));
-    run_each(
-        &db,
-        &[
-            "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT)",
-            "INSERT INTO t (a) VALUES (1), (2)",
-            "CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT)",
-            "CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW BEGIN\r\n  INSERT INTO audit (t_id) VALUES (NEW.id);\r\nEND",
-            "CREATE PROCEDURE bump(IN n INT)\r\nBEGIN\r\n  UPDATE t SET a = a + n;\r\nEND\r\n",
-            "CREATE VIEW v1 AS SELECT id, a FROM t",
-        ],
-    )
-    .await;
+    trigger_procedure_view(&db, "\r\n", &["INSERT INTO t (a) VALUES (1), (2)"]).await;
     let bodies = |db: &str| {
         value(
             db,

@@ -308,17 +308,11 @@ async fn a_binary_default_the_server_shows_raw_comes_back_exact() {
         dumped.split(|&b| b == b'\n').any(|l| l.starts_with(b"CREATE TABLE `t`") && l.contains(&0xFF) && std::str::from_utf8(l).is_err()),
         "the definition's raw bytes are in the file"
     );
-    for restore in ["opshost", "the stock client"] {
-        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
-        if restore == "opshost" {
-            assert_eq!(s.restore_database("metadb", &db, "binary_default").await.unwrap().checksum, backup.checksum, "{restore}");
-        } else {
-            stock_restore(&db, &file).unwrap();
-            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum, "{restore}");
-        }
+    restored_both_ways(&s, dir.path(), &db, &backup, |restore| {
         sql(&format!("INSERT INTO {db}.t (id) VALUES (2)"));
         assert_eq!(value(&db, defaults), "0AFF0027E95C C3A9 4100 636166E9", "every default as it was, after {restore}");
-    }
+    })
+    .await;
     sql(&format!("DROP DATABASE {db}"));
 }
 
@@ -338,17 +332,10 @@ async fn a_view_literal_the_server_shows_raw_comes_back_exact() {
     let (dir, s) = engine();
     s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
     let backup = s.dump_database("metadb", &db, "raw_view").await.unwrap();
-    let file = dir.path().join("raw_view.sql");
-    for restore in ["opshost", "the stock client"] {
-        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
-        if restore == "opshost" {
-            assert_eq!(s.restore_database("metadb", &db, "raw_view").await.unwrap().checksum, backup.checksum, "{restore}");
-        } else {
-            stock_restore(&db, &file).unwrap();
-            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum, "{restore}");
-        }
+    restored_both_ways(&s, dir.path(), &db, &backup, |restore| {
         assert_eq!(value(&db, literals), "1 E9 FF00", "the view's literals as they were, after {restore}");
-    }
+    })
+    .await;
     // The checksum reads the definition's bytes: the literal changed is another checksum.
     sql(&format!("CREATE OR REPLACE VIEW {db}.v AS SELECT id, _latin1 X'E8' AS e, _binary X'FF00' AS b FROM {db}.t;"));
     assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
@@ -381,6 +368,22 @@ async fn the_plan_warns_of_an_event_the_scheduler_runs() {
         assert!(w[0].contains(&says), "{says}: {w:?}");
     }
     sql(&format!("DROP DATABASE {db}"));
+}
+
+/// `db` dropped and restored from `backup` (in `dir`) twice, through opshost's restore and then
+/// through the stock client, each time to the backup's checksum; `check` then looks at what came
+/// back (given which restore it was).
+async fn restored_both_ways(s: &MysqlSql, dir: &std::path::Path, db: &str, backup: &opshost::capabilities::sql::Backup, check: impl Fn(&str)) {
+    for restore in ["opshost", "the stock client"] {
+        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+        if restore == "opshost" {
+            assert_eq!(s.restore_database("metadb", db, &backup.name).await.unwrap().checksum, backup.checksum, "{restore}");
+        } else {
+            stock_restore(db, &dir.join(format!("{}.sql", backup.name))).unwrap();
+            assert_eq!(s.database_checksum("metadb", db).await.unwrap(), backup.checksum, "{restore}");
+        }
+        check(restore);
+    }
 }
 
 /// The plan and a dump of `db` both refuse it, each with a message that says every one of
