@@ -6,7 +6,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::flavour::Flavour;
-use super::format::{database_defaults, io_err, Zone, DUMP_SQL_MODE, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
+use super::format::{database_defaults, io_err, push_definition, Zone, DUMP_SQL_MODE, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
 use super::share::share_out;
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
@@ -338,14 +338,12 @@ fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[
         head.push_str(INSERT_HISTORY);
         head.push('\n');
     }
-    // A definition is bytes (see [`TableInfo::create`] and [`objects::DbObject::create`]), each
-    // on one line: the server ends its lines with `\n`, and escapes any in a literal's bytes.
+    // Definitions are bytes (see [`TableInfo::create`] and [`objects::DbObject::create`]).
     let mut head = head.into_bytes();
     head.extend_from_slice(&objects::sequences_head(objects));
     for t in tables.iter() {
         head.extend_from_slice(format!("{ROWS_NOTE}{}\nDROP TABLE IF EXISTS {};\n", t.estimated_rows, quote_ident(&t.name)).as_bytes());
-        head.extend(t.create.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
-        head.extend_from_slice(b";\n");
+        push_definition(&mut head, &t.create);
     }
     head
 }

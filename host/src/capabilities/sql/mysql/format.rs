@@ -16,6 +16,14 @@ pub(super) const UTC_MARKER: &str = "-- timestamps: UTC";
 /// The header statement that makes a replay write TIMESTAMP values in UTC.
 pub(super) const SET_UTC: &str = "/*!40103 SET TIME_ZONE='+00:00' */;";
 
+/// Append `definition` (a `SHOW CREATE` of a table or sequence, as bytes: it need not be text)
+/// to a dump's head as one statement on one line: the server ends its lines with `\n`, and
+/// escapes any inside a literal.
+pub(super) fn push_definition(head: &mut Vec<u8>, definition: &[u8]) {
+    head.extend(definition.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+    head.extend_from_slice(b";\n");
+}
+
 /// How a dump's head gives its database back the default character set and collation it had
 /// (`ALTER DATABASE CHARACTER SET x COLLATE y;`, of the database the replay is in): a rollback
 /// creates the database anew, and the default is what the product's next tables and every

@@ -13,7 +13,7 @@
 //! could not tell; as bytes they are written, replayed and hashed as they are.
 
 use super::codec::{db_err, is_plain_name, quote_ident};
-use super::format::DUMP_SQL_MODE;
+use super::format::{push_definition, DUMP_SQL_MODE};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use crate::capabilities::sql::checksum::{RowHash, TableHasher};
@@ -229,8 +229,7 @@ pub fn sequences_head(objects: &[DbObject]) -> Vec<u8> {
     let mut s = Vec::new();
     for o in objects.iter().filter(|o| o.kind == ObjectKind::Sequence) {
         s.extend_from_slice(format!("DROP SEQUENCE IF EXISTS {};\n", quote_ident(&o.name)).as_bytes());
-        s.extend(o.create.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
-        s.extend_from_slice(b";\n");
+        push_definition(&mut s, &o.create);
         if let Some(state) = &o.state {
             s.extend_from_slice(format!("{state};\n").as_bytes());
         }

@@ -285,25 +285,12 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             break;
         }
         read += line.len() as u64 + 1;
-        let line = match String::from_utf8(line) {
-            Ok(line) => line,
-            // A definition with a binary column's default of raw bytes runs as the bytes it is.
-            // Only its names are read from it (they are text), and its keys are not held back
-            // (splitting it would take it as text).
-            Err(e) if e.as_bytes().starts_with(b"CREATE TABLE ") => {
-                let line = e.into_bytes();
-                let named = String::from_utf8_lossy(&line);
-                match indexes::defined_table(&named) {
-                    Some(table) if created.insert(table.to_string()) => {}
-                    _ => standalone = false,
-                }
-                if let Some(table) = indexes::auto_increment_table(&named) {
-                    one_at_a_time.insert(table.to_string(), tokio::sync::Mutex::new(()));
-                }
-                estimate = None;
-                statements.push(line);
-                continue;
-            }
+        // A definition with a binary column's default of raw bytes runs as the bytes it is
+        // (`raw`): only its names are read, from its text with those bytes replaced (names are
+        // text), and its keys are not held back (splitting it would take it as text).
+        let (line, raw) = match String::from_utf8(line) {
+            Ok(line) => (line, None),
+            Err(e) if e.as_bytes().starts_with(b"CREATE TABLE ") => (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(e.into_bytes())),
             Err(e) => return Err(fail(&text(e.as_bytes()).unwrap_err())),
         };
         if line == END_MARKER {
@@ -339,14 +326,14 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
             one_at_a_time.insert(table.to_string(), tokio::sync::Mutex::new(()));
         }
         let hold_back = defer_keys && line.starts_with("CREATE TABLE ") && indexes::worth_deferring(estimate.take());
-        let now = match if hold_back { indexes::split(&line) } else { None } {
+        let now = match if hold_back && raw.is_none() { indexes::split(&line) } else { None } {
             Some((now, keys)) => {
                 deferred.push(keys);
-                now
+                now.into_bytes()
             }
-            None => line,
+            None => raw.unwrap_or_else(|| line.into_bytes()),
         };
-        statements.push(now.into_bytes());
+        statements.push(now);
     }
     done.fetch_add(read, Relaxed);
     let replay = Replay {
