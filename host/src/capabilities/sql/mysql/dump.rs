@@ -141,6 +141,10 @@ impl MysqlSql {
         // definitions) come back as the same instants whatever the server's time zone.
         let databases: Vec<&str> = dumps.iter().map(|(d, _)| *d).collect();
         let opened = self.open(connection, &databases, Zone::Utc, bulk).await?;
+        // Before any file: a view no restore could create again is refused, not written.
+        for (database, objects) in databases.iter().zip(&opened.objects) {
+            objects::refuse_broken(database, objects).map_err(|e| (e, false))?;
+        }
         let wired = opened.wired;
         self.write_dumps(dumps, opened).await.map_err(|e| (e, wired))
     }

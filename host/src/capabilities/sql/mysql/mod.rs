@@ -499,6 +499,7 @@ impl Sql for MysqlSql {
             let versioned = tables.iter().filter(|t| t.versioned).count();
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;
+            objects::refuse_broken(db, &objects)?;
             // And re-creatable by this account, not discovered otherwise by a rollback's restore.
             if !objects.is_empty() {
                 let (account, foreign) = objects::definers_it_cannot_restore(&mut c, db).await?;

@@ -64,6 +64,10 @@ pub struct DbObject {
     /// The connection's collation it was created under (views, triggers, routines, events): the
     /// object keeps it, and its string literals compare by it.
     pub collation: Option<String>,
+    /// What the server says of a view that no longer works (it refers to a table, column or
+    /// function that is gone): no server would create it again, so a backup refuses it
+    /// ([`refuse_broken`]) while a checksum still counts it.
+    pub broken: Option<String>,
 }
 
 /// Column `i` of a `SHOW CREATE` row as text (None for NULL: no privilege to see it): a setting
@@ -108,7 +112,15 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE VIEW {db}.{}", quote_ident(&v))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 1, "view", &v)?;
         let collation = row.as_ref().and_then(|r| text(r, 3));
-        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None, collation });
+        // MariaDB and MySQL show a view that refers to what is gone, with warning 1356.
+        let broken = match c.get_warnings() {
+            0 => None,
+            _ => {
+                let warnings: Vec<(String, u32, String)> = c.query("SHOW WARNINGS").await.map_err(|e| db_err(database, e))?;
+                warnings.into_iter().find(|w| w.1 == 1356).map(|w| w.2)
+            }
+        };
+        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None, collation, broken });
     }
     out.extend(in_dependency_order(view_objects));
     let triggers: Vec<String> = c
@@ -119,7 +131,16 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, "trigger", &t)?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
-        out.push(DbObject { kind: ObjectKind::Trigger, name: t, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
+        out.push(DbObject {
+            kind: ObjectKind::Trigger,
+            name: t,
+            create,
+            sql_mode: text(&r, 1),
+            time_zone: None,
+            state: None,
+            collation: text(&r, 4),
+            broken: None,
+        });
     }
     let routines: Vec<(String, String)> = c
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
@@ -138,7 +159,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, kind.word(), &name)?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4) });
+        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4), broken: None });
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
@@ -148,7 +169,16 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE EVENT {db}.{}", quote_ident(&e))).await.map_err(|er| db_err(database, er))?;
         let create = definition(row.as_ref(), 3, "event", &e)?;
         let r = row.ok_or_else(|| unreadable("event", &e))?;
-        out.push(DbObject { kind: ObjectKind::Event, name: e, create, sql_mode: text(&r, 1), time_zone: text(&r, 2), state: None, collation: text(&r, 5) });
+        out.push(DbObject {
+            kind: ObjectKind::Event,
+            name: e,
+            create,
+            sql_mode: text(&r, 1),
+            time_zone: text(&r, 2),
+            state: None,
+            collation: text(&r, 5),
+            broken: None,
+        });
     }
     // Last, so that the checksum of a database without any is what earlier versions recorded.
     let sequences: Vec<String> = c
@@ -163,9 +193,22 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             c.query_first(format!("SELECT next_not_cached_value, cycle_count FROM {name}")).await.map_err(|e| db_err(database, e))?;
         let (next, round) = stood.ok_or_else(|| unreadable("sequence", &q))?;
         let state = Some(format!("DO SETVAL({}, {next}, 0, {round})", quote_ident(&q)));
-        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state, collation: None });
+        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state, collation: None, broken: None });
     }
     Ok(out)
+}
+
+/// A backup of `database` is refused when one of its views no longer works: the server checks
+/// what a view refers to as it creates it, so the restore of a rollback would fail on it in the
+/// middle of the outage (`mariadb-dump` stops on such a view too).
+pub fn refuse_broken(database: &str, objects: &[DbObject]) -> Result<(), Error> {
+    match objects.iter().find_map(|o| Some((o, o.broken.as_deref()?))) {
+        None => Ok(()),
+        Some((o, why)) => Err(failed(format!(
+            "view {database}.{} no longer works (the server says: {why}), and no restore could create it again, since the server checks what a view refers to as it creates it: drop the view, or create again what it refers to, before the upgrade",
+            o.name
+        ))),
+    }
 }
 
 /// The objects of `database` defined by another account than the connected one, as
@@ -275,12 +318,96 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         }
         s.push_str(&format!("DROP {} IF EXISTS {}{d}\n", o.kind.word(), quote_ident(&o.name)));
         out.extend_from_slice(std::mem::take(&mut s).as_bytes());
-        out.extend_from_slice(&o.create);
+        match ending_event(o) {
+            Some((create, alter)) => {
+                out.extend_from_slice(&create);
+                out.extend_from_slice(format!("{d}\n").as_bytes());
+                out.extend_from_slice(&alter);
+            }
+            None => out.extend_from_slice(&o.create),
+        }
         s.push_str(&format!("{d}\n"));
     }
     s.push_str("DELIMITER ;\n");
     out.extend_from_slice(s.as_bytes());
     out
+}
+
+/// An event whose schedule ends (`AT …`, or `EVERY … ENDS …`), as two statements that bring it
+/// back as it stood whenever they run. Once that time has passed, a server drops such an event
+/// as it creates it (`ON COMPLETION NOT PRESERVE`), or creates it disabled: a server whose
+/// scheduler is off (MariaDB's default) keeps it past its time, and a rollback runs later than
+/// its backup, so its restore would lose or change the event and fail its verification. So it is
+/// created `ON COMPLETION PRESERVE`, then altered back to its own completion and status, which
+/// the server accepts whatever the time (in the same session, so its `sql_mode`, time zone and
+/// collation stay). None for any other object, or a text not of the form MariaDB and MySQL show:
+/// `CREATE [DEFINER=…] EVENT name ON SCHEDULE … ON COMPLETION [NOT] PRESERVE status …`.
+fn ending_event(o: &DbObject) -> Option<(Vec<u8>, Vec<u8>)> {
+    if o.kind != ObjectKind::Event {
+        return None;
+    }
+    let c = &o.create;
+    let mut at = b"CREATE ".len();
+    if !c.starts_with(b"CREATE ") {
+        return None;
+    }
+    // `DEFINER=`user`@`host`` (or a role's one name), each part quoted, backticks doubled.
+    let definer_from = at;
+    if c[at..].starts_with(b"DEFINER=") {
+        at = quoted_end(c, at + b"DEFINER=".len())?;
+        if c.get(at) == Some(&b'@') {
+            at = quoted_end(c, at + 1)?;
+        }
+        if c.get(at) != Some(&b' ') {
+            return None;
+        }
+        at += 1;
+    }
+    let definer = &c[definer_from..at];
+    let head = format!("EVENT {} ON SCHEDULE ", quote_ident(&o.name));
+    at += head.len();
+    if !c[at - head.len()..].starts_with(head.as_bytes()) {
+        return None;
+    }
+    // The schedule holds no text of the user's: `AT '…'` or `EVERY n unit [STARTS '…'] [ENDS '…']`.
+    let completion = at + memchr::memmem::find(&c[at..], b" ON COMPLETION ")? + b" ON COMPLETION ".len();
+    let schedule = &c[at..completion];
+    if !(schedule.starts_with(b"AT ") || contains(schedule, " ENDS ")) {
+        return None;
+    }
+    let (preserve, status_at) = if c[completion..].starts_with(b"NOT PRESERVE ") {
+        (false, completion + b"NOT PRESERVE ".len())
+    } else if c[completion..].starts_with(b"PRESERVE ") {
+        (true, completion + b"PRESERVE ".len())
+    } else {
+        return None;
+    };
+    let status = ["DISABLE ON SLAVE", "ENABLE", "DISABLE"]
+        .into_iter()
+        .find(|w| c[status_at..].starts_with(w.as_bytes()) && matches!(c.get(status_at + w.len()), Some(b' ') | None))?;
+    let mut create = c[..completion].to_vec();
+    create.extend_from_slice(b"PRESERVE ");
+    create.extend_from_slice(&c[status_at..]);
+    let mut alter = b"ALTER ".to_vec();
+    alter.extend_from_slice(definer);
+    let completion = if preserve { "PRESERVE" } else { "NOT PRESERVE" };
+    alter.extend_from_slice(format!("EVENT {} ON COMPLETION {completion} {status}", quote_ident(&o.name)).as_bytes());
+    Some((create, alter))
+}
+
+/// Where the identifier quoted with backticks at `from` ends (just past its closing backtick).
+fn quoted_end(text: &[u8], from: usize) -> Option<usize> {
+    if text.get(from) != Some(&b'`') {
+        return None;
+    }
+    let mut i = from + 1;
+    loop {
+        match (text.get(i)?, text.get(i + 1)) {
+            (b'`', Some(b'`')) => i += 2,
+            (b'`', _) => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
 }
 
 /// Each object as a checksum entry: its kind and name, and a definition that compares equal when
@@ -349,7 +476,7 @@ mod tests {
     use super::*;
 
     fn obj(kind: ObjectKind, name: &str, create: &str) -> DbObject {
-        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None, collation: None }
+        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None, collation: None, broken: None }
     }
 
     /// The statements a restore runs from the lines of `section` (and `more` after them).
@@ -440,5 +567,62 @@ mod tests {
                 std::str::from_utf8(&view.create).unwrap(),
             ]
         );
+    }
+
+    #[test]
+    fn an_event_whose_schedule_ends_is_created_preserved_then_given_back_its_completion_and_status() {
+        let at = obj(
+            ObjectKind::Event,
+            "once",
+            "CREATE DEFINER=`root`@`localhost` EVENT `once` ON SCHEDULE AT '2026-11-28 02:52:39' ON COMPLETION NOT PRESERVE ENABLE COMMENT 'ON COMPLETION NOT PRESERVE' DO DELETE FROM t",
+        );
+        let (create, alter) = ending_event(&at).unwrap();
+        assert_eq!(
+            String::from_utf8(create).unwrap(),
+            "CREATE DEFINER=`root`@`localhost` EVENT `once` ON SCHEDULE AT '2026-11-28 02:52:39' ON COMPLETION PRESERVE ENABLE COMMENT 'ON COMPLETION NOT PRESERVE' DO DELETE FROM t"
+        );
+        assert_eq!(String::from_utf8(alter).unwrap(), "ALTER DEFINER=`root`@`localhost` EVENT `once` ON COMPLETION NOT PRESERVE ENABLE");
+        // Names that need quoting, a schedule with an end, another status.
+        let ends = obj(
+            ObjectKind::Event,
+            "e`v ON SCHEDULE",
+            "CREATE DEFINER=`o``k`@`%` EVENT `e``v ON SCHEDULE` ON SCHEDULE EVERY '1:30' HOUR_MINUTE STARTS '2026-01-01 00:00:00' ENDS '2026-02-01 00:00:00' ON COMPLETION PRESERVE DISABLE ON SLAVE DO SELECT 1",
+        );
+        let (create, alter) = ending_event(&ends).unwrap();
+        assert_eq!(create, ends.create);
+        assert_eq!(String::from_utf8(alter).unwrap(), "ALTER DEFINER=`o``k`@`%` EVENT `e``v ON SCHEDULE` ON COMPLETION PRESERVE DISABLE ON SLAVE");
+        // A role as the definer, or none.
+        let role = obj(
+            ObjectKind::Event,
+            "r",
+            "CREATE DEFINER=`admins` EVENT `r` ON SCHEDULE AT '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO SELECT 1",
+        );
+        assert_eq!(String::from_utf8(ending_event(&role).unwrap().1).unwrap(), "ALTER DEFINER=`admins` EVENT `r` ON COMPLETION NOT PRESERVE DISABLE");
+        let bare = obj(ObjectKind::Event, "b", "CREATE EVENT `b` ON SCHEDULE AT '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO SELECT 1");
+        assert_eq!(String::from_utf8(ending_event(&bare).unwrap().1).unwrap(), "ALTER EVENT `b` ON COMPLETION NOT PRESERVE ENABLE");
+        // A schedule without an end, another object, a text of another form: as they are.
+        let every = obj(
+            ObjectKind::Event,
+            "e",
+            "CREATE DEFINER=`root`@`%` EVENT `e` ON SCHEDULE EVERY 1 HOUR STARTS '2026-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO SELECT 1",
+        );
+        assert_eq!(ending_event(&every), None);
+        assert_eq!(ending_event(&obj(ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SELECT ' ENDS ' ON COMPLETION")), None);
+        assert_eq!(
+            ending_event(&obj(ObjectKind::Event, "x", "CREATE EVENT `y` ON SCHEDULE AT '2026-01-01 00:00:00' ON COMPLETION PRESERVE ENABLE DO SELECT 1")),
+            None
+        );
+        // In the section, the two statements follow each other.
+        let (got, s) = run_from(&section(&[at.clone(), every.clone()]), &[]);
+        let got = texts(got);
+        assert_eq!(
+            got[1..3],
+            [
+                String::from_utf8(ending_event(&at).unwrap().0).unwrap(),
+                "ALTER DEFINER=`root`@`localhost` EVENT `once` ON COMPLETION NOT PRESERVE ENABLE".to_string()
+            ]
+        );
+        assert_eq!(got[4], std::str::from_utf8(&every.create).unwrap());
+        assert!(!s.unfinished());
     }
 }
