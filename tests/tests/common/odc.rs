@@ -17,6 +17,8 @@ pub const ODC_NEW: &str = "reg.example.com/oceanbase/odc-server:4.3.0";
 pub const NGINX_OLD: &str = "reg.example.com/oceanbase/odc-nginx:1.24.0";
 pub const NGINX_NEW: &str = "reg.example.com/oceanbase/odc-nginx:1.26.2";
 pub const ADMIN_PASSWORD: &str = "Adm1n@odc";
+/// ODC's health endpoint, as the vendor's HA guide polls it.
+const HEALTH: &str = "/api/v1/heartbeat/isHealthy";
 
 /// One ODC node of a test deployment: its site-config node name, container and port.
 pub struct OdcNode {
@@ -247,14 +249,18 @@ console = ["servers"]
 
     /// The nginx in front answers HTTPS (the test CA), the ODC nodes HTTP.
     pub fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        self.fetch(port, path).ok()
+    }
+    /// As [`Self::get`], with what went wrong.
+    fn fetch(&self, port: u16, path: &str) -> Result<(u16, String), String> {
         if self.nginx.as_ref().is_some_and(|(_, p)| *p == port) {
             let client = HttpClient::new(&TlsTrust::CaFile(tls_dir().join("ca.pem"))).unwrap();
-            return self.rt.block_on(client.get(&format!("https://127.0.0.1:{port}{path}"), Duration::from_secs(2))).ok();
+            return self.rt.block_on(client.get(&format!("https://127.0.0.1:{port}{path}"), Duration::from_secs(2))).map_err(|e| e.to_string());
         }
-        self.rt.block_on(http_get(&format!("http://127.0.0.1:{port}{path}"), Duration::from_secs(2))).ok()
+        self.rt.block_on(http_get(&format!("http://127.0.0.1:{port}{path}"), Duration::from_secs(2))).map_err(|e| e.to_string())
     }
     pub fn healthy(&self, port: u16) -> bool {
-        matches!(self.get(port, "/api/v1/heartbeat/isHealthy"), Some((200, b)) if healthy_body(&b))
+        matches!(self.get(port, HEALTH), Some((200, b)) if healthy_body(&b))
     }
     pub fn version_on(&self, port: u16) -> String {
         let (_, body) = self.get(port, "/api/v1/info").unwrap_or_default();
@@ -262,17 +268,25 @@ console = ["servers"]
     }
     pub fn wait_healthy(&self, port: u16, want: bool) {
         let start = Instant::now();
-        while self.healthy(port) != want {
+        loop {
+            let last = self.fetch(port, HEALTH);
+            if matches!(&last, Ok((200, b)) if healthy_body(b)) == want {
+                break;
+            }
+            if start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
             let mut containers: Vec<&str> = self.nodes.iter().map(|n| n.container.as_str()).collect();
             containers.extend(self.nginx.as_ref().map(|(name, _)| name.as_str()));
             let logs: Vec<String> = containers.iter().map(|c| format!("{c}: {}", text(&docker(&["logs", c])))).collect();
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "port {port} never became {}; logs:\n{}",
+            let published: Vec<String> = self.nginx.iter().map(|(name, _)| format!("{name} publishes {}", text(&docker(&["port", name])).trim())).collect();
+            panic!(
+                "port {port} never became {}; its last answer: {last:?}; {}; logs:\n{}",
                 if want { "healthy" } else { "unhealthy" },
+                published.join(", "),
                 logs.join("\n")
             );
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
