@@ -221,10 +221,7 @@ pub async fn replay_all(
         };
     }
     let mut conns = add_keys(result?, &shared).await?;
-    let c = &mut conns[0];
-    for r in &shared.replays {
-        tail(c, r).await?;
-    }
+    tails(&mut conns[0], &shared.replays).await?;
     for r in &shared.replays {
         if !r.complete.load(Relaxed) {
             return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", r.path.display())));
@@ -490,30 +487,86 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
 }
 
 /// The objects section of each file (views, triggers, routines, events), once every row of every
-/// file is in: a trigger created earlier would fire on the restored rows. Statements are split
-/// as the stock client splits them (`DELIMITER`).
-async fn tail(c: &mut Conn, r: &Replay) -> Result<(), Error> {
+/// file is in: a trigger created earlier would fire on the restored rows.
+///
+/// An object may refer to one of another database restored in the same call: a view reading a
+/// view, or calling a function, of a database whose section comes later (the server checks both
+/// as it creates the view), while that database may refer back to this one. So a statement the
+/// server refuses for something missing is passed over, and each section that had one runs again
+/// once the others have run, as long as each round has fewer such refusals; running a section
+/// again is safe, since each object's statement is preceded by its `DROP … IF EXISTS`.
+async fn tails(c: &mut Conn, replays: &[Replay]) -> Result<(), Error> {
+    let mut sections = Vec::new();
+    for r in replays {
+        sections.push(read_tail(r).await?);
+    }
+    let mut left: Vec<usize> = (0..replays.len()).filter(|&i| !sections[i].is_empty()).collect();
+    let mut missing_before = usize::MAX;
+    while !left.is_empty() {
+        let (mut again, mut missing, mut first) = (Vec::new(), 0, None);
+        for &i in &left {
+            if let Some((n, e)) = run_tail(c, &replays[i], &sections[i]).await? {
+                again.push(i);
+                missing += n;
+                first.get_or_insert(e);
+            }
+        }
+        if missing >= missing_before {
+            return Err(first.expect("a statement was refused"));
+        }
+        missing_before = missing;
+        left = again;
+    }
+    Ok(())
+}
+
+/// The statements of `r`'s objects section, split as the stock client splits them
+/// (`DELIMITER`); none when the file has no such section.
+async fn read_tail(r: &Replay) -> Result<Vec<Vec<u8>>, Error> {
     let mut l = r.lines.lock().await;
     if l.0.take().is_none() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    switch(c, r).await?;
     let mut statements = objects::Statements::default();
     statements.line(objects::MARKER.as_bytes());
+    let mut out = Vec::new();
     // As bytes: a definition need not be text (see [`objects::DbObject::create`]), and each
     // line keeps any `\r` (a body's own, see [`objects::Statements`]).
     while let Some(line) = l.1.next_segment().await.map_err(|e| fail(r, e))? {
         if line.strip_suffix(b"\r").unwrap_or(&line) == END_MARKER.as_bytes() {
             r.complete.store(true, Relaxed);
         }
-        if let Some(stmt) = statements.line(&line) {
-            c.query_drop(stmt.as_slice()).await.map_err(|e| fail(r, e))?;
-        }
+        out.extend(statements.line(&line));
     }
     if statements.unfinished() {
         return Err(fail(r, "the objects section ends in the middle of a statement"));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Run one file's objects section in its session. A statement the server refuses for something
+/// missing ([`refers_to_what_is_missing`]) is passed over: how many were, and the first one's
+/// error. Any other error stops it.
+async fn run_tail(c: &mut Conn, r: &Replay, statements: &[Vec<u8>]) -> Result<Option<(usize, Error)>, Error> {
+    switch(c, r).await?;
+    let mut missing: Option<(usize, Error)> = None;
+    for stmt in statements {
+        match c.query_drop(stmt.as_slice()).await {
+            Ok(()) => {}
+            Err(e) if refers_to_what_is_missing(&e) => match &mut missing {
+                Some((n, _)) => *n += 1,
+                None => missing = Some((1, fail(r, e))),
+            },
+            Err(e) => return Err(fail(r, e)),
+        }
+    }
+    Ok(missing)
+}
+
+/// The server refused a statement for want of a table, view or function (1146, 1305), or for a
+/// view that refers to one that is missing (1356).
+fn refers_to_what_is_missing(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if [1146, 1305, 1356].contains(&s.code))
 }
 
 #[cfg(test)]
