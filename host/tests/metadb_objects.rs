@@ -240,10 +240,11 @@ async fn bodies_with_windows_line_ends_come_back_exact() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
-/// Objects that refer to another database restored in the same call, whose section comes later:
+/// Objects that refer to another database restored in the same call, whose file comes later:
 /// a view reading its view and one calling its function (both checked by the server as the view is
-/// created), while that database has a view on this one's. Restored together, in the order that
-/// breaks a one-pass replay, every object comes back and works, and each checksum matches.
+/// created), and a table whose default takes the next value of its sequence (checked as the table
+/// is created), while that database has a view on this one's. Restored together, in the order
+/// that breaks a one-pass replay, every object comes back and works, and each checksum matches.
 #[tokio::test]
 async fn objects_that_refer_to_another_restored_database_come_back() {
     let (a, b) = (unique_db("refers_a"), unique_db("refers_b"));
@@ -253,7 +254,8 @@ async fn objects_that_refer_to_another_restored_database_come_back() {
          CREATE TABLE {b}.t (id INT PRIMARY KEY); INSERT INTO {b}.t VALUES (10); CREATE VIEW {b}.vb AS SELECT id FROM {b}.t; \
          CREATE FUNCTION {b}.f(x INT) RETURNS INT DETERMINISTIC RETURN x + 100; \
          CREATE VIEW {a}.on_b AS SELECT id FROM {b}.vb; CREATE VIEW {a}.calls_b AS SELECT {b}.f(id) AS y FROM {a}.t; \
-         CREATE VIEW {b}.on_a AS SELECT id FROM {a}.own;"
+         CREATE VIEW {b}.on_a AS SELECT id FROM {a}.own; \
+         CREATE SEQUENCE {b}.s START WITH 500 NOCACHE; CREATE TABLE {a}.numbered (id INT PRIMARY KEY DEFAULT NEXTVAL({b}.s), v INT); INSERT INTO {a}.numbered (v) VALUES (1);"
     ));
     let dir = tempfile::tempdir().unwrap();
     let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
@@ -267,5 +269,7 @@ async fn objects_that_refer_to_another_restored_database_come_back() {
     assert_eq!(value(&a, "SELECT GROUP_CONCAT(id) FROM on_b"), "10");
     assert_eq!(value(&a, "SELECT GROUP_CONCAT(y ORDER BY y) FROM calls_b"), "101,102");
     assert_eq!(value(&b, "SELECT GROUP_CONCAT(id ORDER BY id) FROM on_a"), "1,2");
+    sql(&format!("INSERT INTO {a}.numbered (v) VALUES (2)"));
+    assert_eq!(value(&a, "SELECT GROUP_CONCAT(id ORDER BY id) FROM numbered"), "500,501");
     sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
 }

@@ -187,6 +187,12 @@ pub async fn replay_all(
     for r in replays.iter().filter(|r| r.defaults.is_some()) {
         enter(&mut first, r, r.defaults.as_slice()).await?;
     }
+    for (r, h) in replays.iter().zip(&mut heads).filter(|(_, h)| !h.sequences.is_empty()) {
+        switch(&mut first, r).await?;
+        for statement in std::mem::take(&mut h.sequences) {
+            first.query_drop(statement).await.map_err(|e| fail(r, e))?;
+        }
+    }
     let mut conns = vec![first];
     conns.extend(more);
     let (conns, sessions) = if heads.iter().all(|h| h.standalone) {
@@ -262,6 +268,17 @@ struct Head {
     /// Every statement after the session settings defines a different table and stands alone
     /// ([`indexes::defined_table`]): they may run on any connection in the file's session.
     standalone: bool,
+    /// Its sequences' statements (`DROP SEQUENCE IF EXISTS`, `CREATE SEQUENCE`, `DO SETVAL`), in
+    /// order, when no other file goes to its database: they run before any file's tables, since
+    /// a table's `DEFAULT NEXTVAL(s)` may name a sequence of another database of the restore,
+    /// which the server checks as it creates the table.
+    sequences: Vec<Vec<u8>>,
+}
+
+/// A statement of a dump's head that makes a sequence or puts it where it stood
+/// ([`objects::sequences_head`]).
+fn is_sequence_statement(line: &str) -> bool {
+    ["DROP SEQUENCE IF EXISTS ", "CREATE SEQUENCE ", "DO SETVAL("].iter().any(|p| line.starts_with(p))
 }
 
 /// Read the head of `source` (up to its first INSERT), leaving the rest for the workers.
@@ -273,6 +290,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
     let mut lines = BufReader::with_capacity(1 << 20, file).split(b'\n');
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
     let (mut statements, mut standalone, mut created, mut estimate, mut defaults) = (Vec::new(), true, HashSet::new(), None, None);
+    let mut sequences = Vec::new();
     let mut one_at_a_time = std::collections::HashMap::new();
     while let Some(line) = next_line(&mut lines).await.map_err(|e| fail(&e))? {
         // The rows, or with none the objects section (a comment, so before the comments are
@@ -315,6 +333,10 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
                 continue;
             }
         }
+        if distinct && raw.is_none() && is_sequence_statement(&line) {
+            sequences.push(line.into_bytes());
+            continue;
+        }
         match indexes::defined_table(&line) {
             Some(table) if created.insert(table.to_string()) => {}
             _ => standalone = false,
@@ -346,7 +368,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
     };
-    Ok((replay, Head { statements, standalone: standalone && distinct }))
+    Ok((replay, Head { statements, standalone: standalone && distinct, sequences }))
 }
 
 /// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
