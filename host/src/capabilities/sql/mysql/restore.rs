@@ -6,7 +6,8 @@
 //!   stand alone (as opshost writes them), the definitions are shared out over every connection,
 //!   each in its file's session; otherwise the heads run in order on the first connection. The
 //!   databases are empty (checked by the caller), so a head's `DROP TABLE IF EXISTS` of a table
-//!   it has not yet created is a no-op and is left out.
+//!   it has not yet created is a no-op and is left out. Every file's sequences come before any
+//!   file's tables: a table's default may take the next value of another database's sequence.
 //! - Then each worker takes statements from a file no other worker is on, the biggest first; when
 //!   every file left has a worker, it joins the biggest. So the big heartbeat database loads on
 //!   one connection while another loads the rest, and on both once the rest is done: two workers
@@ -22,6 +23,8 @@
 //!   rows (the bench's `heartbeat` shape: 32–44 s of server CPU against 16.3 s).
 //! - Plain secondary keys wait until every row is in, then are built table by table on every
 //!   connection (see [`indexes`]).
+//! - Last, each file's objects section, run again while that gets further when an object needs
+//!   one of another file's (see [`tails`]).
 
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
