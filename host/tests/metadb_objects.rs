@@ -273,3 +273,60 @@ async fn objects_that_refer_to_another_restored_database_come_back() {
     assert_eq!(value(&a, "SELECT GROUP_CONCAT(id ORDER BY id) FROM numbered"), "500,501");
     sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
 }
+
+/// Objects keep the client character set they were created under (information_schema's
+/// `CHARACTER_SET_CLIENT`, which `mariadb-dump` keeps too): utf8mb3 ones, and latin1 ones whose
+/// text is ASCII. A latin1 one with other characters comes back under utf8mb4 (the server shows
+/// its text in UTF-8), with its values exact. Through opshost's restore and the stock client.
+#[tokio::test]
+async fn objects_keep_the_client_character_set_they_were_created_under() {
+    use mysql_async::prelude::Queryable;
+    let db = unique_db("clients");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY AUTO_INCREMENT, a VARCHAR(10) CHARACTER SET latin1);"
+    ));
+    let mut c = mysql_async::Conn::new(mysql_opts(Some(&db))).await.unwrap();
+    c.query_drop("SET NAMES utf8mb3").await.unwrap();
+    for statement in [
+        "CREATE VIEW v3 AS SELECT 'é' AS e",
+        "CREATE PROCEDURE p3() INSERT INTO t (a) VALUES ('é')",
+        "CREATE FUNCTION f3() RETURNS VARCHAR(5) DETERMINISTIC RETURN 'é'",
+        "CREATE TRIGGER tr3 BEFORE INSERT ON t FOR EACH ROW SET NEW.a = IFNULL(NEW.a, 'é')",
+        "CREATE EVENT e3 ON SCHEDULE EVERY 1 DAY STARTS '2035-01-01 00:00:00' DISABLE DO DELETE FROM t WHERE a = 'é'",
+    ] {
+        c.query_drop(statement).await.unwrap();
+    }
+    c.query_drop("SET NAMES latin1").await.unwrap();
+    c.query_drop("CREATE VIEW vl AS SELECT 'x' AS e").await.unwrap();
+    c.query_drop(&b"CREATE PROCEDURE pl() INSERT INTO t (a) VALUES ('\xe9')"[..]).await.unwrap();
+    c.disconnect().await.unwrap();
+    let clients = || {
+        value(
+            &db,
+            "SELECT GROUP_CONCAT(CONCAT_WS(' ', n, cs, co) ORDER BY n) FROM ( \
+             SELECT TABLE_NAME n, CHARACTER_SET_CLIENT cs, COLLATION_CONNECTION co FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() \
+             UNION ALL SELECT ROUTINE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() \
+             UNION ALL SELECT TRIGGER_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() \
+             UNION ALL SELECT EVENT_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()) x",
+        )
+    };
+    let before = clients();
+    assert!(before.contains("p3 utf8mb3 utf8mb3_general_ci") && before.contains("pl latin1 latin1_swedish_ci"), "{before}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let backup = s.dump_database("metadb", &db, "clients").await.unwrap();
+    for restore in ["opshost", "the stock client"] {
+        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+        if restore == "opshost" {
+            assert_eq!(s.restore_database("metadb", &db, "clients").await.unwrap().checksum, backup.checksum);
+        } else {
+            stock_restore(&db, &dir.path().join("clients.sql")).unwrap();
+            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
+        }
+        assert_eq!(clients(), before.replace("pl latin1 latin1_swedish_ci", "pl utf8mb4 latin1_swedish_ci"), "after {restore}");
+        sql(&format!("CALL {db}.pl(); CALL {db}.p3(); INSERT INTO {db}.t (a) VALUES (NULL);"));
+        assert_eq!(value(&db, "SELECT GROUP_CONCAT(HEX(a) ORDER BY id) FROM t"), "E9,E9,E9", "after {restore}");
+        assert_eq!(value(&db, "SELECT CONCAT(HEX(f3()), ' ', (SELECT HEX(e) FROM v3), ' ', (SELECT e FROM vl))"), "C3A9 C3A9 x", "after {restore}");
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}

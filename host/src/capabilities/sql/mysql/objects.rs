@@ -1,9 +1,9 @@
 //! What a database holds besides its tables: views (in dependency order), triggers, stored
 //! procedures and functions, events, sequences (MariaDB). Read with the `SHOW CREATE` statements
 //! before the dump's snapshot, written after every row in a section the stock client replays
-//! (`DELIMITER`, each object's own `sql_mode` and connection collation), replayed last by
-//! opshost's restore (so no trigger fires on restored rows), and part of the content checksum: a
-//! restore that lost an object fails its verification. Sequences are the exception: a table's
+//! (`DELIMITER`, each object's own `sql_mode`, connection collation and client character set),
+//! replayed last by opshost's restore (so no trigger fires on restored rows), and part of the
+//! content checksum: a restore that lost an object fails its verification. Sequences are the exception: a table's
 //! `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump, each with the `SETVAL`
 //! that puts it where it stood.
 //!
@@ -64,6 +64,9 @@ pub struct DbObject {
     /// The connection's collation it was created under (views, triggers, routines, events): the
     /// object keeps it, and its string literals compare by it.
     pub collation: Option<String>,
+    /// The client character set it was created under (views, triggers, routines, events), which
+    /// the server keeps beside it (`CHARACTER_SET_CLIENT` in information_schema).
+    pub client_charset: Option<String>,
     /// What the server says of a view that no longer works (it refers to a table, column or
     /// function that is gone): no server would create it again, so a backup refuses it
     /// ([`refuse_broken`]) while a checksum still counts it.
@@ -120,7 +123,17 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
                 warnings.into_iter().find(|w| w.1 == 1356).map(|w| w.2)
             }
         };
-        view_objects.push(DbObject { kind: ObjectKind::View, name: v, create, sql_mode: None, time_zone: None, state: None, collation, broken });
+        view_objects.push(DbObject {
+            kind: ObjectKind::View,
+            name: v,
+            create,
+            sql_mode: None,
+            time_zone: None,
+            state: None,
+            collation,
+            client_charset: row.as_ref().and_then(|r| text(r, 2)),
+            broken,
+        });
     }
     out.extend(in_dependency_order(view_objects));
     let triggers: Vec<String> = c
@@ -139,6 +152,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             time_zone: None,
             state: None,
             collation: text(&r, 4),
+            client_charset: text(&r, 3),
             broken: None,
         });
     }
@@ -159,7 +173,17 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, kind.word(), &name)?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(DbObject { kind, name, create, sql_mode: text(&r, 1), time_zone: None, state: None, collation: text(&r, 4), broken: None });
+        out.push(DbObject {
+            kind,
+            name,
+            create,
+            sql_mode: text(&r, 1),
+            time_zone: None,
+            state: None,
+            collation: text(&r, 4),
+            client_charset: text(&r, 3),
+            broken: None,
+        });
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
@@ -177,6 +201,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             time_zone: text(&r, 2),
             state: None,
             collation: text(&r, 5),
+            client_charset: text(&r, 4),
             broken: None,
         });
     }
@@ -193,7 +218,17 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             c.query_first(format!("SELECT next_not_cached_value, cycle_count FROM {name}")).await.map_err(|e| db_err(database, e))?;
         let (next, round) = stood.ok_or_else(|| unreadable("sequence", &q))?;
         let state = Some(format!("DO SETVAL({}, {next}, 0, {round})", quote_ident(&q)));
-        out.push(DbObject { kind: ObjectKind::Sequence, name: q, create, sql_mode: None, time_zone: None, state, collation: None, broken: None });
+        out.push(DbObject {
+            kind: ObjectKind::Sequence,
+            name: q,
+            create,
+            sql_mode: None,
+            time_zone: None,
+            state,
+            collation: None,
+            client_charset: None,
+            broken: None,
+        });
     }
     Ok(out)
 }
@@ -301,6 +336,8 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         ObjectKind::Event | ObjectKind::Sequence => 3,
     });
     let mut mode_set = false;
+    // The dump's header sets utf8mb4 (`SET NAMES`).
+    let mut current_client = "utf8mb4";
     for o in in_creation_order {
         if let Some(mode) = &o.sql_mode {
             s.push_str(&format!("SET SESSION sql_mode = '{}'{d}\n", mode.replace('\'', "''")));
@@ -309,6 +346,11 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
             // A view after a routine: back to the dump's own mode, not the routine's (which may
             // parse differently, e.g. ORACLE or ANSI_QUOTES).
             s.push_str(&format!("SET SESSION sql_mode = '{DUMP_SQL_MODE}'{d}\n"));
+        }
+        let client = client_charset(o);
+        if client != current_client {
+            s.push_str(&format!("SET SESSION character_set_client = '{client}'{d}\n"));
+            current_client = client;
         }
         if let Some(collation) = o.collation.as_deref().filter(|c| is_plain_name(c)) {
             s.push_str(&format!("SET SESSION collation_connection = '{collation}'{d}\n"));
@@ -328,9 +370,23 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         }
         s.push_str(&format!("{d}\n"));
     }
+    if current_client != "utf8mb4" {
+        s.push_str(&format!("SET SESSION character_set_client = 'utf8mb4'{d}\n"));
+    }
     s.push_str("DELIMITER ;\n");
     out.extend_from_slice(s.as_bytes());
     out
+}
+
+/// The client character set to re-create `o` under: its own, when its text (which the server
+/// shows in UTF-8) reads the same in it: that character set is UTF-8 (`utf8mb3`, `utf8mb4`) or
+/// the text is ASCII. Otherwise utf8mb4, the dump's own: the object's values stay exact (the
+/// server converts its literals as before), only its `CHARACTER_SET_CLIENT` differs.
+fn client_charset(o: &DbObject) -> &str {
+    match o.client_charset.as_deref() {
+        Some(cs) if is_plain_name(cs) && std::str::from_utf8(&o.create).is_ok() && (cs.starts_with("utf8") || o.create.is_ascii()) => cs,
+        _ => "utf8mb4",
+    }
 }
 
 /// An event whose schedule ends (`AT …`, or `EVERY … ENDS …`), as two statements that bring it
@@ -476,7 +532,17 @@ mod tests {
     use super::*;
 
     fn obj(kind: ObjectKind, name: &str, create: &str) -> DbObject {
-        DbObject { kind, name: name.into(), create: create.into(), sql_mode: None, time_zone: None, state: None, collation: None, broken: None }
+        DbObject {
+            kind,
+            name: name.into(),
+            create: create.into(),
+            sql_mode: None,
+            time_zone: None,
+            state: None,
+            collation: None,
+            client_charset: None,
+            broken: None,
+        }
     }
 
     /// The statements a restore runs from the lines of `section` (and `more` after them).
