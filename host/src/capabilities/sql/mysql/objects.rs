@@ -3,9 +3,9 @@
 //! before the dump's snapshot, written after every row in a section the stock client replays
 //! (`DELIMITER`, each object's own `sql_mode`, connection collation and client character set),
 //! replayed last by opshost's restore (so no trigger fires on restored rows), and part of the
-//! content checksum: a restore that lost an object fails its verification. Sequences are the exception: a table's
-//! `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump, each with the `SETVAL`
-//! that puts it where it stood.
+//! content checksum: a restore that lost an object fails its verification. Sequences are the
+//! exception: a table's `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump,
+//! each with the `SETVAL` that puts it where it stood.
 //!
 //! A definition is kept as the bytes the server shows: MariaDB shows a view's string literal
 //! with a character set introducer as its raw bytes (`_latin1'\xE9'`), which are not UTF-8. Read
@@ -82,6 +82,12 @@ fn text(row: &Row, i: usize) -> Option<String> {
     })
 }
 
+/// A trigger or routine from its `SHOW CREATE` row, which both lay out alike: name, `sql_mode`,
+/// definition, client character set, connection collation.
+fn program(kind: ObjectKind, name: String, create: Vec<u8>, row: &Row) -> DbObject {
+    DbObject { kind, name, create, sql_mode: text(row, 1), time_zone: None, state: None, collation: text(row, 4), client_charset: text(row, 3), broken: None }
+}
+
 /// Every object of `database` in the order a replay must create them.
 pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> {
     let db = quote_ident(database);
@@ -144,17 +150,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, "trigger", &t)?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
-        out.push(DbObject {
-            kind: ObjectKind::Trigger,
-            name: t,
-            create,
-            sql_mode: text(&r, 1),
-            time_zone: None,
-            state: None,
-            collation: text(&r, 4),
-            client_charset: text(&r, 3),
-            broken: None,
-        });
+        out.push(program(ObjectKind::Trigger, t, create, &r));
     }
     let routines: Vec<(String, String)> = c
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
@@ -173,17 +169,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, kind.word(), &name)?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(DbObject {
-            kind,
-            name,
-            create,
-            sql_mode: text(&r, 1),
-            time_zone: None,
-            state: None,
-            collation: text(&r, 4),
-            client_charset: text(&r, 3),
-            broken: None,
-        });
+        out.push(program(kind, name, create, &r));
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
