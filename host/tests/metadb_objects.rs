@@ -1,7 +1,9 @@
 //! Views (a view on a view), triggers, procedures, functions and events come back from a backup
 //! through opshost's restore and through the stock client, without a trigger firing on the
-//! restored rows; a backup that lost one fails its restore's verification; a YEAR of 0000 comes
-//! back as 0000 through LOAD DATA. On the real MariaDB.
+//! restored rows, each under the client character set it was created under; a backup that lost
+//! one fails its restore's verification; objects that refer to another database restored in the
+//! same call come back whatever the order; a YEAR of 0000 comes back as 0000 through LOAD DATA.
+//! On the real MariaDB.
 
 mod support;
 
