@@ -301,6 +301,11 @@ pub fn sequences_head(objects: &[DbObject]) -> Vec<u8> {
     s
 }
 
+/// A line of [`sequences_head`]: one that makes a sequence or puts it where it stood.
+pub fn is_sequence_line(line: &str) -> bool {
+    ["DROP SEQUENCE IF EXISTS ", "CREATE SEQUENCE ", "DO SETVAL("].iter().any(|p| line.starts_with(p))
+}
+
 /// The dump's objects section (sequences are in the head): empty when there are none. Objects
 /// are written in the order the server can create them, not the order they are read (which
 /// fixes the checksum's): routines first, as a view that calls a function is refused before the
@@ -389,10 +394,10 @@ fn ending_event(o: &DbObject) -> Option<(Vec<u8>, Vec<u8>)> {
         return None;
     }
     let c = &o.create;
-    let mut at = b"CREATE ".len();
     if !c.starts_with(b"CREATE ") {
         return None;
     }
+    let mut at = b"CREATE ".len();
     // `DEFINER=`user`@`host`` (or a role's one name), each part quoted, backticks doubled.
     let definer_from = at;
     if c[at..].starts_with(b"DEFINER=") {
@@ -407,10 +412,10 @@ fn ending_event(o: &DbObject) -> Option<(Vec<u8>, Vec<u8>)> {
     }
     let definer = &c[definer_from..at];
     let head = format!("EVENT {} ON SCHEDULE ", quote_ident(&o.name));
-    at += head.len();
-    if !c[at - head.len()..].starts_with(head.as_bytes()) {
+    if !c[at..].starts_with(head.as_bytes()) {
         return None;
     }
+    at += head.len();
     // The schedule holds no text of the user's: `AT '…'` or `EVERY n unit [STARTS '…'] [ENDS '…']`.
     let completion = at + memchr::memmem::find(&c[at..], b" ON COMPLETION ")? + b" ON COMPLETION ".len();
     let schedule = &c[at..completion];

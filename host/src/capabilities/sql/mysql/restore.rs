@@ -278,12 +278,6 @@ struct Head {
     sequences: Vec<Vec<u8>>,
 }
 
-/// A statement of a dump's head that makes a sequence or puts it where it stood
-/// ([`objects::sequences_head`]).
-fn is_sequence_statement(line: &str) -> bool {
-    ["DROP SEQUENCE IF EXISTS ", "CREATE SEQUENCE ", "DO SETVAL("].iter().any(|p| line.starts_with(p))
-}
-
 /// Read the head of `source` (up to its first INSERT), leaving the rest for the workers.
 /// `distinct`: no other file goes to the same database, so a `DROP TABLE IF EXISTS` of a table
 /// the head has not created yet is a no-op (the database is empty) and is left out.
@@ -336,7 +330,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
                 continue;
             }
         }
-        if distinct && raw.is_none() && is_sequence_statement(&line) {
+        if distinct && raw.is_none() && objects::is_sequence_line(&line) {
             sequences.push(line.into_bytes());
             continue;
         }
