@@ -421,6 +421,60 @@ async fn events_whose_time_has_passed_come_back_as_they_stood() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// With the server's scheduler on, an enabled event runs as soon as a restore creates it: an
+/// overdue one at once (and then disables itself), a recurring one within its interval, each
+/// writing to the restored tables. The verification that followed then failed inside the
+/// rollback. opshost's restore creates them disabled, verifies, and only then enables each as it
+/// stood (definer, `sql_mode`, time zone, client character set and collation); then the
+/// scheduler runs them.
+#[tokio::test]
+async fn events_the_scheduler_runs_wait_for_the_restores_verification() {
+    let _globals = GLOBALS.lock().await;
+    let _back = GlobalBack("event_scheduler", value("mysql", "SELECT @@GLOBAL.event_scheduler"));
+    sql("SET GLOBAL event_scheduler = OFF");
+    let db = unique_db("scheduler_on");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; CREATE TABLE ran (id INT PRIMARY KEY AUTO_INCREMENT, what VARCHAR(16)); \
+         CREATE EVENT overdue ON SCHEDULE AT NOW() + INTERVAL 1 SECOND ON COMPLETION PRESERVE DO INSERT INTO ran (what) VALUES ('overdue'); \
+         SET SESSION sql_mode = 'ANSI_QUOTES'; SET NAMES utf8mb3 COLLATE utf8mb3_unicode_ci; SET SESSION time_zone = '+03:00'; \
+         CREATE DEFINER = CURRENT_USER EVENT \"tick`s\" ON SCHEDULE EVERY 1 SECOND STARTS '2020-01-01 00:00:00' DO INSERT INTO ran (what) VALUES ('tick'); \
+         SET SESSION sql_mode = DEFAULT; SET NAMES utf8mb4; SET SESSION time_zone = DEFAULT; \
+         CREATE EVENT later ON SCHEDULE AT NOW() + INTERVAL 1 DAY DO INSERT INTO ran (what) VALUES ('later'); \
+         CREATE EVENT idle ON SCHEDULE EVERY 1 HOUR DISABLE DO INSERT INTO ran (what) VALUES ('idle');"
+    ));
+    // `overdue`'s time passes; with the scheduler off the server keeps it, enabled.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let sessions = format!("SELECT GROUP_CONCAT(CONCAT_WS(' ', EVENT_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) ORDER BY EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'");
+    let sessions_before = value(&db, &sessions);
+    assert!(sessions_before.contains("tick`s utf8mb3 utf8mb3_unicode_ci"), "{sessions_before}");
+    let mut c = mysql_async::Conn::new(mysql_opts(Some(&db))).await.unwrap();
+    let before = events(&mut c, &db).await;
+    assert!(before.contains(r#"Some("overdue"), "#) && before.matches(r#"Some("ENABLED")"#).count() == 3, "{before}");
+    let (_dir, s) = engine();
+    let backup = s.dump_database("metadb", &db, "scheduler_on").await.unwrap();
+
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+    sql("SET GLOBAL event_scheduler = ON");
+    let restored = s.restore_database("metadb", &db, &backup.name).await.unwrap();
+    assert_eq!(restored.checksum, backup.checksum);
+    // Enabled as they stood, then run by the scheduler: the overdue one once (after which the
+    // server disables it), the recurring one every second.
+    let ran = |what: &str| value(&db, &format!("SELECT COUNT(*) FROM ran WHERE what = '{what}'"));
+    let waited = std::time::Instant::now();
+    while (ran("overdue") == "0" || ran("tick") == "0") && waited.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!((ran("overdue").as_str(), ran("tick") != "0"), ("1", true), "the scheduler ran the restored events");
+    assert_eq!(ran("later"), "0");
+    assert_eq!(ran("idle"), "0");
+    sql("SET GLOBAL event_scheduler = OFF");
+    let others = |events: &str| events.split("], [").filter(|e| !e.starts_with(r#"Some("overdue")"#)).collect::<Vec<_>>().join("], [");
+    assert_eq!(others(&events(&mut c, &db).await), others(&before));
+    assert_eq!(value(&db, &format!("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}' AND EVENT_NAME = 'overdue'")), "DISABLED");
+    assert_eq!(value(&db, &sessions), sessions_before);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// A view that refers to a table, a column or a function that is gone no longer works, and no
 /// server would create it again: the plan and a dump refuse it, naming it and the fix, where the
 /// restore of a rollback would have failed on it in the outage. A checksum still reads it, and a

@@ -243,20 +243,37 @@ impl MysqlSql {
 
     /// [`MysqlSql::checksum`] of each `(database, hash)` of `databases`, read in one snapshot.
     pub async fn checksums(&self, connection: &str, databases: &[(&str, RowHash)], zone: Zone) -> Result<Vec<(String, u32, u64)>, Error> {
-        let label = databases.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", ");
-        self.bulk_or_pooled(&label, |bulk| self.checksum_with(connection, databases, zone, bulk)).await
+        self.checksums_held(connection, databases, zone, &[]).await
     }
 
-    /// [`MysqlSql::checksums`], with the bulk reader when `bulk`.
+    /// [`MysqlSql::checksums`] of restored databases whose enabled events the restore still
+    /// holds disabled (`held`, per database, empty for none): those are read as enabled, as
+    /// they will stand.
+    pub async fn checksums_held(
+        &self,
+        connection: &str,
+        databases: &[(&str, RowHash)],
+        zone: Zone,
+        held: &[&[objects::HeldEvent]],
+    ) -> Result<Vec<(String, u32, u64)>, Error> {
+        let label = databases.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", ");
+        self.bulk_or_pooled(&label, |bulk| self.checksum_with(connection, databases, zone, held, bulk)).await
+    }
+
+    /// [`MysqlSql::checksums_held`], with the bulk reader when `bulk`.
     pub(super) async fn checksum_with(
         &self,
         connection: &str,
         databases: &[(&str, RowHash)],
         zone: Zone,
+        held: &[&[objects::HeldEvent]],
         bulk: bool,
     ) -> Result<Vec<(String, u32, u64)>, (Error, bool)> {
         let names: Vec<&str> = databases.iter().map(|(d, _)| *d).collect();
-        let Opened { tables, objects, readers, chunks, wired, .. } = self.open(connection, &names, zone, bulk).await?;
+        let Opened { tables, mut objects, readers, chunks, wired, .. } = self.open(connection, &names, zone, bulk).await?;
+        for (objects, held) in objects.iter_mut().zip(held) {
+            objects::as_enabled(objects, held);
+        }
         let jobs = databases.iter().zip(&tables).map(|((database, hash), tables)| snapshot::Job::new(database, tables.clone(), None, *hash)).collect();
         let work = snapshot::Work::new(jobs, format!("checksum {}", names.join(", ")), self.reporter.clone());
         let hashers = snapshot::read_all(readers, chunks, work).await.map_err(|e| (e, wired))?;

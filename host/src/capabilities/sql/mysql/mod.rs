@@ -641,8 +641,9 @@ impl Sql for MysqlSql {
         }
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
         let forms = load::Forms::new(metadb.is_some_and(|p| p.load_data), flavour);
-        restore::replay_all(c, more, sources, forms, flavour.defer_keys(), label, self.reporter.clone()).await?;
-        // Verified against the checksums recorded at dump time, read as they were read then.
+        let held = restore::replay_all(c, more, sources, forms, flavour.defer_keys(), label, self.reporter.clone()).await?;
+        // Verified against the checksums recorded at dump time, read as they were read then; the
+        // enabled events, still held disabled, read as enabled.
         let mut sums = vec![None; restores.len()];
         for zone in [Zone::Utc, Zone::Server] {
             let which: Vec<usize> = (0..restores.len()).filter(|&i| recorded[i].2 == zone).collect();
@@ -650,7 +651,8 @@ impl Sql for MysqlSql {
                 continue;
             }
             let databases: Vec<(&str, RowHash)> = which.iter().map(|&i| (restores[i].0.as_str(), recorded[i].1)).collect();
-            for (i, sum) in which.into_iter().zip(self.checksums(connection, &databases, zone).await?) {
+            let held: Vec<&[objects::HeldEvent]> = which.iter().map(|&i| held.get(i).map_or(&[][..], Vec::as_slice)).collect();
+            for (i, sum) in which.into_iter().zip(self.checksums_held(connection, &databases, zone, &held).await?) {
                 sums[i] = Some(sum);
             }
         }
@@ -661,6 +663,19 @@ impl Sql for MysqlSql {
                 return Err(failed(format!("restored {database} has checksum {sum}, but backup {backup_name} recorded {}", backup.checksum)));
             }
             out.push(Backup { name: backup_name.clone(), database: database.clone(), bytes: backup.bytes, tables, rows, checksum: sum });
+        }
+        // Only now may the scheduler run the restored events.
+        if held.iter().any(|h| !h.is_empty()) {
+            let mut c = self.conn(connection).await?;
+            self.bulk_session(connection, &mut c).await?;
+            for ((database, _), held) in restores.iter().zip(&held).filter(|(_, h)| !h.is_empty()) {
+                objects::enable(&mut c, database, held).await?;
+                let names: Vec<String> = held.iter().map(|h| h.name()).collect();
+                self.reporter.log(
+                    crate::report::Level::Info,
+                    &format!("restore {database}: enabled events created disabled until the restore was verified, now enabled: {}", names.join(", ")),
+                );
+            }
         }
         Ok(out)
     }

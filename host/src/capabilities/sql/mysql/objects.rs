@@ -380,6 +380,61 @@ fn client_charset(o: &DbObject) -> &str {
     }
 }
 
+/// Where the parts of an event's statement are: `CREATE|ALTER [DEFINER=…] EVENT name …
+/// ON COMPLETION [NOT] PRESERVE status …`, as MariaDB and MySQL show an event (names quoted with
+/// backticks, as in opshost's sessions) and as [`ending_event`] writes its `ALTER`.
+struct EventText {
+    /// `DEFINER=… ` with its space, or empty.
+    definer: std::ops::Range<usize>,
+    /// The name, quoted.
+    name: std::ops::Range<usize>,
+    /// Just past ` ON COMPLETION `.
+    completion: usize,
+    preserve: bool,
+    /// Where the status starts, and which it is.
+    status_at: usize,
+    status: &'static str,
+}
+
+/// [`EventText`] of `c`, a statement beginning with `verb` (`CREATE ` or `ALTER `); None for
+/// any other text. What lies between the name and ` ON COMPLETION ` (a schedule) holds no text
+/// of the user's, only times and intervals.
+fn event_text(c: &[u8], verb: &str) -> Option<EventText> {
+    if !c.starts_with(verb.as_bytes()) {
+        return None;
+    }
+    let mut at = verb.len();
+    // `DEFINER=`user`@`host`` (or a role's one name), each part quoted, backticks doubled.
+    let definer_from = at;
+    if c[at..].starts_with(b"DEFINER=") {
+        at = quoted_end(c, at + b"DEFINER=".len())?;
+        if c.get(at) == Some(&b'@') {
+            at = quoted_end(c, at + 1)?;
+        }
+        if c.get(at) != Some(&b' ') {
+            return None;
+        }
+        at += 1;
+    }
+    let definer = definer_from..at;
+    if !c[at..].starts_with(b"EVENT ") {
+        return None;
+    }
+    let name = at + b"EVENT ".len()..quoted_end(c, at + b"EVENT ".len())?;
+    let completion = name.end + memchr::memmem::find(&c[name.end..], b" ON COMPLETION ")? + b" ON COMPLETION ".len();
+    let (preserve, status_at) = if c[completion..].starts_with(b"NOT PRESERVE ") {
+        (false, completion + b"NOT PRESERVE ".len())
+    } else if c[completion..].starts_with(b"PRESERVE ") {
+        (true, completion + b"PRESERVE ".len())
+    } else {
+        return None;
+    };
+    let status = ["DISABLE ON SLAVE", "ENABLE", "DISABLE"]
+        .into_iter()
+        .find(|w| c[status_at..].starts_with(w.as_bytes()) && matches!(c.get(status_at + w.len()), Some(b' ') | None))?;
+    Some(EventText { definer, name, completion, preserve, status_at, status })
+}
+
 /// An event whose schedule ends (`AT …`, or `EVERY … ENDS …`), as two statements that bring it
 /// back as it stood whenever they run. Once that time has passed, a server drops such an event
 /// as it creates it (`ON COMPLETION NOT PRESERVE`), or creates it disabled: a server whose
@@ -394,52 +449,126 @@ fn ending_event(o: &DbObject) -> Option<(Vec<u8>, Vec<u8>)> {
         return None;
     }
     let c = &o.create;
-    if !c.starts_with(b"CREATE ") {
+    let e = event_text(c, "CREATE ")?;
+    if c[e.name.clone()] != *quote_ident(&o.name).as_bytes() || !c[e.name.end..].starts_with(b" ON SCHEDULE ") {
         return None;
     }
-    let mut at = b"CREATE ".len();
-    // `DEFINER=`user`@`host`` (or a role's one name), each part quoted, backticks doubled.
-    let definer_from = at;
-    if c[at..].starts_with(b"DEFINER=") {
-        at = quoted_end(c, at + b"DEFINER=".len())?;
-        if c.get(at) == Some(&b'@') {
-            at = quoted_end(c, at + 1)?;
-        }
-        if c.get(at) != Some(&b' ') {
-            return None;
-        }
-        at += 1;
-    }
-    let definer = &c[definer_from..at];
-    let head = format!("EVENT {} ON SCHEDULE ", quote_ident(&o.name));
-    if !c[at..].starts_with(head.as_bytes()) {
-        return None;
-    }
-    at += head.len();
-    // The schedule holds no text of the user's: `AT '…'` or `EVERY n unit [STARTS '…'] [ENDS '…']`.
-    let completion = at + memchr::memmem::find(&c[at..], b" ON COMPLETION ")? + b" ON COMPLETION ".len();
-    let schedule = &c[at..completion];
+    let schedule = &c[e.name.end + b" ON SCHEDULE ".len()..e.completion];
     if !(schedule.starts_with(b"AT ") || contains(schedule, " ENDS ")) {
         return None;
     }
-    let (preserve, status_at) = if c[completion..].starts_with(b"NOT PRESERVE ") {
-        (false, completion + b"NOT PRESERVE ".len())
-    } else if c[completion..].starts_with(b"PRESERVE ") {
-        (true, completion + b"PRESERVE ".len())
-    } else {
-        return None;
-    };
-    let status = ["DISABLE ON SLAVE", "ENABLE", "DISABLE"]
-        .into_iter()
-        .find(|w| c[status_at..].starts_with(w.as_bytes()) && matches!(c.get(status_at + w.len()), Some(b' ') | None))?;
-    let mut create = c[..completion].to_vec();
+    let mut create = c[..e.completion].to_vec();
     create.extend_from_slice(b"PRESERVE ");
-    create.extend_from_slice(&c[status_at..]);
+    create.extend_from_slice(&c[e.status_at..]);
     let mut alter = b"ALTER ".to_vec();
-    alter.extend_from_slice(definer);
-    let completion = if preserve { "PRESERVE" } else { "NOT PRESERVE" };
-    alter.extend_from_slice(format!("EVENT {} ON COMPLETION {completion} {status}", quote_ident(&o.name)).as_bytes());
+    alter.extend_from_slice(&c[e.definer]);
+    let completion = if e.preserve { "PRESERVE" } else { "NOT PRESERVE" };
+    alter.extend_from_slice(format!("EVENT {} ON COMPLETION {completion} {}", quote_ident(&o.name), e.status).as_bytes());
     Some((create, alter))
+}
+
+/// An enabled event that opshost's restore creates disabled, and enables once the restore is
+/// verified ([`hold`]). With the server's scheduler on, it could otherwise run in between: write
+/// to the restored tables, or (its time come) disable or drop itself, and the verification would
+/// fail inside the rollback.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldEvent {
+    /// `DEFINER=… ` as the statement gave it (an `ALTER EVENT` without one makes the connected
+    /// account the definer), or empty.
+    definer: Vec<u8>,
+    /// The name, quoted.
+    name: Vec<u8>,
+}
+
+impl HeldEvent {
+    /// The statement that enables it in `database` (it sets nothing else, so the server accepts
+    /// it whatever the time; run it in the event's client character set and collation, which
+    /// an `ALTER EVENT` takes from the session).
+    pub fn enable(&self, database: &str) -> Vec<u8> {
+        let mut s = b"ALTER ".to_vec();
+        s.extend_from_slice(&self.definer);
+        s.extend_from_slice(format!("EVENT {}.", quote_ident(database)).as_bytes());
+        s.extend_from_slice(&self.name);
+        s.extend_from_slice(b" ENABLE");
+        s
+    }
+
+    /// Its name, as information_schema gives it.
+    pub fn name(&self) -> String {
+        let inner = &self.name[1..self.name.len() - 1];
+        String::from_utf8_lossy(inner).replace("``", "`")
+    }
+
+    /// Whether `o` is this event.
+    fn is(&self, o: &DbObject) -> bool {
+        o.kind == ObjectKind::Event && *quote_ident(&o.name).as_bytes() == *self.name
+    }
+}
+
+/// What a restore makes of one statement of an objects section for the events it holds
+/// (`held`, this file's): an enabled event's `CREATE` or `ALTER` is run with `DISABLE` instead
+/// (the returned statement) and the event held; one that leaves the event otherwise, or drops
+/// it, lets it go. Any other statement is run as it is (None).
+pub fn hold(statement: &[u8], held: &mut Vec<HeldEvent>) -> Option<Vec<u8>> {
+    let event = if let Some(rest) = statement.strip_prefix(b"DROP EVENT IF EXISTS ") {
+        let name = rest.get(..quoted_end(rest, 0)?)?;
+        held.retain(|h| h.name != name);
+        return None;
+    } else {
+        ["CREATE ", "ALTER "].into_iter().find_map(|verb| event_text(statement, verb))?
+    };
+    let name = &statement[event.name.clone()];
+    held.retain(|h| h.name != name);
+    if event.status != "ENABLE" {
+        return None;
+    }
+    held.push(HeldEvent { definer: statement[event.definer.clone()].to_vec(), name: name.to_vec() });
+    let mut disabled = statement[..event.status_at].to_vec();
+    disabled.extend_from_slice(b"DISABLE");
+    disabled.extend_from_slice(&statement[event.status_at + "ENABLE".len()..]);
+    Some(disabled)
+}
+
+/// Enable the events a restore of `database` held ([`hold`]), each in its own client character
+/// set and collation (an `ALTER EVENT` takes them from the session; its `sql_mode` and time zone
+/// it keeps), as the section chose them ([`client_charset`]'s rule); the session's are set back
+/// after.
+pub async fn enable(c: &mut Conn, database: &str, held: &[HeldEvent]) -> Result<(), Error> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let (client, collation): (String, String) =
+        c.query_first("SELECT @@character_set_client, @@collation_connection").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
+    for h in held {
+        let stood: Option<(String, String)> = c
+            .exec_first(
+                "SELECT CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND EVENT_NAME = ?",
+                (database, h.name()),
+            )
+            .await
+            .map_err(|e| db_err(database, e))?;
+        let statement = h.enable(database);
+        if let Some((cs, coll)) = stood.filter(|(cs, coll)| is_plain_name(cs) && is_plain_name(coll) && (cs.starts_with("utf8") || statement.is_ascii())) {
+            c.query_drop(format!("SET SESSION character_set_client = '{cs}', collation_connection = '{coll}'")).await.map_err(|e| db_err(database, e))?;
+        }
+        c.query_drop(statement.as_slice()).await.map_err(|e| {
+            failed(format!("event {database}.{}: restored and verified, but enabling it again failed: {e}; enable it by hand (ALTER EVENT … ENABLE)", h.name()))
+        })?;
+    }
+    if is_plain_name(&client) && is_plain_name(&collation) {
+        c.query_drop(format!("SET SESSION character_set_client = '{client}', collation_connection = '{collation}'")).await.map_err(|e| db_err(database, e))?;
+    }
+    Ok(())
+}
+
+/// `objects` read as they will stand once `held` are enabled: what the verification of a
+/// restore compares with the checksum recorded at the dump.
+pub fn as_enabled(objects: &mut [DbObject], held: &[HeldEvent]) {
+    for o in objects.iter_mut().filter(|o| held.iter().any(|h| h.is(o))) {
+        if let Some(e) = event_text(&o.create, "CREATE ").filter(|e| e.status == "DISABLE") {
+            o.create.splice(e.status_at..e.status_at + "DISABLE".len(), *b"ENABLE");
+        }
+    }
 }
 
 /// Where the identifier quoted with backticks at `from` ends (just past its closing backtick).
@@ -681,5 +810,57 @@ mod tests {
         );
         assert_eq!(got[4], std::str::from_utf8(&every.create).unwrap());
         assert!(!s.unfinished());
+    }
+
+    #[test]
+    fn a_restore_holds_enabled_events_disabled_and_reads_them_as_enabled() {
+        let mut held = Vec::new();
+        let create = "CREATE DEFINER=`o``k`@`%` EVENT `e``v` ON SCHEDULE EVERY 1 SECOND STARTS '2020-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE COMMENT 'ENABLE' DO SELECT 'ENABLE'";
+        let disabled = hold(create.as_bytes(), &mut held).expect("an enabled event is held");
+        assert_eq!(String::from_utf8(disabled).unwrap(), create.replacen("PRESERVE ENABLE", "PRESERVE DISABLE", 1));
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].name(), "e`v");
+        assert_eq!(String::from_utf8(held[0].enable("d`b")).unwrap(), "ALTER DEFINER=`o``k`@`%` EVENT `d``b`.`e``v` ENABLE");
+        // The ALTER that gives an ending event back its status holds it too, once.
+        let alter = "ALTER DEFINER=`o``k`@`%` EVENT `e``v` ON COMPLETION NOT PRESERVE ENABLE";
+        assert_eq!(String::from_utf8(hold(alter.as_bytes(), &mut held).unwrap()).unwrap(), alter.replace("ENABLE", "DISABLE"));
+        assert_eq!(held.len(), 1);
+        // One that leaves it disabled, or drops it, lets it go; other statements run as they are.
+        assert_eq!(hold(b"ALTER DEFINER=`o``k`@`%` EVENT `e``v` ON COMPLETION NOT PRESERVE DISABLE ON SLAVE", &mut held), None);
+        assert!(held.is_empty());
+        hold(create.as_bytes(), &mut held).unwrap();
+        assert_eq!(hold(b"DROP EVENT IF EXISTS `e``v`", &mut held), None);
+        assert!(held.is_empty());
+        for other in [
+            "CREATE EVENT `d` ON SCHEDULE EVERY 1 HOUR STARTS '2020-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO SELECT 1",
+            "CREATE VIEW `v` AS select 'ON COMPLETION PRESERVE ENABLE' AS `x`",
+            "CREATE PROCEDURE `p`() SELECT 1",
+            "SET SESSION sql_mode = ''",
+        ] {
+            assert_eq!(hold(other.as_bytes(), &mut held), None, "{other}");
+        }
+        assert!(held.is_empty());
+        // A role as the definer, or none.
+        let bare = "CREATE EVENT `b` ON SCHEDULE AT '2020-01-01 00:00:00' ON COMPLETION PRESERVE ENABLE DO SELECT 1";
+        hold(bare.as_bytes(), &mut held).unwrap();
+        assert_eq!(String::from_utf8(held[0].enable("d")).unwrap(), "ALTER EVENT `d`.`b` ENABLE");
+
+        // The verification reads the held event as enabled; no other object changes.
+        let mut objects = vec![
+            obj(ObjectKind::Event, "e`v", &create.replacen("PRESERVE ENABLE", "PRESERVE DISABLE", 1)),
+            obj(ObjectKind::Event, "b", &bare.replace("ENABLE", "DISABLE")),
+            obj(
+                ObjectKind::Event,
+                "idle",
+                "CREATE EVENT `idle` ON SCHEDULE EVERY 1 HOUR STARTS '2020-01-01 00:00:00' ON COMPLETION NOT PRESERVE DISABLE DO SELECT 1",
+            ),
+        ];
+        let idle = objects[2].clone();
+        let mut held = Vec::new();
+        hold(create.as_bytes(), &mut held).unwrap();
+        as_enabled(&mut objects, &held);
+        assert_eq!(String::from_utf8(objects[0].create.clone()).unwrap(), create);
+        assert_eq!(String::from_utf8(objects[1].create.clone()).unwrap(), bare.replace("ENABLE", "DISABLE"), "not held");
+        assert_eq!(objects[2], idle);
     }
 }

@@ -24,7 +24,8 @@
 //! - Plain secondary keys wait until every row is in, then are built table by table on every
 //!   connection (see [`indexes`]).
 //! - Last, each file's objects section, run again while that gets further when an object needs
-//!   one of another file's (see [`tails`]).
+//!   one of another file's (see [`tails`]). Enabled events are created disabled: the caller
+//!   enables them once it has verified the restore (see [`objects::hold`]).
 
 use super::codec::{db_err, quote_ident};
 use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
@@ -159,7 +160,9 @@ fn choose(s: &Schedule, left: &[u64], current: Option<usize>) -> Option<usize> {
         .or_else(|| (0..left.len()).filter(open).max_by_key(|i| left[*i]))
 }
 
-/// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`.
+/// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`, then
+/// the objects sections. Per source, the enabled events created disabled
+/// ([`objects::hold`]): the caller enables them once the restore is verified.
 pub async fn replay_all(
     mut first: Conn,
     more: Vec<Conn>,
@@ -168,9 +171,9 @@ pub async fn replay_all(
     defer_keys: bool,
     label: String,
     reporter: Arc<dyn Reporter>,
-) -> Result<(), Error> {
+) -> Result<Vec<Vec<objects::HeldEvent>>, Error> {
     if sources.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let total = sources.iter().map(|s| s.bytes).sum::<u64>().max(1);
     // Values are bound only well under the server's packet limit.
@@ -230,13 +233,13 @@ pub async fn replay_all(
         };
     }
     let mut conns = add_keys(result?, &shared).await?;
-    tails(&mut conns[0], &shared.replays).await?;
+    let held = tails(&mut conns[0], &shared.replays).await?;
     for r in &shared.replays {
         if !r.complete.load(Relaxed) {
             return Err(failed(format!("backup {} is truncated (no end marker): restore it from another copy", r.path.display())));
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Every file's held-back keys added back, the tables shared out over `conns` (at least one),
@@ -514,17 +517,20 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
 /// server refuses for something missing is passed over, and each section that had one runs again
 /// once the others have run, as long as each round has fewer such refusals; running a section
 /// again is safe, since each object's statement is preceded by its `DROP … IF EXISTS`.
-async fn tails(c: &mut Conn, replays: &[Replay]) -> Result<(), Error> {
+///
+/// Enabled events are created disabled, and returned per replay ([`objects::hold`]).
+async fn tails(c: &mut Conn, replays: &[Replay]) -> Result<Vec<Vec<objects::HeldEvent>>, Error> {
     let mut sections = Vec::new();
     for r in replays {
         sections.push(read_tail(r).await?);
     }
+    let mut held = vec![Vec::new(); replays.len()];
     let mut left: Vec<usize> = (0..replays.len()).filter(|&i| !sections[i].is_empty()).collect();
     let mut missing_before = usize::MAX;
     while !left.is_empty() {
         let (mut again, mut missing, mut first) = (Vec::new(), 0, None);
         for &i in &left {
-            if let Some((n, e)) = run_tail(c, &replays[i], &sections[i]).await? {
+            if let Some((n, e)) = run_tail(c, &replays[i], &sections[i], &mut held[i]).await? {
                 again.push(i);
                 missing += n;
                 first.get_or_insert(e);
@@ -536,7 +542,7 @@ async fn tails(c: &mut Conn, replays: &[Replay]) -> Result<(), Error> {
         missing_before = missing;
         left = again;
     }
-    Ok(())
+    Ok(held)
 }
 
 /// The statements of `r`'s objects section, split as the stock client splits them
@@ -565,12 +571,13 @@ async fn read_tail(r: &Replay) -> Result<Vec<Vec<u8>>, Error> {
 
 /// Run one file's objects section in its session. A statement the server refuses for something
 /// missing ([`refers_to_what_is_missing`]) is passed over: how many were, and the first one's
-/// error. Any other error stops it.
-async fn run_tail(c: &mut Conn, r: &Replay, statements: &[Vec<u8>]) -> Result<Option<(usize, Error)>, Error> {
+/// error. Any other error stops it. An enabled event is created disabled and added to `held`.
+async fn run_tail(c: &mut Conn, r: &Replay, statements: &[Vec<u8>], held: &mut Vec<objects::HeldEvent>) -> Result<Option<(usize, Error)>, Error> {
     switch(c, r).await?;
     let mut missing: Option<(usize, Error)> = None;
     for stmt in statements {
-        match c.query_drop(stmt.as_slice()).await {
+        let disabled = objects::hold(stmt, held);
+        match c.query_drop(disabled.as_deref().unwrap_or(stmt)).await {
             Ok(()) => {}
             Err(e) if refers_to_what_is_missing(&e) => match &mut missing {
                 Some((n, _)) => *n += 1,
