@@ -5,7 +5,9 @@
 //! replayed last by opshost's restore (so no trigger fires on restored rows), and part of the
 //! content checksum: a restore that lost an object fails its verification. Sequences are the
 //! exception: a table's `DEFAULT NEXTVAL(s)` needs its sequence first, so they head the dump,
-//! each with the `SETVAL` that puts it where it stood.
+//! each with the `SETVAL` that puts it where it stood. An enabled event is created disabled by
+//! opshost's restore and enabled once the restore is verified ([`hold`]), so that the server's
+//! scheduler cannot run it in between.
 //!
 //! A definition is kept as the bytes the server shows: MariaDB shows a view's string literal
 //! with a character set introducer as its raw bytes (`_latin1'\xE9'`), which are not UTF-8. Read
