@@ -785,6 +785,67 @@ async fn secondary_keys_come_back_after_the_rows_exactly_as_they_were() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A foreign key may refer to a plain (non-unique) key of its parent, which InnoDB needs as the
+/// child is created, even with `FOREIGN_KEY_CHECKS=0`: a restore that held the parent's keys back
+/// until its rows were in failed on the child (errno 150) inside the rollback, whether the child
+/// is in the same database or in another of the restore. Such a parent keeps its keys. And a
+/// foreign key of another database refused the rollback's `DROP DATABASE` of the parent's (1451);
+/// now the databases are replaced as the OMS plugins replace them: drop and create each, then
+/// restore them all in one call.
+#[tokio::test]
+async fn tables_a_foreign_key_refers_to_keep_their_keys_and_their_databases_can_be_replaced() {
+    let (a, b) = (unique_db("fk_parents"), unique_db("fk_children"));
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {a}; DROP DATABASE IF EXISTS {b}; CREATE DATABASE {a}; CREATE DATABASE {b};
+         USE {a};
+         CREATE TABLE codes (id INT PRIMARY KEY, code INT, note VARCHAR(32), KEY code (code), KEY note (note));
+         INSERT INTO codes SELECT seq, seq % 5000, CONCAT('n', seq) FROM seq_1_to_30000;
+         CREATE TABLE orders (id INT PRIMARY KEY, code INT, KEY code (code), CONSTRAINT to_code FOREIGN KEY (code) REFERENCES codes (code));
+         INSERT INTO orders SELECT seq, seq % 5000 FROM seq_1_to_3000;
+         CREATE TABLE regions (id INT PRIMARY KEY, zone INT, KEY zone (zone));
+         INSERT INTO regions SELECT seq, seq % 300 FROM seq_1_to_30000;
+         CREATE TABLE unrelated (id INT PRIMARY KEY, v INT, KEY v (v));
+         INSERT INTO unrelated SELECT seq, seq % 77 FROM seq_1_to_30000;
+         USE {b};
+         CREATE TABLE `lines` (id INT PRIMARY KEY, zone INT, KEY zone (zone), CONSTRAINT to_zone FOREIGN KEY (zone) REFERENCES {a}.regions (zone));
+         INSERT INTO `lines` SELECT seq, seq % 300 FROM seq_1_to_3000;
+         ANALYZE TABLE {a}.codes, {a}.regions, {a}.unrelated;"
+    ));
+    let creates = || -> Vec<String> {
+        [(&a, "codes"), (&a, "orders"), (&a, "regions"), (&a, "unrelated"), (&b, "lines")]
+            .iter()
+            .map(|(db, t)| {
+                let o = mariadb_client(&["-N", "-D", db, "-e", &format!("SHOW CREATE TABLE `{t}`")]);
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            })
+            .collect()
+    };
+    let before = creates();
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let both = [(a.clone(), a.clone()), (b.clone(), b.clone())];
+    let backups = s.dump_databases("metadb", &both).await.unwrap();
+    for round in 0..3 {
+        // `b` refers to `a`: `a` is dropped first, as a plugin may.
+        for db in [&a, &b] {
+            s.drop_database("metadb", db).await.unwrap_or_else(|e| panic!("dropping {db}: {e:?}"));
+        }
+        for db in [&a, &b] {
+            s.create_database("metadb", db).await.unwrap();
+        }
+        let alters = global_status("Com_alter_table");
+        let restored = s.restore_databases("metadb", &both).await.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(restored.iter().map(|r| &r.checksum).collect::<Vec<_>>(), backups.iter().map(|r| &r.checksum).collect::<Vec<_>>());
+        assert!(global_status("Com_alter_table") > alters, "the unreferenced table's keys were held back");
+        assert_eq!(creates(), before);
+    }
+    // The foreign keys hold again.
+    let o = mariadb_client(&["-D", &b, "-e", "INSERT INTO `lines` VALUES (99999, 100000)"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("foreign key constraint fails"), "{o:?}");
+    sql(&format!("DROP DATABASE {b}; DROP DATABASE {a}"));
+}
+
 /// Tables with an AUTO_INCREMENT column load as LOAD DATA too (every value is in the dump), and
 /// come back with their counter where it was, above rows deleted at the top (as after the
 /// heartbeat trim): the next row the product writes gets the id it would have had.

@@ -8,7 +8,9 @@
 //! A table keeps its definition untouched when that reasoning could fail or the definition
 //! needs its keys: not InnoDB, partitioned, system-versioned, with foreign keys (they need an index), FULLTEXT or
 //! SPATIAL keys, or a plain key leading with the AUTO_INCREMENT column (it may be the column's
-//! only index). The restore's checksum covers `SHOW CREATE TABLE`, and is the judge.
+//! only index). So does a table a foreign key refers to ([`referenced_tables`]): the key may
+//! refer to one of its plain keys, which InnoDB needs as the referring table is created. The
+//! restore's checksum covers `SHOW CREATE TABLE`, and is the judge.
 //!
 //! Only big tables pay for it: an `ALTER TABLE` costs a small table more than its keys cost it
 //! during the load (see [`worth_deferring`]).
@@ -94,6 +96,25 @@ pub fn split(create: &str) -> Option<(String, Deferred)> {
     }
     let now = format!("CREATE TABLE {table}{}({}){options}", &after[..open], keep.join(", "));
     Some((now, Deferred { table: table.to_string(), keys }))
+}
+
+/// The tables a dump's `CREATE TABLE` line refers to by foreign key, as (database, table), both
+/// quoted; `database` (quoted) for a reference without one. Text that only reads like a
+/// reference (a comment) names a table too many, which only keeps that table's keys in place.
+pub fn referenced_tables(create: &str, database: &str) -> Vec<(String, String)> {
+    if !create.starts_with("CREATE TABLE ") {
+        return Vec::new();
+    }
+    create
+        .match_indices(" REFERENCES ")
+        .filter_map(|(at, word)| {
+            let (first, rest) = ident(&create[at + word.len()..])?;
+            match rest.strip_prefix('.').and_then(ident) {
+                Some((table, _)) => Some((first.to_string(), table.to_string())),
+                None => Some((database.to_string(), first.to_string())),
+            }
+        })
+        .collect()
 }
 
 /// The columns among a table's `definitions` that may be AUTO_INCREMENT (a comment naming it
@@ -206,5 +227,14 @@ mod tests {
         for c in cases {
             assert_eq!(split(c), None, "{c}");
         }
+    }
+
+    #[test]
+    fn the_tables_a_definition_refers_to_by_foreign_key_are_named_with_their_database() {
+        let child = "CREATE TABLE `c` (`a` int(11), `b` int(11), KEY `a` (`a`), CONSTRAINT `x` FOREIGN KEY (`a`) REFERENCES `p` (`code`), \
+                     CONSTRAINT `y` FOREIGN KEY (`b`) REFERENCES `other``db`.`q` (`id`) ON DELETE CASCADE) ENGINE=InnoDB";
+        assert_eq!(referenced_tables(child, "`mine`"), [("`mine`".to_string(), "`p`".to_string()), ("`other``db`".to_string(), "`q`".to_string())]);
+        assert_eq!(referenced_tables("CREATE TABLE `t` (`a` int(11), KEY `a` (`a`)) ENGINE=InnoDB", "`mine`"), Vec::<(String, String)>::new());
+        assert_eq!(referenced_tables("DROP TABLE IF EXISTS `t`;", "`mine`"), Vec::<(String, String)>::new());
     }
 }

@@ -688,9 +688,15 @@ impl Sql for MysqlSql {
         })
     }
 
+    /// Without foreign key checks: a foreign key of another database onto one of its tables
+    /// refused the drop (1451), so a rollback replacing several databases that refer to each
+    /// other stopped inside the downtime. Such a key refers to nothing until the table is back.
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error> {
         let mut c = self.conn(connection).await?;
-        c.query_drop(format!("DROP DATABASE {}", quote_ident(database))).await.map_err(|e| match &e {
+        c.query_drop("SET SESSION foreign_key_checks = 0").await.map_err(|e| db_err(database, e))?;
+        let dropped = c.query_drop(format!("DROP DATABASE {}", quote_ident(database))).await;
+        c.query_drop("SET SESSION foreign_key_checks = DEFAULT").await.map_err(|e| db_err(database, e))?;
+        dropped.map_err(|e| match &e {
             mysql_async::Error::Server(s) if s.code == 1008 => not_found(format!("database {database} does not exist")),
             _ => db_err(database, e),
         })

@@ -189,6 +189,7 @@ pub async fn replay_all(
         replays.push(replay);
         heads.push(head);
     }
+    keep_referenced_keys(&mut replays, &mut heads);
     let n = replays.len();
     for r in replays.iter().filter(|r| r.defaults.is_some()) {
         enter(&mut first, r, r.defaults.as_slice()).await?;
@@ -279,6 +280,9 @@ struct Head {
     /// a table's `DEFAULT NEXTVAL(s)` may name a sequence of another database of the restore,
     /// which the server checks as it creates the table.
     sequences: Vec<Vec<u8>>,
+    /// For each of the replay's `deferred` tables, in order: where its definition is in
+    /// `statements`, and that definition with its keys ([`keep_referenced_keys`]).
+    whole: Vec<(usize, Vec<u8>)>,
 }
 
 /// Read the head of `source` (up to its first INSERT), leaving the rest for the workers.
@@ -290,7 +294,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
     let mut lines = BufReader::with_capacity(1 << 20, file).split(b'\n');
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
     let (mut statements, mut standalone, mut created, mut estimate, mut defaults) = (Vec::new(), true, HashSet::new(), None, None);
-    let mut sequences = Vec::new();
+    let (mut sequences, mut whole) = (Vec::new(), Vec::new());
     let mut one_at_a_time = std::collections::HashMap::new();
     while let Some(line) = next_line(&mut lines).await.map_err(|e| fail(&e))? {
         // The rows, or with none the objects section (a comment, so before the comments are
@@ -348,6 +352,7 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         let now = match if hold_back && raw.is_none() { indexes::split(&line) } else { None } {
             Some((now, keys)) => {
                 deferred.push(keys);
+                whole.push((statements.len(), line.into_bytes()));
                 now.into_bytes()
             }
             None => raw.unwrap_or_else(|| line.into_bytes()),
@@ -368,7 +373,34 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         left: AtomicU64::new(bytes.saturating_sub(read)),
         complete: AtomicBool::new(complete),
     };
-    Ok((replay, Head { statements, standalone: standalone && distinct, sequences }))
+    Ok((replay, Head { statements, standalone: standalone && distinct, sequences, whole }))
+}
+
+/// A table a foreign key refers to, in any file of the restore, keeps its keys while it loads:
+/// the key may refer to one of its plain keys (InnoDB allows a non-unique one), which InnoDB
+/// needs as the referring table is created, even with `FOREIGN_KEY_CHECKS=0`. Held back, the
+/// restore failed on the referring table (errno 150) when it was created after this one.
+fn keep_referenced_keys(replays: &mut [Replay], heads: &mut [Head]) {
+    let mut referenced = HashSet::new();
+    for (r, h) in replays.iter().zip(heads.iter()) {
+        let database = quote_ident(&r.database);
+        for s in h.statements.iter().filter_map(|s| std::str::from_utf8(s).ok()) {
+            referenced.extend(indexes::referenced_tables(s, &database));
+        }
+    }
+    for (r, h) in replays.iter_mut().zip(heads.iter_mut()) {
+        let database = quote_ident(&r.database);
+        let mut i = 0;
+        while i < r.deferred.len() {
+            if referenced.contains(&(database.clone(), r.deferred[i].table.clone())) {
+                let (at, whole) = h.whole.remove(i);
+                h.statements[at] = whole;
+                r.deferred.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
 }
 
 /// Run the standalone heads' definitions shared out over `conns`, each connection switched to a
