@@ -332,3 +332,139 @@ async fn objects_keep_the_client_character_set_they_were_created_under() {
     }
     sql(&format!("DROP DATABASE {db}"));
 }
+
+/// A MariaDB of the test's own that keeps a binary log, as production MetaDBs usually do (the
+/// shared test server does not), on a free port; stopped on drop.
+struct BinlogServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl BinlogServer {
+    fn start() -> BinlogServer {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        // The server runs as `mysql`, as tests/run-all.sh starts the shared one.
+        let _ = Command::new("chown").args(["-R", "mysql:mysql"]).arg(dir.path()).status();
+        let data = dir.path().join("data");
+        let installed = Command::new("mariadb-install-db")
+            .args(["--user=mysql", "--auth-root-authentication-method=normal"])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("mariadb-install-db (tests/run-all.sh installs MariaDB)");
+        assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("mariadbd")
+            .args(["--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=64M"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-bin={}", data.join("binlog").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        let server = BinlogServer { child, dir, port };
+        for _ in 0..120 {
+            if server.client(&["-e", "SELECT 1"]).status.success() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("the binary-logged MariaDB did not start");
+    }
+
+    fn client(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("mariadb").arg(format!("--socket={}", self.dir.path().join("sock").display())).arg("-uroot").args(args).output().unwrap()
+    }
+
+    /// Run `statements` as root.
+    fn root(&self, statements: &str) {
+        let o = self.client(&["-e", statements]);
+        assert!(o.status.success(), "{statements}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// opshost on this server as `user`, whose password is `password`.
+    fn opshost(&self, user: &str, password: &str) -> MysqlSql {
+        let file = self.dir.path().join(format!("{user}.password"));
+        std::fs::write(&file, password).unwrap();
+        let mut config = metadb();
+        (config.host, config.port, config.user, config.password_env, config.password_file) = ("127.0.0.1".into(), self.port, user.into(), None, Some(file));
+        let backups = self.dir.path().join("backups");
+        MysqlSql::new(&std::collections::BTreeMap::from([("metadb".to_string(), config)]), backups, Arc::new(Silent)).unwrap()
+    }
+}
+
+impl Drop for BinlogServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// On a MetaDB that keeps a binary log with `log_bin_trust_function_creators` off, the server
+/// creates a function or a trigger only for an account with SUPER (1419), and a function declared
+/// neither DETERMINISTIC, NO SQL nor READS SQL DATA for no account (1418). The account of the
+/// README's least-privilege setup has no SUPER: its rollback's restore failed on such objects in
+/// the middle of the outage. The plan refuses first, naming the object and the fix; the refused
+/// restore fails as predicted, and with the fix the restore is whole.
+#[tokio::test]
+async fn functions_and_triggers_a_binary_logged_metadb_would_not_let_the_rollback_restore_are_refused_at_the_plan() {
+    let server = BinlogServer::start();
+    let db = "binlogged";
+    server.root(&format!(
+        "CREATE USER 'lp'@'%' IDENTIFIED BY 'lp-pw'; GRANT ALL PRIVILEGES ON `{db}`.* TO 'lp'@'%'; GRANT RELOAD ON *.* TO 'lp'@'%';
+         CREATE DATABASE {db}; USE {db};
+         CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a INT); INSERT INTO t (a) VALUES (1), (2);
+         CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, t_id INT);
+         CREATE DEFINER = 'lp'@'%' TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit (t_id) VALUES (NEW.id);
+         CREATE DEFINER = 'lp'@'%' FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
+         CREATE DEFINER = 'lp'@'%' PROCEDURE p() SELECT 1;"
+    ));
+    let lp = server.opshost("lp", "lp-pw");
+    let replace = || server.root(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+
+    let refused = lp.describe_backup("metadb", &[db.to_string()]).await;
+    let message = refused.as_ref().map(|_| String::new()).unwrap_or_else(|e| e.message().to_string());
+    for says in [
+        "trigger binlogged.t_ai (and 1 more functions or triggers)",
+        "binary log with log_bin_trust_function_creators off",
+        "error 1419",
+        "the MetaDB account lp@%",
+        "SET GLOBAL log_bin_trust_function_creators = 1",
+        "grant the account SUPER",
+    ] {
+        assert!(message.contains(says), "{says}: {refused:?}");
+    }
+    assert!(!server.dir.path().join("backups").exists(), "the plan wrote nothing");
+    // What it prevents: the same account's backup restores no further than the first trigger.
+    let backup = lp.dump_database("metadb", db, "binlogged").await.unwrap();
+    replace();
+    let failed = lp.restore_database("metadb", db, "binlogged").await;
+    assert!(matches!(&failed, Err(e) if e.message().contains("1419")), "{failed:?}");
+
+    // With the fix the plan passes and the restore is whole, the trigger and function working.
+    server.root("SET GLOBAL log_bin_trust_function_creators = 1");
+    lp.describe_backup("metadb", &[db.to_string()]).await.unwrap();
+    replace();
+    assert_eq!(lp.restore_database("metadb", db, "binlogged").await.unwrap().checksum, backup.checksum);
+    server.root(&format!("INSERT INTO {db}.t (a) VALUES (3)"));
+    let o = server.client(&["-N", "-e", &format!("SELECT CONCAT((SELECT COUNT(*) FROM {db}.audit), ' ', {db}.twice(21))")]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1 42");
+
+    // A function without DETERMINISTIC, NO SQL or READS SQL DATA: no account may create it
+    // again, SUPER or not.
+    server.root(&format!(
+        "CREATE DEFINER = 'lp'@'%' FUNCTION {db}.loose(x INT) RETURNS INT RETURN x; SET GLOBAL log_bin_trust_function_creators = 0; GRANT SUPER ON *.* TO 'lp'@'%';"
+    ));
+    let refused = lp.describe_backup("metadb", &[db.to_string()]).await;
+    assert!(
+        matches!(&refused, Err(e) if e.message().contains("function binlogged.loose is declared neither DETERMINISTIC, NO SQL nor READS SQL DATA") && e.message().contains("error 1418")),
+        "{refused:?}"
+    );
+    lp.dump_database("metadb", db, "loose").await.unwrap();
+    replace();
+    let failed = lp.restore_database("metadb", db, "loose").await;
+    assert!(matches!(&failed, Err(e) if e.message().contains("1418")), "{failed:?}");
+}

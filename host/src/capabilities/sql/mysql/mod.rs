@@ -511,6 +511,7 @@ impl Sql for MysqlSql {
                     )));
                 }
             }
+            objects::refuse_unrestorable_under_binlog(&mut c, db, &objects).await?;
             let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
             out.push(format!(
                 "backup of {db}: {} tables{}, {} views, {} triggers, {} procedures, {} functions, {} events{}{}",

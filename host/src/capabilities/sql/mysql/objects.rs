@@ -266,6 +266,57 @@ pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str) -> Result<
     Ok((current, if may.is_some() { Vec::new() } else { foreign }))
 }
 
+/// With the binary log on and `log_bin_trust_function_creators` off, a server creates a function
+/// or a trigger only for an account with SUPER (error 1419), and a function declared neither
+/// DETERMINISTIC, NO SQL nor READS SQL DATA for no account at all (1418): the restore a rollback
+/// runs would fail on it in the middle of the outage, after the databases were dropped. The
+/// account of the README's least-privilege setup has no SUPER, and production MetaDBs usually
+/// keep a binary log. Err naming the object and the fix.
+pub async fn refuse_unrestorable_under_binlog(c: &mut Conn, database: &str, objects: &[DbObject]) -> Result<(), Error> {
+    let programs = || objects.iter().filter(|o| matches!(o.kind, ObjectKind::Function | ObjectKind::Trigger));
+    let Some(first) = programs().next() else { return Ok(()) };
+    // A server without these variables (OceanBase) has no such rule.
+    let logged: Option<(u64, u64)> = c.query_first("SELECT @@global.log_bin, @@global.log_bin_trust_function_creators").await.ok().flatten();
+    if logged != Some((1, 0)) {
+        return Ok(());
+    }
+    let trust = "SET GLOBAL log_bin_trust_function_creators = 1 for the upgrade and until its rollback window has passed";
+    let undeclared: Option<String> = c
+        .exec_first(
+            "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION' \
+             AND IS_DETERMINISTIC = 'NO' AND SQL_DATA_ACCESS IN ('CONTAINS SQL', 'MODIFIES SQL DATA') ORDER BY ROUTINE_NAME LIMIT 1",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    if let Some(f) = undeclared {
+        return Err(failed(format!(
+            "function {database}.{f} is declared neither DETERMINISTIC, NO SQL nor READS SQL DATA, and the MetaDB keeps a binary log with log_bin_trust_function_creators off: no account could create it again (error 1418), so the restore a rollback runs would fail on it in the middle of the outage; {trust}, or re-create the function with the declaration that fits it"
+        )));
+    }
+    let current: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
+    let (user, host) = current.rsplit_once('@').unwrap_or((current.as_str(), "%"));
+    let superuser: Option<String> = c
+        .exec_first(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'SUPER' LIMIT 1",
+            (format!("'{user}'@'{host}'"),),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    if superuser.is_none() {
+        let more = match programs().count() {
+            1 => String::new(),
+            n => format!(" (and {} more functions or triggers)", n - 1),
+        };
+        return Err(failed(format!(
+            "{} {database}.{}{more}: the MetaDB keeps a binary log with log_bin_trust_function_creators off, where only an account with SUPER may create a function or a trigger (error 1419), and the MetaDB account {current} has not, so the restore a rollback runs would fail on it in the middle of the outage; {trust}, or grant the account SUPER",
+            first.kind.word().to_lowercase(),
+            first.name
+        )));
+    }
+    Ok(())
+}
+
 /// Views that select from other views come after them (the server quotes every name it refers to).
 fn in_dependency_order(mut views: Vec<DbObject>) -> Vec<DbObject> {
     let mut ordered: Vec<DbObject> = Vec::new();
