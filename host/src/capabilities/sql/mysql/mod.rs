@@ -652,7 +652,7 @@ impl Sql for MysqlSql {
                 continue;
             }
             let databases: Vec<(&str, RowHash)> = which.iter().map(|&i| (restores[i].0.as_str(), recorded[i].1)).collect();
-            let held: Vec<&[objects::HeldEvent]> = which.iter().map(|&i| held.get(i).map_or(&[][..], Vec::as_slice)).collect();
+            let held: Vec<&[objects::HeldEvent]> = which.iter().map(|&i| held[i].as_slice()).collect();
             for (i, sum) in which.into_iter().zip(self.checksums_held(connection, &databases, zone, &held).await?) {
                 sums[i] = Some(sum);
             }

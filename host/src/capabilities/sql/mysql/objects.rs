@@ -254,16 +254,22 @@ pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str) -> Result<
     if foreign.is_empty() {
         return Ok((current, foreign));
     }
-    let (user, host) = current.rsplit_once('@').unwrap_or((current.as_str(), "%"));
-    let grantee = format!("'{user}'@'{host}'");
-    let may: Option<String> = c
+    let may = holds_any(c, database, &current, "'SUPER', 'SET USER', 'SET_USER_ID', 'SET_ANY_DEFINER'").await?;
+    Ok((current, if may { Vec::new() } else { foreign }))
+}
+
+/// Whether `account` (as `CURRENT_USER()` gives it) holds one of `privileges` (quoted, comma
+/// separated) server-wide, as `information_schema.USER_PRIVILEGES` shows it.
+async fn holds_any(c: &mut Conn, database: &str, account: &str, privileges: &str) -> Result<bool, Error> {
+    let (user, host) = account.rsplit_once('@').unwrap_or((account, "%"));
+    let held: Option<String> = c
         .exec_first(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE IN ('SUPER', 'SET USER', 'SET_USER_ID', 'SET_ANY_DEFINER') LIMIT 1",
-            (&grantee,),
+            format!("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE IN ({privileges}) LIMIT 1"),
+            (format!("'{user}'@'{host}'"),),
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    Ok((current, if may.is_some() { Vec::new() } else { foreign }))
+    Ok(held.is_some())
 }
 
 /// With the binary log on and `log_bin_trust_function_creators` off, a server creates a function
@@ -295,15 +301,7 @@ pub async fn refuse_unrestorable_under_binlog(c: &mut Conn, database: &str, obje
         )));
     }
     let current: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
-    let (user, host) = current.rsplit_once('@').unwrap_or((current.as_str(), "%"));
-    let superuser: Option<String> = c
-        .exec_first(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'SUPER' LIMIT 1",
-            (format!("'{user}'@'{host}'"),),
-        )
-        .await
-        .map_err(|e| db_err(database, e))?;
-    if superuser.is_none() {
+    if !holds_any(c, database, &current, "'SUPER'").await? {
         let more = match programs().count() {
             1 => String::new(),
             n => format!(" (and {} more functions or triggers)", n - 1),
@@ -428,9 +426,15 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
 /// server converts its literals as before), only its `CHARACTER_SET_CLIENT` differs.
 fn client_charset(o: &DbObject) -> &str {
     match o.client_charset.as_deref() {
-        Some(cs) if is_plain_name(cs) && std::str::from_utf8(&o.create).is_ok() && (cs.starts_with("utf8") || o.create.is_ascii()) => cs,
+        Some(cs) if reads_the_same_in(cs, &o.create) => cs,
         _ => "utf8mb4",
     }
+}
+
+/// Whether `text`, UTF-8 as the server shows an object, reads the same sent under client
+/// character set `charset`: a UTF-8 one, or ASCII text.
+fn reads_the_same_in(charset: &str, text: &[u8]) -> bool {
+    is_plain_name(charset) && std::str::from_utf8(text).is_ok() && (charset.starts_with("utf8") || text.is_ascii())
 }
 
 /// Where the parts of an event's statement are: `CREATE|ALTER [DEFINER=…] EVENT name …
@@ -563,13 +567,12 @@ impl HeldEvent {
 /// (the returned statement) and the event held; one that leaves the event otherwise, or drops
 /// it, lets it go. Any other statement is run as it is (None).
 pub fn hold(statement: &[u8], held: &mut Vec<HeldEvent>) -> Option<Vec<u8>> {
-    let event = if let Some(rest) = statement.strip_prefix(b"DROP EVENT IF EXISTS ") {
+    if let Some(rest) = statement.strip_prefix(b"DROP EVENT IF EXISTS ") {
         let name = rest.get(..quoted_end(rest, 0)?)?;
         held.retain(|h| h.name != name);
         return None;
-    } else {
-        ["CREATE ", "ALTER "].into_iter().find_map(|verb| event_text(statement, verb))?
-    };
+    }
+    let event = ["CREATE ", "ALTER "].into_iter().find_map(|verb| event_text(statement, verb))?;
     let name = &statement[event.name.clone()];
     held.retain(|h| h.name != name);
     if event.status != "ENABLE" {
@@ -583,9 +586,9 @@ pub fn hold(statement: &[u8], held: &mut Vec<HeldEvent>) -> Option<Vec<u8>> {
 }
 
 /// Enable the events a restore of `database` held ([`hold`]), each in its own client character
-/// set and collation (an `ALTER EVENT` takes them from the session; its `sql_mode` and time zone
-/// it keeps), as the section chose them ([`client_charset`]'s rule); the session's are set back
-/// after.
+/// set (utf8mb4 where its statement would not read the same in it, as in the section) and
+/// collation: an `ALTER EVENT` takes both from the session, and keeps the event's `sql_mode` and
+/// time zone. The session's are set back after.
 pub async fn enable(c: &mut Conn, database: &str, held: &[HeldEvent]) -> Result<(), Error> {
     if held.is_empty() {
         return Ok(());
@@ -601,9 +604,10 @@ pub async fn enable(c: &mut Conn, database: &str, held: &[HeldEvent]) -> Result<
             .await
             .map_err(|e| db_err(database, e))?;
         let statement = h.enable(database);
-        if let Some((cs, coll)) = stood.filter(|(cs, coll)| is_plain_name(cs) && is_plain_name(coll) && (cs.starts_with("utf8") || statement.is_ascii())) {
-            c.query_drop(format!("SET SESSION character_set_client = '{cs}', collation_connection = '{coll}'")).await.map_err(|e| db_err(database, e))?;
-        }
+        let (cs, coll) = stood.unwrap_or_default();
+        let cs = if reads_the_same_in(&cs, &statement) { cs.as_str() } else { "utf8mb4" };
+        let coll = if is_plain_name(&coll) { format!(", collation_connection = '{coll}'") } else { String::new() };
+        c.query_drop(format!("SET SESSION character_set_client = '{cs}'{coll}")).await.map_err(|e| db_err(database, e))?;
         c.query_drop(statement.as_slice()).await.map_err(|e| {
             failed(format!("event {database}.{}: restored and verified, but enabling it again failed: {e}; enable it by hand (ALTER EVENT … ENABLE)", h.name()))
         })?;
