@@ -333,76 +333,6 @@ async fn objects_keep_the_client_character_set_they_were_created_under() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
-/// A MariaDB of the test's own that keeps a binary log, as production MetaDBs usually do (the
-/// shared test server does not), on a free port; stopped on drop.
-struct BinlogServer {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl BinlogServer {
-    fn start() -> BinlogServer {
-        use std::process::{Command, Stdio};
-        let dir = tempfile::tempdir().unwrap();
-        // The server runs as `mysql`, as tests/run-all.sh starts the shared one.
-        let _ = Command::new("chown").args(["-R", "mysql:mysql"]).arg(dir.path()).status();
-        let data = dir.path().join("data");
-        let installed = Command::new("mariadb-install-db")
-            .args(["--user=mysql", "--auth-root-authentication-method=normal"])
-            .arg(format!("--datadir={}", data.display()))
-            .output()
-            .expect("mariadb-install-db (tests/run-all.sh installs MariaDB)");
-        assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("mariadbd")
-            .args(["--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=64M"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-bin={}", data.join("binlog").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd");
-        let server = BinlogServer { child, dir, port };
-        for _ in 0..120 {
-            if server.client(&["-e", "SELECT 1"]).status.success() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        panic!("the binary-logged MariaDB did not start");
-    }
-
-    fn client(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("mariadb").arg(format!("--socket={}", self.dir.path().join("sock").display())).arg("-uroot").args(args).output().unwrap()
-    }
-
-    /// Run `statements` as root.
-    fn root(&self, statements: &str) {
-        let o = self.client(&["-e", statements]);
-        assert!(o.status.success(), "{statements}: {}", String::from_utf8_lossy(&o.stderr));
-    }
-
-    /// opshost on this server as `user`, whose password is `password`.
-    fn opshost(&self, user: &str, password: &str) -> MysqlSql {
-        let file = self.dir.path().join(format!("{user}.password"));
-        std::fs::write(&file, password).unwrap();
-        let mut config = metadb();
-        (config.host, config.port, config.user, config.password_env, config.password_file) = ("127.0.0.1".into(), self.port, user.into(), None, Some(file));
-        let backups = self.dir.path().join("backups");
-        MysqlSql::new(&std::collections::BTreeMap::from([("metadb".to_string(), config)]), backups, Arc::new(Silent)).unwrap()
-    }
-}
-
-impl Drop for BinlogServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// On a MetaDB that keeps a binary log with `log_bin_trust_function_creators` off, the server
 /// creates a function or a trigger only for an account with SUPER (1419), and a function declared
 /// neither DETERMINISTIC, NO SQL nor READS SQL DATA for no account (1418). The account of the
@@ -411,7 +341,7 @@ impl Drop for BinlogServer {
 /// restore fails as predicted, and with the fix the restore is whole.
 #[tokio::test]
 async fn functions_and_triggers_a_binary_logged_metadb_would_not_let_the_rollback_restore_are_refused_at_the_plan() {
-    let server = BinlogServer::start();
+    let server = OwnServer::start(&["--log-bin=binlog"]);
     let db = "binlogged";
     server.root(&format!(
         "CREATE USER 'lp'@'%' IDENTIFIED BY 'lp-pw'; GRANT ALL PRIVILEGES ON `{db}`.* TO 'lp'@'%'; GRANT RELOAD ON *.* TO 'lp'@'%';

@@ -10,7 +10,7 @@
 //! server's;
 //! and servers whose globals would change what a session reads or writes (ANSI_QUOTES,
 //! sql_select_limit, autocommit, statement time limits, a 16 MB packet, InnoDB's strict mode,
-//! read_only). opshost's backup and restore bring each back exactly, judged by the server itself
+//! read_only, a primary key forced or an engine enforced after the tables were made). opshost's backup and restore bring each back exactly, judged by the server itself
 //! (definitions, `CHECKSUM TABLE`, counts, every version of every row, information_schema), not
 //! by opshost's own checksum, through opshost's restore and the stock client. What no client
 //! could write back, and a read-only server, are refused at the plan, which also asks for room
@@ -473,6 +473,84 @@ async fn events_the_scheduler_runs_wait_for_the_restores_verification() {
     assert_eq!(value(&db, &format!("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}' AND EVENT_NAME = 'overdue'")), "DISABLED");
     assert_eq!(value(&db, &sessions), sessions_before);
     sql(&format!("DROP DATABASE {db}"));
+}
+
+/// Settings turned on after some tables were made, under which the server would not create those
+/// tables again as they are: `innodb_force_primary_key` refuses an InnoDB table without a primary
+/// key (1173), and `enforce_storage_engine` makes a table or sequence of another engine in its own.
+/// A rollback's restore would meet that with the databases dropped, in the outage. The plan
+/// refuses such a MetaDB, naming the table, the setting and the fix, and passes what the settings
+/// leave alone (a unique key on NOT NULL columns is InnoDB's primary key); with the setting off
+/// again, as the refusal says, the restore is whole. On a server of the test's own: the settings
+/// would refuse the other tests' tables.
+#[tokio::test]
+async fn tables_the_server_as_set_now_would_not_create_again_are_refused_at_the_plan() {
+    let server = OwnServer::start(&[]);
+    server.root(
+        "CREATE USER 'op'@'%' IDENTIFIED BY 'op-pw'; GRANT ALL ON *.* TO 'op'@'%'; CREATE DATABASE shaped; USE shaped; \
+         CREATE TABLE a_keyless (a INT, b VARCHAR(8)); INSERT INTO a_keyless VALUES (1, 'x'), (1, 'x'); \
+         CREATE TABLE b_promoted (a INT NOT NULL, UNIQUE KEY (a)); INSERT INTO b_promoted VALUES (1), (2); \
+         CREATE TABLE c_keyed (id INT PRIMARY KEY, v INT, KEY (v)); INSERT INTO c_keyed VALUES (1, 1); \
+         CREATE TABLE d_myisam (id INT PRIMARY KEY) ENGINE=MyISAM; INSERT INTO d_myisam VALUES (7); \
+         CREATE SEQUENCE e_seq ENGINE=Aria;",
+    );
+    let db = "shaped".to_string();
+    let engines = || {
+        String::from_utf8(
+            server
+                .client(&[
+                    "-N",
+                    "-e",
+                    "SELECT GROUP_CONCAT(TABLE_NAME, ' ', ENGINE ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shaped'",
+                ])
+                .stdout,
+        )
+        .unwrap()
+    };
+    let engines_before = engines();
+    let backup = server.opshost("op", "op-pw").dump_database("metadb", &db, "before").await.unwrap();
+    for (setting, off, says, the_restore_meets) in [
+        (
+            "innodb_force_primary_key = ON",
+            "innodb_force_primary_key = OFF",
+            &[
+                "table shaped.a_keyless has no primary key",
+                "innodb_force_primary_key ON",
+                "error 1173",
+                "SET GLOBAL innodb_force_primary_key = OFF for the upgrade and its rollback window",
+            ][..],
+            "requires a primary key",
+        ),
+        (
+            "enforce_storage_engine = 'InnoDB'",
+            "enforce_storage_engine = NULL",
+            &[
+                "table shaped.d_myisam is MyISAM",
+                "create it as InnoDB",
+                "SET GLOBAL enforce_storage_engine = NULL for the upgrade",
+                "(and 1 more tables of shaped alike)",
+            ][..],
+            "but backup before recorded",
+        ),
+    ] {
+        server.root(&format!("SET GLOBAL {setting}"));
+        // Connections made from now on, as a rollback's are, take the setting.
+        let s = server.opshost("op", "op-pw");
+        let plan = s.describe_backup("metadb", std::slice::from_ref(&db)).await;
+        assert!(matches!(&plan, Err(e) if says.iter().all(|w| e.message().contains(w))), "{setting}: {plan:?}");
+        // What the plan foresaw: the restore fails on it.
+        server.root("DROP DATABASE shaped; CREATE DATABASE shaped");
+        let restored = s.restore_database("metadb", &db, "before").await;
+        assert!(matches!(&restored, Err(e) if e.message().contains(the_restore_meets)), "{setting}: {restored:?}");
+        // The fix the refusal names: the restore is whole, and the plan passes.
+        server.root(&format!("SET GLOBAL {off}"));
+        let s = server.opshost("op", "op-pw");
+        server.root("DROP DATABASE shaped; CREATE DATABASE shaped");
+        assert_eq!(s.restore_database("metadb", &db, "before").await.unwrap().checksum, backup.checksum, "{off}");
+        assert_eq!(engines(), engines_before);
+        s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
+    }
+    assert!(engines_before.contains("d_myisam MyISAM") && engines_before.contains("e_seq Aria"), "{engines_before}");
 }
 
 /// A view that refers to a table, a column or a function that is gone no longer works, and no

@@ -149,3 +149,79 @@ impl Drop for GeneralLog {
         }
     }
 }
+
+/// A MariaDB of the test's own, started with `args` on a free port, for a test that needs a
+/// server set as the shared one is not (a binary log) or must set its globals without the other
+/// tests beside it seeing them; stopped on drop.
+pub struct OwnServer {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnServer {
+    pub fn start(args: &[&str]) -> OwnServer {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        // The server runs as `mysql`, as tests/run-all.sh starts the shared one.
+        let _ = Command::new("chown").args(["-R", "mysql:mysql"]).arg(dir.path()).status();
+        let data = dir.path().join("data");
+        let installed = Command::new("mariadb-install-db")
+            .args(["--user=mysql", "--auth-root-authentication-method=normal"])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("mariadb-install-db (tests/run-all.sh installs MariaDB)");
+        assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("mariadbd")
+            .args(["--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=64M"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--port={port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        let server = OwnServer { child, dir, port };
+        for _ in 0..120 {
+            if server.client(&["-e", "SELECT 1"]).status.success() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("the MariaDB started with {args:?} did not start");
+    }
+
+    pub fn client(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("mariadb").arg(format!("--socket={}", self.dir.path().join("sock").display())).arg("-uroot").args(args).output().unwrap()
+    }
+
+    /// Run `statements` as root.
+    pub fn root(&self, statements: &str) {
+        let o = self.client(&["-e", statements]);
+        assert!(o.status.success(), "{statements}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// opshost on this server as `user`, whose password is `password`.
+    pub fn opshost(&self, user: &str, password: &str) -> opshost::capabilities::sql::mysql::MysqlSql {
+        let file = self.dir.path().join(format!("{user}.password"));
+        std::fs::write(&file, password).unwrap();
+        let mut config = metadb();
+        (config.host, config.port, config.user, config.password_env, config.password_file) = ("127.0.0.1".into(), self.port, user.into(), None, Some(file));
+        let backups = self.dir.path().join("backups");
+        opshost::capabilities::sql::mysql::MysqlSql::new(
+            &std::collections::BTreeMap::from([("metadb".to_string(), config)]),
+            backups,
+            std::sync::Arc::new(opshost::report::Silent),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

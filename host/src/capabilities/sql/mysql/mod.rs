@@ -1,7 +1,7 @@
 //! The MySQL engine: the sql capability on a real MetaDB (MariaDB, MySQL, OceanBase's MySQL
 //! mode) through mysql_async. This file holds [`MysqlSql`], its pools and connections and the
-//! `Sql` trait's calls; the rest of the engine is one file per part (codec, dump, format, load,
-//! objects, restore, share, snapshot, tables, wire) below it, none importing this one's items back
+//! `Sql` trait's calls; the rest of the engine is one file per part (codec, creatable, dump, format,
+//! load, objects, restore, share, snapshot, tables, wire) below it, none importing this one's items back
 //! except `dump.rs`, which adds the dump and checksum methods to [`MysqlSql`].
 //!
 //! - One pool per named connection from the site config; the password comes from an environment
@@ -25,6 +25,7 @@
 
 pub mod codec;
 pub mod config;
+mod creatable;
 mod dump;
 pub mod flavour;
 pub mod format;
@@ -496,6 +497,8 @@ impl Sql for MysqlSql {
                     )));
                 }
             }
+            // Created again as they are by the server as it is set now, not refused or changed.
+            creatable::refuse_uncreatable(&mut c, db).await?;
             let versioned = tables.iter().filter(|t| t.versioned).count();
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;

@@ -1,0 +1,221 @@
+//! Whether the server would create a backup's tables again as they are. A rollback's restore
+//! creates every table of its backup on the server as it is then set, and some settings, turned
+//! on after a table was made, refuse that table or change it as it is created:
+//!
+//! - `enforce_storage_engine` (MariaDB): a table or sequence of another engine is created in the
+//!   enforced one (the restore's session has no `NO_ENGINE_SUBSTITUTION`; with it, refused);
+//! - `disabled_storage_engines` (MySQL): a table of a listed engine is refused;
+//! - `innodb_force_primary_key` (MariaDB): an InnoDB table without a primary key is refused (error
+//!   1173), unless it has a unique key on NOT NULL columns, which InnoDB takes as its primary key;
+//! - `sql_require_primary_key` (MySQL 8.0.13 on): a table without a primary key is refused (3750);
+//! - `sql_generate_invisible_primary_key` (MySQL 8.0.30 on): an InnoDB table without one gets a
+//!   column it did not have.
+//!
+//! Each would stop the restore, or fail its verification, with the databases already dropped, in
+//! the middle of the outage. The plan reads the settings as a restore's session has them and
+//! refuses such a table, naming it, the setting and the fix.
+
+use super::codec::db_err;
+use crate::bindings::Error;
+use crate::capabilities::errors::failed;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+/// The settings of a session that decide whether a table can be created as it is.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Rules {
+    /// MariaDB's `enforce_storage_engine`, when set.
+    pub enforce_engine: Option<String>,
+    /// MySQL's `disabled_storage_engines`.
+    pub disabled_engines: Vec<String>,
+    /// MariaDB's `innodb_force_primary_key`.
+    pub innodb_force_primary_key: bool,
+    /// MySQL's `sql_require_primary_key`.
+    pub require_primary_key: bool,
+    /// MySQL's `sql_generate_invisible_primary_key`.
+    pub generate_invisible_primary_key: bool,
+}
+
+impl Rules {
+    /// From `SHOW VARIABLES` rows (name, value); a variable the server does not know is absent,
+    /// and so off.
+    pub fn from_variables(rows: &[(String, String)]) -> Rules {
+        let mut rules = Rules::default();
+        for (name, value) in rows {
+            let on = value.eq_ignore_ascii_case("ON") || value == "1";
+            match name.to_ascii_lowercase().as_str() {
+                "enforce_storage_engine" if !value.is_empty() => rules.enforce_engine = Some(value.clone()),
+                "disabled_storage_engines" => rules.disabled_engines = value.split(',').map(str::trim).filter(|e| !e.is_empty()).map(String::from).collect(),
+                "innodb_force_primary_key" => rules.innodb_force_primary_key = on,
+                "sql_require_primary_key" => rules.require_primary_key = on,
+                "sql_generate_invisible_primary_key" => rules.generate_invisible_primary_key = on,
+                _ => {}
+            }
+        }
+        rules
+    }
+}
+
+/// A table or sequence as a restore creates it: what the rules look at.
+#[derive(Debug)]
+pub(super) struct Shape {
+    pub name: String,
+    pub sequence: bool,
+    pub engine: String,
+    pub primary_key: bool,
+    /// A unique key whose columns are all NOT NULL and whole (no prefix): InnoDB makes it the
+    /// table's primary key when it has none.
+    pub unique_not_null: bool,
+}
+
+/// Why the rules would keep `shape` from being created as it is, with the fix; `None` if they
+/// would not.
+pub(super) fn refusal(database: &str, rules: &Rules, shape: &Shape) -> Option<String> {
+    let what = format!("{} {database}.{}", if shape.sequence { "sequence" } else { "table" }, shape.name);
+    let window = "for the upgrade and its rollback window";
+    let outage = "in the middle of the outage, after the databases were dropped";
+    if let Some(enforced) = rules.enforce_engine.as_ref().filter(|e| !e.eq_ignore_ascii_case(&shape.engine)) {
+        return Some(format!(
+            "{what} is {}, and the server's enforce_storage_engine = {enforced} would have the restore a rollback runs create it as {enforced}, which fails the restore's verification {outage}: SET GLOBAL enforce_storage_engine = NULL {window}, or convert it (ALTER TABLE ... ENGINE = {enforced}) before the upgrade, then plan again",
+            shape.engine
+        ));
+    }
+    if rules.disabled_engines.iter().any(|e| e.eq_ignore_ascii_case(&shape.engine)) {
+        return Some(format!(
+            "{what} is {}, which the server's disabled_storage_engines ({}) forbids creating, so the restore a rollback runs would fail on it {outage}: convert it (ALTER TABLE ... ENGINE = InnoDB) before the upgrade, or take {} out of disabled_storage_engines (a restart), then plan again",
+            shape.engine,
+            rules.disabled_engines.join(","),
+            shape.engine
+        ));
+    }
+    if shape.sequence || shape.primary_key {
+        return None;
+    }
+    let innodb = shape.engine.eq_ignore_ascii_case("InnoDB");
+    let (setting, effect) = if rules.generate_invisible_primary_key && innodb {
+        ("sql_generate_invisible_primary_key", "add an invisible primary key column to it, which fails the restore's verification")
+    } else if rules.require_primary_key {
+        ("sql_require_primary_key", "refuse to create it (error 3750)")
+    } else if rules.innodb_force_primary_key && innodb && !shape.unique_not_null {
+        ("innodb_force_primary_key", "refuse to create it (error 1173)")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{what} has no primary key, and with the server's {setting} ON the restore a rollback runs would {effect} {outage}: SET GLOBAL {setting} = OFF {window}, or give the table a primary key before the upgrade, then plan again"
+    ))
+}
+
+/// Refuse the first table or sequence of `database` that the server, as a restore's session
+/// (`c`, in the bulk session) finds it, would not create as it is; the count of any others.
+pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str) -> Result<(), Error> {
+    let variables: Vec<(String, String)> = c
+        .query(
+            "SHOW VARIABLES WHERE Variable_name IN ('enforce_storage_engine', 'disabled_storage_engines', 'innodb_force_primary_key', 'sql_require_primary_key', 'sql_generate_invisible_primary_key')",
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    let rules = Rules::from_variables(&variables);
+    if rules == Rules::default() {
+        return Ok(());
+    }
+    let rows: Vec<(String, String, Option<String>, u8, u8)> = c
+        .exec(
+            "SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, \
+             EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.CONSTRAINT_TYPE = 'PRIMARY KEY'), \
+             EXISTS (SELECT 1 FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME AND s.NON_UNIQUE = 0 \
+                     GROUP BY s.INDEX_NAME HAVING SUM(s.NULLABLE = 'YES' OR s.SUB_PART IS NOT NULL) = 0) \
+             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY t.TABLE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    let refusals: Vec<String> = rows
+        .into_iter()
+        .map(|(name, kind, engine, primary_key, unique_not_null)| Shape {
+            name,
+            sequence: kind == "SEQUENCE",
+            engine: engine.unwrap_or_default(),
+            primary_key: primary_key != 0,
+            unique_not_null: unique_not_null != 0,
+        })
+        .filter_map(|shape| refusal(database, &rules, &shape))
+        .collect();
+    match refusals.as_slice() {
+        [] => Ok(()),
+        [one] => Err(failed(one.clone())),
+        [first, rest @ ..] => Err(failed(format!("{first} (and {} more tables of {database} alike)", rest.len()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(name: &str, engine: &str, primary_key: bool, unique_not_null: bool) -> Shape {
+        Shape { name: name.into(), sequence: false, engine: engine.into(), primary_key, unique_not_null }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Rules {
+        Rules::from_variables(&pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn settings_read_as_servers_show_them() {
+        // A MariaDB as it comes: no engine enforced (shown empty), no key forced.
+        assert_eq!(vars(&[("enforce_storage_engine", ""), ("innodb_force_primary_key", "OFF")]), Rules::default());
+        let r = vars(&[
+            ("disabled_storage_engines", "MyISAM, BLACKHOLE,FEDERATED"),
+            ("sql_require_primary_key", "ON"),
+            ("sql_generate_invisible_primary_key", "OFF"),
+        ]);
+        assert_eq!(r.disabled_engines, ["MyISAM", "BLACKHOLE", "FEDERATED"]);
+        assert!(r.require_primary_key && !r.generate_invisible_primary_key && r.enforce_engine.is_none());
+        assert_eq!(vars(&[("enforce_storage_engine", "InnoDB")]).enforce_engine.as_deref(), Some("InnoDB"));
+    }
+
+    #[test]
+    fn each_setting_refuses_only_the_tables_it_would_change_or_refuse() {
+        let none = Rules::default();
+        let keyless = shape("keyless", "InnoDB", false, false);
+        let promoted = shape("promoted", "InnoDB", false, true);
+        let myisam = shape("m", "MyISAM", false, false);
+        let keyed = shape("keyed", "InnoDB", true, true);
+        for s in [&keyless, &promoted, &myisam, &keyed] {
+            assert_eq!(refusal("db", &none, s), None, "{s:?}");
+        }
+
+        let force = Rules { innodb_force_primary_key: true, ..Rules::default() };
+        let why = refusal("db", &force, &keyless).unwrap();
+        assert!(
+            why.contains("table db.keyless has no primary key") && why.contains("1173") && why.contains("SET GLOBAL innodb_force_primary_key = OFF"),
+            "{why}"
+        );
+        // InnoDB takes a unique key on NOT NULL columns as the primary key; other engines are not InnoDB's.
+        assert_eq!(refusal("db", &force, &promoted), None);
+        assert_eq!(refusal("db", &force, &myisam), None);
+
+        let require = Rules { require_primary_key: true, ..Rules::default() };
+        for s in [&keyless, &promoted, &myisam] {
+            assert!(refusal("db", &require, s).unwrap().contains("3750"), "{s:?}");
+        }
+        assert_eq!(refusal("db", &require, &keyed), None);
+
+        let gipk = Rules { generate_invisible_primary_key: true, require_primary_key: true, ..Rules::default() };
+        assert!(refusal("db", &gipk, &promoted).unwrap().contains("sql_generate_invisible_primary_key = OFF"));
+        assert!(refusal("db", &gipk, &myisam).unwrap().contains("sql_require_primary_key"));
+
+        let enforce = Rules { enforce_engine: Some("InnoDB".into()), innodb_force_primary_key: true, ..Rules::default() };
+        let why = refusal("db", &enforce, &myisam).unwrap();
+        assert!(why.contains("table db.m is MyISAM") && why.contains("enforce_storage_engine = NULL"), "{why}");
+        assert_eq!(refusal("db", &Rules { enforce_engine: Some("innodb".into()), ..Rules::default() }, &keyed), None);
+        let sequence = Shape { sequence: true, ..shape("s", "Aria", false, false) };
+        assert!(refusal("db", &enforce, &sequence).unwrap().starts_with("sequence db.s is Aria"));
+        // A sequence has no primary key and needs none.
+        assert_eq!(refusal("db", &force, &Shape { engine: "InnoDB".into(), ..sequence }), None);
+
+        let disabled = Rules { disabled_engines: vec!["MyISAM".into(), "MEMORY".into()], ..Rules::default() };
+        assert!(refusal("db", &disabled, &myisam).unwrap().contains("disabled_storage_engines (MyISAM,MEMORY)"));
+        assert_eq!(refusal("db", &disabled, &keyless), None);
+    }
+}
