@@ -417,6 +417,38 @@ async fn a_parallel_range_read_equals_a_sequential_one() {
     sql(&format!("DROP DATABASE {db}; DROP DATABASE {copy}"));
 }
 
+/// The OMS plugins back up their three databases in one call. A site that gives opshost fewer
+/// connections than a dump reads on (`max_connections` 1, 2 or 3 in `[metadb.X]`) gets the
+/// backup, checksum and restore of several databases, one of them big enough to read in ranges,
+/// within what it gives: with 2 or 3 the dump waited forever for a connection it held itself.
+#[tokio::test]
+async fn several_databases_are_backed_up_and_restored_on_as_few_connections_as_the_site_gives() {
+    let (a, b) = (unique_db("few_a"), unique_db("few_b"));
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {a}; DROP DATABASE IF EXISTS {b}; CREATE DATABASE {a}; CREATE DATABASE {b};
+         USE {a}; CREATE TABLE {a}.big (id BIGINT PRIMARY KEY, v VARCHAR(40)); INSERT INTO {a}.big SELECT seq, MD5(seq) FROM seq_1_to_150000; ANALYZE TABLE {a}.big;"
+    ));
+    for i in 0..40 {
+        sql(&format!("CREATE TABLE {b}.t{i} (id INT PRIMARY KEY, v TEXT); INSERT INTO {b}.t{i} VALUES (1, 'x{i}'), (2, NULL);"));
+    }
+    let pairs = [(a.clone(), "a".to_string()), (b.clone(), "b".to_string())];
+    let minutes = std::time::Duration::from_secs(120);
+    for n in [1, 2, 3] {
+        let mut few = connections();
+        few.get_mut("metadb").unwrap().max_connections = n;
+        let dir = tempfile::tempdir().unwrap();
+        let s = MysqlSql::new(&few, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+        let backups = tokio::time::timeout(minutes, s.dump_databases("metadb", &pairs)).await.expect("the dump waited over two minutes").unwrap();
+        assert_eq!(backups.iter().map(|b| b.rows).collect::<Vec<_>>(), [150_000, 80], "{n} connections");
+        let sum = tokio::time::timeout(minutes, s.database_checksum("metadb", &a)).await.expect("the checksum waited over two minutes").unwrap();
+        assert_eq!(sum, backups[0].checksum);
+        sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}; CREATE DATABASE {a}; CREATE DATABASE {b};"));
+        let restored = tokio::time::timeout(minutes, s.restore_databases("metadb", &pairs)).await.expect("the restore waited over two minutes").unwrap();
+        assert_eq!(restored.iter().map(|r| &r.checksum).collect::<Vec<_>>(), backups.iter().map(|b| &b.checksum).collect::<Vec<_>>(), "{n} connections");
+    }
+    sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
+}
+
 /// A big table keyed by two columns, the first an integer (a tenant's rows, say), is cut into
 /// ranges of that first column (the server's general log shows the range reads), and the ranges
 /// read exactly the rows one read does.

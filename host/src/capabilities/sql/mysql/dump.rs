@@ -94,8 +94,10 @@ impl MysqlSql {
             conns.extend(self.conns_zoned(connection, databases[0], zone, more).await.map_err(|e| (e, false))?);
         }
         definitions(&mut conns, databases, &mut tables).await.map_err(|e| (e, false))?;
-        // The others go back to the pool.
+        // The others go back to the pool now, before the snapshot takes its readers from it: a
+        // pool of fewer connections than the dump's readers and these would wait forever.
         let first = conns.swap_remove(0);
+        drop(conns);
         let tables: Vec<Arc<Vec<TableInfo>>> = tables.into_iter().map(Arc::new).collect();
         let all = || tables.iter().flat_map(|t| t.iter());
         let size = (all().map(|t| t.estimated_rows).sum(), all().map(|t| t.estimated_bytes).sum());
