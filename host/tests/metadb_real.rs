@@ -449,6 +449,59 @@ async fn several_databases_are_backed_up_and_restored_on_as_few_connections_as_t
     sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
 }
 
+/// An account held to fewer connections at once (MAX_USER_CONNECTIONS) than `max_connections`
+/// lets opshost open is refused at the plan, naming both and the fix: its backup would otherwise
+/// be refused a connection midway (as it is here). With `max_connections` at the limit, as the
+/// refusal says, the plan passes and the backup and restore are whole.
+#[tokio::test]
+async fn an_account_held_to_fewer_connections_than_opshost_opens_is_refused_at_the_plan() {
+    let (a, b) = (unique_db("capped_a"), unique_db("capped_b"));
+    let account = format!("capped{}", std::process::id());
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {a}; DROP DATABASE IF EXISTS {b}; CREATE DATABASE {a}; CREATE DATABASE {b};
+         USE {a}; CREATE TABLE {a}.big (id BIGINT PRIMARY KEY, v VARCHAR(40)); INSERT INTO {a}.big SELECT seq, MD5(seq) FROM seq_1_to_150000; ANALYZE TABLE {a}.big;
+         CREATE TABLE {b}.small (id INT PRIMARY KEY); INSERT INTO {b}.small VALUES (1), (2);
+         DROP USER IF EXISTS '{account}'@'%'; CREATE USER '{account}'@'%' IDENTIFIED BY 'capped-pw' WITH MAX_USER_CONNECTIONS 2;
+         GRANT ALL ON `{a}`.* TO '{account}'@'%'; GRANT ALL ON `{b}`.* TO '{account}'@'%'; GRANT RELOAD ON *.* TO '{account}'@'%';"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "capped-pw").unwrap();
+    let site = |max_connections: usize| {
+        let mut c = metadb();
+        (c.user, c.password_env, c.password_file, c.max_connections) = (account.clone(), None, Some(password.clone()), max_connections);
+        MysqlSql::new(&std::collections::BTreeMap::from([("metadb".to_string(), c)]), dir.path().join(format!("backups{max_connections}")), Arc::new(Silent))
+            .unwrap()
+    };
+    let pairs = [(a.clone(), "a".to_string()), (b.clone(), "b".to_string())];
+    let databases = [a.clone(), b.clone()];
+
+    let four = site(4);
+    let plan = four.describe_backup("metadb", &databases).await;
+    let says = [
+        "may hold only 2 connections at once",
+        "opshost opens up to 4 (max_connections in [metadb.metadb])",
+        "set max_connections = 2 in [metadb.metadb]",
+        "WITH MAX_USER_CONNECTIONS 4",
+    ];
+    assert!(matches!(&plan, Err(e) if says.iter().all(|w| e.message().contains(w))), "{plan:?}");
+    // What the plan foresaw: the backup is refused a connection, and says what to do.
+    let dump = four.dump_databases("metadb", &pairs).await;
+    assert!(
+        matches!(&dump, Err(e) if e.message().contains("max_user_connections") && e.message().contains("set max_connections in [metadb.metadb] to at most that limit")),
+        "{dump:?}"
+    );
+
+    let two = site(2);
+    two.describe_backup("metadb", &databases).await.unwrap();
+    let backups = two.dump_databases("metadb", &pairs).await.unwrap();
+    sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}; CREATE DATABASE {a}; CREATE DATABASE {b};"));
+    let restored = two.restore_databases("metadb", &pairs).await.unwrap();
+    assert_eq!(restored.iter().map(|r| &r.checksum).collect::<Vec<_>>(), backups.iter().map(|b| &b.checksum).collect::<Vec<_>>());
+    assert_eq!(backups[0].rows, 150_000);
+    sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}; DROP USER '{account}'@'%'"));
+}
+
 /// A big table keyed by two columns, the first an integer (a tenant's rows, say), is cut into
 /// ranges of that first column (the server's general log shows the range reads), and the ranges
 /// read exactly the rows one read does.

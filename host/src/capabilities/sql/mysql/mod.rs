@@ -219,8 +219,13 @@ impl MysqlSql {
             .get(connection)
             .ok_or_else(|| not_found(format!("no MetaDB connection named {connection} in the site config ([metadb.{connection}])")))?;
         pool.get_conn().await.map_err(|e| {
-            let check = if e.to_string().contains("Access denied") {
+            let said = e.to_string();
+            let check = if said.contains("Access denied") {
                 format!("check the user in [metadb.{connection}] and {password_from}")
+            } else if said.contains("max_user_connections") {
+                format!("the account is at its limit of connections at once: set max_connections in [metadb.{connection}] to at most that limit, or raise it (ALTER USER ... WITH MAX_USER_CONNECTIONS)")
+            } else if said.contains("Too many connections") {
+                "the server is at its max_connections: close other clients, or raise it (SET GLOBAL max_connections)".to_string()
             } else {
                 format!("check that it is up and reachable at host/port in [metadb.{connection}]")
             };
@@ -447,6 +452,16 @@ impl Sql for MysqlSql {
             return Err(failed(format!(
                 "MetaDB {connection} ({}) is read-only (read_only = ON): an upgrade writes to it and a rollback restores it; point [metadb.{connection}] at the primary, or turn read_only off there, then plan again",
                 m.addr
+            )));
+        }
+        // An account held to fewer connections at once than opshost opens (its
+        // MAX_USER_CONNECTIONS, or the server's max_user_connections, which the session shows)
+        // would have a backup or a rollback's restore refused a connection midway.
+        let at_once: Option<i64> = c.query_first("SELECT @@max_user_connections").await.ok().flatten();
+        if let Some(cap) = at_once.filter(|&n| n > 0 && (n as usize) < m.size) {
+            return Err(failed(format!(
+                "MetaDB {connection} ({}): the account may hold only {cap} connections at once (its MAX_USER_CONNECTIONS, or the server's max_user_connections), and opshost opens up to {} (max_connections in [metadb.{connection}]), so a backup, or a rollback's restore, would be refused a connection midway: set max_connections = {cap} in [metadb.{connection}] (backups and restores then run on fewer connections), or raise the account's limit (ALTER USER ... WITH MAX_USER_CONNECTIONS {}), then plan again",
+                m.addr, m.size, m.size
             )));
         }
         let facts: Option<(String, String, String, String, u64)> =
