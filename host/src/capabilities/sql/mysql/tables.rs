@@ -26,6 +26,9 @@ pub(super) struct TableInfo {
     /// `SHOW CREATE TABLE` as the server gives it: bytes, text but for a binary column's default.
     pub create: Vec<u8>,
     pub columns: Vec<String>,
+    /// What a read selects for each of `columns`: its quoted name, or for an ENUM that has `''`
+    /// among its members, [`enum_read`].
+    pub reads: Vec<String>,
     pub estimated_rows: u64,
     /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
     /// into ranges too.
@@ -85,15 +88,18 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
         format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression} \
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    let all: Vec<(String, String, String, String, String, String)> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
+    type Column = (String, String, String, String, String, String, String);
+    let all: Vec<Column> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
+    // The columns read through [`enum_read`], by table.
+    let mut enums_with_empty: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     // The first column of each primary key of several columns (a server that cannot tell has
     // its tables read whole, as before).
     let leading: std::collections::HashMap<String, String> = c
@@ -105,7 +111,10 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .unwrap_or_default()
         .into_iter()
         .collect();
-    for (table, column, extra, key, ty, expression) in all {
+    for (table, column, extra, key, ty, expression, column_type) in all {
+        if ty.eq_ignore_ascii_case("enum") && enum_members(&column_type).iter().any(String::is_empty) {
+            enums_with_empty.insert((table.clone(), column.clone()));
+        }
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
     }
@@ -143,14 +152,16 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         };
         // Generated columns cannot be inserted into; they follow from the others and the
         // definition. A versioned table's period columns can, and hold its history's times.
-        let columns = columns
+        let columns: Vec<String> = columns
             .into_iter()
             .filter(|(_, extra, _, _)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
             .map(|(n, ..)| n)
             .collect();
+        let reads = columns.iter().map(|c| if enums_with_empty.remove(&(name.clone(), c.clone())) { enum_read(c) } else { quote_ident(c) }).collect();
         out.push(TableInfo {
             create: Vec::new(),
             columns,
+            reads,
             estimated_rows: rows.unwrap_or(0),
             estimated_bytes: bytes.unwrap_or(0),
             name,
@@ -159,6 +170,42 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         });
     }
     Ok(out)
+}
+
+/// The members of an ENUM or SET of `COLUMN_TYPE` `column_type` (`enum('','a''b')`), unquoted.
+pub(super) fn enum_members(column_type: &str) -> Vec<String> {
+    let Some(list) = column_type.find('(').map(|at| &column_type[at + 1..]) else { return Vec::new() };
+    let mut members = Vec::new();
+    let mut chars = list.chars().peekable();
+    while chars.next() == Some('\'') {
+        let mut member = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    member.push('\'');
+                }
+                '\'' => break,
+                c => member.push(c),
+            }
+        }
+        members.push(member);
+        // `,` before the next member, `)` after the last.
+        if chars.next() != Some(',') {
+            break;
+        }
+    }
+    members
+}
+
+/// A read of ENUM column `column`, one of whose members is `''`: its error value (index 0, which
+/// a bad value stored under a non-strict sql_mode becomes) also reads as `''`, and written back
+/// so it would become that member. It reads as a text longer than any member can be (255
+/// characters) instead, which a restore's non-strict session (and a dump's, in the stock client)
+/// stores as the error value again, and which the checksum tells from the member.
+pub(super) fn enum_read(column: &str) -> String {
+    let c = quote_ident(column);
+    format!("IF({c} + 0 = 0, REPEAT('~', 256), {c})")
 }
 
 /// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
@@ -187,4 +234,19 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
         tables[d][t].create = create;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_members_come_unquoted_and_an_empty_one_is_seen() {
+        assert_eq!(enum_members("enum('','a','b c')"), ["", "a", "b c"]);
+        assert_eq!(enum_members("enum('a''b',',''','')"), ["a'b", ",'", ""]);
+        assert_eq!(enum_members("set('x','y')"), ["x", "y"]);
+        assert_eq!(enum_members("enum('a,b','')"), ["a,b", ""]);
+        assert!(!enum_members("enum('''','a''')").iter().any(String::is_empty));
+        assert_eq!(enum_read("v`"), "IF(`v``` + 0 = 0, REPEAT('~', 256), `v```)");
+    }
 }
