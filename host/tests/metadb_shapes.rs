@@ -42,9 +42,12 @@ const SETUP: &[&str] = &[
     "CREATE TABLE bits (id INT PRIMARY KEY, b1 BIT(1), b64 BIT(64), e ENUM('', 'a', 'b c'), s SET('x', 'y', 'z'))",
     "INSERT INTO bits VALUES (1, b'1', b'1111111111111111111111111111111111111111111111111111111111111111', '', 'x,z'), (2, b'0', 0, 'b c', ''), (3, NULL, NULL, NULL, NULL)",
     // The ENUM's error value (index 0, stored from a bad value under a non-strict sql_mode),
-    // beside its member '' (index 1): both read as ''.
+    // beside its member '' (index 1): both read as ''. And a SET's member '', alone (which reads
+    // as the empty set does), first, and between others.
     "INSERT INTO bits (id) VALUES (4)",
     "UPDATE IGNORE bits SET e = 0 WHERE id = 4",
+    "CREATE TABLE sets (id INT PRIMARY KEY, first SET('', 'x', 'y'), mid SET('x', '', 'y'))",
+    "INSERT INTO sets VALUES (1, 1, 2), (2, 3, 3), (3, 7, 7), (4, 0, 0), (5, 6, 5), (6, NULL, 6)",
     "CREATE TABLE `we``ird name;` (`col umn` INT PRIMARY KEY, `select` TEXT, `表` VARCHAR(10))",
     "INSERT INTO `we``ird name;` VALUES (1, 'a\\\\b\\'c\\n\\r\\0\\Z end', '中文'), (2, '', '😀')",
     "CREATE TABLE nokey (a INT, b VARCHAR(10))",

@@ -26,8 +26,8 @@ pub(super) struct TableInfo {
     /// `SHOW CREATE TABLE` as the server gives it: bytes, text but for a binary column's default.
     pub create: Vec<u8>,
     pub columns: Vec<String>,
-    /// What a read selects for each of `columns`: its quoted name, or for an ENUM that has `''`
-    /// among its members, [`enum_read`].
+    /// What a read selects for each of `columns`: its quoted name, or for an ENUM or SET that has
+    /// `''` among its members, [`empty_member_read`].
     pub reads: Vec<String>,
     pub estimated_rows: u64,
     /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
@@ -98,8 +98,8 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
-    // The columns read through [`enum_read`], by table.
-    let mut enums_with_empty: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    // The columns read through [`empty_member_read`], by table, with their read.
+    let mut empty_members: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
     // The first column of each primary key of several columns (a server that cannot tell has
     // its tables read whole, as before).
     let leading: std::collections::HashMap<String, String> = c
@@ -112,8 +112,8 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .into_iter()
         .collect();
     for (table, column, extra, key, ty, expression, column_type) in all {
-        if ty.eq_ignore_ascii_case("enum") && enum_members(&column_type).iter().any(String::is_empty) {
-            enums_with_empty.insert((table.clone(), column.clone()));
+        if let Some(read) = empty_member_read(&column, &ty, &column_type) {
+            empty_members.insert((table.clone(), column.clone()), read);
         }
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty));
@@ -157,7 +157,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             .filter(|(_, extra, _, _)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
             .map(|(n, ..)| n)
             .collect();
-        let reads = columns.iter().map(|c| if enums_with_empty.remove(&(name.clone(), c.clone())) { enum_read(c) } else { quote_ident(c) }).collect();
+        let reads = columns.iter().map(|c| empty_members.remove(&(name.clone(), c.clone())).unwrap_or_else(|| quote_ident(c))).collect();
         out.push(TableInfo {
             create: Vec::new(),
             columns,
@@ -198,14 +198,28 @@ pub(super) fn enum_members(column_type: &str) -> Vec<String> {
     members
 }
 
-/// A read of ENUM column `column`, one of whose members is `''`: its error value (index 0, which
-/// a bad value stored under a non-strict sql_mode becomes) also reads as `''`, and written back
-/// so it would become that member. It reads as a text longer than any member can be (255
-/// characters) instead, which a restore's non-strict session (and a dump's, in the stock client)
-/// stores as the error value again, and which the checksum tells from the member.
-pub(super) fn enum_read(column: &str) -> String {
+/// How to read column `column` of `DATA_TYPE` `ty` and `COLUMN_TYPE` `column_type` when it is an
+/// ENUM or SET with `''` among its members, whose text alone would lose a value (`None` for
+/// any other column, read by name):
+/// - an ENUM's error value (index 0, which a bad value stored under a non-strict sql_mode
+///   becomes) also reads as `''`, and written back becomes the member. It reads as a text longer
+///   than any member can be (255 characters) instead, which a restore's non-strict session (and a
+///   dump's, in the stock client) stores as the error value again;
+/// - a SET holding the member `''` can read as if it did not (alone it reads `''`, the empty
+///   set). When it holds it, it reads with a `,` in front, an empty member the server parses
+///   back into it.
+///
+/// Either way the checksum tells the values apart as the server does.
+pub(super) fn empty_member_read(column: &str, ty: &str, column_type: &str) -> Option<String> {
+    let empty = enum_members(column_type).iter().position(String::is_empty)?;
     let c = quote_ident(column);
-    format!("IF({c} + 0 = 0, REPEAT('~', 256), {c})")
+    if ty.eq_ignore_ascii_case("enum") {
+        Some(format!("IF({c} + 0 = 0, REPEAT('~', 256), {c})"))
+    } else if ty.eq_ignore_ascii_case("set") && empty < 64 {
+        Some(format!("IF({c} & {}, CONCAT(',', {c}), {c})", 1u64 << empty))
+    } else {
+        None
+    }
 }
 
 /// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
@@ -247,6 +261,10 @@ mod tests {
         assert_eq!(enum_members("set('x','y')"), ["x", "y"]);
         assert_eq!(enum_members("enum('a,b','')"), ["a,b", ""]);
         assert!(!enum_members("enum('''','a''')").iter().any(String::is_empty));
-        assert_eq!(enum_read("v`"), "IF(`v``` + 0 = 0, REPEAT('~', 256), `v```)");
+        assert_eq!(empty_member_read("v`", "enum", "enum('a','')").as_deref(), Some("IF(`v``` + 0 = 0, REPEAT('~', 256), `v```)"));
+        assert_eq!(empty_member_read("s", "set", "set('x','','y')").as_deref(), Some("IF(`s` & 2, CONCAT(',', `s`), `s`)"));
+        assert_eq!(empty_member_read("s", "set", "set('x','y')"), None);
+        assert_eq!(empty_member_read("e", "enum", "enum('a')"), None);
+        assert_eq!(empty_member_read("t", "varchar", "varchar(10)"), None);
     }
 }
