@@ -10,7 +10,8 @@
 //! server's;
 //! and servers whose globals would change what a session reads or writes (ANSI_QUOTES,
 //! sql_select_limit, autocommit, statement time limits, a 16 MB packet, InnoDB's strict mode,
-//! read_only, a primary key forced or an engine enforced after the tables were made). opshost's backup and restore bring each back exactly, judged by the server itself
+//! read_only, a primary key forced or an engine enforced after the tables were made, explicit
+//! TIMESTAMP defaults turned off). opshost's backup and restore bring each back exactly, judged by the server itself
 //! (definitions, `CHECKSUM TABLE`, counts, every version of every row, information_schema), not
 //! by opshost's own checksum, through opshost's restore and the stock client. What no client
 //! could write back, and a read-only server, are refused at the plan, which also asks for room
@@ -558,6 +559,35 @@ async fn tables_the_server_as_set_now_would_not_create_again_are_refused_at_the_
         s.describe_backup("metadb", std::slice::from_ref(&db)).await.unwrap();
     }
     assert!(engines_before.contains("d_myisam MyISAM") && engines_before.contains("e_seq Aria"), "{engines_before}");
+}
+
+/// A `timestamp NOT NULL` column made while explicit TIMESTAMP defaults were on (MariaDB's
+/// default from 10.10, or a client's session) shows no default. On a server where they are now
+/// off, replaying that definition would give it `DEFAULT current_timestamp() ON UPDATE
+/// current_timestamp()`, failing a rollback's verification in the outage: the restore's session
+/// turns them on. Columns made with them off (their defaults shown in full) come back the same.
+/// On a server of the test's own: the setting would change the other tests' tables.
+#[tokio::test]
+async fn timestamp_columns_come_back_whatever_the_servers_explicit_defaults() {
+    let server = OwnServer::start(&[]);
+    server.root(
+        "CREATE USER 'op'@'%' IDENTIFIED BY 'op-pw'; GRANT ALL ON *.* TO 'op'@'%'; CREATE DATABASE stamps; USE stamps; \
+         SET SESSION explicit_defaults_for_timestamp = ON; \
+         CREATE TABLE made_on (id INT PRIMARY KEY, ts TIMESTAMP NOT NULL, maybe TIMESTAMP); \
+         INSERT INTO made_on VALUES (1, '2024-05-06 07:08:09', NULL), (2, '2030-01-01 00:00:00', '2020-02-02 02:02:02'); \
+         SET SESSION explicit_defaults_for_timestamp = OFF; \
+         CREATE TABLE made_off (id INT PRIMARY KEY, ts TIMESTAMP NOT NULL, later TIMESTAMP); \
+         INSERT INTO made_off VALUES (1, '2024-05-06 07:08:09', '2021-01-01 00:00:00');",
+    );
+    let definitions = || String::from_utf8(server.client(&["-N", "-e", "SHOW CREATE TABLE stamps.made_on; SHOW CREATE TABLE stamps.made_off"]).stdout).unwrap();
+    let before = definitions();
+    assert!(before.contains("`ts` timestamp NOT NULL,") && before.contains("ON UPDATE current_timestamp()"), "{before}");
+    server.root("SET GLOBAL explicit_defaults_for_timestamp = OFF");
+    let s = server.opshost("op", "op-pw");
+    let backup = s.dump_database("metadb", "stamps", "stamps").await.unwrap();
+    server.root("DROP DATABASE stamps; CREATE DATABASE stamps");
+    assert_eq!(s.restore_database("metadb", "stamps", "stamps").await.unwrap().checksum, backup.checksum);
+    assert_eq!(definitions(), before);
 }
 
 /// A view that refers to a table, a column or a function that is gone no longer works, and no

@@ -340,6 +340,13 @@ impl MysqlSql {
                 .await
                 .map_err(|e| failed(format!("MetaDB {connection}: preparing a session for a backup or restore ({}): {e}", flavour::BULK_SESSION)))?;
         }
+        // A definition replays as `SHOW CREATE TABLE` gave it only with explicit TIMESTAMP
+        // defaults: with them off, a `timestamp NOT NULL` column (made while they were on) would
+        // gain `DEFAULT current_timestamp() ON UPDATE current_timestamp()`. What was made with
+        // them off shows its defaults in full, and replays the same either way. Apart: a server
+        // without the variable (MariaDB before 10.1.8), or a MySQL 8 account that may not set
+        // it (already on by default there), keeps the rest of the session.
+        let _ = c.query_drop("SET SESSION explicit_defaults_for_timestamp = 1").await;
         Ok(())
     }
 

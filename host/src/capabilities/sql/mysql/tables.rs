@@ -1,6 +1,8 @@
 //! The tables a dump holds, as the server describes them: definition, columns (generated ones
 //! left out), estimated rows and an integer key to cut big tables into ranges; and a database's
-//! content checksum from its tables' and other objects' digests.
+//! content checksum from its tables' and other objects' digests. An ENUM or SET with a member
+//! `''` is read through an expression that keeps what its text alone would lose
+//! ([`empty_member_read`]).
 //!
 //! A system-versioned table (MariaDB) is read with its history (`FOR SYSTEM_TIME ALL`) and its
 //! period columns, which a restore writes back under `system_versioning_insert_history`; one
