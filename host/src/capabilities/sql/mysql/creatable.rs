@@ -54,6 +54,19 @@ impl Rules {
         }
         rules
     }
+
+    /// The rules of `c`'s session (in the bulk session, as a restore's): server-wide, so read
+    /// once for every database a plan looks at.
+    pub async fn read(c: &mut Conn) -> Rules {
+        let variables: Vec<(String, String)> = c
+            .query(
+                "SHOW VARIABLES WHERE Variable_name IN ('enforce_storage_engine', 'disabled_storage_engines', 'innodb_force_primary_key', 'sql_require_primary_key', 'sql_generate_invisible_primary_key')",
+            )
+            .await
+            // A server that cannot say (OceanBase's MySQL mode may not take the WHERE) has none of them.
+            .unwrap_or_default();
+        Rules::from_variables(&variables)
+    }
 }
 
 /// A table or sequence as a restore creates it: what the rules look at.
@@ -106,18 +119,10 @@ pub(super) fn refusal(database: &str, rules: &Rules, shape: &Shape) -> Option<St
     ))
 }
 
-/// Refuse the first table or sequence of `database` that the server, as a restore's session
-/// (`c`, in the bulk session) finds it, would not create as it is; the count of any others.
-pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str) -> Result<(), Error> {
-    let variables: Vec<(String, String)> = c
-        .query(
-            "SHOW VARIABLES WHERE Variable_name IN ('enforce_storage_engine', 'disabled_storage_engines', 'innodb_force_primary_key', 'sql_require_primary_key', 'sql_generate_invisible_primary_key')",
-        )
-        .await
-        // A server that cannot say (OceanBase's MySQL mode may not take the WHERE) has none of them.
-        .unwrap_or_default();
-    let rules = Rules::from_variables(&variables);
-    if rules == Rules::default() {
+/// Refuse the first table or sequence of `database` that the server, under `rules`
+/// ([`Rules::read`]), would not create as it is; the count of any others.
+pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str, rules: &Rules) -> Result<(), Error> {
+    if *rules == Rules::default() {
         return Ok(());
     }
     let rows: Vec<(String, String, Option<String>, u8, u8)> = c
@@ -140,7 +145,7 @@ pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str) -> Result<(
             primary_key: primary_key != 0,
             unique_not_null: unique_not_null != 0,
         })
-        .filter_map(|shape| refusal(database, &rules, &shape))
+        .filter_map(|shape| refusal(database, rules, &shape))
         .collect();
     match refusals.as_slice() {
         [] => Ok(()),

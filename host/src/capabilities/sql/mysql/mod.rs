@@ -494,6 +494,8 @@ impl Sql for MysqlSql {
                 flavour.paths()
             ));
         }
+        // What the server, as set now, would refuse or change as a restore creates a table.
+        let create_rules = creatable::Rules::read(&mut c).await;
         for db in databases {
             let exists: Option<String> =
                 c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
@@ -520,7 +522,7 @@ impl Sql for MysqlSql {
                 }
             }
             // Created again as they are by the server as it is set now, not refused or changed.
-            creatable::refuse_uncreatable(&mut c, db).await?;
+            creatable::refuse_uncreatable(&mut c, db, &create_rules).await?;
             let versioned = tables.iter().filter(|t| t.versioned).count();
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;

@@ -175,7 +175,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
 }
 
 /// The members of an ENUM or SET of `COLUMN_TYPE` `column_type` (`enum('','a''b')`), unquoted.
-pub(super) fn enum_members(column_type: &str) -> Vec<String> {
+fn enum_members(column_type: &str) -> Vec<String> {
     let Some(list) = column_type.find('(').map(|at| &column_type[at + 1..]) else { return Vec::new() };
     let mut members = Vec::new();
     let mut chars = list.chars().peekable();
@@ -212,7 +212,7 @@ pub(super) fn enum_members(column_type: &str) -> Vec<String> {
 ///   back into it.
 ///
 /// Either way the checksum tells the values apart as the server does.
-pub(super) fn empty_member_read(column: &str, ty: &str, column_type: &str) -> Option<String> {
+fn empty_member_read(column: &str, ty: &str, column_type: &str) -> Option<String> {
     let empty = enum_members(column_type).iter().position(String::is_empty)?;
     let c = quote_ident(column);
     if ty.eq_ignore_ascii_case("enum") {
