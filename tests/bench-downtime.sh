@@ -17,12 +17,12 @@ ROUNDS=${3:-3}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 for t in dockerd mariadbd mariadb-dump; do command -v $t >/dev/null || { as_root apt-get update -qq; DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io mariadb-server mariadb-client >/dev/null; break; }; done
 cargo build --release -p opshost -p opshost-e2e --bin opshost --bin oms-standin
-W=$(mktemp -d /tmp/opshost-downtime.XXXXXX); chown -R mysql:mysql "$W" 2>/dev/null || true
+W=$(mktemp -d /tmp/opshost-downtime.XXXXXX); mkdir "$W/tmp"; chown -R mysql:mysql "$W" 2>/dev/null || true
 started_dockerd=""
 if ! docker info >/dev/null 2>&1; then as_root sh -c "dockerd >'$W/dockerd.log' 2>&1 & echo \$! >'$W/dockerd.pid'"; started_dockerd=$(cat "$W/dockerd.pid"); for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; fi
 PORT=33091
 mariadb-install-db --user=mysql --datadir="$W/data" --auth-root-authentication-method=normal >/dev/null 2>&1
-mariadbd --user=mysql --datadir="$W/data" --socket="$W/sock" --port=$PORT --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=512M >"$W/db.log" 2>&1 &
+mariadbd --user=mysql --datadir="$W/data" --socket="$W/sock" --tmpdir="$W/tmp" --port=$PORT --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=512M >"$W/db.log" 2>&1 &
 DB=$!
 cleanup() { docker rm -f oms_411 oms_420 >/dev/null 2>&1 || true; kill $DB 2>/dev/null || true; wait $DB 2>/dev/null || true; [ -n "$started_dockerd" ] && as_root kill "$started_dockerd" 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT

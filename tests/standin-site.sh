@@ -62,12 +62,12 @@ docker image inspect reg.example.com/oceanbase/oms:feature_4.1.1-ce >/dev/null 2
 
 log "MariaDB for the MetaDB on 127.0.0.1:$DB_PORT ($DIR/mariadb)"
 # As the user running this script: DIR may sit where the mysql user cannot reach.
-mkdir -p "$DIR/mariadb"
+mkdir -p "$DIR/mariadb/tmp"  # its own tmpdir: a starting MariaDB deletes the `#sql*` files in it
 me=$(id -un)
 mariadb-install-db --user="$me" --datadir="$DIR/mariadb/data" --auth-root-authentication-method=normal >"$DIR/mariadb-install.log" 2>&1 \
   || { cat "$DIR/mariadb-install.log"; exit 1; }
-mariadbd --user="$me" --datadir="$DIR/mariadb/data" --socket="$DIR/mariadb/sock" --port="$DB_PORT" --bind-address=127.0.0.1 \
-  --skip-name-resolve >"$DIR/mariadb.log" 2>&1 &
+mariadbd --user="$me" --datadir="$DIR/mariadb/data" --socket="$DIR/mariadb/sock" --tmpdir="$DIR/mariadb/tmp" --port="$DB_PORT" \
+  --bind-address=127.0.0.1 --skip-name-resolve >"$DIR/mariadb.log" 2>&1 &
 echo $! >"$DIR/mariadb.pid"
 for _ in $(seq 1 60); do mariadb --socket="$DIR/mariadb/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
 db() { mariadb --socket="$DIR/mariadb/sock" -uroot "$@"; }
