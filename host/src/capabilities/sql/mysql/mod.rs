@@ -496,6 +496,8 @@ impl Sql for MysqlSql {
         }
         // What the server, as set now, would refuse or change as a restore creates a table.
         let create_rules = creatable::Rules::read(&mut c).await;
+        // The account the objects' definers are compared with.
+        let account: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| failed(format!("MetaDB {connection}: {e}")))?.unwrap_or_default();
         for db in databases {
             let exists: Option<String> =
                 c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,)).await.map_err(|e| db_err(db, e))?;
@@ -529,7 +531,7 @@ impl Sql for MysqlSql {
             objects::refuse_broken(db, &objects)?;
             // And re-creatable by this account, not discovered otherwise by a rollback's restore.
             if !objects.is_empty() {
-                let (account, foreign) = objects::definers_it_cannot_restore(&mut c, db).await?;
+                let foreign = objects::definers_it_cannot_restore(&mut c, db, &account).await?;
                 if let Some((object, definer)) = foreign.first() {
                     let more = if foreign.len() > 1 { format!(" (and {} more objects of other definers)", foreign.len() - 1) } else { String::new() };
                     let (user, host) = account.rsplit_once('@').unwrap_or((account.as_str(), "%"));
@@ -538,7 +540,7 @@ impl Sql for MysqlSql {
                     )));
                 }
             }
-            objects::refuse_unrestorable_under_binlog(&mut c, db, &objects).await?;
+            objects::refuse_unrestorable_under_binlog(&mut c, db, &objects, &account).await?;
             let count = |k: objects::ObjectKind| objects.iter().filter(|o| o.kind == k).count();
             out.push(format!(
                 "backup of {db}: {} tables{}, {} views, {} triggers, {} procedures, {} functions, {} events{}{}",

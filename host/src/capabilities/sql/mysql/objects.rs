@@ -234,12 +234,12 @@ pub fn refuse_broken(database: &str, objects: &[DbObject]) -> Result<(), Error> 
     }
 }
 
-/// The objects of `database` defined by another account than the connected one, as
-/// (object, definer) pairs, when that account may not create objects for others: the restore of
-/// a rollback would fail on them in the middle of the outage. Empty when there are none, or
-/// the account holds SUPER, SET USER (MariaDB) or SET_USER_ID / SET_ANY_DEFINER (MySQL 8).
-pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str) -> Result<(String, Vec<(String, String)>), Error> {
-    let current: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
+/// The objects of `database` defined by another account than `current` (the connected one, as
+/// `CURRENT_USER()` gives it), as (object, definer) pairs, when that account may not create
+/// objects for others: the restore of a rollback would fail on them in the middle of the outage.
+/// Empty when there are none, or the account holds SUPER, SET USER (MariaDB) or SET_USER_ID /
+/// SET_ANY_DEFINER (MySQL 8).
+pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str, current: &str) -> Result<Vec<(String, String)>, Error> {
     let defined: Vec<(String, String)> = c
         .exec(
             "SELECT DEFINER, CONCAT('view ', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? \
@@ -252,10 +252,10 @@ pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str) -> Result<
         .map_err(|e| db_err(database, e))?;
     let foreign: Vec<(String, String)> = defined.into_iter().filter(|(definer, _)| *definer != current).map(|(definer, object)| (object, definer)).collect();
     if foreign.is_empty() {
-        return Ok((current, foreign));
+        return Ok(foreign);
     }
-    let may = holds_any(c, database, &current, "'SUPER', 'SET USER', 'SET_USER_ID', 'SET_ANY_DEFINER'").await?;
-    Ok((current, if may { Vec::new() } else { foreign }))
+    let may = holds_any(c, database, current, "'SUPER', 'SET USER', 'SET_USER_ID', 'SET_ANY_DEFINER'").await?;
+    Ok(if may { Vec::new() } else { foreign })
 }
 
 /// Whether `account` (as `CURRENT_USER()` gives it) holds one of `privileges` (quoted, comma
@@ -277,8 +277,9 @@ async fn holds_any(c: &mut Conn, database: &str, account: &str, privileges: &str
 /// DETERMINISTIC, NO SQL nor READS SQL DATA for no account at all (1418): the restore a rollback
 /// runs would fail on it in the middle of the outage, after the databases were dropped. The
 /// account of the README's least-privilege setup has no SUPER, and production MetaDBs usually
-/// keep a binary log. Err naming the object and the fix.
-pub async fn refuse_unrestorable_under_binlog(c: &mut Conn, database: &str, objects: &[DbObject]) -> Result<(), Error> {
+/// keep a binary log. `current`: the connected account, as `CURRENT_USER()` gives it. Err naming
+/// the object and the fix.
+pub async fn refuse_unrestorable_under_binlog(c: &mut Conn, database: &str, objects: &[DbObject], current: &str) -> Result<(), Error> {
     let programs = || objects.iter().filter(|o| matches!(o.kind, ObjectKind::Function | ObjectKind::Trigger));
     let Some(first) = programs().next() else { return Ok(()) };
     // A server without these variables (OceanBase) has no such rule.
@@ -300,8 +301,7 @@ pub async fn refuse_unrestorable_under_binlog(c: &mut Conn, database: &str, obje
             "function {database}.{f} is declared neither DETERMINISTIC, NO SQL nor READS SQL DATA, and the MetaDB keeps a binary log with log_bin_trust_function_creators off: no account could create it again (error 1418), so the restore a rollback runs would fail on it in the middle of the outage; {trust}, or re-create the function with the declaration that fits it"
         )));
     }
-    let current: String = c.query_first("SELECT CURRENT_USER()").await.map_err(|e| db_err(database, e))?.unwrap_or_default();
-    if !holds_any(c, database, &current, "'SUPER'").await? {
+    if !holds_any(c, database, current, "'SUPER'").await? {
         let more = match programs().count() {
             1 => String::new(),
             n => format!(" (and {} more functions or triggers)", n - 1),
