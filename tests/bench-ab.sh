@@ -23,7 +23,7 @@ cp "$WORK/old-target/release/opshost-bench" "$WORK/old-bench"
 cargo build --release -p opshost-e2e --bin opshost-bench
 cp target/release/opshost-bench "$WORK/new-bench"
 mkdir -p "$WORK/db/tmp"; chmod 755 "$WORK"; chown -R mysql:mysql "$WORK/db" 2>/dev/null || true
-mariadb-install-db --user=mysql --datadir="$WORK/db/data" --auth-root-authentication-method=normal >/dev/null 2>&1
+mariadb-install-db --user=mysql --datadir="$WORK/db/data" --tmpdir="$WORK/db/tmp" --auth-root-authentication-method=normal >/dev/null 2>&1
 mariadbd --user=mysql --datadir="$WORK/db/data" --socket="$WORK/db/sock" --tmpdir="$WORK/db/tmp" --port="$PORT" --bind-address=127.0.0.1 \
   --skip-name-resolve --innodb-buffer-pool-size=1G --max-allowed-packet=256M >"$WORK/db/mariadb.log" 2>&1 &
 DB_PID=$!

@@ -21,7 +21,7 @@ W=$(mktemp -d /tmp/opshost-downtime.XXXXXX); mkdir "$W/tmp"; chown -R mysql:mysq
 started_dockerd=""
 if ! docker info >/dev/null 2>&1; then as_root sh -c "dockerd >'$W/dockerd.log' 2>&1 & echo \$! >'$W/dockerd.pid'"; started_dockerd=$(cat "$W/dockerd.pid"); for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; fi
 PORT=33091
-mariadb-install-db --user=mysql --datadir="$W/data" --auth-root-authentication-method=normal >/dev/null 2>&1
+mariadb-install-db --user=mysql --datadir="$W/data" --tmpdir="$W/tmp" --auth-root-authentication-method=normal >/dev/null 2>&1
 mariadbd --user=mysql --datadir="$W/data" --socket="$W/sock" --tmpdir="$W/tmp" --port=$PORT --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=512M >"$W/db.log" 2>&1 &
 DB=$!
 cleanup() { docker rm -f oms_411 oms_420 >/dev/null 2>&1 || true; kill $DB 2>/dev/null || true; wait $DB 2>/dev/null || true; [ -n "$started_dockerd" ] && as_root kill "$started_dockerd" 2>/dev/null || true; rm -rf "$W"; }

@@ -24,7 +24,7 @@ RUN_DIR=$(mktemp -d /tmp/opshost-bench.XXXXXX)
 mkdir "$RUN_DIR/tmp"  # its own tmpdir: a starting MariaDB deletes the `#sql*` files in it
 chown -R mysql:mysql "$RUN_DIR" 2>/dev/null || true
 PORT=${OPSHOST_BENCH_DB_PORT:-33071}
-mariadb-install-db --user=mysql --datadir="$RUN_DIR/data" --auth-root-authentication-method=normal >/dev/null 2>&1
+mariadb-install-db --user=mysql --datadir="$RUN_DIR/data" --tmpdir="$RUN_DIR/tmp" --auth-root-authentication-method=normal >/dev/null 2>&1
 mariadbd --user=mysql --datadir="$RUN_DIR/data" --socket="$RUN_DIR/sock" --tmpdir="$RUN_DIR/tmp" --port="$PORT" --bind-address=127.0.0.1 \
   --skip-name-resolve --innodb-buffer-pool-size=1G --max-allowed-packet=256M ${OPSHOST_BENCH_SERVER_ARGS:-} >"$RUN_DIR/mariadb.log" 2>&1 &
 DB_PID=$!

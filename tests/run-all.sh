@@ -51,11 +51,11 @@ docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})
 
 log "MariaDB (throwaway instance in $RUN_DIR/mariadb)"
 DB_PORT=${OPSHOST_TEST_DB_PORT:-33061}
-# Its own tmpdir: a MariaDB that starts deletes every `#sql*` file in its tmpdir, and the tests
-# start servers of their own beside this one.
+# Its own tmpdir: a MariaDB that starts (mariadb-install-db's too) deletes every `#sql*` file in
+# its tmpdir, and the tests start servers of their own beside this one.
 mkdir -p "$RUN_DIR/mariadb/tmp"
 chown -R mysql:mysql "$RUN_DIR" 2>/dev/null || true
-mariadb-install-db --user=mysql --datadir="$RUN_DIR/mariadb/data" --auth-root-authentication-method=normal >"$RUN_DIR/mariadb-install.log" 2>&1 \
+mariadb-install-db --user=mysql --datadir="$RUN_DIR/mariadb/data" --tmpdir="$RUN_DIR/mariadb/tmp" --auth-root-authentication-method=normal >"$RUN_DIR/mariadb-install.log" 2>&1 \
   || { cat "$RUN_DIR/mariadb-install.log"; exit 1; }
 mariadbd --user=mysql --datadir="$RUN_DIR/mariadb/data" --socket="$RUN_DIR/mariadb/sock" --tmpdir="$RUN_DIR/mariadb/tmp" --port="$DB_PORT" \
   --bind-address=127.0.0.1 --skip-name-resolve --innodb-buffer-pool-size=256M --max-allowed-packet=256M \

@@ -64,7 +64,7 @@ log "MariaDB for the MetaDB on 127.0.0.1:$DB_PORT ($DIR/mariadb)"
 # As the user running this script: DIR may sit where the mysql user cannot reach.
 mkdir -p "$DIR/mariadb/tmp"  # its own tmpdir: a starting MariaDB deletes the `#sql*` files in it
 me=$(id -un)
-mariadb-install-db --user="$me" --datadir="$DIR/mariadb/data" --auth-root-authentication-method=normal >"$DIR/mariadb-install.log" 2>&1 \
+mariadb-install-db --user="$me" --datadir="$DIR/mariadb/data" --tmpdir="$DIR/mariadb/tmp" --auth-root-authentication-method=normal >"$DIR/mariadb-install.log" 2>&1 \
   || { cat "$DIR/mariadb-install.log"; exit 1; }
 mariadbd --user="$me" --datadir="$DIR/mariadb/data" --socket="$DIR/mariadb/sock" --tmpdir="$DIR/mariadb/tmp" --port="$DB_PORT" \
   --bind-address=127.0.0.1 --skip-name-resolve >"$DIR/mariadb.log" 2>&1 &

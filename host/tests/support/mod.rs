@@ -163,22 +163,23 @@ impl OwnServer {
     pub fn start(args: &[&str]) -> OwnServer {
         use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().unwrap();
+        // A temporary directory of its own, for the server and for mariadb-install-db's: a
+        // starting server deletes every `#sql*` file it may in its tmpdir, and under the default
+        // /tmp those are the shared server's in-flight temporary tables (a query of a test beside
+        // this one then fails with "Error on delete of '/tmp/#sql-...'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         // The server runs as `mysql`, as tests/run-all.sh starts the shared one.
         let _ = Command::new("chown").args(["-R", "mysql:mysql"]).arg(dir.path()).status();
         let data = dir.path().join("data");
         let installed = Command::new("mariadb-install-db")
             .args(["--user=mysql", "--auth-root-authentication-method=normal"])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("mariadb-install-db (tests/run-all.sh installs MariaDB)");
         assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // A temporary directory of its own: a starting server deletes every `#sql*` file it may in
-        // its tmpdir, and under the default /tmp those are the shared server's in-flight temporary
-        // tables (a test beside this one then fails with "Error on delete of '/tmp/#sql-...'").
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir(&tmp).unwrap();
-        let _ = Command::new("chown").args(["mysql:mysql"]).arg(&tmp).status();
         let child = Command::new("mariadbd")
             .args(["--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=64M"])
             .arg(format!("--datadir={}", data.display()))
