@@ -342,6 +342,56 @@ pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
     b[i..].iter().position(|&c| ESCAPED[c as usize] != 0).map(|p| i + p)
 }
 
+/// Append `b` to `out` escaped, sixteen bytes a step with SSE2 (part of every x86-64 CPU), up
+/// to where less than a step is left: the index reached. Each step is stored as it is loaded and
+/// kept whole when it holds no special byte; one that does is written run by run, every special
+/// of it at once (the bench's texts have one every 17 bytes or so). Measured on the `oms` shape
+/// against scanning to the next special and then copying: 2–4 % less client CPU per dump.
+#[cfg(target_arch = "x86_64")]
+fn copy_escaping(out: &mut Vec<u8>, b: &[u8]) -> usize {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    // SAFETY: SSE2 is always available on x86_64; loads stay in `b`, and every store has 16
+    // bytes of `out`'s spare capacity, of which only the bytes before a special are kept.
+    unsafe {
+        let specials = [0u8, b'\'', b'\\', b'\n', b'\r', 0x1a].map(|c| _mm_set1_epi8(c as i8));
+        while i + 16 <= b.len() {
+            let chunk = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+            let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
+            for s in &specials[1..] {
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
+            }
+            let mask = _mm_movemask_epi8(hit) as u32;
+            if out.capacity() - out.len() < 16 {
+                out.reserve(16 + b.len() - i);
+            }
+            let len = out.len();
+            _mm_storeu_si128(out.as_mut_ptr().add(len) as *mut __m128i, chunk);
+            if mask == 0 {
+                out.set_len(len + 16);
+            } else {
+                // Every special of the step, in turn: the bytes before it were stored, then
+                // each run after one is copied behind its escape.
+                let mut k = mask.trailing_zeros() as usize;
+                out.set_len(len + k);
+                let mut rest = mask;
+                loop {
+                    out.extend_from_slice(&[b'\\', ESCAPED[b[i + k] as usize]]);
+                    rest &= rest - 1;
+                    let next = if rest == 0 { 16 } else { rest.trailing_zeros() as usize };
+                    out.extend_from_slice(&b[i + k + 1..i + next]);
+                    if rest == 0 {
+                        break;
+                    }
+                    k = next;
+                }
+            }
+            i += 16;
+        }
+    }
+    i
+}
+
 /// [`hash_raw`] and then [`literal`] of one value, in one pass: integers and dates and times
 /// are put into text once for both.
 pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut Vec<u8>) {
@@ -376,15 +426,16 @@ pub(super) fn hash_and_literal(e: &mut RowEncoder, v: Raw, kind: Kind, out: &mut
 /// shortest text that parses back to the same f32; DOUBLE likewise for f64. Text is UTF-8 (as
 /// read) but a binary string's bytes are any bytes: the dump is bytes, not text.
 pub(super) fn literal(v: Raw, kind: Kind, out: &mut Vec<u8>) {
-    use std::io::Write;
     use Raw as M;
     match v {
         M::Null => out.extend_from_slice(b"NULL"),
         M::Int(0) | M::UInt(0) if kind == Kind::Year => out.extend_from_slice(b"0000"),
         M::Int(i) => out.extend_from_slice(crate::capabilities::sql::checksum::decimal(i < 0, i.unsigned_abs(), &mut [0u8; 21])),
         M::UInt(u) => out.extend_from_slice(crate::capabilities::sql::checksum::decimal(false, u, &mut [0u8; 21])),
-        M::Float(f) => write!(out, "{f:?}").unwrap(),
-        M::Double(d) => write!(out, "{d:?}").unwrap(),
+        // Ryū: the shortest text that reads back as the same value, as `{:?}` gives it, without
+        // the formatter (3 % of an `oms` dump's client CPU).
+        M::Float(f) => out.extend_from_slice(ryu::Buffer::new().format(f).as_bytes()),
+        M::Double(d) => out.extend_from_slice(ryu::Buffer::new().format(d).as_bytes()),
         M::Bytes([]) => out.extend_from_slice(b"''"),
         // BIT and GEOMETRY, and text that is not UTF-8, as hex: exact bytes whatever the charset.
         M::Bytes(b) if kind == Kind::Hex || (kind != Kind::Binary && !b.is_ascii() && std::str::from_utf8(b).is_err()) => {
@@ -411,6 +462,10 @@ fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
     out.reserve(b.len() + 2);
     out.push(b'\'');
     let mut start = 0;
+    #[cfg(target_arch = "x86_64")]
+    if b.len() >= 16 {
+        start = copy_escaping(out, b);
+    }
     while let Some(i) = next_to_escape(b, start) {
         out.extend_from_slice(&b[start..i]);
         out.extend_from_slice(&[b'\\', ESCAPED[b[i] as usize]]);
@@ -515,6 +570,35 @@ mod tests {
         }
     }
 
+    /// FLOAT and DOUBLE values are written as text that reads back as the same value (the
+    /// server reads a FLOAT's as a double, then rounds it), which is what `{:?}` writes.
+    #[test]
+    fn float_literals_read_back_as_the_same_value() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut out = Vec::new();
+        let doubles = [0.0, -0.0, 1.0, 0.1, 1e-7, 1e16, 1e21, 123456789.125, f64::MAX, f64::MIN_POSITIVE];
+        for d in doubles.into_iter().chain((0..20_000).map(|_| f64::from_bits(next())).filter(|d| d.is_finite())) {
+            out.clear();
+            literal(Raw::Double(d), Kind::Other, &mut out);
+            let text = std::str::from_utf8(&out).unwrap();
+            assert_eq!(text.parse::<f64>().unwrap().to_bits(), d.to_bits(), "{text}");
+            assert_eq!(text.parse::<f64>().unwrap(), format!("{d:?}").parse::<f64>().unwrap());
+        }
+        for f in [0.0f32, 28333.666, 1e-7, f32::MAX].into_iter().chain((0..20_000).map(|_| f32::from_bits(next() as u32)).filter(|f| f.is_finite())) {
+            out.clear();
+            literal(Raw::Float(f), Kind::Other, &mut out);
+            let text = std::str::from_utf8(&out).unwrap();
+            assert_eq!(text.parse::<f64>().unwrap() as f32, f, "{text}");
+            assert_eq!(text.parse::<f32>().unwrap(), format!("{f:?}").parse::<f32>().unwrap());
+        }
+    }
+
     #[test]
     fn text_literals_escape_what_mysql_real_escape_string_escapes() {
         let mut out = Vec::new();
@@ -554,6 +638,19 @@ mod tests {
                     literal(Raw::Bytes(&text), Kind::Text, &mut out);
                     assert_eq!(out, slow(&text).as_bytes(), "{len} {a} {b}");
                 }
+            }
+        }
+        // Texts of nothing but specials, and of random ASCII, appended to a buffer already
+        // holding something and with no spare room (each step's store needs 16 bytes of it).
+        let mut seed = 7u64;
+        for len in [16, 17, 31, 32, 33, 100, 1000] {
+            let specials: Vec<u8> = (0..len).map(|i| b"\0'\\\n\r\x1a"[i % 6]).collect();
+            let random: Vec<u8> = random_bytes(&mut seed, len).into_iter().map(|c| c & 0x7f).collect();
+            for text in [specials, random] {
+                let mut out = b"(1,".to_vec();
+                out.shrink_to_fit();
+                literal(Raw::Bytes(&text), Kind::Text, &mut out);
+                assert_eq!(out, [&b"(1,"[..], slow(&text).as_bytes()].concat(), "{len}");
             }
         }
         // Not UTF-8: hex, exact bytes.
