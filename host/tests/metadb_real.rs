@@ -449,6 +449,40 @@ async fn several_databases_are_backed_up_and_restored_on_as_few_connections_as_t
     sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
 }
 
+/// A dump of several databases describes each on a connection of its own, all in the first
+/// database. From there the server shows another database's views qualified by its name
+/// (`` VIEW `b`.`v` AS select … from `b`.`t` ``): the second database's checksum read with the
+/// first's differed from its checksum read alone, and its views were dumped bound to its name,
+/// so restored under another name they were made in, and read from, the old one. Each database
+/// is now described from inside it.
+#[tokio::test]
+async fn views_of_a_database_dumped_beside_another_are_dumped_as_alone() {
+    let (a, b, c) = (unique_db("beside_a"), unique_db("beside_b"), unique_db("beside_c"));
+    for db in [&a, &b] {
+        sql(&format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40)); \
+             INSERT INTO t VALUES (1, '{db}'); CREATE VIEW v AS SELECT id, v FROM t; CREATE VIEW w AS SELECT COUNT(*) AS n FROM v;"
+        ));
+    }
+    sql(&format!("DROP DATABASE IF EXISTS {c}"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let alone = [s.database_checksum("metadb", &a).await.unwrap(), s.database_checksum("metadb", &b).await.unwrap()];
+    let together = s.database_checksums("metadb", &[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(together, alone);
+    let backups = s.dump_databases("metadb", &[(a.clone(), "a".to_string()), (b.clone(), "b".to_string())]).await.unwrap();
+    assert_eq!(backups.iter().map(|k| k.checksum.clone()).collect::<Vec<_>>(), alone);
+    let dumped = std::fs::read_to_string(dir.path().join("b.sql")).unwrap();
+    assert!(!dumped.contains(&format!("`{b}`.")), "the views of {b} are dumped bound to its name");
+    // Restored under another name, its views read the new database's table.
+    sql(&format!("CREATE DATABASE {c}"));
+    s.restore_database("metadb", &c, "b").await.unwrap();
+    sql(&format!("DROP DATABASE {b}"));
+    assert_eq!(value(&c, "SELECT v FROM v"), b);
+    assert_eq!(value(&c, "SELECT n FROM w"), "1");
+    sql(&format!("DROP DATABASE {a}; DROP DATABASE {c}"));
+}
+
 /// An account held to fewer connections at once (MAX_USER_CONNECTIONS) than `max_connections`
 /// lets opshost open is refused at the plan, naming both and the fix: its backup would otherwise
 /// be refused a connection midway (as it is here). With `max_connections` at the limit, as the

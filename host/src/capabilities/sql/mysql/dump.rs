@@ -72,8 +72,10 @@ impl MysqlSql {
         let flavour = self.flavour(connection, &mut conns[0]).await.map_err(|e| (e, false))?;
         let workers = conns.into_iter().map(|c| (c, Vec::new())).collect();
         let described = share_out(workers, databases.iter().enumerate(), |(mut c, mut found): (Conn, Vec<(usize, Described)>), (i, database)| async move {
-            // The first was checked by `USE`; a missing other is an error, not an empty database.
-            let read = describe(&mut c, database, i > 0).await.map(|d| found.push((i, d)));
+            // Every connection is in the first database, checked by its `USE`; each other is
+            // described from inside it (below).
+            let home = (i > 0).then_some(databases[0]);
+            let read = describe(&mut c, database, home).await.map(|d| found.push((i, d)));
             ((c, found), read)
         })
         .await
@@ -309,16 +311,29 @@ struct Described {
     defaults: Option<String>,
 }
 
-/// Describe `database` on `c`; `check_exists`: a database `c` is not in, which must exist (an
-/// empty answer would otherwise read as a database without tables).
-async fn describe(c: &mut Conn, database: &str, check_exists: bool) -> Result<Described, Error> {
-    if check_exists {
+/// Describe `database` on `c`. `home`: the database `c` is in, when it is another one: `database`
+/// must exist (an empty answer would otherwise read as a database without tables), and is
+/// described from inside, as a dump or checksum of it alone describes it; then `c` goes back
+/// `home`. From outside, the server shows a view qualified by its database (`` `db`.`v` ``, and
+/// its tables `` `db`.`t` ``): the checksum of a database read second in a dump of several
+/// differed from its checksum read alone, and its views were dumped bound to its name.
+async fn describe(c: &mut Conn, database: &str, home: Option<&str>) -> Result<Described, Error> {
+    if let Some(home) = home {
         let found: Option<String> =
             c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
         if found.is_none() {
             return Err(not_found(format!("database {database} does not exist")));
         }
+        c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
+        let described = describe_here(c, database).await;
+        c.query_drop(format!("USE {}", quote_ident(home))).await.map_err(|e| db_err(home, e))?;
+        return described;
     }
+    describe_here(c, database).await
+}
+
+/// Describe `database`, the database `c` is in.
+async fn describe_here(c: &mut Conn, database: &str) -> Result<Described, Error> {
     let tables = tables(c, database).await?;
     let objects = objects::read(c, database).await?;
     let found: Option<(String, String)> = c
