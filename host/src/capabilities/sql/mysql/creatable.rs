@@ -128,10 +128,10 @@ pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str, rules: &Rul
     let rows: Vec<(String, String, Option<String>, u8, u8)> = c
         .exec(
             "SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, \
-             EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND k.TABLE_NAME = t.TABLE_NAME AND k.CONSTRAINT_TYPE = 'PRIMARY KEY'), \
-             EXISTS (SELECT 1 FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME AND s.NON_UNIQUE = 0 \
+             EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND CAST(k.TABLE_NAME AS BINARY) = CAST(t.TABLE_NAME AS BINARY) AND k.CONSTRAINT_TYPE = 'PRIMARY KEY'), \
+             EXISTS (SELECT 1 FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND CAST(s.TABLE_NAME AS BINARY) = CAST(t.TABLE_NAME AS BINARY) AND s.NON_UNIQUE = 0 \
                      GROUP BY s.INDEX_NAME HAVING SUM(s.NULLABLE = 'YES' OR s.SUB_PART IS NOT NULL) = 0) \
-             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY t.TABLE_NAME",
+             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY t.TABLE_NAME, CAST(t.TABLE_NAME AS BINARY)",
             (database,),
         )
         .await

@@ -115,7 +115,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         }
     };
     let views: Vec<String> = c
-        .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (database,))
+        .exec("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)", (database,))
         .await
         .map_err(|e| db_err(database, e))?;
     let mut view_objects = Vec::new();
@@ -145,7 +145,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     }
     out.extend(in_dependency_order(view_objects));
     let triggers: Vec<String> = c
-        .exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (database,))
+        .exec("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, CAST(EVENT_OBJECT_TABLE AS BINARY), ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (database,))
         .await
         .map_err(|e| db_err(database, e))?;
     for t in triggers {
@@ -195,7 +195,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
     }
     // Last, so that the checksum of a database without any is what earlier versions recorded.
     let sequences: Vec<String> = c
-        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME", (database,))
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)", (database,))
         .await
         .map_err(|e| db_err(database, e))?;
     for q in sequences {

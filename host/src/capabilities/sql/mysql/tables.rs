@@ -80,7 +80,7 @@ pub fn is_integer_type(ty: &str) -> bool {
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
     let names: Vec<(String, Option<u64>, Option<u64>, String)> = c
         .exec(
-            "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+            "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)",
             (database,),
         )
         .await
@@ -91,7 +91,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     let columns = |expression: &str| {
         format!(
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY), ORDINAL_POSITION"
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
