@@ -490,13 +490,15 @@ async fn events_the_scheduler_runs_wait_for_the_restores_verification() {
 /// refuses such a MetaDB, naming the table, the setting and the fix, and passes what the settings
 /// leave alone (a unique key on NOT NULL columns is InnoDB's primary key); with the setting off
 /// again, as the refusal says, the restore is whole. On a server of the test's own: the settings
-/// would refuse the other tests' tables.
+/// would refuse the other tests' tables. `A_keyless`, keyed, is another table than `a_keyless`
+/// (names are told apart by case): its key is not `a_keyless`'s.
 #[tokio::test]
 async fn tables_the_server_as_set_now_would_not_create_again_are_refused_at_the_plan() {
     let server = OwnServer::start(&[]);
     server.root(
         "CREATE USER 'op'@'%' IDENTIFIED BY 'op-pw'; GRANT ALL ON *.* TO 'op'@'%'; CREATE DATABASE shaped; USE shaped; \
          CREATE TABLE a_keyless (a INT, b VARCHAR(8)); INSERT INTO a_keyless VALUES (1, 'x'), (1, 'x'); \
+         CREATE TABLE A_keyless (id INT PRIMARY KEY); \
          CREATE TABLE b_promoted (a INT NOT NULL, UNIQUE KEY (a)); INSERT INTO b_promoted VALUES (1), (2); \
          CREATE TABLE c_keyed (id INT PRIMARY KEY, v INT, KEY (v)); INSERT INTO c_keyed VALUES (1, 1); \
          CREATE TABLE d_myisam (id INT PRIMARY KEY) ENGINE=MyISAM; INSERT INTO d_myisam VALUES (7); \

@@ -125,17 +125,38 @@ pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str, rules: &Rul
     if *rules == Rules::default() {
         return Ok(());
     }
-    let rows: Vec<(String, String, Option<String>, u8, u8)> = c
+    // Three lists matched by name here rather than subqueries: the server matches a correlated
+    // subquery's table name without case (even cast to bytes), so under names told apart by case
+    // `t0` took the primary key of `T0`.
+    let tables: Vec<(String, String, Option<String>)> = c
         .exec(
-            "SELECT t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, \
-             EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS k WHERE k.TABLE_SCHEMA = t.TABLE_SCHEMA AND CAST(k.TABLE_NAME AS BINARY) = CAST(t.TABLE_NAME AS BINARY) AND k.CONSTRAINT_TYPE = 'PRIMARY KEY'), \
-             EXISTS (SELECT 1 FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = t.TABLE_SCHEMA AND CAST(s.TABLE_NAME AS BINARY) = CAST(t.TABLE_NAME AS BINARY) AND s.NON_UNIQUE = 0 \
-                     GROUP BY s.INDEX_NAME HAVING SUM(s.NULLABLE = 'YES' OR s.SUB_PART IS NOT NULL) = 0) \
-             FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY t.TABLE_NAME, CAST(t.TABLE_NAME AS BINARY)",
+            "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)",
             (database,),
         )
         .await
         .map_err(|e| db_err(database, e))?;
+    let primary: std::collections::HashSet<String> = c
+        .exec("SELECT TABLE_NAME FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = ? AND CONSTRAINT_TYPE = 'PRIMARY KEY'", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?
+        .into_iter()
+        .collect();
+    // Tables with a unique key on NOT NULL columns only, whole (InnoDB's primary key then).
+    let unique_not_null: std::collections::HashSet<String> = c
+        .exec(
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND NON_UNIQUE = 0 \
+             GROUP BY CAST(TABLE_NAME AS BINARY), INDEX_NAME HAVING SUM(NULLABLE = 'YES' OR SUB_PART IS NOT NULL) = 0",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?
+        .into_iter()
+        .collect();
+    let rows = tables.into_iter().map(|(name, kind, engine)| {
+        let (primary_key, unique) = (primary.contains(&name) as u8, unique_not_null.contains(&name) as u8);
+        (name, kind, engine, primary_key, unique)
+    });
     let refusals: Vec<String> = rows
         .into_iter()
         .map(|(name, kind, engine, primary_key, unique_not_null)| Shape {
