@@ -304,23 +304,36 @@ pub(super) fn extend_from_hex(v: &mut Vec<u8>, digits: &[u8]) {
     }
 }
 
+/// The bytes of `b[at..at + 16]` that need escaping, as bits (bit k: byte `at + k`), with SSE2
+/// (part of every x86-64 CPU).
+///
+/// # Safety
+/// `at + 16 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn specials_at(b: &[u8], at: usize) -> u32 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller keeps the unaligned load within `b`; SSE2 is always there.
+    unsafe {
+        let chunk = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
+        let mut hit = _mm_cmpeq_epi8(chunk, _mm_setzero_si128());
+        for c in [b'\'', b'\\', b'\n', b'\r', 0x1a] {
+            hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, _mm_set1_epi8(c as i8)));
+        }
+        _mm_movemask_epi8(hit) as u32
+    }
+}
+
 /// The index of the first byte at or after `from` that needs escaping. Sixteen bytes a step
 /// with SSE2 (part of every x86-64 CPU), the rest by table.
 pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is always available on x86_64; loads are unaligned and stay in bounds.
+        // SAFETY: every step is within `b`.
         unsafe {
-            let specials = [0u8, b'\'', b'\\', b'\n', b'\r', 0x1a].map(|c| _mm_set1_epi8(c as i8));
             while i + 16 <= b.len() {
-                let chunk = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-                let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
-                for s in &specials[1..] {
-                    hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
-                }
-                let mask = _mm_movemask_epi8(hit) as u32;
+                let mask = specials_at(b, i);
                 if mask != 0 {
                     return Some(i + mask.trailing_zeros() as usize);
                 }
@@ -329,12 +342,7 @@ pub(super) fn next_to_escape(b: &[u8], from: usize) -> Option<usize> {
             // The tail, as the last 16 bytes (overlapping what was scanned; those bits masked).
             if i < b.len() && b.len() >= 16 {
                 let last = b.len() - 16;
-                let chunk = _mm_loadu_si128(b.as_ptr().add(last) as *const __m128i);
-                let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
-                for s in &specials[1..] {
-                    hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
-                }
-                let mask = (_mm_movemask_epi8(hit) as u32) >> (i - last);
+                let mask = specials_at(b, last) >> (i - last);
                 return (mask != 0).then(|| i + mask.trailing_zeros() as usize);
             }
         }
@@ -354,14 +362,9 @@ fn copy_escaping(out: &mut Vec<u8>, b: &[u8]) -> usize {
     // SAFETY: SSE2 is always available on x86_64; loads stay in `b`, and every store has 16
     // bytes of `out`'s spare capacity, of which only the bytes before a special are kept.
     unsafe {
-        let specials = [0u8, b'\'', b'\\', b'\n', b'\r', 0x1a].map(|c| _mm_set1_epi8(c as i8));
         while i + 16 <= b.len() {
             let chunk = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-            let mut hit = _mm_cmpeq_epi8(chunk, specials[0]);
-            for s in &specials[1..] {
-                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(chunk, *s));
-            }
-            let mask = _mm_movemask_epi8(hit) as u32;
+            let mask = specials_at(b, i);
             if out.capacity() - out.len() < 16 {
                 out.reserve(16 + b.len() - i);
             }
