@@ -153,18 +153,14 @@ pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str, rules: &Rul
         .map_err(|e| db_err(database, e))?
         .into_iter()
         .collect();
-    let rows = tables.into_iter().map(|(name, kind, engine)| {
-        let (primary_key, unique) = (primary.contains(&name) as u8, unique_not_null.contains(&name) as u8);
-        (name, kind, engine, primary_key, unique)
-    });
-    let refusals: Vec<String> = rows
+    let refusals: Vec<String> = tables
         .into_iter()
-        .map(|(name, kind, engine, primary_key, unique_not_null)| Shape {
+        .map(|(name, kind, engine)| Shape {
+            primary_key: primary.contains(&name),
+            unique_not_null: unique_not_null.contains(&name),
             name,
             sequence: kind == "SEQUENCE",
             engine: engine.unwrap_or_default(),
-            primary_key: primary_key != 0,
-            unique_not_null: unique_not_null != 0,
         })
         .filter_map(|shape| refusal(database, rules, &shape))
         .collect();

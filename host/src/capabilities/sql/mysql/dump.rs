@@ -11,7 +11,7 @@ use super::share::share_out;
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
 use crate::bindings::Error;
-use crate::capabilities::errors::{failed, not_found};
+use crate::capabilities::errors::failed;
 use crate::capabilities::sql::checksum::RowHash;
 use crate::capabilities::sql::Backup;
 use mysql_async::prelude::*;
@@ -312,18 +312,14 @@ struct Described {
 }
 
 /// Describe `database` on `c`. `home`: the database `c` is in, when it is another one: `database`
-/// must exist (an empty answer would otherwise read as a database without tables), and is
-/// described from inside, as a dump or checksum of it alone describes it; then `c` goes back
-/// `home`. From outside, the server shows a view qualified by its database (`` `db`.`v` ``, and
+/// is described from inside (its `USE` refuses it if it does not exist, where an empty answer
+/// would read as a database without tables), as a dump or checksum of it alone describes it;
+/// then `c` goes back `home`. From outside, the server shows a view qualified by its database (`` `db`.`v` ``, and
 /// its tables `` `db`.`t` ``): the checksum of a database read second in a dump of several
 /// differed from its checksum read alone, and its views were dumped bound to its name.
 async fn describe(c: &mut Conn, database: &str, home: Option<&str>) -> Result<Described, Error> {
     if let Some(home) = home {
-        let found: Option<String> =
-            c.exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await.map_err(|e| db_err(database, e))?;
-        if found.is_none() {
-            return Err(not_found(format!("database {database} does not exist")));
-        }
+        // An unknown database is `not_found` ([`db_err`]).
         c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
         let described = describe_here(c, database).await;
         c.query_drop(format!("USE {}", quote_ident(home))).await.map_err(|e| db_err(home, e))?;

@@ -85,9 +85,11 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    // (column, extra, key, type) of every table, in each table's order; a period column of a
-    // system-versioned table has `ROW START` or `ROW END` for extra.
-    let mut columns_of: std::collections::HashMap<String, Vec<(String, String, String, String)>> = std::collections::HashMap::new();
+    // (column, extra, key, type, read) of every table, in each table's order; a period column of
+    // a system-versioned table has `ROW START` or `ROW END` for extra; read: the column's
+    // [`empty_member_read`], if any.
+    type Described = (String, String, String, String, Option<String>);
+    let mut columns_of: std::collections::HashMap<String, Vec<Described>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
         format!(
             "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE \
@@ -100,8 +102,6 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
     };
-    // The columns read through [`empty_member_read`], by table, with their read.
-    let mut empty_members: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
     // The first column of each primary key of several columns (a server that cannot tell has
     // its tables read whole, as before).
     let leading: std::collections::HashMap<String, String> = c
@@ -114,11 +114,9 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .into_iter()
         .collect();
     for (table, column, extra, key, ty, expression, column_type) in all {
-        if let Some(read) = empty_member_read(&column, &ty, &column_type) {
-            empty_members.insert((table.clone(), column.clone()), read);
-        }
+        let read = empty_member_read(&column, &ty, &column_type);
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
-        columns_of.entry(table).or_default().push((column, extra, key, ty));
+        columns_of.entry(table).or_default().push((column, extra, key, ty, read));
     }
     let mut out = Vec::new();
     for (name, rows, bytes, kind) in names {
@@ -131,35 +129,39 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         }
         let versioned = kind == "SYSTEM VERSIONED";
         if versioned {
-            let period: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, extra, _, _)| extra.starts_with("ROW ")).collect();
-            if period.iter().any(|(_, _, _, ty)| !ty.eq_ignore_ascii_case("timestamp")) {
+            let period: Vec<&Described> = columns.iter().filter(|(_, extra, ..)| extra.starts_with("ROW ")).collect();
+            if period.iter().any(|(_, _, _, ty, _)| !ty.eq_ignore_ascii_case("timestamp")) {
                 return Err(failed(format!(
                     "table {database}.{name} keeps its history by transaction id (a BIGINT UNSIGNED period), which no client can write back, so a backup could not restore it: back it up by hand and drop it, or version it by TIMESTAMP, before the upgrade"
                 )));
             }
             if period.is_empty() {
                 // Implicit period columns: hidden from COLUMNS, but readable and writable by name.
-                columns.extend(["ROW_START", "ROW_END"].map(|c| (c.to_string(), "ROW START".to_string(), String::new(), "timestamp".to_string())));
+                columns.extend(["ROW_START", "ROW_END"].map(|c| (c.to_string(), "ROW START".to_string(), String::new(), "timestamp".to_string(), None)));
             }
         }
         // `PRI` marks the primary key's columns (or, in a table without one, a unique index's
         // whose columns are NOT NULL: as good for cutting into ranges, as no row's key is NULL).
         // A key of several columns is cut by its first, NOT NULL too: every row falls in exactly
         // one range of it, and each range is a range of the key.
-        let key: Vec<&(String, String, String, String)> = columns.iter().filter(|(_, _, k, _)| k == "PRI").collect();
+        let key: Vec<&Described> = columns.iter().filter(|(_, _, k, ..)| k == "PRI").collect();
         let integer_key = match key.as_slice() {
-            [(name, _, _, ty)] if is_integer_type(ty) => Some(quote_ident(name)),
-            [_, _, ..] => leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty)| c == *first && is_integer_type(ty))).map(|first| quote_ident(first)),
+            [(name, _, _, ty, _)] if is_integer_type(ty) => Some(quote_ident(name)),
+            [_, _, ..] => {
+                leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty, _)| c == *first && is_integer_type(ty))).map(|first| quote_ident(first))
+            }
             _ => None,
         };
         // Generated columns cannot be inserted into; they follow from the others and the
         // definition. A versioned table's period columns can, and hold its history's times.
-        let columns: Vec<String> = columns
+        let (columns, reads): (Vec<String>, Vec<String>) = columns
             .into_iter()
-            .filter(|(_, extra, _, _)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
-            .map(|(n, ..)| n)
-            .collect();
-        let reads = columns.iter().map(|c| empty_members.remove(&(name.clone(), c.clone())).unwrap_or_else(|| quote_ident(c))).collect();
+            .filter(|(_, extra, ..)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
+            .map(|(n, _, _, _, read)| {
+                let read = read.unwrap_or_else(|| quote_ident(&n));
+                (n, read)
+            })
+            .unzip();
         out.push(TableInfo {
             create: Vec::new(),
             columns,
