@@ -258,7 +258,7 @@ async fn rows_restore_as_load_data_and_the_same_with_inserts_or_a_refusing_serve
     let inserts: Vec<&Vec<u8>> = lines.iter().filter(|l| l.starts_with(b"INSERT INTO ")).collect();
     assert!(inserts.len() >= 4, "{}", inserts.len());
     for l in &inserts {
-        assert!(load::from_insert(l).is_some(), "not converted: {}", String::from_utf8_lossy(&l[..l.len().min(200)]));
+        assert!(load::from_insert(l, false).is_some(), "not converted: {}", String::from_utf8_lossy(&l[..l.len().min(200)]));
     }
 
     // The same backup restored three ways gives the same rows and checksum: LOAD DATA (the
@@ -693,7 +693,7 @@ async fn a_row_statement_that_waited_too_long_for_a_lock_is_run_again() {
     let opts = mysql_opts(Some(&db));
     // Every way a restore sends rows: bound to a prepared INSERT (rows of long values), LOAD
     // DATA, and the INSERT itself.
-    let forms = |load_data, bind| load::Policy::new(load::Forms { load_data, bind }, Some(16 << 20));
+    let forms = |load_data, bind| load::Policy::new(load::Forms { load_data, bind, bytes: true }, Some(16 << 20));
     for (how, policy) in [("bound", forms(true, true)), ("load data", forms(true, false)), ("insert", forms(false, false))] {
         let mut holder = mysql_async::Conn::new(opts.clone()).await.unwrap();
         let mut worker = mysql_async::Conn::new(opts.clone()).await.unwrap();
@@ -1130,6 +1130,84 @@ async fn only_big_tables_hold_their_keys_back_and_every_table_ends_as_it_was() {
     }
 }
 
+/// A table whose every text column is utf8mb4 loads its LOAD DATA fields as bytes (the server
+/// skips reading them one multibyte character at a time); a table with a column of another
+/// character set keeps reading them as utf8mb4, which that column converts from. Tables are told
+/// apart by their exact names, so of two names that differ only in case each gets its own form.
+/// Every value comes back, as the server itself reads them.
+#[tokio::test]
+async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
+    let _log = GENERAL_LOG.lock().await;
+    let db = unique_db("asbytes");
+    let rows = |table: &str, columns: &str, values: &str| format!("INSERT INTO `{table}` ({columns}) SELECT {values} FROM seq_1_to_3000;");
+    // Four-byte characters, the bytes LOAD DATA and the dump escape, a text `\N`, every byte of
+    // a binary string, and latin1 letters beyond ASCII.
+    let text = r"CONCAT('😀 é\t\\N\\', seq, '\n\r', CHAR(0), '\'')";
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; USE {db};
+         CREATE TABLE `plain` (id INT PRIMARY KEY, s TEXT, j JSON, e ENUM('é', 'ü'), b VARBINARY(64), n DECIMAL(10,2), d DATETIME(6));
+         {}
+         CREATE TABLE `mixed` (id INT PRIMARY KEY, s TEXT, l VARCHAR(64) CHARACTER SET latin1);
+         {}
+         CREATE TABLE `Pair` (id INT PRIMARY KEY, s TEXT);
+         {}
+         CREATE TABLE `pair` (id INT PRIMARY KEY, l TEXT CHARACTER SET latin1);
+         {}
+         CREATE TABLE `odd``name` (id INT PRIMARY KEY, s VARCHAR(64)) DEFAULT CHARSET=latin1;
+         {}",
+        rows(
+            "plain",
+            "id, s, j, e, b, n, d",
+            &format!(
+                "seq, {text}, JSON_OBJECT('k', {text}), ELT(seq % 2 + 1, 'é', 'ü'), CONCAT(UNHEX(MD5(seq)), X'00090A5C27FF'), seq / 7, '2026-11-28 12:00:00.5'"
+            )
+        ),
+        rows("mixed", "id, s, l", &format!(r"seq, {text}, CONCAT('é ü ß ÿ \t\\', seq)")),
+        rows("Pair", "id, s", &format!("seq, {text}")),
+        rows("pair", "id, l", "seq, CONCAT('é ÿ ', seq)"),
+        rows("odd``name", "id, s", "seq, CONCAT('ß ', seq)"),
+    ));
+    let fingerprint = || {
+        let q = "SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT(HEX(s), HEX(j), HEX(e), HEX(b), n, d)) ORDER BY id)) FROM `plain`; \
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT(HEX(s), HEX(l))) ORDER BY id)) FROM `mixed`; \
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(s)) ORDER BY id)) FROM `Pair`; \
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(l)) ORDER BY id)) FROM `pair`; \
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(s)) ORDER BY id)) FROM `odd``name`";
+        let o = mariadb_client(&["-N", "-D", &db, "-e", q]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let before = fingerprint();
+    assert!(before.lines().all(|l| l.starts_with("3000\t")), "{before}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "asbytes").await.unwrap();
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    let log = GeneralLog::on();
+    let r = s.restore_database("metadb", &db, "asbytes").await;
+    let loads = log.heads("Query", "LOAD DATA LOCAL INFILE _opshost-restore_ INTO TABLE");
+    let load = |table: &str, charset: &str| {
+        let head = format!("LOAD DATA LOCAL INFILE 'opshost-restore' INTO TABLE {table} CHARACTER SET {charset} ");
+        loads.iter().filter(|l| l.starts_with(head.as_bytes())).count()
+    };
+    let forms = [
+        ("`plain`", load("`plain`", "binary"), load("`plain`", "utf8mb4")),
+        ("`mixed`", load("`mixed`", "utf8mb4"), load("`mixed`", "binary")),
+        ("`Pair`", load("`Pair`", "binary"), load("`Pair`", "utf8mb4")),
+        ("`pair`", load("`pair`", "utf8mb4"), load("`pair`", "binary")),
+        ("`odd``name`", load("`odd``name`", "utf8mb4"), load("`odd``name`", "binary")),
+    ];
+    drop(log);
+    let r = r.unwrap();
+    for (table, right, wrong) in forms {
+        assert!(right >= 1 && wrong == 0, "{table}: {right} LOAD DATA in its form, {wrong} in the other");
+    }
+    assert_eq!(r.checksum, b.checksum);
+    assert_eq!(fingerprint(), before);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// Rows of long binary values restore bound to prepared INSERTs (the server copies bound bytes
 /// for much less than it reads hex or LOAD DATA fields), narrow ones as LOAD DATA, in the same
 /// restore; every byte comes back, including the ones the dump and LOAD DATA escape.
@@ -1165,7 +1243,7 @@ async fn rows_of_long_values_restore_bound_and_come_back_exact() {
         lines.iter().filter(|l| l.starts_with(b"INSERT INTO ")).partition(|l| l.starts_with(b"INSERT INTO `bound_artifact`"));
     // As the restore decides on this server (its packet limit is well above these statements).
     use opshost::capabilities::sql::mysql::load;
-    let policy = load::Policy::new(load::Forms { load_data: true, bind: true }, Some(16 << 20));
+    let policy = load::Policy::new(load::Forms { load_data: true, bind: true, bytes: true }, Some(16 << 20));
     assert!(wide.len() >= 2 && wide.iter().all(|l| policy.binds(l)), "the bound_artifact rows are rows of long values");
     assert!(!narrow.is_empty() && narrow.iter().all(|l| !policy.binds(l)), "the narrow rows are not");
     s.drop_database("metadb", &db).await.unwrap();

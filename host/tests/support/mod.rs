@@ -134,6 +134,19 @@ impl GeneralLog {
         value("mysql", &q).parse().unwrap()
     }
 
+    /// The first 200 bytes of each statement of `kind` logged since it was turned on that
+    /// starts `like` (a LIKE pattern), for the caller to compare byte for byte (names that
+    /// differ only in case told apart).
+    pub fn heads(&self, kind: &str, like: &str) -> Vec<Vec<u8>> {
+        let q = format!(
+            "SELECT HEX(LEFT(CAST(argument AS BINARY), 200)) FROM mysql.general_log WHERE event_time >= '{}' AND command_type = '{kind}' AND CONVERT(argument USING utf8mb4) LIKE '{like}%'",
+            self.since
+        );
+        let o = mariadb_client(&["-N", "-e", &q]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().map(|h| (0..h.len()).step_by(2).map(|k| u8::from_str_radix(&h[k..k + 2], 16).unwrap()).collect()).collect()
+    }
+
     /// Different statements logged since it was turned on that match `like`.
     pub fn distinct(&self, like: &str) -> usize {
         let q = format!("SELECT COUNT(DISTINCT argument) FROM mysql.general_log WHERE event_time >= '{}' AND argument LIKE '{like}'", self.since);

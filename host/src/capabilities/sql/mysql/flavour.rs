@@ -72,6 +72,13 @@ impl Flavour {
         self == Flavour::MariaDb
     }
 
+    /// A restore's LOAD DATA may read the fields of a table whose every text column is utf8mb4
+    /// as bytes (`CHARACTER SET binary`, load.rs); only where the restored content has been seen
+    /// equal.
+    pub fn load_bytes(self) -> bool {
+        self == Flavour::MariaDb
+    }
+
     /// A restore may hold a table's plain keys back until its rows are in (indexes.rs); only
     /// where the final `SHOW CREATE TABLE` has been seen equal.
     pub fn defer_keys(self) -> bool {

@@ -21,6 +21,9 @@
 //!   workers there take turns anyway; under `2` (MySQL 8's default) they would not, and InnoDB's
 //!   per-row AUTO_INCREMENT mutex then costs the server two to three times the CPU for the same
 //!   rows (the bench's `heartbeat` shape: 32–44 s of server CPU against 16.3 s).
+//! - A table whose every text column is utf8mb4 (as the server shows them once the heads have
+//!   run) gets its LOAD DATA fields read as bytes, which its columns take as they are; the
+//!   others are read as utf8mb4, which their columns convert from (see [`load::from_insert`]).
 //! - Plain secondary keys wait until every row is in, then are built table by table on every
 //!   connection (see [`indexes`]).
 //! - Last, each file's objects section, run again while that gets further when an object needs
@@ -68,6 +71,12 @@ struct Replay {
     /// Its tables with an AUTO_INCREMENT column (quoted), each with the turn a worker takes to
     /// load rows into it.
     one_at_a_time: std::collections::HashMap<String, tokio::sync::Mutex<()>>,
+    /// Its tables (quoted) whose LOAD DATA fields are read as bytes: every text column utf8mb4,
+    /// as the server showed them once the heads had run ([`fields_as_bytes`]).
+    as_bytes: HashSet<String>,
+    /// False once the file ran a statement among its rows that is not an INSERT (a hand-edited
+    /// file's): it may have changed a table, so no more fields are read as bytes.
+    bytes_still: AtomicBool,
     /// The head's line giving the database its default character set and collation back
     /// ([`DATABASE_DEFAULTS`]), run before anything else of the file.
     defaults: Option<String>,
@@ -202,7 +211,7 @@ pub async fn replay_all(
     }
     let mut conns = vec![first];
     conns.extend(more);
-    let (conns, sessions) = if heads.iter().all(|h| h.standalone) {
+    let (mut conns, sessions) = if heads.iter().all(|h| h.standalone) {
         run_heads_shared(conns, &replays, heads).await?
     } else {
         for (r, h) in replays.iter().zip(heads) {
@@ -212,6 +221,9 @@ pub async fn replay_all(
         let sessions = (0..conns.len()).map(|i| (i == 0).then_some(n - 1)).collect();
         (conns, sessions)
     };
+    if forms.load_data && forms.bytes {
+        fields_as_bytes(&mut conns[0], &mut replays).await;
+    }
     let shared = Arc::new(Shared {
         replays,
         schedule: Mutex::new(Schedule { workers_on: vec![0; n], exhausted: vec![false; n] }),
@@ -241,6 +253,28 @@ pub async fn replay_all(
         }
     }
     Ok(held)
+}
+
+/// Fill each file's [`Replay::as_bytes`]: its database's tables whose every text column is
+/// utf8mb4, by their exact names (two tables may differ only in case). The server's own view of
+/// the columns, as the heads left them. A failed read leaves every table read as utf8mb4 (the
+/// form that converts), which is only slower.
+async fn fields_as_bytes(c: &mut Conn, replays: &mut [Replay]) {
+    for r in replays.iter_mut() {
+        let columns: Vec<(Vec<u8>, Option<String>)> = c
+            .exec("SELECT CAST(TABLE_NAME AS BINARY), CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?", (&r.database,))
+            .await
+            .unwrap_or_default();
+        let (mut tables, mut converting) = (HashSet::new(), HashSet::new());
+        for (table, charset) in columns {
+            let Ok(table) = String::from_utf8(table) else { continue };
+            if charset.as_deref().is_some_and(|c| c != "utf8mb4") {
+                converting.insert(table.clone());
+            }
+            tables.insert(table);
+        }
+        r.as_bytes = tables.difference(&converting).map(|t| quote_ident(t)).collect();
+    }
 }
 
 /// Every file's held-back keys added back, the tables shared out over `conns` (at least one),
@@ -368,6 +402,8 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         policy,
         deferred,
         one_at_a_time,
+        as_bytes: HashSet::new(),
+        bytes_still: AtomicBool::new(true),
         defaults,
         lines: tokio::sync::Mutex::new((first_insert, lines)),
         left: AtomicU64::new(bytes.saturating_sub(read)),
@@ -519,6 +555,8 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
             match other {
                 None => {
                     let rows = r.policy.rows(line);
+                    let bytes = r.bytes_still.load(Relaxed) && rows.table().is_some_and(|t| r.as_bytes.contains(t));
+                    let rows = rows.fields_as_bytes(bytes);
                     let _turn = match r.turn(&rows) {
                         Some(turn) => Some(turn.lock().await),
                         None => None,
@@ -526,7 +564,12 @@ async fn work(mut c: Conn, mut session: Option<usize>, shared: Arc<Shared>) -> R
                     load::insert(&mut c, rows, &r.policy).await.map_err(|e| fail(r, e))
                 }
                 // After the rows: the footer's settings, or statements a hand-edited file added.
-                Some(other) => c.query_drop(other).await.map_err(|e| fail(r, e)),
+                Some(other) => {
+                    if !is_setting(other.as_bytes()) {
+                        r.bytes_still.store(false, Relaxed);
+                    }
+                    c.query_drop(other).await.map_err(|e| fail(r, e))
+                }
             }
         }
         .await;
@@ -639,7 +682,9 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let file = tokio::fs::File::open(&path).await.unwrap();
         let source = Source { database: "db".into(), path, file, zone: Zone::Utc, bytes: text.len() as u64 };
-        read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true }, Some(16 << 20)), true, distinct, &AtomicU64::new(0)).await.unwrap()
+        read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true, bytes: true }, Some(16 << 20)), true, distinct, &AtomicU64::new(0))
+            .await
+            .unwrap()
     }
 
     const KEYED: &str = "(`id` int(11) NOT NULL, `name` varchar(64) DEFAULT NULL, PRIMARY KEY (`id`), KEY `name` (`name`)) ENGINE=InnoDB";
@@ -691,7 +736,8 @@ mod tests {
         let path = dir.path().join("db.sql");
         std::fs::write(&path, b"SET @x = '\xff';\n").unwrap();
         let source = Source { database: "db".into(), path: path.clone(), file: tokio::fs::File::open(&path).await.unwrap(), zone: Zone::Utc, bytes: 16 };
-        let refused = read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true }, None), true, true, &AtomicU64::new(0)).await;
+        let refused =
+            read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true, bytes: true }, None), true, true, &AtomicU64::new(0)).await;
         assert!(matches!(&refused, Err(e) if e.message().contains("not UTF-8") && e.message().contains("db.sql")), "{:?}", refused.err());
     }
 
