@@ -12,6 +12,8 @@
 //!   every file left has a worker, it joins the biggest. So the big heartbeat database loads on
 //!   one connection while another loads the rest, and on both once the rest is done: two workers
 //!   inserting into one table contend for its pages and cost the server about a third more CPU.
+//!   A worker alone on its file moves to a file nobody is on that has 8 MB more left, so the
+//!   files end together ([`choose`]).
 //! - A worker moving to another file's database switches its session to that file's settings.
 //! - Each INSERT is a transaction of its own (see [`load::insert`]); the first error stops every
 //!   worker and is the result.
@@ -154,20 +156,31 @@ impl Shared {
     }
 }
 
-/// The file for a worker on `current`: stay when alone on an unfinished one; else the biggest
-/// (`left` bytes) no worker is on; else stay; else join the biggest unfinished. None: all done.
+/// The file for a worker on `current`: stay when alone on an unfinished one, unless a file no
+/// worker is on has [`OVERTAKE`] bytes more left; else the biggest (`left` bytes) no worker is on;
+/// else stay; else join the biggest unfinished. None: all done.
+///
+/// Moving to the file with the most left keeps the files' remaining bytes level, so they end
+/// together: a table with an AUTO_INCREMENT column loads one statement at a time whatever the
+/// workers ([`Replay::turn`]), and where three files are mostly such tables (the bench's
+/// `autoinc` shape), two workers each staying on its file until done left the last file alone,
+/// on one core, for a quarter of the restore.
 fn choose(s: &Schedule, left: &[u64], current: Option<usize>) -> Option<usize> {
     let open = |i: &usize| !s.exhausted[*i];
+    let free = (0..left.len()).filter(open).filter(|i| s.workers_on[*i] == 0).max_by_key(|i| left[*i]);
     if let Some(c) = current.filter(|c| open(c) && s.workers_on[*c] == 1) {
-        return Some(c);
+        return match free {
+            Some(f) if left[f] > left[c] + OVERTAKE => Some(f),
+            _ => Some(c),
+        };
     }
-    (0..left.len())
-        .filter(open)
-        .filter(|i| s.workers_on[*i] == 0)
-        .max_by_key(|i| left[*i])
-        .or_else(|| current.filter(open))
-        .or_else(|| (0..left.len()).filter(open).max_by_key(|i| left[*i]))
+    free.or_else(|| current.filter(open)).or_else(|| (0..left.len()).filter(open).max_by_key(|i| left[*i]))
 }
+
+/// How many bytes more a file nobody is on must have left for a worker alone on its file to move
+/// there ([`choose`]): a move costs a few statements (the file's session), a statement of rows is
+/// up to about 1 MB.
+const OVERTAKE: u64 = 8 << 20;
 
 /// Replay `sources`: the heads in order on `first`, then the rows on `first` and `more`, then
 /// the objects sections. Per source, the enabled events created disabled
@@ -816,5 +829,40 @@ mod tests {
         assert_eq!(take(&mut s, Some(2)), None);
         assert_eq!(s.workers_on, [0, 0, 1], "one worker still counted there until it asks");
         assert_eq!(take(&mut s, Some(2)), None);
+    }
+
+    /// A worker alone on its file moves to a file nobody is on once that one has more than
+    /// [`OVERTAKE`] bytes more left: the files' remaining bytes stay level, and they end
+    /// together (rows into an AUTO_INCREMENT table go one statement at a time, so a file left
+    /// last, alone, would load on one connection).
+    #[test]
+    fn a_worker_alone_moves_to_a_file_with_much_more_left() {
+        const MB: u64 = 1 << 20;
+        let mut s = Schedule { workers_on: vec![0; 3], exhausted: vec![false; 3] };
+        let mut take = |left: [u64; 3], current: Option<usize>| {
+            let c = choose(&s, &left.map(|l| l * MB), current);
+            if c != current {
+                if let Some(i) = current {
+                    s.workers_on[i] -= 1;
+                }
+                if let Some(i) = c {
+                    s.workers_on[i] += 1;
+                }
+            }
+            c
+        };
+        // rm, cm, cm_hb: 128, 68 and 75 MB; the two biggest first.
+        assert_eq!(take([128, 68, 75], None), Some(0));
+        assert_eq!(take([128, 68, 75], None), Some(2));
+        // cm_hb's worker stays while cm has no more than 8 MB more left, then moves there.
+        assert_eq!(take([120, 68, 62], Some(2)), Some(2));
+        assert_eq!(take([118, 68, 59], Some(2)), Some(1));
+        // rm's worker stays: cm has a worker now, and cm_hb has less left than rm.
+        assert_eq!(take([100, 66, 59], Some(0)), Some(0));
+        // Once rm has less left than cm_hb by more than 8 MB, rm's worker moves there.
+        assert_eq!(take([52, 55, 59], Some(0)), Some(0));
+        assert_eq!(take([52, 55, 59], Some(1)), Some(1));
+        assert_eq!(take([40, 50, 59], Some(0)), Some(2));
+        assert_eq!(s.workers_on, [0, 1, 1]);
     }
 }
