@@ -1140,8 +1140,9 @@ async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
     let _log = GENERAL_LOG.lock().await;
     let db = unique_db("asbytes");
     let rows = |table: &str, columns: &str, values: &str| format!("INSERT INTO `{table}` ({columns}) SELECT {values} FROM seq_1_to_3000;");
-    // Four-byte characters, the bytes LOAD DATA and the dump escape, a text `\N`, every byte of
-    // a binary string, and latin1 letters beyond ASCII.
+    // Four-byte characters, the bytes LOAD DATA and the dump escape, a text `\N`, a binary
+    // string holding NUL, tab, newline, backslash, quote and 0xFF, and latin1 letters beyond
+    // ASCII.
     let text = r"CONCAT('😀 é\t\\N\\', seq, '\n\r', CHAR(0), '\'')";
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; USE {db};
