@@ -88,6 +88,19 @@ impl Policy {
         self.bind.load(Relaxed) && stmt.len() <= self.bound_max && long_values(stmt)
     }
 
+    /// Why `stmt` cannot be sent as the INSERT it is, if it cannot: it is over the server's
+    /// `max_allowed_packet`. A row this big travels only as LOAD DATA, which carries it across
+    /// packets, and LOAD DATA is off (the site's `load_data`, or the server's `local_infile`).
+    pub fn over_the_packet(&self, stmt: &[u8]) -> Option<String> {
+        let packet = self.packet.filter(|p| stmt.len() as u64 > *p && !self.load_data.load(Relaxed))?;
+        let mb = (stmt.len() as u64).div_ceil(1 << 20);
+        Some(format!(
+            "an INSERT of {mb} MB in the backup is over the server's max_allowed_packet ({} MB), and this restore cannot use LOAD DATA (load_data off, or the server's local_infile): raise it (SET GLOBAL max_allowed_packet = {}), then run the restore again",
+            packet >> 20,
+            (mb + 1) << 20
+        ))
+    }
+
     /// One dump statement's rows, with whether they go bound decided once ([`Policy::binds`]).
     pub fn rows(&self, stmt: Vec<u8>) -> Rows {
         let bound = self.binds(&stmt);
@@ -119,6 +132,22 @@ impl Rows {
     pub fn table(&self) -> Option<&str> {
         insert_table(&self.stmt).map(|(table, _)| table)
     }
+
+    /// The rows in the form `policy` sends them in now, converted ahead of [`insert`] (a
+    /// restore worker converts its next rows while the server loads the last: see `restore.rs`).
+    pub fn convert(&self, policy: &Policy) -> Converted {
+        let bound = (self.bound && policy.bind.load(Relaxed)).then(|| bound(&self.stmt)).flatten();
+        let load = (bound.is_none() && policy.load_data.load(Relaxed)).then(|| from_insert(&self.stmt, self.bytes)).flatten();
+        Converted { bound, load }
+    }
+}
+
+/// One statement's rows converted ahead ([`Rows::convert`]). A form not in it is converted when
+/// it is needed: the form converted was refused, or the statement runs again.
+#[derive(Default)]
+pub struct Converted {
+    bound: Option<Bound>,
+    load: Option<Load>,
 }
 
 /// The table an INSERT names (quoted, with or without a column list after it) and the rest.
@@ -130,13 +159,15 @@ fn insert_table(stmt: &[u8]) -> Option<(&str, &[u8])> {
 /// Insert one dump statement's rows on `c`: bound or as LOAD DATA where `policy` wants it, else
 /// as the INSERT it is. The first refusal of a form turns it off for the whole restore.
 ///
+/// `ready`: the rows as converted ahead ([`Rows::convert`]), or the default to convert them here.
+///
 /// Each statement is a transaction of its own. One that InnoDB picks as a deadlock victim, or
 /// that waited too long for a lock, was rolled back whole and is run again, a few times.
-pub async fn insert(c: &mut Conn, rows: Rows, policy: &Policy) -> Result<(), mysql_async::Error> {
+pub async fn insert(c: &mut Conn, rows: Rows, policy: &Policy, mut ready: Converted) -> Result<(), mysql_async::Error> {
     const ATTEMPTS: u32 = 5;
     let mut attempt = 1;
     loop {
-        match insert_once(c, &rows, policy).await {
+        match insert_once(c, &rows, policy, std::mem::take(&mut ready)).await {
             Err(mysql_async::Error::Server(s)) if [1213, 1205].contains(&s.code) && attempt < ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                 attempt += 1;
@@ -146,11 +177,11 @@ pub async fn insert(c: &mut Conn, rows: Rows, policy: &Policy) -> Result<(), mys
     }
 }
 
-async fn insert_once(c: &mut Conn, rows: &Rows, policy: &Policy) -> Result<(), mysql_async::Error> {
+async fn insert_once(c: &mut Conn, rows: &Rows, policy: &Policy, ready: Converted) -> Result<(), mysql_async::Error> {
     let stmt = rows.stmt.as_slice();
     // A form refused by an earlier statement is not tried again.
     if rows.bound && policy.bind.load(Relaxed) {
-        if let Some(b) = bound(stmt) {
+        if let Some(b) = ready.bound.or_else(|| bound(stmt)) {
             match run_bound(c, b).await {
                 Err(e) if refuses_binding(&e) => policy.bind.store(false, Relaxed),
                 other => return other,
@@ -158,24 +189,15 @@ async fn insert_once(c: &mut Conn, rows: &Rows, policy: &Policy) -> Result<(), m
         }
     }
     if policy.load_data.load(Relaxed) {
-        if let Some(l) = from_insert(stmt, rows.bytes) {
+        if let Some(l) = ready.load.or_else(|| from_insert(stmt, rows.bytes)) {
             match run(c, l).await {
                 Err(e) if is_refusal(&e) => policy.load_data.store(false, Relaxed),
                 other => return other,
             }
         }
     }
-    if let Some(packet) = policy.packet.filter(|p| stmt.len() as u64 > *p) {
-        // A row this big travels only as LOAD DATA, which carries it across packets.
-        let mb = (stmt.len() as u64).div_ceil(1 << 20);
-        return Err(mysql_async::Error::Other(
-            format!(
-                "an INSERT of {mb} MB in the backup is over the server's max_allowed_packet ({} MB), and this restore cannot use LOAD DATA (load_data off, or the server's local_infile): raise it (SET GLOBAL max_allowed_packet = {}), then run the restore again",
-                packet >> 20,
-                (mb + 1) << 20
-            )
-            .into(),
-        ));
+    if let Some(too_big) = policy.over_the_packet(stmt) {
+        return Err(mysql_async::Error::Other(too_big.into()));
     }
     c.query_drop(stmt).await
 }
