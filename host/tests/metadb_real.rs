@@ -1217,6 +1217,44 @@ async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A hand-edited backup with a statement among its rows that changes a table (here its text
+/// column to latin1): the rows after it are read as utf8mb4 and converted, not as bytes, which
+/// would store a latin1 `é` as the two bytes of its UTF-8. The edited backup then fails its
+/// verification (its content is not the one recorded), but what went in is what the file says.
+#[tokio::test]
+async fn a_statement_among_the_rows_that_changes_a_table_stops_fields_read_as_bytes() {
+    let db = unique_db("handedit");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4;
+         USE {db};
+         CREATE TABLE t (id INT PRIMARY KEY, s TEXT);
+         INSERT INTO t SELECT seq, CONCAT('é ', seq) FROM seq_1_to_100;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // One connection: the statements run in the file's order.
+    let mut one = connections();
+    one.get_mut("metadb").unwrap().max_connections = 1;
+    let s = MysqlSql::new(&one, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    s.dump_database("metadb", &db, "handedit").await.unwrap();
+    let path = dir.path().join("handedit.sql");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rows = text.lines().find(|l| l.starts_with("INSERT INTO `t`")).expect("the rows");
+    let edited =
+        text.replacen(rows, &format!("{rows}\nALTER TABLE `t` MODIFY `s` TEXT CHARACTER SET latin1;\nINSERT INTO `t` (`id`,`s`) VALUES (1000,'é after');"), 1);
+    std::fs::write(&path, &edited).unwrap();
+    let meta = dir.path().join("handedit.json");
+    let mut recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    recorded["bytes"] = serde_json::json!(edited.len());
+    std::fs::write(&meta, serde_json::to_vec(&recorded).unwrap()).unwrap();
+    s.drop_database("metadb", &db).await.unwrap();
+    s.create_database("metadb", &db).await.unwrap();
+    let r = s.restore_database("metadb", &db, "handedit").await;
+    assert!(matches!(&r, Err(e) if e.message().contains("checksum")), "{r:?}");
+    assert_eq!(value(&db, "SELECT HEX(s) FROM t WHERE id = 1000"), "E9206166746572", "latin1 `é after`");
+    assert_eq!(value(&db, "SELECT HEX(s) FROM t WHERE id = 7"), "E92037", "converted by the ALTER");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// Rows of long binary values restore bound to prepared INSERTs (the server copies bound bytes
 /// for much less than it reads hex or LOAD DATA fields), narrow ones as LOAD DATA, in the same
 /// restore; every byte comes back, including the ones the dump and LOAD DATA escape.

@@ -88,11 +88,17 @@ impl Policy {
         self.bind.load(Relaxed) && stmt.len() <= self.bound_max && long_values(stmt)
     }
 
+    /// Whether rows may still go as LOAD DATA: the site's `load_data`, and no refusal yet (the
+    /// server's `local_infile`).
+    pub fn loads_data(&self) -> bool {
+        self.load_data.load(Relaxed)
+    }
+
     /// Why `stmt` cannot be sent as the INSERT it is, if it cannot: it is over the server's
     /// `max_allowed_packet`. A row this big travels only as LOAD DATA, which carries it across
-    /// packets, and LOAD DATA is off (the site's `load_data`, or the server's `local_infile`).
+    /// packets.
     pub fn over_the_packet(&self, stmt: &[u8]) -> Option<String> {
-        let packet = self.packet.filter(|p| stmt.len() as u64 > *p && !self.load_data.load(Relaxed))?;
+        let packet = self.packet.filter(|p| stmt.len() as u64 > *p)?;
         let mb = (stmt.len() as u64).div_ceil(1 << 20);
         Some(format!(
             "an INSERT of {mb} MB in the backup is over the server's max_allowed_packet ({} MB), and this restore cannot use LOAD DATA (load_data off, or the server's local_infile): raise it (SET GLOBAL max_allowed_packet = {}), then run the restore again",

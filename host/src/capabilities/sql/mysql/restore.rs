@@ -80,8 +80,9 @@ struct Replay {
     /// Its tables (quoted) whose LOAD DATA fields are read as bytes: every text column utf8mb4,
     /// as the server showed them once the heads had run ([`fields_as_bytes`]).
     as_bytes: HashSet<String>,
-    /// False once the file ran a statement among its rows that is not an INSERT (a hand-edited
-    /// file's): it may have changed a table, so no more fields are read as bytes.
+    /// False once a statement among the file's rows that is not an INSERT or a setting (a
+    /// hand-edited file's) was handed out ([`take_line`]): it may change a table, so no later
+    /// rows read their fields as bytes.
     bytes_still: AtomicBool,
     /// The head's line giving the database its default character set and collation back
     /// ([`DATABASE_DEFAULTS`]), run before anything else of the file.
@@ -623,23 +624,26 @@ async fn take_line(shared: &Shared, i: usize) -> Result<Option<Vec<u8>>, Error> 
             lines.0 = Some(line);
             None
         }
-        Some(line) if line.starts_with(b"INSERT INTO ") => match r.policy.over_the_packet(&line) {
+        Some(line) if line.starts_with(b"INSERT INTO ") => match r.policy.over_the_packet(&line).filter(|_| !r.policy.loads_data()) {
             Some(too_big) => {
                 shared.stop.store(true, Relaxed);
                 return Err(fail(r, too_big));
             }
             None => Some(line),
         },
-        other => other,
+        Some(line) => {
+            if std::str::from_utf8(&line).map_or(true, |t| !skipped(t, r.zone) && !is_setting(t.as_bytes())) {
+                r.bytes_still.store(false, Relaxed);
+            }
+            Some(line)
+        }
+        None => None,
     };
     drop(lines);
     let Some(line) = line else {
         shared.exhausted(i);
         return Ok(None);
     };
-    if !line.starts_with(b"INSERT INTO ") && std::str::from_utf8(&line).map_or(true, |t| !skipped(t, r.zone) && !is_setting(t.as_bytes())) {
-        r.bytes_still.store(false, Relaxed);
-    }
     let n = line.len() as u64 + 1;
     r.left.fetch_sub(n.min(r.left.load(Relaxed)), Relaxed);
     Ok(Some(line))
