@@ -531,9 +531,9 @@ type Next = (usize, u64, Taken);
 /// its rows converted on a blocking thread (parsing the dump's literals, building the LOAD DATA
 /// fields or the bound values), so the server gets the next as soon as it is done with the last
 /// instead of waiting for the client between the two. Measured on the bench's `wide` shape
-/// (rows of 16–32 KB, bound), where that was about a tenth of each worker's time: 2.19–2.38 s
-/// against 2.48–2.69 s; on the other shapes the server's work is most of the time, and they
-/// moved within the noise.
+/// (rows of 16–32 KB, bound), where that was about a tenth of each worker's time: 6–10 % less
+/// (medians 2.32 s against 2.48 s over 6 alternating pairs); on the other shapes the server's
+/// work is most of the time, and they moved within the noise.
 async fn work_on(c: &mut Conn, mut session: Option<usize>, shared: &Arc<Shared>) -> Result<(), Error> {
     let mut current: Option<usize> = None;
     let mut ahead: Option<tokio::task::JoinHandle<Next>> = None;
@@ -541,14 +541,14 @@ async fn work_on(c: &mut Conn, mut session: Option<usize>, shared: &Arc<Shared>)
         let (i, n, taken) = match ahead.take() {
             Some(ready) => ready.await.map_err(|e| failed(format!("restore worker: {e}")))?,
             None => match take_next(shared, &mut current).await? {
-                Some((i, line)) => (i, line.len() as u64 + 1, prepare(&shared.replays[i], line)),
+                Some((i, line)) => prepare(shared, i, line),
                 None => break,
             },
         };
         if let Taken::Rows(..) = taken {
             if let Some((j, line)) = take_next(shared, &mut current).await? {
                 let shared = shared.clone();
-                ahead = Some(tokio::task::spawn_blocking(move || (j, line.len() as u64 + 1, prepare(&shared.replays[j], line))));
+                ahead = Some(tokio::task::spawn_blocking(move || prepare(&shared, j, line)));
             }
         }
         let r = &shared.replays[i];
@@ -649,17 +649,19 @@ async fn take_line(shared: &Shared, i: usize) -> Result<Option<Vec<u8>>, Error> 
     Ok(Some(line))
 }
 
-/// A line of file `r` as the statement to run: an INSERT's rows in the form they travel in,
+/// A line of file `i` as the statement to run: an INSERT's rows in the form they travel in,
 /// converted; anything else as it is.
-fn prepare(r: &Replay, line: Vec<u8>) -> Taken {
+fn prepare(shared: &Shared, i: usize, line: Vec<u8>) -> Next {
+    let n = line.len() as u64 + 1;
     if !line.starts_with(b"INSERT INTO ") {
-        return Taken::Other(line);
+        return (i, n, Taken::Other(line));
     }
+    let r = &shared.replays[i];
     let rows = r.policy.rows(line);
     let bytes = r.bytes_still.load(Relaxed) && rows.table().is_some_and(|t| r.as_bytes.contains(t));
     let rows = rows.fields_as_bytes(bytes);
     let ready = rows.convert(&r.policy);
-    Taken::Rows(rows, ready)
+    (i, n, Taken::Rows(rows, ready))
 }
 
 /// The objects section of each file (views, triggers, routines, events), once every row of every
