@@ -142,6 +142,9 @@ fn upgrade_then_rollback_on_real_docker_and_mariadb() {
     assert!(min_id >= 5000, "heartbeat rows below the trim point survived: min id {min_id}");
     let ha: serde_json::Value = serde_json::from_str(&mariadb(&format!("SELECT cfg_value FROM {rm}.oms_normal_config WHERE cfg_name = 'ha.config'"))).unwrap();
     assert_eq!((ha["enable"].as_bool(), ha["refetchStoreIntervalMin"].as_u64()), (Some(true), Some(31)));
+    // HA was turned on in ha.config as the new version's docker_init.sh left it, not as recorded
+    // before: the key that script added is kept (the vendor edits the value as it stands).
+    assert_eq!(ha["standinSchemaVersion"].as_str(), Some("4.2.0"), "{ha}");
     // Each backup exists and is non-empty.
     let runs = d.runs();
     let run_id = runs[0]["id"].as_str().unwrap().to_string();

@@ -2,7 +2,7 @@
 //! afterwards with the store refetch window covering the downtime (T2 − T1).
 
 use crate::bindings::opshost::plugin::console;
-use crate::ctx::{failed, info, recall, record, Result, Within};
+use crate::ctx::{failed, info, recall, record, warn, Result, Within};
 use serde_json::{Map, Value};
 
 pub const PARAM: &str = "ha.config";
@@ -59,13 +59,35 @@ pub fn recorded_before() -> Result<Option<String>> {
 /// cover the downtime: `perceiveStoreClientCheckpoint` when `catch_up` is "checkpoint", otherwise
 /// `refetchStoreIntervalMin` > (T2 − T1) minutes, with `margin_min` to spare (the vendor's FAQ
 /// advises the downtime and 30 minutes). Returns a line for the operator (a notice), if any.
+///
+/// As the vendor's step does ("set `enable` to `true`" in the Modify Value dialog), the value
+/// edited is `ha.config` as it stands now, after the new version's `docker_init.sh`: a key that
+/// version added or changed is kept. Only where there is none now, or it is not a JSON object,
+/// is the value recorded before the upgrade edited instead.
 pub fn restore_after_upgrade(t1_ms: u64, t2_ms: u64, catch_up: &str, margin_min: u64) -> Result<Option<String>> {
     let Some(before) = recorded_before()? else { return Ok(None) };
     if !is_enabled(&before)? {
         info("HA was off before the upgrade: leaving it off");
         return Ok(None);
     }
-    let (value, note) = enable_covering(&before, t2_ms.saturating_sub(t1_ms), "T2 − T1", catch_up, margin_min)?;
+    let base = match current()? {
+        Some(now) if parse(&now).is_ok() => {
+            let changed = changed_keys(&before, &now)?;
+            if !changed.is_empty() {
+                info(format!("{PARAM} changed during the upgrade ({}): kept as the new version left it", changed.join(", ")));
+            }
+            now
+        }
+        Some(now) => {
+            warn(format!("{PARAM} is not a JSON object after the upgrade ({now:?}): turning HA on from the value recorded before it"));
+            before
+        }
+        None => {
+            warn(format!("no {PARAM} in the MetaDB after the upgrade: turning HA on from the value recorded before it"));
+            before
+        }
+    };
+    let (value, note) = enable_covering(&base, t2_ms.saturating_sub(t1_ms), "T2 − T1", catch_up, margin_min)?;
     console::set_parameter(PARAM, &value).within("turning HA back on")?;
     record("ha.t2", &t2_ms)?;
     Ok(Some(note))
@@ -93,6 +115,15 @@ pub fn restore_after_rollback(t1_ms: Option<u64>, now_ms: u64, catch_up: &str, m
     Ok(Some(note))
 }
 
+/// The keys of `now` that are not in `before` or hold another value there, and those it lost,
+/// `enable` aside (the upgrade turned it off).
+fn changed_keys(before: &str, now: &str) -> Result<Vec<String>> {
+    let (before, now) = (parse(before)?, parse(now)?);
+    let mut out: Vec<String> = now.iter().filter(|(k, v)| *k != "enable" && before.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+    out.extend(before.keys().filter(|k| *k != "enable" && !now.contains_key(*k)).map(|k| format!("{k} removed")));
+    Ok(out)
+}
+
 /// `before` with HA enabled and the stores' catch-up covering `gap_ms`: the value to set and a
 /// line saying what was chosen.
 fn enable_covering(before: &str, gap_ms: u64, gap_name: &str, catch_up: &str, margin_min: u64) -> Result<(String, String)> {
@@ -110,4 +141,29 @@ fn enable_covering(before: &str, gap_ms: u64, gap_name: &str, catch_up: &str, ma
         format!("HA re-enabled; refetchStoreIntervalMin = {value} min ({gap_name} was {:.1} s, the margin {margin_min} min)", gap_ms as f64 / 1000.0)
     };
     Ok((Value::Object(cfg).to_string(), note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keys_an_upgrade_changed_are_named_enable_aside() {
+        let before = r#"{"enable":true,"refetchStoreIntervalMin":30,"gone":1}"#;
+        let now = r#"{"enable":false,"refetchStoreIntervalMin":45,"added":"x"}"#;
+        let mut keys = changed_keys(before, now).unwrap();
+        keys.sort();
+        assert_eq!(keys, ["added", "gone removed", "refetchStoreIntervalMin"]);
+        assert!(changed_keys(before, r#"{"enable":false,"refetchStoreIntervalMin":30,"gone":1}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn enabling_keeps_every_other_key_of_the_value_it_edits() {
+        let now = r#"{"enable":false,"refetchStoreIntervalMin":30,"added":"x"}"#;
+        let (value, _) = enable_covering(now, 90 * 60_000, "T2 − T1", "refetch", 30).unwrap();
+        let v: Value = serde_json::from_str(&value).unwrap();
+        assert_eq!(v["enable"], Value::Bool(true));
+        assert_eq!(v["added"], "x");
+        assert_eq!(v["refetchStoreIntervalMin"], 121);
+    }
 }

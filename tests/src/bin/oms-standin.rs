@@ -301,6 +301,21 @@ async fn init() -> Result<()> {
     c.exec_drop(format!("INSERT INTO `{rm}`.oms_upgrade_history (from_version, to_version) VALUES (?, ?)"), (&schema, &mine))
         .await
         .map_err(|e| e.to_string())?;
+    // A release's schema step may touch its system parameters too: this one notes itself in
+    // ha.config, which the upgrade's "set enable to true" must then keep (the vendor edits the
+    // value as it stands after this script).
+    let has_params: Option<u64> = c
+        .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'oms_normal_config'", (&rm,))
+        .await
+        .map_err(|e| e.to_string())?;
+    if has_params == Some(1) {
+        c.exec_drop(
+            format!("UPDATE `{rm}`.oms_normal_config SET cfg_value = JSON_SET(cfg_value, '$.standinSchemaVersion', ?) WHERE cfg_name = 'ha.config' AND JSON_VALID(cfg_value)"),
+            (&mine,),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
     c.exec_drop(format!("UPDATE `{rm}`.oms_version SET version = ?"), (&mine,)).await.map_err(|e| e.to_string())?;
     note(&format!("MetaDB upgraded to {mine}"));
     Ok(())

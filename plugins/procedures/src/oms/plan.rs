@@ -270,7 +270,7 @@ impl OmsHop {
             } else {
                 format!("refetchStoreIntervalMin ≥ (T2 − T1) + {} minutes", c.refetch_margin_min)
             };
-            steps.push(step("HA on", format!("set ha.config enable=true, record T2, {how}"), true));
+            steps.push(step("HA on", format!("set ha.config enable=true (in the value as the new version left it), record T2, {how}"), true));
         }
         steps.push(step("notice", "clear the browser cache before logging on to OMS", false));
         let mut rollback = Vec::new();
