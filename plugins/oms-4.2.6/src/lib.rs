@@ -1,5 +1,5 @@
 //! opshost plugin: OMS CE 4.2.4 or 4.2.5 -> 4.2.6, single or multi-node: HA off during the upgrade, IS_UPGRADE=true,
-//! the multi-node rule of 4.2.2 on.
+//! the multi-node rule of every hop from 3.3.1 on.
 //!
 //! Sources: the vendor's pages disagree. The upgrade overview page names 4.2.4 as the source, the
 //! multi-node upgrade page names 4.2.5 (DOMAIN.md). The procedure is the same either way, so this

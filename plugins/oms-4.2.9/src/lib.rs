@@ -1,6 +1,6 @@
 //! opshost plugin: OMS CE 4.2.0 … 4.2.8 -> 4.2.9, single or multi-node: the first release the vendor lets jump
 //! several versions at once (DOMAIN.md). HA off during the upgrade, IS_UPGRADE=true, the
-//! multi-node rule of 4.2.2 on.
+//! multi-node rule of every hop from 3.3.1 on.
 //! The procedure lives in opshost-procedures; this states what is particular to the release.
 
 use opshost_procedures::oms::OmsHop;

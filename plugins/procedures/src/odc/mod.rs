@@ -42,16 +42,17 @@ impl OdcHop {
     pub const DEFAULTS: OdcHop = OdcHop { name: "", sources: &[], target: "", notes: &[] };
 }
 
-/// ODC releases of the 4.x line the vendor's release notes name (4.1.0 to 4.3.x): every ODC
-/// release note says "You can directly upgrade ODC V2.0.0 and later to this version".
-pub const ODC_4_RELEASES_BEFORE_4_3: &[&str] = &["4.1.0", "4.1.1", "4.1.2", "4.1.3", "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4"];
+/// ODC releases of the 4.x line the vendor's release notes name (4.0.0 to 4.3.x; odc-doc's
+/// `en-US/1400.odc-rn/`): every ODC release note says "You can directly upgrade ODC V2.0.0 and
+/// later to this version".
+pub const ODC_4_RELEASES_BEFORE_4_3: &[&str] = &["4.0.0", "4.0.2", "4.1.0", "4.1.1", "4.1.2", "4.1.3", "4.2.0", "4.2.1", "4.2.2", "4.2.3", "4.2.4"];
 
 /// What the vendor's release notes ask an operator to read first when the source is older than
 /// 4.2.0 (its "Considerations"): what does not survive the upgrade.
 fn considerations(source: &str) -> Option<String> {
     (schema_key(source) < schema_key("4.2.0")).then(|| {
         format!(
-            "confirm before you answer yes (vendor's release notes, Considerations, for sources before 4.2.0; this one is {source}): connections become data sources and the private_connection and apply_connection roles are dropped; partitioning plans and SQL plans created before 4.2.0 stop running; data desensitization configured before 4.2.0 stops taking effect"
+            "confirm before you answer yes (vendor's release notes, Considerations, for sources before 4.2.0; this one is {source}): connections become data sources, and of a public connection's read-only and read/write accounts only the read/write one is kept; the private_connection and apply_connection roles, resource groups and connection access privileges no longer take effect (access is by project); system settings, the task process and session history are obsolete; tickets show only their own initiator's; partitioning plans and SQL plans created before 4.2.0 stop running; data desensitization configured before 4.2.0 stops taking effect"
         )
     })
 }

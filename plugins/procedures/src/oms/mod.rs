@@ -1,8 +1,8 @@
 //! The OMS CE hop (seeds oms-upgrade-4.1.1-to-4.2.0-single-node.md and
 //! oms-upgrade-3.2.2-to-3.3.0.md), parameterised by what differs between releases: one node, or
-//! (hops with [`OmsHop::multi_node`], 4.2.2 on) several nodes in regions, where `docker_init.sh`
+//! (hops with [`OmsHop::multi_node`], 3.3.1 on; DOMAIN.md's correction) several nodes in regions, where `docker_init.sh`
 //! runs once per region whose nodes share one config file, else once per node, and the heartbeat
-//! database of every region (`<cm_hb_db>_<cm_location>`) is trimmed, backed up and restored.
+//! database of every region (as its config.yaml names it) is trimmed, backed up and restored.
 //!
 //! Files: this one holds the hop's data ([`OmsHop`]) and what the prechecks establish
 //! ([`Checked`]); `check.rs` reads the parameters and then probes the deployment; `plan.rs` the

@@ -74,7 +74,7 @@ impl OmsHop {
         if self.multi_node {
             parameters.push(p(
                 "region_nodes",
-                "multi-node OMS: regions (cm_location of config.yaml) and their Docker nodes, e.g. hangzhou=node-a,node-b;shanghai=node-c; the container names are the same on every node, each region's heartbeat database is <cm_hb_db>_<cm_location>, and parameters node and host_ip do not apply (omit for a single node)",
+                "multi-node OMS: regions (cm_location of config.yaml) and their Docker nodes, e.g. hangzhou=node-a,node-b;shanghai=node-c; the container names are the same on every node, each region's heartbeat database is as region_heartbeat_dbs says, else what its config.yaml names, else <cm_hb_db>_<cm_location>, and parameters node and host_ip do not apply (omit for a single node)",
                 None,
             ));
             parameters.push(p(
