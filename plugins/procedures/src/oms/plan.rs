@@ -159,7 +159,20 @@ impl OmsHop {
                 } else {
                     match names.len() {
                         1 => "has its own config.yaml: docker_init.sh runs on it".to_string(),
-                        _ => "have a config.yaml each: docker_init.sh runs on each node".to_string(),
+                        _ => {
+                            let first = &c.nodes[r.nodes[0]].config.text;
+                            if r.nodes.iter().all(|&i| &c.nodes[i].config.text == first) {
+                                // The vendor: "If the same configuration file is used for multiple
+                                // cm_nodes in the same region, you need to execute the
+                                // docker_init.sh script only once in a region". Identical text does
+                                // not say it is one file; the operator knows.
+                                format!(
+                                    "have a config.yaml each: docker_init.sh runs on each node (their config.yaml read the same: if it is one shared file, add {loc} to parameter regions_sharing_config and it runs once, as the vendor says)"
+                                )
+                            } else {
+                                "have a config.yaml each: docker_init.sh runs on each node".to_string()
+                            }
+                        }
                     }
                 };
                 findings.push(format!("region {loc}: {} {init}; heartbeat database {}", nodes_phrase(&names), r.heartbeat_db));
