@@ -15,7 +15,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 /// What kind of statement the host call allows: `sql.query` takes reads only, `sql.execute` reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,7 @@ pub fn check(statement: &str, allowed: Access, policy: &StatementPolicy) -> Resu
     if lower.contains("/*!") || lower.contains("/*m!") || lower.contains("/*+") {
         return refused!("executable comments and optimizer hints (/*! */, /*M! */, /*+ */) are not allowed");
     }
+    plain_separators(statement)?;
     let statements = Parser::parse_sql(&MySqlDialect {}, statement).map_err(|e| unparsable(statement, e))?;
     let stmt = match statements.as_slice() {
         [stmt] => stmt,
@@ -80,6 +81,37 @@ pub fn check(statement: &str, allowed: Access, policy: &StatementPolicy) -> Resu
         return refused!("{head} changes data or schema, but sql.query only reads; use sql.execute");
     }
     Ok(access)
+}
+
+/// Refuses what the server and sqlparser could split into tokens differently: a comment of any
+/// kind, a control character other than tab, newline and carriage return, and whitespace outside
+/// ASCII outside a quoted string or name. sqlparser takes `--` followed by any Unicode whitespace
+/// (U+00A0) for a comment where the server reads one byte and sees an identifier, and the server
+/// takes `--` and a control byte for a comment where sqlparser does not: either way the checked
+/// statement would not be the one run.
+fn plain_separators(statement: &str) -> Result<(), String> {
+    if let Some(c) = statement.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return refused!("control character U+{:04X} (pass values as ? parameters)", c as u32);
+    }
+    let Ok(tokens) = Tokenizer::new(&MySqlDialect {}, statement).tokenize() else {
+        return Ok(()); // the parser refuses it with its own message
+    };
+    let odd_space = |text: &str| text.chars().filter(|c| c.is_whitespace() && !c.is_ascii()).count();
+    let mut quoted = 0;
+    for token in &tokens {
+        match token {
+            Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
+                return refused!("comments are not allowed (the server and the statement check could read them differently)");
+            }
+            Token::SingleQuotedString(text) | Token::DoubleQuotedString(text) => quoted += odd_space(text),
+            Token::Word(w) if w.quote_style.is_some() => quoted += odd_space(&w.value),
+            _ => {}
+        }
+    }
+    if odd_space(statement) > quoted {
+        return refused!("whitespace outside ASCII (such as U+00A0) between words; use spaces, or quote the name");
+    }
+    Ok(())
 }
 
 fn unparsable(statement: &str, error: impl Display) -> String {
@@ -548,6 +580,28 @@ RENAME TABLE other.t TO t => not granted";
             let error = run(sql, Access::Write).expect_err(sql);
             assert!(error.starts_with("statement refused: "), "{sql}: {error}");
             assert!(error.to_lowercase().contains(word), "{sql}: {error}");
+        }
+    }
+
+    /// sqlparser takes `--` and U+00A0 for a comment, the server for minus, minus and a name: the
+    /// UNION after it would run unchecked. And `--` with a control byte is a comment to the server only.
+    #[test]
+    fn text_the_server_could_split_otherwise_is_refused() {
+        let read = "SELECT 1,2 FROM (SELECT 1 AS `\u{a0}`) d WHERE 1 --\u{a0} UNION SELECT table_schema, table_name FROM information_schema.tables";
+        assert!(run(read, Access::Read).unwrap_err().contains("comments are not allowed"), "{read}");
+        let write = "UPDATE t JOIN (SELECT 1 AS `\u{a0}`) d ON 1 --\u{a0} JOIN rm_411.oms_normal_config c ON 1\nSET c.x='x'";
+        assert!(run(write, Access::Write).unwrap_err().contains("comments are not allowed"), "{write}");
+        for sql in ["SELECT 1 -- x", "SELECT 1 # x", "SELECT 1 /* x */", "SELECT 1 --\u{3000}x"] {
+            assert!(run(sql, Access::Read).unwrap_err().contains("comments are not allowed"), "{sql}");
+        }
+        for sql in ["SELECT 1 --\u{1}x FROM rm_499.t", "SELECT 1\u{b}FROM t", "SELECT '\u{0}'"] {
+            assert!(run(sql, Access::Read).unwrap_err().contains("control character"), "{sql:?}");
+        }
+        assert!(run("SELECT\u{a0}a FROM t", Access::Read).unwrap_err().contains("outside ASCII"));
+        assert!(run("SELECT a FROM t\u{2003}JOIN rm_499.u", Access::Read).is_err());
+        // Inside a quoted string or name, such a space is data.
+        for sql in ["SELECT 'a\u{a0}b' FROM t", "SELECT `a\u{a0}b` FROM t", "SELECT a FROM t WHERE b = \"x\u{3000}\"\r\n\tLIMIT 1"] {
+            assert_eq!(run(sql, Access::Read), Ok(Access::Read), "{sql}");
         }
     }
 
