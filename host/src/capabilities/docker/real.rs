@@ -531,6 +531,10 @@ impl Docker for BollardDocker {
         let mut out = String::new();
         while let Some(chunk) = s.next().await {
             out.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| engine_err(&format!("logs of container {container} on {node}"), e))?.into_bytes()));
+            // Cut as it streams, as exec does: a container's log can be gigabytes, whatever `tail` asks.
+            if out.len() > 2 * MAX_OUTPUT {
+                out = truncate_front(out);
+            }
         }
         Ok(truncate_front(out))
     }
