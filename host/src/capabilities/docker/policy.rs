@@ -31,6 +31,10 @@ pub const RECORD_KEY: &str = "opshost.approved";
 pub struct Approved {
     images: BTreeSet<(String, String)>,
     mounts: BTreeSet<(String, String)>,
+    /// Of `mounts`, those every granted container seen mounts read-only: a container may mount
+    /// them read-only only (empty in records of earlier versions: then nothing is held to it).
+    #[serde(default)]
+    read_only_mounts: BTreeSet<(String, String)>,
     networks: BTreeSet<(String, String)>,
     /// Nodes where a granted container already runs with `--privileged`.
     privileged: BTreeSet<String>,
@@ -56,7 +60,13 @@ impl Approved {
         let before = self.clone();
         self.images.insert((node.into(), spec.image.clone()));
         for m in &spec.mounts {
-            self.mounts.insert((node.into(), m.source.clone()));
+            let key = (node.to_string(), m.source.clone());
+            if !m.read_only {
+                self.read_only_mounts.remove(&key);
+            } else if !self.mounts.contains(&key) {
+                self.read_only_mounts.insert(key.clone());
+            }
+            self.mounts.insert(key);
         }
         if !spec.network_mode.starts_with("container:") {
             self.networks.insert((node.into(), spec.network_mode.clone()));
@@ -153,6 +163,12 @@ impl Approved {
             if !Self::has(&self.mounts, node, &m.source) && !(site.allows)("mounts", &m.source) {
                 return Err(Error::Denied(format!(
                     "container {}: mounting {} is not allowed: a container may mount only what granted containers on node {node} mount, or paths the site grants (mounts = [\"{}\"] in [grants])",
+                    spec.name, m.source, m.source
+                )));
+            }
+            if !m.read_only && Self::has(&self.read_only_mounts, node, &m.source) && !(site.allows)("mounts", &m.source) {
+                return Err(Error::Denied(format!(
+                    "container {}: {} may be mounted read-only only, as the granted containers on node {node} mount it; mount it read-only, or the site can allow it with mounts = [\"{}\"] in [grants]",
                     spec.name, m.source, m.source
                 )));
             }
@@ -300,6 +316,41 @@ mod tests {
         joined.network_mode = "backend".into();
         assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(_))));
         assert!(matches!(a.check_run("local", &spec("a/../b", "oms:4.2.0"), &site), Err(Error::InvalidInput(_))));
+    }
+
+    /// A bind the granted containers have read-only (`/etc/localtime:ro`) stays read-only: mounted
+    /// read-write, a container could write the host's file.
+    #[test]
+    fn a_read_only_mount_stays_read_only() {
+        let site = SiteRules { allows: &nothing, deny_privileged: false };
+        let mut a = Approved::default();
+        let mut old = spec("oms_411", "oms:4.1.1");
+        old.mounts.push(Mount { source: "/etc/localtime".into(), target: "/etc/localtime".into(), read_only: true });
+        a.saw_container("local", &old);
+        assert!(a.check_run("local", &spec("oms_420", "oms:4.1.1"), &site).is_ok());
+        let mut new = old.clone();
+        new.name = "oms_420".into();
+        assert!(a.check_run("local", &new, &site).is_ok(), "read-only as it was");
+        new.mounts[1].read_only = false;
+        assert!(matches!(a.check_run("local", &new, &site), Err(Error::Denied(m)) if m.contains("/etc/localtime may be mounted read-only only")));
+        // Kept in the run records, it holds in a later process too.
+        let kept: Approved = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert!(matches!(kept.check_run("local", &new, &site), Err(Error::Denied(_))));
+        // Records of an earlier version have no such list: nothing is held to it.
+        let mut earlier = serde_json::to_value(&a).unwrap();
+        earlier.as_object_mut().unwrap().remove("read_only_mounts");
+        let earlier: Approved = serde_json::from_value(earlier).unwrap();
+        assert!(earlier.check_run("local", &new, &site).is_ok());
+        // A granted container that mounts it read-write, or the site, allows read-write.
+        let allows = |key: &str, what: &str| key == "mounts" && what == "/etc/localtime";
+        assert!(a.check_run("local", &new, &SiteRules { allows: &allows, deny_privileged: false }).is_ok());
+        let mut other = old.clone();
+        other.name = "oms_other".into();
+        other.mounts[1].read_only = false;
+        a.saw_container("local", &other);
+        assert!(a.check_run("local", &new, &site).is_ok());
+        a.saw_container("local", &old);
+        assert!(a.check_run("local", &new, &site).is_ok(), "seen read-write once, it stays allowed");
     }
 
     #[test]
