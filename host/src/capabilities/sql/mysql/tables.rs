@@ -156,7 +156,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         // definition. A versioned table's period columns can, and hold its history's times.
         let (columns, reads): (Vec<String>, Vec<String>) = columns
             .into_iter()
-            .filter(|(_, extra, ..)| extra.starts_with("ROW ") || !["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.to_uppercase().contains(g)))
+            .filter(|(_, extra, ..)| !is_generated(extra))
             .map(|(n, _, _, _, read)| {
                 let read = read.unwrap_or_else(|| quote_ident(&n));
                 (n, read)
@@ -254,9 +254,28 @@ pub(super) async fn definitions(conns: &mut [Conn], databases: &[&str], tables: 
     Ok(())
 }
 
+/// Whether `COLUMNS.EXTRA` names a generated column, which cannot be inserted into. A versioned
+/// table's period columns (`ROW START`) can, and MySQL 8's `DEFAULT_GENERATED` (a default such as
+/// `CURRENT_TIMESTAMP`) is an ordinary column with its own values.
+fn is_generated(extra: &str) -> bool {
+    let extra = extra.to_uppercase().replace("DEFAULT_GENERATED", "");
+    !extra.starts_with("ROW ") && ["GENERATED", "VIRTUAL", "STORED"].iter().any(|g| extra.contains(g))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_columns_are_told_from_generated_defaults() {
+        for extra in ["VIRTUAL GENERATED", "STORED GENERATED", "virtual generated", "PERSISTENT GENERATED"] {
+            assert!(is_generated(extra), "{extra}");
+        }
+        for extra in ["", "auto_increment", "DEFAULT_GENERATED", "DEFAULT_GENERATED on update CURRENT_TIMESTAMP", "ROW START", "ROW END INVISIBLE", "INVISIBLE"]
+        {
+            assert!(!is_generated(extra), "{extra}");
+        }
+    }
 
     #[test]
     fn enum_members_come_unquoted_and_an_empty_one_is_seen() {
