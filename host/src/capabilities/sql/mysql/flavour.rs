@@ -95,15 +95,13 @@ impl Flavour {
     /// restore must create every table the backup holds. The checksum, which covers
     /// `SHOW CREATE TABLE`, judges what comes of it. And on MariaDB CHECK constraints are not
     /// checked, as they were not when some rows were written: the backup holds those rows.
-    /// `SHOW CREATE` quotes every name whatever the server's default (`sql_quote_show_create`):
-    /// the events' hold, the held-back keys and the AUTO_INCREMENT turn read names in backquotes.
     pub fn bulk_session(self) -> &'static str {
         match self {
             Flavour::MariaDb => {
-                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1, innodb_strict_mode = 0, check_constraint_checks = 0, sql_quote_show_create = 1"
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_statement_time = 0, sql_big_selects = 1, innodb_strict_mode = 0, check_constraint_checks = 0"
             }
             Flavour::MySql => {
-                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1, innodb_strict_mode = 0, sql_quote_show_create = 1"
+                "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, max_execution_time = 0, sql_big_selects = 1, innodb_strict_mode = 0"
             }
             Flavour::OceanBase => {
                 "SET SESSION sql_mode = '', autocommit = 1, sql_select_limit = 9223372036854775807, ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000"
@@ -143,9 +141,6 @@ mod tests {
         // Every flavour's session has what none may lack.
         for f in [Flavour::MariaDb, Flavour::MySql, Flavour::OceanBase] {
             assert!(f.bulk_session().starts_with(super::BULK_SESSION), "{f:?}");
-            if f != Flavour::OceanBase {
-                assert!(f.bulk_session().contains("sql_quote_show_create = 1"), "{f:?}");
-            }
         }
     }
 }
