@@ -160,18 +160,17 @@ impl OmsHop {
                     match names.len() {
                         1 => "has its own config.yaml: docker_init.sh runs on it".to_string(),
                         _ => {
+                            // The vendor: "If the same configuration file is used for multiple
+                            // cm_nodes in the same region, you need to execute the docker_init.sh
+                            // script only once in a region". Identical text does not say it is one
+                            // file; the operator knows.
                             let first = &c.nodes[r.nodes[0]].config.text;
-                            if r.nodes.iter().all(|&i| &c.nodes[i].config.text == first) {
-                                // The vendor: "If the same configuration file is used for multiple
-                                // cm_nodes in the same region, you need to execute the
-                                // docker_init.sh script only once in a region". Identical text does
-                                // not say it is one file; the operator knows.
-                                format!(
-                                    "have a config.yaml each: docker_init.sh runs on each node (their config.yaml read the same: if it is one shared file, add {loc} to parameter regions_sharing_config and it runs once, as the vendor says)"
-                                )
+                            let hint = if r.nodes.iter().all(|&i| &c.nodes[i].config.text == first) {
+                                format!(" (their config.yaml read the same: if it is one shared file, add {loc} to parameter regions_sharing_config and it runs once, as the vendor says)")
                             } else {
-                                "have a config.yaml each: docker_init.sh runs on each node".to_string()
-                            }
+                                String::new()
+                            };
+                            format!("have a config.yaml each: docker_init.sh runs on each node{hint}")
                         }
                     }
                 };
