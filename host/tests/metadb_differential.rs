@@ -3,6 +3,8 @@
 //! (LOAD DATA, INSERTs, the stock client), read back by the server itself (HEX, CAST AS CHAR,
 //! ST_AsText, BIT+0, exact FLOAT bits) exactly as the original, under time_zone +08:00 and SYSTEM and
 //! sql_mode with and without NO_ZERO_DATE. A binary of its own: it sets (and puts back) globals.
+//! Text in legacy character sets (cp1250, gbk, cp932) holds codes without a Unicode equivalent
+//! and codes that share one, which only a dump of the stored bytes gives back.
 //!
 //! Over 500 lines: the value generators of every column type are most of it, and they belong
 //! beside the reading that compares them.
@@ -38,6 +40,9 @@ enum Gen {
     Text(usize, usize),
     Bmp,
     Latin1,
+    /// Text in a legacy character set, by name: single-byte (any byte) or gbk and cp932 (ASCII
+    /// and double-byte codes, a trail byte `\` among them).
+    Legacy(&'static str),
     Bytes(usize),
     Enum,
     Set,
@@ -82,6 +87,9 @@ const COLS: &[(&str, &str, Gen)] = &[
     ("l1", "VARCHAR(300) CHARACTER SET latin1", Latin1),
     ("u3", "VARCHAR(300) CHARACTER SET utf8mb3", Bmp),
     ("u16", "VARCHAR(300) CHARACTER SET utf16", Text(300, 1200)),
+    ("w1250", "VARCHAR(200) CHARACTER SET cp1250", Legacy("cp1250")),
+    ("gb", "VARCHAR(100) CHARACTER SET gbk", Legacy("gbk")),
+    ("sj", "VARCHAR(100) CHARACTER SET cp932", Legacy("cp932")),
     ("bn", "BINARY(8)", Bytes(8)),
     ("vb", "VARBINARY(300)", Bytes(300)),
     ("tb", "TINYBLOB", Bytes(255)),
@@ -100,13 +108,14 @@ const COLS: &[(&str, &str, Gen)] = &[
 /// Generated columns: left out of dumps, computed again on restore.
 const GENERATED: &str = "vg VARCHAR(400) AS (CONCAT_WS('|', ti, vc)) VIRTUAL, sg BIGINT AS (i + 1) STORED";
 
-/// How a value is bound in the INSERT: binary strings and latin1 bytes travel as hex.
-fn bind(g: Gen) -> &'static str {
+/// How a value is bound in the INSERT: binary strings and latin1 or legacy bytes travel as hex.
+fn bind(g: Gen) -> String {
     match g {
-        Bytes(_) => "UNHEX(?)",
-        Latin1 => "CONVERT(UNHEX(?) USING latin1)",
-        Point => "Point(?, ?)",
-        _ => "?",
+        Bytes(_) => "UNHEX(?)".into(),
+        Latin1 => "CONVERT(UNHEX(?) USING latin1)".into(),
+        Legacy(charset) => format!("CONVERT(UNHEX(?) USING {charset})"),
+        Point => "Point(?, ?)".into(),
+        _ => "?".into(),
     }
 }
 
@@ -116,7 +125,7 @@ fn reads(c: &str, g: Gen) -> Vec<String> {
         F32 | F64 => vec![c.into(), format!("CAST({c} AS CHAR)")],
         Bit1 | Bit64 | Year | Enum | Set => vec![format!("{c}+0"), format!("HEX({c})"), format!("CAST({c} AS CHAR)")],
         Ts => vec![format!("CAST({c} AS CHAR)"), format!("UNIX_TIMESTAMP({c})")],
-        Text(..) | Bmp | Latin1 | Bytes(_) | Json | Inet4 | Inet6 | Uuid => vec![format!("HEX({c})"), format!("LENGTH({c})")],
+        Text(..) | Bmp | Latin1 | Legacy(_) | Bytes(_) | Json | Inet4 | Inet6 | Uuid => vec![format!("HEX({c})"), format!("LENGTH({c})")],
         Point => vec![format!("ST_AsText({c})"), format!("HEX({c})")],
         _ => vec![format!("CAST({c} AS CHAR)")],
     }
@@ -291,6 +300,30 @@ fn strategy(g: Gen, zero: bool) -> BoxedStrategy<Vec<V>> {
             ];
             edged(edges, prop::collection::vec(any::<u8>(), 0..=max.min(32)), |b| text(hex::encode(b)))
         }
+        Legacy(charset) => {
+            // One character's bytes: ASCII, or a code of the set (some gbk and cp932 codes drawn
+            // here have no Unicode equivalent, and cp932 has pairs of codes for one character).
+            let ascii = (0x20u8..0x7f).prop_map(|b| vec![b]);
+            let character: BoxedStrategy<Vec<u8>> = match charset {
+                "gbk" => prop_oneof![ascii, (0x81u8..=0xfe, prop_oneof![0x40u8..=0x7e, 0x80u8..=0xfe]).prop_map(|(l, t)| vec![l, t])].boxed(),
+                "cp932" => prop_oneof![
+                    ascii,
+                    (0xa1u8..=0xdf).prop_map(|b| vec![b]),
+                    (prop_oneof![0x81u8..=0x9f, 0xe0u8..=0xfc], prop_oneof![0x40u8..=0x7e, 0x80u8..=0xfc]).prop_map(|(l, t)| vec![l, t])
+                ]
+                .boxed(),
+                _ => any::<u8>().prop_map(|b| vec![b]).boxed(),
+            };
+            let edges: Vec<Vec<u8>> = match charset {
+                // A trail byte `\` before a real one and a quote; unassigned and user-defined codes.
+                "gbk" => vec![vec![], b"\x81\x5c\x5c'".to_vec(), b"\xa2\xa0\xfe\xfe\xaa\xa1".to_vec()],
+                // 表 (trail `\`); NEC and IBM codes of one character each (ED40 and FA5C, 8790 and 81E0).
+                "cp932" => vec![vec![], b"\x95\x5c\x81\x5f".to_vec(), b"\xed\x40\xfa\x5c\x87\x90\x81\xe0".to_vec()],
+                // cp1250's five unassigned bytes, and every byte from 0x80.
+                _ => vec![vec![], b"\x81\x83\x88\x90\x98".to_vec(), (0x80..=0xffu8).collect()],
+            };
+            edged(edges, prop::collection::vec(character, 0..=40).prop_map(|c| c.concat()), |b| text(hex::encode(b)))
+        }
         Enum => edged(vec![0, 7], 0..=7i64, V::Int), // 0: the empty error value (see `insert`)
         Set => edged(vec![0, 31], 0..32u64, V::UInt),
         Json => {
@@ -346,7 +379,7 @@ fn ddl(table: &str, auto: bool) -> String {
 /// in an INSERT, so it is set afterwards with UPDATE IGNORE.
 async fn insert(c: &mut mysql_async::Conn, table: &str, rows: &[(i64, Vec<V>)]) -> Result<(), String> {
     let names: Vec<&str> = COLS.iter().map(|(c, ..)| *c).collect();
-    let binds: Vec<&str> = COLS.iter().map(|&(_, _, g)| bind(g)).collect();
+    let binds: Vec<String> = COLS.iter().map(|&(_, _, g)| bind(g)).collect();
     let stmt = format!("INSERT INTO {table} (id, {}) VALUES (?, {})", names.join(", "), binds.join(", "));
     let en = COLS.iter().take_while(|(c, ..)| *c != "en").map(|&(_, _, g)| if matches!(g, Point) { 2 } else { 1 }).sum::<usize>();
     for (id, values) in rows {

@@ -206,7 +206,7 @@ async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() 
     let dir = tempfile::tempdir().unwrap();
     let s = backend(dir.path());
     let b = s.dump_database("metadb", &db, "old").await.unwrap();
-    assert!(b.checksum.starts_with("xxh3:"), "{}", b.checksum);
+    assert!(b.checksum.starts_with("xxh3-stored:"), "{}", b.checksum);
     // The metadata as the version before XXH3 rows wrote it: a `sha256:` checksum.
     let (old_sum, _, _) = s.checksum("metadb", &db, RowHash::Sha256, Zone::Utc).await.unwrap();
     assert!(old_sum.starts_with("sha256:") && old_sum != b.checksum);
@@ -236,6 +236,80 @@ async fn a_backup_an_earlier_version_recorded_with_sha256_rows_still_verifies() 
                 s.query("metadb", &db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", &[Value::Text(db.clone())]).await.unwrap().rows;
             assert_eq!(n, vec![vec![Value::Int(0)]], "nothing was replayed");
         }
+    }
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+#[tokio::test]
+async fn text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_of_it_still_verify() {
+    use opshost::capabilities::sql::checksum::RowHash;
+    use opshost::capabilities::sql::mysql::format::Zone;
+    let db = unique_db("legacy");
+    // cp1250's unassigned 0x81 and latin1's é: the first has no Unicode equivalent (read as
+    // utf8mb4 it is `?`), the second has one.
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; USE {db}; \
+         CREATE TABLE t (id INT PRIMARY KEY, l VARCHAR(10) CHARACTER SET latin1, w VARCHAR(10) CHARACTER SET cp1250); \
+         INSERT INTO t VALUES (1, CONVERT(UNHEX('E9') USING latin1), CONVERT(UNHEX('8141') USING cp1250)), (2, 'plain', 'plain');"
+    ));
+    let stored = |db: &str| {
+        let o = mariadb_client(&["-N", "-D", db, "-e", "SELECT id, HEX(l), HEX(w) FROM t ORDER BY id"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = stored(&db);
+    assert_eq!(before, "1\tE9\t8141\n2\t706C61696E\t706C61696E\n");
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "legacy").await.unwrap();
+    assert!(b.checksum.starts_with("xxh3-stored:"), "{}", b.checksum);
+    let sql_path = dir.path().join("legacy.sql");
+    let dump = std::fs::read(&sql_path).unwrap();
+    let row = |text: &[u8]| dump.windows(text.len()).any(|w| w == text);
+    assert!(row(b"(1,_binary'\xe9',_binary'\x81A')"), "the stored bytes, not their utf8mb4 reading: {}", String::from_utf8_lossy(&dump));
+    // Restored three ways, every byte back: LOAD DATA, INSERTs, the stock client.
+    let mut no_load = connections();
+    no_load.get_mut("metadb").unwrap().load_data = false;
+    let inserts = MysqlSql::new(&no_load, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
+        backend.drop_database("metadb", &db).await.unwrap();
+        backend.create_database("metadb", &db).await.unwrap();
+        let r = backend.restore_database("metadb", &db, "legacy").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        assert_eq!(r.checksum, b.checksum, "{how}");
+        assert_eq!(stored(&db), before, "{how}");
+    }
+    let copy = format!("{db}_stock");
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
+    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", sql_path.display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stored(&copy), before, "stock client");
+    sql(&format!("DROP DATABASE {copy}"));
+
+    // A backup as an earlier version wrote it: the text read as utf8mb4 (`'é'`), its checksum
+    // `xxh3:` of that reading. Still replayed converted, and verified the way it was recorded.
+    sql(&format!("DELETE FROM {db}.t WHERE id = 1; INSERT INTO {db}.t VALUES (1, CONVERT(UNHEX('E9') USING latin1), 'ok')"));
+    let before = stored(&db);
+    let b = s.dump_database("metadb", &db, "earlier").await.unwrap();
+    let (earlier_sum, _, _) = s.checksum("metadb", &db, RowHash::Xxh3, Zone::Utc).await.unwrap();
+    assert!(earlier_sum.starts_with("xxh3:") && earlier_sum[5..] != b.checksum["xxh3-stored:".len()..], "é reads otherwise as utf8mb4");
+    let earlier = dir.path().join("earlier.sql");
+    let text = std::fs::read(&earlier).unwrap();
+    let from: &[u8] = b"(1,_binary'\xe9',_binary'ok')";
+    let at = text.windows(from.len()).position(|w| w == from).expect("the row as this version writes it");
+    let text = [&text[..at], "(1,'é','ok')".as_bytes(), &text[at + from.len()..]].concat();
+    let text = String::from_utf8(text).unwrap().replace("_binary'plain'", "'plain'");
+    std::fs::write(&earlier, &text).unwrap();
+    let meta = dir.path().join("earlier.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    m["checksum"] = earlier_sum.clone().into();
+    m["bytes"] = text.len().into();
+    std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
+        backend.drop_database("metadb", &db).await.unwrap();
+        backend.create_database("metadb", &db).await.unwrap();
+        let r = backend.restore_database("metadb", &db, "earlier").await.unwrap_or_else(|e| panic!("earlier backup, {how}: {e:?}"));
+        assert_eq!(r.checksum, earlier_sum, "{how}");
+        assert_eq!(stored(&db), before, "earlier backup, {how}");
     }
     sql(&format!("DROP DATABASE {db}"));
 }
@@ -1138,13 +1212,16 @@ async fn only_big_tables_hold_their_keys_back_and_every_table_ends_as_it_was() {
     }
 }
 
-/// A table whose every text column is utf8mb4 loads its LOAD DATA fields as bytes (the server
-/// skips reading them one multibyte character at a time); a table with a column of another
-/// character set keeps reading them as utf8mb4, which that column converts from. Tables are told
-/// apart by their exact names, so of two names that differ only in case each gets its own form.
-/// Every value comes back, as the server itself reads them.
+/// A dump holds a latin1 column's text as its stored bytes, so every table loads its LOAD DATA
+/// fields as bytes (the server skips reading them one multibyte character at a time), a latin1
+/// column's too: read as utf8mb4 they would be converted. (A backup of an earlier version, its
+/// latin1 text read as utf8mb4, converts: see
+/// `text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_of_it_still_verify`.)
+/// Tables are told apart by their exact names (two differ only in case). A table with an INET6 or
+/// UUID column reads them as utf8mb4 (as bytes, its text would be taken for raw bytes). Every
+/// value comes back, as the server itself reads them.
 #[tokio::test]
-async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
+async fn every_table_of_a_dump_loads_as_bytes_latin1_text_as_stored() {
     let _log = GENERAL_LOG.lock().await;
     let db = unique_db("asbytes");
     let rows = |table: &str, columns: &str, values: &str| format!("INSERT INTO `{table}` ({columns}) SELECT {values} FROM seq_1_to_3000;");
@@ -1163,6 +1240,8 @@ async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
          CREATE TABLE `pair` (id INT PRIMARY KEY, l TEXT CHARACTER SET latin1);
          {}
          CREATE TABLE `odd``name` (id INT PRIMARY KEY, s VARCHAR(64)) DEFAULT CHARSET=latin1;
+         {}
+         CREATE TABLE `addresses` (id INT PRIMARY KEY, s TEXT, ip INET6, u UUID);
          {}",
         rows(
             "plain",
@@ -1175,13 +1254,15 @@ async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
         rows("Pair", "id, s", &format!("seq, {text}")),
         rows("pair", "id, l", "seq, CONCAT('é ÿ ', seq)"),
         rows("odd``name", "id, s", "seq, CONCAT('ß ', seq)"),
+        rows("addresses", "id, s, ip, u", &format!("seq, {text}, CONCAT('2001:db8::', HEX(seq)), UUID()")),
     ));
     let fingerprint = || {
         let q = "SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT(HEX(s), HEX(j), HEX(e), HEX(b), n, d)) ORDER BY id)) FROM `plain`; \
                  SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT(HEX(s), HEX(l))) ORDER BY id)) FROM `mixed`; \
                  SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(s)) ORDER BY id)) FROM `Pair`; \
                  SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(l)) ORDER BY id)) FROM `pair`; \
-                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(s)) ORDER BY id)) FROM `odd``name`";
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(HEX(s)) ORDER BY id)) FROM `odd``name`; \
+                 SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT(HEX(s), HEX(ip), HEX(u))) ORDER BY id)) FROM `addresses`";
         let o = mariadb_client(&["-N", "-D", &db, "-e", q]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).to_string()
@@ -1202,10 +1283,12 @@ async fn tables_of_utf8mb4_text_load_as_bytes_and_the_others_convert() {
     };
     let forms = [
         ("`plain`", load("`plain`", "binary"), load("`plain`", "utf8mb4")),
-        ("`mixed`", load("`mixed`", "utf8mb4"), load("`mixed`", "binary")),
+        ("`mixed`", load("`mixed`", "binary"), load("`mixed`", "utf8mb4")),
         ("`Pair`", load("`Pair`", "binary"), load("`Pair`", "utf8mb4")),
-        ("`pair`", load("`pair`", "utf8mb4"), load("`pair`", "binary")),
-        ("`odd``name`", load("`odd``name`", "utf8mb4"), load("`odd``name`", "binary")),
+        ("`pair`", load("`pair`", "binary"), load("`pair`", "utf8mb4")),
+        ("`odd``name`", load("`odd``name`", "binary"), load("`odd``name`", "utf8mb4")),
+        // INET6 and UUID take a binary string as their raw bytes, not their text.
+        ("`addresses`", load("`addresses`", "utf8mb4"), load("`addresses`", "binary")),
     ];
     drop(log);
     let r = r.unwrap();

@@ -6,6 +6,12 @@
 //! A checksum reads `<row hash>:<hex>`. The row hash is XXH3-128 (it runs for every row of every
 //! backup and every verification; SHA-256 cost a sixth of a dump's CPU). Checksums recorded by
 //! earlier versions, `sha256:…`, are recomputed with SHA-256 rows, so their backups still verify.
+//!
+//! The prefix also says how text in a character set other than UTF-8 (latin1, cp1250, gbk, cp932
+//! …) was read: `xxh3-stored:` (this version) hashes such a column's bytes as stored, `xxh3:` and
+//! `sha256:` (earlier versions) hashed the server's conversion to utf8mb4, which maps bytes
+//! without a Unicode equivalent to `?` (and two cp932 codes of one character to one), so it could
+//! not see them change. A backup is verified the way its checksum was recorded.
 
 use super::Value;
 use sha2::{Digest, Sha256};
@@ -15,10 +21,14 @@ use sha2::{Digest, Sha256};
 pub enum RowHash {
     /// Earlier versions' checksums (`sha256:`).
     Sha256,
-    /// XXH3-128, the current one (`xxh3:`). It detects accidental change (a lost or altered row,
-    /// a truncated replay); it is not meant to resist someone forging rows.
-    #[default]
+    /// XXH3-128 rows, text in other character sets than UTF-8 read as utf8mb4: earlier versions'
+    /// checksums (`xxh3:`).
     Xxh3,
+    /// XXH3-128 rows, text in other character sets than UTF-8 read as its stored bytes: the
+    /// current one (`xxh3-stored:`). It detects accidental change (a lost or altered row, a
+    /// truncated replay, a changed byte); it is not meant to resist someone forging rows.
+    #[default]
+    Xxh3Stored,
 }
 
 impl RowHash {
@@ -26,7 +36,13 @@ impl RowHash {
         match self {
             RowHash::Sha256 => "sha256",
             RowHash::Xxh3 => "xxh3",
+            RowHash::Xxh3Stored => "xxh3-stored",
         }
+    }
+    /// Whether text in a character set other than UTF-8 is read (and dumped) as the bytes it is
+    /// stored as, rather than converted to utf8mb4 by the server.
+    pub fn reads_stored_text(self) -> bool {
+        self == RowHash::Xxh3Stored
     }
     /// The row hash a recorded checksum was computed with, or None for a prefix this version
     /// does not know (a backup from a newer opshost).
@@ -34,6 +50,7 @@ impl RowHash {
         match checksum.split_once(':')?.0 {
             "sha256" => Some(RowHash::Sha256),
             "xxh3" => Some(RowHash::Xxh3),
+            "xxh3-stored" => Some(RowHash::Xxh3Stored),
             _ => None,
         }
     }
@@ -154,7 +171,7 @@ impl TableHasher {
                 let d = Sha256::digest(&buf);
                 std::array::from_fn(|i| u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap()))
             }
-            RowHash::Xxh3 => {
+            RowHash::Xxh3 | RowHash::Xxh3Stored => {
                 let d = twox_hash::XxHash3_128::oneshot(&buf);
                 [d as u64, (d >> 64) as u64, 0, 0]
             }
@@ -258,15 +275,21 @@ mod tests {
     }
 
     #[test]
-    fn the_prefix_names_the_row_hash_and_the_default_is_xxh3() {
+    fn the_prefix_names_the_row_hash_and_the_default_is_xxh3_of_stored_text() {
         let new = checksum_of(&sample(), RowHash::default());
-        assert!(new.starts_with("xxh3:") && new.len() == "xxh3:".len() + 64, "{new}");
-        assert_eq!(RowHash::of(&new), Some(RowHash::Xxh3));
+        assert!(new.starts_with("xxh3-stored:") && new.len() == "xxh3-stored:".len() + 64, "{new}");
+        assert_eq!(RowHash::of(&new), Some(RowHash::Xxh3Stored));
+        assert!(RowHash::default().reads_stored_text());
+        // Earlier versions' XXH3 checksums: the same row hash, text read converted.
+        let earlier = checksum_of(&sample(), RowHash::Xxh3);
+        assert_eq!(RowHash::of(&earlier), Some(RowHash::Xxh3));
+        assert!(!RowHash::Xxh3.reads_stored_text() && !RowHash::Sha256.reads_stored_text());
+        assert_eq!(earlier["xxh3:".len()..], new["xxh3-stored:".len()..], "the same rows hash alike; the prefix says how text was read");
         assert_eq!(RowHash::of(&checksum_of(&sample(), RowHash::Sha256)), Some(RowHash::Sha256));
         assert_eq!(RowHash::of("md5:00"), None);
         assert_eq!(RowHash::of("no prefix"), None);
         // The two hashes do not agree, so a checksum is only ever compared within its own kind.
-        assert_ne!(new[5..], checksum_of(&sample(), RowHash::Sha256)[7..]);
+        assert_ne!(earlier[5..], checksum_of(&sample(), RowHash::Sha256)[7..]);
     }
 
     #[test]

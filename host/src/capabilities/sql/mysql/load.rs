@@ -94,6 +94,11 @@ impl Policy {
         self.load_data.load(Relaxed)
     }
 
+    /// No row goes as LOAD DATA from now on.
+    pub fn no_load_data(&self) {
+        self.load_data.store(false, Relaxed)
+    }
+
     /// Why `stmt` cannot be sent as the INSERT it is, if it cannot: it is over the server's
     /// `max_allowed_packet`. A row this big travels only as LOAD DATA, which carries it across
     /// packets.
@@ -110,7 +115,7 @@ impl Policy {
     /// One dump statement's rows, with whether they go bound decided once ([`Policy::binds`]).
     pub fn rows(&self, stmt: Vec<u8>) -> Rows {
         let bound = self.binds(&stmt);
-        Rows { stmt, bound, bytes: false }
+        Rows { stmt, bound, bytes: false, load: true }
     }
 }
 
@@ -120,6 +125,8 @@ pub struct Rows {
     bound: bool,
     /// As LOAD DATA, its fields are read as bytes (see [`from_insert`]).
     bytes: bool,
+    /// It may go as LOAD DATA at all (see [`Rows::load_data`]).
+    load: bool,
 }
 
 impl Rows {
@@ -134,6 +141,13 @@ impl Rows {
         Rows { bytes: yes, ..self }
     }
 
+    /// The rows may go as LOAD DATA only when `yes`: not the stored bytes of text in a character
+    /// set other than UTF-8 (`_binary'…'` into a latin1 or gbk column) as fields read as
+    /// utf8mb4, which the column would convert from.
+    pub fn load_data(self, yes: bool) -> Rows {
+        Rows { load: yes, ..self }
+    }
+
     /// The table the rows go into, quoted as the statement names it.
     pub fn table(&self) -> Option<&str> {
         insert_table(&self.stmt).map(|(table, _)| table)
@@ -143,7 +157,7 @@ impl Rows {
     /// restore worker converts its next rows while the server loads the last: see `restore.rs`).
     pub fn convert(&self, policy: &Policy) -> Converted {
         let bound = (self.bound && policy.bind.load(Relaxed)).then(|| bound(&self.stmt)).flatten();
-        let load = (bound.is_none() && policy.load_data.load(Relaxed)).then(|| from_insert(&self.stmt, self.bytes)).flatten();
+        let load = (bound.is_none() && self.load && policy.load_data.load(Relaxed)).then(|| from_insert(&self.stmt, self.bytes)).flatten();
         Converted { bound, load }
     }
 }
@@ -194,7 +208,7 @@ async fn insert_once(c: &mut Conn, rows: &Rows, policy: &Policy, ready: Converte
             }
         }
     }
-    if policy.load_data.load(Relaxed) {
+    if rows.load && policy.load_data.load(Relaxed) {
         if let Some(l) = ready.load.or_else(|| from_insert(stmt, rows.bytes)) {
             match run(c, l).await {
                 Err(e) if is_refusal(&e) => policy.load_data.store(false, Relaxed),

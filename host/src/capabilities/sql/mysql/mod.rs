@@ -657,7 +657,7 @@ impl Sql for MysqlSql {
             let mut file = tokio::fs::File::open(&sql_path).await.map_err(|e| io_err(&sql_path, e))?;
             let total = file.metadata().await.map_err(|e| io_err(&sql_path, e))?.len().max(1);
             let zone = zone_of(&mut file, &sql_path).await?;
-            sources.push(restore::Source { database: database.clone(), path: sql_path, file, zone, bytes: total });
+            sources.push(restore::Source { database: database.clone(), path: sql_path, file, zone, stored_text: hash.reads_stored_text(), bytes: total });
             recorded.push((backup, hash, zone));
         }
         let flavour = self.flavour(connection, &mut c).await?;
@@ -672,8 +672,9 @@ impl Sql for MysqlSql {
         let label = format!("restore {}", restores.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", "));
         let forms = load::Forms::new(metadb.is_some_and(|p| p.load_data), flavour);
         let held = restore::replay_all(c, more, sources, forms, flavour.defer_keys(), label, self.reporter.clone()).await?;
-        // Verified against the checksums recorded at dump time, read as they were read then; the
-        // enabled events, still held disabled, read as enabled.
+        // Verified against the checksums recorded at dump time, read as they were read then (time
+        // zone; text in other character sets as stored or converted, which each database's row
+        // hash says); the enabled events, still held disabled, read as enabled.
         let mut sums = vec![None; restores.len()];
         for zone in [Zone::Utc, Zone::Server] {
             let which: Vec<usize> = (0..restores.len()).filter(|&i| recorded[i].2 == zone).collect();

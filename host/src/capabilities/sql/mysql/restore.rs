@@ -27,9 +27,14 @@
 //!   workers there take turns anyway; under `2` (MySQL 8's default) they would not, and InnoDB's
 //!   per-row AUTO_INCREMENT mutex then costs the server two to three times the CPU for the same
 //!   rows (the bench's `heartbeat` shape: 32–44 s of server CPU against 16.3 s).
-//! - A table whose every text column is utf8mb4 (as the server shows them once the heads have
-//!   run) gets its LOAD DATA fields read as bytes, which its columns take as they are; the
-//!   others are read as utf8mb4, which their columns convert from (see [`load::from_insert`]).
+//! - A table whose every column takes a field read as bytes as it takes the dump's value (as the
+//!   server shows them once the heads have run: utf8mb4 text, numbers, dates, binary strings;
+//!   not INET6 or UUID, which take a binary string as raw bytes; see [`reads_as_bytes`]) gets its
+//!   LOAD DATA fields read as bytes, which its columns take as they are; the others are read as
+//!   utf8mb4, which their columns convert from (see [`load::from_insert`]). A dump that holds
+//!   text in other character sets than UTF-8 as its stored bytes (`_binary'…'`,
+//!   [`Source::stored_text`]) reads such a table's fields as bytes too; where it cannot (the
+//!   flavour, an INET6 column beside), its rows go as INSERTs, as converting would change them.
 //! - Plain secondary keys wait until every row is in, then are built table by table on every
 //!   connection (see [`indexes`]).
 //! - Last, each file's objects section, run again while that gets further when an object needs
@@ -40,6 +45,7 @@ use super::codec::{db_err, quote_ident};
 use super::format::{Zone, DATABASE_DEFAULTS, END_MARKER, ROWS_NOTE, SET_UTC};
 use super::load::ident;
 use super::share::share_out;
+use super::tables::is_stored_as_other_text;
 use super::{indexes, load, objects};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
@@ -59,6 +65,9 @@ pub struct Source {
     pub file: tokio::fs::File,
     /// The zone its TIMESTAMP values were read in.
     pub zone: Zone,
+    /// Its text in character sets other than UTF-8 was read as stored bytes
+    /// ([`crate::capabilities::sql::checksum::RowHash::reads_stored_text`], from its checksum).
+    pub stored_text: bool,
     pub bytes: u64,
 }
 
@@ -78,8 +87,13 @@ struct Replay {
     /// load rows into it.
     one_at_a_time: std::collections::HashMap<String, tokio::sync::Mutex<()>>,
     /// Its tables (quoted) whose LOAD DATA fields are read as bytes: every text column utf8mb4,
-    /// as the server showed them once the heads had run ([`fields_as_bytes`]).
+    /// as the server showed them once the heads had run, or, in a dump of stored text, any
+    /// ([`fields_as_bytes`]).
     as_bytes: HashSet<String>,
+    /// Its tables (quoted) with text in a character set other than UTF-8, when the dump holds
+    /// that text as stored bytes ([`Source::stored_text`]): LOAD DATA only as bytes.
+    stored_other_text: HashSet<String>,
+    stored_text: bool,
     /// False once a statement among the file's rows that is not an INSERT or a setting (a
     /// hand-edited file's) was handed out ([`take_line`]): it may change a table, so no later
     /// rows read their fields as bytes.
@@ -239,8 +253,8 @@ pub async fn replay_all(
         let sessions = (0..conns.len()).map(|i| (i == 0).then_some(n - 1)).collect();
         (conns, sessions)
     };
-    if forms.load_data && forms.bytes {
-        fields_as_bytes(&mut conns[0], &mut replays).await;
+    if forms.load_data {
+        fields_as_bytes(&mut conns[0], &mut replays, forms.bytes).await;
     }
     let shared = Arc::new(Shared {
         replays,
@@ -273,26 +287,88 @@ pub async fn replay_all(
     Ok(held)
 }
 
-/// Fill each file's [`Replay::as_bytes`]: its database's tables whose every text column is
-/// utf8mb4, by their exact names (two tables may differ only in case). The server's own view of
-/// the columns, as the heads left them. A failed read leaves every table read as utf8mb4 (the
-/// form that converts), which is only slower.
-async fn fields_as_bytes(c: &mut Conn, replays: &mut [Replay]) {
+/// Fill each file's [`Replay::as_bytes`] (when the flavour reads LOAD DATA fields as bytes,
+/// `bytes`) and [`Replay::stored_other_text`]: its database's tables by their exact names (two
+/// tables may differ only in case), from the server's own view of the columns, as the heads left
+/// them ([`reads_as_bytes`]).
+///
+/// A failed read leaves every table read as utf8mb4 (the form that converts), which is only
+/// slower, but for a dump of stored text: then no row goes as LOAD DATA, as nothing tells which
+/// tables hold other text.
+async fn fields_as_bytes(c: &mut Conn, replays: &mut [Replay], bytes: bool) {
     for r in replays.iter_mut() {
-        let columns: Vec<(Vec<u8>, Option<String>)> = c
-            .exec("SELECT CAST(TABLE_NAME AS BINARY), CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?", (&r.database,))
+        // (table as bytes, character set, data type) of every column.
+        type Column = (Vec<u8>, Option<String>, String);
+        let columns: Option<Vec<Column>> = c
+            .exec("SELECT CAST(TABLE_NAME AS BINARY), CHARACTER_SET_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?", (&r.database,))
             .await
-            .unwrap_or_default();
-        let (mut tables, mut converting) = (HashSet::new(), HashSet::new());
-        for (table, charset) in columns {
+            .ok();
+        let Some(columns) = columns else {
+            if r.stored_text {
+                r.policy.no_load_data();
+            }
+            continue;
+        };
+        let (mut tables, mut not_as_bytes, mut other) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for (table, charset, data_type) in columns {
             let Ok(table) = String::from_utf8(table) else { continue };
-            if charset.as_deref().is_some_and(|c| c != "utf8mb4") {
-                converting.insert(table.clone());
+            let charset = charset.unwrap_or_default();
+            if !reads_as_bytes(&charset, &data_type, r.stored_text) {
+                not_as_bytes.insert(table.clone());
+            }
+            if r.stored_text && is_stored_as_other_text(&charset) {
+                other.insert(quote_ident(&table));
             }
             tables.insert(table);
         }
-        r.as_bytes = tables.difference(&converting).map(|t| quote_ident(t)).collect();
+        r.stored_other_text = other;
+        if bytes {
+            r.as_bytes = tables.difference(&not_as_bytes).map(|t| quote_ident(t)).collect();
+        }
     }
+}
+
+/// Whether a column of character set `charset` (empty for none) and `DATA_TYPE` `data_type`
+/// takes a LOAD DATA field read as bytes as it takes its dump's value: UTF-8 text as UTF-8
+/// (utf8mb4; in a dump of stored text, `stored_text`, any text, each as the bytes the dump holds),
+/// numbers, dates and times as their digits, binary strings, BIT and geometry as their bytes. Not
+/// a type that reads a binary string otherwise than its text (MariaDB's INET4, INET6 and UUID take
+/// one as their 4 or 16 raw bytes), nor any type not named here.
+fn reads_as_bytes(charset: &str, data_type: &str, stored_text: bool) -> bool {
+    const AS_BYTES: &[&str] = &[
+        "tinyint",
+        "smallint",
+        "mediumint",
+        "int",
+        "bigint",
+        "decimal",
+        "float",
+        "double",
+        "bit",
+        "date",
+        "datetime",
+        "timestamp",
+        "time",
+        "year",
+        "binary",
+        "varbinary",
+        "tinyblob",
+        "blob",
+        "mediumblob",
+        "longblob",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    ];
+    if !charset.is_empty() {
+        return charset == "utf8mb4" || stored_text;
+    }
+    AS_BYTES.contains(&data_type.to_ascii_lowercase().as_str())
 }
 
 /// Every file's held-back keys added back, the tables shared out over `conns` (at least one),
@@ -341,7 +417,7 @@ struct Head {
 /// `distinct`: no other file goes to the same database, so a `DROP TABLE IF EXISTS` of a table
 /// the head has not created yet is a no-op (the database is empty) and is left out.
 async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, distinct: bool, done: &AtomicU64) -> Result<(Replay, Head), Error> {
-    let Source { database, path, file, zone, bytes } = source;
+    let Source { database, path, file, zone, stored_text, bytes } = source;
     let fail = |e: &dyn std::fmt::Display| fail_at(&database, &path, e);
     let mut lines = BufReader::with_capacity(1 << 20, file).split(b'\n');
     let (mut session, mut first_insert, mut complete, mut read, mut deferred) = (Vec::new(), None, false, 0u64, Vec::new());
@@ -421,6 +497,8 @@ async fn read_head(source: Source, policy: load::Policy, defer_keys: bool, disti
         deferred,
         one_at_a_time,
         as_bytes: HashSet::new(),
+        stored_other_text: HashSet::new(),
+        stored_text,
         bytes_still: AtomicBool::new(true),
         defaults,
         lines: tokio::sync::Mutex::new((first_insert, lines)),
@@ -658,8 +736,11 @@ fn prepare(shared: &Shared, i: usize, line: Vec<u8>) -> Next {
     }
     let r = &shared.replays[i];
     let rows = r.policy.rows(line);
-    let bytes = r.bytes_still.load(Relaxed) && rows.table().is_some_and(|t| r.as_bytes.contains(t));
-    let rows = rows.fields_as_bytes(bytes);
+    let on = |tables: &HashSet<String>| rows.table().is_some_and(|t| tables.contains(t));
+    let bytes = r.bytes_still.load(Relaxed) && on(&r.as_bytes);
+    // Stored bytes of other text would be converted as utf8mb4 fields.
+    let convert_ok = !on(&r.stored_other_text);
+    let rows = rows.fields_as_bytes(bytes).load_data(bytes || convert_ok);
     let ready = rows.convert(&r.policy);
     (i, n, Taken::Rows(rows, ready))
 }
@@ -755,6 +836,22 @@ fn refers_to_what_is_missing(e: &mysql_async::Error) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_columns_that_take_a_binary_field_as_their_text_load_as_bytes() {
+        for (charset, data_type) in [("utf8mb4", "varchar"), ("utf8mb4", "enum"), ("", "int"), ("", "datetime"), ("", "longblob"), ("", "point"), ("", "bit")] {
+            assert!(reads_as_bytes(charset, data_type, false), "{charset} {data_type}");
+            assert!(reads_as_bytes(charset, data_type, true), "{charset} {data_type}");
+        }
+        // Converted from utf8mb4 in an earlier version's dump; as stored in this version's.
+        for charset in ["latin1", "utf8mb3", "gbk"] {
+            assert!(!reads_as_bytes(charset, "varchar", false) && reads_as_bytes(charset, "varchar", true), "{charset}");
+        }
+        // A binary string is their raw bytes, not their text; and a type not known here.
+        for data_type in ["inet4", "inet6", "uuid", "INET6", "vector"] {
+            assert!(!reads_as_bytes("", data_type, true), "{data_type}");
+        }
+    }
+
     /// The head of `text` as [`read_head`] reads it (LOAD DATA and key deferral on).
     async fn head_of(text: impl AsRef<[u8]>, distinct: bool) -> (Replay, Head) {
         let text = text.as_ref();
@@ -762,7 +859,7 @@ mod tests {
         let path = dir.path().join("db.sql");
         std::fs::write(&path, text).unwrap();
         let file = tokio::fs::File::open(&path).await.unwrap();
-        let source = Source { database: "db".into(), path, file, zone: Zone::Utc, bytes: text.len() as u64 };
+        let source = Source { database: "db".into(), path, file, zone: Zone::Utc, stored_text: true, bytes: text.len() as u64 };
         read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true, bytes: true }, Some(16 << 20)), true, distinct, &AtomicU64::new(0))
             .await
             .unwrap()
@@ -816,7 +913,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sql");
         std::fs::write(&path, b"SET @x = '\xff';\n").unwrap();
-        let source = Source { database: "db".into(), path: path.clone(), file: tokio::fs::File::open(&path).await.unwrap(), zone: Zone::Utc, bytes: 16 };
+        let source = Source {
+            database: "db".into(),
+            path: path.clone(),
+            file: tokio::fs::File::open(&path).await.unwrap(),
+            zone: Zone::Utc,
+            stored_text: true,
+            bytes: 16,
+        };
         let refused =
             read_head(source, load::Policy::new(load::Forms { load_data: true, bind: true, bytes: true }, None), true, true, &AtomicU64::new(0)).await;
         assert!(matches!(&refused, Err(e) if e.message().contains("not UTF-8") && e.message().contains("db.sql")), "{:?}", refused.err());

@@ -314,7 +314,7 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
         Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
         None => String::new(),
     };
-    let sql = format!("SELECT {} FROM {}{filter}", t.reads.join(","), t.source(database));
+    let sql = format!("SELECT {} FROM {}{filter}", t.select_list(job.hash.reads_stored_text()), t.source(database));
     let mut enc = Encoder {
         kinds: Vec::new(),
         hasher: TableHasher::new(job.hash),

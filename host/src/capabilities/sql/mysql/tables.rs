@@ -4,6 +4,12 @@
 //! `''` is read through an expression that keeps what its text alone would lose
 //! ([`empty_member_read`]).
 //!
+//! A column of text in a character set other than UTF-8 (latin1, cp1250, gbk, cp932 …) is read
+//! as its stored bytes (`CAST(… AS BINARY)`) where the checksum says so
+//! ([`RowHash::reads_stored_text`]): the server's conversion to utf8mb4 maps a byte without a
+//! Unicode equivalent to `?`, and two cp932 codes of one character to one, so the dump would
+//! hold, and the checksum hash, text that does not restore to what was stored.
+//!
 //! A system-versioned table (MariaDB) is read with its history (`FOR SYSTEM_TIME ALL`) and its
 //! period columns, which a restore writes back under `system_versioning_insert_history`; one
 //! versioned by transaction id cannot be written back by any client and is refused.
@@ -31,6 +37,9 @@ pub(super) struct TableInfo {
     /// What a read selects for each of `columns`: its quoted name, or for an ENUM or SET that has
     /// `''` among its members, [`empty_member_read`].
     pub reads: Vec<String>,
+    /// [`TableInfo::reads`], but each column of text in a character set other than UTF-8
+    /// ([`is_stored_as_other_text`]) as its stored bytes: see [`TableInfo::select_list`].
+    pub stored_reads: Vec<String>,
     pub estimated_rows: u64,
     /// The server's estimate of its rows' bytes (`DATA_LENGTH`): a few very wide rows are cut
     /// into ranges too.
@@ -49,6 +58,21 @@ impl TableInfo {
         let all = if self.versioned { " FOR SYSTEM_TIME ALL" } else { "" };
         format!("{}.{}{all}", quote_ident(database), quote_ident(&self.name))
     }
+
+    /// What a read of the table selects: [`TableInfo::reads`], each column of text in another
+    /// character set than UTF-8 as its stored bytes when `stored_text`
+    /// ([`RowHash::reads_stored_text`]). The bytes arrive as a binary string, which a dump writes
+    /// as `_binary'…'`: the column takes it back as it is, where a utf8mb4 string would be converted.
+    pub fn select_list(&self, stored_text: bool) -> String {
+        if stored_text { &self.stored_reads } else { &self.reads }.join(",")
+    }
+}
+
+/// Whether a column of character set `charset` (`CHARACTER_SET_NAME`, empty for none: numbers,
+/// binary strings) holds text that the server converts, on its way to a utf8mb4 session, into
+/// something else than its stored bytes: every character set but the UTF-8 ones and ASCII.
+pub(super) fn is_stored_as_other_text(charset: &str) -> bool {
+    !charset.is_empty() && !["utf8mb4", "utf8mb3", "utf8", "ascii", "binary"].contains(&charset.to_ascii_lowercase().as_str())
 }
 
 /// The session setting a dump of system-versioned tables needs for its rows to be written back
@@ -85,19 +109,20 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    // (column, extra, key, type, read) of every table, in each table's order; a period column of
-    // a system-versioned table has `ROW START` or `ROW END` for extra; read: the column's
-    // [`empty_member_read`], if any.
-    type Described = (String, String, String, String, Option<String>);
+    // (column, extra, key, type, read, stored read) of every table, in each table's order; a
+    // period column of a system-versioned table has `ROW START` or `ROW END` for extra; read: the
+    // column's [`empty_member_read`], if any; stored read: the same, or the column, as its stored
+    // bytes, for text in a character set other than UTF-8 ([`is_stored_as_other_text`]).
+    type Described = (String, String, String, String, Option<String>, Option<String>);
     let mut columns_of: std::collections::HashMap<String, Vec<Described>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
         format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE \
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE, COALESCE(CHARACTER_SET_NAME, '') \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY), ORDINAL_POSITION"
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    type Column = (String, String, String, String, String, String, String);
+    type Column = (String, String, String, String, String, String, String, String);
     let all: Vec<Column> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
@@ -113,10 +138,14 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .unwrap_or_default()
         .into_iter()
         .collect();
-    for (table, column, extra, key, ty, expression, column_type) in all {
-        let read = empty_member_read(&column, &ty, &column_type);
+    for (table, column, extra, key, ty, expression, column_type, charset) in all {
+        let read = empty_member_read(&column, &ty, &column_type, &quote_ident(&column));
+        let stored = is_stored_as_other_text(&charset).then(|| {
+            let bytes = format!("CAST({} AS BINARY)", quote_ident(&column));
+            empty_member_read(&column, &ty, &column_type, &bytes).unwrap_or(bytes)
+        });
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
-        columns_of.entry(table).or_default().push((column, extra, key, ty, read));
+        columns_of.entry(table).or_default().push((column, extra, key, ty, read, stored));
     }
     let mut out = Vec::new();
     for (name, rows, bytes, kind) in names {
@@ -130,14 +159,14 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         let versioned = kind == "SYSTEM VERSIONED";
         if versioned {
             let period: Vec<&Described> = columns.iter().filter(|(_, extra, ..)| extra.starts_with("ROW ")).collect();
-            if period.iter().any(|(_, _, _, ty, _)| !ty.eq_ignore_ascii_case("timestamp")) {
+            if period.iter().any(|(_, _, _, ty, ..)| !ty.eq_ignore_ascii_case("timestamp")) {
                 return Err(failed(format!(
                     "table {database}.{name} keeps its history by transaction id (a BIGINT UNSIGNED period), which no client can write back, so a backup could not restore it: back it up by hand and drop it, or version it by TIMESTAMP, before the upgrade"
                 )));
             }
             if period.is_empty() {
                 // Implicit period columns: hidden from COLUMNS, but readable and writable by name.
-                columns.extend(["ROW_START", "ROW_END"].map(|c| (c.to_string(), "ROW START".to_string(), String::new(), "timestamp".to_string(), None)));
+                columns.extend(["ROW_START", "ROW_END"].map(|c| (c.to_string(), "ROW START".to_string(), String::new(), "timestamp".to_string(), None, None)));
             }
         }
         // `PRI` marks the primary key's columns (or, in a table without one, a unique index's
@@ -146,26 +175,26 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         // one range of it, and each range is a range of the key.
         let key: Vec<&Described> = columns.iter().filter(|(_, _, k, ..)| k == "PRI").collect();
         let integer_key = match key.as_slice() {
-            [(name, _, _, ty, _)] if is_integer_type(ty) => Some(quote_ident(name)),
+            [(name, _, _, ty, ..)] if is_integer_type(ty) => Some(quote_ident(name)),
             [_, _, ..] => {
-                leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty, _)| c == *first && is_integer_type(ty))).map(|first| quote_ident(first))
+                leading.get(&name).filter(|first| key.iter().any(|(c, _, _, ty, ..)| c == *first && is_integer_type(ty))).map(|first| quote_ident(first))
             }
             _ => None,
         };
         // Generated columns cannot be inserted into; they follow from the others and the
         // definition. A versioned table's period columns can, and hold its history's times.
-        let (columns, reads): (Vec<String>, Vec<String>) = columns
-            .into_iter()
-            .filter(|(_, extra, ..)| !is_generated(extra))
-            .map(|(n, _, _, _, read)| {
-                let read = read.unwrap_or_else(|| quote_ident(&n));
-                (n, read)
-            })
-            .unzip();
+        let (mut names, mut reads, mut stored_reads) = (Vec::new(), Vec::new(), Vec::new());
+        for (n, _, _, _, read, stored) in columns.into_iter().filter(|(_, extra, ..)| !is_generated(extra)) {
+            let read = read.unwrap_or_else(|| quote_ident(&n));
+            stored_reads.push(stored.unwrap_or_else(|| read.clone()));
+            reads.push(read);
+            names.push(n);
+        }
         out.push(TableInfo {
             create: Vec::new(),
-            columns,
+            columns: names,
             reads,
+            stored_reads,
             estimated_rows: rows.unwrap_or(0),
             estimated_bytes: bytes.unwrap_or(0),
             name,
@@ -213,14 +242,15 @@ fn enum_members(column_type: &str) -> Vec<String> {
 ///   set). When it holds it, it reads with a `,` in front, an empty member the server parses
 ///   back into it.
 ///
-/// Either way the checksum tells the values apart as the server does.
-fn empty_member_read(column: &str, ty: &str, column_type: &str) -> Option<String> {
+/// Either way the checksum tells the values apart as the server does. `value`: how the column's
+/// text is read (its quoted name, or its stored bytes); the index tests read the column itself.
+fn empty_member_read(column: &str, ty: &str, column_type: &str, value: &str) -> Option<String> {
     let empty = enum_members(column_type).iter().position(String::is_empty)?;
     let c = quote_ident(column);
     if ty.eq_ignore_ascii_case("enum") {
-        Some(format!("IF({c} + 0 = 0, REPEAT('~', 256), {c})"))
+        Some(format!("IF({c} + 0 = 0, REPEAT('~', 256), {value})"))
     } else if ty.eq_ignore_ascii_case("set") && empty < 64 {
-        Some(format!("IF({c} & {}, CONCAT(',', {c}), {c})", 1u64 << empty))
+        Some(format!("IF({c} & {}, CONCAT(',', {value}), {value})", 1u64 << empty))
     } else {
         None
     }
@@ -284,10 +314,24 @@ mod tests {
         assert_eq!(enum_members("set('x','y')"), ["x", "y"]);
         assert_eq!(enum_members("enum('a,b','')"), ["a,b", ""]);
         assert!(!enum_members("enum('''','a''')").iter().any(String::is_empty));
-        assert_eq!(empty_member_read("v`", "enum", "enum('a','')").as_deref(), Some("IF(`v``` + 0 = 0, REPEAT('~', 256), `v```)"));
-        assert_eq!(empty_member_read("s", "set", "set('x','','y')").as_deref(), Some("IF(`s` & 2, CONCAT(',', `s`), `s`)"));
-        assert_eq!(empty_member_read("s", "set", "set('x','y')"), None);
-        assert_eq!(empty_member_read("e", "enum", "enum('a')"), None);
-        assert_eq!(empty_member_read("t", "varchar", "varchar(10)"), None);
+        assert_eq!(empty_member_read("v`", "enum", "enum('a','')", "`v```").as_deref(), Some("IF(`v``` + 0 = 0, REPEAT('~', 256), `v```)"));
+        assert_eq!(empty_member_read("s", "set", "set('x','','y')", "`s`").as_deref(), Some("IF(`s` & 2, CONCAT(',', `s`), `s`)"));
+        assert_eq!(
+            empty_member_read("s", "set", "set('x','','y')", "CAST(`s` AS BINARY)").as_deref(),
+            Some("IF(`s` & 2, CONCAT(',', CAST(`s` AS BINARY)), CAST(`s` AS BINARY))")
+        );
+        assert_eq!(empty_member_read("s", "set", "set('x','y')", "`s`"), None);
+        assert_eq!(empty_member_read("e", "enum", "enum('a')", "`e`"), None);
+        assert_eq!(empty_member_read("t", "varchar", "varchar(10)", "`t`"), None);
+    }
+
+    #[test]
+    fn text_in_other_character_sets_than_utf8_is_told_apart() {
+        for charset in ["latin1", "cp1250", "gbk", "cp932", "sjis", "big5", "utf16", "ucs2", "utf32", "LATIN1"] {
+            assert!(is_stored_as_other_text(charset), "{charset}");
+        }
+        for charset in ["", "utf8mb4", "utf8mb3", "utf8", "ascii", "binary", "UTF8MB4"] {
+            assert!(!is_stored_as_other_text(charset), "{charset}");
+        }
     }
 }
