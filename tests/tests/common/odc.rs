@@ -113,7 +113,7 @@ impl OdcDeployment {
             // nginx on Docker's bridge with its port published and a restart policy, as a site
             // may run it: the upgrade and the rollback must bring both back. It reaches the ODC
             // nodes (host network) through the bridge's gateway.
-            let gateway = text(&docker(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])).trim().to_string();
+            let gateway = bridge_gateway();
             let upstreams: String = d.nodes.iter().map(|n| format!("  server {gateway}:{};\n", n.port)).collect();
             let conf = d.dir.path().join("nginx.conf");
             // HTTPS with the certificate in /etc/pki/nginx/, as the vendor's HA setup has it.
@@ -411,4 +411,22 @@ pub fn old_odc_refuses_migrated_schema(d: &OdcDeployment) {
     let _ = docker(&["rm", "-f", &name]);
     assert_ne!(o.status.code(), Some(0), "ODC 4.2.2 started on a 4.3.0 schema: {}", text(&o));
     assert!(text(&o).contains("REFUSING TO START") && text(&o).contains("newer than this ODC 4.2.2"), "{}", text(&o));
+}
+
+/// The address of Docker's default bridge on this host. `docker network inspect` names it as the
+/// IPAM gateway, but a Docker 20.10 that has just created the bridge leaves that out (seen on a
+/// fresh machine: the nginx upstreams read `:28991`); the bridge interface has it either way.
+fn bridge_gateway() -> String {
+    let named = text(&docker(&["network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"])).trim().to_string();
+    if named.parse::<std::net::Ipv4Addr>().is_ok() {
+        return named;
+    }
+    let bridge = text(&docker(&["network", "inspect", "bridge", "-f", "{{index .Options \"com.docker.network.bridge.name\"}}"])).trim().to_string();
+    let bridge = if bridge.is_empty() { "docker0".to_string() } else { bridge };
+    let shown = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", &bridge]).output().expect("ip (iproute2)");
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    // `5: docker0    inet 172.17.0.1/16 brd … scope global docker0`
+    let address = shown.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next()).unwrap_or_default().to_string();
+    assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "no address for Docker's bridge: inspect gave {named:?}, `ip addr show {bridge}` {shown:?}");
+    address
 }
