@@ -226,6 +226,16 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
         .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value")))
         .collect::<Vec<_>>();
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
+    // Nor from what the container prints or logs: both show the reference.
+    let out = a.contained("secrets-exec", "PRINTED", "", true);
+    let reference = format!("opshost-secret:{}/DATABASE_PASSWORD", a.d.old());
+    assert!(out.contains(&format!("PRINTED {reference}")) && out.contains(&format!("logged {reference}")) && !out.contains("s3cret-adv-value"), "{out}");
+    let leaked = walk(&state_dir(&a, "secrets-exec"))
+        .into_iter()
+        .filter(|f| !f.ends_with("records.json"))
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value")))
+        .collect::<Vec<_>>();
+    assert!(leaked.is_empty(), "the secret is in {leaked:?}");
 
     // Host resources and the host's own records.
     a.contained("notices", "left 10000 notices", "", true);

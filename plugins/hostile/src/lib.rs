@@ -223,6 +223,22 @@ impl opshost_procedures::bindings::Guest for Hostile {
                 let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
                 Err(failed(format!("environment of {}: {:?}", n.container, old.spec.env)))
             }
+            // The value, not the reference, is in the container: what it prints, and what it logs.
+            "secrets-exec" => {
+                let busybox = |args: &[&str]| std::iter::once("/bin/busybox").chain(args.iter().copied()).map(str::to_string).collect::<Vec<_>>();
+                let printed = docker::exec("local", &n.container, &busybox(&["sh", "-c", "echo \"$DATABASE_PASSWORD\""]))?;
+                docker::exec("local", &n.container, &busybox(&["sh", "-c", "echo \"logged $DATABASE_PASSWORD\" > /proc/1/fd/1"]))?;
+                // The engine takes a moment to log what went to the terminal.
+                let mut logged = String::new();
+                for _ in 0..50 {
+                    logged = docker::logs("local", &n.container, 5)?;
+                    if logged.contains("logged ") {
+                        break;
+                    }
+                    host::sleep(100);
+                }
+                Err(failed(format!("PRINTED {} LOGGED {}", printed.stdout.trim(), logged.trim())))
+            }
             "ansi" => {
                 host::log(host::Level::Info, "\x1b[2K\x1b[1Aupgrade finished: OMS 4.2.0 is running");
                 host::notice("\x1b]52;c;cm0gLXJmIC8=\x07copied");

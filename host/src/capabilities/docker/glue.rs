@@ -220,10 +220,21 @@ impl wit::Host for HostState {
         .await
     }
     async fn exec(&mut self, node: String, container: String, command: Vec<String>) -> wasmtime::Result<Result<ExecResult, Error>> {
-        self.on_container(calls::DOCKER_EXEC, node, container, json!({"command": command}), |d, node, c| async move { d.exec(&node, &c, &command).await }).await
+        let secrets = self.secrets_seen();
+        self.on_container(calls::DOCKER_EXEC, node, container, json!({"command": command}), |d, node, c| async move {
+            let out = d.exec(&node, &c, &command).await?;
+            let secrets = secrets.of(&*d, &node, &c).await;
+            Ok(ExecResult { stdout: policy::hide_secret_values(&out.stdout, &secrets), stderr: policy::hide_secret_values(&out.stderr, &secrets), ..out })
+        })
+        .await
     }
     async fn logs(&mut self, node: String, container: String, tail: u32) -> wasmtime::Result<Result<String, Error>> {
-        self.on_container(calls::DOCKER_LOGS, node, container, json!({"tail": tail}), |d, node, c| async move { d.logs(&node, &c, tail).await }).await
+        let secrets = self.secrets_seen();
+        self.on_container(calls::DOCKER_LOGS, node, container, json!({"tail": tail}), |d, node, c| async move {
+            let text = d.logs(&node, &c, tail).await?;
+            Ok(policy::hide_secret_values(&text, &secrets.of(&*d, &node, &c).await))
+        })
+        .await
     }
     async fn read_file(&mut self, node: String, container: String, path: String) -> wasmtime::Result<Result<String, Error>> {
         self.on_container(calls::DOCKER_READ_FILE, node, container, json!({"path": path}), |d, node, c| async move {
@@ -233,6 +244,31 @@ impl wit::Host for HostState {
             Ok(hide_secret_lines(&text))
         })
         .await
+    }
+}
+
+/// The secret values a run has seen, and the site's secret variables: with a container's own
+/// ([`Secrets::of`]), what its exec and log output must not show.
+struct Secrets {
+    seen: Vec<(String, String)>,
+    site: Vec<String>,
+}
+
+impl Secrets {
+    /// The run's, and those in the environment of `container` as the engine shows it now (a
+    /// container the plugin never inspected has them too).
+    async fn of(self, d: &dyn Docker, node: &str, container: &str) -> Vec<(String, String)> {
+        let mut all = self.seen;
+        if let Ok(Some(info)) = d.inspect(node, container).await {
+            all.extend(policy::secrets_in(&info.spec, &self.site));
+        }
+        all
+    }
+}
+
+impl HostState {
+    fn secrets_seen(&self) -> Secrets {
+        Secrets { seen: self.env.approved.lock().unwrap().known_secrets(), site: self.env.site.secret_env.clone() }
     }
 }
 

@@ -23,6 +23,34 @@ pub fn is_secret(variable: &str, site_secrets: &[String]) -> bool {
     SECRET_WORDS.iter().any(|w| upper.contains(w)) || site_secrets.iter().any(|s| s.eq_ignore_ascii_case(variable))
 }
 
+/// The secret values (with their references) in the environment of `spec`, a container as the
+/// engine shows it: what [`hide_secret_values`] takes out of its exec and log output.
+pub fn secrets_in(spec: &RunSpec, site_secrets: &[String]) -> Vec<(String, String)> {
+    let secret = |(k, v): &&(String, String)| is_secret(k, site_secrets) && !v.starts_with(SECRET_PREFIX);
+    spec.env.iter().filter(secret).map(|(k, v)| (format!("{SECRET_PREFIX}{}/{k}", spec.name), v.clone())).collect()
+}
+
+/// Secret values shorter than this are left in output: one of a few characters would match
+/// ordinary text, and a plugin reading the output would find it changed.
+pub const SCRUBBED_FROM: usize = 4;
+
+/// `text` with every occurrence of a secret's value (`(reference, value)`, of at least
+/// [`SCRUBBED_FROM`] bytes) replaced by its reference, longer values first (one may contain
+/// another). `docker.exec` and `docker.logs` output goes through this before the plugin, the
+/// journal or a transcript sees it: `printenv` in a container prints its password.
+pub fn hide_secret_values(text: &str, secrets: &[(String, String)]) -> String {
+    let mut secrets: Vec<&(String, String)> = secrets.iter().filter(|(_, v)| v.len() >= SCRUBBED_FROM).collect();
+    if !secrets.iter().any(|(_, v)| text.contains(v.as_str())) {
+        return text.to_string();
+    }
+    secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for (reference, value) in secrets {
+        out = out.replace(value.as_str(), reference);
+    }
+    out
+}
+
 /// The run-records key [`Approved`] is kept under; plugins cannot write `opshost.` keys.
 pub const RECORD_KEY: &str = "opshost.approved";
 
@@ -88,6 +116,12 @@ impl Approved {
             }
             *v = format!("{SECRET_PREFIX}{}/{k}", spec.name);
         }
+    }
+
+    /// Every secret value this run has seen, with the reference the plugin was shown for it.
+    pub fn known_secrets(&self) -> Vec<(String, String)> {
+        let reference = |slot: &str| format!("{SECRET_PREFIX}{}", slot.split_once('/').map_or(slot, |(_, rest)| rest));
+        self.secrets.iter().map(|(slot, value)| (reference(slot), value.clone())).collect()
     }
 
     /// Put the secret values back into a spec the plugin wants run: a reference is replaced by
@@ -389,6 +423,28 @@ mod tests {
         let mut cmd = old.clone();
         cmd.command = vec!["echo".into(), "opshost-secret:odc/DATABASE_PASSWORD".into()];
         assert!(a.check_run("local", &cmd, &SiteRules { allows: &nothing, deny_privileged: true }).is_err());
+    }
+
+    #[test]
+    fn secret_values_in_output_read_as_their_references() {
+        let mut a = Approved::default();
+        let mut old = spec("oms", "oms:4.1.1");
+        old.env = vec![("DATABASE_PASSWORD".into(), "s3cret".into()), ("API_TOKEN".into(), "s3cret-longer".into()), ("PIN_KEY".into(), "abc".into())];
+        let shown = secrets_in(&old, &[]);
+        assert_eq!(shown[0], ("opshost-secret:oms/DATABASE_PASSWORD".to_string(), "s3cret".to_string()));
+        a.hide_secrets("local", &mut old, &[]);
+        let (mut known, mut all) = (a.known_secrets(), shown.clone());
+        known.sort();
+        all.sort();
+        assert_eq!(known, all, "the run's own, under the same references");
+        assert!(secrets_in(&old, &[]).is_empty(), "a spec already showing references has none");
+        let text = "password=s3cret token=s3cret-longer pin=abc\ns3cret";
+        assert_eq!(
+            hide_secret_values(text, &shown),
+            "password=opshost-secret:oms/DATABASE_PASSWORD token=opshost-secret:oms/API_TOKEN pin=abc\nopshost-secret:oms/DATABASE_PASSWORD",
+            "longer values first; three characters are left"
+        );
+        assert_eq!(hide_secret_values("nothing here", &shown), "nothing here");
     }
 
     #[test]
