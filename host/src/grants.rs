@@ -67,6 +67,11 @@ fn covers(cap: &str, pattern: &str, object: &str) -> bool {
     matches(pattern, object)
 }
 
+/// [`matches`] for each `/`-separated component of `path`, the pattern having as many.
+pub fn matches_path(pattern: &str, path: &str) -> bool {
+    pattern.split('/').count() == path.split('/').count() && pattern.split('/').zip(path.split('/')).all(|(p, c)| matches(p, c))
+}
+
 /// `*` matches any run of characters; everything else literally.
 pub fn matches(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -118,8 +123,12 @@ impl Grants {
 
     /// Whether the site's own grants name this object under `key` (`images`, `mounts`,
     /// `networks`, `privileged`): things a plugin cannot declare, only the site can allow.
+    /// A `mounts` pattern matches a path component by component: `*` never crosses a `/`, so
+    /// `/data/oms/*` allows `/data/oms/logs` but not `/data/oms/logs/r` (which a container
+    /// mounting `/data/oms/logs` could have made a symbolic link to `/`).
     pub fn site_allows(&self, key: &str, object: &str) -> bool {
-        self.granted.as_ref().and_then(|t| t.get(key)).is_some_and(|ps| ps.iter().any(|p| matches(p, object)))
+        let matching = |p: &String| if key == "mounts" { matches_path(p, object) } else { matches(p, object) };
+        self.granted.as_ref().and_then(|t| t.get(key)).is_some_and(|ps| ps.iter().any(matching))
     }
 
     fn check_one(&self, call: &str, cap: &str, object: &str) -> Result<(), Error> {
@@ -182,6 +191,22 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_pattern_matches_one_path_component_per_star() {
+        assert!(matches_path("/data/oms/*", "/data/oms/logs"));
+        assert!(matches_path("/data/*/logs", "/data/oms/logs"));
+        assert!(matches_path("/data/oms/logs", "/data/oms/logs"));
+        assert!(!matches_path("/data/oms/*", "/data/oms/logs/r"), "a link made inside an allowed directory");
+        assert!(!matches_path("/data/oms/*", "/data/oms"));
+        assert!(!matches_path("/data/*", "/etc/passwd"));
+        // Other site keys keep `*` as any run of characters.
+        assert!(matches("reg.example.com/*", "reg.example.com/oceanbase/oms"));
+        let site = GrantTable::from([("mounts".to_string(), vec!["/data/oms/*".to_string()]), ("images".to_string(), vec!["reg/*".to_string()])]);
+        let g = Grants::new(&manifest(), Some(site));
+        assert!(g.site_allows("mounts", "/data/oms/logs") && !g.site_allows("mounts", "/data/oms/logs/r"));
+        assert!(g.site_allows("images", "reg/oceanbase/oms:4.2.0"));
+    }
     use crate::bindings::Need;
 
     fn manifest() -> Manifest {

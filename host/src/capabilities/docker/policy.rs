@@ -194,6 +194,7 @@ impl Approved {
         self.check_image(node, &spec.image, site)?;
         for m in &spec.mounts {
             check_mount_source(&m.source)?;
+            check_mount_target(&m.target)?;
             if !Self::has(&self.mounts, node, &m.source) && !(site.allows)("mounts", &m.source) {
                 return Err(Error::Denied(format!(
                     "container {}: mounting {} is not allowed: a container may mount only what granted containers on node {node} mount, or paths the site grants (mounts = [\"{}\"] in [grants])",
@@ -283,16 +284,26 @@ pub fn check_node_name(name: &str) -> Result<(), Error> {
 }
 
 /// A bind source is a clean absolute path (no `.` or `..` parts); a volume is a plain name.
+/// A mount's source and target reach the engine in a bind string (`source:target[:ro]`): a `:` or
+/// `,` in either would add options (`:rw` past a read-only rule, `:rshared`, `:Z`).
+fn clean_absolute(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| rest.split('/').all(|p| !matches!(p, "." | "..")) && !path.contains("//") && !path.contains([':', ',']))
+}
+
 fn check_mount_source(source: &str) -> Result<(), Error> {
-    let ok = if let Some(path) = source.strip_prefix('/') {
-        path.split('/').all(|p| !matches!(p, "." | "..")) && !source.contains("//")
-    } else {
-        plain_name(source, 2, 128)
-    };
+    let ok = if source.starts_with('/') { clean_absolute(source) } else { plain_name(source, 2, 128) };
     if ok {
         Ok(())
     } else {
         Err(Error::InvalidInput(format!("mount source {source:?} is neither a clean absolute path nor a volume name")))
+    }
+}
+
+fn check_mount_target(target: &str) -> Result<(), Error> {
+    if clean_absolute(target) && target != "/" {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!("mount target {target:?} is not a clean absolute path (no `:` or `,`, and not /)")))
     }
 }
 
@@ -350,6 +361,14 @@ mod tests {
         joined.network_mode = "backend".into();
         assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(_))));
         assert!(matches!(a.check_run("local", &spec("a/../b", "oms:4.2.0"), &site), Err(Error::InvalidInput(_))));
+        // Source and target reach the engine as `source:target[:ro]`: no options slipped in.
+        for (source, target) in
+            [("/data/oms/logs", "/x:rw"), ("/data/oms/logs", "/x:rshared"), ("/data/oms/logs", "x"), ("/data/oms/logs", "/"), ("/data/oms/logs:/etc", "/x")]
+        {
+            let mut bind = spec("oms_420", "oms:4.2.0");
+            bind.mounts[0] = Mount { source: source.into(), target: target.into(), read_only: true };
+            assert!(matches!(a.check_run("local", &bind, &site), Err(Error::InvalidInput(_))), "{source}:{target}");
+        }
     }
 
     /// A bind the granted containers have read-only (`/etc/localtime:ro`) stays read-only: mounted
