@@ -43,6 +43,25 @@ fn kept(args: Json, text_len: usize, text: &str) -> Json {
     json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text_len })
 }
 
+/// Bytes of arguments and outcomes one store keeps whole in the run's transcript, which is in
+/// memory: 100 000 calls (`max_host_calls`) of 64 KiB each would be gigabytes. Past it, each call
+/// keeps their sizes and digests only; the journal, on disk, still keeps outcomes whole.
+const TRANSCRIPT_BYTES: usize = 64 << 20;
+
+/// A call's arguments and outcome as the transcript keeps them: each as [`kept`] does while the
+/// store's `used` bytes stay within [`TRANSCRIPT_BYTES`], else both as their size and digest.
+fn kept_in_transcript(used: &mut usize, args: Json, outcome: Json) -> (Json, Json) {
+    let (args_text, outcome_text) = (args.to_string(), outcome.to_string());
+    let outcome = kept(outcome, outcome_text.len(), &outcome_text);
+    let bytes = args_text.len() + outcome_text.len().min(KEEP_ARGS_BYTES);
+    if *used + bytes <= TRANSCRIPT_BYTES {
+        *used += bytes;
+        return (args, outcome);
+    }
+    let digest = |text: &str| json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text.len() });
+    (digest(&args_text), digest(&outcome_text))
+}
+
 impl HostState {
     /// Run one capability call through the host-call path: the store's mode (plan reads only,
     /// manifest calls nothing), the call budget, argument size, the journal, the grants, injected
@@ -193,9 +212,9 @@ impl HostState {
     #[allow(clippy::too_many_arguments)]
     fn record(&mut self, name: &str, effect: Effect, args: Json, outcome: Json, injected: bool, replayed: bool, ms: u64) {
         // The journal keeps outcomes whole (resume returns them); the transcript keeps big ones as
-        // their digest, so that a chatty plugin cannot grow the host's memory with copies.
-        let text = outcome.to_string();
-        let outcome = kept(outcome, text.len(), &text);
+        // their digest, and all of them past a budget, so that a chatty plugin cannot grow the
+        // host's memory with copies.
+        let (args, outcome) = kept_in_transcript(&mut self.transcript_bytes, args, outcome);
         let record = {
             let mut t = self.env.transcript.lock().unwrap();
             let started_ms = crate::text::now_ms().saturating_sub(ms);
@@ -216,5 +235,30 @@ impl HostState {
             Ok(v) => Ok(v),
             Err(e) => Err(wasmtime::format_err!("{} cannot fail, but got {e}", spec.name)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transcript_keeps_calls_whole_up_to_its_budget_then_their_digests() {
+        let mut used = 0;
+        let big = "x".repeat(60 * 1024);
+        let (args_len, outcome_len) = (json!({ "message": big }).to_string().len(), json!({ "ok": null }).to_string().len());
+        let (args, outcome) = kept_in_transcript(&mut used, json!({ "message": big }), json!({ "ok": null }));
+        assert_eq!((args["message"].as_str().map(str::len), outcome), (Some(big.len()), json!({ "ok": null })));
+        // A hostile plugin's 100 000 such calls: the transcript stops growing at its budget.
+        let mut kept_whole = 1;
+        for _ in 0..1_200 {
+            let (args, _) = kept_in_transcript(&mut used, json!({ "message": big }), json!({ "ok": null }));
+            if args.get("message").is_some() {
+                kept_whole += 1;
+            } else {
+                assert_eq!(args["bytes"], json!(args_len), "its size and digest: {args}");
+            }
+        }
+        assert!(used <= TRANSCRIPT_BYTES && kept_whole == TRANSCRIPT_BYTES / (args_len + outcome_len), "{kept_whole} kept whole, {used} bytes");
     }
 }

@@ -136,6 +136,8 @@ pub struct HostState {
     /// Wall time spent after each call making its outcome durable in the run journal and adding
     /// it to the transcript (host bookkeeping, not the plugin's): excluded from the CPU budget.
     pub bookkeeping_time: Duration,
+    /// Bytes of arguments and outcomes this store has kept whole in the transcript (bounded).
+    pub transcript_bytes: usize,
     /// Host calls made so far, and sleep asked for so far (both bounded by [`Limits`]).
     pub calls_made: u64,
     pub slept: Duration,
@@ -155,6 +157,7 @@ impl HostState {
             notices_dropped: 0,
             host_time: Duration::ZERO,
             bookkeeping_time: Duration::ZERO,
+            transcript_bytes: 0,
             calls_made: 0,
             slept: Duration::ZERO,
         }
