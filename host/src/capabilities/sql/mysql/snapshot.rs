@@ -306,15 +306,15 @@ pub async fn read(mut reader: Reader, work: Arc<Work>) -> Result<(Reader, Vec<(u
 async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) -> Result<TableHasher, Error> {
     let database = job.database.as_str();
     let t = &job.tables[chunk.table];
-    if t.columns.is_empty() {
-        return Ok(TableHasher::new(job.hash));
-    }
     let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
     let filter = match &chunk.range {
         Some((k, lo, hi)) => format!(" WHERE {k} BETWEEN {lo} AND {hi}"),
         None => String::new(),
     };
-    let sql = format!("SELECT {} FROM {}{filter}", t.select_list(job.hash.reads_stored_text()), t.source(database));
+    // A table of generated columns only still has rows: each is read (as a constant nothing
+    // is kept of), hashed as an empty row and dumped as `()`, which the server fills in again.
+    let select = if t.columns.is_empty() { "1".to_string() } else { t.select_list(job.hash.reads_stored_text()) };
+    let sql = format!("SELECT {select} FROM {}{filter}", t.source(database));
     let mut enc = Encoder {
         kinds: Vec::new(),
         hasher: TableHasher::new(job.hash),
@@ -328,7 +328,7 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
     match reader {
         Reader::Pooled(c) => {
             let mut result = c.exec_iter(sql, ()).await.map_err(|e| db_err(database, e))?;
-            enc.kinds = result.columns_ref().iter().map(column_kind).collect();
+            enc.kinds = result.columns_ref().iter().map(column_kind).take(t.columns.len()).collect();
             let mut stream =
                 result.stream::<Row>().await.map_err(|e| db_err(database, e))?.ok_or_else(|| failed(format!("{database}.{}: no result set", t.name)))?;
             while let Some(row) = stream.next().await {
@@ -340,7 +340,7 @@ async fn read_chunk(reader: &mut Reader, work: &Work, job: &Job, chunk: &Chunk) 
         }
         Reader::Wire(w) => {
             let columns = w.select(&sql).await.map_err(|e| wire_err(database, e))?;
-            enc.kinds = columns.iter().map(|c| kind_of(c.column_type, c.charset)).collect();
+            enc.kinds = columns.iter().map(|c| kind_of(c.column_type, c.charset)).take(t.columns.len()).collect();
             while w.next_row().await.map_err(|e| wire_err(database, e))? {
                 let row = w.row();
                 if enc.row(|i| row.get(i)) {
