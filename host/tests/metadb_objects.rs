@@ -273,6 +273,15 @@ async fn objects_that_refer_to_another_restored_database_come_back() {
     assert_eq!(value(&b, "SELECT GROUP_CONCAT(id ORDER BY id) FROM on_a"), "1,2");
     sql(&format!("INSERT INTO {a}.numbered (v) VALUES (2)"));
     assert_eq!(value(&a, "SELECT GROUP_CONCAT(id ORDER BY id) FROM numbered"), "500,501");
+    // Its sequence dropped, the table stays, but no restore could create it: refused at the plan.
+    assert!(s.describe_backup("metadb", std::slice::from_ref(&a)).await.is_ok());
+    sql(&format!("DROP SEQUENCE {b}.s"));
+    match s.describe_backup("metadb", std::slice::from_ref(&a)).await {
+        Err(opshost::bindings::Error::Failed(m)) => {
+            assert!(m.contains(&format!("table {a}.numbered")) && m.contains(&format!("sequence {b}.s, which no longer exists")), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
     sql(&format!("DROP DATABASE {a}; DROP DATABASE {b}"));
 }
 

@@ -14,6 +14,10 @@
 //! Each would stop the restore, or fail its verification, with the databases already dropped, in
 //! the middle of the outage. The plan reads the settings as a restore's session has them and
 //! refuses such a table, naming it, the setting and the fix.
+//!
+//! So is a table whose column default takes the next value of a sequence that no longer exists
+//! (`DEFAULT NEXTVAL(s)`, then `DROP SEQUENCE s`: MariaDB keeps the table): the server checks the
+//! sequence as it creates the table ([`refuse_missing_sequences`]).
 
 use super::codec::db_err;
 use crate::bindings::Error;
@@ -171,9 +175,91 @@ pub(super) async fn refuse_uncreatable(c: &mut Conn, database: &str, rules: &Rul
     }
 }
 
+/// The sequences a column default takes the next value of (`nextval(`db`.`s`)` as the server
+/// shows it, or `nextval(`s`)`: of `database`), as (database, sequence).
+pub(super) fn sequences_named(default: &str, database: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let lower = default.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find("nextval(").map(|i| from + i + "nextval(".len()) {
+        from = at;
+        let mut names = Vec::new();
+        let mut rest = &default[at..];
+        while let Some(quoted) = rest.strip_prefix('`') {
+            // A name ends at a backquote not doubled.
+            let mut name = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                if c == '`' {
+                    if chars.peek().map(|(_, n)| *n) == Some('`') {
+                        chars.next();
+                        name.push('`');
+                        continue;
+                    }
+                    end = Some(i + 1);
+                    break;
+                }
+                name.push(c);
+            }
+            let Some(end) = end else { break };
+            names.push(name);
+            rest = &quoted[end..];
+            match rest.strip_prefix('.') {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+        match names.as_slice() {
+            [s] => out.push((database.to_string(), s.clone())),
+            [db, s] => out.push((db.clone(), s.clone())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Refuse a table of `database` whose column default takes the next value of a sequence that
+/// does not exist: the restore a rollback runs could not create it.
+pub(super) async fn refuse_missing_sequences(c: &mut Conn, database: &str) -> Result<(), Error> {
+    let defaults: Vec<(String, String, String)> = c
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_DEFAULT LIKE '%nextval(%'",
+            (database,),
+        )
+        .await
+        .map_err(|e| db_err(database, e))?;
+    for (table, column, default) in defaults {
+        for (db, sequence) in sequences_named(&default, database) {
+            let found: Option<u64> = c
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'SEQUENCE'",
+                    (&db, &sequence),
+                )
+                .await
+                .map_err(|e| db_err(database, e))?;
+            if found.unwrap_or(0) == 0 {
+                return Err(failed(format!(
+                    "table {database}.{table}: column {column} defaults to the next value of sequence {db}.{sequence}, which no longer exists, and the server checks it as it creates the table, so the restore a rollback runs would fail on it in the middle of the outage, after the databases were dropped: create the sequence again (CREATE SEQUENCE {db}.{sequence}) or change the default (ALTER TABLE {table} ALTER {column} DROP DEFAULT), then plan again"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sequences_a_default_takes_the_next_value_of_are_named() {
+        assert_eq!(sequences_named("nextval(`probe`.`s`)", "db"), [("probe".to_string(), "s".to_string())]);
+        assert_eq!(sequences_named("NEXTVAL(`s`)", "db"), [("db".to_string(), "s".to_string())]);
+        assert_eq!(sequences_named("nextval(`a``b`.`c.d`) + nextval(`e`)", "db"), [("a`b".into(), "c.d".into()), ("db".into(), "e".into())]);
+        assert!(sequences_named("'nextval(' ", "db").is_empty());
+        assert!(sequences_named("current_timestamp()", "db").is_empty());
+    }
 
     fn shape(name: &str, engine: &str, primary_key: bool, unique_not_null: bool) -> Shape {
         Shape { name: name.into(), sequence: false, engine: engine.into(), primary_key, unique_not_null }

@@ -525,6 +525,7 @@ impl Sql for MysqlSql {
             }
             // Created again as they are by the server as it is set now, not refused or changed.
             creatable::refuse_uncreatable(&mut c, db, &create_rules).await?;
+            creatable::refuse_missing_sequences(&mut c, db).await?;
             let versioned = tables.iter().filter(|t| t.versioned).count();
             // Every object must be readable now, not discovered unreadable during the backup.
             let objects = objects::read(&mut c, db).await?;
