@@ -237,8 +237,13 @@ impl Approved {
 }
 
 /// An image reference without its tag and digest: `reg.example.com/oceanbase/oms` of
-/// `reg.example.com/oceanbase/oms:feature_4.2.0-ce` (a registry port is not a tag).
+/// `reg.example.com/oceanbase/oms:feature_4.2.0-ce` (a registry port is not a tag). An image ID
+/// (`sha256:…`, as a container started by ID shows its image) is its own repository: read as a
+/// name and a tag, every image on the node would be another tag of `sha256`.
 fn repository(image: &str) -> &str {
+    if image.starts_with("sha256:") {
+        return image;
+    }
     let image = image.split_once('@').map_or(image, |(name, _)| name);
     match image.rfind(':') {
         Some(colon) if !image[colon..].contains('/') => &image[..colon],
@@ -350,6 +355,13 @@ mod tests {
         assert!(a.check_image("local", "oms:4.2.1", &site).is_ok());
         assert!(a.check_image("local", "oms-evil:4.2.1", &site).is_err());
         assert_eq!((repository("reg:5000/oms/oms:4.2"), repository("reg:5000/oms"), repository("oms@sha256:ab")), ("reg:5000/oms/oms", "reg:5000/oms", "oms"));
+        // A container started by image ID: that ID only, not any other image of the node.
+        let mut by_id = Approved::default();
+        by_id.saw_container("local", &spec("odc", "sha256:0a1b"));
+        assert!(by_id.check_image("local", "sha256:0a1b", &site).is_ok());
+        for other in ["sha256:ffee", "sha256", "sha256:latest"] {
+            assert!(by_id.check_image("local", other, &site).is_err(), "{other}");
+        }
         let mut root = spec("oms_420", "oms:4.2.0");
         root.mounts[0].source = "/".into();
         assert!(matches!(a.check_run("local", &root, &site), Err(Error::Denied(m)) if m.contains("mounting /")));
