@@ -76,6 +76,9 @@ impl Reporter for Silent {
     fn call(&self, _: &CallRecord) {}
 }
 
+/// Where the lines after a message's first start on the terminal: under none of its tags.
+const CONTINUED: &str = "        ";
+
 /// Human output on stderr.
 pub struct Terminal {
     /// Print every capability call with arguments and result.
@@ -145,7 +148,7 @@ impl Reporter for Terminal {
             Level::Warn => "warning:",
             Level::Error => "error:",
         };
-        eprintln!("  {tag} {message}");
+        eprintln!("  {tag} {}", crate::text::continued(message, CONTINUED));
     }
     fn progress(&self, done: u64, total: u64, unit: Unit, label: &str) {
         if verbosity() == Verbosity::Quiet {
@@ -172,7 +175,7 @@ impl Reporter for Terminal {
     }
     fn notice(&self, message: &str) {
         self.finish_bar();
-        eprintln!("  notice: {message}");
+        eprintln!("  notice: {}", crate::text::continued(message, CONTINUED));
     }
     fn call(&self, r: &CallRecord) {
         // -v: each call with its duration and outcome; -vv: its arguments too (cli/logging.rs).

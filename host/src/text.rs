@@ -17,6 +17,16 @@ pub fn one_line(s: &str) -> Cow<'_, str> {
     escape(s, |_| false)
 }
 
+/// `s` with every line after the first indented by `indent`: a plugin's text of several lines
+/// reads as one message, and none of its lines as one of opshost's own, which start at the
+/// margin or under a tag (`run …: upgrade finished`, `  warning: …`).
+pub fn continued<'a>(s: &'a str, indent: &str) -> Cow<'a, str> {
+    if !s.contains('\n') {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.replace('\n', &format!("\n{indent}")))
+}
+
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     if !s.chars().any(|c| c.is_control() && !keep(c)) {
         return Cow::Borrowed(s);
@@ -57,6 +67,12 @@ pub fn stamp(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lines_after_a_message_s_first_are_indented() {
+        assert_eq!(continued("one line", "    "), "one line");
+        assert_eq!(continued("done\nrun x: upgrade finished\n", "    "), "done\n    run x: upgrade finished\n    ");
+    }
 
     #[test]
     fn escapes_reach_no_terminal() {

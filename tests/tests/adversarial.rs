@@ -251,6 +251,8 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     // Text from the plugin is data: no escape sequence reaches the terminal.
     let out = a.contained("ansi", "all good", "", true);
     assert!(!out.contains('\x1b') && !out.contains('\x07') && !out.contains('\r'), "{out:?}");
+    // Its text of several lines: every line after the first indented, none at the margin.
+    assert!(out.contains("oms-fake") && !out.lines().any(|l| l.starts_with("run oms-fake")), "{out}");
 
     // plan() reads only, whatever it tries; an answer of no changes nothing either.
     let site = a.site("plan-writes", "", true);

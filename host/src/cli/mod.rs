@@ -171,7 +171,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::text::continued(&format!("{e:#}"), "  "));
             2
         }
     }

@@ -263,7 +263,7 @@ pub(super) fn finish(
     match (error, meta.status) {
         (None, s) => say!("run {}: {}", meta.id, s.words()),
         (Some(e), RunStatus::UpgradeFailed) => {
-            eprintln!("run {}: upgrade failed: {e}", meta.id);
+            eprintln!("run {}: upgrade failed: {}", meta.id, crate::text::continued(&e.to_string(), "    "));
             match &meta.route {
                 Some(r) if r.id != meta.id => eprintln!(
                     "to return to {} {} (the route's start): opshost rollback --config {} --product {}  (unwinds every hop of the route, newest first); to return to {} only: add --run {}",
@@ -273,7 +273,7 @@ pub(super) fn finish(
             }
         }
         (Some(e), RunStatus::UpgradeTimedOut) => {
-            eprintln!("run {}: upgrade timed out waiting for {} {}: {e}", meta.id, meta.product, meta.target);
+            eprintln!("run {}: upgrade timed out waiting for {} {}: {}", meta.id, meta.product, meta.target, crate::text::continued(&e.to_string(), "    "));
             eprintln!(
                 "every change of the upgrade is made; only the wait for the new version ran out, and nothing after it happened (what the plugin's notices say stays as it is)"
             );
@@ -287,7 +287,9 @@ pub(super) fn finish(
                 meta.id
             );
         }
-        (Some(e), _) => eprintln!("run {}: rollback failed: {e}\nfix the cause and run the same rollback again", meta.id),
+        (Some(e), _) => {
+            eprintln!("run {}: rollback failed: {}\nfix the cause and run the same rollback again", meta.id, crate::text::continued(&e.to_string(), "    "))
+        }
     }
     Ok(code)
 }

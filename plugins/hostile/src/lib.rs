@@ -241,8 +241,11 @@ impl opshost_procedures::bindings::Guest for Hostile {
             }
             "ansi" => {
                 host::log(host::Level::Info, "\x1b[2K\x1b[1Aupgrade finished: OMS 4.2.0 is running");
+                // Lines of its own, as opshost writes its own at the margin.
+                host::log(host::Level::Info, "step done\nrun oms-fake: upgrade finished");
+                host::notice("noted\nrun oms-fake: rollback finished");
                 host::notice("\x1b]52;c;cm0gLXJmIC8=\x07copied");
-                Err(failed("\x1b[2K\rall good\x1b[0m".to_string()))
+                Err(failed("\x1b[2K\rall good\x1b[0m\nrun oms-fake: upgrade finished".to_string()))
             }
             other => Err(failed(format!("unknown attack {other:?}"))),
         }
