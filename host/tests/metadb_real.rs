@@ -17,6 +17,20 @@ fn backend(dir: &std::path::Path) -> MysqlSql {
     MysqlSql::new(&connections(), dir.to_path_buf(), Arc::new(Silent)).unwrap()
 }
 
+/// A backend whose restores send rows as INSERTs only (no LOAD DATA).
+fn inserts_backend(dir: &std::path::Path) -> MysqlSql {
+    let mut no_load = connections();
+    no_load.get_mut("metadb").unwrap().load_data = false;
+    MysqlSql::new(&no_load, dir.to_path_buf(), Arc::new(Silent)).unwrap()
+}
+
+/// `db` dropped, created again and restored from backup `name` by `backend`, as a rollback does.
+async fn restore_anew(backend: &MysqlSql, db: &str, name: &str) -> Result<opshost::capabilities::sql::Backup, Error> {
+    backend.drop_database("metadb", db).await?;
+    backend.create_database("metadb", db).await?;
+    backend.restore_database("metadb", db, name).await
+}
+
 const ALL_TYPES: &str = r#"
 CREATE TABLE every_type (
   id BIGINT UNSIGNED PRIMARY KEY AUTO_INCREMENT,
@@ -255,13 +269,9 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     let s = backend(dir.path());
     let b = s.dump_database("metadb", &db, "genonly").await.unwrap();
     assert_eq!(b.rows, 3);
-    let mut no_load = connections();
-    no_load.get_mut("metadb").unwrap().load_data = false;
-    let inserts = MysqlSql::new(&no_load, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let inserts = inserts_backend(dir.path());
     for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
-        backend.drop_database("metadb", &db).await.unwrap();
-        backend.create_database("metadb", &db).await.unwrap();
-        let r = backend.restore_database("metadb", &db, "genonly").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        let r = restore_anew(backend, &db, "genonly").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
         assert_eq!((r.checksum.as_str(), r.rows), (b.checksum.as_str(), 3), "{how}");
         assert_eq!(count(&db), "3\t3", "{how}");
     }
@@ -304,13 +314,9 @@ async fn text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_
     let row = |text: &[u8]| dump.windows(text.len()).any(|w| w == text);
     assert!(row(b"(1,_binary'\xe9',_binary'\x81A')"), "the stored bytes, not their utf8mb4 reading: {}", String::from_utf8_lossy(&dump));
     // Restored three ways, every byte back: LOAD DATA, INSERTs, the stock client.
-    let mut no_load = connections();
-    no_load.get_mut("metadb").unwrap().load_data = false;
-    let inserts = MysqlSql::new(&no_load, dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    let inserts = inserts_backend(dir.path());
     for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
-        backend.drop_database("metadb", &db).await.unwrap();
-        backend.create_database("metadb", &db).await.unwrap();
-        let r = backend.restore_database("metadb", &db, "legacy").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        let r = restore_anew(backend, &db, "legacy").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
         assert_eq!(r.checksum, b.checksum, "{how}");
         assert_eq!(stored(&db), before, "{how}");
     }
@@ -341,9 +347,7 @@ async fn text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_
     m["bytes"] = text.len().into();
     std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
     for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
-        backend.drop_database("metadb", &db).await.unwrap();
-        backend.create_database("metadb", &db).await.unwrap();
-        let r = backend.restore_database("metadb", &db, "earlier").await.unwrap_or_else(|e| panic!("earlier backup, {how}: {e:?}"));
+        let r = restore_anew(backend, &db, "earlier").await.unwrap_or_else(|e| panic!("earlier backup, {how}: {e:?}"));
         assert_eq!(r.checksum, earlier_sum, "{how}");
         assert_eq!(stored(&db), before, "earlier backup, {how}");
     }
