@@ -198,6 +198,10 @@ impl Reporter for Terminal {
     }
 }
 
+/// Progress labels the run log remembers its last line of; past them it starts over (a label
+/// seen again then writes its line again).
+const PROGRESS_LABELS: usize = 256;
+
 /// A progress label's last line in the run log.
 struct LastProgress {
     tenth: u64,
@@ -244,6 +248,10 @@ impl Reporter for RunLog {
     fn progress(&self, done: u64, total: u64, unit: Unit, label: &str) {
         let tenth = (done.min(total) * 10).checked_div(total).unwrap_or(10);
         let mut seen = self.tenths.lock().unwrap_or_else(|e| e.into_inner());
+        // A plugin may name any number of labels: only the latest few are remembered.
+        if seen.len() >= PROGRESS_LABELS && !seen.contains_key(label) {
+            seen.clear();
+        }
         let now = std::time::Instant::now();
         match seen.get(label) {
             Some(last) if last.tenth == tenth => {}
@@ -289,5 +297,22 @@ impl Reporter for Tee {
     }
     fn call(&self, record: &CallRecord) {
         self.0.iter().for_each(|r| r.call(record));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_log_remembers_a_bounded_number_of_progress_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::open(&dir.path().join("run.log")).unwrap();
+        for i in 0..10_000 {
+            log.progress(1, 10, Unit::Count, &format!("label {i}"));
+        }
+        assert!(log.tenths.lock().unwrap().len() <= PROGRESS_LABELS);
+        let text = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+        assert!(text.contains("PROGR label 0: ") && text.contains("PROGR label 9999: "));
     }
 }

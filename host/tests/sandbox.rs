@@ -254,6 +254,8 @@ async fn host_resources_are_bounded() {
     let r = attack("notices", "").await;
     assert_contained(&r, "failed", "left 10000 notices");
     assert_eq!(r.steps[0].notices.len(), 100);
+    // Notices (and logs, and progress) count as host calls: ten thousand of them stop it too.
+    assert_contained(&attack("notices", "limits = { max_host_calls = 1000 }").await, "failed", "more than 1000 host calls");
     // Calls and sleeps: the plugin is stopped.
     assert_contained(&attack("calls", "limits = { max_host_calls = 1000 }").await, "failed", "more than 1000 host calls");
     assert_contained(&attack("sleeps", "limits = { max_total_sleep_s = 3600 }").await, "failed", "sleep more than 3600 s in total");

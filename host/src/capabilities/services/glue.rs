@@ -83,9 +83,16 @@ impl wit::Host for HostState {
 
 impl HostState {
     /// `manifest()` runs with no host at all: the calls outside the host-call path check it here.
-    fn no_host_in_manifest(&self, name: &str) -> wasmtime::Result<()> {
+    /// A call that is not journaled (log, progress, notice): refused from `manifest()`, and
+    /// counted against `max_host_calls` like any other, so that a plugin logging in a loop is
+    /// stopped before it fills the run log and the terminal.
+    fn no_host_in_manifest(&mut self, name: &str) -> wasmtime::Result<()> {
         if self.mode == Mode::NoHost {
             wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
+        }
+        self.calls_made += 1;
+        if self.calls_made > self.env.limits.max_host_calls {
+            wasmtime::bail!("the plugin made more than {} host calls in one call (max_host_calls in [limits]); it was stopped", self.env.limits.max_host_calls);
         }
         Ok(())
     }
