@@ -40,7 +40,12 @@ fn kept(args: Json, text_len: usize, text: &str) -> Json {
     if text_len <= KEEP_ARGS_BYTES {
         return args;
     }
-    json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text_len })
+    digest(text)
+}
+
+/// A value kept as the size and SHA-256 of its JSON text.
+fn digest(text: &str) -> Json {
+    json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text.len() })
 }
 
 /// Bytes of arguments and outcomes one store keeps whole in the run's transcript, which is in
@@ -58,11 +63,24 @@ fn kept_in_transcript(used: &mut usize, args: Json, outcome: Json) -> (Json, Jso
         *used += bytes;
         return (args, outcome);
     }
-    let digest = |text: &str| json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text.len() });
     (digest(&args_text), digest(&outcome_text))
 }
 
 impl HostState {
+    /// Let one more host call through, journaled or not (`host.log`, `host.progress` and
+    /// `host.notice` are not): refused from `manifest()`, which must call nothing, and counted
+    /// against `max_host_calls`.
+    pub fn admit(&mut self, name: &str) -> wasmtime::Result<()> {
+        if self.mode == Mode::NoHost {
+            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
+        }
+        self.calls_made += 1;
+        if self.calls_made > self.env.limits.max_host_calls {
+            wasmtime::bail!("the plugin made more than {} host calls in one call (max_host_calls in [limits]); it was stopped", self.env.limits.max_host_calls);
+        }
+        Ok(())
+    }
+
     /// Run one capability call through the host-call path: the store's mode (plan reads only,
     /// manifest calls nothing), the call budget, argument size, the journal, the grants, injected
     /// faults, the deadline and the transcript. Typed errors go back to the plugin; only host
@@ -75,13 +93,7 @@ impl HostState {
     {
         let target: Target = K::target(object);
         let (name, effect) = (spec.name, spec.effect);
-        if self.mode == Mode::NoHost {
-            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
-        }
-        self.calls_made += 1;
-        if self.calls_made > self.env.limits.max_host_calls {
-            wasmtime::bail!("the plugin made more than {} host calls in one call (max_host_calls in [limits]); it was stopped", self.env.limits.max_host_calls);
-        }
+        self.admit(name)?;
         let started = Instant::now();
         // Size first: an oversized argument is never journaled or kept, only its digest.
         let text = args.to_string();

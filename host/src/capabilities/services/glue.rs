@@ -10,17 +10,17 @@ use crate::bindings::opshost::plugin::host as wit;
 use crate::bindings::Error;
 use crate::report::Level;
 use crate::runtime::calls;
-use crate::runtime::state::{HostState, Mode};
+use crate::runtime::state::HostState;
 
 impl wit::Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.log")?;
+        self.admit("host.log")?;
         let message = self.env.limits.clip(message);
         self.env.reporter.log(level, &crate::text::printable(&message));
         Ok(())
     }
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.progress")?;
+        self.admit("host.progress")?;
         let label = self.env.limits.clip(label);
         self.env.reporter.progress(done, total, crate::report::Unit::Count, &crate::text::one_line(&label));
         Ok(())
@@ -47,7 +47,7 @@ impl wit::Host for HostState {
         self.call_infallible(calls::HOST_CONFIRM, json!({"question": question}), async move { s.confirm(&question).await }).await
     }
     async fn notice(&mut self, message: String) -> wasmtime::Result<()> {
-        self.no_host_in_manifest("host.notice")?;
+        self.admit("host.notice")?;
         if self.notices.len() >= self.env.limits.max_notices {
             if self.notices_dropped == 0 {
                 self.env.reporter.log(
@@ -78,22 +78,5 @@ impl wit::Host for HostState {
             }
         })
         .await
-    }
-}
-
-impl HostState {
-    /// `manifest()` runs with no host at all: the calls outside the host-call path check it here.
-    /// A call that is not journaled (log, progress, notice): refused from `manifest()`, and
-    /// counted against `max_host_calls` like any other, so that a plugin logging in a loop is
-    /// stopped before it fills the run log and the terminal.
-    fn no_host_in_manifest(&mut self, name: &str) -> wasmtime::Result<()> {
-        if self.mode == Mode::NoHost {
-            wasmtime::bail!("the plugin called {name} from manifest(), which must describe the plugin without calling the host");
-        }
-        self.calls_made += 1;
-        if self.calls_made > self.env.limits.max_host_calls {
-            wasmtime::bail!("the plugin made more than {} host calls in one call (max_host_calls in [limits]); it was stopped", self.env.limits.max_host_calls);
-        }
-        Ok(())
     }
 }
