@@ -14,6 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What a plugin sees instead of a secret's value: `opshost-secret:<container>/<VARIABLE>`.
 pub const SECRET_PREFIX: &str = "opshost-secret:";
 
+/// The reference a plugin sees for variable `variable` of container `container`.
+fn secret_reference(container: &str, variable: &str) -> String {
+    format!("{SECRET_PREFIX}{container}/{variable}")
+}
+
 /// Environment variables whose values are credentials: their names contain one of these.
 const SECRET_WORDS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"];
 
@@ -27,7 +32,7 @@ pub fn is_secret(variable: &str, site_secrets: &[String]) -> bool {
 /// engine shows it: what [`hide_secret_values`] takes out of its exec and log output.
 pub fn secrets_in(spec: &RunSpec, site_secrets: &[String]) -> Vec<(String, String)> {
     let secret = |(k, v): &&(String, String)| is_secret(k, site_secrets) && !v.starts_with(SECRET_PREFIX);
-    spec.env.iter().filter(secret).map(|(k, v)| (format!("{SECRET_PREFIX}{}/{k}", spec.name), v.clone())).collect()
+    spec.env.iter().filter(secret).map(|(k, v)| (secret_reference(&spec.name, k), v.clone())).collect()
 }
 
 /// Secret values shorter than this are left in output: one of a few characters would match
@@ -114,7 +119,7 @@ impl Approved {
                 self.secrets.insert(slot, v.clone());
                 self.dirty = true;
             }
-            *v = format!("{SECRET_PREFIX}{}/{k}", spec.name);
+            *v = secret_reference(&spec.name, k);
         }
     }
 
