@@ -20,6 +20,7 @@
 //! sequence as it creates the table ([`refuse_missing_sequences`]).
 
 use super::codec::db_err;
+use super::load::ident;
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use mysql_async::prelude::*;
@@ -183,29 +184,10 @@ pub(super) fn sequences_named(default: &str, database: &str) -> Vec<(String, Str
     let mut from = 0;
     while let Some(at) = lower[from..].find("nextval(").map(|i| from + i + "nextval(".len()) {
         from = at;
-        let mut names = Vec::new();
-        let mut rest = &default[at..];
-        while let Some(quoted) = rest.strip_prefix('`') {
-            // A name ends at a backquote not doubled.
-            let mut name = String::new();
-            let mut chars = quoted.char_indices().peekable();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                if c == '`' {
-                    if chars.peek().map(|(_, n)| *n) == Some('`') {
-                        chars.next();
-                        name.push('`');
-                        continue;
-                    }
-                    end = Some(i + 1);
-                    break;
-                }
-                name.push(c);
-            }
-            let Some(end) = end else { break };
-            names.push(name);
-            rest = &quoted[end..];
-            match rest.strip_prefix('.') {
+        let (mut names, mut rest) = (Vec::new(), &default[at..]);
+        while let Some((quoted, after)) = ident(rest) {
+            names.push(quoted[1..quoted.len() - 1].replace("``", "`"));
+            match after.strip_prefix('.') {
                 Some(r) => rest = r,
                 None => break,
             }
