@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use opshost::capabilities::services::RECORDS_FILE;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -222,7 +223,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     let run_dir = state_dir(&a, "secrets");
     let leaked = walk(&run_dir)
         .into_iter()
-        .filter(|f| !f.ends_with("records.json"))
+        .filter(|f| !f.ends_with(RECORDS_FILE))
         .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value")))
         .collect::<Vec<_>>();
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
@@ -232,7 +233,7 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     assert!(out.contains(&format!("PRINTED {reference}")) && out.contains(&format!("logged {reference}")) && !out.contains("s3cret-adv-value"), "{out}");
     let leaked = walk(&state_dir(&a, "secrets-exec"))
         .into_iter()
-        .filter(|f| !f.ends_with("records.json"))
+        .filter(|f| !f.ends_with(RECORDS_FILE))
         .filter(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("s3cret-adv-value")))
         .collect::<Vec<_>>();
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");

@@ -10,6 +10,7 @@ mod common;
 
 use common::odc::*;
 use common::*;
+use opshost::capabilities::services::RunRecords;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,8 +70,8 @@ fn odc_single_node_upgrade_then_rollback() {
     // The old container's whole run spec is in the run records; the backup is on disk.
     let (dir, run) = d.last_run();
     assert_eq!(run["status"], "upgraded");
-    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("records.json")).unwrap()).unwrap();
-    let old: serde_json::Value = serde_json::from_str(records["odc.old"].as_str().unwrap()).unwrap();
+    let records = RunRecords::read(&dir).unwrap();
+    let old: serde_json::Value = serde_json::from_str(&records["odc.old"]).unwrap();
     assert_eq!(old[0][0], "local");
     assert_eq!(old[0][2]["image"], ODC_OLD);
     assert_eq!(old[0][2]["memory_bytes"], 8u64 << 30);

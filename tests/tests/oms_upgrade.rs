@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use opshost::capabilities::services::RunRecords;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,10 +43,8 @@ fn assert_restored(d: &Deployment, b: &Baseline) {
             .unwrap();
     let restores: Vec<&serde_json::Value> = calls.as_array().unwrap().iter().filter(|c| c["call"] == "sql.restore-databases").collect();
     assert_eq!(restores.len(), 1, "the three databases restore in one call");
-    let records: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.dir.path().join("state/runs").join(run["id"].as_str().unwrap()).join("records.json")).unwrap())
-            .unwrap();
-    let (_, backups): (String, Vec<serde_json::Value>) = serde_json::from_str(records["metadb.backups"].as_str().unwrap()).unwrap();
+    let records = RunRecords::read(&d.dir.path().join("state/runs").join(run["id"].as_str().unwrap())).unwrap();
+    let (_, backups): (String, Vec<serde_json::Value>) = serde_json::from_str(&records["metadb.backups"]).unwrap();
     let restored = restores[0]["outcome"]["ok"].as_array().unwrap();
     assert_eq!(restored.len(), 3);
     for r in restored {

@@ -2,13 +2,14 @@
 //! operation in [`crate::ops`]; and the runs listing (`runs list|show`), rendered here.
 
 use super::Cli;
+use crate::capabilities::services::{RunRecords, RECORDS_FILE};
 use crate::config::SiteConfig;
 use crate::ops::resume::explain;
 use crate::ops::runs::Runs;
 use crate::ops::{ResumeRequest, RollbackRequest, SiteRef, UpgradeRequest};
 use anyhow::Result;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SiteArgs {
@@ -90,7 +91,7 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
     let runs = Runs::new(&config.state_dir());
     if let Some(RunsCmd::Show { id, html }) = &a.cmd {
         let m = runs.load(id)?;
-        let records = std::fs::read_to_string(runs.run_dir(id).join("records.json")).unwrap_or_default();
+        let records = RunRecords::read(&runs.run_dir(id))?;
         let site_args = format!("--config {} --product {}", config_path.display(), m.product);
         let words = explain(&site_args, &m, &runs.run_dir(id));
         if let Some(file) = html {
@@ -100,18 +101,13 @@ pub async fn runs(a: &RunsArgs) -> Result<i32> {
             return Ok(0);
         }
         if a.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"run": m, "explanation": words, "records": serde_json::from_str::<serde_json::Value>(&records).ok()})
-                )?
-            );
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": m, "explanation": words, "records": records}))?);
         } else {
             for line in words {
                 println!("{line}");
             }
-            println!("records ({}):", Path::new(&runs.run_dir(id)).join("records.json").display());
-            println!("{records}");
+            println!("records ({}):", runs.run_dir(id).join(RECORDS_FILE).display());
+            println!("{}", serde_json::to_string_pretty(&records)?);
         }
         return Ok(0);
     }

@@ -138,8 +138,7 @@ pub async fn resume(setup: &Setup, a: &ResumeRequest) -> Result<i32> {
     let reporter: Arc<dyn Reporter> = Arc::new(Tee(vec![console_reporter(a.transcript, a.json, a.yes)?, log]));
     let _metadb_lock = or_refuse!(site.take_run_lock(&reporter).await?, "refused before any change");
     emit("run", serde_json::json!({ "run": meta.id, "operation": "resume", "dir": run_dir }));
-    let mut env =
-        site.env(site.config.backup_dir.join(&meta.id), RunRecords::at(run_dir.join("records.json"))?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
+    let mut env = site.env(site.config.backup_dir.join(&meta.id), RunRecords::in_run(&run_dir)?, reporter, a.yes, &grants, Some(Arc::new(journal)))?;
     env.rerun_in_doubt = a.rerun_in_doubt;
     let upgrading = header.operation == "upgrade";
     let outcome = if upgrading { plugin.loaded.upgrade(&env, &ctx).await } else { plugin.loaded.rollback(&env, &ctx).await };

@@ -415,7 +415,7 @@ impl Site {
     /// journal at `journal`, the run's records and backup folder.
     pub fn journaled_env(&self, meta: &RunMeta, journal: &Path, operation: &str, reporter: Arc<dyn Reporter>, yes: bool, grants: &Grants) -> Result<RunEnv> {
         let journal = Arc::new(Journal::create(journal, self.header(meta, operation)?)?.limited_to(self.config.limits.max_journal_mb));
-        let records = RunRecords::at(self.runs.run_dir(&meta.id).join("records.json"))?;
+        let records = RunRecords::in_run(&self.runs.run_dir(&meta.id))?;
         self.env(self.config.backup_dir.join(&meta.id), records, reporter, yes, grants, Some(journal))
     }
 

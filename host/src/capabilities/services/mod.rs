@@ -1,18 +1,16 @@
 //! host capability: the services of the host itself. The clock and operator ([`Services`]:
 //! [`SystemServices`] for real runs, [`fake::FakeServices`] with a virtual clock), run-scoped
-//! records ([`RunRecords`]), and the WIT glue (log, progress and notices go to the run's reporter).
+//! records ([`RunRecords`], in [`records`]), and the WIT glue (log, progress and notices go to the run's reporter).
 
 pub mod fake;
 mod glue;
+mod records;
+
+pub use records::{RunRecords, HOST_KEY_PREFIX, MAX_RECORDS, MAX_RECORDS_TOTAL_BYTES, MAX_RECORD_BYTES, RECORDS_FILE};
 
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::bindings::Error;
 
 /// The clock and the operator.
 #[async_trait]
@@ -53,71 +51,5 @@ impl Services for SystemServices {
         })
         .await
         .unwrap_or(false)
-    }
-}
-
-/// Run-scoped key/value records a later rollback reads; kept in a JSON file when it has one
-/// (rewritten atomically on every change), otherwise in memory.
-#[derive(Clone, Default)]
-pub struct RunRecords {
-    inner: Arc<Mutex<BTreeMap<String, String>>>,
-    file: Option<PathBuf>,
-}
-
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Keys, and bytes of all values together, one run's records may hold.
-pub const MAX_RECORDS: usize = 4096;
-pub const MAX_RECORDS_TOTAL_BYTES: usize = 64 << 20;
-/// Keys the host keeps for itself; a plugin may read them, never write them.
-pub const HOST_KEY_PREFIX: &str = "opshost.";
-
-impl RunRecords {
-    pub fn in_memory() -> Self {
-        Self::default()
-    }
-    pub fn at(file: PathBuf) -> anyhow::Result<Self> {
-        let map = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("run records {} are unreadable: {e}", file.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(anyhow::anyhow!("reading run records {}: {e}", file.display())),
-        };
-        Ok(RunRecords { inner: Arc::new(Mutex::new(map)), file: Some(file) })
-    }
-    /// A plugin's record: not under the host's own keys.
-    pub fn set(&self, key: &str, value: &str) -> Result<(), Error> {
-        if key.starts_with(HOST_KEY_PREFIX) {
-            return Err(Error::InvalidInput(format!("record {key:?}: keys starting with {HOST_KEY_PREFIX} are the host's own; choose another key")));
-        }
-        self.set_host(key, value)
-    }
-
-    /// Any record, the host's own included.
-    pub fn set_host(&self, key: &str, value: &str) -> Result<(), Error> {
-        if key.is_empty() || key.len() > 256 || value.len() > MAX_RECORD_BYTES {
-            return Err(Error::InvalidInput(format!("record {key:?}: keys are 1-256 bytes, values at most {MAX_RECORD_BYTES} bytes")));
-        }
-        let mut map = self.inner.lock().unwrap();
-        let others: usize = map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| k.len() + v.len()).sum();
-        if (!map.contains_key(key) && map.len() >= MAX_RECORDS) || others + key.len() + value.len() > MAX_RECORDS_TOTAL_BYTES {
-            return Err(Error::Denied(format!("record {key:?}: a run keeps at most {MAX_RECORDS} records of {} MiB together", MAX_RECORDS_TOTAL_BYTES >> 20)));
-        }
-        map.insert(key.to_string(), value.to_string());
-        if let Some(file) = &self.file {
-            let tmp = file.with_extension("tmp");
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&serde_json::to_vec_pretty(&*map).expect("string map"))?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, file)
-            };
-            write().map_err(|e| Error::Failed(format!("writing run records {}: {e}", file.display())))?;
-        }
-        Ok(())
-    }
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.inner.lock().unwrap().get(key).cloned()
-    }
-    pub fn all(&self) -> BTreeMap<String, String> {
-        self.inner.lock().unwrap().clone()
     }
 }
