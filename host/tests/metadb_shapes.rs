@@ -592,6 +592,59 @@ async fn timestamp_columns_come_back_whatever_the_servers_explicit_defaults() {
     assert_eq!(definitions(), before);
 }
 
+/// A server set with `sql_quote_show_create = 0` shows definitions with bare names, which the
+/// dump's readers of a definition know by their backquotes: a view of a view could come before
+/// it (the restore of a rollback then fails on it in the outage), and a table default taking
+/// `NEXTVAL` of a dropped sequence passed the plan. opshost's sessions quote names whatever the
+/// setting. A trigger the server keeps with its definer as the creating session quoted it
+/// (bare or backquoted), so each is created again under its own quoting: through opshost's
+/// restore and the stock client, the definitions come back as they were. On a server of the
+/// test's own: the setting would change what the other tests' sessions read.
+#[tokio::test]
+async fn definitions_come_back_whatever_the_servers_sql_quote_show_create() {
+    let server = OwnServer::start(&[]);
+    server.root(
+        "CREATE USER 'op'@'%' IDENTIFIED BY 'op-pw'; GRANT ALL ON *.* TO 'op'@'%' WITH GRANT OPTION; CREATE DATABASE quoting; USE quoting; \
+         CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 10), (2, 20); \
+         CREATE VIEW b_middle AS SELECT v AS one FROM t; CREATE VIEW a_top AS SELECT one FROM b_middle; \
+         SET SESSION sql_quote_show_create = 0; \
+         CREATE TRIGGER bare BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.v + 1; \
+         SET SESSION sql_quote_show_create = 1; \
+         CREATE TRIGGER quoted AFTER INSERT ON t FOR EACH ROW SET @x = 1; \
+         CREATE DATABASE numbered; CREATE SEQUENCE numbered.gone; \
+         CREATE TABLE numbered.n (id INT PRIMARY KEY, k BIGINT DEFAULT NEXTVAL(numbered.gone)); DROP SEQUENCE numbered.gone;",
+    );
+    server.root("SET GLOBAL sql_quote_show_create = 0");
+    let definitions = |db: &str| {
+        let o = server.client(&["-N", "-D", db, "-e", "SHOW CREATE TRIGGER bare; SHOW CREATE TRIGGER quoted; SELECT * FROM a_top ORDER BY one"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // Each trigger's statement and its settings; not its creation time.
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| l.split('\t').take(6).collect::<Vec<_>>().join("\t")).collect::<Vec<_>>().join("\n")
+    };
+    let before = definitions("quoting");
+    assert!(before.contains("CREATE DEFINER=root@localhost TRIGGER bare") && before.contains("CREATE DEFINER=`root`@`localhost` TRIGGER quoted"), "{before}");
+    let s = server.opshost("op", "op-pw");
+    // The plan sees the default's sequence is gone.
+    match s.describe_backup("metadb", &["numbered".to_string()]).await {
+        Err(opshost::bindings::Error::Failed(m)) => {
+            assert!(m.contains("table numbered.n") && m.contains("sequence numbered.gone, which no longer exists"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    s.describe_backup("metadb", &["quoting".to_string()]).await.unwrap();
+    let backup = s.dump_database("metadb", "quoting", "quoting").await.unwrap();
+    let dump = std::fs::read_to_string(server.dir.path().join("backups/quoting.sql")).unwrap();
+    assert!(dump.find("VIEW `b_middle`") < dump.find("VIEW `a_top`"), "the view a_top selects from comes first:\n{dump}");
+    server.root("DROP DATABASE quoting; CREATE DATABASE quoting");
+    assert_eq!(s.restore_database("metadb", "quoting", "quoting").await.unwrap().checksum, backup.checksum);
+    assert_eq!(definitions("quoting"), before);
+    // The stock client replays the same dump to the same definitions.
+    server.root("CREATE DATABASE copied");
+    let o = server.client(&["-D", "copied", "-e", &format!("source {}", server.dir.path().join("backups/quoting.sql").display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(definitions("copied"), before);
+}
+
 /// A view that refers to a table, a column or a function that is gone no longer works, and no
 /// server would create it again: the plan and a dump refuse it, naming it and the fix, where the
 /// restore of a rollback would have failed on it in the outage. A checksum still reads it, and a

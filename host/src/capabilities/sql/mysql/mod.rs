@@ -332,13 +332,15 @@ impl MysqlSql {
 
     /// Make `c` a session for a dump, checksum or restore ([`flavour::Flavour::bulk_session`]).
     /// A server that knows no such limit (an older version) gets [`flavour::BULK_SESSION`]
-    /// alone, which none may lack.
+    /// and [`flavour::Flavour::quoted_names`] alone, which none may lack.
     async fn bulk_session(&self, connection: &str, c: &mut Conn) -> Result<(), Error> {
         let flavour = self.flavour(connection, c).await?;
         if c.query_drop(flavour.bulk_session()).await.is_err() {
-            c.query_drop(flavour::BULK_SESSION)
-                .await
-                .map_err(|e| failed(format!("MetaDB {connection}: preparing a session for a backup or restore ({}): {e}", flavour::BULK_SESSION)))?;
+            for session in [flavour::BULK_SESSION].into_iter().chain(flavour.quoted_names()) {
+                c.query_drop(session)
+                    .await
+                    .map_err(|e| failed(format!("MetaDB {connection}: preparing a session for a backup or restore ({session}): {e}")))?;
+            }
         }
         // A definition replays as `SHOW CREATE TABLE` gave it only with explicit TIMESTAMP
         // defaults: with them off, a `timestamp NOT NULL` column (made while they were on) would

@@ -377,7 +377,7 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         ObjectKind::Trigger => 2,
         ObjectKind::Event | ObjectKind::Sequence => 3,
     });
-    let mut mode_set = false;
+    let (mut mode_set, mut quoting_set) = (false, false);
     // The dump's header sets utf8mb4 (`SET NAMES`).
     let mut current_client = "utf8mb4";
     for o in in_creation_order {
@@ -400,6 +400,10 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         if let Some(tz) = &o.time_zone {
             s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
         }
+        if let Some(quoted) = definer_quoted(o) {
+            s.push_str(&format!("SET SESSION sql_quote_show_create = {}{d}\n", quoted as u8));
+            quoting_set = true;
+        }
         s.push_str(&format!("DROP {} IF EXISTS {}{d}\n", o.kind.word(), quote_ident(&o.name)));
         out.extend_from_slice(std::mem::take(&mut s).as_bytes());
         match ending_event(o) {
@@ -415,9 +419,22 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
     if current_client != "utf8mb4" {
         s.push_str(&format!("SET SESSION character_set_client = 'utf8mb4'{d}\n"));
     }
+    if quoting_set {
+        s.push_str(&format!("SET SESSION sql_quote_show_create = 1{d}\n"));
+    }
     s.push_str("DELIMITER ;\n");
     out.extend_from_slice(s.as_bytes());
     out
+}
+
+/// Whether a trigger's definer is backquoted in its text, for the `sql_quote_show_create` to
+/// re-create it under: a server keeps a trigger's statement with the definer written as the
+/// creating session quoted it (backquoted with the setting on, bare with it off), where it shows
+/// a view's, routine's or event's as the reading session quotes it. None for those, and for a
+/// trigger without a definer.
+fn definer_quoted(o: &DbObject) -> Option<bool> {
+    let after = o.create.strip_prefix(b"CREATE DEFINER=".as_slice()).filter(|_| o.kind == ObjectKind::Trigger)?;
+    Some(after.first() == Some(&b'`'))
 }
 
 /// The client character set to re-create `o` under: its own, when its text (which the server
