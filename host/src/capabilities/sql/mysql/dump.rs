@@ -171,7 +171,7 @@ impl MysqlSql {
             let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
             jobs.push(snapshot::Job::new(database, tables.clone(), Some(tx), RowHash::default()));
             let head = dump_head(flavour, database, tables, objects, defaults.as_deref());
-            writers.push(self.write_file(backup_name, head, objects::section(objects), rx, spare.clone()));
+            writers.push(self.write_file(backup_name, head, objects::section(objects, flavour.quoted_names().is_some()), rx, spare.clone()));
         }
         let label = format!("dump {}", dumps.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", "));
         let mut work = snapshot::Work::new(jobs, label, self.reporter.clone());

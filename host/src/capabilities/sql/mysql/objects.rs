@@ -361,8 +361,9 @@ pub fn is_sequence_line(line: &str) -> bool {
 /// are written in the order the server can create them, not the order they are read (which
 /// fixes the checksum's): routines first, as a view that calls a function is refused before the
 /// function exists; then views in dependency order, triggers and events, whose bodies the
-/// server checks only when they run.
-pub fn section(objects: &[DbObject]) -> Vec<u8> {
+/// server checks only when they run. `quoting`: the server has `sql_quote_show_create`, under
+/// which each trigger is created again ([`definer_quoted`]).
+pub fn section(objects: &[DbObject], quoting: bool) -> Vec<u8> {
     let mut in_creation_order: Vec<&DbObject> = objects.iter().filter(|o| o.kind != ObjectKind::Sequence).collect();
     if in_creation_order.is_empty() {
         return Vec::new();
@@ -400,7 +401,7 @@ pub fn section(objects: &[DbObject]) -> Vec<u8> {
         if let Some(tz) = &o.time_zone {
             s.push_str(&format!("SET SESSION time_zone = '{}'{d}\n", tz.replace('\'', "''")));
         }
-        if let Some(quoted) = definer_quoted(o) {
+        if let Some(quoted) = definer_quoted(o).filter(|_| quoting) {
             s.push_str(&format!("SET SESSION sql_quote_show_create = {}{d}\n", quoted as u8));
             quoting_set = true;
         }
@@ -764,7 +765,7 @@ mod tests {
         let mut t =
             obj(ObjectKind::Trigger, "tr", "CREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW BEGIN\n  SET @x = 1;\n  INSERT INTO log VALUES (';;');\nEND");
         t.sql_mode = Some("STRICT_TRANS_TABLES".into());
-        let text = section(&[obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select 1 AS `a`"), t.clone()]);
+        let text = section(&[obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select 1 AS `a`"), t.clone()], true);
         let shown = String::from_utf8_lossy(&text);
         assert!(shown.starts_with(MARKER) && shown.contains("DELIMITER $$"), "{shown}");
         let (got, s) = run_from(&text, &["/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;"]);
@@ -780,7 +781,21 @@ mod tests {
             ]
         );
         assert!(!s.unfinished());
-        assert!(section(&[]).is_empty());
+        assert!(section(&[], true).is_empty());
+    }
+
+    /// Each trigger is created under the quoting its definer shows, and the section ends with
+    /// names quoted again; not where the server has no such setting.
+    #[test]
+    fn triggers_are_created_again_under_their_definers_quoting() {
+        let bare = obj(ObjectKind::Trigger, "a", "CREATE DEFINER=root@localhost TRIGGER a BEFORE INSERT ON t FOR EACH ROW SET @x = 1");
+        let quoted = obj(ObjectKind::Trigger, "b", "CREATE DEFINER=`root`@`localhost` TRIGGER b BEFORE INSERT ON t FOR EACH ROW SET @x = 2");
+        let routine = obj(ObjectKind::Procedure, "p", "CREATE DEFINER=root@localhost PROCEDURE p() SELECT 1");
+        let (got, _) = run_from(&section(&[bare.clone(), quoted.clone(), routine.clone()], true), &[]);
+        let settings: Vec<String> = texts(got).into_iter().filter(|t| t.contains("sql_quote_show_create")).collect();
+        assert_eq!(settings, ["SET SESSION sql_quote_show_create = 0", "SET SESSION sql_quote_show_create = 1", "SET SESSION sql_quote_show_create = 1"]);
+        let (got, _) = run_from(&section(&[bare, quoted, routine], false), &[]);
+        assert!(texts(got).iter().all(|t| !t.contains("sql_quote_show_create")));
     }
 
     #[test]
@@ -788,7 +803,7 @@ mod tests {
         // MariaDB shows a literal with a character set introducer as its raw bytes.
         let mut v = obj(ObjectKind::View, "v", "");
         v.create = b"CREATE VIEW `v` AS select _latin1'\xe9' AS `l`".to_vec();
-        let text = section(std::slice::from_ref(&v));
+        let text = section(std::slice::from_ref(&v), true);
         let (got, s) = run_from(&text, &[]);
         assert_eq!(got, [b"DROP VIEW IF EXISTS `v`".to_vec(), v.create.clone()]);
         assert!(!s.unfinished());
@@ -815,7 +830,7 @@ mod tests {
         let view = obj(ObjectKind::View, "v", "CREATE VIEW `v` AS select `f`(1) AS `a`");
         let mut f = obj(ObjectKind::Function, "f", "CREATE FUNCTION `f`(x INT) RETURNS int(11) RETURN x");
         f.sql_mode = Some("ORACLE".into());
-        let (got, _) = run_from(&section(&[view.clone(), f.clone()]), &[]);
+        let (got, _) = run_from(&section(&[view.clone(), f.clone()], true), &[]);
         assert_eq!(
             texts(got),
             [
@@ -873,7 +888,7 @@ mod tests {
             None
         );
         // In the section, the two statements follow each other.
-        let (got, s) = run_from(&section(&[at.clone(), every.clone()]), &[]);
+        let (got, s) = run_from(&section(&[at.clone(), every.clone()], true), &[]);
         let got = texts(got);
         assert_eq!(
             got[1..3],
