@@ -972,6 +972,33 @@ async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// Dates a server kept under `ALLOW_INVALID_DATES` (`2024-02-30`: month and day in range, the
+/// date not real) replay as they are, through LOAD DATA, INSERTs and the stock client: the dump's
+/// mode allows them on MariaDB and MySQL. Before, they became `0000-00-00` and the rollback's
+/// restore failed its verification in the outage.
+#[tokio::test]
+async fn dates_kept_under_allow_invalid_dates_come_back_as_they_are() {
+    let db = unique_db("invalid_dates");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; SET SESSION sql_mode = 'ALLOW_INVALID_DATES';
+         CREATE TABLE d (id INT PRIMARY KEY, day DATE, at DATETIME(3), note VARCHAR(8));
+         INSERT INTO d VALUES (1, '2024-02-30', '2023-04-31 12:00:00.123', 'a'), (2, '2024-02-29', '2024-02-29 00:00:00', 'b'), (3, '2023-02-29', NULL, NULL);"
+    ));
+    let rows = || value(&db, "SELECT GROUP_CONCAT(id, ' ', day, ' ', IFNULL(at, '-') ORDER BY id SEPARATOR '; ') FROM d");
+    let before = rows();
+    assert_eq!(before, "1 2024-02-30 2023-04-31 12:00:00.123; 2 2024-02-29 2024-02-29 00:00:00.000; 3 2023-02-29 -");
+    let dir = tempfile::tempdir().unwrap();
+    let backup = backend(dir.path()).dump_database("metadb", &db, "dates").await.unwrap();
+    for (how, s) in [("LOAD DATA", backend(dir.path())), ("INSERTs", inserts_backend(dir.path()))] {
+        assert_eq!(restore_anew(&s, &db, "dates").await.unwrap().checksum, backup.checksum, "{how}");
+        assert_eq!(rows(), before, "{how}");
+    }
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db}"));
+    stock_restore(&db, &dir.path().join("dates.sql")).unwrap();
+    assert_eq!(rows(), before, "the stock client");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// Rows into a table with an AUTO_INCREMENT column go one statement at a time, even with both
 /// restore workers on its file (the second joins once the small file is done). Under MariaDB's
 /// default AUTO-INC lock mode two LOAD DATAs there would take turns on the server; under mode 2

@@ -6,7 +6,7 @@
 
 use super::codec::{db_err, quote_ident};
 use super::flavour::Flavour;
-use super::format::{database_defaults, io_err, push_definition, Zone, DUMP_SQL_MODE, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
+use super::format::{database_defaults, io_err, push_definition, Zone, END_MARKER, ROWS_NOTE, SET_UTC, UTC_MARKER};
 use super::share::share_out;
 use super::tables::{definitions, summary, tables, TableInfo, INSERT_HISTORY};
 use super::{objects, snapshot, MysqlSql};
@@ -358,7 +358,8 @@ const NO_CHECK_CONSTRAINTS: &str = "/*!100201 SET SESSION check_constraint_check
 /// every table's definition (after the estimate of its rows).
 fn dump_head(flavour: Flavour, database: &str, tables: &[TableInfo], objects: &[objects::DbObject], defaults: Option<&str>) -> Vec<u8> {
     let mut head = format!(
-        "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='{DUMP_SQL_MODE}' */;\n"
+        "-- opshost dump of database {database}\n{UTC_MARKER}\n/*!40101 SET NAMES utf8mb4 */;\n{SET_UTC}\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='{}' */;\n",
+        flavour.dump_sql_mode()
     );
     if flavour == Flavour::MariaDb {
         head.push_str(NO_CHECK_CONSTRAINTS);

@@ -10,9 +10,12 @@
 //! | rows restored by | LOAD DATA LOCAL when the server allows it | same (MySQL 8 ships with `local_infile` off: INSERTs) | the dump's INSERTs |
 //! | plain secondary keys restored | after the rows (indexes.rs) | with the rows (untested here: key order) | with the rows |
 //! | `SHOW CREATE` names backquoted whatever the server's `sql_quote_show_create` | yes | yes | as the server shows them |
+//! | a dump replays its rows under `ALLOW_INVALID_DATES` (dates kept as they are) | yes | yes | no |
 //! | a bulk session lifts | `max_statement_time`, `max_join_size`, InnoDB's strict mode | `max_execution_time`, `max_join_size`, InnoDB's strict mode | `ob_query_timeout`, `ob_trx_timeout` |
 //!
 //! Whatever the flavour, every backup and every restore is verified by its content checksum.
+
+use super::format::DUMP_SQL_MODE;
 
 /// What a dump, checksum or restore session must have whatever the server's globals, or it
 /// reads or writes something else than the database: no sql_mode flag (under `ANSI_QUOTES`,
@@ -119,6 +122,17 @@ impl Flavour {
         (self != Flavour::OceanBase).then_some("SET SESSION sql_quote_show_create = 1")
     }
 
+    /// The `sql_mode` a dump's rows replay in (its header sets it): [`DUMP_SQL_MODE`], and on
+    /// MariaDB and MySQL `ALLOW_INVALID_DATES`, so that a date the server kept under that mode
+    /// (`2024-02-30`) is written back as it is, not as `0000-00-00` (which fails the restore's
+    /// verification). Not on OceanBase, whose acceptance of the mode is not known here.
+    pub fn dump_sql_mode(self) -> &'static str {
+        match self {
+            Flavour::MariaDb | Flavour::MySql => "NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES",
+            Flavour::OceanBase => DUMP_SQL_MODE,
+        }
+    }
+
     /// The plan's words for how a dump reads and a restore writes on this flavour.
     pub fn paths(self) -> &'static str {
         match self {
@@ -146,6 +160,9 @@ mod tests {
         assert_eq!(Flavour::of("5.7.25", "OceanBase 3.2.4.1"), Flavour::OceanBase);
         let ob = Flavour::OceanBase;
         assert!(!ob.shared_snapshot() && !ob.bulk_reader() && !ob.load_data());
+        for f in [Flavour::MariaDb, Flavour::MySql, Flavour::OceanBase] {
+            assert!(f.dump_sql_mode().starts_with(super::DUMP_SQL_MODE), "{f:?}");
+        }
         let my = Flavour::MySql;
         assert!(my.shared_snapshot() && my.bulk_reader() && my.load_data());
         // Every flavour's session has what none may lack.

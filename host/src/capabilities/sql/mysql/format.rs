@@ -36,7 +36,8 @@ pub(super) fn database_defaults(charset: &str, collation: &str) -> Option<String
     (is_plain_name(charset) && is_plain_name(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation};"))
 }
 
-/// The sql_mode a dump replays in (its header sets it; its objects section goes back to it).
+/// The sql_mode a dump replays in: its header sets it (with what the server allows beside it,
+/// [`super::flavour::Flavour::dump_sql_mode`]) and its objects section goes back to it.
 pub(super) const DUMP_SQL_MODE: &str = "NO_AUTO_VALUE_ON_ZERO";
 
 /// The session time zone TIMESTAMP values are read (and replayed) in.
