@@ -85,6 +85,20 @@ pub async fn suite(d: &dyn Docker, node: &str, image: &str, prefix: &str, mount_
     assert_eq!((started.spec.mounts, started.spec.env.len() >= spec.env.len()), (info.spec.mounts.clone(), true), "created with the run's options");
     d.remove(node, &early.name, true).await.unwrap();
 
+    // A prefix of its ID does not name it, though the engine takes one where a name is asked: a
+    // plugin granted names like `db*` would reach a container whose ID begins `db12…`.
+    let by_id = &info.id[..12];
+    assert!(d.inspect(node, by_id).await.unwrap().is_none(), "{by_id}, a prefix of {name}'s ID, named it");
+    let refused = |e: &Error| matches!(e, Error::NotFound(m) if m.contains(by_id));
+    expect("exec by an ID prefix", d.exec(node, by_id, &["true".into()]).await, refused);
+    expect("logs by an ID prefix", d.logs(node, by_id, 10).await, refused);
+    expect("read a file by an ID prefix", d.read_file(node, by_id, "/home/ds/store/conf.yaml").await, refused);
+    expect("stop by an ID prefix", d.stop(node, by_id, 1).await, refused);
+    expect("restart by an ID prefix", d.restart(node, by_id, 1).await, refused);
+    expect("remove by an ID prefix", d.remove(node, by_id, true).await, refused);
+    assert!(d.template(node, by_id).await.unwrap().is_none());
+    assert_eq!(d.inspect(node, &name).await.unwrap().unwrap().state, ContainerState::Running, "untouched");
+
     let out = d.exec(node, &name, &["sh".into(), "-c".into(), EXEC_PROBE.into()]).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
 

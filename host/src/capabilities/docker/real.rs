@@ -130,6 +130,27 @@ fn engine_err(what: &str, e: bollard::errors::Error) -> Error {
     }
 }
 
+/// Whether an inspected container is the one named `container`. The engine takes a container's
+/// ID, or any unique prefix of it, where a name is asked: a plugin granted names like `db*`
+/// would reach a container whose ID begins `db12…`. opshost names containers by name only, as
+/// the fake engine does.
+fn is_named(r: &bollard::models::ContainerInspectResponse, container: &str) -> bool {
+    r.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(container)
+}
+
+/// Refuses `container` when the engine would take it as another container's ID (or a prefix of
+/// one) rather than its name; a name no container has is left to the call, which says so.
+async fn only_by_name(d: &bollard::Docker, node: &str, container: &str) -> Result<(), Error> {
+    match d.inspect_container(container, None::<InspectContainerOptions>).await {
+        Ok(r) if !is_named(&r, container) => Err(not_found(format!(
+            "no container is named {container} on node {node} (the engine would take it as the ID of {}; opshost names containers by name only)",
+            r.name.as_deref().unwrap_or("another container").trim_start_matches('/')
+        ))),
+        Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
+    }
+}
+
 fn state_of(s: Option<ContainerStateStatusEnum>) -> ContainerState {
     match s {
         Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
@@ -234,6 +255,7 @@ impl Docker for BollardDocker {
     async fn inspect(&self, node: &str, container: &str) -> Result<Option<ContainerInfo>, Error> {
         let d = self.engine(node).await?;
         let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
+            Ok(r) if !is_named(&r, container) => return Ok(None),
             Ok(r) => r,
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
             Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
@@ -294,6 +316,7 @@ impl Docker for BollardDocker {
 
     async fn stop(&self, node: &str, container: &str, timeout_s: u32) -> Result<(), Error> {
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         match d.stop_container(container, Some(StopContainerOptions { t: Some(timeout_s as i32), ..Default::default() })).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
             Err(e) => Err(engine_err(&format!("stopping container {container} on {node}"), e)),
@@ -302,6 +325,7 @@ impl Docker for BollardDocker {
 
     async fn start(&self, node: &str, container: &str) -> Result<(), Error> {
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         match d.start_container(container, None::<StartContainerOptions>).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
             Err(e) => Err(engine_err(&format!("starting container {container} on {node}"), e)),
@@ -310,6 +334,7 @@ impl Docker for BollardDocker {
 
     async fn restart(&self, node: &str, container: &str, timeout_s: u32) -> Result<(), Error> {
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         d.restart_container(container, Some(RestartContainerOptions { t: Some(timeout_s as i32), ..Default::default() }))
             .await
             .map_err(|e| engine_err(&format!("restarting container {container} on {node}"), e))
@@ -317,6 +342,7 @@ impl Docker for BollardDocker {
 
     async fn remove(&self, node: &str, container: &str, force: bool) -> Result<(), Error> {
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         d.remove_container(container, Some(RemoveContainerOptions { force, ..Default::default() }))
             .await
             .map_err(|e| engine_err(&format!("removing container {container} on {node}"), e))
@@ -370,6 +396,7 @@ impl Docker for BollardDocker {
     async fn template(&self, node: &str, container: &str) -> Result<Option<serde_json::Value>, Error> {
         let d = self.engine(node).await?;
         let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
+            Ok(r) if !is_named(&r, container) => return Ok(None),
             Ok(r) => r,
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
             Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
@@ -477,6 +504,7 @@ impl Docker for BollardDocker {
     async fn exec(&self, node: &str, container: &str, command: &[String]) -> Result<ExecResult, Error> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         let what = format!("exec in container {container} on {node}");
         let created = d
             .create_exec(
@@ -512,6 +540,7 @@ impl Docker for BollardDocker {
     async fn read_file(&self, node: &str, container: &str, path: &str) -> Result<Vec<u8>, Error> {
         use bollard::query_parameters::DownloadFromContainerOptions;
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         let what = format!("{path} in container {container} on node {node}");
         // GET /containers/{id}/archive: the file as one tar entry, read through mounts, running or not.
         let mut s = d.download_from_container(container, Some(DownloadFromContainerOptions { path: path.to_string() }));
@@ -527,6 +556,7 @@ impl Docker for BollardDocker {
 
     async fn logs(&self, node: &str, container: &str, tail: u32) -> Result<String, Error> {
         let d = self.engine(node).await?;
+        only_by_name(d, node, container).await?;
         let mut s = d.logs(container, Some(LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() }));
         let mut out = String::new();
         while let Some(chunk) = s.next().await {
