@@ -177,14 +177,14 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
             SetExpr::Merge(_) => Err(refusal(stmt)),
             _ => Ok(Access::Read),
         },
-        S::ShowTables { show_options, .. } => match shown(show_options).map(|db| db.0.as_slice()) {
-            None => Ok(Access::Read),
-            Some([ObjectNamePart::Identifier(db)]) => check_db(&db.value, &db.value, p).map(read),
-            Some(_) => Err(refusal(stmt)),
+        S::ShowTables { show_options, .. } => match shown(show_options).map(|db| db.map(|db| db.0.as_slice())) {
+            Ok(None) => Ok(Access::Read),
+            Ok(Some([ObjectNamePart::Identifier(db)])) => check_db(&db.value, &db.value, p).map(read),
+            _ => Err(refusal(stmt)),
         },
         S::ShowColumns { show_options, .. } => match shown(show_options) {
-            Some(table) => check_name(table, p).map(read),
-            None => Err(refusal(stmt)),
+            Ok(Some(table)) => check_name(table, p).map(read),
+            _ => Err(refusal(stmt)),
         },
         S::ShowCreate { obj_type, obj_name } if *obj_type == ShowCreateObject::Table => check_name(obj_name, p).map(read),
         S::ShowVariable { variable } => match show_index(variable) {
@@ -218,9 +218,16 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
     }
 }
 
-/// The database (SHOW TABLES) or table (SHOW COLUMNS) a SHOW names with FROM / IN.
-fn shown(options: &ShowStatementOptions) -> Option<&ObjectName> {
-    options.show_in.as_ref()?.parent_name.as_ref()
+/// The database (SHOW TABLES) or table (SHOW COLUMNS) a SHOW names with FROM / IN. sqlparser
+/// also reads a word after FROM / IN as a kind of parent (`ACCOUNT`, `DATABASE`, `SCHEMA`,
+/// `TABLE`, `VIEW`, Snowflake's syntax) where the server reads it as the name: `SHOW TABLES FROM
+/// account` lists database `account`. Such a SHOW is refused (Err).
+fn shown(options: &ShowStatementOptions) -> Result<Option<&ObjectName>, ()> {
+    match &options.show_in {
+        Some(show_in) if show_in.parent_type.is_some() => Err(()),
+        Some(show_in) => Ok(show_in.parent_name.as_ref()),
+        None => Ok(None),
+    }
 }
 
 fn alter_table(operations: &[Alter], p: &StatementPolicy) -> Result<(), String> {
@@ -495,6 +502,9 @@ SHOW DATABASES => show tables
 SHOW PROCESSLIST => show tables
 SHOW VARIABLES => show tables
 SHOW CREATE VIEW v => show tables
+SHOW TABLES FROM account => show tables
+SHOW TABLES IN view v => show tables
+SHOW COLUMNS FROM database t => show tables
 EXPLAIN ANALYZE SELECT 1 => explain analyze
 SELECT 1 INTO OUTFILE '/tmp/x' => outfile
 SELECT * FROM t INTO DUMPFILE '/tmp/x' => dumpfile
