@@ -177,14 +177,14 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
             SetExpr::Merge(_) => Err(refusal(stmt)),
             _ => Ok(Access::Read),
         },
-        S::ShowTables { show_options, .. } => match shown(show_options).map(|db| db.map(|db| db.0.as_slice())) {
-            Ok(None) => Ok(Access::Read),
-            Ok(Some([ObjectNamePart::Identifier(db)])) => check_db(&db.value, &db.value, p).map(read),
-            _ => Err(refusal(stmt)),
+        S::ShowTables { show_options, .. } => match shown(show_options)?.map(|db| db.0.as_slice()) {
+            None => Ok(Access::Read),
+            Some([ObjectNamePart::Identifier(db)]) => check_db(&db.value, &db.value, p).map(read),
+            Some(_) => Err(refusal(stmt)),
         },
-        S::ShowColumns { show_options, .. } => match shown(show_options) {
-            Ok(Some(table)) => check_name(table, p).map(read),
-            _ => Err(refusal(stmt)),
+        S::ShowColumns { show_options, .. } => match shown(show_options)? {
+            Some(table) => check_name(table, p).map(read),
+            None => Err(refusal(stmt)),
         },
         S::ShowCreate { obj_type, obj_name } if *obj_type == ShowCreateObject::Table => check_name(obj_name, p).map(read),
         S::ShowVariable { variable } => match show_index(variable) {
@@ -221,10 +221,12 @@ fn classify(stmt: &Statement, p: &StatementPolicy) -> Result<Access, String> {
 /// The database (SHOW TABLES) or table (SHOW COLUMNS) a SHOW names with FROM / IN. sqlparser
 /// also reads a word after FROM / IN as a kind of parent (`ACCOUNT`, `DATABASE`, `SCHEMA`,
 /// `TABLE`, `VIEW`, Snowflake's syntax) where the server reads it as the name: `SHOW TABLES FROM
-/// account` lists database `account`. Such a SHOW is refused (Err).
-fn shown(options: &ShowStatementOptions) -> Result<Option<&ObjectName>, ()> {
+/// account` lists database `account`. Such a SHOW is refused, the name to be backquoted.
+fn shown(options: &ShowStatementOptions) -> Result<Option<&ObjectName>, String> {
     match &options.show_in {
-        Some(show_in) if show_in.parent_type.is_some() => Err(()),
+        Some(show_in) if show_in.parent_type.is_some() => {
+            refused!("SHOW {show_in}: the server reads the word after {} as a name; backquote it (`name`)", show_in.clause)
+        }
         Some(show_in) => Ok(show_in.parent_name.as_ref()),
         None => Ok(None),
     }
@@ -502,9 +504,9 @@ SHOW DATABASES => show tables
 SHOW PROCESSLIST => show tables
 SHOW VARIABLES => show tables
 SHOW CREATE VIEW v => show tables
-SHOW TABLES FROM account => show tables
-SHOW TABLES IN view v => show tables
-SHOW COLUMNS FROM database t => show tables
+SHOW TABLES FROM account => backquote it
+SHOW TABLES IN view v => backquote it
+SHOW COLUMNS FROM database t => backquote it
 EXPLAIN ANALYZE SELECT 1 => explain analyze
 SELECT 1 INTO OUTFILE '/tmp/x' => outfile
 SELECT * FROM t INTO DUMPFILE '/tmp/x' => dumpfile
@@ -531,6 +533,7 @@ SHOW TABLES FROM performance_schema => system schema
 INSERT INTO rm_411.t SELECT * FROM mysql.user => system schema
 CREATE TABLE t2 (a INT, FOREIGN KEY (a) REFERENCES sys.p(id)) => system schema
 SHOW TABLES FROM other => not granted
+SHOW TABLES FROM `account` => not granted
 SHOW COLUMNS FROM other.t => not granted
 SHOW CREATE TABLE other.t => not granted
 SHOW INDEX FROM t FROM other => not granted
