@@ -972,6 +972,41 @@ async fn a_dump_whose_bulk_reader_fails_midway_is_read_again_through_mysql_async
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A plugin's query whose result passes the sandbox's `max_payload_bytes` is stopped as its rows
+/// pass it, and killed on the server: a `SELECT` of a hundred gigabytes does not grow the host
+/// by them (before, every row was read into memory, and the limit applied only afterwards). A
+/// result within the limit comes whole.
+#[tokio::test]
+async fn a_query_whose_result_passes_the_limit_is_stopped_as_it_reads() {
+    let db = unique_db("flood");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db};"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path()).with_result_limit(1 << 20);
+    let fits = s.query("metadb", &db, "SELECT seq, REPEAT('x', 100) FROM seq_1_to_5000", &[]).await.unwrap();
+    assert_eq!(fits.rows.len(), 5000);
+    let started = std::time::Instant::now();
+    // 100 million rows of a kilobyte.
+    let flood = "SELECT seq, REPEAT('x', 1000) AS filler FROM seq_1_to_100000000";
+    match s.query("metadb", &db, flood, &[]).await {
+        Err(Error::Failed(m)) => assert!(m.contains("passed the sandbox limit of 1048576 bytes") && m.contains("max_payload_bytes"), "{m}"),
+        other => panic!("{:?}", other.map(|r| r.rows.len())),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+    // Killed on the server, not left streaming.
+    let running = || {
+        value(
+            "mysql",
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%REPEAT(''x'', 1000) AS filler%' AND INFO NOT LIKE '%PROCESSLIST%'",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running() != "0" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(running(), "0", "the query still runs on the server");
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// Dates a server kept under `ALLOW_INVALID_DATES` (`2024-02-30`: month and day in range, the
 /// date not real) replay as they are, through LOAD DATA, INSERTs and the stock client: the dump's
 /// mode allows them on MariaDB and MySQL. Before, they became `0000-00-00` and the rollback's

@@ -32,7 +32,8 @@ impl Capabilities {
     ) -> anyhow::Result<Capabilities> {
         let sql = Arc::new(
             sql::mysql::MysqlSql::new(&site.metadb, backup_dir, reporter.clone())?
-                .with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s)),
+                .with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s))
+                .with_result_limit(site.limits.max_payload_bytes),
         );
         let docker = Arc::new(docker::real::BollardDocker::new(site.nodes.clone(), site.allowed_archives(), site.docker_policy.clone(), reporter));
         let console = console::MetaDbConsole {

@@ -54,7 +54,7 @@ use codec::{column_kind, db_err, from_mysql, quote_ident, to_mysql, Kind};
 use config::ConnectionConfig;
 use format::{check_backup_file, io_err, zone_of, Zone};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +65,9 @@ pub struct MysqlSql {
     /// The server stops a plugin's statement after this (`max_statement_time`), and a statement
     /// whose host call was abandoned is killed (`KILL QUERY`).
     statement_timeout: std::time::Duration,
+    /// The most bytes of rows a plugin's query keeps (`max_payload_bytes`): past it the rest is
+    /// not read, and the statement is killed.
+    result_limit: usize,
     backup_dir: PathBuf,
     reporter: Arc<dyn Reporter>,
     /// Snapshots read by the bulk reader (for tests that must know it was used).
@@ -157,7 +160,14 @@ impl MysqlSql {
             };
             pools.insert(name.clone(), metadb);
         }
-        Ok(MysqlSql { pools, statement_timeout: std::time::Duration::from_secs(300), backup_dir, reporter, wire_snapshots: Default::default() })
+        Ok(MysqlSql {
+            pools,
+            statement_timeout: std::time::Duration::from_secs(300),
+            result_limit: crate::config::Limits::default().max_payload_bytes,
+            backup_dir,
+            reporter,
+            wire_snapshots: Default::default(),
+        })
     }
 
     /// The server-side limit of a plugin's statements (`call_timeout_s`).
@@ -166,13 +176,20 @@ impl MysqlSql {
         self
     }
 
+    /// The most bytes of rows a plugin's query may return (`max_payload_bytes`).
+    pub fn with_result_limit(mut self, bytes: usize) -> Self {
+        self.result_limit = bytes;
+        self
+    }
+
     /// Run a plugin's statement on a connection of its own in `database`: the server stops it
     /// after the statement timeout (MariaDB `max_statement_time`; MySQL `max_execution_time`,
     /// which bounds SELECTs), and if the host call is abandoned first (its deadline, the run
-    /// stopping) the statement is killed on the server instead of running on.
+    /// stopping) the statement is killed on the server instead of running on; so is one whose
+    /// result `run` stopped reading as too big ([`Read::TooBig`]).
     async fn plugin_statement<T, F>(&self, connection: &str, database: &str, run: F) -> Result<T, Error>
     where
-        F: for<'c> FnOnce(&'c mut Conn) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, mysql_async::Error>> + Send + 'c>>,
+        F: for<'c> FnOnce(&'c mut Conn) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Read<T>, mysql_async::Error>> + Send + 'c>>,
     {
         let started = std::time::Instant::now();
         let m = self.metadb(connection)?;
@@ -191,13 +208,25 @@ impl MysqlSql {
         // Stop it a little before the host call's own deadline, so the kill is awaited here
         // rather than left to a task the ending process may never run.
         let deadline = started + self.statement_timeout.saturating_sub(std::time::Duration::from_millis(250));
+        let kill = |pool: Pool| async move {
+            if let Ok(mut k) = pool.get_conn().await {
+                let _ = k.query_drop(format!("KILL QUERY {id}")).await;
+            }
+        };
         let r = match tokio::time::timeout_at(deadline.into(), run(&mut c)).await {
-            Ok(r) => r.map_err(|e| db_err(database, e)),
+            Ok(Ok(Read::Done(value))) => Ok(value),
+            Ok(Ok(Read::TooBig)) => {
+                guard.disarm();
+                kill(m.pool.clone()).await;
+                return Err(failed(format!(
+                    "{database}: the result passed the sandbox limit of {} bytes before its end (max_payload_bytes in [limits]); the statement was stopped on the server: ask for less (LIMIT, fewer columns)",
+                    self.result_limit
+                )));
+            }
+            Ok(Err(e)) => Err(db_err(database, e)),
             Err(_) => {
                 guard.disarm();
-                if let Ok(mut k) = m.pool.get_conn().await {
-                    let _ = k.query_drop(format!("KILL QUERY {id}")).await;
-                }
+                kill(m.pool.clone()).await;
                 return Err(Error::Timeout(format!(
                     "{database}: the statement did not finish within {} s (call_timeout_s in [limits]); it was stopped on the server",
                     self.statement_timeout.as_secs()
@@ -388,6 +417,12 @@ pub struct AccountCheck {
 
 /// Kills the statement of connection `id` on the server unless disarmed: dropped with the future
 /// of a host call that was abandoned, it stops what the server would otherwise go on running.
+/// What a plugin's statement read: all of its result, or so much that the rest was not read.
+enum Read<T> {
+    Done(T),
+    TooBig,
+}
+
 struct KillOnDrop {
     pool: Pool,
     id: Option<u32>,
@@ -595,18 +630,24 @@ impl Sql for MysqlSql {
 
     async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
         let params: Vec<mysql_async::Value> = params.iter().map(to_mysql).collect();
-        let statement = statement.to_string();
+        let (statement, limit) = (statement.to_string(), self.result_limit);
         self.plugin_statement(connection, database, move |c| {
             Box::pin(async move {
                 let mut result = c.exec_iter(statement, params).await?;
                 let columns: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
                 let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
-                let raw: Vec<Row> = result.collect().await?;
-                let rows = raw
-                    .into_iter()
-                    .map(|r| r.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect())
-                    .collect();
-                Ok(Rows { columns, rows })
+                // Read row by row, counting what the plugin would get, so that a result of
+                // gigabytes is stopped at the limit instead of held in the host's memory.
+                let (mut rows, mut bytes) = (Vec::new(), 0usize);
+                while let Some(row) = result.next().await? {
+                    let values = row.unwrap_raw();
+                    bytes += values.iter().map(|v| if let Some(mysql_async::Value::Bytes(b)) = v { b.len() + 8 } else { 24 }).sum::<usize>();
+                    if bytes > limit {
+                        return Ok(Read::TooBig);
+                    }
+                    rows.push(values.into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect());
+                }
+                Ok(Read::Done(Rows { columns, rows }))
             })
         })
         .await
@@ -618,7 +659,7 @@ impl Sql for MysqlSql {
         self.plugin_statement(connection, database, move |c| {
             Box::pin(async move {
                 c.exec_drop(statement, params).await?;
-                Ok(c.affected_rows())
+                Ok(Read::Done(c.affected_rows()))
             })
         })
         .await
