@@ -38,7 +38,7 @@ impl FakeHost {
 impl FakeHost {
     pub fn new(s: &Scenario, reporter: Arc<dyn Reporter>) -> Result<Self> {
         let clock = VirtualClock::starting_at(s.clock_start_ms);
-        let sql = Arc::new(FakeSql::new(s.sql.connections.clone()));
+        let sql = Arc::new(FakeSql::new(s.sql.connections.clone()).with_limits(&s.limits.clone().unwrap_or_default()));
         for (db, script) in &s.sql.databases {
             crate::capabilities::sql::check_identifier("database", db).map_err(|e| anyhow::anyhow!("{e}"))?;
             sql.apply(db, script).map_err(|e| anyhow::anyhow!("setting up database {db}: {e}"))?;

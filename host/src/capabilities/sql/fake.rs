@@ -16,12 +16,46 @@ pub struct FakeSql {
     connections: BTreeSet<String>,
     databases: Mutex<BTreeMap<String, Connection>>,
     backups: Mutex<BTreeMap<String, (String, Backup)>>,
+    /// A plugin's statement is stopped after this many seconds of real time (`call_timeout_s`)
+    /// and its result past this many bytes (`max_payload_bytes`), as the real backend's are:
+    /// SQLite runs in the host's thread, where the call's own deadline cannot reach it.
+    statement_seconds: u64,
+    result_limit: usize,
 }
 
 impl FakeSql {
     /// An empty MetaDB server reachable under these connection names.
     pub fn new(connections: impl IntoIterator<Item = String>) -> Self {
-        FakeSql { connections: connections.into_iter().collect(), databases: Mutex::default(), backups: Mutex::default() }
+        let limits = crate::config::Limits::default();
+        FakeSql {
+            connections: connections.into_iter().collect(),
+            databases: Mutex::default(),
+            backups: Mutex::default(),
+            statement_seconds: limits.call_timeout_s,
+            result_limit: limits.max_payload_bytes,
+        }
+    }
+
+    /// The limits of a plugin's statements: seconds of real time, and bytes of a result.
+    pub fn with_limits(mut self, limits: &crate::config::Limits) -> Self {
+        (self.statement_seconds, self.result_limit) = (limits.call_timeout_s, limits.max_payload_bytes);
+        self
+    }
+
+    /// A plugin's statement `f` on `database`, stopped once it runs past its time (an error
+    /// that says so).
+    fn plugin_statement<T>(&self, database: &str, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        let seconds = self.statement_seconds;
+        self.with_db(database, |c| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+            c.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline));
+            let r = f(c);
+            c.progress_handler(0, None::<fn() -> bool>);
+            r.map_err(|e| match std::time::Instant::now() > deadline {
+                true => Error::Timeout(format!("{database}: the statement did not finish within {seconds} s (call_timeout_s in [limits]); it was stopped")),
+                false => e,
+            })
+        })
     }
 
     /// Create a database (if needed) and run a script in it: scenario set-up and product behaviour.
@@ -120,13 +154,36 @@ fn from_sqlite(v: ValueRef<'_>) -> Value {
 }
 
 fn query(c: &Connection, statement: &str, params: &[Value]) -> Result<Rows, Error> {
+    query_within(c, statement, params, usize::MAX)
+}
+
+/// [`query`], stopped once its rows pass `limit` bytes (counted as the real backend counts them).
+fn query_within(c: &Connection, statement: &str, params: &[Value], limit: usize) -> Result<Rows, Error> {
     let mut stmt = c.prepare(statement).map_err(sql_err)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let n = columns.len();
-    let mut out = Vec::new();
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)?;
     while let Some(row) = rows.next().map_err(sql_err)? {
-        out.push((0..n).map(|i| row.get_ref(i).map(from_sqlite)).collect::<Result<Vec<_>, _>>().map_err(sql_err)?);
+        let values = (0..n).map(|i| row.get_ref(i).map(from_sqlite)).collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
+        bytes += values
+            .iter()
+            .map(|v| {
+                if let Value::Text(t) = v {
+                    t.len() + 8
+                } else if let Value::Bytes(b) = v {
+                    b.len() + 8
+                } else {
+                    24
+                }
+            })
+            .sum::<usize>();
+        if bytes > limit {
+            return Err(failed(format!(
+                "the result passed the sandbox limit of {limit} bytes before its end (max_payload_bytes in [limits]); the statement was stopped: ask for less (LIMIT, fewer columns)"
+            )));
+        }
+        out.push(values);
     }
     Ok(Rows { columns, rows: out })
 }
@@ -209,12 +266,13 @@ impl FakeSql {
 impl Sql for FakeSql {
     async fn query(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<Rows, Error> {
         self.check_connection(connection)?;
-        self.with_db(database, |c| query(c, statement, params))
+        let limit = self.result_limit;
+        self.plugin_statement(database, |c| query_within(c, statement, params, limit))
     }
 
     async fn execute(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> Result<u64, Error> {
         self.check_connection(connection)?;
-        self.with_db(database, |c| {
+        self.plugin_statement(database, |c| {
             let mut stmt = c.prepare(statement).map_err(sql_err)?;
             Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)? as u64)
         })
@@ -290,6 +348,27 @@ impl Sql for FakeSql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plugin's statement that never ends, or whose result has no end, is stopped at the
+    /// limits, as on the real backend: SQLite runs in the host's thread, where the host call's
+    /// own deadline cannot stop it.
+    #[tokio::test]
+    async fn a_runaway_statement_is_stopped_at_its_time_and_a_flood_at_its_bytes() {
+        let limits = crate::config::Limits { call_timeout_s: 1, max_payload_bytes: 1 << 20, ..Default::default() };
+        let sql = FakeSql::new(["metadb".to_string()]).with_limits(&limits);
+        sql.apply("rm_411", "CREATE TABLE t (id INTEGER PRIMARY KEY)").unwrap();
+        let endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r";
+        let started = std::time::Instant::now();
+        assert!(matches!(sql.query("metadb", "rm_411", endless, &[]).await, Err(Error::Timeout(m)) if m.contains("within 1 s")));
+        assert!(matches!(sql.execute("metadb", "rm_411", &format!("INSERT INTO t {endless}"), &[]).await, Err(Error::Timeout(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        let flood = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n, printf('%.1000c', 'x') FROM r";
+        assert!(matches!(sql.query("metadb", "rm_411", flood, &[]).await, Err(Error::Failed(m)) if m.contains("sandbox limit of 1048576 bytes")));
+        // Within the limits, as before; and the connection is not left stopping statements.
+        let fits = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 500) SELECT n FROM r";
+        assert_eq!(sql.query("metadb", "rm_411", fits, &[]).await.unwrap().rows.len(), 500);
+        assert_eq!(sql.query_text("rm_411", "SELECT COUNT(*) FROM t").unwrap(), [["0"]]);
+    }
 
     #[test]
     fn the_embedded_engine_reaches_no_file() {
