@@ -392,6 +392,18 @@ async fn functions_and_triggers_a_binary_logged_metadb_would_not_let_the_rollbac
     let o = server.client(&["-N", "-e", &format!("SELECT CONCAT((SELECT COUNT(*) FROM {db}.audit), ' ', {db}.twice(21))")]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1 42");
 
+    // SUPER held through the account's default role is SUPER held: the plan passes and the
+    // restore is whole (only the account's own privileges were looked at before).
+    server.root(
+        "SET GLOBAL log_bin_trust_function_creators = 0; CREATE ROLE lp_super; GRANT SUPER ON *.* TO lp_super; \
+         GRANT lp_super TO 'lp'@'%'; SET DEFAULT ROLE lp_super FOR 'lp'@'%';",
+    );
+    let with_role = server.opshost("lp", "lp-pw");
+    with_role.describe_backup("metadb", &[db.to_string()]).await.unwrap();
+    replace();
+    assert_eq!(with_role.restore_database("metadb", db, "binlogged").await.unwrap().checksum, backup.checksum);
+    server.root("SET DEFAULT ROLE NONE FOR 'lp'@'%'; DROP ROLE lp_super; SET GLOBAL log_bin_trust_function_creators = 1;");
+
     // A function without DETERMINISTIC, NO SQL or READS SQL DATA: no account may create it
     // again, SUPER or not.
     server.root(&format!(

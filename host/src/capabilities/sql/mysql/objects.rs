@@ -259,7 +259,9 @@ pub async fn definers_it_cannot_restore(c: &mut Conn, database: &str, current: &
 }
 
 /// Whether `account` (as `CURRENT_USER()` gives it) holds one of `privileges` (quoted, comma
-/// separated) server-wide, as `information_schema.USER_PRIVILEGES` shows it.
+/// separated) server-wide: its own, as `information_schema.USER_PRIVILEGES` shows them, or its
+/// session's role's (a default role, which every connection of the account has), which only
+/// `SHOW GRANTS` shows.
 async fn holds_any(c: &mut Conn, database: &str, account: &str, privileges: &str) -> Result<bool, Error> {
     let (user, host) = account.rsplit_once('@').unwrap_or((account, "%"));
     let held: Option<String> = c
@@ -269,7 +271,19 @@ async fn holds_any(c: &mut Conn, database: &str, account: &str, privileges: &str
         )
         .await
         .map_err(|e| db_err(database, e))?;
-    Ok(held.is_some())
+    if held.is_some() {
+        return Ok(true);
+    }
+    let grants: Vec<String> = c.query("SHOW GRANTS").await.unwrap_or_default();
+    let wanted: Vec<&str> = privileges.split(',').map(|p| p.trim().trim_matches('\'')).collect();
+    Ok(grants.iter().any(|g| server_wide(g).is_some_and(|held| held.iter().any(|p| *p == "ALL PRIVILEGES" || wanted.contains(p)))))
+}
+
+/// The privileges a `SHOW GRANTS` line grants on `*.*`: `GRANT SUPER, RELOAD ON *.* TO …`;
+/// None for any other line (a database's grants, a role granted).
+fn server_wide(grant: &str) -> Option<Vec<&str>> {
+    let (privileges, _) = grant.strip_prefix("GRANT ")?.split_once(" ON *.* TO ")?;
+    Some(privileges.split(", ").map(str::trim).collect())
 }
 
 /// With the binary log on and `log_bin_trust_function_creators` off, a server creates a function
@@ -782,6 +796,15 @@ mod tests {
         );
         assert!(!s.unfinished());
         assert!(section(&[], true).is_empty());
+    }
+
+    #[test]
+    fn server_wide_privileges_from_show_grants() {
+        assert_eq!(server_wide("GRANT SUPER ON *.* TO `r_super`"), Some(vec!["SUPER"]));
+        assert_eq!(server_wide("GRANT RELOAD, SUPER ON *.* TO `lp`@`%` IDENTIFIED BY PASSWORD '*AB'"), Some(vec!["RELOAD", "SUPER"]));
+        assert_eq!(server_wide("GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"), Some(vec!["ALL PRIVILEGES"]));
+        assert_eq!(server_wide("GRANT SUPER ON `db`.* TO `lp`@`%`"), None);
+        assert_eq!(server_wide("GRANT `r_super` TO `lp`@`%`"), None);
     }
 
     /// Each trigger is created under the quoting its definer shows, and the section ends with
