@@ -40,8 +40,7 @@ pub struct RunRecords {
 struct Kept {
     /// Each key's value and the length of its line in the file.
     map: BTreeMap<String, (String, u64)>,
-    /// Bytes of the live lines (one per key), and of the file with its superseded lines.
-    live_bytes: u64,
+    /// Bytes of the file, its superseded lines included.
     file_bytes: u64,
     /// The file must be rewritten before the next append: an append failed midway, or the
     /// file was found ending in a torn line.
@@ -68,7 +67,6 @@ impl RunRecords {
         let mut kept = Kept::default();
         for (key, value) in read_file(run_dir, &mut kept.rewrite)? {
             let n = line(&key, &value).len() as u64;
-            kept.live_bytes += n;
             kept.map.insert(key, (value, n));
         }
         kept.file_bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -96,12 +94,17 @@ impl RunRecords {
             return Err(Error::InvalidInput(format!("record {key:?}: keys are 1-256 bytes, values at most {MAX_RECORD_BYTES} bytes")));
         }
         let mut kept = self.inner.lock().unwrap();
-        let others: usize = kept.map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, (v, _))| k.len() + v.len()).sum();
+        // The other records' bytes, and their lines' in the file.
+        let (mut others, mut other_lines) = (0usize, 0u64);
+        for (k, (v, n)) in kept.map.iter().filter(|(k, _)| k.as_str() != key) {
+            others += k.len() + v.len();
+            other_lines += n;
+        }
         if (!kept.map.contains_key(key) && kept.map.len() >= MAX_RECORDS) || others + key.len() + value.len() > MAX_RECORDS_TOTAL_BYTES {
             return Err(Error::Denied(format!("record {key:?}: a run keeps at most {MAX_RECORDS} records of {} MiB together", MAX_RECORDS_TOTAL_BYTES >> 20)));
         }
         let new = line(key, value);
-        let live_bytes = kept.live_bytes - kept.map.get(key).map_or(0, |(_, n)| *n) + new.len() as u64;
+        let live_bytes = other_lines + new.len() as u64;
         if let Some(file) = &self.file {
             let whole = kept.rewrite || kept.file_bytes + new.len() as u64 > 2 * live_bytes + SLACK_BYTES;
             let wrote = if whole { rewrite(file, &kept, key, &new) } else { append(file, &new) };
@@ -118,7 +121,6 @@ impl RunRecords {
                 }
             }
         }
-        kept.live_bytes = live_bytes;
         kept.map.insert(key.to_string(), (value.to_string(), new.len() as u64));
         Ok(())
     }
