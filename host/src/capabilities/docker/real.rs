@@ -138,16 +138,25 @@ fn is_named(r: &bollard::models::ContainerInspectResponse, container: &str) -> b
     r.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(container)
 }
 
+/// `container` inspected as the engine resolves it (a name, an ID or a prefix of one); None when
+/// nothing matches.
+async fn inspect_any(d: &bollard::Docker, node: &str, container: &str) -> Result<Option<bollard::models::ContainerInspectResponse>, Error> {
+    match d.inspect_container(container, None::<InspectContainerOptions>).await {
+        Ok(r) => Ok(Some(r)),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+        Err(e) => Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
+    }
+}
+
 /// Refuses `container` when the engine would take it as another container's ID (or a prefix of
 /// one) rather than its name; a name no container has is left to the call, which says so.
 async fn only_by_name(d: &bollard::Docker, node: &str, container: &str) -> Result<(), Error> {
-    match d.inspect_container(container, None::<InspectContainerOptions>).await {
-        Ok(r) if !is_named(&r, container) => Err(not_found(format!(
+    match inspect_any(d, node, container).await? {
+        Some(r) if !is_named(&r, container) => Err(not_found(format!(
             "no container is named {container} on node {node} (the engine would take it as the ID of {}; opshost names containers by name only)",
             r.name.as_deref().unwrap_or("another container").trim_start_matches('/')
         ))),
-        Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-        Err(e) => Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
+        _ => Ok(()),
     }
 }
 
@@ -254,12 +263,7 @@ fn create_body(spec: &RunSpec, privileged: bool, template: Option<Template>) -> 
 impl Docker for BollardDocker {
     async fn inspect(&self, node: &str, container: &str) -> Result<Option<ContainerInfo>, Error> {
         let d = self.engine(node).await?;
-        let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
-            Ok(r) if !is_named(&r, container) => return Ok(None),
-            Ok(r) => r,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
-        };
+        let Some(r) = inspect_any(d, node, container).await?.filter(|r| is_named(r, container)) else { return Ok(None) };
         let config = r.config.unwrap_or_default();
         let host = r.host_config.unwrap_or_default();
         // `docker inspect` merges the image's ENV, labels and CMD into the container's config. A run
@@ -395,12 +399,7 @@ impl Docker for BollardDocker {
 
     async fn template(&self, node: &str, container: &str) -> Result<Option<serde_json::Value>, Error> {
         let d = self.engine(node).await?;
-        let r = match d.inspect_container(container, None::<InspectContainerOptions>).await {
-            Ok(r) if !is_named(&r, container) => return Ok(None),
-            Ok(r) => r,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(engine_err(&format!("inspecting container {container} on {node}"), e)),
-        };
+        let Some(r) = inspect_any(d, node, container).await?.filter(|r| is_named(r, container)) else { return Ok(None) };
         let image_config = match &r.image {
             Some(id) => d.inspect_image(id).await.ok().and_then(|i| i.config),
             None => None,
