@@ -283,6 +283,39 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// ENUM and SET members that are one value under the column's collation (`'a'` and `'A'`, `'é'`
+/// and `'e'`, `'ss'` and `'ß'`), as a table made under a non-strict sql_mode has them (the server
+/// only warns). Written back as text, a value became the first member equal to it, and the
+/// rollback's verification failed in the outage. Such a value is now written as its position,
+/// which the server takes as that member: through opshost's restore and the stock client, in a
+/// latin1 column (read as its stored bytes) too, beside an ENUM's `''` member and its error value.
+/// A column whose member reads as a number, which a position would be taken for, is refused at the
+/// plan, naming the column and what to do.
+#[tokio::test]
+async fn enum_and_set_members_equal_under_their_collation_come_back_as_they_were() {
+    let db = unique_db("folded");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; SET SESSION sql_mode = ''; \
+         CREATE TABLE {db}.t (id INT PRIMARY KEY, e ENUM('a', 'A', 'é', 'e', ''), s SET('x', 'X', 'ß', 'ss', ''), l ENUM('a', 'A', 'b') CHARACTER SET latin1, twice ENUM('y', 'y')) DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_unicode_ci; \
+         INSERT INTO {db}.t VALUES (1, 2, 2, 2, 2), (2, 3, 19, 1, 1), (3, 4, 12, 3, 2), (4, 0, 0, 0, 0), (5, 5, 16, NULL, NULL), (6, 1, 8, 2, 1), (7, NULL, NULL, NULL, NULL);"
+    ));
+    let stored = "SELECT GROUP_CONCAT(CONCAT_WS(':', id, e + 0, s + 0, l + 0, twice + 0) ORDER BY id SEPARATOR ' ') FROM t";
+    let before = value(&db, stored);
+    assert_eq!(before, "1:2:2:2:2 2:3:19:1:1 3:4:12:3:2 4:0:0:0:0 5:5:16 6:1:8:2:1 7");
+    let (dir, s) = engine();
+    let backup = s.dump_database("metadb", &db, "folded").await.unwrap();
+    restored_both_ways(&s, dir.path(), &db, &backup, |restore| {
+        assert_eq!(value(&db, stored), before, "every value the member it was, after {restore}");
+    })
+    .await;
+
+    sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db}; SET SESSION sql_mode = ''; CREATE TABLE {db}.n (id INT PRIMARY KEY, e ENUM('a', '1', 'A'));"));
+    let (dir, s) = engine();
+    refused_before_anything_changes(&s, dir.path(), &db, &[&format!("table {db}.n: column e has members that are one value"), "make the members distinct"])
+        .await;
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// A binary column's default with a byte of 0x80 or more: MariaDB's `SHOW CREATE TABLE` gives
 /// its raw bytes (`DEFAULT '\xff\0'`), so the definition is not text. The dump carries it as those
 /// bytes, as `mariadb-dump` does (before, it panicked in the driver reading it, and later refused

@@ -2,7 +2,8 @@
 //! left out), estimated rows and an integer key to cut big tables into ranges; and a database's
 //! content checksum from its tables' and other objects' digests. An ENUM or SET with a member
 //! `''` is read through an expression that keeps what its text alone would lose
-//! ([`empty_member_read`]).
+//! ([`empty_member_read`]), and so is one with members equal under its collation (`'a'`, `'A'`),
+//! whose values read as their positions ([`shadowed_member_read`]).
 //!
 //! A column of text in a character set other than UTF-8 (latin1, cp1250, gbk, cp932 …) is read
 //! as its stored bytes (`CAST(… AS BINARY)`) where the checksum says so
@@ -19,7 +20,7 @@
 //! definition need not be text. The dump writes it as it is, as `mariadb-dump` does, and both
 //! opshost's restore and the stock client replay it exact.
 
-use super::codec::{db_err, quote_ident};
+use super::codec::{db_err, is_plain_name, quote_ident};
 use super::objects;
 use super::share::share_out;
 use crate::bindings::Error;
@@ -117,12 +118,12 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     let mut columns_of: std::collections::HashMap<String, Vec<Described>> = std::collections::HashMap::new();
     let columns = |expression: &str| {
         format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE, COALESCE(CHARACTER_SET_NAME, '') \
+            "SELECT TABLE_NAME, COLUMN_NAME, EXTRA, COLUMN_KEY, DATA_TYPE, {expression}, COLUMN_TYPE, COALESCE(CHARACTER_SET_NAME, ''), COALESCE(COLLATION_NAME, '') \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY), ORDINAL_POSITION"
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    type Column = (String, String, String, String, String, String, String, String);
+    type Column = (String, String, String, String, String, String, String, String, String);
     let all: Vec<Column> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
@@ -138,12 +139,19 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         .unwrap_or_default()
         .into_iter()
         .collect();
-    for (table, column, extra, key, ty, expression, column_type, charset) in all {
-        let read = empty_member_read(&column, &ty, &column_type, &quote_ident(&column));
+    let mut shadowed = shadowed_members(c, database, &all).await?;
+    for (table, column, extra, key, ty, expression, column_type, charset, _) in all {
+        let shadowed = shadowed.remove(&(table.clone(), column.clone())).unwrap_or_default();
+        let read = |value: &str| {
+            let inner = empty_member_read(&column, &ty, &column_type, value);
+            shadowed_member_read(&column, &ty, &shadowed, inner.as_deref().unwrap_or(value)).or(inner)
+        };
+        let plain = read(&quote_ident(&column));
         let stored = is_stored_as_other_text(&charset).then(|| {
             let bytes = format!("CAST({} AS BINARY)", quote_ident(&column));
-            empty_member_read(&column, &ty, &column_type, &bytes).unwrap_or(bytes)
+            read(&bytes).unwrap_or(bytes)
         });
+        let read = plain;
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty, read, stored));
     }
@@ -256,6 +264,86 @@ fn empty_member_read(column: &str, ty: &str, column_type: &str, value: &str) -> 
     }
 }
 
+/// The members of each ENUM and SET column of `columns` (of `database`, as [`tables`] reads them)
+/// that equal an earlier member under the column's collation (`'A'` after `'a'`, `'e'` after `'é'`,
+/// `'ss'` after `'ß'`), by (table, column), with their positions (from 1). A non-strict sql_mode
+/// lets a table be made with such members (the server only warns), and their values then read as
+/// text that the server writes back as the earlier member: see [`shadowed_member_read`]. The server
+/// compares the members (one statement for the database, none when no column could have any); a
+/// server that cannot is taken to have none, as before. A column of them where a member reads as a
+/// number, which a position written back would be taken for, is refused.
+async fn shadowed_members(
+    c: &mut Conn,
+    database: &str,
+    columns: &[(String, String, String, String, String, String, String, String, String)],
+) -> Result<std::collections::HashMap<(String, String), Vec<usize>>, Error> {
+    let mut candidates = Vec::new();
+    let mut selects = Vec::new();
+    for (table, column, _, _, ty, _, column_type, charset, collation) in columns {
+        let members = enum_members(column_type);
+        let is_members = ty.eq_ignore_ascii_case("enum") || ty.eq_ignore_ascii_case("set");
+        // A binary collation tells every two members apart (trailing spaces are not kept).
+        if !is_members || members.len() < 2 || collation.ends_with("_bin") || !is_plain_name(charset) || !is_plain_name(collation) {
+            continue;
+        }
+        let list = |alias: &str| {
+            let rows: Vec<String> = members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| format!("SELECT {} AS i, CONVERT(_utf8mb4 X'{}' USING {charset}) AS v", i + 1, hex::encode(m)))
+                .collect();
+            format!("({}) {alias}", rows.join(" UNION ALL "))
+        };
+        selects.push(format!(
+            "SELECT {} AS k, a.i FROM {} JOIN {} ON b.i < a.i AND a.v = b.v COLLATE {collation} GROUP BY a.i",
+            candidates.len(),
+            list("a"),
+            list("b")
+        ));
+        candidates.push((table, column, members));
+    }
+    let mut out: std::collections::HashMap<(String, String), Vec<usize>> = std::collections::HashMap::new();
+    if selects.is_empty() {
+        return Ok(out);
+    }
+    let found: Vec<(usize, usize)> = c.query(selects.join(" UNION ALL ")).await.unwrap_or_default();
+    for (k, i) in found {
+        let Some((table, column, _)) = candidates.get(k) else { continue };
+        out.entry(((*table).clone(), (*column).clone())).or_default().push(i);
+    }
+    for ((table, column), positions) in &mut out {
+        positions.sort_unstable();
+        let members = &candidates.iter().find(|(t, c, _)| *t == table && *c == column).expect("a candidate").2;
+        if let Some(number) = members.iter().find(|m| m.chars().any(char::is_numeric)) {
+            let shadowed = &members[positions[0] - 1];
+            return Err(failed(format!(
+                "table {database}.{table}: column {column} has members that are one value under its collation ({shadowed:?} among them), and a member that reads as a number ({number:?}), so a dump could not write back which member each row holds: make the members distinct (or give the column a _bin collation) before the upgrade"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// How to read ENUM or SET column `column` of `DATA_TYPE` `ty` whose members at `shadowed`
+/// ([`shadowed_members`]) equal earlier ones, as its text would be written back as the earlier
+/// member: a value that is (for a SET, holds) such a member reads as its position (the SET's
+/// bits) in text, which the server, finding no member of that name, takes as the position; any
+/// other value reads as `other`. `None` when no member is shadowed.
+fn shadowed_member_read(column: &str, ty: &str, shadowed: &[usize], other: &str) -> Option<String> {
+    if shadowed.is_empty() {
+        return None;
+    }
+    let c = quote_ident(column);
+    let position = format!("CAST({c} + 0 AS CHAR)");
+    if ty.eq_ignore_ascii_case("set") {
+        let bits = shadowed.iter().filter(|&&i| (1..=64).contains(&i)).fold(0u64, |bits, i| bits | 1 << (i - 1));
+        Some(format!("IF({c} & {bits}, {position}, {other})"))
+    } else {
+        let list: Vec<String> = shadowed.iter().map(usize::to_string).collect();
+        Some(format!("IF({c} + 0 IN ({}), {position}, {other})", list.join(",")))
+    }
+}
+
 /// Fill in the definition (`SHOW CREATE TABLE`) of every table of `tables`, each list of one of
 /// `databases`, one statement per table shared out over `conns` (all in the session time zone
 /// of the read: it shows in TIMESTAMP defaults). A few hundred small tables take a round trip
@@ -322,6 +410,9 @@ mod tests {
         );
         assert_eq!(empty_member_read("s", "set", "set('x','y')", "`s`"), None);
         assert_eq!(empty_member_read("e", "enum", "enum('a')", "`e`"), None);
+        assert_eq!(shadowed_member_read("e", "enum", &[2, 4], "`e`").as_deref(), Some("IF(`e` + 0 IN (2,4), CAST(`e` + 0 AS CHAR), `e`)"));
+        assert_eq!(shadowed_member_read("s", "set", &[2, 3], "`s`").as_deref(), Some("IF(`s` & 6, CAST(`s` + 0 AS CHAR), `s`)"));
+        assert_eq!(shadowed_member_read("s", "set", &[], "`s`"), None);
         assert_eq!(empty_member_read("t", "varchar", "varchar(10)", "`t`"), None);
     }
 
