@@ -123,7 +123,6 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         )
     };
     // A server whose COLUMNS has no GENERATION_EXPRESSION has no system-versioned tables either.
-    type Column = (String, String, String, String, String, String, String, String, String);
     let all: Vec<Column> = match c.exec(columns("COALESCE(GENERATION_EXPRESSION, '')"), (database,)).await {
         Ok(all) => all,
         Err(_) => c.exec(columns("''"), (database,)).await.map_err(|e| db_err(database, e))?,
@@ -264,6 +263,10 @@ fn empty_member_read(column: &str, ty: &str, column_type: &str, value: &str) -> 
     }
 }
 
+/// A column as [`tables`] reads it from `information_schema.COLUMNS`: table, column, extra, key,
+/// data type, generation expression, column type, character set and collation.
+type Column = (String, String, String, String, String, String, String, String, String);
+
 /// The members of each ENUM and SET column of `columns` (of `database`, as [`tables`] reads them)
 /// that equal an earlier member under the column's collation (`'A'` after `'a'`, `'e'` after `'é'`,
 /// `'ss'` after `'ß'`), by (table, column), with their positions (from 1). A non-strict sql_mode
@@ -272,11 +275,7 @@ fn empty_member_read(column: &str, ty: &str, column_type: &str, value: &str) -> 
 /// compares the members (one statement for the database, none when no column could have any); a
 /// server that cannot is taken to have none, as before. A column of them where a member reads as a
 /// number, which a position written back would be taken for, is refused.
-async fn shadowed_members(
-    c: &mut Conn,
-    database: &str,
-    columns: &[(String, String, String, String, String, String, String, String, String)],
-) -> Result<std::collections::HashMap<(String, String), Vec<usize>>, Error> {
+async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> Result<std::collections::HashMap<(String, String), Vec<usize>>, Error> {
     let mut candidates = Vec::new();
     let mut selects = Vec::new();
     for (table, column, _, _, ty, _, column_type, charset, collation) in columns {
