@@ -272,7 +272,7 @@ type Column = (String, String, String, String, String, String, String, String, S
 /// `'ss'` after `'ß'`), by (table, column), with their positions (from 1). A non-strict sql_mode
 /// lets a table be made with such members (the server only warns), and their values then read as
 /// text that the server writes back as the earlier member: see [`shadowed_member_read`]. The server
-/// compares the members (one statement for the database, none when no column could have any); a
+/// compares the members (in one statement for the database, or one a megabyte, none when no column could have any); a
 /// server that cannot is taken to have none, as before. A column of them where a member reads as a
 /// number, which a position written back would be taken for, is refused.
 async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> Result<std::collections::HashMap<(String, String), Vec<usize>>, Error> {
@@ -293,8 +293,10 @@ async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> R
                 .collect();
             format!("({}) {alias}", rows.join(" UNION ALL "))
         };
+        // Each member but the first of a group equal under the collation: grouped, not compared
+        // pair by pair, so that an ENUM of thousands of members costs no more than a sort.
         selects.push(format!(
-            "SELECT {} AS k, a.i FROM {} JOIN {} ON b.i < a.i AND a.v = b.v COLLATE {collation} GROUP BY a.i",
+            "SELECT {} AS k, a.i FROM {} WHERE a.i NOT IN (SELECT MIN(b.i) FROM {} GROUP BY b.v COLLATE {collation})",
             candidates.len(),
             list("a"),
             list("b")
@@ -302,13 +304,23 @@ async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> R
         candidates.push((table, column, members));
     }
     let mut out: std::collections::HashMap<(String, String), Vec<usize>> = std::collections::HashMap::new();
-    if selects.is_empty() {
-        return Ok(out);
+    // A statement of about a megabyte at most (one column's members may make a longer one).
+    let mut statements: Vec<String> = Vec::new();
+    for select in selects {
+        match statements.last_mut() {
+            Some(last) if last.len() + select.len() < 1 << 20 => {
+                last.push_str(" UNION ALL ");
+                last.push_str(&select);
+            }
+            _ => statements.push(select),
+        }
     }
-    let found: Vec<(usize, usize)> = c.query(selects.join(" UNION ALL ")).await.unwrap_or_default();
-    for (k, i) in found {
-        let Some((table, column, _)) = candidates.get(k) else { continue };
-        out.entry(((*table).clone(), (*column).clone())).or_default().push(i);
+    for statement in statements {
+        let found: Vec<(usize, usize)> = c.query(statement).await.unwrap_or_default();
+        for (k, i) in found {
+            let Some((table, column, _)) = candidates.get(k) else { continue };
+            out.entry(((*table).clone(), (*column).clone())).or_default().push(i);
+        }
     }
     for ((table, column), positions) in &mut out {
         positions.sort_unstable();
