@@ -248,6 +248,18 @@ async fn statements_reach_only_granted_databases_and_plain_statements() {
     }
 }
 
+/// A backup goes back only into the database it was taken of: into another granted one, it would
+/// carry the console's reserved table where the statement policy does not reserve it.
+#[tokio::test]
+async fn a_backup_is_restored_only_into_the_database_it_was_taken_of() {
+    let grants = r#"grants = { docker = ["oms_411"], sql = ["metadb/rm_411", "metadb/rm_evil"], console = ["servers"] }"#;
+    let r = attack("sql-restore-elsewhere", grants).await;
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, "failed", "{message}");
+    assert_eq!(message.matches("Denied(\"backup moved was taken of database rm_411, not rm_evil").count(), 2, "{message}");
+    assert!(r.passed && r.changes.is_empty(), "{:?}", r.changes);
+}
+
 #[tokio::test]
 async fn host_resources_are_bounded() {
     // Notices: the first hundred are kept, the rest dropped.

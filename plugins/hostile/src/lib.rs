@@ -191,6 +191,14 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "sql-write-via-query" => query(&n, "DELETE FROM oms_version"),
             "sql-multi" => execute(&n, &format!("DELETE FROM oms_version; DROP DATABASE {}", n.victim_db)),
             "sql-attach" => execute(&n, "ATTACH DATABASE '/tmp/opshost-hostile-attach' AS evil"),
+            // A granted database's tables, the console's own among them, carried into another
+            // granted database, where the statement policy does not reserve them.
+            "sql-restore-elsewhere" => {
+                sql::dump_database("metadb", &n.db, "moved")?;
+                let one = sql::restore_database("metadb", "rm_evil", "moved");
+                let set = sql::restore_databases("metadb", &[sql::BackupRequest { database: "rm_evil".into(), backup_name: "moved".into() }]);
+                Err(failed(format!("ONE {one:?} SET {set:?}")))
+            }
             "sql-slow" => query(&n, "SELECT COUNT(*) FROM oms_project a, oms_project b, oms_project c, oms_project d"),
             // Host resources.
             "notices" => {

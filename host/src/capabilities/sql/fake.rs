@@ -319,6 +319,11 @@ impl Sql for FakeSql {
         restores.iter().map(|(database, backup_name)| self.restore_one(database, backup_name)).collect()
     }
 
+    async fn backup_database(&self, backup_name: &str) -> Result<String, Error> {
+        let backups = self.backups.lock().unwrap();
+        backups.get(backup_name).map(|(_, recorded)| recorded.database.clone()).ok_or_else(|| not_found(format!("no backup named {backup_name}")))
+    }
+
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error> {
         self.check_connection(connection)?;
         let mut dbs = self.databases.lock().unwrap();

@@ -54,6 +54,11 @@ impl HostState {
             if let Some(b) = &budget {
                 b.check()?;
             }
+            if call == calls::SQL_RESTORE_DATABASES {
+                for r in &requests {
+                    restored_where_taken(s.as_ref(), &r.database, &r.backup_name).await?;
+                }
+            }
             let backups = run(s, connection, requests.into_iter().map(|r| (r.database, r.backup_name)).collect()).await?;
             if let Some(b) = &budget {
                 b.taken(&backups);
@@ -62,6 +67,20 @@ impl HostState {
         })
         .await
     }
+}
+
+/// A plugin restores a backup only into the database it was taken of. Into another, it could
+/// carry a table that another capability owns (the console's `oms_normal_config`, reserved by
+/// database and table) to a database where the statement policy does not reserve it, change it
+/// there, and carry it back.
+async fn restored_where_taken(s: &dyn Sql, database: &str, backup_name: &str) -> Result<(), Error> {
+    let taken_of = s.backup_database(backup_name).await?;
+    if taken_of != database {
+        return Err(Error::Denied(format!(
+            "backup {backup_name} was taken of database {taken_of}, not {database}: a plugin restores a backup only into the database it was taken of"
+        )));
+    }
+    Ok(())
 }
 
 /// What [`HostState::backup_budget`] guards.
@@ -154,6 +173,7 @@ impl wit::Host for HostState {
             async move {
                 check_identifier("database", &database)?;
                 check_backup_name(&backup_name)?;
+                restored_where_taken(s.as_ref(), &database, &backup_name).await?;
                 s.restore_database(&connection, &database, &backup_name).await
             },
         )

@@ -27,6 +27,8 @@ pub trait Sql: Send + Sync {
     /// Each `(database, backup name)` replayed side by side, then each verified; every backup and
     /// database is checked before anything is replayed.
     async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error>;
+    /// The database backup `backup_name` was taken of (not found when there is no such backup).
+    async fn backup_database(&self, backup_name: &str) -> Result<String, Error>;
     async fn create_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn drop_database(&self, connection: &str, database: &str) -> Result<(), Error>;
     async fn database_exists(&self, connection: &str, database: &str) -> Result<bool, Error>;

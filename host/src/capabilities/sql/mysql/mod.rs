@@ -679,6 +679,13 @@ impl Sql for MysqlSql {
         Ok(self.restore_databases(connection, &[(database.to_string(), backup_name.to_string())]).await?.remove(0))
     }
 
+    async fn backup_database(&self, backup_name: &str) -> Result<String, Error> {
+        let (_, meta_path) = self.backup_paths(backup_name);
+        let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
+        let backup: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
+        Ok(backup.database)
+    }
+
     async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error> {
         // Every backup and every database is checked before anything is replayed.
         let mut c = self.conn(connection).await?;
