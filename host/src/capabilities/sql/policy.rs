@@ -54,8 +54,19 @@ macro_rules! refused {
     };
 }
 
+/// The longest statement a plugin may send: parsing takes the host hundreds of bytes of memory
+/// per byte of text, and values belong in `?` parameters.
+pub const MAX_STATEMENT_BYTES: usize = 64 << 10;
+
 /// Checks one statement; Ok(the access it needs) or Err(a one-sentence message naming what was refused and why).
 pub fn check(statement: &str, allowed: Access, policy: &StatementPolicy) -> Result<Access, String> {
+    if statement.len() > MAX_STATEMENT_BYTES {
+        return refused!(
+            "the statement is {} bytes, over the {} KiB a statement may be; pass values as ? parameters",
+            statement.len(),
+            MAX_STATEMENT_BYTES >> 10
+        );
+    }
     // The server would read both differently from sqlparser: NO_BACKSLASH_ESCAPES ends strings early, and
     // `/*!…*/`, `/*M!…*/`, `/*+…*/` are code (or SET_VAR hints) to it.
     if statement.contains('\\') {
@@ -72,6 +83,14 @@ pub fn check(statement: &str, allowed: Access, policy: &StatementPolicy) -> Resu
         [] => return refused!("the text holds no statement"),
         many => return refused!("the text holds {} statements, not one", many.len()),
     };
+    // sqlparser reads `SHOW INDEX FROM "t"` as the words around the string, which a server under
+    // ANSI_QUOTES reads as the table's name: such a SHOW is words and dots only.
+    if matches!(stmt, Statement::ShowVariable { .. }) {
+        let tokens = Tokenizer::new(&MySqlDialect {}, statement).tokenize().unwrap_or_default();
+        if let Some(odd) = tokens.iter().find(|t| !matches!(t, Token::Word(_) | Token::Period | Token::Whitespace(_) | Token::SemiColon)) {
+            return refused!("SHOW names tables by plain or backquoted names only, not {odd}");
+        }
+    }
     let access = classify(stmt, policy)?;
     if let ControlFlow::Break(why) = stmt.visit(&mut Guard { policy }) {
         return Err(why);
@@ -323,12 +342,19 @@ fn check_name(name: &ObjectName, p: &StatementPolicy) -> Result<(), String> {
         [Some(db), Some(table)] => (db.value.as_str(), table.value.as_str()),
         _ => return refused!("{name} is not a table or database.table name"),
     };
-    let reserved = |(d, t): &(String, String)| d.eq_ignore_ascii_case(db) && t.eq_ignore_ascii_case(table);
+    let reserved = |(d, t): &(String, String)| could_name(db, d) && could_name(table, t);
     if p.reserved.iter().any(reserved) {
         let why = "is reserved to the host's console capability; use console.get-parameter / set-parameter";
         return refused!("table {db}.{table} {why}");
     }
     check_db(db, &name.to_string(), p)
+}
+
+/// Whether name `written` could reach the object named `name` on the server: equal but for
+/// ASCII case, or where `written` has a character outside ASCII, which a server that folds names
+/// (`lower_case_table_names`) may fold into `name`'s (`İ` into `i`).
+fn could_name(written: &str, name: &str) -> bool {
+    written.chars().count() == name.chars().count() && written.chars().zip(name.chars()).all(|(w, n)| !w.is_ascii() || w.eq_ignore_ascii_case(&n))
 }
 
 fn check_db(db: &str, what: &str, p: &StatementPolicy) -> Result<(), String> {
@@ -468,7 +494,7 @@ DROP INDEX i ON t
 RENAME TABLE a TO b, rm_412.c TO rm_412.d";
 
     /// `statement => a word the refusal must contain`, one a line.
-    const REFUSED: &str = r"
+    const REFUSED: &str = r#"
 SELECT 1; DROP TABLE x => 2 statements
 SELEC 1 => parsed
 GRANT ALL ON *.* TO x => account
@@ -527,6 +553,10 @@ SELECT * FROM a.b.c => database.table
 SELECT COUNT(*) FROM oms_normal_config => console.get-parameter
 UPDATE RM_411.OMS_NORMAL_CONFIG SET v = 1 => console
 ALTER TABLE t RENAME AS oms_normal_config => console
+UPDATE oms_normal_confİg SET v = 'x' => console
+SELECT * FROM `ʀm_411`.oms_normal_config => console
+SHOW INDEX FROM "global_priv" FROM "mysql" => plain or backquoted names only
+SHOW KEYS FROM 't' => plain or backquoted names only
 SELECT * FROM mysql.user => system schema
 SELECT * FROM INFORMATION_SCHEMA.TABLES => system schema
 SHOW TABLES FROM performance_schema => system schema
@@ -569,7 +599,7 @@ DROP INDEX i ON other.t => not granted
 TRUNCATE other.t => not granted
 CREATE INDEX i ON other.t (a) => not granted
 RENAME TABLE t TO other.t => not granted
-RENAME TABLE other.t TO t => not granted";
+RENAME TABLE other.t TO t => not granted"#;
 
     fn lines(table: &str) -> impl Iterator<Item = &str> {
         table.lines().filter(|line| !line.is_empty())
@@ -594,6 +624,16 @@ RENAME TABLE other.t TO t => not granted";
             assert!(error.starts_with("statement refused: "), "{sql}: {error}");
             assert!(error.to_lowercase().contains(word), "{sql}: {error}");
         }
+    }
+
+    /// Parsing costs hundreds of bytes of host memory per byte of text: a long statement is
+    /// refused before it is parsed, and its values belong in parameters.
+    #[test]
+    fn a_statement_longer_than_the_limit_is_refused_unparsed() {
+        let long = format!("SELECT '{}' FROM t", "x".repeat(MAX_STATEMENT_BYTES));
+        assert!(run(&long, Access::Read).unwrap_err().contains("over the 64 KiB a statement may be; pass values as ? parameters"));
+        let fits = format!("SELECT '{}' FROM t", "x".repeat(MAX_STATEMENT_BYTES - 20));
+        assert_eq!(run(&fits, Access::Read), Ok(Access::Read));
     }
 
     /// sqlparser takes `--` and U+00A0 for a comment, the server for minus, minus and a name: the
