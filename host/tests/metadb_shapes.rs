@@ -821,6 +821,27 @@ async fn server_globals_on_sessions_change_no_backup_or_restore() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A plugin's statement is checked as MySQL reads it, where `"x"` is a string. On a server whose
+/// global sql_mode has ANSI_QUOTES (where `"x"` names a column or table), its session drops that
+/// flag and keeps the rest, so the statement that runs is the one checked.
+#[tokio::test]
+async fn a_plugin_statement_reads_double_quotes_as_a_string_whatever_the_servers_sql_mode() {
+    let _globals = GLOBALS.lock().await;
+    let db = unique_db("ansi_quotes");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (x VARCHAR(10)); INSERT INTO {db}.t VALUES ('column');"));
+    let mode = value("mysql", "SELECT @@GLOBAL.sql_mode");
+    let _back = GlobalBack("sql_mode", format!("'{mode}'"));
+    sql(&format!("SET GLOBAL sql_mode = '{mode},ANSI_QUOTES,PIPES_AS_CONCAT'"));
+    let (_dir, s) = engine();
+    let rows = s.query("metadb", &db, "SELECT \"x\" || 'y' AS v, @@SESSION.sql_mode AS m FROM t", &[]).await.unwrap();
+    use opshost::capabilities::sql::Value;
+    let [Value::Text(v), Value::Text(m)] = rows.rows[0].as_slice() else { panic!("{:?}", rows.rows) };
+    assert_eq!(v, "xy", "a string, and the server's other flags kept (PIPES_AS_CONCAT)");
+    assert!(!m.contains("ANSI_QUOTES") && m.contains("PIPES_AS_CONCAT"), "{m}");
+    drop(_back);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// The free space a plan asks of the backup directory (1.5 times what `database_bytes` says, see
 /// `ops/site.rs`) holds the dump even where it is mostly binary, which the dump writes as hex
 /// (twice its size): else a disk that passed the plan fills up in the downtime. Values of 15 KB
