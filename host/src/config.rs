@@ -191,6 +191,9 @@ pub struct Limits {
     pub export_timeout_s: u64,
     /// Notices a plugin may leave for the operator in one call; more are dropped with a warning.
     pub max_notices: usize,
+    /// What a plugin may write to the run log in one call (log lines and progress labels, as
+    /// written); more is dropped with a warning.
+    pub max_log_mb: u64,
     /// Table elements, in all of a plugin's tables together.
     pub max_table_elements: u64,
     /// Size of the run journal (one operation); past it the run stops at the next call.
@@ -214,6 +217,7 @@ impl Default for Limits {
             max_host_calls: 100_000,
             export_timeout_s: 24 * 3600,
             max_notices: 100,
+            max_log_mb: 64,
             max_table_elements: 1 << 20,
             max_journal_mb: 1024,
             max_backups: 64,

@@ -118,6 +118,33 @@ async fn oversized_arguments_results_and_messages_are_capped() {
     assert_contained(&attack("huge-log", "").await, "failed", "logged");
 }
 
+/// What a plugin writes to the run log in one call is bounded by `max_log_mb`, counted as written
+/// (a control character escaped takes six bytes): a hundred 64 KiB lines of them, and as many
+/// progress labels, leave about a megabyte under a 1 MiB limit, and one warning.
+#[tokio::test]
+async fn the_run_log_takes_at_most_max_log_mb_from_a_plugin() {
+    let plugin = signed("hostile.wasm").await;
+    let case = r#"
+name = "hostile: log-flood"
+steps = ["upgrade"]
+parameters = { attack = "log-flood" }
+grants = { docker = ["oms_411"], sql = ["metadb/rm_411"], console = ["servers"] }
+limits = { max_log_mb = 1 }
+[expect.upgrade]
+outcome = "error"
+"#;
+    let mut s = Scenario::parse_layers(&[&deployment(), case], "log-flood").unwrap();
+    s.parameters.retain(|k, _| k == "attack");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.log");
+    let r = run_scenario(&plugin.loaded, &s, Arc::new(opshost::report::RunLog::open(&path).unwrap())).await.unwrap();
+    assert_eq!(error_of(&r).1, "flooded");
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(log.len() < (1 << 20) + (64 << 10), "the run log holds {} bytes", log.len());
+    assert!(log.len() > 1 << 19, "the lines within the limit are kept: {} bytes", log.len());
+    assert_eq!(log.matches("the rest are dropped (max_log_mb in [limits])").count(), 1);
+}
+
 #[tokio::test]
 async fn a_trap_midway_stops_the_run_and_only_granted_changes_happened() {
     // (Its expectations differ from the others: the stop did happen.)

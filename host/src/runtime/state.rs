@@ -131,6 +131,10 @@ pub struct HostState {
     pub notices: Vec<String>,
     /// Notices past `max_notices`, dropped.
     pub notices_dropped: u64,
+    /// Bytes of log lines and progress labels written for the plugin (bounded by `max_log_mb`),
+    /// and whether some past that were dropped.
+    pub logged_bytes: u64,
+    pub log_dropped: bool,
     /// Wall time spent in host calls: excluded from the plugin's CPU budget.
     pub host_time: Duration,
     /// Wall time spent after each call making its outcome durable in the run journal and adding
@@ -155,6 +159,8 @@ impl HostState {
             env: env.clone(),
             notices: Vec::new(),
             notices_dropped: 0,
+            logged_bytes: 0,
+            log_dropped: false,
             host_time: Duration::ZERO,
             bookkeeping_time: Duration::ZERO,
             transcript_bytes: 0,

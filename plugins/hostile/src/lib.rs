@@ -151,6 +151,16 @@ impl opshost_procedures::bindings::Guest for Hostile {
                 host::log(host::Level::Info, &"L".repeat(8 << 20));
                 Err(failed("logged".to_string()))
             }
+            // Control characters, which the host writes escaped (six bytes each), in lines and
+            // in progress labels of their own.
+            "log-flood" => {
+                let line = "\u{1}\n".repeat(32 << 10);
+                for i in 0..100 {
+                    host::log(host::Level::Info, &line);
+                    host::progress(1, 2, &format!("{i}{line}"));
+                }
+                Err(failed("flooded".to_string()))
+            }
             "trap-midway" => {
                 docker::stop("local", "oms_411", 1)?;
                 panic!("hostile plugin crashed after stopping oms_411");

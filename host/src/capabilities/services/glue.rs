@@ -12,17 +12,43 @@ use crate::report::Level;
 use crate::runtime::calls;
 use crate::runtime::state::HostState;
 
+impl HostState {
+    /// Whether `bytes` more of the plugin's log lines and progress labels fit in this call's
+    /// `max_log_mb`; the first time they do not, the operator is told the rest are dropped.
+    fn within_log_budget(&mut self, bytes: usize) -> bool {
+        let max = self.env.limits.max_log_mb << 20;
+        if self.logged_bytes + bytes as u64 <= max {
+            self.logged_bytes += bytes as u64;
+            return true;
+        }
+        if !self.log_dropped {
+            self.log_dropped = true;
+            self.env.reporter.log(
+                Level::Warn,
+                &format!("the plugin wrote more than {} MiB of log lines and progress labels; the rest are dropped (max_log_mb in [limits])", max >> 20),
+            );
+        }
+        false
+    }
+}
+
 impl wit::Host for HostState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         self.admit("host.log")?;
-        let message = self.env.limits.clip(message);
-        self.env.reporter.log(level, &crate::text::printable(&message));
+        // Clipped as written: an escaped control character takes several bytes.
+        let message = self.env.limits.clip(crate::text::printable(&self.env.limits.clip(message)).into_owned());
+        // The run log writes each line break as `\u{a}`.
+        if self.within_log_budget(message.len() + 5 * message.matches('\n').count()) {
+            self.env.reporter.log(level, &message);
+        }
         Ok(())
     }
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
         self.admit("host.progress")?;
-        let label = self.env.limits.clip(label);
-        self.env.reporter.progress(done, total, crate::report::Unit::Count, &crate::text::one_line(&label));
+        let label = self.env.limits.clip(crate::text::one_line(&self.env.limits.clip(label)).into_owned());
+        if self.within_log_budget(label.len()) {
+            self.env.reporter.progress(done, total, crate::report::Unit::Count, &label);
+        }
         Ok(())
     }
     async fn now(&mut self) -> wasmtime::Result<u64> {

@@ -105,7 +105,8 @@ const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 /// A plugin statement's session keeps the server's sql_mode but for the flags under which the
 /// server would read the text otherwise than the statement policy (sqlparser's MySQL dialect)
 /// did: `ANSI_QUOTES` (`"x"` a name, not a string) and `ORACLE` (another parser).
-const PLUGIN_SQL_MODE: &str = "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ORACLE,', ','))";
+const PLUGIN_SQL_MODE: &str =
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ORACLE,', ','))";
 
 /// mysql_async's process-wide pool of spare I/O buffers: how many it keeps (its default is 128,
 /// each kept up to 4 MB). A restore's bound INSERTs (load.rs) send a megabyte a statement, and
