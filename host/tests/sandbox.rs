@@ -118,6 +118,19 @@ async fn oversized_arguments_results_and_messages_are_capped() {
     assert_contained(&attack("huge-log", "").await, "failed", "logged");
 }
 
+/// `check-run` asks the engine whether it permits `--privileged` by starting a throwaway container
+/// of an image: one the run may use already, or that of the granted container the spec succeeds.
+/// An image the run may not use, on an engine that refuses, is not probed (the refusal would say
+/// the probe ran), nor is one borrowed from a container the plugin is not granted.
+#[tokio::test]
+async fn check_run_probes_the_engine_only_with_images_the_run_may_use() {
+    let grants = r#"grants = { docker = ["oms_411", "oms_411evil"], sql = ["metadb/rm_411"], console = ["servers"] }
+[docker]
+refuses_privileged = ["local"]"#;
+    let r = attack("check-run-probe", grants).await;
+    assert_contained(&r, "failed", "CHECKED Ok(true)");
+}
+
 /// What a plugin writes to the run log in one call is bounded by `max_log_mb`, counted as written
 /// (a control character escaped takes six bytes): a hundred 64 KiB lines of them, and as many
 /// progress labels, leave about a megabyte under a 1 MiB limit, and one warning.

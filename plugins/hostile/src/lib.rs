@@ -174,6 +174,17 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "run-privileged" => run_changed(&n, |s| s.privileged = true),
             "create-root" => create_changed(&n, |s| s.mounts.push(mount("/", "/host"))),
             "create-privileged" => create_changed(&n, |s| s.privileged = true),
+            // The engine's --privileged probe (a container created and started) with an image the
+            // run may not use, or one borrowed from a container the plugin is not granted.
+            "check-run-probe" => {
+                let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
+                let mut spec = old.spec;
+                spec.name = format!("{}evil", n.container);
+                spec.image = n.image.clone();
+                spec.privileged = true;
+                spec.labels.push(("opshost.successor-of".into(), n.victim.clone()));
+                Err(failed(format!("CHECKED {:?}", docker::check_run("local", &spec).map(|s| s.privileged))))
+            }
             "traverse" => docker::stop("local", &format!("{}/../{}", n.container, n.victim), 1),
             "image-exists" => docker::image_exists("local", &n.image).map(|_| ()),
             "inspect-victim" => docker::inspect("local", &n.victim).map(|_| ()),

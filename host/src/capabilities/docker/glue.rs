@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{hide_secret_lines, policy, ContainerInfo, Docker, ExecResult, RunSpec, SUCCESSOR_LABEL};
 use crate::bindings::opshost::plugin::docker as wit;
 use crate::bindings::Error;
+use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
 use crate::runtime::state::HostState;
 
@@ -161,25 +162,39 @@ impl wit::Host for HostState {
         asked.labels.retain(|(k, v)| !(k == SUCCESSOR_LABEL && *v == name));
         // The same decision as `run`'s, but the image is `run`'s to check: an archive's image is
         // loaded (and so approved) only during the upgrade.
-        let checked = policy::check_node_name(&node).and_then(|_| {
-            let mut approved = self.env.approved.lock().unwrap().clone();
-            approved.loaded(&node, std::slice::from_ref(&asked.image));
-            self.site_rules(|site| approved.check_run(&node, &asked, site))
-        });
-        // The engine's own refusal of --privileged, asked with an image the node has: the spec's,
-        // else that of the container it succeeds.
+        let (checked, image_approved) = match policy::check_node_name(&node) {
+            Err(e) => (Err(e), false),
+            Ok(()) => {
+                let mut approved = self.env.approved.lock().unwrap().clone();
+                let image_approved = self.site_rules(|site| approved.check_image(&node, &asked.image, site)).is_ok();
+                approved.loaded(&node, std::slice::from_ref(&asked.image));
+                (self.site_rules(|site| approved.check_run(&node, &asked, site)), image_approved)
+            }
+        };
+        // The container it succeeds lends its image to the probe below only if the plugin may
+        // inspect it.
+        let predecessor = predecessor.filter(|old| self.env.grants.check(calls::DOCKER_INSPECT.name, &Target::Container(node.clone(), old.clone())).is_ok());
+        // The engine's own refusal of --privileged, asked with an image the node has and the run
+        // may use already (the plan comes before any archive is loaded): the spec's, else that of
+        // the granted container it succeeds; with neither, the engine is asked when the
+        // container is created.
         self.call(calls::DOCKER_CHECK_RUN, (node.clone(), name), args, async move {
             let run = checked?;
             if run.privileged {
-                let mut image = run.image.clone();
-                if !d.image_exists(&node, &image).await.unwrap_or(false) {
+                let mut image = image_approved.then(|| run.image.clone());
+                if !matches!(&image, Some(i) if d.image_exists(&node, i).await.unwrap_or(false)) {
+                    image = None;
                     if let Some(old) = predecessor.as_deref() {
                         if let Ok(Some(c)) = d.inspect(&node, old).await {
-                            image = c.spec.image;
+                            image = Some(c.spec.image);
                         }
                     }
                 }
-                if let Some(words) = d.refuses_privileged(&node, &image).await? {
+                let refused = match image {
+                    Some(image) => d.refuses_privileged(&node, &image).await?,
+                    None => None,
+                };
+                if let Some(words) = refused {
                     return Err(Error::Failed(format!(
                         "container {}: node {node}'s Docker engine refuses --privileged containers ({}), so it could not start: set deny_privileged = true in [docker_policy] of the site config (containers then run without --privileged), or run on an engine that permits them",
                         run.name,
