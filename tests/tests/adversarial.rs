@@ -238,6 +238,12 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
         .collect::<Vec<_>>();
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
 
+    // Nor the MetaDB password the product keeps in its config.yaml, through exec: its line is
+    // hidden as read-file hides it, and the value alone is shown as the site's credential.
+    let out = a.contained("exec-config", "WHOLE", "", true);
+    let password = std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap();
+    assert!(out.contains("oms_meta_password: <hidden by opshost>") && out.contains("VALUE opshost-secret:metadb/metadb") && !out.contains(&password), "{out}");
+
     // Host resources and the host's own records.
     a.contained("notices", "left 10000 notices", "", true);
     a.contained("calls", "more than 1000 host calls", "[limits]\nmax_host_calls = 1000", true);

@@ -108,11 +108,14 @@ impl Site {
         approved.approve_parameters(std::iter::once(&self.product.parameters).chain(self.product.hops.values()).flatten());
         Ok(RunEnv {
             journal,
-            site: Arc::new(crate::runtime::state::SitePolicy::for_console(
-                &self.product.console.metadb,
-                self.config.docker_policy.deny_privileged,
-                self.config.docker_policy.secret_env.clone(),
-            )),
+            site: Arc::new(
+                crate::runtime::state::SitePolicy::for_console(
+                    &self.product.console.metadb,
+                    self.config.docker_policy.deny_privileged,
+                    self.config.docker_policy.secret_env.clone(),
+                )
+                .with_credentials(&self.config.metadb),
+            ),
             approved: Arc::new(Mutex::new(approved)),
             backups_taken: Default::default(),
             rerun_in_doubt: false,

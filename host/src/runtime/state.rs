@@ -49,13 +49,27 @@ pub struct SitePolicy {
     /// `[docker_policy] secret_env`: variables that hold credentials besides those whose names
     /// say so (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, `*KEY*`).
     pub secret_env: Vec<String>,
+    /// The site's own credentials (the MetaDB connections' passwords), as (what a plugin is
+    /// shown instead, the value): a container's files and output may hold them too (OMS keeps
+    /// the MetaDB password in its config.yaml), and the plugin never sees them.
+    pub credentials: Vec<(String, String)>,
 }
 
 impl SitePolicy {
     /// The tables the console capability owns, from its config.
     pub fn for_console(console: &crate::capabilities::console::config::ConsoleConfig, deny_privileged: bool, secret_env: Vec<String>) -> SitePolicy {
         let reserved_tables = console.rm_db.iter().map(|db| (db.clone(), "oms_normal_config".to_string())).collect();
-        SitePolicy { deny_privileged, reserved_tables, secret_env }
+        SitePolicy { deny_privileged, reserved_tables, secret_env, credentials: Vec::new() }
+    }
+
+    /// With the password of each MetaDB connection of `metadb` that has one, hidden from the plugin.
+    pub fn with_credentials(mut self, metadb: &std::collections::BTreeMap<String, crate::capabilities::sql::mysql::config::ConnectionConfig>) -> SitePolicy {
+        for (name, connection) in metadb {
+            if let Ok(Some(password)) = connection.password(name) {
+                self.credentials.push((format!("opshost-secret:metadb/{name}"), password));
+            }
+        }
+        self
     }
 }
 

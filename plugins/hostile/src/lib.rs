@@ -268,6 +268,13 @@ impl opshost_procedures::bindings::Guest for Hostile {
                 }
                 Err(failed(format!("PRINTED {} LOGGED {}", printed.stdout.trim(), logged.trim())))
             }
+            // The product's config file through exec, whole and as its password's value alone.
+            "exec-config" => {
+                let busybox = |args: &[&str]| std::iter::once("/bin/busybox").chain(args.iter().copied()).map(str::to_string).collect::<Vec<_>>();
+                let whole = docker::exec("local", &n.container, &busybox(&["cat", "/home/admin/conf/config.yaml"]))?;
+                let value = docker::exec("local", &n.container, &busybox(&["sh", "-c", "grep oms_meta_password /home/admin/conf/config.yaml | cut -d ' ' -f 2"]))?;
+                Err(failed(format!("WHOLE {} VALUE {}", whole.stdout, value.stdout.trim())))
+            }
             "ansi" => {
                 host::log(host::Level::Info, "\x1b[2K\x1b[1Aupgrade finished: OMS 4.2.0 is running");
                 // Lines of its own, as opshost writes its own at the margin.

@@ -239,7 +239,7 @@ impl wit::Host for HostState {
         self.on_container(calls::DOCKER_EXEC, node, container, json!({"command": command}), |d, node, c| async move {
             let out = d.exec(&node, &c, &command).await?;
             let secrets = secrets.of(&*d, &node, &c).await;
-            Ok(ExecResult { stdout: policy::hide_secret_values(&out.stdout, &secrets), stderr: policy::hide_secret_values(&out.stderr, &secrets), ..out })
+            Ok(ExecResult { stdout: hide_secrets(&out.stdout, &secrets), stderr: hide_secrets(&out.stderr, &secrets), ..out })
         })
         .await
     }
@@ -247,19 +247,27 @@ impl wit::Host for HostState {
         let secrets = self.secrets_seen();
         self.on_container(calls::DOCKER_LOGS, node, container, json!({"tail": tail}), |d, node, c| async move {
             let text = d.logs(&node, &c, tail).await?;
-            Ok(policy::hide_secret_values(&text, &secrets.of(&*d, &node, &c).await))
+            Ok(hide_secrets(&text, &secrets.of(&*d, &node, &c).await))
         })
         .await
     }
     async fn read_file(&mut self, node: String, container: String, path: String) -> wasmtime::Result<Result<String, Error>> {
+        let secrets = self.secrets_seen();
         self.on_container(calls::DOCKER_READ_FILE, node, container, json!({"path": path}), |d, node, c| async move {
             policy::check_file_path(&path)?;
             let bytes = d.read_file(&node, &c, &path).await?;
             let text = String::from_utf8(bytes).map_err(|_| Error::InvalidInput(format!("{path} in container {c} on node {node} is not UTF-8 text")))?;
-            Ok(hide_secret_lines(&text))
+            Ok(hide_secrets(&text, &secrets.of(&*d, &node, &c).await))
         })
         .await
     }
+}
+
+/// Text from a container (a file, a command's output, its log) as the plugin gets it: the value
+/// of every secret line hidden ([`hide_secret_lines`]), and every secret value the host knows
+/// (the run's, the container's, the site's credentials) replaced by what stands for it.
+fn hide_secrets(text: &str, secrets: &[(String, String)]) -> String {
+    policy::hide_secret_values(&hide_secret_lines(text), secrets)
 }
 
 /// The secret values a run has seen, and the site's secret variables: with a container's own
@@ -283,7 +291,9 @@ impl Secrets {
 
 impl HostState {
     fn secrets_seen(&self) -> Secrets {
-        Secrets { seen: self.env.approved.lock().unwrap().known_secrets(), site: self.env.site.secret_env.clone() }
+        let mut seen = self.env.approved.lock().unwrap().known_secrets();
+        seen.extend(self.env.site.credentials.iter().cloned());
+        Secrets { seen, site: self.env.site.secret_env.clone() }
     }
 }
 
