@@ -252,6 +252,10 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     a.contained("host-records", "the host's own", "", true);
     a.contained("alloc", "memory", "", true);
     let out = a.contained("huge-argument", "exceed the sandbox limit", "", true);
+    // Binary values within the limit as bytes and past it as JSON, in and out: each refused
+    // before it is turned into JSON (the peak memory below would pass its bound).
+    a.contained("huge-params", "exceed the sandbox limit", "", true);
+    a.contained("huge-binary-result", "the result passed the sandbox limit", "", true);
     let journal_bytes: u64 = walk(&state_dir(&a, "huge-argument")).iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
     assert!(journal_bytes < 1 << 20, "the refused 20 MB argument was kept: {journal_bytes} bytes in the run folder\n{out}");
 

@@ -48,6 +48,53 @@ fn digest(text: &str) -> Json {
     json!({ "digest": crate::runtime::engine::sha256_hex(text.as_bytes()), "bytes": text.len() })
 }
 
+/// A call's arguments as [`HostState::call`] takes them: JSON, or, for arguments that may be too
+/// big to build as JSON ([`measured_args`]), the size and digest of their JSON text.
+pub enum CallArgs {
+    Json(Json),
+    Measured { bytes: usize, digest: String },
+}
+
+impl From<Json> for CallArgs {
+    fn from(args: Json) -> Self {
+        CallArgs::Json(args)
+    }
+}
+
+/// `args` as JSON when its JSON text is within `limit` bytes; else only that text's size and
+/// digest (as [`kept`] keeps them), counted and hashed as the text is written, never held: a
+/// plugin's list of bytes would take 32 bytes of the host's memory a byte as JSON values.
+pub fn measured_args(args: &impl Serialize, limit: usize) -> CallArgs {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    struct Hash(sha2::Sha256);
+    impl std::io::Write for Hash {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            sha2::Digest::update(&mut self.0, b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, args);
+    if count.0 <= limit {
+        return CallArgs::Json(serde_json::to_value(args).unwrap_or(Json::Null));
+    }
+    let mut hash = Hash(<sha2::Sha256 as sha2::Digest>::new());
+    let _ = serde_json::to_writer(&mut hash, args);
+    CallArgs::Measured { bytes: count.0, digest: format!("sha256:{}", hex::encode(sha2::Digest::finalize(hash.0))) }
+}
+
 /// Bytes of arguments and outcomes one store keeps whole in the run's transcript, which is in
 /// memory: 100 000 calls (`max_host_calls`) of 64 KiB each would be gigabytes. Past it, each call
 /// keeps their sizes and digests only; the journal, on disk, still keeps outcomes whole.
@@ -85,7 +132,13 @@ impl HostState {
     /// manifest calls nothing), the call budget, argument size, the journal, the grants, injected
     /// faults, the deadline and the transcript. Typed errors go back to the plugin; only host
     /// bugs and exhausted budgets trap.
-    pub async fn call<K, T, F>(&mut self, spec: &'static HostCall<K>, object: K::Object, args: Json, fut: F) -> wasmtime::Result<Result<T, Error>>
+    pub async fn call<K, T, F>(
+        &mut self,
+        spec: &'static HostCall<K>,
+        object: K::Object,
+        args: impl Into<CallArgs>,
+        fut: F,
+    ) -> wasmtime::Result<Result<T, Error>>
     where
         K: GrantKind,
         T: Serialize + DeserializeOwned,
@@ -96,11 +149,16 @@ impl HostState {
         self.admit(name)?;
         let started = Instant::now();
         // Size first: an oversized argument is never journaled or kept, only its digest.
-        let text = args.to_string();
-        let oversized = text.len() > self.env.limits.max_payload_bytes;
-        let fault_args = if oversized { Json::Null } else { args.clone() };
-        let args = kept(args, text.len(), &text);
-        drop(text);
+        let max = self.env.limits.max_payload_bytes;
+        let (oversized, fault_args, args) = match args.into() {
+            CallArgs::Json(args) => {
+                let text = args.to_string();
+                let oversized = text.len() > max;
+                let fault_args = if oversized { Json::Null } else { args.clone() };
+                (oversized, fault_args, kept(args, text.len(), &text))
+            }
+            CallArgs::Measured { bytes, digest } => (bytes > max, Json::Null, json!({ "digest": digest, "bytes": bytes })),
+        };
         let seq = self.env.journal.as_ref().map(|j| j.next());
         // Resume: a call the journal already holds returns what it returned then.
         if let (Some(j), Some(seq)) = (self.env.journal.clone(), seq) {
@@ -253,6 +311,32 @@ impl HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Arguments measured as they are written keep what the JSON would have been kept as: whole
+    /// within the limit, else the same size and digest.
+    #[test]
+    fn measured_arguments_are_kept_as_their_json_would_be() {
+        use crate::bindings::opshost::plugin::sql::Value;
+        let args = |n: usize| {
+            let params = vec![Value::Bytes(vec![0xff; n]), Value::Text("t\"x".into()), Value::Int(-1)];
+            (json!({"connection": "metadb", "database": "rm", "statement": "SELECT ?", "params": params}), params)
+        };
+        #[derive(Serialize)]
+        struct Args<'a> {
+            connection: &'a str,
+            database: &'a str,
+            params: &'a [Value],
+            statement: &'a str,
+        }
+        for n in [10, 100_000] {
+            let (json, params) = args(n);
+            let text = json.to_string();
+            match measured_args(&Args { connection: "metadb", database: "rm", params: &params, statement: "SELECT ?" }, 1000) {
+                CallArgs::Json(j) => assert!(n == 10 && j == json),
+                CallArgs::Measured { bytes, digest } => assert!(n == 100_000 && json!({"digest": digest, "bytes": bytes}) == kept(json, text.len(), &text)),
+            }
+        }
+    }
 
     #[test]
     fn the_transcript_keeps_calls_whole_up_to_its_budget_then_their_digests() {

@@ -145,6 +145,10 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "sql-ungranted" => sql::execute("metadb", "rm_other", "DROP TABLE t", &[]).map(|_| ()),
             "inject" => sql::query("metadb", "rm_411`; DROP DATABASE rm_411; -- ", "SELECT 1", &[]).map(|_| ()),
             "huge-argument" => sql::query("metadb", "rm_411", &format!("SELECT '{}'", "x".repeat(20 << 20)), &[]).map(|_| ()),
+            // Within max_payload_bytes as raw bytes, four times past it as the JSON the host
+            // journals: a list of numbers, 32 bytes of memory each once parsed.
+            "huge-params" => sql::query("metadb", &n.db, "SELECT LENGTH(?)", &[sql::Value::Bytes(vec![0xff; 15 << 20])]).map(|_| ()),
+            "huge-binary-result" => query(&n, "SELECT REPEAT(UNHEX('FF'), 15000000)"),
             "huge-result" => sql::query("metadb", "rm_411", "SELECT zeroblob(20000000)", &[]).map(|_| ()),
             "huge-error" => Err(failed("E".repeat(8 << 20))),
             "huge-log" => {

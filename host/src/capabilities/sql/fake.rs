@@ -166,18 +166,7 @@ fn query_within(c: &Connection, statement: &str, params: &[Value], limit: usize)
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)?;
     while let Some(row) = rows.next().map_err(sql_err)? {
         let values = (0..n).map(|i| row.get_ref(i).map(from_sqlite)).collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
-        bytes += values
-            .iter()
-            .map(|v| {
-                if let Value::Text(t) = v {
-                    t.len() + 8
-                } else if let Value::Bytes(b) = v {
-                    b.len() + 8
-                } else {
-                    24
-                }
-            })
-            .sum::<usize>();
+        bytes += values.iter().map(super::json_bytes).sum::<usize>();
         if bytes > limit {
             return Err(failed(format!(
                 "the result passed the sandbox limit of {limit} bytes before its end (max_payload_bytes in [limits]); the statement was stopped: ask for less (LIMIT, fewer columns)"

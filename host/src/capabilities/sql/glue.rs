@@ -9,6 +9,7 @@ use super::{check_backup_name, check_backup_requests, check_identifier, policy, 
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
 use crate::runtime::calls::{self, HostCall};
+use crate::runtime::host_call::{measured_args, CallArgs};
 use crate::runtime::state::HostState;
 
 impl HostState {
@@ -23,6 +24,20 @@ impl HostState {
         let granted = move |db: &str| grants.allows("sql", &format!("{connection}/{db}"));
         let p = policy::StatementPolicy { database, granted: &granted, reserved: &self.env.site.reserved_tables };
         policy::check(statement, access, &p).map(|_| ()).map_err(Error::Denied)
+    }
+
+    /// The journal's arguments of a statement call: measured before they are built as JSON
+    /// ([`measured_args`]), as their values' bytes may be many times their size as JSON.
+    fn statement_args(&self, connection: &str, database: &str, statement: &str, params: &[Value]) -> CallArgs {
+        /// As `json!` writes them: keys in order.
+        #[derive(serde::Serialize)]
+        struct Args<'a> {
+            connection: &'a str,
+            database: &'a str,
+            params: &'a [Value],
+            statement: &'a str,
+        }
+        measured_args(&Args { connection, database, params, statement }, self.env.limits.max_payload_bytes)
     }
 
     /// A guard for backups about to be taken: refused past the run's count or bytes; `taken` adds
@@ -116,31 +131,23 @@ impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
         let s = self.env.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
-        self.call(
-            calls::SQL_QUERY,
-            (connection.clone(), database.clone()),
-            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
-            async move {
-                check_identifier("database", &database)?;
-                allowed?;
-                s.query(&connection, &database, &statement, &params).await
-            },
-        )
+        let args = self.statement_args(&connection, &database, &statement, &params);
+        self.call(calls::SQL_QUERY, (connection.clone(), database.clone()), args, async move {
+            check_identifier("database", &database)?;
+            allowed?;
+            s.query(&connection, &database, &statement, &params).await
+        })
         .await
     }
     async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
         let s = self.env.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
-        self.call(
-            calls::SQL_EXECUTE,
-            (connection.clone(), database.clone()),
-            json!({"connection": connection, "database": database, "statement": statement, "params": params}),
-            async move {
-                check_identifier("database", &database)?;
-                allowed?;
-                s.execute(&connection, &database, &statement, &params).await
-            },
-        )
+        let args = self.statement_args(&connection, &database, &statement, &params);
+        self.call(calls::SQL_EXECUTE, (connection.clone(), database.clone()), args, async move {
+            check_identifier("database", &database)?;
+            allowed?;
+            s.execute(&connection, &database, &statement, &params).await
+        })
         .await
     }
     async fn dump_database(&mut self, connection: String, database: String, backup_name: String) -> wasmtime::Result<Result<Backup, Error>> {

@@ -175,6 +175,32 @@ fn like_matches(pattern: &str, text: &str) -> bool {
     go(&p, &t)
 }
 
+/// At least the bytes `v` takes as the JSON the host journals and measures against
+/// `max_payload_bytes` (`{"bytes":[0,255]}`: a byte of a binary value is up to four), counted
+/// without building it: results are bounded row by row by it, and arguments before they are
+/// turned into JSON, whose values take 32 bytes of memory each.
+pub fn json_bytes(v: &Value) -> usize {
+    match v {
+        Value::Null => 6,
+        Value::Int(_) | Value::Uint(_) | Value::Float(_) => 40,
+        Value::Text(t) => 12 + t.len() + 5 * t.bytes().filter(|&b| b < 0x20 || b == b'"' || b == b'\\').count(),
+        Value::Bytes(b) => {
+            12 + b
+                .iter()
+                .map(|&x| {
+                    if x >= 100 {
+                        4
+                    } else if x >= 10 {
+                        3
+                    } else {
+                        2
+                    }
+                })
+                .sum::<usize>()
+        }
+    }
+}
+
 /// A database or table name from a plugin: 1-64 of `[A-Za-z0-9_$]`, not all digits. Anything else
 /// is refused before it reaches a backend, so no identifier can carry SQL.
 pub fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
@@ -236,6 +262,22 @@ pub(super) fn check_backup_requests(call: &str, requests: &[BackupRequest]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_values_json_is_never_longer_than_counted() {
+        let values = [
+            Value::Null,
+            Value::Int(i64::MIN),
+            Value::Uint(u64::MAX),
+            Value::Float(-1.2345678901234567e-300),
+            Value::Text("quote \" backslash \\ tab \t nul \0 é".into()),
+            Value::Bytes((0..=255).collect()),
+            Value::Bytes(Vec::new()),
+        ];
+        for v in &values {
+            assert!(serde_json::to_string(v).unwrap().len() <= json_bytes(v), "{v:?}");
+        }
+    }
 
     #[test]
     fn checksums_need_each_database_once_and_by_a_plain_name() {

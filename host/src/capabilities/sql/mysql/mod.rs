@@ -650,12 +650,13 @@ impl Sql for MysqlSql {
                 // gigabytes is stopped at the limit instead of held in the host's memory.
                 let (mut rows, mut bytes) = (Vec::new(), 0usize);
                 while let Some(row) = result.next().await? {
-                    let values = row.unwrap_raw();
-                    bytes += values.iter().map(|v| if let Some(mysql_async::Value::Bytes(b)) = v { b.len() + 8 } else { 24 }).sum::<usize>();
+                    let values: Vec<Value> =
+                        row.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect();
+                    bytes += values.iter().map(super::json_bytes).sum::<usize>();
                     if bytes > limit {
                         return Ok(Read::TooBig);
                     }
-                    rows.push(values.into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect());
+                    rows.push(values);
                 }
                 Ok(Read::Done(Rows { columns, rows }))
             })
