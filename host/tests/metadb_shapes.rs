@@ -821,24 +821,31 @@ async fn server_globals_on_sessions_change_no_backup_or_restore() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
-/// A plugin's statement is checked as MySQL reads it, where `"x"` is a string. On a server whose
-/// global sql_mode has ANSI_QUOTES (where `"x"` names a column or table), its session drops that
-/// flag and keeps the rest, so the statement that runs is the one checked.
+/// A plugin's statement is checked as MySQL reads it, where `"x"` is a string, and runs as the
+/// plugin wrote it. On a server whose global sql_mode has ANSI_QUOTES (where `"x"` names a column
+/// or table), its session drops that flag and keeps the rest; under a global `autocommit = 0` its
+/// change is committed (it was rolled back as the connection closed), and under a global
+/// `sql_select_limit` its SELECT gets every row.
 #[tokio::test]
-async fn a_plugin_statement_reads_double_quotes_as_a_string_whatever_the_servers_sql_mode() {
+async fn a_plugin_statement_runs_as_written_whatever_the_servers_globals() {
     let _globals = GLOBALS.lock().await;
     let db = unique_db("ansi_quotes");
     sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (x VARCHAR(10)); INSERT INTO {db}.t VALUES ('column');"));
     let mode = value("mysql", "SELECT @@GLOBAL.sql_mode");
     let _back = GlobalBack("sql_mode", format!("'{mode}'"));
-    sql(&format!("SET GLOBAL sql_mode = '{mode},ANSI_QUOTES,PIPES_AS_CONCAT'"));
+    let _back_commit = GlobalBack("autocommit", value("mysql", "SELECT @@GLOBAL.autocommit"));
+    let _back_limit = GlobalBack("sql_select_limit", value("mysql", "SELECT @@GLOBAL.sql_select_limit"));
+    sql(&format!("SET GLOBAL sql_mode = '{mode},ANSI_QUOTES,PIPES_AS_CONCAT', autocommit = 0, sql_select_limit = 1"));
     let (_dir, s) = engine();
-    let rows = s.query("metadb", &db, "SELECT \"x\" || 'y' AS v, @@SESSION.sql_mode AS m FROM t", &[]).await.unwrap();
     use opshost::capabilities::sql::Value;
+    assert_eq!(s.execute("metadb", &db, "INSERT INTO t VALUES ('second')", &[]).await.unwrap(), 1);
+    let rows = s.query("metadb", &db, "SELECT \"x\" || 'y' AS v, @@SESSION.sql_mode AS m FROM t", &[]).await.unwrap();
+    assert_eq!(rows.rows.len(), 2, "every row, the second committed: {:?}", rows.rows);
     let [Value::Text(v), Value::Text(m)] = rows.rows[0].as_slice() else { panic!("{:?}", rows.rows) };
     assert_eq!(v, "xy", "a string, and the server's other flags kept (PIPES_AS_CONCAT)");
     assert!(!m.contains("ANSI_QUOTES") && m.contains("PIPES_AS_CONCAT"), "{m}");
-    drop(_back);
+    drop((_back, _back_commit, _back_limit));
+    assert_eq!(value(&db, "SELECT COUNT(*) FROM t"), "2", "the insert was committed");
     sql(&format!("DROP DATABASE {db}"));
 }
 

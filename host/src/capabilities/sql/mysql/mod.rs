@@ -102,11 +102,12 @@ struct WireTarget {
 /// What a reading connection runs to read TIMESTAMP values in UTC.
 const SET_SESSION_UTC: &str = "SET SESSION time_zone = '+00:00'";
 
-/// A plugin statement's session keeps the server's sql_mode but for the flags under which the
-/// server would read the text otherwise than the statement policy (sqlparser's MySQL dialect)
-/// did: `ANSI_QUOTES` (`"x"` a name, not a string) and `ORACLE` (another parser).
-const PLUGIN_SQL_MODE: &str =
-    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ORACLE,', ','))";
+/// A plugin statement's session: the server's sql_mode but for the flags under which the server
+/// would read the text otherwise than the statement policy (sqlparser's MySQL dialect) did,
+/// `ANSI_QUOTES` (`"x"` a name, not a string) and `ORACLE` (another parser); each statement
+/// committed (under a global `autocommit = 0` a change was rolled back as the connection closed);
+/// and every row a SELECT finds (not a global `sql_select_limit`'s first few).
+const PLUGIN_SESSION: &str = "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), ',ORACLE,', ',')), autocommit = 1, sql_select_limit = 18446744073709551615";
 
 /// mysql_async's process-wide pool of spare I/O buffers: how many it keeps (its default is 128,
 /// each kept up to 4 MB). A restore's bound INSERTs (load.rs) send a megabyte a statement, and
@@ -208,10 +209,9 @@ impl MysqlSql {
         if c.query_drop(format!("SET SESSION max_statement_time = {secs}")).await.is_err() {
             let _ = c.query_drop(format!("SET SESSION max_execution_time = {}", secs * 1000)).await;
         }
-        // The statement was checked as MySQL reads it: a server whose sql_mode reads `"x"` as a
-        // name (ANSI_QUOTES), or parses as Oracle does, would run another statement than the one
-        // checked.
-        c.query_drop(PLUGIN_SQL_MODE).await.map_err(|e| db_err(database, e))?;
+        // The statement was checked as MySQL reads it, and runs as the plugin wrote it, whatever
+        // the server's globals.
+        c.query_drop(PLUGIN_SESSION).await.map_err(|e| db_err(database, e))?;
         c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
         let id = c.id();
         let guard = KillOnDrop { pool: m.pool.clone(), id: Some(id) };
