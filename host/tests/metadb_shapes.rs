@@ -294,6 +294,7 @@ async fn a_history_no_client_can_write_back_is_refused_before_anything_changes()
 /// plan, naming the column and what to do.
 #[tokio::test]
 async fn enum_and_set_members_equal_under_their_collation_come_back_as_they_were() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("folded");
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; SET SESSION sql_mode = ''; \
@@ -324,6 +325,7 @@ async fn enum_and_set_members_equal_under_their_collation_come_back_as_they_were
 /// the checksum (which hashes the definition's bytes) and a row inserted after, which takes them.
 #[tokio::test]
 async fn a_binary_default_the_server_shows_raw_comes_back_exact() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("binary_default");
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
@@ -355,6 +357,7 @@ async fn a_binary_default_the_server_shows_raw_comes_back_exact() {
 /// its bytes, and opshost's restore and the stock client both bring the view back exact.
 #[tokio::test]
 async fn a_view_literal_the_server_shows_raw_comes_back_exact() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("raw_view");
     sql(&format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); INSERT INTO {db}.t VALUES (1); \
@@ -685,6 +688,7 @@ async fn definitions_come_back_whatever_the_servers_sql_quote_show_create() {
 /// view whose definer is gone (which a restore can create) is not refused.
 #[tokio::test]
 async fn a_view_that_no_longer_works_is_refused_before_anything_changes() {
+    let _globals = GLOBALS.lock().await;
     let db = unique_db("broken_view");
     let (dir, s) = engine();
     for (setup, breaks) in [
@@ -737,7 +741,8 @@ fn engine() -> (tempfile::TempDir, MysqlSql) {
     (dir, s)
 }
 
-/// Tests here set the server's globals: one at a time.
+/// Tests here set the server's globals (autocommit, sql_mode, …), which every session of the
+/// shared server takes: one at a time, and every test on that server waits its turn.
 static GLOBALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Puts a global variable of the server back (to a value written as SQL) however the test ends.
