@@ -59,14 +59,31 @@ impl TrustStore {
                     p.display()
                 )
             })?;
-            t.keys.push(TrustedKey { name: key_name(p), key, plugins });
+            t.add(TrustedKey { name: key_name(p), key, plugins }, &p.display().to_string())?;
         }
         Ok(t)
     }
     pub fn with_key(mut self, name: &str, pem: &str) -> Result<TrustStore> {
         let key = PublicKey::from_any(pem.as_bytes()).map_err(|e| anyhow::anyhow!("key {name}: {e}"))?;
-        self.keys.push(TrustedKey { name: name.to_string(), key, plugins: None });
+        self.add(TrustedKey { name: name.to_string(), key, plugins: None }, name)?;
         Ok(self)
+    }
+
+    /// A key is known by its name (its file's name without the extension) in grants (`signers`)
+    /// and scopes: two keys of one name would let the one's signature count as the other's.
+    fn add(&mut self, key: TrustedKey, from: &str) -> Result<()> {
+        // The same key with the same scope, named twice (--trust and the site's trust): one key.
+        if self.keys.iter().any(|k| k.name == key.name && k.key == key.key && k.plugins == key.plugins) {
+            return Ok(());
+        }
+        if self.keys.iter().any(|k| k.name == key.name) {
+            anyhow::bail!(
+                "trusted key {from}: another trusted key is also named {:?} (keys are named by their file name): rename one of the files, since grants and scopes name a key by it",
+                key.name
+            );
+        }
+        self.keys.push(key);
+        Ok(())
     }
 
     /// Of `signers`, the keys trusted to sign a plugin called `plugin`; and the scopes of the others.
@@ -198,5 +215,25 @@ mod tests {
         std::fs::write(&missing, "not a key").unwrap();
         let e = TrustStore::load(std::slice::from_ref(&missing)).err().unwrap().to_string();
         assert!(e.contains("it must be an Ed25519 public key"), "{e}");
+    }
+
+    /// Keys are named by their file name, and grants and scopes name them so: a scoped site key
+    /// named as the vendor's (`…/vendor/public.pem`, `…/site/public.pem`) would have counted as the
+    /// vendor's unscoped key, so two keys of one name are refused.
+    #[test]
+    fn two_trusted_keys_of_one_name_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["vendor", "site"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            generate(&dir.path().join(sub).join("secret.pem"), &dir.path().join(sub).join("public.pem")).unwrap();
+        }
+        let entries = [
+            TrustEntry::Key(dir.path().join("vendor/public.pem")),
+            TrustEntry::Scoped { key: dir.path().join("site/public.pem"), plugins: vec!["site-*".into()] },
+        ];
+        let e = TrustStore::load_entries(&entries).err().unwrap().to_string();
+        assert!(e.contains("site/public.pem: another trusted key is also named \"public\"") && e.contains("rename one of the files"), "{e}");
+        // The same key twice is one key.
+        assert_eq!(TrustStore::load_entries(&[entries[0].clone(), entries[0].clone()]).unwrap().names(), ["public"]);
     }
 }
