@@ -289,6 +289,14 @@ fn a_backup_that_lost_a_trigger_fails_the_rollback_verification() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains(&format!("refused before any change: backup {} is truncated or changed", file.display())), "{t}");
     assert_eq!((d.state(&d.new_name()), d.runs()[0]["status"].as_str()), ("running".to_string(), Some("upgraded")), "{t}");
+    // With a journal that cannot be read, the backups are still checked, from their descriptions.
+    let journal = d.dir.path().join("state/runs").join(&run_id).join("upgrade.journal");
+    let whole = std::fs::read_to_string(&journal).unwrap();
+    let (head, rest) = whole.split_once('\n').unwrap();
+    std::fs::write(&journal, format!("{head}\n{{garbage\n{rest}")).unwrap();
+    let t = text(&rollback(&d));
+    assert!(t.contains(&format!("refused before any change: backup {} is truncated or changed", file.display())), "{t}");
+    std::fs::write(&journal, whole).unwrap();
     // Blanked to the same size: replayed, and the restored database's checksum gives it away.
     let blank = |dump: &[u8], hide: &dyn Fn(&[u8]) -> bool| -> Vec<u8> {
         let mut inside = false;

@@ -46,6 +46,13 @@ impl Journal {
     pub fn reopen(path: &Path) -> anyhow::Result<(Journal, Header)> {
         let (header, replay) = Replay::load(path)?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        // The line the crash cut off goes: appended to, it would make a corrupt line in the
+        // middle, and the journal could not be replayed again.
+        if replay.truncated_tail {
+            file.set_len(replay.complete_bytes)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| anyhow::anyhow!("cutting the torn last line of journal {}: {e}", path.display()))?;
+        }
         Ok((Journal::with(path, file, replay), header))
     }
 
@@ -172,6 +179,31 @@ mod tests {
 
     fn header() -> Header {
         serde_json::from_str(r#"{"run":"r","operation":"upgrade","plugin":"p","plugin_hash":"sha256:x","site_config_hash":"sha256:y"}"#).unwrap()
+    }
+
+    /// A crash cut the last line off, inside a character: a resume replays what came before,
+    /// writes after it (not glued to the fragment), and a second resume reads it all.
+    #[test]
+    fn a_resume_writes_after_the_complete_lines_not_onto_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.journal");
+        let j = Journal::create(&path, header()).unwrap();
+        j.begin(j.next(), "docker.stop", Effect::IdempotentWrite, &serde_json::json!({"c": "oms"})).unwrap();
+        drop(j);
+        let mut torn = std::fs::read(&path).unwrap();
+        torn.extend_from_slice("{\"entry\":\"end\",\"seq\":1,\"outcome\":{\"ok\":\"é".as_bytes().split_last().unwrap().1);
+        std::fs::write(&path, &torn).unwrap();
+
+        let (j, _) = Journal::reopen(&path).unwrap();
+        assert!(j.replay.truncated_tail && j.replay.in_doubt().is_some_and(|c| c.call == "docker.stop"));
+        // As the host path does: the call in doubt runs again under its number and ends there.
+        let seq = j.next();
+        j.end(seq, &serde_json::json!({"ok": null}), false).unwrap();
+        j.begin(j.next(), "docker.start", Effect::IdempotentWrite, &serde_json::json!({})).unwrap();
+        drop(j);
+        let (_, replay) = Replay::load(&path).unwrap();
+        assert!(!replay.truncated_tail);
+        assert_eq!(replay.calls.iter().map(|c| (c.call.as_str(), c.outcome.is_some())).collect::<Vec<_>>(), [("docker.stop", true), ("docker.start", false)]);
     }
 
     /// A wait that timed out: its polls after the last change are dropped (kept beside the

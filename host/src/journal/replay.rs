@@ -21,12 +21,21 @@ pub struct Replay {
     pub calls: Vec<Recorded>,
     /// The last line was cut off by the crash and ignored.
     pub truncated_tail: bool,
+    /// Bytes of the lines read, the cut-off one excepted: where a resume appends.
+    pub complete_bytes: u64,
 }
 
 impl Replay {
     pub fn load(path: &Path) -> anyhow::Result<(Header, Replay)> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading journal {}: {e}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading journal {}: {e}", path.display()))?;
+        // A write cut off inside a character leaves bytes that are not UTF-8, in the last line.
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("the valid prefix"),
+        };
+        let (header, mut replay) = Self::parse(text, &path.display().to_string())?;
+        replay.truncated_tail |= text.len() < bytes.len();
+        Ok((header, replay))
     }
 
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<(Header, Replay)> {
@@ -47,6 +56,7 @@ impl Replay {
                 }
                 Ok(_) => unreachable!(),
             };
+            replay.complete_bytes += raw.len() as u64;
             match entry {
                 Entry::Header(h) if i == 0 => header = Some(h),
                 Entry::Header(_) => anyhow::bail!("journal {origin}: a second header at line {}", i + 1),

@@ -361,14 +361,29 @@ impl Site {
     /// Every backup a run's upgrade recorded (its dump calls in the journal) is in the run's
     /// backup folder, whole: the size recorded at dump time and the end marker.
     pub fn backups_intact(&self, meta: &RunMeta) -> Result<(), String> {
-        let Ok((_, replay)) = Replay::load(&self.runs.run_dir(&meta.id).join("upgrade.journal")) else { return Ok(()) };
+        let journal = self.runs.run_dir(&meta.id).join("upgrade.journal");
         let dir = self.config.backup_dir.join(&meta.id);
-        for call in replay.calls.iter().filter(|c| c.call == "sql.dump-database" || c.call == "sql.dump-databases") {
-            for b in call.outcome.as_ref().map(crate::capabilities::sql::backups_in_outcome).unwrap_or_default() {
-                let (Some(name), Some(bytes)) = (b["name"].as_str(), b["bytes"].as_u64()) else { continue };
-                crate::capabilities::sql::mysql::format::check_backup_file(&dir.join(format!("{name}.sql")), bytes)
-                    .map_err(|why| format!("{why}; run {} cannot be rolled back from it", meta.id))?;
-            }
+        // The backups the upgrade's dumps returned; with a journal that cannot be read, every
+        // backup the run's directory describes (each beside its description).
+        let backups: Vec<serde_json::Value> = match Replay::load(&journal) {
+            Ok((_, replay)) => replay
+                .calls
+                .iter()
+                .filter(|c| c.call == "sql.dump-database" || c.call == "sql.dump-databases")
+                .flat_map(|call| call.outcome.as_ref().map(crate::capabilities::sql::backups_in_outcome).unwrap_or_default())
+                .collect(),
+            Err(_) if !journal.exists() => return Ok(()),
+            Err(_) => std::fs::read_dir(&dir)
+                .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| std::fs::read(p).ok().and_then(|b| serde_json::from_slice(&b).ok()))
+                .collect(),
+        };
+        for b in backups {
+            let (Some(name), Some(bytes)) = (b["name"].as_str(), b["bytes"].as_u64()) else { continue };
+            crate::capabilities::sql::mysql::format::check_backup_file(&dir.join(format!("{name}.sql")), bytes)
+                .map_err(|why| format!("{why}; run {} cannot be rolled back from it", meta.id))?;
         }
         Ok(())
     }
