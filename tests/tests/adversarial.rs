@@ -244,6 +244,10 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     let password = std::env::var("OPSHOST_TEST_DB_PASSWORD").unwrap();
     assert!(out.contains("oms_meta_password: <hidden by opshost>") && out.contains("VALUE opshost-secret:metadb/metadb") && !out.contains(&password), "{out}");
 
+    // A node of the site that is not the product's (here the same engine, under another name):
+    // a grant without a node names the product's nodes only.
+    a.contained("other-node", "among the product's nodes", "[nodes.other]\n", true);
+
     // Host resources and the host's own records.
     a.contained("notices", "left 10000 notices", "", true);
     a.contained("calls", "more than 1000 host calls", "[limits]\nmax_host_calls = 1000", true);

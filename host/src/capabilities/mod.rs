@@ -35,7 +35,10 @@ impl Capabilities {
                 .with_statement_timeout(std::time::Duration::from_secs(site.limits.call_timeout_s))
                 .with_result_limit(site.limits.max_payload_bytes),
         );
-        let docker = Arc::new(docker::real::BollardDocker::new(site.nodes.clone(), site.allowed_archives(), site.docker_policy.clone(), reporter));
+        // The product's nodes only: a docker grant without a node names a container on every
+        // node of the product, not on another product's.
+        let nodes = site.nodes.iter().filter(|(n, _)| product.nodes.contains(n)).map(|(n, c)| (n.clone(), c.clone())).collect();
+        let docker = Arc::new(docker::real::BollardDocker::new(nodes, site.allowed_archives(), site.docker_policy.clone(), reporter));
         let console = console::MetaDbConsole {
             config: product.console.metadb.clone(),
             sql: sql.clone(),

@@ -189,6 +189,9 @@ impl opshost_procedures::bindings::Guest for Hostile {
                 spec.labels.push(("opshost.successor-of".into(), n.victim.clone()));
                 Err(failed(format!("CHECKED {:?}", docker::check_run("local", &spec).map(|s| s.privileged))))
             }
+            // A node of the site config that is not the product's, where the grant's container
+            // name means nothing.
+            "other-node" => docker::stop("other", &n.container, 1),
             "traverse" => docker::stop("local", &format!("{}/../{}", n.container, n.victim), 1),
             "image-exists" => docker::image_exists("local", &n.image).map(|_| ()),
             "inspect-victim" => docker::inspect("local", &n.victim).map(|_| ()),

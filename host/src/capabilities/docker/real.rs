@@ -44,7 +44,9 @@ impl BollardDocker {
     }
 
     async fn engine(&self, node: &str) -> Result<&bollard::Docker, Error> {
-        let (cfg, cell) = self.nodes.get(node).ok_or_else(|| not_found(format!("no node named {node} in the site config ([nodes.{node}])")))?;
+        let (cfg, cell) = self.nodes.get(node).ok_or_else(|| {
+            not_found(format!("no node named {node} among the product's nodes (nodes = [...] of the product in the site config, each with its [nodes.{node}])"))
+        })?;
         cell.get_or_try_init(|| async {
             let d = match cfg.docker.as_deref() {
                 None => bollard::Docker::connect_with_local_defaults(),
