@@ -71,6 +71,7 @@ impl Plugin {
         };
         let manifest = answer.map_err(|e| anyhow::anyhow!("reading the manifest of {}: {e}", path.display()))?;
         check_plugin_name(&manifest.name).with_context(|| format!("plugin {}", path.display()))?;
+        check_manifest_text(&manifest).with_context(|| format!("plugin {}", path.display()))?;
         // A key trusted only for some names vouches only for plugins that bear one.
         let verdict = match verdict {
             Verdict::Trusted { signers } => {
@@ -139,6 +140,26 @@ fn check_plugin_name(name: &str) -> Result<()> {
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
     anyhow::ensure!(ok, "its manifest's name {name:?} is not a plugin name (lowercase letters, digits, . _ -, at most 64)");
+    Ok(())
+}
+
+/// Every text of a manifest is shown as it is (`plugins list`, the plan, grants blocks), even a
+/// plugin's that is not trusted: none may hold a control character (an escape sequence would
+/// repaint the terminal, and could show an unsigned file as "signed by vendor").
+fn check_manifest_text(m: &Manifest) -> Result<()> {
+    let needs = m.needs.iter().flat_map(|n| [("a need", &n.capability), ("a need", &n.target), ("a need", &n.why)]);
+    let parameters = m
+        .parameters
+        .iter()
+        .flat_map(|p| [("a parameter", &p.name), ("a parameter", &p.description)].into_iter().chain(p.default.iter().map(|d| ("a parameter", d))));
+    let fields = [("product", &m.product), ("target", &m.target)].into_iter().chain(m.sources.iter().map(|s| ("sources", s))).chain(needs).chain(parameters);
+    for (field, text) in fields {
+        anyhow::ensure!(
+            !text.chars().any(char::is_control),
+            "its manifest's {field} {:?} holds a control character, which the terminal would act on",
+            crate::text::one_line(text)
+        );
+    }
     Ok(())
 }
 
@@ -334,7 +355,29 @@ pub mod signature;
 
 #[cfg(test)]
 mod tests {
-    use super::did_you_mean;
+    use super::{check_manifest_text, did_you_mean};
+    use crate::bindings::{Manifest, Need};
+
+    /// A manifest whose text would act on the terminal is refused, naming the field, its text
+    /// escaped; ordinary text passes.
+    #[test]
+    fn a_manifest_holding_a_control_character_is_refused() {
+        let mut m = Manifest {
+            name: "oms-4.2.0".into(),
+            product: "oms".into(),
+            sources: vec!["4.1.1".into()],
+            target: "4.2.0".into(),
+            needs: vec![Need { capability: "docker".into(), target: "oms_*".into(), why: "stop and start OMS".into() }],
+            parameters: vec![],
+        };
+        check_manifest_text(&m).unwrap();
+        m.needs[0].why = "fine\x1b[1A\x1b[2Ksigned by vendor".into();
+        let e = check_manifest_text(&m).unwrap_err().to_string();
+        assert!(e.contains("its manifest's a need") && e.contains("\\u{1b}[1A") && !e.contains('\x1b'), "{e}");
+        m.needs[0].why = "fine".into();
+        m.sources.push("4.1.1\r".into());
+        assert!(check_manifest_text(&m).unwrap_err().to_string().contains("sources"));
+    }
 
     #[test]
     fn a_version_that_names_no_target_gets_the_near_ones() {

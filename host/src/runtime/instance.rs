@@ -95,7 +95,7 @@ impl LoadedPlugin {
         let mut store = self.store(env, Mode::NoHost);
         let call = async {
             let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-            anyhow::Ok(p.call_manifest(&mut store).await.context("the plugin trapped in manifest()")?)
+            anyhow::Ok(p.call_manifest(&mut store).await.map_err(|trap| trapped("manifest", trap))?)
         };
         tokio::time::timeout(MANIFEST_DEADLINE, call)
             .await
@@ -130,7 +130,7 @@ impl LoadedPlugin {
         let started = Instant::now();
         let run = async {
             let p = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
-            let r = call(&p, &mut store, ctx).await.with_context(|| format!("the plugin trapped in {name}()"))?;
+            let r = call(&p, &mut store, ctx).await.map_err(|trap| trapped(name, trap))?;
             anyhow::Ok(clipped(&env.limits, r))
         };
         let result = tokio::time::timeout(deadline, run).await.map_err(|_| {
@@ -139,6 +139,13 @@ impl LoadedPlugin {
         let timing = ExportTiming::new(started.elapsed(), store.data().host_time, store.data().bookkeeping_time);
         Ok(Outcome { result, notices: std::mem::take(&mut store.data_mut().notices), timing })
     }
+}
+
+/// A trap in export `name` as one error of text: wasmtime's backtrace names functions as the
+/// plugin's own name section spells them, so its control characters are escaped (a function
+/// named `\x1b[1A…` would repaint the operator's terminal).
+fn trapped(name: &str, trap: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("the plugin trapped in {name}(): {}", crate::text::printable(&format!("{trap:#}")))
 }
 
 type ExportFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<Result<T, Error>>> + Send + 'a>>;
