@@ -85,7 +85,7 @@ impl Runtime {
     /// reason it gave none (a manifest that never returns costs its deadline once, not on every
     /// scan of the directory).
     pub fn cached_manifest(&self, hash: &str) -> Option<Result<crate::bindings::Manifest, String>> {
-        let path = self.manifest_path(hash)?;
+        let path = self.manifest_path(hash).filter(|p| is_ours(p))?;
         let text = std::fs::read_to_string(path).ok()?;
         serde_json::from_str(&text).ok()
     }
@@ -110,9 +110,10 @@ impl Runtime {
 
     fn compile_cached(&self, wasm: &[u8], hash: &str) -> Result<(Component, bool)> {
         let path = self.cache_path(hash);
-        if let Some(p) = path.as_deref().filter(|p| p.exists()) {
+        if let Some(p) = path.as_deref().filter(|p| p.exists() && is_ours(p)) {
             // SAFETY: files in the cache are written only by `store_in_cache` below from bytes this
-            // engine compiled; the key binds the plugin hash and the engine's compatibility hash.
+            // engine compiled (`is_ours`: no other user could have put or changed one there); the
+            // key binds the plugin hash and the engine's compatibility hash.
             if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, p) } {
                 return Ok((c, true));
             }
@@ -128,6 +129,27 @@ impl Runtime {
     }
 }
 
+/// Whether a cache file, and the directory it is in, belong to this process's user and no one
+/// else can write them: a compiled artifact is native code the host runs, and a cached manifest
+/// names the plugin (and so its grants), so one another user could have placed or changed (a
+/// shared `OPSHOST_CACHE_DIR`, a `HOME` kept under sudo) is not used; the plugin is compiled and
+/// asked again.
+fn is_ours(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let private = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.uid() == me && m.mode() & 0o022 == 0 && !m.file_type().is_symlink());
+        private(path) && path.parent().is_some_and(private)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        true
+    }
+}
+
 fn store_in_cache(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache file has a directory");
     std::fs::create_dir_all(dir)?;
@@ -138,5 +160,41 @@ fn store_in_cache(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Whatever the umask: [`is_ours`] uses only what no one else can write.
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache file is used only while it and its directory are this user's and no one else's to
+    /// write: one another user could change is compiled again instead.
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_file_others_could_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cache").join("x.manifest.json");
+        store_in_cache(&file, b"{}").unwrap();
+        assert!(is_ours(&file));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!is_ours(&file), "a file others may write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(file.parent().unwrap(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!is_ours(&file), "a directory others may write");
+        std::fs::set_permissions(file.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = file.with_file_name("link.manifest.json");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(is_ours(&file) && !is_ours(&link), "a link is not the file");
+        // Another user's file (root can make one).
+        if std::os::unix::fs::chown(&file, Some(65534), None).is_ok() {
+            assert!(!is_ours(&file), "another user's file");
+        }
+    }
 }
