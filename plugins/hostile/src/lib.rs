@@ -279,7 +279,8 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "exec-config" => {
                 let busybox = |args: &[&str]| std::iter::once("/bin/busybox").chain(args.iter().copied()).map(str::to_string).collect::<Vec<_>>();
                 let whole = docker::exec("local", &n.container, &busybox(&["cat", "/home/admin/conf/config.yaml"]))?;
-                let value = docker::exec("local", &n.container, &busybox(&["sh", "-c", "grep oms_meta_password /home/admin/conf/config.yaml | cut -d ' ' -f 2"]))?;
+                let value =
+                    docker::exec("local", &n.container, &busybox(&["sh", "-c", "grep oms_meta_password /home/admin/conf/config.yaml | cut -d ' ' -f 2"]))?;
                 Err(failed(format!("WHOLE {} VALUE {}", whole.stdout, value.stdout.trim())))
             }
             "ansi" => {
