@@ -210,8 +210,18 @@ impl MysqlSql {
             let _ = c.query_drop(format!("SET SESSION max_execution_time = {}", secs * 1000)).await;
         }
         // The statement was checked as MySQL reads it, and runs as the plugin wrote it, whatever
-        // the server's globals.
-        c.query_drop(PLUGIN_SESSION).await.map_err(|e| db_err(database, e))?;
+        // the server's globals. A server that does not take the statement whole (a flavour
+        // opshost has not met) gets its parts; its sql_mode must then not hold what it drops.
+        if c.query_drop(PLUGIN_SESSION).await.is_err() {
+            c.query_drop("SET SESSION autocommit = 1").await.map_err(|e| db_err(database, e))?;
+            let _ = c.query_drop("SET SESSION sql_select_limit = 18446744073709551615").await;
+            let mode: Option<String> = c.query_first("SELECT @@SESSION.sql_mode").await.map_err(|e| db_err(database, e))?;
+            if let Some(flag) = ["ANSI_QUOTES", "ORACLE"].into_iter().find(|f| mode.as_deref().unwrap_or("").split(',').any(|m| m.eq_ignore_ascii_case(f))) {
+                return Err(failed(format!(
+                    "MetaDB {connection}: the server's sql_mode has {flag}, under which it reads a statement otherwise than opshost checked it, and the session could not drop it: remove {flag} from the server's global sql_mode"
+                )));
+            }
+        }
         c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
         let id = c.id();
         let guard = KillOnDrop { pool: m.pool.clone(), id: Some(id) };
