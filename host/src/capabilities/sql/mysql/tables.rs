@@ -141,16 +141,16 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
     let mut shadowed = shadowed_members(c, database, &all).await?;
     for (table, column, extra, key, ty, expression, column_type, charset, _) in all {
         let shadowed = shadowed.remove(&(table.clone(), column.clone())).unwrap_or_default();
-        let read = |value: &str| {
+        // How the column is read when its text is read as `value`, if not by its name.
+        let read_of = |value: &str| {
             let inner = empty_member_read(&column, &ty, &column_type, value);
             shadowed_member_read(&column, &ty, &shadowed, inner.as_deref().unwrap_or(value)).or(inner)
         };
-        let plain = read(&quote_ident(&column));
+        let read = read_of(&quote_ident(&column));
         let stored = is_stored_as_other_text(&charset).then(|| {
             let bytes = format!("CAST({} AS BINARY)", quote_ident(&column));
-            read(&bytes).unwrap_or(bytes)
+            read_of(&bytes).unwrap_or(bytes)
         });
-        let read = plain;
         let extra = if ["ROW START", "ROW END"].contains(&expression.as_str()) { expression } else { extra };
         columns_of.entry(table).or_default().push((column, extra, key, ty, read, stored));
     }
