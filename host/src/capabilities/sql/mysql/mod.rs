@@ -420,6 +420,13 @@ impl MysqlSql {
     pub fn backup_paths(&self, name: &str) -> (PathBuf, PathBuf) {
         (self.backup_dir.join(format!("{name}.sql")), self.backup_dir.join(format!("{name}.json")))
     }
+
+    /// The backup called `name` as its dump recorded it (its `.json` beside the file).
+    async fn recorded_backup(&self, name: &str) -> Result<Backup, Error> {
+        let (_, meta_path) = self.backup_paths(name);
+        let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {name} in {}", self.backup_dir.display())))?;
+        serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))
+    }
 }
 
 /// [`MysqlSql::account_check`]'s answer.
@@ -701,10 +708,7 @@ impl Sql for MysqlSql {
     }
 
     async fn backup_database(&self, backup_name: &str) -> Result<String, Error> {
-        let (_, meta_path) = self.backup_paths(backup_name);
-        let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
-        let backup: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
-        Ok(backup.database)
+        Ok(self.recorded_backup(backup_name).await?.database)
     }
 
     async fn restore_databases(&self, connection: &str, restores: &[(String, String)]) -> Result<Vec<Backup>, Error> {
@@ -715,8 +719,7 @@ impl Sql for MysqlSql {
         let mut recorded = Vec::new();
         for (database, backup_name) in restores {
             let (sql_path, meta_path) = self.backup_paths(backup_name);
-            let meta = tokio::fs::read(&meta_path).await.map_err(|_| not_found(format!("no backup named {backup_name} in {}", self.backup_dir.display())))?;
-            let backup: Backup = serde_json::from_slice(&meta).map_err(|e| failed(format!("{}: {e}", meta_path.display())))?;
+            let backup = self.recorded_backup(backup_name).await?;
             let hash = recorded_hash(&backup, &meta_path)?;
             c.query_drop(format!("USE {}", quote_ident(database))).await.map_err(|e| db_err(database, e))?;
             let existing: Vec<String> =
