@@ -303,7 +303,6 @@ async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> R
         ));
         candidates.push((table, column, members));
     }
-    let mut out: std::collections::HashMap<(String, String), Vec<usize>> = std::collections::HashMap::new();
     // A statement of about a megabyte at most (one column's members may make a longer one).
     let mut statements: Vec<String> = Vec::new();
     for select in selects {
@@ -315,22 +314,26 @@ async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> R
             _ => statements.push(select),
         }
     }
+    // The shadowed positions of each candidate, by its index.
+    let mut positions = vec![Vec::new(); candidates.len()];
     for statement in statements {
         let found: Vec<(usize, usize)> = c.query(statement).await.unwrap_or_default();
         for (k, i) in found {
-            let Some((table, column, _)) = candidates.get(k) else { continue };
-            out.entry(((*table).clone(), (*column).clone())).or_default().push(i);
+            if let Some(p) = positions.get_mut(k) {
+                p.push(i);
+            }
         }
     }
-    for ((table, column), positions) in &mut out {
+    let mut out = std::collections::HashMap::new();
+    for ((table, column, members), mut positions) in candidates.into_iter().zip(positions).filter(|(_, p)| !p.is_empty()) {
         positions.sort_unstable();
-        let members = &candidates.iter().find(|(t, c, _)| *t == table && *c == column).expect("a candidate").2;
         if let Some(number) = members.iter().find(|m| m.chars().any(char::is_numeric)) {
             let shadowed = &members[positions[0] - 1];
             return Err(failed(format!(
                 "table {database}.{table}: column {column} has members that are one value under its collation ({shadowed:?} among them), and a member that reads as a number ({number:?}), so a dump could not write back which member each row holds: make the members distinct (or give the column a _bin collation) before the upgrade"
             )));
         }
+        out.insert((table.clone(), column.clone()), positions);
     }
     Ok(out)
 }
