@@ -82,6 +82,69 @@ async fn a_plain_tar_archive_named_in_the_site_config_loads_with_its_tags() {
     let tags = d.load_image("local", archive.to_str().unwrap()).await.unwrap();
     assert_eq!(tags, vec![image.to_string()]);
     assert!(d.image_exists("local", image).await.unwrap());
+    // Loading it again finds its tag naming its own image: nothing moves, so it loads.
+    assert_eq!(d.load_image("local", archive.to_str().unwrap()).await.unwrap(), vec![image.to_string()]);
+}
+
+fn image_id(image: &str) -> String {
+    let out = std::process::Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An archive that also carries a tag already naming another image on the node (as a mistaken
+/// or hostile archive could carry `mariadb:10.6`, or the old version's own tag) is refused
+/// before the engine sees it: `docker load` would move the tag without a word.
+#[tokio::test]
+async fn an_archive_that_would_move_a_tag_is_refused_before_anything_loads() {
+    require_docker();
+    let images = std::env::var("OPSHOST_TEST_IMAGES").expect("OPSHOST_TEST_IMAGES is not set: run tests/run-all.sh");
+    let moved = format!("opshost-test/moved:{}", std::process::id());
+    let fresh = format!("opshost-test/fresh:{}", std::process::id());
+    let docker = |args: &[&str]| assert!(std::process::Command::new("docker").args(args).status().unwrap().success(), "docker {args:?}");
+    docker(&["tag", BUSYBOX, &moved]);
+    let _untag = RemoveImagesOnDrop(vec![moved.clone(), fresh.clone()]);
+    let busybox = image_id(BUSYBOX);
+    // The stand-in 3.3.0 archive, its manifest made to tag the image `moved` and `fresh` too, packed
+    // again by GNU tar with `./` names.
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let plain = std::path::Path::new(&images).join("oms-feature_3.3.0_ce.tar");
+    tar(&["-xf", plain.to_str().unwrap(), "-C", tree.to_str().unwrap()]);
+    let manifest = tree.join("manifest.json");
+    let mut entries: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let tags = entries[0]["RepoTags"].as_array_mut().unwrap();
+    tags.push(fresh.clone().into());
+    tags.push(moved.clone().into());
+    std::fs::write(&manifest, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let archive = dir.path().join("moving.tar.gz");
+    tar(&["-czf", archive.to_str().unwrap(), "-C", tree.to_str().unwrap(), "."]);
+
+    let d = BollardDocker::new(BTreeMap::from([("local".to_string(), NodeConfig::default())]), vec![archive.clone()], RunPolicy::default(), Arc::new(Silent));
+    use opshost::capabilities::docker::Docker;
+    match d.load_image("local", archive.to_str().unwrap()).await {
+        Err(opshost::bindings::Error::InvalidInput(m)) => {
+            assert!(m.contains(&format!("under tag {moved}, which already names image {busybox} on node local")), "{m}");
+            assert!(m.contains("Nothing was loaded") && m.contains(&format!("docker rmi {moved}")), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(image_id(&moved), busybox, "the tag still names the image it named");
+    assert!(!d.image_exists("local", &fresh).await.unwrap(), "the archive's other tags were not loaded either");
+}
+
+/// `tar` with the given arguments, which must succeed.
+fn tar(args: &[&str]) {
+    assert!(std::process::Command::new("tar").args(args).status().unwrap().success(), "tar {args:?}");
+}
+
+/// Removes the named image tags when dropped.
+struct RemoveImagesOnDrop(Vec<String>);
+
+impl Drop for RemoveImagesOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").arg("rmi").args(&self.0).output();
+    }
 }
 
 /// Removes the named containers when dropped, also when the test panics.

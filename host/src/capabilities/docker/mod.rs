@@ -1,6 +1,7 @@
 //! docker capability: the `Docker` trait, its WIT glue, what a plugin's containers may be
 //! ([`policy`]), and backends ([`real::BollardDocker`], [`fake::FakeDocker`]).
 
+pub mod archive;
 pub mod config;
 pub mod conformance;
 pub mod fake;

@@ -7,6 +7,7 @@
 //! Over 500 lines: one engine client covers the whole docker interface (inspect to logs, image
 //! loads with progress, the privileged probe) with one mapping of engine errors to typed ones.
 
+use super::archive::{read_archive, ArchiveImage};
 use super::config::{NodeConfig, RunPolicy};
 use super::{ContainerInfo, ContainerState, Docker, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::Error;
@@ -57,6 +58,39 @@ impl BollardDocker {
             d.negotiate_version().await.map_err(|e| failed(format!("node {node}: the Docker engine does not answer ({e}): is dockerd running?")))
         })
         .await
+    }
+
+    /// The images an archive holds, after checking that loading it moves no tag: a tag it sets
+    /// that already names another image on the node is refused before the engine sees the
+    /// archive (`docker load` would move it without a word).
+    async fn check_archive_tags(&self, d: &bollard::Docker, node: &str, path: &std::path::Path, total: u64, name: &str) -> Result<Vec<ArchiveImage>, Error> {
+        let reporter = self.reporter.clone();
+        let label = format!("read tags of {name}");
+        let file = path.to_path_buf();
+        let images =
+            tokio::task::spawn_blocking(move || read_archive(&file, &mut |read| reporter.progress(read.min(total), total, crate::report::Unit::Bytes, &label)))
+                .await
+                .map_err(|e| failed(format!("reading image archive {}: {e}", path.display())))?
+                .map_err(|why| invalid(format!("image archive {} cannot be loaded: {why}", path.display())))?;
+        for image in &images {
+            for tag in &image.tags {
+                let existing = match d.inspect_image(tag).await {
+                    Ok(existing) => existing,
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
+                    Err(e) => return Err(engine_err(&format!("inspecting image {tag} on {node}"), e)),
+                };
+                let layers = existing.root_fs.as_ref().and_then(|r| r.layers.as_deref());
+                let digest = existing.descriptor.as_ref().and_then(|d| d.digest.as_deref());
+                if !image.is(existing.id.as_deref(), digest, layers) {
+                    return Err(invalid(format!(
+                        "image archive {} holds another image under tag {tag}, which already names image {} on node {node}: loading it would move the tag without a word (a container or a rollback that starts {tag} would get the archive's image). Nothing was loaded. If the archive's image is the one to keep, remove the tag first (`docker rmi {tag}` on {node}; with -f where a container uses the image, which keeps it for that container); otherwise name the right archive in the site config",
+                        path.display(),
+                        existing.id.as_deref().unwrap_or("?")
+                    )));
+                }
+            }
+        }
+        Ok(images)
     }
 }
 
@@ -463,7 +497,9 @@ impl Docker for BollardDocker {
         let file = tokio::fs::File::open(&path).await.map_err(|e| not_found(format!("image archive {archive}: {e}")))?;
         let total = file.metadata().await.map(|m| m.len()).unwrap_or(0).max(1);
         let reporter = self.reporter.clone();
-        let label = format!("load {}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let expected = self.check_archive_tags(d, node, &path, total, &name).await?;
+        let label = format!("load {name}");
         let mut sent = 0u64;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
             if let Ok(c) = &chunk {
@@ -489,6 +525,11 @@ impl Docker for BollardDocker {
         }
         if tags.is_empty() {
             return Err(failed(format!("image archive {archive} loaded no image: is it a `docker save` archive?")));
+        }
+        if let Some(t) = tags.iter().find(|t| !t.starts_with("sha256:") && !expected.iter().any(|e| e.tags.contains(t))) {
+            return Err(failed(format!(
+                "loading image archive {archive} on {node} set tag {t}, which its manifest does not name: check what `docker image ls {t}` now shows before going on"
+            )));
         }
         Ok(tags)
     }
