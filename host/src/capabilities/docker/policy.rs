@@ -220,9 +220,12 @@ impl Approved {
                 spec.name
             )));
         }
-        if !matches!(net, "host" | "bridge" | "none" | "default" | "") && !Self::has(&self.networks, node, net) && !(site.allows)("networks", net) {
+        // The host's network reaches every service the node keeps on its loopback (a MetaDB, an
+        // engine's TCP port): a plugin's container joins it only where a granted container does.
+        if !matches!(net, "bridge" | "none" | "default" | "") && !Self::has(&self.networks, node, net) && !(site.allows)("networks", net) {
+            let what = if net == "host" { "the host's network (--net host)".to_string() } else { format!("network {net}") };
             return Err(Error::Denied(format!(
-                "container {}: network {net} is not one a granted container uses on node {node}; the site can allow it with networks = [\"{net}\"] in [grants]",
+                "container {}: {what} is not one a granted container uses on node {node}; the site can allow it with networks = [\"{net}\"] in [grants]",
                 spec.name
             )));
         }
@@ -377,6 +380,20 @@ mod tests {
         assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(m)) if m.contains("never")));
         joined.network_mode = "backend".into();
         assert!(matches!(a.check_run("local", &joined, &site), Err(Error::Denied(_))));
+        // The host's network only where a granted container uses it (here on `local`, not `node-b`).
+        joined.network_mode = "host".into();
+        assert!(a.check_run("local", &joined, &site).is_ok());
+        let mut bridged = Approved::default();
+        let mut old = spec("oms_411", "oms:4.1.1");
+        old.network_mode = "bridge".into();
+        bridged.saw_container("local", &old);
+        assert!(
+            matches!(bridged.check_run("local", &joined, &site), Err(Error::Denied(m)) if m.contains("the host's network (--net host)") && m.contains("networks = [\"host\"]"))
+        );
+        old.network_mode = "none".into();
+        assert!(bridged.check_run("local", &old, &site).is_ok(), "bridge, none and the default need no grant");
+        let host_allowed = |k: &str, v: &str| k == "networks" && v == "host";
+        assert!(bridged.check_run("local", &joined, &SiteRules { allows: &host_allowed, deny_privileged: false }).is_ok());
         assert!(matches!(a.check_run("local", &spec("a/../b", "oms:4.2.0"), &site), Err(Error::InvalidInput(_))));
         // Source and target reach the engine as `source:target[:ro]`: no options slipped in.
         for (source, target) in
