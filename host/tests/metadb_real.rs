@@ -286,6 +286,46 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
 
+/// An `ascii` column takes bytes beyond ASCII from a binary string (strict mode refuses only text):
+/// read as utf8mb4 they are `?`, so the dump and the checksum both read them as stored.
+#[tokio::test]
+async fn bytes_beyond_ascii_in_an_ascii_column_come_back_as_stored_and_a_change_to_them_is_seen() {
+    use opshost::capabilities::sql::checksum::RowHash;
+    use opshost::capabilities::sql::mysql::format::Zone;
+    let db = unique_db("ascii");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4; USE {db}; \
+         CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10) CHARACTER SET ascii); \
+         INSERT INTO t VALUES (1, UNHEX('C3A980FF')), (2, 'plain');"
+    ));
+    let stored = |db: &str| {
+        let o = mariadb_client(&["-N", "-D", db, "-e", "SELECT id, HEX(a) FROM t ORDER BY id"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = stored(&db);
+    assert_eq!(before, "1\tC3A980FF\n2\t706C61696E\n");
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "ascii").await.unwrap();
+    let inserts = inserts_backend(dir.path());
+    for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
+        let r = restore_anew(backend, &db, "ascii").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        assert_eq!(r.checksum, b.checksum, "{how}");
+        assert_eq!(stored(&db), before, "{how}");
+    }
+    let copy = format!("{db}_stock");
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
+    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("ascii.sql").display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stored(&copy), before, "stock client");
+    // What a utf8mb4 reading would have restored (`??`) is another checksum.
+    sql(&format!("UPDATE {db}.t SET a = '???' WHERE id = 1"));
+    let (changed, _, _) = s.checksum("metadb", &db, RowHash::Xxh3Stored, Zone::Utc).await.unwrap();
+    assert_ne!(changed, b.checksum);
+    sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
+}
+
 #[tokio::test]
 async fn text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_of_it_still_verify() {
     use opshost::capabilities::sql::checksum::RowHash;
