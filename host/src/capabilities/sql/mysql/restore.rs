@@ -516,8 +516,9 @@ fn keep_referenced_keys(replays: &mut [Replay], heads: &mut [Head]) {
     let mut referenced = HashSet::new();
     for (r, h) in replays.iter().zip(heads.iter()) {
         let database = quote_ident(&r.database);
-        for s in h.statements.iter().filter_map(|s| std::str::from_utf8(s).ok()) {
-            referenced.extend(indexes::referenced_tables(s, &database));
+        // A definition need not be UTF-8 (a binary column's default is shown raw); its names are.
+        for s in &h.statements {
+            referenced.extend(indexes::referenced_tables(&String::from_utf8_lossy(s), &database));
         }
     }
     for (r, h) in replays.iter_mut().zip(heads.iter_mut()) {
