@@ -98,13 +98,13 @@ impl HostState {
 impl wit::Host for HostState {
     async fn inspect(&mut self, node: String, container: String) -> wasmtime::Result<Result<Option<ContainerInfo>, Error>> {
         let n = node.clone();
-        let (approved, secret_env) = (self.env.approved.clone(), self.env.site.secret_env.clone());
+        let (approved, secret_env, credentials) = (self.env.approved.clone(), self.env.site.secret_env.clone(), self.env.site.credentials.clone());
         let r = self
             .on_container(calls::DOCKER_INSPECT, node, container, json!({}), |d, node, c| async move {
                 // The plugin (and the journal and transcript) see references, never the values.
                 let mut info = d.inspect(&node, &c).await?;
                 if let Some(i) = &mut info {
-                    approved.lock().unwrap().hide_secrets(&node, &mut i.spec, &secret_env);
+                    approved.lock().unwrap().hide_secrets(&node, &mut i.spec, &secret_env, &credentials);
                 }
                 Ok(info)
             })

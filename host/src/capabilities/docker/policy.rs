@@ -19,8 +19,9 @@ fn secret_reference(container: &str, variable: &str) -> String {
     format!("{SECRET_PREFIX}{container}/{variable}")
 }
 
-/// Environment variables whose values are credentials: their names contain one of these.
-const SECRET_WORDS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"];
+/// Environment variables whose values are credentials: their names contain one of these
+/// (`MYSQL_PWD`, `DB_PASS` among them).
+const SECRET_WORDS: &[&str] = &["PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"];
 
 /// Whether a variable holds a credential, by its name or because the site names it.
 pub fn is_secret(variable: &str, site_secrets: &[String]) -> bool {
@@ -111,9 +112,15 @@ impl Approved {
     }
 
     /// Replace the values of secret variables in an inspected spec by references, keeping the
-    /// values for [`Approved::reveal`].
-    pub fn hide_secrets(&mut self, node: &str, spec: &mut RunSpec, site_secrets: &[String]) {
-        for (k, v) in spec.env.iter_mut().filter(|(k, v)| is_secret(k, site_secrets) && !v.starts_with(SECRET_PREFIX)) {
+    /// values for [`Approved::reveal`]: variables named as secrets, and any whose value holds one
+    /// of the site's `credentials` (`(reference, value)`: a MetaDB password in `JDBC_URL`).
+    /// Elsewhere in the spec (its command, its labels) a credential is replaced by its reference.
+    pub fn hide_secrets(&mut self, node: &str, spec: &mut RunSpec, site_secrets: &[String], credentials: &[(String, String)]) {
+        let holds_credential = |v: &str| credentials.iter().any(|(_, c)| c.len() >= SCRUBBED_FROM && v.contains(c.as_str()));
+        for t in spec.command.iter_mut().chain(spec.labels.iter_mut().map(|(_, v)| v)) {
+            *t = hide_secret_values(t, credentials);
+        }
+        for (k, v) in spec.env.iter_mut().filter(|(k, v)| (is_secret(k, site_secrets) || holds_credential(v)) && !v.starts_with(SECRET_PREFIX)) {
             let slot = format!("{node}/{}/{k}", spec.name);
             if self.secrets.get(&slot) != Some(v) {
                 self.secrets.insert(slot, v.clone());
@@ -460,10 +467,19 @@ mod tests {
         let mut a = Approved::default();
         let mut old = spec("odc", "odc:4.2.2");
         old.env = vec![("DATABASE_PASSWORD".into(), "s3cret".into()), ("DATABASE_HOST".into(), "db".into()), ("MY_VAR".into(), "x".into())];
-        a.hide_secrets("local", &mut old, &["my_var".to_string()]);
+        old.env.extend([("MYSQL_PWD".into(), "pw1".into()), ("DB_PASS".into(), "pw2".into()), ("JDBC_URL".into(), "mysql://u:metapass@db/rm".into())]);
+        old.command = vec!["--password=metapass".into()];
+        old.labels = vec![("note".into(), "pw metapass".into())];
+        let credentials = vec![("opshost-secret:metadb/metadb".to_string(), "metapass".to_string())];
+        a.hide_secrets("local", &mut old, &["my_var".to_string()], &credentials);
         assert_eq!(old.env[0].1, "opshost-secret:odc/DATABASE_PASSWORD");
         assert_eq!(old.env[1].1, "db");
         assert_eq!(old.env[2].1, "opshost-secret:odc/MY_VAR");
+        assert_eq!(old.env[3].1, "opshost-secret:odc/MYSQL_PWD");
+        assert_eq!(old.env[4].1, "opshost-secret:odc/DB_PASS");
+        assert_eq!(old.env[5].1, "opshost-secret:odc/JDBC_URL", "a variable holding a MetaDB password, whatever its name");
+        assert_eq!(old.command, vec!["--password=opshost-secret:metadb/metadb"]);
+        assert_eq!(old.labels[0].1, "pw opshost-secret:metadb/metadb");
         assert!(a.dirty);
         let mut next = old.clone();
         next.name = "odc2".into();
@@ -485,7 +501,7 @@ mod tests {
         old.env = vec![("DATABASE_PASSWORD".into(), "s3cret".into()), ("API_TOKEN".into(), "s3cret-longer".into()), ("PIN_KEY".into(), "abc".into())];
         let shown = secrets_in(&old, &[]);
         assert_eq!(shown[0], ("opshost-secret:oms/DATABASE_PASSWORD".to_string(), "s3cret".to_string()));
-        a.hide_secrets("local", &mut old, &[]);
+        a.hide_secrets("local", &mut old, &[], &[]);
         let (mut known, mut all) = (a.known_secrets(), shown.clone());
         known.sort();
         all.sort();
