@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{check_backup_name, check_backup_requests, check_identifier, policy, Backup, BackupRequest, Rows, Sql, Value};
+use super::{check_backup_name, check_backup_requests, check_database, policy, Backup, BackupRequest, Rows, Sql, Value};
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
 use crate::runtime::calls::{self, HostCall};
@@ -133,7 +133,7 @@ impl wit::Host for HostState {
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
         let args = self.statement_args(&connection, &database, &statement, &params);
         self.call(calls::SQL_QUERY, (connection.clone(), database.clone()), args, async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             allowed?;
             s.query(&connection, &database, &statement, &params).await
         })
@@ -144,7 +144,7 @@ impl wit::Host for HostState {
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
         let args = self.statement_args(&connection, &database, &statement, &params);
         self.call(calls::SQL_EXECUTE, (connection.clone(), database.clone()), args, async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             allowed?;
             s.execute(&connection, &database, &statement, &params).await
         })
@@ -158,7 +158,7 @@ impl wit::Host for HostState {
             (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "backup_name": backup_name}),
             async move {
-                check_identifier("database", &database)?;
+                check_database(&database)?;
                 check_backup_name(&backup_name)?;
                 budget.check()?;
                 let backup = s.dump_database(&connection, &database, &backup_name).await?;
@@ -178,7 +178,7 @@ impl wit::Host for HostState {
             (connection.clone(), database.clone()),
             json!({"connection": connection, "database": database, "backup_name": backup_name}),
             async move {
-                check_identifier("database", &database)?;
+                check_database(&database)?;
                 check_backup_name(&backup_name)?;
                 restored_where_taken(s.as_ref(), &database, &backup_name).await?;
                 s.restore_database(&connection, &database, &backup_name).await
@@ -192,7 +192,7 @@ impl wit::Host for HostState {
     async fn create_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.env.caps.sql.clone();
         self.call(calls::SQL_CREATE_DATABASE, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             s.create_database(&connection, &database).await
         })
         .await
@@ -200,7 +200,7 @@ impl wit::Host for HostState {
     async fn drop_database(&mut self, connection: String, database: String) -> wasmtime::Result<Result<(), Error>> {
         let s = self.env.caps.sql.clone();
         self.call(calls::SQL_DROP_DATABASE, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             s.drop_database(&connection, &database).await
         })
         .await
@@ -208,7 +208,7 @@ impl wit::Host for HostState {
     async fn database_exists(&mut self, connection: String, database: String) -> wasmtime::Result<Result<bool, Error>> {
         let s = self.env.caps.sql.clone();
         self.call(calls::SQL_DATABASE_EXISTS, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             s.database_exists(&connection, &database).await
         })
         .await
@@ -216,7 +216,7 @@ impl wit::Host for HostState {
     async fn database_checksum(&mut self, connection: String, database: String) -> wasmtime::Result<Result<String, Error>> {
         let s = self.env.caps.sql.clone();
         self.call(calls::SQL_DATABASE_CHECKSUM, (connection.clone(), database.clone()), json!({"connection": connection, "database": database}), async move {
-            check_identifier("database", &database)?;
+            check_database(&database)?;
             s.database_checksum(&connection, &database).await
         })
         .await

@@ -215,6 +215,17 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), Error> {
     }
 }
 
+/// A database a plugin names in a database-level call (dump, restore, create, drop, checksum):
+/// a plain identifier, and not one of the server's own ([`policy::SYSTEM_SCHEMAS`]), which a
+/// wildcard grant (`metadb/*`) would otherwise reach.
+pub fn check_database(name: &str) -> Result<(), Error> {
+    check_identifier("database", name)?;
+    if policy::SYSTEM_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        return Err(Error::Denied(format!("database {name} is one of the server's own, which plugins may never reach, whatever their grants")));
+    }
+    Ok(())
+}
+
 /// A backup name from a plugin: a file-name-safe identifier (also `.` and `-`), no path.
 pub fn check_backup_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
@@ -236,7 +247,7 @@ pub(super) fn check_databases(call: &str, databases: &[String]) -> Result<(), Er
     }
     let mut seen = std::collections::HashSet::new();
     for d in databases {
-        check_identifier("database", d)?;
+        check_database(d)?;
         if !seen.insert(d.as_str()) {
             return Err(Error::InvalidInput(format!("{call} names database {d} twice: give each once")));
         }
@@ -312,7 +323,12 @@ mod tests {
         }
         for good in ["rm_411", "cm_hb_411", "oms$1", "a1"] {
             check_identifier("database", good).unwrap();
+            check_database(good).unwrap();
         }
+        for system in ["mysql", "MySQL", "information_schema", "performance_schema", "sys", "oceanbase"] {
+            assert!(matches!(check_database(system), Err(Error::Denied(m)) if m.contains("server's own")), "{system}");
+        }
+        assert!(matches!(check_databases("database-checksums", &["rm_411".into(), "mysql".into()]), Err(Error::Denied(_))));
     }
 
     #[test]

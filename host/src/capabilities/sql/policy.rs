@@ -39,7 +39,9 @@ pub struct StatementPolicy<'a> {
 
 const ONLY: &str = "plugins may run only SELECT, INSERT, UPDATE, DELETE, REPLACE and table DDL on their granted \
                     databases";
-const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+/// The server's own databases (OceanBase's `oceanbase` too): no statement and no database-level
+/// call of a plugin reaches them, whatever its grants say.
+pub const SYSTEM_SCHEMAS: [&str; 5] = ["mysql", "information_schema", "performance_schema", "sys", "oceanbase"];
 /// CREATE TABLE options allowed besides COMMENT and `ENGINE=` one of [`ENGINES`] (a leading DEFAULT is ignored).
 const TABLE_OPTIONS: &str = "AUTO_INCREMENT,CHARSET,CHARACTER SET,COLLATE,ROW_FORMAT,KEY_BLOCK_SIZE,AVG_ROW_LENGTH,\
                              MAX_ROWS,MIN_ROWS,PACK_KEYS,CHECKSUM,STATS_PERSISTENT,STATS_AUTO_RECALC,PAGE_CHECKSUM";
