@@ -112,6 +112,20 @@ async fn identifiers_cannot_carry_sql() {
 async fn oversized_arguments_results_and_messages_are_capped() {
     assert_contained(&attack("huge-argument", "").await, "denied", "exceed the sandbox limit");
     assert_contained(&attack("huge-result", "").await, "failed", "the result passed the sandbox limit");
+    // Lists of many tiny items are refused by their length, before the host copies them.
+    let r = attack("long-lists", "").await;
+    let (_, message) = error_of(&r);
+    for (call, list, n, max) in [
+        ("sql.dump-databases", "requests", 200_000, 4096),
+        ("sql.database-checksums", "databases", 200_000, 4096),
+        ("sql.query", "params", 70_000, 65_535),
+        ("docker.exec", "command", 200_000, 4096),
+        ("docker.check-run", "labels", 200_000, 4096),
+        ("docker.run", "labels", 200_000, 4096),
+    ] {
+        let said = format!("InvalidInput(\"{call}: {list} holds {n} items, more than the {max} a host call takes\")");
+        assert!(message.contains(&said), "{said} in {message}");
+    }
     let r = attack("huge-error", "").await;
     let (_, m) = error_of(&r);
     assert!(m.len() < 100_000 && m.ends_with("[clipped]"), "{}", m.len());

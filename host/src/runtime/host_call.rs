@@ -95,6 +95,24 @@ pub fn measured_args(args: &impl Serialize, limit: usize) -> CallArgs {
     CallArgs::Measured { bytes: count.0, digest: format!("sha256:{}", hex::encode(sha2::Digest::finalize(hash.0))) }
 }
 
+/// The most items one list argument of a host call may hold (a run spec's environment or labels,
+/// an exec's command, a set of backups): far above any product's, far below the count at which
+/// the host's copies of the list (JSON for the journal, grant targets) would cost gigabytes, as
+/// a list of empty strings is 16 bytes an item in the guest and hundreds as JSON.
+pub const MAX_LIST_ITEMS: usize = 4096;
+
+/// The most parameters of one statement: the protocol's limit on placeholders.
+pub const MAX_STATEMENT_PARAMS: usize = 65_535;
+
+/// `invalid-input` when the list `what` of `call` holds more than `max` items; checked before the
+/// call's arguments are built.
+pub fn check_list_len(call: &str, what: &str, len: usize, max: usize) -> Result<(), Error> {
+    if len > max {
+        return Err(Error::InvalidInput(format!("{call}: {what} holds {len} items, more than the {max} a host call takes")));
+    }
+    Ok(())
+}
+
 /// Bytes of arguments and outcomes one store keeps whole in the run's transcript, which is in
 /// memory: 100 000 calls (`max_host_calls`) of 64 KiB each would be gigabytes. Past it, each call
 /// keeps their sizes and digests only; the journal, on disk, still keeps outcomes whole.

@@ -151,6 +151,22 @@ impl opshost_procedures::bindings::Guest for Hostile {
             "huge-binary-result" => query(&n, "SELECT REPEAT(UNHEX('FF'), 15000000)"),
             "huge-result" => sql::query("metadb", "rm_411", "SELECT zeroblob(20000000)", &[]).map(|_| ()),
             "huge-error" => Err(failed("E".repeat(8 << 20))),
+            // Lists of many tiny items: a few bytes an item in the guest, hundreds in the host's
+            // JSON of the call's arguments. Each call's answer is shown.
+            "long-lists" => {
+                let many = 200_000;
+                let requests: Vec<sql::BackupRequest> = (0..many).map(|_| sql::BackupRequest { database: String::new(), backup_name: String::new() }).collect();
+                let dumps = sql::dump_databases("metadb", &requests).map(|_| ());
+                let checksums = sql::database_checksums("metadb", &vec![String::new(); many]).map(|_| ());
+                let params = sql::query("metadb", &n.db, "SELECT 1", &vec![sql::Value::Null; 70_000]).map(|_| ());
+                let exec = docker::exec("local", &n.container, &vec![String::new(); many]).map(|_| ());
+                let old = docker::inspect("local", &n.container)?.ok_or_else(|| failed(format!("no container {}", n.container)))?;
+                let mut spec = old.spec;
+                spec.labels = vec![(String::new(), String::new()); many];
+                let check = docker::check_run("local", &spec).map(|_| ());
+                let run = docker::run("local", &spec).map(|_| ());
+                Err(failed(format!("DUMPS {dumps:?} CHECKSUMS {checksums:?} PARAMS {params:?} EXEC {exec:?} CHECK {check:?} RUN {run:?}")))
+            }
             "huge-log" => {
                 host::log(host::Level::Info, &"L".repeat(8 << 20));
                 Err(failed("logged".to_string()))

@@ -11,6 +11,7 @@ use crate::bindings::opshost::plugin::docker as wit;
 use crate::bindings::Error;
 use crate::grants::Target;
 use crate::runtime::calls::{self, HostCall};
+use crate::runtime::host_call::{check_list_len, MAX_LIST_ITEMS};
 use crate::runtime::state::HostState;
 
 impl HostState {
@@ -52,6 +53,9 @@ impl HostState {
     /// `docker.run` or `docker.create`: the spec checked against the grants and the site's
     /// policy, secrets put back, a successor made from its predecessor's whole options.
     async fn run_or_create(&mut self, call: &'static HostCall<calls::Container>, node: String, spec: RunSpec) -> wasmtime::Result<Result<String, Error>> {
+        if let Err(e) = check_spec_lists(call.name, &spec) {
+            return Ok(Err(e));
+        }
         let d = self.env.caps.docker.clone();
         let args = json!({"node": node, "spec": spec});
         // A successor is made from its predecessor's whole options, as first inspected.
@@ -153,6 +157,9 @@ impl wit::Host for HostState {
         self.run_or_create(calls::DOCKER_CREATE, node, spec).await
     }
     async fn check_run(&mut self, node: String, spec: RunSpec) -> wasmtime::Result<Result<RunSpec, Error>> {
+        if let Err(e) = check_spec_lists(calls::DOCKER_CHECK_RUN.name, &spec) {
+            return Ok(Err(e));
+        }
         let d = self.env.caps.docker.clone();
         let args = json!({"node": node, "spec": spec});
         // The container it succeeds (or itself, re-created), whose image the node has.
@@ -235,6 +242,9 @@ impl wit::Host for HostState {
         .await
     }
     async fn exec(&mut self, node: String, container: String, command: Vec<String>) -> wasmtime::Result<Result<ExecResult, Error>> {
+        if let Err(e) = check_list_len(calls::DOCKER_EXEC.name, "command", command.len(), MAX_LIST_ITEMS) {
+            return Ok(Err(e));
+        }
         let secrets = self.secrets_seen();
         self.on_container(calls::DOCKER_EXEC, node, container, json!({"command": command}), |d, node, c| async move {
             let out = d.exec(&node, &c, &command).await?;
@@ -295,6 +305,15 @@ impl HostState {
         seen.extend(self.env.site.credentials.iter().cloned());
         Secrets { seen, site: self.env.site.secret_env.clone() }
     }
+}
+
+/// A run spec's lists within [`MAX_LIST_ITEMS`] each.
+fn check_spec_lists(call: &str, spec: &RunSpec) -> Result<(), Error> {
+    check_list_len(call, "env", spec.env.len(), MAX_LIST_ITEMS)?;
+    check_list_len(call, "mounts", spec.mounts.len(), MAX_LIST_ITEMS)?;
+    check_list_len(call, "ulimits", spec.ulimits.len(), MAX_LIST_ITEMS)?;
+    check_list_len(call, "command", spec.command.len(), MAX_LIST_ITEMS)?;
+    check_list_len(call, "labels", spec.labels.len(), MAX_LIST_ITEMS)
 }
 
 fn template_key(node: &str, container: &str) -> String {

@@ -9,7 +9,7 @@ use super::{check_backup_name, check_backup_requests, check_database, policy, Ba
 use crate::bindings::opshost::plugin::sql as wit;
 use crate::bindings::Error;
 use crate::runtime::calls::{self, HostCall};
-use crate::runtime::host_call::{measured_args, CallArgs};
+use crate::runtime::host_call::{check_list_len, measured_args, CallArgs, MAX_LIST_ITEMS, MAX_STATEMENT_PARAMS};
 use crate::runtime::state::HostState;
 
 impl HostState {
@@ -60,6 +60,9 @@ impl HostState {
         F: FnOnce(std::sync::Arc<dyn Sql>, String, Vec<(String, String)>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<Backup>, Error>>,
     {
+        if let Err(e) = check_list_len(call.name, "requests", requests.len(), MAX_LIST_ITEMS) {
+            return Ok(Err(e));
+        }
         let s = self.env.caps.sql.clone();
         let databases: Vec<String> = requests.iter().map(|r| r.database.clone()).collect();
         let args = json!({"connection": connection, "requests": requests.iter().map(|r| json!({"database": r.database, "backup_name": r.backup_name})).collect::<Vec<_>>()});
@@ -129,6 +132,9 @@ impl BackupBudget {
 
 impl wit::Host for HostState {
     async fn query(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<Rows, Error>> {
+        if let Err(e) = check_list_len(calls::SQL_QUERY.name, "params", params.len(), MAX_STATEMENT_PARAMS) {
+            return Ok(Err(e));
+        }
         let s = self.env.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Read);
         let args = self.statement_args(&connection, &database, &statement, &params);
@@ -140,6 +146,9 @@ impl wit::Host for HostState {
         .await
     }
     async fn execute(&mut self, connection: String, database: String, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, Error>> {
+        if let Err(e) = check_list_len(calls::SQL_EXECUTE.name, "params", params.len(), MAX_STATEMENT_PARAMS) {
+            return Ok(Err(e));
+        }
         let s = self.env.caps.sql.clone();
         let allowed = self.check_statement(&connection, &database, &statement, policy::Access::Write);
         let args = self.statement_args(&connection, &database, &statement, &params);
@@ -222,6 +231,9 @@ impl wit::Host for HostState {
         .await
     }
     async fn database_checksums(&mut self, connection: String, databases: Vec<String>) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        if let Err(e) = check_list_len(calls::SQL_DATABASE_CHECKSUMS.name, "databases", databases.len(), MAX_LIST_ITEMS) {
+            return Ok(Err(e));
+        }
         let s = self.env.caps.sql.clone();
         let args = json!({"connection": connection, "databases": databases});
         self.call(calls::SQL_DATABASE_CHECKSUMS, (connection.clone(), databases.clone()), args, async move {
