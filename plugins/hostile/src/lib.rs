@@ -149,6 +149,8 @@ impl opshost_procedures::bindings::Guest for Hostile {
             // journals: a list of numbers, 32 bytes of memory each once parsed.
             "huge-params" => sql::query("metadb", &n.db, "SELECT LENGTH(?)", &[sql::Value::Bytes(vec![0xff; 15 << 20])]).map(|_| ()),
             "huge-binary-result" => query(&n, "SELECT REPEAT(UNHEX('FF'), 15000000)"),
+            // 300,000 empty strings: 3.6 MB as JSON text, about 200 MB as the host's JSON tree.
+            "many-values" => query(&n, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT '' FROM c"),
             "huge-result" => sql::query("metadb", "rm_411", "SELECT zeroblob(20000000)", &[]).map(|_| ()),
             "huge-error" => Err(failed("E".repeat(8 << 20))),
             // Lists of many tiny items: a few bytes an item in the guest, hundreds in the host's

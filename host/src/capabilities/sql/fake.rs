@@ -162,14 +162,16 @@ fn query_within(c: &Connection, statement: &str, params: &[Value], limit: usize)
     let mut stmt = c.prepare(statement).map_err(sql_err)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let n = columns.len();
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    let (mut out, mut bytes, mut count) = (Vec::new(), 0usize, 0usize);
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(to_sqlite))).map_err(sql_err)?;
     while let Some(row) = rows.next().map_err(sql_err)? {
         let values = (0..n).map(|i| row.get_ref(i).map(from_sqlite)).collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
         bytes += values.iter().map(super::json_bytes).sum::<usize>();
-        if bytes > limit {
+        count += values.len().max(1);
+        if bytes > limit || count > super::MAX_RESULT_VALUES {
             return Err(failed(format!(
-                "the result passed the sandbox limit of {limit} bytes before its end (max_payload_bytes in [limits]); the statement was stopped: ask for less (LIMIT, fewer columns)"
+                "the result passed the sandbox limit of {limit} bytes (max_payload_bytes in [limits]) or {} values before its end; the statement was stopped: ask for less (LIMIT, fewer columns)",
+                super::MAX_RESULT_VALUES
             )));
         }
         out.push(values);

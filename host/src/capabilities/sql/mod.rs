@@ -175,6 +175,11 @@ fn like_matches(pattern: &str, text: &str) -> bool {
     go(&p, &t)
 }
 
+/// The most values one query's result may hold, whatever their bytes: the host keeps a result
+/// as a JSON tree for the journal, about 700 bytes a value (`{"text":""}` is a map), so a result
+/// of a million empty strings within `max_payload_bytes` would take the host gigabytes.
+pub const MAX_RESULT_VALUES: usize = 1 << 18;
+
 /// At least the bytes `v` takes as the JSON the host journals and measures against
 /// `max_payload_bytes` (`{"bytes":[0,255]}`: a byte of a binary value is up to four), counted
 /// without building it: results are bounded row by row by it, and arguments before they are

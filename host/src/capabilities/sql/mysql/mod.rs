@@ -239,8 +239,9 @@ impl MysqlSql {
                 guard.disarm();
                 kill(m.pool.clone()).await;
                 return Err(failed(format!(
-                    "{database}: the result passed the sandbox limit of {} bytes before its end (max_payload_bytes in [limits]); the statement was stopped on the server: ask for less (LIMIT, fewer columns)",
-                    self.result_limit
+                    "{database}: the result passed the sandbox limit of {} bytes (max_payload_bytes in [limits]) or {} values before its end; the statement was stopped on the server: ask for less (LIMIT, fewer columns)",
+                    self.result_limit,
+                    super::MAX_RESULT_VALUES
                 )));
             }
             Ok(Err(e)) => Err(db_err(database, e)),
@@ -665,12 +666,13 @@ impl Sql for MysqlSql {
                 let kinds: Vec<Kind> = result.columns_ref().iter().map(column_kind).collect();
                 // Read row by row, counting what the plugin would get, so that a result of
                 // gigabytes is stopped at the limit instead of held in the host's memory.
-                let (mut rows, mut bytes) = (Vec::new(), 0usize);
+                let (mut rows, mut bytes, mut count) = (Vec::new(), 0usize, 0usize);
                 while let Some(row) = result.next().await? {
                     let values: Vec<Value> =
                         row.unwrap_raw().into_iter().zip(&kinds).map(|(v, k)| from_mysql(v.unwrap_or(mysql_async::Value::NULL), *k)).collect();
                     bytes += values.iter().map(super::json_bytes).sum::<usize>();
-                    if bytes > limit {
+                    count += values.len().max(1);
+                    if bytes > limit || count > super::MAX_RESULT_VALUES {
                         return Ok(Read::TooBig);
                     }
                     rows.push(values);
