@@ -286,6 +286,51 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
 
+/// A MERGE table's rows are its MyISAM tables': dumped through it too, the restore wrote them a
+/// second time into its last table (INSERT_METHOD=LAST), or was refused (INSERT_METHOD=NO).
+/// Like `mariadb-dump`, a dump keeps its definition only, and its checksum hashes none of them.
+#[tokio::test]
+async fn a_merge_tables_rows_are_kept_once_by_the_tables_that_hold_them() {
+    let db = unique_db("merge");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; \
+         CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(8)) ENGINE=MyISAM; \
+         CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(8)) ENGINE=MyISAM; \
+         CREATE TABLE m_last (id INT NOT NULL, v VARCHAR(8), KEY (id)) ENGINE=MRG_MyISAM UNION=(a,b) INSERT_METHOD=LAST; \
+         CREATE TABLE m_no (id INT NOT NULL, v VARCHAR(8), KEY (id)) ENGINE=MRG_MyISAM UNION=(a,b) INSERT_METHOD=NO; \
+         INSERT INTO a VALUES (1, 'a1'), (2, 'a2'); INSERT INTO b VALUES (3, 'b3'); INSERT INTO m_last VALUES (4, 'via m');"
+    ));
+    let counts = |db: &str| {
+        let o = mariadb_client(&[
+            "-N",
+            "-D",
+            db,
+            "-e",
+            "SELECT (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM m_last), (SELECT COUNT(*) FROM m_no)",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(counts(&db), "2\t2\t4\t4\n");
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "merge").await.unwrap();
+    let dump = String::from_utf8_lossy(&std::fs::read(dir.path().join("merge.sql")).unwrap()).into_owned();
+    assert!(dump.contains("ENGINE=MRG_MyISAM") && !dump.contains("INSERT INTO `m_"), "definitions only: {dump}");
+    let inserts = inserts_backend(dir.path());
+    for (how, backend) in [("LOAD DATA", &s), ("INSERTs", &inserts)] {
+        let r = restore_anew(backend, &db, "merge").await.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        assert_eq!(r.checksum, b.checksum, "{how}");
+        assert_eq!(counts(&db), "2\t2\t4\t4\n", "{how}");
+    }
+    let copy = format!("{db}_stock");
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
+    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("merge.sql").display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(counts(&copy), "2\t2\t4\t4\n", "stock client");
+    sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
+}
+
 /// An `ascii` column takes bytes beyond ASCII from a binary string (strict mode refuses only text):
 /// read as utf8mb4 they are `?`, so the dump and the checksum both read them as stored.
 #[tokio::test]

@@ -145,10 +145,11 @@ fn as_i64(v: &mysql_async::Value) -> Option<i64> {
 /// The work on database `db` (number `db` of the snapshot's) for `readers` connections: big
 /// tables cut into key ranges of at most about [`RANGE_ROWS`] rows and [`RANGE_BYTES`] bytes
 /// (bounds read inside the snapshot, on `c`), everything else whole. With one reader nothing is
-/// cut. Biggest first, so that one long range does not start last.
+/// cut. Biggest first, so that one long range does not start last. A table whose rows live
+/// elsewhere (MERGE, FEDERATED …) has no chunk: nothing of it is read.
 pub async fn plan(c: &mut Conn, db: usize, database: &str, tables: &[TableInfo], readers: usize) -> Result<Vec<Chunk>, Error> {
     let mut out = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
+    for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.rows_elsewhere) {
         let pieces = pieces(t.estimated_rows, t.estimated_bytes);
         let key = if readers > 1 && pieces > 1 && !t.columns.is_empty() { t.integer_key.clone() } else { None };
         let bounds = match &key {

@@ -50,7 +50,15 @@ pub(super) struct TableInfo {
     pub integer_key: Option<String>,
     /// System-versioned: read with its history, its period columns among `columns`.
     pub versioned: bool,
+    /// Its rows live in other tables or on another server ([`ROWS_ELSEWHERE`]): a dump keeps
+    /// its definition only, as `mariadb-dump` does, and its checksum hashes no rows of it.
+    pub rows_elsewhere: bool,
 }
+
+/// Engines whose tables hold no rows of their own: a MERGE table's are its MyISAM tables' (a
+/// restore of them through it would write them a second time), a FEDERATED, CONNECT or SPIDER
+/// table's are another server's or a file's (a restore would write there).
+pub const ROWS_ELSEWHERE: [&str; 5] = ["MRG_MYISAM", "MRG_ISAM", "FEDERATED", "CONNECT", "SPIDER"];
 
 impl TableInfo {
     /// What a read names after FROM: the table of `database`, every version of its rows for a
@@ -105,9 +113,9 @@ pub fn is_integer_type(ty: &str) -> bool {
 /// The base tables of `database` (system-versioned ones included), by name, with their columns
 /// (three queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let names: Vec<(String, Option<u64>, Option<u64>, String)> = c
+    let names: Vec<(String, Option<u64>, Option<u64>, String, String)> = c
         .exec(
-            "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)",
+            "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)",
             (database,),
         )
         .await
@@ -157,7 +165,7 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
         columns_of.entry(table).or_default().push((column, extra, key, ty, read, stored));
     }
     let mut out = Vec::new();
-    for (name, rows, bytes, kind) in names {
+    for (name, rows, bytes, kind, engine) in names {
         let mut columns = columns_of.remove(&name).unwrap_or_default();
         // A dump is one statement a line, and the server writes a name as it is.
         if let Some(broken) = std::iter::once(&name).chain(columns.iter().map(|(c, ..)| c)).find(|n| n.contains(['\n', '\r'])) {
@@ -199,16 +207,18 @@ pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo
             reads.push(read);
             names.push(n);
         }
+        let rows_elsewhere = ROWS_ELSEWHERE.iter().any(|e| e.eq_ignore_ascii_case(&engine));
         out.push(TableInfo {
             create: Vec::new(),
             columns: names,
             reads,
             stored_reads,
-            estimated_rows: rows.unwrap_or(0),
-            estimated_bytes: bytes.unwrap_or(0),
+            estimated_rows: if rows_elsewhere { 0 } else { rows.unwrap_or(0) },
+            estimated_bytes: if rows_elsewhere { 0 } else { bytes.unwrap_or(0) },
             name,
             integer_key,
             versioned,
+            rows_elsewhere,
         });
     }
     Ok(out)
