@@ -286,6 +286,31 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
 
+/// `SHOW CREATE` prints the name of an index, a constraint, a sequence or a view as it is, line
+/// breaks included; a dump is one statement a line, so the restored definition differed and the
+/// verification failed inside the rollback. Such a database is refused before anything changes.
+#[tokio::test]
+async fn names_with_line_breaks_are_refused_before_the_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    for (kind, create) in [
+        ("index", "CREATE TABLE t (id INT PRIMARY KEY, v INT, KEY `by\nv` (v))"),
+        ("constraint", "CREATE TABLE t (id INT PRIMARY KEY, v INT, CONSTRAINT `pos\r` CHECK (v > 0))"),
+        ("sequence", "CREATE SEQUENCE `s\nq`"),
+        ("view", "CREATE VIEW `two\nlines` AS SELECT 1 AS one"),
+    ] {
+        let db = unique_db("breaks");
+        sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db}; {create}"));
+        match s.dump_database("metadb", &db, "breaks").await {
+            Err(Error::Failed(m)) => {
+                assert!(m.contains(&format!("the {kind} name")) && m.contains("holds a line break") && m.contains("rename it"), "{kind}: {m}")
+            }
+            other => panic!("{kind}: {other:?}"),
+        }
+        sql(&format!("DROP DATABASE {db}"));
+    }
+}
+
 /// A MERGE table's rows are its MyISAM tables': dumped through it too, the restore wrote them a
 /// second time into its last table (INSERT_METHOD=LAST), or was refused (INSERT_METHOD=NO).
 /// Like `mariadb-dump`, a dump keeps its definition only, and its checksum hashes none of them.
