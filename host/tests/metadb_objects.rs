@@ -342,6 +342,69 @@ async fn objects_keep_the_client_character_set_they_were_created_under() {
     sql(&format!("DROP DATABASE {db}"));
 }
 
+/// A trigger, routine or event keeps the database collation it was created under (`Database
+/// Collation`), which sets the character set of its parameters and variables declared without
+/// one; `ALTER DATABASE` later changes only the default. Replayed under the new default, they
+/// came back with it, their CJK text turned to `?`, and the checksum did not tell. As
+/// `mariadb-dump` does, each is created under its own; the checksum counts it.
+#[tokio::test]
+async fn objects_keep_the_database_collation_they_were_created_under() {
+    let db = unique_db("dbcoll");
+    sql(&format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci; USE {db}; \
+         CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, a VARCHAR(10) CHARACTER SET utf8mb4);"
+    ));
+    run_each(
+        &db,
+        &[
+            "CREATE FUNCTION echo(x VARCHAR(10)) RETURNS VARCHAR(10) DETERMINISTIC RETURN x",
+            "CREATE PROCEDURE keep(IN x VARCHAR(10)) INSERT INTO t (a) VALUES (x)",
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN DECLARE v VARCHAR(10) DEFAULT NEW.a; SET NEW.a = v; END",
+            "CREATE EVENT ev ON SCHEDULE EVERY 1 DAY STARTS '2035-01-01 00:00:00' DISABLE DO DELETE FROM t WHERE id < 0",
+            "ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci",
+            "CREATE PROCEDURE later(IN x VARCHAR(10)) INSERT INTO t (a) VALUES (x)",
+        ],
+    )
+    .await;
+    let collations = || {
+        value(
+            &db,
+            "SELECT CONCAT_WS(' ', (SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()), \
+             (SELECT GROUP_CONCAT(CONCAT(n, '=', c) ORDER BY n) FROM ( \
+             SELECT ROUTINE_NAME n, DATABASE_COLLATION c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() \
+             UNION ALL SELECT TRIGGER_NAME, DATABASE_COLLATION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() \
+             UNION ALL SELECT EVENT_NAME, DATABASE_COLLATION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()) x))",
+        )
+    };
+    let before = collations();
+    assert_eq!(before, "latin1_swedish_ci echo=utf8mb4_general_ci,ev=utf8mb4_general_ci,keep=utf8mb4_general_ci,later=latin1_swedish_ci,tr=utf8mb4_general_ci");
+    let cjk = |db: &str| {
+        sql(&format!("DELETE FROM {db}.t; CALL {db}.keep('漢字'); INSERT INTO {db}.t (a) VALUES ('かな');"));
+        value(db, "SELECT CONCAT((SELECT GROUP_CONCAT(a ORDER BY id) FROM t), ' ', echo('字'))")
+    };
+    assert_eq!(cjk(&db), "漢字,かな 字");
+    let dir = tempfile::tempdir().unwrap();
+    let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
+    sql(&format!("DELETE FROM {db}.t"));
+    let backup = s.dump_database("metadb", &db, "dbcoll").await.unwrap();
+    for restore in ["opshost", "the stock client"] {
+        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+        if restore == "opshost" {
+            assert_eq!(s.restore_database("metadb", &db, "dbcoll").await.unwrap().checksum, backup.checksum);
+        } else {
+            stock_restore(&db, &dir.path().join("dbcoll.sql")).unwrap();
+            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
+        }
+        assert_eq!(collations(), before, "after {restore}");
+        assert_eq!(cjk(&db), "漢字,かな 字", "after {restore}");
+        sql(&format!("DELETE FROM {db}.t"));
+    }
+    // Re-created under the database's default, a procedure is another: the checksum tells.
+    sql(&format!("USE {db}; DROP PROCEDURE keep; CREATE PROCEDURE keep(IN x VARCHAR(10)) INSERT INTO t (a) VALUES (x);"));
+    assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
+    sql(&format!("DROP DATABASE {db}"));
+}
+
 /// On a MetaDB that keeps a binary log with `log_bin_trust_function_creators` off, the server
 /// creates a function or a trigger only for an account with SUPER (1419), and a function declared
 /// neither DETERMINISTIC, NO SQL nor READS SQL DATA for no account (1418). The account of the

@@ -69,6 +69,12 @@ pub struct DbObject {
     /// The client character set it was created under (views, triggers, routines, events), which
     /// the server keeps beside it (`CHARACTER_SET_CLIENT` in information_schema).
     pub client_charset: Option<String>,
+    /// A trigger's, routine's or event's database collation (`Database Collation` of `SHOW
+    /// CREATE`, which sets the character set of its parameters and variables declared without
+    /// one) with the database's default, when the two differ: one created before `ALTER DATABASE`
+    /// changed the default keeps the old one, and a replay under the new default would not. The
+    /// dump creates it under its own ([`section`]) and the checksum counts it ([`digests`]).
+    pub database_collation: Option<(String, String)>,
     /// What the server says of a view that no longer works (it refers to a table, column or
     /// function that is gone): no server would create it again, so a backup refuses it
     /// ([`refuse_broken`]) while a checksum still counts it.
@@ -86,14 +92,39 @@ fn text(row: &Row, i: usize) -> Option<String> {
 
 /// A trigger or routine from its `SHOW CREATE` row, which both lay out alike: name, `sql_mode`,
 /// definition, client character set, connection collation.
-fn program(kind: ObjectKind, name: String, create: Vec<u8>, row: &Row) -> DbObject {
-    DbObject { kind, name, create, sql_mode: text(row, 1), time_zone: None, state: None, collation: text(row, 4), client_charset: text(row, 3), broken: None }
+fn program(kind: ObjectKind, name: String, create: Vec<u8>, row: &Row, default: Option<&str>) -> DbObject {
+    DbObject {
+        kind,
+        name,
+        create,
+        sql_mode: text(row, 1),
+        time_zone: None,
+        state: None,
+        collation: text(row, 4),
+        client_charset: text(row, 3),
+        database_collation: own_database_collation(text(row, 5), default),
+        broken: None,
+    }
+}
+
+/// An object's database collation beside the database's `default`, when both are known, plain
+/// names, and differ.
+fn own_database_collation(own: Option<String>, default: Option<&str>) -> Option<(String, String)> {
+    match (own, default) {
+        (Some(own), Some(default)) if own != default && is_plain_name(&own) && is_plain_name(default) => Some((own, default.to_string())),
+        _ => None,
+    }
 }
 
 /// Every object of `database` in the order a replay must create them.
 pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> {
     let db = quote_ident(database);
     let mut out = Vec::new();
+    let default: Option<String> = c
+        .exec_first("SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+        .await
+        .map_err(|e| db_err(database, e))?;
+    let default = default.as_deref();
     let unreadable = |kind: &str, name: &str| {
         // What lets an account read another definer's object, per kind.
         let grant = match kind {
@@ -140,6 +171,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             state: None,
             collation,
             client_charset: row.as_ref().and_then(|r| text(r, 2)),
+            database_collation: None,
             broken,
         });
     }
@@ -152,7 +184,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE TRIGGER {db}.{}", quote_ident(&t))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, "trigger", &t)?;
         let r = row.ok_or_else(|| unreadable("trigger", &t))?;
-        out.push(program(ObjectKind::Trigger, t, create, &r));
+        out.push(program(ObjectKind::Trigger, t, create, &r, default));
     }
     let routines: Vec<(String, String)> = c
         .exec("SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
@@ -171,7 +203,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
         let row: Option<Row> = c.query_first(format!("SHOW CREATE {} {db}.{}", kind.word(), quote_ident(&name))).await.map_err(|e| db_err(database, e))?;
         let create = definition(row.as_ref(), 2, kind.word(), &name)?;
         let r = row.ok_or_else(|| unreadable(kind.word(), &name))?;
-        out.push(program(kind, name, create, &r));
+        out.push(program(kind, name, create, &r, default));
     }
     let events: Vec<String> = c
         .exec("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME", (database,))
@@ -190,6 +222,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             state: None,
             collation: text(&r, 5),
             client_charset: text(&r, 4),
+            database_collation: own_database_collation(text(&r, 6), default),
             broken: None,
         });
     }
@@ -215,6 +248,7 @@ pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> 
             state,
             collation: None,
             client_charset: None,
+            database_collation: None,
             broken: None,
         });
     }
@@ -420,6 +454,11 @@ pub fn section(objects: &[DbObject], quoting: bool) -> Vec<u8> {
             quoting_set = true;
         }
         s.push_str(&format!("DROP {} IF EXISTS {}{d}\n", o.kind.word(), quote_ident(&o.name)));
+        // Created under its own database collation, as `mariadb-dump` does; the database's
+        // default back right after.
+        if let Some((own, _)) = &o.database_collation {
+            s.push_str(&format!("ALTER DATABASE COLLATE {own}{d}\n"));
+        }
         out.extend_from_slice(std::mem::take(&mut s).as_bytes());
         match ending_event(o) {
             Some((create, alter)) => {
@@ -430,6 +469,9 @@ pub fn section(objects: &[DbObject], quoting: bool) -> Vec<u8> {
             None => out.extend_from_slice(&o.create),
         }
         s.push_str(&format!("{d}\n"));
+        if let Some((_, default)) = &o.database_collation {
+            s.push_str(&format!("ALTER DATABASE COLLATE {default}{d}\n"));
+        }
     }
     if current_client != "utf8mb4" {
         s.push_str(&format!("SET SESSION character_set_client = 'utf8mb4'{d}\n"));
@@ -689,6 +731,10 @@ pub fn digests(objects: &[DbObject], hash: RowHash) -> Vec<(String, [u8; 32])> {
             if let Some(state) = &o.state {
                 definition.extend_from_slice(format!("\nstate={state}").as_bytes());
             }
+            // Only where it differs from the database's: the checksums of earlier backups stand.
+            if let Some((own, _)) = &o.database_collation {
+                definition.extend_from_slice(format!("\ndatabase_collation={own}").as_bytes());
+            }
             (key.clone(), TableHasher::new(hash).finish(&key, &definition))
         })
         .collect()
@@ -750,6 +796,7 @@ mod tests {
             state: None,
             collation: None,
             client_charset: None,
+            database_collation: None,
             broken: None,
         }
     }
