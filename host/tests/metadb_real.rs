@@ -286,6 +286,31 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
 
+/// A database's comment (MariaDB 10.5 and later) is in its dump's head and its checksum: the
+/// rollback's newly created database had lost it, and nothing noticed.
+#[tokio::test]
+async fn a_databases_comment_comes_back_and_a_changed_one_is_seen() {
+    let db = unique_db("comment");
+    sql(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} COMMENT 'rm''s \\\\ \\n 漢字'; CREATE TABLE {db}.t (id INT PRIMARY KEY);"));
+    let comment = |db: &str| value(db, &format!("SELECT HEX(SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"));
+    let before = comment(&db);
+    assert_eq!(before, hex::encode_upper("rm's \\ \n 漢字"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = backend(dir.path());
+    let b = s.dump_database("metadb", &db, "comment").await.unwrap();
+    let r = restore_anew(&s, &db, "comment").await.unwrap();
+    assert_eq!(r.checksum, b.checksum);
+    assert_eq!(comment(&db), before);
+    let copy = format!("{db}_stock");
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
+    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("comment.sql").display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(comment(&copy), before, "stock client");
+    sql(&format!("ALTER DATABASE {db} COMMENT 'another'"));
+    assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), b.checksum);
+    sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
+}
+
 /// `SHOW CREATE` prints the name of an index, a constraint, a sequence or a view as it is, line
 /// breaks included; a dump is one statement a line, so the restored definition differed and the
 /// verification failed inside the rollback. Such a database is refused before anything changes.

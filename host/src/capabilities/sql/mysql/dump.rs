@@ -83,11 +83,12 @@ impl MysqlSql {
         let (mut conns, found): (Vec<Conn>, Vec<Vec<(usize, Described)>>) = described.into_iter().unzip();
         let mut found: Vec<(usize, Described)> = found.into_iter().flatten().collect();
         found.sort_by_key(|(i, _)| *i);
-        let (mut tables, mut objects, mut defaults) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tables, mut objects, mut defaults, mut comments) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (_, d) in found {
             tables.push(d.tables);
             objects.push(d.objects);
             defaults.push(d.defaults);
+            comments.push(d.comment);
         }
         // Many definitions are read on a few connections side by side.
         let count: usize = tables.iter().map(Vec::len).sum();
@@ -110,7 +111,7 @@ impl MysqlSql {
         for (db, database) in databases.iter().enumerate() {
             chunks.extend(snapshot::plan(conns[0].pooled(), db, database, &tables[db], n).await.map_err(|e| (e, wired))?);
         }
-        Ok(Opened { tables, objects, defaults, flavour, readers: snapshot::readers(conns), chunks, wired })
+        Ok(Opened { tables, objects, defaults, comments, flavour, readers: snapshot::readers(conns), chunks, wired })
     }
 
     /// `n` connections as [`MysqlSql::conn_zoned`] makes them, connected side by side.
@@ -157,7 +158,7 @@ impl MysqlSql {
     /// databases' files are written side by side, each made durable as soon as its last rows are
     /// read; a backup is only renamed into place when every one of them was read and written.
     pub(super) async fn write_dumps(&self, dumps: &[(&str, &str)], opened: Opened) -> Result<Vec<Backup>, Error> {
-        let Opened { tables, objects, defaults, flavour, readers: conns, chunks, .. } = opened;
+        let Opened { tables, objects, defaults, comments, flavour, readers: conns, chunks, .. } = opened;
         tokio::fs::create_dir_all(&self.backup_dir).await.map_err(|e| io_err(&self.backup_dir, e))?;
         // Dumps hold the MetaDB's content: owner only.
         {
@@ -196,12 +197,14 @@ impl MysqlSql {
             return Err(e);
         }
         let mut backups = Vec::new();
-        for ((((database, backup_name), tables), objects), (hashers, tmp)) in dumps.iter().zip(&tables).zip(&objects).zip(hashers.iter().zip(written)) {
+        for (((((database, backup_name), tables), objects), (hashers, tmp)), comment) in
+            dumps.iter().zip(&tables).zip(&objects).zip(hashers.iter().zip(written)).zip(&comments)
+        {
             let tmp = tmp.expect("checked above");
             let (sql_path, meta_path) = self.backup_paths(backup_name);
             tokio::fs::rename(&tmp, &sql_path).await.map_err(|e| io_err(&sql_path, e))?;
             let bytes = tokio::fs::metadata(&sql_path).await.map_err(|e| io_err(&sql_path, e))?.len();
-            let (checksum, n_tables, rows) = summary(tables, objects, hashers, RowHash::default());
+            let (checksum, n_tables, rows) = summary(tables, objects, hashers, RowHash::default(), comment.as_deref());
             let backup = Backup { name: backup_name.to_string(), database: database.to_string(), bytes, tables: n_tables, rows, checksum };
             let meta = serde_json::to_vec_pretty(&backup).expect("backup serialises");
             tokio::fs::write(&meta_path, meta).await.map_err(|e| io_err(&meta_path, e))?;
@@ -274,7 +277,7 @@ impl MysqlSql {
         bulk: bool,
     ) -> Result<Vec<(String, u32, u64)>, (Error, bool)> {
         let names: Vec<&str> = databases.iter().map(|(d, _)| *d).collect();
-        let Opened { tables, mut objects, readers, chunks, wired, .. } = self.open(connection, &names, zone, bulk).await?;
+        let Opened { tables, mut objects, comments, readers, chunks, wired, .. } = self.open(connection, &names, zone, bulk).await?;
         for (objects, held) in objects.iter_mut().zip(held) {
             objects::as_enabled(objects, held);
         }
@@ -283,8 +286,8 @@ impl MysqlSql {
         let hashers = snapshot::read_all(readers, chunks, work).await.map_err(|e| (e, wired))?;
         Ok(databases
             .iter()
-            .zip(tables.iter().zip(&objects).zip(&hashers))
-            .map(|((_, hash), ((tables, objects), hashers))| summary(tables, objects, hashers, *hash))
+            .zip(tables.iter().zip(&objects).zip(&hashers).zip(&comments))
+            .map(|((_, hash), (((tables, objects), hashers), comment))| summary(tables, objects, hashers, *hash, comment.as_deref()))
             .collect())
     }
 }
@@ -295,6 +298,8 @@ pub(super) struct Opened {
     tables: Vec<Arc<Vec<TableInfo>>>,
     /// Each database's views, triggers, routines and events.
     objects: Vec<Vec<objects::DbObject>>,
+    /// Each database's comment, if it has one: counted by its checksum.
+    comments: Vec<Option<String>>,
     /// Each database's default character set and collation, as its dump's head line.
     defaults: Vec<Option<String>>,
     flavour: Flavour,
@@ -309,6 +314,8 @@ struct Described {
     tables: Vec<TableInfo>,
     objects: Vec<objects::DbObject>,
     defaults: Option<String>,
+    /// The database's comment, if it has one (MariaDB).
+    comment: Option<String>,
 }
 
 /// Describe `database` on `c`. `home`: the database `c` is in, when it is another one: `database`
@@ -332,11 +339,31 @@ async fn describe(c: &mut Conn, database: &str, home: Option<&str>) -> Result<De
 async fn describe_here(c: &mut Conn, database: &str) -> Result<Described, Error> {
     let tables = tables(c, database).await?;
     let objects = objects::read(c, database).await?;
-    let found: Option<(String, String)> = c
-        .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
+    // SCHEMA_COMMENT: MariaDB 10.5 and later; other servers have no database comments.
+    let found: Option<(String, String, String)> = match c
+        .exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database,),
+        )
         .await
-        .map_err(|e| db_err(database, e))?;
-    Ok(Described { tables, objects, defaults: found.and_then(|(charset, collation)| database_defaults(&charset, &collation)) })
+    {
+        Ok(found) => found,
+        Err(_) => c
+            .exec_first::<(String, String), _, _>(
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (database,),
+            )
+            .await
+            .map_err(|e| db_err(database, e))?
+            .map(|(charset, collation)| (charset, collation, String::new())),
+    };
+    let comment = found.as_ref().map(|(_, _, comment)| comment.clone()).filter(|c| !c.is_empty());
+    Ok(Described {
+        tables,
+        objects,
+        defaults: found.as_ref().and_then(|(charset, collation, _)| database_defaults(charset, collation, comment.as_deref())),
+        comment,
+    })
 }
 
 /// From this many tables, their definitions are read on [`READERS`] connections side by side.

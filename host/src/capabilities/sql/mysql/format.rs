@@ -31,9 +31,31 @@ pub(super) fn push_definition(head: &mut Vec<u8>, definition: &[u8]) {
 pub(super) const DATABASE_DEFAULTS: &str = "ALTER DATABASE CHARACTER SET ";
 
 /// The head line of [`DATABASE_DEFAULTS`] for `charset` and `collation` (None if either is not a
-/// plain name, which no server gives).
-pub(super) fn database_defaults(charset: &str, collation: &str) -> Option<String> {
-    (is_plain_name(charset) && is_plain_name(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation};"))
+/// plain name, which no server gives), with the database's comment (MariaDB 10.5 and later) when
+/// it has one: a rollback's newly created database would have lost it.
+pub(super) fn database_defaults(charset: &str, collation: &str, comment: Option<&str>) -> Option<String> {
+    let comment = comment.map(|c| format!(" COMMENT {}", string_literal(c))).unwrap_or_default();
+    (is_plain_name(charset) && is_plain_name(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation}{comment};"))
+}
+
+/// `text` as a quoted string literal on one line: backslash escapes for the quote, the
+/// backslash, line ends, NUL and Ctrl-Z (the dump's sql_mode keeps backslash escapes).
+pub(super) fn string_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for ch in text.chars() {
+        match ch {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\x1a' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// The sql_mode a dump replays in: its header sets it (with what the server allows beside it,

@@ -91,12 +91,24 @@ pub(super) fn is_stored_as_other_text(charset: &str) -> bool {
 /// MySQL from reading it).
 pub const INSERT_HISTORY: &str = "/*!101100 SET @@session.system_versioning_insert_history = 1 */;";
 
-/// A database's (checksum, tables, rows) from its tables and their merged row hashers, and its
-/// other objects (a database without any has the checksum earlier versions recorded).
-pub(super) fn summary(tables: &[TableInfo], objects: &[objects::DbObject], hashers: &[TableHasher], hash: RowHash) -> (String, u32, u64) {
+/// A database's (checksum, tables, rows) from its tables and their merged row hashers, its
+/// other objects and its comment (a database without any has the checksum earlier versions
+/// recorded).
+pub(super) fn summary(
+    tables: &[TableInfo],
+    objects: &[objects::DbObject],
+    hashers: &[TableHasher],
+    hash: RowHash,
+    comment: Option<&str>,
+) -> (String, u32, u64) {
     let mut digests: Vec<(String, [u8; 32])> =
         tables.iter().zip(hashers).map(|(t, h)| (t.name.clone(), h.finish(&t.name, definition_for_checksum(&t.create)))).collect();
     digests.extend(objects::digests(objects, hash));
+    if let Some(comment) = comment {
+        // A key no table or object has (theirs are names, or a kind and a name).
+        let key = "\n database comment".to_string();
+        digests.push((key.clone(), TableHasher::new(hash).finish(&key, comment.as_bytes())));
+    }
     (database_checksum(&digests, hash), tables.len() as u32, hashers.iter().map(|h| h.rows()).sum())
 }
 
