@@ -376,7 +376,9 @@ async fn shadowed_members(c: &mut Conn, database: &str, columns: &[Column]) -> R
     let mut out = std::collections::HashMap::new();
     for ((table, column, members), mut positions) in candidates.into_iter().zip(positions).filter(|(_, p)| !p.is_empty()) {
         positions.sort_unstable();
-        if let Some(number) = members.iter().find(|m| m.chars().any(char::is_numeric)) {
+        // A member the server could read as the number of a position: digits (any script's, which
+        // a collation may take for ASCII ones) with no letter beside them. `'v2'` is not one.
+        if let Some(number) = members.iter().find(|m| m.chars().any(char::is_numeric) && !m.chars().any(char::is_alphabetic)) {
             let shadowed = &members[positions[0] - 1];
             return Err(failed(format!(
                 "table {database}.{table}: column {column} has members that are one value under its collation ({shadowed:?} among them), and a member that reads as a number ({number:?}), so a dump could not write back which member each row holds: make the members distinct (or give the column a _bin collation) before the upgrade"
