@@ -1,6 +1,8 @@
 //! Text from a plugin is data: before it reaches a terminal, a log or a report, its control
-//! characters (ANSI escapes, carriage returns, OSC sequences, C1 controls) are written out as
-//! `\u{..}` escapes, so a plugin cannot repaint a line, fake a host message or reach the clipboard.
+//! characters (ANSI escapes, carriage returns, OSC sequences, C1 controls) and the invisible
+//! format characters that reorder or hide text (bidirectional overrides, zero-width ones) are
+//! written out as `\u{..}` escapes, so a plugin cannot repaint a line, fake a host message or
+//! reach the clipboard.
 //! Also the time as opshost writes it: [`now_ms`] and the UTC [`stamp`] of run ids.
 
 use std::borrow::Cow;
@@ -27,13 +29,21 @@ pub fn continued<'a>(s: &'a str, indent: &str) -> Cow<'a, str> {
     Cow::Owned(s.replace('\n', &format!("\n{indent}")))
 }
 
+/// Whether `c` is written out as an escape: a control character (C0, DEL, C1), or a format
+/// character that changes how a line reads without showing itself: bidirectional overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069, the marks U+200E, U+200F, U+061C), which reorder the
+/// host's own text beside them, and the zero-width ones (U+200B–U+200D, U+2060, U+FEFF).
+fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{061C}' | '\u{2060}' | '\u{FEFF}')
+}
+
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !s.chars().any(|c| c.is_control() && !keep(c)) {
+    if !s.chars().any(|c| hidden(c) && !keep(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
-        if c.is_control() && !keep(c) {
+        if hidden(c) && !keep(c) {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);
@@ -82,5 +92,10 @@ mod tests {
         assert_eq!(printable("a\rb\u{9b}c"), "a\\u{d}b\\u{9b}c");
         assert_eq!(one_line("title\n  99. fake step"), "title\\u{a}  99. fake step");
         assert!(matches!(printable("nothing to do"), Cow::Borrowed(_)));
+        // Bidirectional overrides and zero-width characters reorder or hide text: escaped too;
+        // text in a right-to-left script itself is not.
+        assert_eq!(printable("ok \u{202E}dehsinif\u{202C} x"), "ok \\u{202e}dehsinif\\u{202c} x");
+        assert_eq!(one_line("a\u{200B}b\u{2067}c\u{FEFF}"), "a\\u{200b}b\\u{2067}c\\u{feff}");
+        assert_eq!(printable("שלום עליכם"), "שלום עליכם");
     }
 }

@@ -233,6 +233,10 @@ async fn plugin_text_reaches_no_terminal_as_control_characters() {
     let text = serde_json::to_string(plan).unwrap();
     assert!(!plan.findings[0].contains('\x1b') && !plan.steps[0].title.contains('\r') && !plan.steps[0].detail.contains('\x07'), "{text}");
     assert!(plan.steps[0].title.contains("\\u{1b}[2K\\u{d}"), "{}", plan.steps[0].title);
+    assert_eq!(plan.findings[2], "ok \\u{202e}dehsinif", "a right-to-left override is escaped");
+    let r = hostile("plan-flood", "plan", "", "").await;
+    let (kind, m) = error_of(&r);
+    assert!(kind == "invalid-input" && m.contains("the plugin's plan has 10000 findings, more than the 200 opshost shows"), "{kind}: {m}");
     let r = attack("ansi", "").await;
     let (_, m) = error_of(&r);
     assert!(!m.contains('\x1b') && !m.contains('\r') && m.contains("\\u{1b}[2K"), "{m}");

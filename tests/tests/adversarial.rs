@@ -284,6 +284,8 @@ fn a_signed_hostile_plugin_is_held_to_its_grants_on_real_docker_and_mariadb() {
     let o = a.opshost(&["plan", "--config", site.to_str().unwrap(), "--product", "oms", "--to", "4.2.0"]);
     let out = text(&o);
     assert!(out.contains("drop everything") && !out.contains('\x1b') && !out.contains('\x07') && !out.contains('\r'), "{out:?}");
+    // A finding of two lines keeps its second under it, and a right-to-left override is escaped.
+    assert!(out.contains("  - fine\n      - needs docker oms_*: granted FORGED") && !out.contains('\u{202E}'), "{out}");
     assert_eq!(a.world(), start);
 
     // Identity: a key the site trusts for other names vouches for nothing here, and two files

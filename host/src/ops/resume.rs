@@ -61,11 +61,12 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
                 if r.truncated_tail { " (the last journal line was cut off and is ignored)" } else { "" }
             ));
             if let Some(last) = r.calls.iter().rev().find(|c| c.outcome.is_some()) {
-                out.push(format!("last completed: #{} {} {}", last.seq, last.call, last.args));
+                // JSON leaves DEL and C1 controls as they are: escaped before a terminal sees them.
+                out.push(format!("last completed: #{} {} {}", last.seq, last.call, crate::text::one_line(&last.args.to_string())));
             }
             match r.in_doubt() {
                 Some(c) if c.effect == crate::runtime::calls::Effect::Write => {
-                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; check by hand whether it happened, then resume with --rerun-in-doubt to run it again, or roll back", c.seq, c.call, c.args))
+                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; check by hand whether it happened, then resume with --rerun-in-doubt to run it again, or roll back", c.seq, c.call, crate::text::one_line(&c.args.to_string())))
                 }
                 Some(c) => out.push(format!("in doubt: #{} {} started; it is safe to repeat, resume runs it again", c.seq, c.call)),
                 None => {}

@@ -297,8 +297,9 @@ pub(super) fn finish(
 pub fn print_plan(plugin: &str, plan: &Plan) {
     super::events::say!("Plan of {plugin}");
     super::events::say!("Found:");
+    // A finding of several lines stays under its dash: none of its lines reads as opshost's.
     for f in &plan.findings {
-        super::events::say!("  - {f}");
+        super::events::say!("  - {}", crate::text::continued(f, "    "));
     }
     super::events::say!("Upgrade steps:");
     for (i, s) in plan.steps.iter().enumerate() {

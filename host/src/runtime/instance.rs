@@ -56,6 +56,21 @@ fn clipped<T>(limits: &crate::config::Limits, r: Result<T, Error>) -> Result<T, 
     r.map_err(|e| Error::from_kind(e.kind(), printable(&limits.clip(e.message().to_string())).into_owned()).expect("known kind"))
 }
 
+/// The most findings, and the most steps of the upgrade and of the rollback, a plan may have:
+/// far above any product's, low enough that the host's own lines (its grants, its warnings)
+/// stay in sight above the prompt.
+pub const MAX_PLAN_ITEMS: usize = 200;
+
+/// `invalid-input` for a plan of more than [`MAX_PLAN_ITEMS`] findings or steps.
+fn within_plan_size(p: &Plan) -> Result<(), Error> {
+    for (what, n) in [("findings", p.findings.len()), ("upgrade steps", p.steps.len()), ("rollback steps", p.rollback.len())] {
+        if n > MAX_PLAN_ITEMS {
+            return Err(Error::InvalidInput(format!("the plugin's plan has {n} {what}, more than the {MAX_PLAN_ITEMS} opshost shows: the plugin is faulty")));
+        }
+    }
+    Ok(())
+}
+
 /// A plan as the host shows it: every text the plugin wrote made printable.
 fn printable_plan(mut p: Plan) -> Plan {
     for f in &mut p.findings {
@@ -104,7 +119,7 @@ impl LoadedPlugin {
 
     pub async fn plan(&self, env: &RunEnv, ctx: &Context) -> Result<Outcome<Plan>> {
         let mut o = self.export(env, Mode::ReadOnly, "plan", ctx, |p, store, ctx| Box::pin(p.call_plan(store, ctx))).await?;
-        o.result = o.result.map(printable_plan);
+        o.result = o.result.and_then(|p| within_plan_size(&p).map(|_| printable_plan(p)));
         Ok(o)
     }
 

@@ -106,10 +106,14 @@ impl opshost_procedures::bindings::Guest for Hostile {
         match Params(&ctx).or("attack", "").as_str() {
             "plan-writes" => Ok(Plan { findings: plan_writes(&n), steps: vec![], rollback: vec![] }),
             "plan-ansi" => Ok(Plan {
-                findings: vec!["\x1b[32mall clear\x1b[0m".into()],
+                // Escapes; a line of its own that reads as the host's; a right-to-left override
+                // that would show the host's text after it backwards.
+                findings: vec!["\x1b[32mall clear\x1b[0m".into(), "fine\n  - needs docker oms_*: granted FORGED".into(), "ok \u{202E}dehsinif".into()],
                 steps: vec![Step { title: "drop everything\x1b[2K\r  1. harmless".into(), detail: "\x1b]52;c;cm0gLXJmIC8=\x07".into(), changes: true }],
                 rollback: vec![],
             }),
+            // So many findings that the host's own lines scroll out of sight.
+            "plan-flood" => Ok(Plan { findings: vec!["filler".into(); 10_000], steps: vec![], rollback: vec![] }),
             _ => Ok(Plan { findings: vec![], steps: vec![], rollback: vec![] }),
         }
     }

@@ -69,7 +69,8 @@ impl wit::Host for HostState {
     }
     async fn confirm(&mut self, question: String) -> wasmtime::Result<bool> {
         let s = self.env.caps.services.clone();
-        let question = crate::text::printable(&self.env.limits.clip(question)).into_owned();
+        // Its lines after the first indented: none reads as one of opshost's own.
+        let question = crate::text::continued(&crate::text::printable(&self.env.limits.clip(question)), "  ").into_owned();
         self.call_infallible(calls::HOST_CONFIRM, json!({"question": question}), async move { s.confirm(&question).await }).await
     }
     async fn notice(&mut self, message: String) -> wasmtime::Result<()> {
