@@ -149,7 +149,9 @@ pub fn is_integer_type(ty: &str) -> bool {
 /// The base tables of `database` (system-versioned ones included), by name, with their columns
 /// (three queries whatever their number) but not yet their definitions: see [`definitions`].
 pub(super) async fn tables(c: &mut Conn, database: &str) -> Result<Vec<TableInfo>, Error> {
-    let names: Vec<(String, Option<u64>, Option<u64>, String, String)> = c
+    // (name, estimated rows, estimated bytes, TABLE_TYPE, ENGINE) of every base table.
+    type Listed = (String, Option<u64>, Option<u64>, String, String);
+    let names: Vec<Listed> = c
         .exec(
             "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, TABLE_TYPE, COALESCE(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME, CAST(TABLE_NAME AS BINARY)",
             (database,),
