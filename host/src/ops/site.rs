@@ -117,7 +117,7 @@ impl Site {
                 .with_credentials(&self.config.metadb),
             ),
             approved: Arc::new(Mutex::new(approved)),
-            backups_taken: Default::default(),
+            backups_taken: Arc::new(Mutex::new(backups_in(&backup_dir))),
             rerun_in_doubt: false,
             grants: Arc::new(grants.clone()),
             caps: Capabilities::real(&self.config, &self.product, backup_dir, reporter.clone(), yes)?,
@@ -545,8 +545,45 @@ fn suggest_grants(m: &crate::bindings::Manifest, params: &std::collections::BTre
     out
 }
 
+/// The backups a run has taken so far, (count, bytes), from the descriptions in its backup
+/// folder: the sandbox's `max_backups` and `max_backup_gb` hold for the run as a whole, not anew
+/// for each process of it (a resume, the rollback).
+fn backups_in(dir: &std::path::Path) -> (u32, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (0, 0) };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice::<crate::capabilities::sql::Backup>(&std::fs::read(e.path()).ok()?).ok())
+        .fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.bytes))
+}
+
 pub fn tempfile_dir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("opshost-plan-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_backups_so_far_count_against_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(backups_in(&dir.path().join("none yet")), (0, 0));
+        let backup = |name: &str, bytes: u64| crate::capabilities::sql::Backup {
+            name: name.into(),
+            database: "rm_411".into(),
+            bytes,
+            tables: 1,
+            rows: 1,
+            checksum: "xxh3-stored:00".into(),
+        };
+        for (name, bytes) in [("rm", 1000), ("cm", 24)] {
+            std::fs::write(dir.path().join(format!("{name}.json")), serde_json::to_vec(&backup(name, bytes)).unwrap()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.sql")), "-- dump").unwrap();
+        }
+        std::fs::write(dir.path().join("torn.json"), "{").unwrap();
+        assert_eq!(backups_in(dir.path()), (2, 1024));
+    }
 }
