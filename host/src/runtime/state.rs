@@ -161,13 +161,21 @@ pub struct HostState {
     pub slept: Duration,
 }
 
+/// The most WASI resources (streams, pollables) a plugin may hold at once.
+pub const MAX_RESOURCES: usize = 1024;
+
 impl HostState {
     pub fn new(env: &RunEnv) -> Self {
         // No preopened directories, no environment, no arguments, no network.
         let wasi = WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        // WASI's streams and pollables live in the table, outside the guest's `memory_mb`: a
+        // plugin holds a few at a time, so a thousand is plenty and bounds what it could pile up
+        // (wasmtime's default is a million).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: SandboxLimiter::new(&env.limits),
             mode: Mode::Full,
             env: env.clone(),
