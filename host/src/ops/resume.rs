@@ -62,11 +62,11 @@ pub fn explain(site_args: &str, meta: &RunMeta, run_dir: &Path) -> Vec<String> {
             ));
             if let Some(last) = r.calls.iter().rev().find(|c| c.outcome.is_some()) {
                 // JSON leaves DEL and C1 controls as they are: escaped before a terminal sees them.
-                out.push(format!("last completed: #{} {} {}", last.seq, last.call, crate::text::one_line(&last.args.to_string())));
+                out.push(format!("last completed: #{} {} {}", last.seq, last.call, crate::text::one_line(last.args.get())));
             }
             match r.in_doubt() {
                 Some(c) if c.effect == crate::runtime::calls::Effect::Write => {
-                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; check by hand whether it happened, then resume with --rerun-in-doubt to run it again, or roll back", c.seq, c.call, crate::text::one_line(&c.args.to_string())))
+                    out.push(format!("in doubt: #{} {} {} started, and it is not known whether it finished; check by hand whether it happened, then resume with --rerun-in-doubt to run it again, or roll back", c.seq, c.call, crate::text::one_line(c.args.get())))
                 }
                 Some(c) => out.push(format!("in doubt: #{} {} started; it is safe to repeat, resume runs it again", c.seq, c.call)),
                 None => {}

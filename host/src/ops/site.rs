@@ -370,7 +370,7 @@ impl Site {
                 .calls
                 .iter()
                 .filter(|c| c.call == "sql.dump-database" || c.call == "sql.dump-databases")
-                .flat_map(|call| call.outcome.as_ref().map(crate::capabilities::sql::backups_in_outcome).unwrap_or_default())
+                .flat_map(|call| call.outcome().as_ref().map(crate::capabilities::sql::backups_in_outcome).unwrap_or_default())
                 .collect(),
             Err(_) if !journal.exists() => return Ok(()),
             Err(_) => std::fs::read_dir(&dir)

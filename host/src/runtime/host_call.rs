@@ -181,18 +181,18 @@ impl HostState {
         // Resume: a call the journal already holds returns what it returned then.
         if let (Some(j), Some(seq)) = (self.env.journal.clone(), seq) {
             if let Some(rec) = j.replay.get(seq).cloned() {
-                if rec.call != name || rec.args != args {
+                if rec.call != name || rec.args() != args {
                     wasmtime::bail!(
                         "the plugin diverged from the journal at call {seq}: it recorded {} {}, the plugin now calls {name} {}; this run cannot be resumed: roll it back",
                         rec.call,
-                        rec.args,
+                        rec.args.get(),
                         args
                     );
                 }
-                match &rec.outcome {
+                match rec.outcome() {
                     Some(outcome) => {
-                        let result = from_outcome::<T>(outcome).map_err(|e| wasmtime::format_err!("journal call {seq} ({name}): {e}"))?;
-                        self.record(name, effect, args, outcome.clone(), false, true, 0);
+                        let result = from_outcome::<T>(&outcome).map_err(|e| wasmtime::format_err!("journal call {seq} ({name}): {e}"))?;
+                        self.record(name, effect, args, outcome, false, true, 0);
                         return Ok(result);
                     }
                     // A change that may or may not have happened runs again only when the
