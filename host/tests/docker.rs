@@ -124,8 +124,9 @@ async fn an_archive_that_would_move_a_tag_is_refused_before_anything_loads() {
     use opshost::capabilities::docker::Docker;
     match d.load_image("local", archive.to_str().unwrap()).await {
         Err(opshost::bindings::Error::InvalidInput(m)) => {
-            assert!(m.contains(&format!("under tag {moved}, which already names image {busybox} on node local")), "{m}");
-            assert!(m.contains("Nothing was loaded") && m.contains(&format!("docker rmi {moved}")), "{m}");
+            // Named as the engine names it.
+            assert!(m.contains(&format!("under tag docker.io/{moved}, which already names image {busybox} on node local")), "{m}");
+            assert!(m.contains("Nothing was loaded") && m.contains(&format!("docker rmi docker.io/{moved}")), "{m}");
         }
         other => panic!("{other:?}"),
     }

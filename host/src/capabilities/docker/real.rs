@@ -7,7 +7,7 @@
 //! Over 500 lines: one engine client covers the whole docker interface (inspect to logs, image
 //! loads with progress, the privileged probe) with one mapping of engine errors to typed ones.
 
-use super::archive::{read_archive, ArchiveImage};
+use super::archive::{normalized, read_archive, run_settings, ArchiveImage, EngineImage};
 use super::config::{NodeConfig, RunPolicy};
 use super::{ContainerInfo, ContainerState, Docker, ExecResult, Mount, RunSpec, Ulimit};
 use crate::bindings::Error;
@@ -74,14 +74,19 @@ impl BollardDocker {
                 .map_err(|why| invalid(format!("image archive {} cannot be loaded: {why}", path.display())))?;
         for image in &images {
             for tag in &image.tags {
-                let existing = match d.inspect_image(tag).await {
+                let existing = match d.inspect_image(tag.as_str()).await {
                     Ok(existing) => existing,
                     Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
                     Err(e) => return Err(engine_err(&format!("inspecting image {tag} on {node}"), e)),
                 };
-                let layers = existing.root_fs.as_ref().and_then(|r| r.layers.as_deref());
-                let digest = existing.descriptor.as_ref().and_then(|d| d.digest.as_deref());
-                if !image.is(existing.id.as_deref(), digest, layers) {
+                let settings = run_settings(serde_json::to_value(&existing.config).ok().as_ref());
+                let engine = EngineImage {
+                    id: existing.id.as_deref(),
+                    digest: existing.descriptor.as_ref().and_then(|d| d.digest.as_deref()),
+                    layers: existing.root_fs.as_ref().and_then(|r| r.layers.as_deref()),
+                    settings,
+                };
+                if !image.is(&engine) {
                     return Err(invalid(format!(
                         "image archive {} holds another image under tag {tag}, which already names image {} on node {node}: loading it would move the tag without a word (a container or a rollback that starts {tag} would get the archive's image). Nothing was loaded. If the archive's image is the one to keep, remove the tag first (`docker rmi {tag}` on {node}; with -f where a container uses the image, which keeps it for that container); otherwise name the right archive in the site config",
                         path.display(),
@@ -526,7 +531,7 @@ impl Docker for BollardDocker {
         if tags.is_empty() {
             return Err(failed(format!("image archive {archive} loaded no image: is it a `docker save` archive?")));
         }
-        if let Some(t) = tags.iter().find(|t| !t.starts_with("sha256:") && !expected.iter().any(|e| e.tags.contains(t))) {
+        if let Some(t) = tags.iter().find(|t| !t.starts_with("sha256:") && !expected.iter().any(|e| e.tags.contains(&normalized(t)))) {
             return Err(failed(format!(
                 "loading image archive {archive} on {node} set tag {t}, which its manifest does not name: check what `docker image ls {t}` now shows before going on"
             )));
