@@ -34,6 +34,21 @@ async fn setup(db: &str) {
     run_each(db, SETUP).await;
 }
 
+/// `db` dropped and created again, then restored from backup `name` (in `dir`) by opshost and by
+/// the stock client in turn, each time with `checksum`; `check` after each, told which.
+async fn restored_both_ways(s: &MysqlSql, dir: &std::path::Path, db: &str, name: &str, checksum: &str, mut check: impl FnMut(&str)) {
+    for restore in ["opshost", "the stock client"] {
+        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
+        if restore == "opshost" {
+            assert_eq!(s.restore_database("metadb", db, name).await.unwrap().checksum, checksum);
+        } else {
+            stock_restore(db, &dir.join(format!("{name}.sql"))).unwrap();
+            assert_eq!(s.database_checksum("metadb", db).await.unwrap(), checksum);
+        }
+        check(restore);
+    }
+}
+
 /// Every object is back, the trigger did not fire on the restored rows, and the values are exact.
 fn assert_whole(db: &str) {
     assert_eq!(value(db, &format!("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{db}'")), "v1,v2");
@@ -326,19 +341,13 @@ async fn objects_keep_the_client_character_set_they_were_created_under() {
     let dir = tempfile::tempdir().unwrap();
     let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
     let backup = s.dump_database("metadb", &db, "clients").await.unwrap();
-    for restore in ["opshost", "the stock client"] {
-        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
-        if restore == "opshost" {
-            assert_eq!(s.restore_database("metadb", &db, "clients").await.unwrap().checksum, backup.checksum);
-        } else {
-            stock_restore(&db, &dir.path().join("clients.sql")).unwrap();
-            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
-        }
+    restored_both_ways(&s, dir.path(), &db, "clients", &backup.checksum, |restore| {
         assert_eq!(clients(), before.replace("pl latin1 latin1_swedish_ci", "pl utf8mb4 latin1_swedish_ci"), "after {restore}");
         sql(&format!("CALL {db}.pl(); CALL {db}.p3(); INSERT INTO {db}.t (a) VALUES (NULL);"));
         assert_eq!(value(&db, "SELECT GROUP_CONCAT(HEX(a) ORDER BY id) FROM t"), "E9,E9,E9", "after {restore}");
         assert_eq!(value(&db, "SELECT CONCAT(HEX(f3()), ' ', (SELECT HEX(e) FROM v3), ' ', (SELECT e FROM vl))"), "C3A9 C3A9 x", "after {restore}");
-    }
+    })
+    .await;
     sql(&format!("DROP DATABASE {db}"));
 }
 
@@ -387,18 +396,12 @@ async fn objects_keep_the_database_collation_they_were_created_under() {
     let s = MysqlSql::new(&connections(), dir.path().to_path_buf(), Arc::new(Silent)).unwrap();
     sql(&format!("DELETE FROM {db}.t"));
     let backup = s.dump_database("metadb", &db, "dbcoll").await.unwrap();
-    for restore in ["opshost", "the stock client"] {
-        sql(&format!("DROP DATABASE {db}; CREATE DATABASE {db};"));
-        if restore == "opshost" {
-            assert_eq!(s.restore_database("metadb", &db, "dbcoll").await.unwrap().checksum, backup.checksum);
-        } else {
-            stock_restore(&db, &dir.path().join("dbcoll.sql")).unwrap();
-            assert_eq!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);
-        }
+    restored_both_ways(&s, dir.path(), &db, "dbcoll", &backup.checksum, |restore| {
         assert_eq!(collations(), before, "after {restore}");
         assert_eq!(cjk(&db), "漢字,かな 字", "after {restore}");
         sql(&format!("DELETE FROM {db}.t"));
-    }
+    })
+    .await;
     // Re-created under the database's default, a procedure is another: the checksum tells.
     sql(&format!("USE {db}; DROP PROCEDURE keep; CREATE PROCEDURE keep(IN x VARCHAR(10)) INSERT INTO t (a) VALUES (x);"));
     assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), backup.checksum);

@@ -24,6 +24,15 @@ fn inserts_backend(dir: &std::path::Path) -> MysqlSql {
     MysqlSql::new(&no_load, dir.to_path_buf(), Arc::new(Silent)).unwrap()
 }
 
+/// `<db>_stock`, made anew by the stock client from dump `file`, as a DBA restoring by hand would.
+fn stock_copy(db: &str, file: &std::path::Path) -> String {
+    let copy = format!("{db}_stock");
+    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
+    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", file.display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    copy
+}
+
 /// `db` dropped, created again and restored from backup `name` by `backend`, as a rollback does.
 async fn restore_anew(backend: &MysqlSql, db: &str, name: &str) -> Result<opshost::capabilities::sql::Backup, Error> {
     backend.drop_database("metadb", db).await?;
@@ -278,10 +287,7 @@ async fn a_table_of_generated_columns_only_keeps_its_rows() {
     // One row fewer is seen.
     sql(&format!("DELETE FROM {db}.g LIMIT 1"));
     assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), b.checksum);
-    let copy = format!("{db}_stock");
-    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
-    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("genonly.sql").display())]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let copy = stock_copy(&db, &dir.path().join("genonly.sql"));
     assert_eq!(count(&copy), "3\t3", "stock client");
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
@@ -301,10 +307,7 @@ async fn a_databases_comment_comes_back_and_a_changed_one_is_seen() {
     let r = restore_anew(&s, &db, "comment").await.unwrap();
     assert_eq!(r.checksum, b.checksum);
     assert_eq!(comment(&db), before);
-    let copy = format!("{db}_stock");
-    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
-    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("comment.sql").display())]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let copy = stock_copy(&db, &dir.path().join("comment.sql"));
     assert_eq!(comment(&copy), before, "stock client");
     sql(&format!("ALTER DATABASE {db} COMMENT 'another'"));
     assert_ne!(s.database_checksum("metadb", &db).await.unwrap(), b.checksum);
@@ -373,10 +376,7 @@ async fn a_merge_tables_rows_are_kept_once_by_the_tables_that_hold_them() {
         assert_eq!(r.checksum, b.checksum, "{how}");
         assert_eq!(counts(&db), "2\t2\t4\t4\n", "{how}");
     }
-    let copy = format!("{db}_stock");
-    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
-    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("merge.sql").display())]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let copy = stock_copy(&db, &dir.path().join("merge.sql"));
     assert_eq!(counts(&copy), "2\t2\t4\t4\n", "stock client");
     sql(&format!("DROP DATABASE {copy}; DROP DATABASE {db}"));
 }
@@ -409,10 +409,7 @@ async fn bytes_beyond_ascii_in_an_ascii_column_come_back_as_stored_and_a_change_
         assert_eq!(r.checksum, b.checksum, "{how}");
         assert_eq!(stored(&db), before, "{how}");
     }
-    let copy = format!("{db}_stock");
-    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
-    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", dir.path().join("ascii.sql").display())]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let copy = stock_copy(&db, &dir.path().join("ascii.sql"));
     assert_eq!(stored(&copy), before, "stock client");
     // What a utf8mb4 reading would have restored (`??`) is another checksum.
     sql(&format!("UPDATE {db}.t SET a = '???' WHERE id = 1"));
@@ -455,10 +452,7 @@ async fn text_in_a_legacy_character_set_is_dumped_as_stored_and_earlier_backups_
         assert_eq!(r.checksum, b.checksum, "{how}");
         assert_eq!(stored(&db), before, "{how}");
     }
-    let copy = format!("{db}_stock");
-    sql(&format!("DROP DATABASE IF EXISTS {copy}; CREATE DATABASE {copy}"));
-    let o = mariadb_client(&["-D", &copy, "-e", &format!("source {}", sql_path.display())]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let copy = stock_copy(&db, &sql_path);
     assert_eq!(stored(&copy), before, "stock client");
     sql(&format!("DROP DATABASE {copy}"));
 
