@@ -338,7 +338,6 @@ async fn describe(c: &mut Conn, database: &str, home: Option<&str>) -> Result<De
 /// Describe `database`, the database `c` is in.
 async fn describe_here(c: &mut Conn, database: &str) -> Result<Described, Error> {
     let tables = tables(c, database).await?;
-    let objects = objects::read(c, database).await?;
     // SCHEMA_COMMENT: MariaDB 10.5 and later; other servers have no database comments.
     let found: Option<(String, String, String)> = match c
         .exec_first(
@@ -358,6 +357,7 @@ async fn describe_here(c: &mut Conn, database: &str) -> Result<Described, Error>
             .map(|(charset, collation)| (charset, collation, String::new())),
     };
     let comment = found.as_ref().map(|(_, _, comment)| comment.clone()).filter(|c| !c.is_empty());
+    let objects = objects::read_beside(c, database, found.as_ref().map(|(_, collation, _)| collation.as_str())).await?;
     Ok(Described {
         tables,
         objects,

@@ -118,13 +118,18 @@ fn own_database_collation(own: Option<String>, default: Option<&str>) -> Option<
 
 /// Every object of `database` in the order a replay must create them.
 pub async fn read(c: &mut Conn, database: &str) -> Result<Vec<DbObject>, Error> {
-    let db = quote_ident(database);
-    let mut out = Vec::new();
     let default: Option<String> = c
         .exec_first("SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
         .await
         .map_err(|e| db_err(database, e))?;
-    let default = default.as_deref();
+    read_beside(c, database, default.as_deref()).await
+}
+
+/// [`read`], the database's default collation already known (a dump's description reads it
+/// with the rest of the database's defaults).
+pub async fn read_beside(c: &mut Conn, database: &str, default: Option<&str>) -> Result<Vec<DbObject>, Error> {
+    let db = quote_ident(database);
+    let mut out = Vec::new();
     let unreadable = |kind: &str, name: &str| {
         // What lets an account read another definer's object, per kind.
         let grant = match kind {
