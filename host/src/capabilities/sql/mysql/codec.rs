@@ -462,7 +462,7 @@ pub(super) fn literal(v: Raw, kind: Kind, out: &mut Vec<u8>) {
 }
 
 /// `b` as a quoted string with `mysql_real_escape_string`'s escapes, copied in runs between them.
-fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
     out.reserve(b.len() + 2);
     out.push(b'\'');
     let mut start = 0;

@@ -2,7 +2,7 @@
 //! were read in ([`Zone`]), each table's estimated rows, the largest INSERT it holds, and the check a file must pass before a
 //! restore or a rollback trusts it.
 
-use super::codec::is_plain_name;
+use super::codec::{is_plain_name, push_escaped};
 use crate::bindings::Error;
 use crate::capabilities::errors::failed;
 use std::path::Path;
@@ -34,28 +34,15 @@ pub(super) const DATABASE_DEFAULTS: &str = "ALTER DATABASE CHARACTER SET ";
 /// plain name, which no server gives), with the database's comment (MariaDB 10.5 and later) when
 /// it has one: a rollback's newly created database would have lost it.
 pub(super) fn database_defaults(charset: &str, collation: &str, comment: Option<&str>) -> Option<String> {
-    let comment = comment.map(|c| format!(" COMMENT {}", string_literal(c))).unwrap_or_default();
+    // Quoted as the dump's rows are: the escapes keep it on one line, and UTF-8 stays UTF-8.
+    let comment = comment
+        .map(|c| {
+            let mut quoted = b" COMMENT ".to_vec();
+            push_escaped(&mut quoted, c.as_bytes());
+            String::from_utf8(quoted).expect("ASCII escapes in UTF-8 text")
+        })
+        .unwrap_or_default();
     (is_plain_name(charset) && is_plain_name(collation)).then(|| format!("{DATABASE_DEFAULTS}{charset} COLLATE {collation}{comment};"))
-}
-
-/// `text` as a quoted string literal on one line: backslash escapes for the quote, the
-/// backslash, line ends, NUL and Ctrl-Z (the dump's sql_mode keeps backslash escapes).
-pub(super) fn string_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for ch in text.chars() {
-        match ch {
-            '\'' => out.push_str("\\'"),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            '\x1a' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// The sql_mode a dump replays in: its header sets it (with what the server allows beside it,
