@@ -40,15 +40,21 @@ pub fn secrets_in(spec: &RunSpec, site_secrets: &[String]) -> Vec<(String, Strin
 /// ordinary text, and a plugin reading the output would find it changed.
 pub const SCRUBBED_FROM: usize = 4;
 
+/// Whether `text` holds the value of one of `secrets` (`(reference, value)`) that
+/// [`hide_secret_values`] would replace.
+fn holds_secret_value(text: &str, secrets: &[(String, String)]) -> bool {
+    secrets.iter().any(|(_, v)| v.len() >= SCRUBBED_FROM && text.contains(v.as_str()))
+}
+
 /// `text` with every occurrence of a secret's value (`(reference, value)`, of at least
 /// [`SCRUBBED_FROM`] bytes) replaced by its reference, longer values first (one may contain
 /// another). `docker.exec` and `docker.logs` output goes through this before the plugin, the
 /// journal or a transcript sees it: `printenv` in a container prints its password.
 pub fn hide_secret_values(text: &str, secrets: &[(String, String)]) -> String {
-    let mut secrets: Vec<&(String, String)> = secrets.iter().filter(|(_, v)| v.len() >= SCRUBBED_FROM).collect();
-    if !secrets.iter().any(|(_, v)| text.contains(v.as_str())) {
+    if !holds_secret_value(text, secrets) {
         return text.to_string();
     }
+    let mut secrets: Vec<&(String, String)> = secrets.iter().filter(|(_, v)| v.len() >= SCRUBBED_FROM).collect();
     secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
     let mut out = text.to_string();
     for (reference, value) in secrets {
@@ -116,11 +122,10 @@ impl Approved {
     /// of the site's `credentials` (`(reference, value)`: a MetaDB password in `JDBC_URL`).
     /// Elsewhere in the spec (its command, its labels) a credential is replaced by its reference.
     pub fn hide_secrets(&mut self, node: &str, spec: &mut RunSpec, site_secrets: &[String], credentials: &[(String, String)]) {
-        let holds_credential = |v: &str| credentials.iter().any(|(_, c)| c.len() >= SCRUBBED_FROM && v.contains(c.as_str()));
         for t in spec.command.iter_mut().chain(spec.labels.iter_mut().map(|(_, v)| v)) {
             *t = hide_secret_values(t, credentials);
         }
-        for (k, v) in spec.env.iter_mut().filter(|(k, v)| (is_secret(k, site_secrets) || holds_credential(v)) && !v.starts_with(SECRET_PREFIX)) {
+        for (k, v) in spec.env.iter_mut().filter(|(k, v)| (is_secret(k, site_secrets) || holds_secret_value(v, credentials)) && !v.starts_with(SECRET_PREFIX)) {
             let slot = format!("{node}/{}/{k}", spec.name);
             if self.secrets.get(&slot) != Some(v) {
                 self.secrets.insert(slot, v.clone());
