@@ -291,9 +291,7 @@ fn tar_files(r: &mut dyn Read) -> io::Result<BTreeMap<String, Kept>> {
                 if size > MAX_KEPT_FILE {
                     return Err(bad(format!("an extended header of {size} bytes")));
                 }
-                let mut body = vec![0u8; padded(size)? as usize];
-                r.read_exact(&mut body)?;
-                body.truncate(size as usize);
+                let body = read_body(r, size, padded(size)?)?;
                 if kind == b'L' {
                     if long_name.is_some() {
                         return Err(bad("two GNU long names for one entry".into()));
@@ -355,10 +353,7 @@ fn tar_files(r: &mut dyn Read) -> io::Result<BTreeMap<String, Kept>> {
                 if kept_total > MAX_KEPT_TOTAL {
                     return Err(bad(format!("more than {} MiB of JSON", MAX_KEPT_TOTAL >> 20)));
                 }
-                let mut body = vec![0u8; padded(size)? as usize];
-                r.read_exact(&mut body)?;
-                body.truncate(size as usize);
-                files.insert(name, Kept::File(body));
+                files.insert(name, Kept::File(read_body(r, size, padded(size)?)?));
                 continue;
             }
         } else if regular || kind == b'5' {
@@ -370,6 +365,15 @@ fn tar_files(r: &mut dyn Read) -> io::Result<BTreeMap<String, Kept>> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
+}
+
+/// An entry's `size` bytes of body, read with their padding (`padded` bytes in all): callers keep
+/// only bodies of at most [`MAX_KEPT_FILE`].
+fn read_body(r: &mut dyn Read, size: u64, padded: u64) -> io::Result<Vec<u8>> {
+    let mut body = vec![0u8; padded as usize];
+    r.read_exact(&mut body)?;
+    body.truncate(size as usize);
+    Ok(body)
 }
 
 /// A header's checksum, as Go's reader takes it: the sum of its bytes with the checksum field
